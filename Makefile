@@ -1,0 +1,57 @@
+# Thin targets; CMake does the work. `make dev` and `make test` each work on a fresh Debian 12.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_GEN  := -G Ninja
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+APT_PACKAGES := build-essential cmake ninja-build ccache pkg-config git curl ca-certificates \
+  libboost1.81-dev libboost-json1.81-dev libsqlite3-dev libpq-dev libssl-dev \
+  libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev \
+  libgtest-dev libgmock-dev libbenchmark-dev clang-format \
+  postgresql postgresql-contrib sqlite3 nodejs npm wrk hyperfine nginx-light
+
+.PHONY: deps build build-asan dev test test-fast bench format clean openapi-deps
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+$(ASAN_BUILD)/build.ninja:
+	cmake -S . -B $(ASAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DDROVER_SANITIZE=ON
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+openapi-deps:
+	@cd tools/openapi && { [ -x node_modules/.bin/redocly ] || npm ci --no-audit --no-fund --loglevel=error; }
+
+dev: build
+	$(BUILD)/drover server --dev
+
+# Every test, twice: the normal build and the AddressSanitizer + UBSan build.
+test: build build-asan openapi-deps
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+bench: build
+	bench/http.sh && bench/writes.sh
+
+format:
+	find src testing tests -name '*.h' -o -name '*.cc' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,47 @@
+#pragma once
+// The server's request-handling core, assembled: every route of every capability on one router,
+// the services behind them, metrics and the pipeline. The transport (http::Server) and the
+// process (cmd/server_cmd.cc) sit outside; tests can drive the pipeline without sockets.
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "auth/keys.h"
+#include "auth/rate_limiter.h"
+#include "common/clock.h"
+#include "control/variables.h"
+#include "http/metrics.h"
+#include "http/pipeline.h"
+#include "http/router.h"
+#include "store/store.h"
+
+namespace drover::api {
+
+class App {
+ public:
+  App(store::Store& store, const Clock& clock, http::PipelineOptions options);
+
+  http::Pipeline& pipeline() { return *pipeline_; }
+  http::Metrics& metrics() { return *metrics_; }
+  const http::Router& router() const { return router_; }
+  auth::KeyService& keys() { return keys_; }
+
+ private:
+  void AddSystemRoutes();
+
+  store::Store& store_;
+  const Clock& clock_;
+  const std::chrono::steady_clock::time_point started_;
+  const std::string started_at_;
+  http::Router router_;
+  auth::KeyService keys_;
+  auth::RateLimiter limiter_;
+  control::VariableService variables_;
+  std::unique_ptr<http::Metrics> metrics_;
+  std::unique_ptr<http::Pipeline> pipeline_;
+};
+
+// The OpenAPI 3.1 document served at /v1/openapi.json (src/api/openapi.json, embedded).
+std::string_view OpenApiDocument();
+
+}  // namespace drover::api

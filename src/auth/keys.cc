@@ -1,0 +1,190 @@
+#include "auth/keys.h"
+
+#include <fmt/format.h>
+
+#include <future>
+#include <mutex>
+
+#include "common/names.h"
+#include "common/random.h"
+
+namespace drover::auth {
+namespace {
+
+constexpr std::string_view kSelect =
+    "SELECT id, name, role, tenant, created_at, rate_rps, rate_burst, hash FROM api_keys";
+
+// Rates are stored as milli-units to keep the schema integer-only.
+KeyRecord ReadKey(const store::Row& r) {
+  KeyRecord k;
+  k.id = r.String(0);
+  k.name = r.String(1);
+  k.role = ParseRole(r.Text(2)).value_or(Role::kViewer);
+  k.tenant = r.String(3);
+  k.created_at_ms = r.Int(4);
+  if (!r.IsNull(5)) k.rate_rps = static_cast<double>(r.Int(5)) / 1000.0;
+  if (!r.IsNull(6)) k.rate_burst = static_cast<double>(r.Int(6)) / 1000.0;
+  return k;
+}
+
+store::Param OptMilli(const std::optional<double>& v) {
+  if (!v) return nullptr;
+  return static_cast<int64_t>(*v * 1000.0);
+}
+
+}  // namespace
+
+KeyService::KeyService(store::Store& store, const Clock& clock, std::chrono::seconds cache_ttl)
+    : store_(store), clock_(clock), ttl_(cache_ttl) {}
+
+std::string KeyService::NewSecret() { return "drv_" + RandomBase64Url(32); }
+
+Result<Principal> KeyService::Authenticate(std::string_view token) {
+  if (token.empty() || token.size() > 512) return Status::Unauthenticated("invalid API key");
+  std::string hash = Sha256Hex(token);
+  auto now = clock_.Steady();
+  {
+    std::shared_lock lock(mu_);
+    auto it = cache_.find(hash);
+    if (it != cache_.end() && it->second.expires > now &&
+        ConstantTimeEqual(it->second.hash, hash)) {
+      return it->second.principal;
+    }
+  }
+  std::optional<KeyRecord> found;
+  std::string stored_hash;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(std::string(kSelect) + " WHERE hash = ?", {hash}, [&](const store::Row& r) {
+      found = ReadKey(r);
+      stored_hash = r.String(7);
+    });
+  });
+  if (!s.ok()) return Status::Unavailable("cannot verify API key: " + s.message());
+  if (!found || !ConstantTimeEqual(stored_hash, hash)) {
+    return Status::Unauthenticated("invalid API key");
+  }
+  Principal p{found->id,     found->name,     found->role,
+              found->tenant, found->rate_rps, found->rate_burst};
+  std::unique_lock lock(mu_);
+  if (cache_.size() > 100000) cache_.clear();  // bound memory against key churn
+  cache_[hash] = CacheEntry{hash, p, now + ttl_};
+  return p;
+}
+
+void KeyService::Create(const Principal& caller, KeySpec spec,
+                        std::function<void(Result<NewKey>)> done) {
+  if (spec.tenant.empty()) spec.tenant = caller.tenant;
+  if (caller.role != Role::kAdmin) {
+    if (spec.tenant != caller.tenant) {
+      return done(Status::PermissionDenied("only an admin key can create keys for another tenant"));
+    }
+    if (spec.role == Role::kAdmin || spec.role == Role::kAgent) {
+      return done(Status::PermissionDenied(
+          fmt::format("only an admin key can create {} keys", RoleName(spec.role))));
+    }
+  }
+  CreateWithSecret(std::move(spec), NewSecret(), std::move(done));
+}
+
+void KeyService::CreateWithSecret(KeySpec spec, std::string secret,
+                                  std::function<void(Result<NewKey>)> done) {
+  std::vector<FieldError> errors;
+  if (!IsValidName(spec.name)) errors.push_back({"name", std::string(kNameRule)});
+  if (!IsValidName(spec.tenant)) errors.push_back({"tenant", std::string(kNameRule)});
+  if (spec.rate_rps && (*spec.rate_rps < 0 || *spec.rate_rps > 1e9)) {
+    errors.push_back({"rate_limit.rps", "must be between 0 (unlimited) and 1e9"});
+  }
+  if (spec.rate_burst && (*spec.rate_burst < 1 || *spec.rate_burst > 1e9)) {
+    errors.push_back({"rate_limit.burst", "must be between 1 and 1e9"});
+  }
+  if (!errors.empty()) return done(Status::Validation(std::move(errors)));
+  auto key = std::make_shared<NewKey>();
+  key->record = {"k_" + RandomHex(8),        spec.name,     spec.role,      spec.tenant,
+                 ToUnixMillis(clock_.Now()), spec.rate_rps, spec.rate_burst};
+  key->secret = std::move(secret);
+  std::string hash = Sha256Hex(key->secret);
+  store_.Write(
+      [key, hash](store::Tx& tx) -> Status {
+        const auto& k = key->record;
+        auto r = tx.Exec(
+            "INSERT INTO api_keys (id, name, role, tenant, hash, rate_rps, rate_burst, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            {k.id, k.name, RoleName(k.role), k.tenant, hash, OptMilli(k.rate_rps),
+             OptMilli(k.rate_burst), k.created_at_ms});
+        if (!r.ok() && r.status().code() == Status::Code::kConflict) {
+          return Status::Conflict("a key with this secret already exists");
+        }
+        return r.status();
+      },
+      [key, done = std::move(done)](Status s) {
+        if (!s.ok()) return done(s);
+        done(std::move(*key));
+      });
+}
+
+Result<KeyPage> KeyService::List(const Principal& caller, std::optional<std::string> tenant,
+                                 std::string_view cursor, int limit) {
+  if (caller.role != Role::kAdmin) tenant = caller.tenant;
+  KeyPage page;
+  std::string sql(kSelect);
+  sql += tenant ? " WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?"
+                : " WHERE id > ? ORDER BY id LIMIT ?";
+  Status s = store_.Read([&](store::Tx& tx) {
+    auto on_row = [&](const store::Row& r) { page.items.push_back(ReadKey(r)); };
+    if (tenant) return tx.Query(sql, {*tenant, cursor, int64_t{limit + 1}}, on_row);
+    return tx.Query(sql, {cursor, int64_t{limit + 1}}, on_row);
+  });
+  if (!s.ok()) return s;
+  if (static_cast<int>(page.items.size()) > limit) {
+    page.items.pop_back();
+    page.next_cursor = page.items.back().id;
+  }
+  return page;
+}
+
+void KeyService::Delete(const Principal& caller, std::string id, std::function<void(Status)> done) {
+  auto admin = caller.role == Role::kAdmin;
+  auto tenant = caller.tenant;
+  store_.Write(
+      [id, admin, tenant](store::Tx& tx) -> Status {
+        auto n = admin ? tx.Exec("DELETE FROM api_keys WHERE id = ?", {id})
+                       : tx.Exec("DELETE FROM api_keys WHERE id = ? AND tenant = ?", {id, tenant});
+        if (!n.ok()) return n.status();
+        if (*n == 0) return Status::NotFound("no key with id '" + id + "'");
+        return Status::Ok();
+      },
+      [this, id, done = std::move(done)](Status s) {
+        if (s.ok()) Forget(id);
+        done(std::move(s));
+      });
+}
+
+void KeyService::Forget(const std::string& key_id) {
+  std::unique_lock lock(mu_);
+  std::erase_if(cache_, [&](const auto& kv) { return kv.second.principal.key_id == key_id; });
+}
+
+Result<std::optional<std::string>> KeyService::Bootstrap(std::optional<std::string> token) {
+  auto count = std::make_shared<int64_t>(0);
+  Status s = store_.Read([&](store::Tx& tx) {
+    auto n = tx.QueryInt("SELECT COUNT(*) FROM api_keys");
+    if (!n.ok()) return n.status();
+    *count = *n;
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  if (*count > 0) return std::optional<std::string>{};
+  if (token && token->size() < 16) {
+    return Status::InvalidArgument("DROVER_BOOTSTRAP_TOKEN must be at least 16 characters");
+  }
+  std::promise<Result<NewKey>> p;
+  auto f = p.get_future();
+  CreateWithSecret({"bootstrap-admin", Role::kAdmin, "default", std::nullopt, std::nullopt},
+                   token ? *token : NewSecret(),
+                   [&p](Result<NewKey> r) { p.set_value(std::move(r)); });
+  auto r = f.get();
+  if (!r.ok()) return r.status();
+  return std::optional<std::string>(r->secret);
+}
+
+}  // namespace drover::auth

@@ -1,0 +1,93 @@
+#pragma once
+// API keys: random 256-bit secrets shown once, stored as SHA-256 hashes, verified in constant
+// time. Authenticate() is on every request's path, so verified keys are cached in memory for a
+// few seconds (a key deleted through this server is dropped from the cache at once).
+// Thread-safe.
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "auth/principal.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "store/store.h"
+
+namespace drover::auth {
+
+struct KeyRecord {
+  std::string id;
+  std::string name;
+  Role role = Role::kViewer;
+  std::string tenant;
+  int64_t created_at_ms = 0;
+  std::optional<double> rate_rps;
+  std::optional<double> rate_burst;
+};
+
+struct KeySpec {
+  std::string name;
+  Role role = Role::kUser;
+  std::string tenant;
+  std::optional<double> rate_rps;
+  std::optional<double> rate_burst;
+};
+
+struct NewKey {
+  KeyRecord record;
+  std::string secret;  // shown once, never stored
+};
+
+struct KeyPage {
+  std::vector<KeyRecord> items;
+  std::string next_cursor;  // empty at the end
+};
+
+class KeyService {
+ public:
+  KeyService(store::Store& store, const Clock& clock,
+             std::chrono::seconds cache_ttl = std::chrono::seconds(5));
+
+  // The caller behind a bearer token. Unauthenticated when unknown; Unavailable when the store
+  // cannot be read.
+  Result<Principal> Authenticate(std::string_view token);
+
+  // Creates a key as `caller`. PermissionDenied when a non-admin asks for another tenant or an
+  // admin/agent role. `done` runs on the store's writer thread after the commit.
+  void Create(const Principal& caller, KeySpec spec, std::function<void(Result<NewKey>)> done);
+  // Creates a key with a given secret, bypassing caller checks (bootstrap, agent join).
+  void CreateWithSecret(KeySpec spec, std::string secret, std::function<void(Result<NewKey>)> done);
+
+  // Keys the caller may see (admin: all, or one tenant when `tenant` is set), ordered by id.
+  Result<KeyPage> List(const Principal& caller, std::optional<std::string> tenant,
+                       std::string_view cursor, int limit);
+
+  // Deletes a key the caller may see; NotFound otherwise.
+  void Delete(const Principal& caller, std::string id, std::function<void(Status)> done);
+
+  // On an empty key table, creates an admin key in tenant "default" with `token` (or a random
+  // secret) and returns the secret to print once. nullopt when keys already exist.
+  Result<std::optional<std::string>> Bootstrap(std::optional<std::string> token);
+
+  // A fresh secret: "drv_" + 43 base64url characters (256 bits).
+  static std::string NewSecret();
+
+ private:
+  struct CacheEntry {
+    std::string hash;
+    Principal principal;
+    std::chrono::steady_clock::time_point expires;
+  };
+  void Forget(const std::string& key_id);
+
+  store::Store& store_;
+  const Clock& clock_;
+  const std::chrono::seconds ttl_;
+  std::shared_mutex mu_;
+  std::unordered_map<std::string, CacheEntry> cache_;  // by hash; GUARDED_BY(mu_)
+};
+
+}  // namespace drover::auth

@@ -1,0 +1,135 @@
+#include "auth/keys.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "common/random.h"
+#include "testing/temp_dir.h"
+
+namespace drover::auth {
+namespace {
+
+class KeysTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store::StoreOptions o;
+    o.url = "sqlite://" + dir_.File("k.db");
+    auto s = store::OpenStore(o);
+    ASSERT_TRUE(s.ok());
+    store_ = std::move(*s);
+    keys_ = std::make_unique<KeyService>(*store_, SystemClock::Get());
+  }
+  Result<NewKey> Create(const Principal& caller, KeySpec spec) {
+    std::promise<Result<NewKey>> p;
+    keys_->Create(caller, std::move(spec), [&](Result<NewKey> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  }
+  Status Delete(const Principal& caller, const std::string& id) {
+    std::promise<Status> p;
+    keys_->Delete(caller, id, [&](Status s) { p.set_value(s); });
+    return p.get_future().get();
+  }
+  testing::TempDir dir_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<KeyService> keys_;
+  Principal admin_{"k_admin", "admin", Role::kAdmin, "default", {}, {}};
+};
+
+TEST_F(KeysTest, CreatedKeyAuthenticatesAndOnlyItsHashIsStored) {
+  auto k = Create(admin_, {"ci", Role::kUser, "team-a", {}, {}});
+  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  EXPECT_TRUE(k->secret.starts_with("drv_"));
+  EXPECT_GE(k->secret.size(), 4u + 22u);  // >= 128 bits of base64url
+  auto p = keys_->Authenticate(k->secret);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->role, Role::kUser);
+  EXPECT_EQ(p->tenant, "team-a");
+  EXPECT_EQ(p->key_id, k->record.id);
+  std::string stored;
+  ASSERT_TRUE(store_
+                  ->Read([&](store::Tx& tx) {
+                    return tx.Query("SELECT hash FROM api_keys WHERE id = ?", {k->record.id},
+                                    [&](const store::Row& r) { stored = r.String(0); });
+                  })
+                  .ok());
+  EXPECT_EQ(stored, Sha256Hex(k->secret));
+  EXPECT_EQ(stored.find(k->secret), std::string::npos);
+}
+
+TEST_F(KeysTest, WrongKeysAreRejected) {
+  ASSERT_TRUE(Create(admin_, {"ci", Role::kUser, "", {}, {}}).ok());
+  EXPECT_EQ(keys_->Authenticate("drv_nope").status().code(), Status::Code::kUnauthenticated);
+  EXPECT_EQ(keys_->Authenticate("").status().code(), Status::Code::kUnauthenticated);
+  EXPECT_EQ(keys_->Authenticate(std::string(10000, 'x')).status().code(),
+            Status::Code::kUnauthenticated);
+}
+
+TEST_F(KeysTest, DeletedKeyStopsWorkingAtOnce) {
+  auto k = Create(admin_, {"tmp", Role::kUser, "", {}, {}});
+  ASSERT_TRUE(k.ok());
+  ASSERT_TRUE(keys_->Authenticate(k->secret).ok());  // now cached
+  ASSERT_TRUE(Delete(admin_, k->record.id).ok());
+  EXPECT_EQ(keys_->Authenticate(k->secret).status().code(), Status::Code::kUnauthenticated);
+  EXPECT_TRUE(Delete(admin_, k->record.id).IsNotFound());
+}
+
+TEST_F(KeysTest, NonAdminsStayInTheirTenantAndCannotMintPrivilege) {
+  Principal user{"k_u", "u", Role::kUser, "team-a", {}, {}};
+  EXPECT_EQ(Create(user, {"x", Role::kUser, "team-b", {}, {}}).status().code(),
+            Status::Code::kPermissionDenied);
+  EXPECT_EQ(Create(user, {"x", Role::kAdmin, "", {}, {}}).status().code(),
+            Status::Code::kPermissionDenied);
+  auto own = Create(user, {"x", Role::kViewer, "", {}, {}});
+  ASSERT_TRUE(own.ok());
+  EXPECT_EQ(own->record.tenant, "team-a");
+  auto other = Create(admin_, {"y", Role::kUser, "team-b", {}, {}});
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(Delete(user, other->record.id).IsNotFound()) << "another tenant's key is 404";
+  auto page = keys_->List(user, std::nullopt, "", 100);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->items.size(), 1u);
+  EXPECT_EQ(page->items[0].id, own->record.id);
+}
+
+TEST_F(KeysTest, ValidationErrorsNameTheField) {
+  auto r = Create(admin_, {"Bad Name", Role::kUser, "UPPER", -1.0, 0.0});
+  ASSERT_EQ(r.status().code(), Status::Code::kValidation);
+  std::vector<std::string> fields;
+  for (const auto& e : r.status().errors()) fields.push_back(e.field);
+  EXPECT_EQ(fields,
+            (std::vector<std::string>{"name", "tenant", "rate_limit.rps", "rate_limit.burst"}));
+}
+
+TEST_F(KeysTest, ListPagesInIdOrder) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(Create(admin_, {"k" + std::to_string(i), Role::kUser, "", {}, {}}).ok());
+  }
+  std::vector<std::string> ids;
+  std::string cursor;
+  do {
+    auto page = keys_->List(admin_, std::nullopt, cursor, 2);
+    ASSERT_TRUE(page.ok());
+    EXPECT_LE(page->items.size(), 2u);
+    for (auto& k : page->items) ids.push_back(k.id);
+    cursor = page->next_cursor;
+  } while (!cursor.empty());
+  ASSERT_EQ(ids.size(), 5u);
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+}
+
+TEST_F(KeysTest, BootstrapOnlyOnAnEmptyStore) {
+  EXPECT_EQ(keys_->Bootstrap(std::string("short")).status().code(), Status::Code::kInvalidArgument);
+  auto first = keys_->Bootstrap(std::string("my-bootstrap-token-123"));
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(first->has_value());
+  auto p = keys_->Authenticate("my-bootstrap-token-123");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->role, Role::kAdmin);
+  auto second = keys_->Bootstrap(std::nullopt);
+  ASSERT_TRUE(second.ok());
+  EXPECT_FALSE(second->has_value());
+}
+
+}  // namespace
+}  // namespace drover::auth

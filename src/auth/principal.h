@@ -1,0 +1,29 @@
+#pragma once
+// Who is calling: the key, its role and its tenant. Plain data, no I/O.
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace drover::auth {
+
+// admin: everything, all tenants. user: its tenant's resources. viewer: read-only, its tenant.
+// agent: its own instance's endpoints and its environment's control-center variables.
+enum class Role { kAdmin, kUser, kViewer, kAgent };
+
+std::string_view RoleName(Role r);
+std::optional<Role> ParseRole(std::string_view s);
+
+struct Principal {
+  std::string key_id;
+  std::string key_name;
+  Role role = Role::kViewer;
+  std::string tenant;
+  // Per-key rate limit override; 0 rps = unlimited; nullopt = server default for the role.
+  std::optional<double> rate_rps;
+  std::optional<double> rate_burst;
+  bool authenticated() const { return !key_id.empty(); }
+  // True when this caller may see resources of `tenant`.
+  bool CanSeeTenant(std::string_view t) const { return role == Role::kAdmin || t == tenant; }
+};
+
+}  // namespace drover::auth

@@ -1,0 +1,119 @@
+#include "cmd/client_util.h"
+
+#include <boost/json.hpp>
+#include <cstdio>
+#include <iostream>
+
+namespace drover::cmd {
+
+std::optional<boost::json::value> Call(const ClientFlags& flags, std::string_view method,
+                                       std::string_view target, std::string_view body) {
+  client::Client c({flags.addr, flags.token});
+  auto r = c.Do(method, target, body);
+  if (!r.ok()) {
+    std::fprintf(stderr, "error: %s\n", r.status().message().c_str());
+    return std::nullopt;
+  }
+  if (!r->ok()) {
+    Status s = client::Client::ToStatus(*r);
+    std::fprintf(stderr, "error: %s\n", s.message().c_str());
+    for (const auto& e : s.errors()) {
+      std::fprintf(stderr, "  %s: %s\n", e.field.c_str(), e.message.c_str());
+    }
+    return std::nullopt;
+  }
+  if (r->body.empty()) return boost::json::value(nullptr);
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r->body, ec);
+  if (ec) {
+    std::fprintf(stderr, "error: the server sent a body that is not JSON\n");
+    return std::nullopt;
+  }
+  return v;
+}
+
+void PrintTable(const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(header.size());
+  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      out += cells[i];
+      if (i + 1 < cells.size()) out += std::string(width[i] - cells[i].size() + 2, ' ');
+    }
+    std::cout << out << "\n";
+  };
+  line(header);
+  for (const auto& r : rows) line(r);
+}
+
+namespace {
+void Pretty(std::ostream& os, const boost::json::value& v, int indent) {
+  std::string pad(static_cast<size_t>(indent) * 2, ' ');
+  if (v.is_object()) {
+    const auto& o = v.as_object();
+    if (o.empty()) {
+      os << "{}";
+      return;
+    }
+    os << "{\n";
+    size_t i = 0;
+    for (const auto& kv : o) {
+      os << pad << "  " << boost::json::serialize(boost::json::value(kv.key())) << ": ";
+      Pretty(os, kv.value(), indent + 1);
+      os << (++i < o.size() ? ",\n" : "\n");
+    }
+    os << pad << "}";
+  } else if (v.is_array()) {
+    const auto& a = v.as_array();
+    if (a.empty()) {
+      os << "[]";
+      return;
+    }
+    os << "[\n";
+    for (size_t i = 0; i < a.size(); ++i) {
+      os << pad << "  ";
+      Pretty(os, a[i], indent + 1);
+      os << (i + 1 < a.size() ? ",\n" : "\n");
+    }
+    os << pad << "]";
+  } else {
+    os << boost::json::serialize(v);
+  }
+}
+}  // namespace
+
+void PrintJson(const boost::json::value& v) {
+  Pretty(std::cout, v, 0);
+  std::cout << "\n";
+}
+
+std::string Text(const boost::json::value& obj, std::string_view field) {
+  if (!obj.is_object()) return "";
+  const auto* v = obj.as_object().if_contains(field);
+  if (!v || v->is_null()) return "";
+  if (v->is_string()) return std::string(v->as_string());
+  return boost::json::serialize(*v);
+}
+
+std::string UrlEncode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace drover::cmd

@@ -1,0 +1,30 @@
+#pragma once
+// Helpers for client subcommands: calling the API, reporting errors, printing tables.
+#include <boost/json/value.hpp>
+#include <string>
+#include <vector>
+
+#include "client/client.h"
+#include "cmd/commands.h"
+
+namespace drover::cmd {
+
+// Calls the API. On a transport error or a non-2xx answer prints the problem to stderr and
+// returns nullopt; otherwise the parsed JSON body (null for an empty body).
+std::optional<boost::json::value> Call(const ClientFlags& flags, std::string_view method,
+                                       std::string_view target, std::string_view body = {});
+
+// Prints rows under a header, columns padded to their widest cell.
+void PrintTable(const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows);
+
+// Prints `v` as indented JSON.
+void PrintJson(const boost::json::value& v);
+
+// A field of an object as display text ("" for null/absent; numbers and bools as text).
+std::string Text(const boost::json::value& obj, std::string_view field);
+
+// Percent-encodes a query parameter value.
+std::string UrlEncode(std::string_view s);
+
+}  // namespace drover::cmd

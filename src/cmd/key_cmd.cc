@@ -1,0 +1,90 @@
+// `drover key create|ls|rm`
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <iostream>
+
+#include "cmd/client_util.h"
+#include "common/json.h"
+
+namespace drover::cmd {
+
+void AddKeyCommands(CLI::App& app, ClientFlags& flags, Run& run) {
+  auto* key = app.add_subcommand("key", "Manage API keys.");
+  key->require_subcommand(1);
+
+  struct CreateArgs {
+    std::string name, role = "user", tenant;
+    int64_t rps = -1, burst = -1;
+  };
+  static CreateArgs c;
+  auto* create = key->add_subcommand("create", "Create a key; its secret is shown once.");
+  create->add_option("name", c.name, "key name")->required();
+  create->add_option("--role", c.role, "admin, user, viewer or agent")->capture_default_str();
+  create->add_option("--tenant", c.tenant, "tenant (default: your key's)");
+  create->add_option("--rps", c.rps, "rate limit for this key, requests/s (0 = unlimited)");
+  create->add_option("--burst", c.burst, "rate-limit burst");
+  create->callback([&] {
+    run = [&] {
+      boost::json::object body{{"name", c.name}, {"role", c.role}};
+      if (!c.tenant.empty()) body["tenant"] = c.tenant;
+      if (c.rps >= 0) {
+        boost::json::object rl{{"rps", c.rps}};
+        if (c.burst >= 0) rl["burst"] = c.burst;
+        body["rate_limit"] = rl;
+      }
+      auto v = Call(flags, "POST", "/v1/keys", boost::json::serialize(body));
+      if (!v) return 1;
+      if (flags.output == "json") {
+        PrintJson(*v);
+      } else {
+        std::cout << "id:     " << Text(*v, "id") << "\nrole:   " << Text(*v, "role")
+                  << "\ntenant: " << Text(*v, "tenant") << "\nkey:    " << Text(*v, "key")
+                  << "\n\nThe key is shown once: store it now.\n";
+      }
+      return 0;
+    };
+  });
+
+  static std::string list_tenant;
+  auto* ls = key->add_subcommand("ls", "List keys (never their secrets).");
+  ls->add_option("--tenant", list_tenant, "only this tenant (admin)");
+  ls->callback([&] {
+    run = [&] {
+      boost::json::array all;
+      std::string cursor;
+      do {
+        std::string target = "/v1/keys?limit=1000";
+        if (!list_tenant.empty()) target += "&tenant=" + UrlEncode(list_tenant);
+        if (!cursor.empty()) target += "&cursor=" + UrlEncode(cursor);
+        auto v = Call(flags, "GET", target);
+        if (!v) return 1;
+        for (auto& item : v->as_object()["items"].as_array()) all.push_back(item);
+        cursor = Text(*v, "next_cursor");
+      } while (!cursor.empty());
+      if (flags.output == "json") {
+        PrintJson(all);
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& k : all) {
+        rows.push_back({Text(k, "id"), Text(k, "name"), Text(k, "role"), Text(k, "tenant"),
+                        Text(k, "created_at")});
+      }
+      PrintTable({"ID", "NAME", "ROLE", "TENANT", "CREATED"}, rows);
+      return 0;
+    };
+  });
+
+  static std::string rm_id;
+  auto* rm = key->add_subcommand("rm", "Delete a key.");
+  rm->add_option("id", rm_id, "key id (k_...)")->required();
+  rm->callback([&] {
+    run = [&] {
+      if (!Call(flags, "DELETE", "/v1/keys/" + UrlEncode(rm_id))) return 1;
+      if (flags.output != "json") std::cout << "deleted " << rm_id << "\n";
+      return 0;
+    };
+  });
+}
+
+}  // namespace drover::cmd

@@ -1,0 +1,44 @@
+// drover: one binary, subcommands like nomad/consul. `drover server` runs the control plane;
+// every other subcommand is a client of its HTTP API.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cmd/commands.h"
+#include "common/log.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"drover: a control plane for fleets of machines and the work that runs on them"};
+  app.set_version_flag("--version", DROVER_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  drover::cmd::Run run;
+  drover::cmd::ClientFlags flags;
+  app.add_option("--addr", flags.addr, "server address")
+      ->envname("DROVER_ADDR")
+      ->capture_default_str();
+  app.add_option("--token", flags.token, "API key")->envname("DROVER_TOKEN");
+  app.add_option("-o,--output", flags.output, "output format")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  drover::cmd::AddServerCommand(app, run);
+  drover::cmd::AddKeyCommands(app, flags, run);
+  drover::cmd::AddVarCommands(app, flags, run);
+  drover::cmd::AddStatusCommand(app, flags, run);
+
+  std::vector<std::string> args;
+  std::string error;
+  if (auto* server = app.get_subcommand("server");
+      !drover::cmd::LayerServerConfig(*server, argc, argv, &args, &error)) {
+    std::fprintf(stderr, "error: %s\n", error.c_str());
+    return 2;
+  }
+  try {
+    std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);  // CLI11 wants reverse order
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  int rc = run ? run() : 0;
+  drover::FlushLogs();
+  return rc;
+}

@@ -1,0 +1,300 @@
+// `drover server`: the API gateway and, as later capabilities land, controllers and scheduler.
+#include <signal.h>
+#include <sys/stat.h>
+#include <yaml-cpp/yaml.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+
+#include "api/app.h"
+#include "cmd/commands.h"
+#include "common/duration.h"
+#include "common/log.h"
+#include "http/server.h"
+#include "store/store.h"
+
+namespace drover::cmd {
+namespace {
+
+struct ServerFlags {
+  std::string config;
+  std::string listen = "127.0.0.1:7400";
+  std::string db;
+  std::string data_dir = "./drover-data";
+  bool dev = false;
+  std::string log_format = "text";
+  std::string log_level = "info";
+  bool access_log = true;
+  int threads = 0;
+  int64_t body_limit = 1 << 20;
+  std::string idle_timeout = "60s";
+  std::string header_timeout = "10s";
+  std::string read_timeout = "30s";
+  std::string write_timeout = "30s";
+  std::string drain_timeout = "30s";
+  double rate_limit = 100;
+  double rate_burst = 200;
+  std::string sqlite_synchronous = "full";
+  bool migrate_only = false;
+  std::string addr_file;
+};
+
+ServerFlags g_flags;
+
+bool Seconds(const std::string& flag, const std::string& v, std::chrono::seconds* out) {
+  auto d = ParseDuration(v);
+  if (!d || d->count() < 1000) {
+    std::fprintf(stderr, "error: --%s must be a duration of at least 1s (like 30s, 2m); got '%s'\n",
+                 flag.c_str(), v.c_str());
+    return false;
+  }
+  *out = std::chrono::duration_cast<std::chrono::seconds>(*d);
+  return true;
+}
+
+void WriteFileAtomically(const std::string& path, const std::string& content, mode_t mode) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << content;
+  }
+  ::chmod(tmp.c_str(), mode);
+  std::filesystem::rename(tmp, path);
+}
+
+int RunServer() {
+  ServerFlags& f = g_flags;
+  LogLevel level;
+  if (!ParseLogLevel(f.log_level, &level)) {
+    std::fprintf(stderr, "error: --log-level must be debug, info, warn or error\n");
+    return 2;
+  }
+  InitLogging(f.log_format == "json" ? LogFormat::kJson : LogFormat::kText, level);
+
+  // Block the stop signals in every thread; the main thread waits for them with sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  http::ServerOptions http_opts;
+  http_opts.listen = f.listen;
+  http_opts.threads = f.threads;
+  if (f.body_limit < 1024) {
+    std::fprintf(stderr, "error: --body-limit must be at least 1024 bytes\n");
+    return 2;
+  }
+  http_opts.body_limit = static_cast<size_t>(f.body_limit);
+  if (!Seconds("idle-timeout", f.idle_timeout, &http_opts.idle_timeout) ||
+      !Seconds("header-timeout", f.header_timeout, &http_opts.header_timeout) ||
+      !Seconds("read-timeout", f.read_timeout, &http_opts.read_timeout) ||
+      !Seconds("write-timeout", f.write_timeout, &http_opts.write_timeout) ||
+      !Seconds("drain-timeout", f.drain_timeout, &http_opts.drain_timeout)) {
+    return 2;
+  }
+
+  std::string db = f.db.empty() ? "sqlite://" + f.data_dir + "/drover.db" : f.db;
+  http::Metrics* metrics = nullptr;  // set once the app exists; commits before that are not counted
+  store::StoreOptions store_opts;
+  store_opts.url = db;
+  store_opts.sqlite_sync_normal = f.sqlite_synchronous == "normal";
+  store_opts.on_commit = [&metrics](const store::CommitStats& s) {
+    if (auto* m = __atomic_load_n(&metrics, __ATOMIC_ACQUIRE)) m->ObserveCommit(s.seconds, s.batch);
+  };
+  auto opened = store::OpenStore(store_opts);
+  if (!opened.ok()) {
+    LogError("cannot open the store: {}", opened.status().ToString());
+    FlushLogs();
+    return 1;
+  }
+  auto store = std::move(*opened);
+  if (f.migrate_only) {
+    LogInfo("migrations applied; exiting (--migrate-only)");
+    store->Close();
+    return 0;
+  }
+
+  http::PipelineOptions pipe_opts;
+  pipe_opts.default_rps = f.dev ? 0 : f.rate_limit;
+  pipe_opts.default_burst = f.rate_burst;
+  pipe_opts.access_log = f.access_log;
+  api::App app(*store, SystemClock::Get(), pipe_opts);
+  __atomic_store_n(&metrics, &app.metrics(), __ATOMIC_RELEASE);
+
+  // First start on an empty store: an admin key, printed once (or DROVER_BOOTSTRAP_TOKEN).
+  std::optional<std::string> token;
+  if (const char* t = std::getenv("DROVER_BOOTSTRAP_TOKEN"); t && *t) token = t;
+  auto boot = app.keys().Bootstrap(token);
+  if (!boot.ok()) {
+    LogError("bootstrap failed: {}", boot.status().ToString());
+    store->Close();
+    FlushLogs();
+    return 1;
+  }
+  std::string dev_key_file = f.data_dir + "/admin.key";
+  if (*boot) {
+    LogInfo("created the bootstrap admin key (tenant 'default')");
+    if (!token) {
+      std::cout << "\nBootstrap admin key (shown once, store it now):\n\n  " << **boot << "\n\n"
+                << std::flush;
+    }
+    if (f.dev) {
+      std::filesystem::create_directories(f.data_dir);
+      WriteFileAtomically(dev_key_file, **boot + "\n", 0600);
+    }
+  }
+
+  http::Server server(http_opts, app.pipeline());
+  if (Status s = server.Start(); !s.ok()) {
+    LogError("{}", s.ToString());
+    store->Close();
+    FlushLogs();
+    return 1;
+  }
+  std::string addr = server.BoundAddress();
+  if (!f.addr_file.empty()) WriteFileAtomically(f.addr_file, addr + "\n", 0644);
+  LogInfo("drover {} listening on http://{} (store: {} {})", DROVER_VERSION, addr, store->Backend(),
+          db);
+  if (f.dev) {
+    std::ifstream kf(dev_key_file);
+    std::string key;
+    std::getline(kf, key);
+    std::cout << "drover dev server: http://" << addr << "\n";
+    if (!key.empty()) {
+      std::cout << "admin key (dev mode keeps it in " << dev_key_file
+                << "):\n  export DROVER_ADDR=http://" << addr << " DROVER_TOKEN=" << key << "\n";
+    }
+    std::cout << std::flush;
+  }
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  LogInfo("received {}; draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  server.Stop();
+  store->Close();
+  LogInfo("stopped cleanly");
+  FlushLogs();
+  return 0;
+}
+
+}  // namespace
+
+void AddServerCommand(CLI::App& app, Run& run) {
+  auto* s = app.add_subcommand("server", "Run the drover server (API gateway and controllers).");
+  s->footer(
+      "Every flag can also be set by a DROVER_<FLAG> environment variable (DROVER_LISTEN, "
+      "DROVER_DB, DROVER_RATE_LIMIT, ...) or by a key in the YAML file given by --config "
+      "(listen: 127.0.0.1:7400). Precedence: flag > environment > config file > default. "
+      "DROVER_BOOTSTRAP_TOKEN sets the first admin key instead of a random one.");
+  s->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  auto& f = g_flags;
+  s->add_option("--config", f.config, "YAML config file (keys are flag names without --)");
+  s->add_option("--listen", f.listen, "address to listen on, host:port (port 0 = any free port)")
+      ->capture_default_str();
+  s->add_option("--db", f.db,
+                "database: sqlite://PATH (default sqlite://DATA_DIR/drover.db) or postgres://...");
+  s->add_option("--data-dir", f.data_dir, "data directory")->capture_default_str();
+  s->add_flag("--dev", f.dev,
+              "development mode: rate limits off, admin key kept in DATA_DIR/admin.key and "
+              "printed at start");
+  s->add_option("--log-format", f.log_format, "log format")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  s->add_option("--log-level", f.log_level, "debug, info, warn or error")->capture_default_str();
+  s->add_option("--access-log", f.access_log, "log one line per request (true/false)")
+      ->capture_default_str();
+  s->add_option("--threads", f.threads, "I/O threads (0 = one per core)")->capture_default_str();
+  s->add_option("--body-limit", f.body_limit, "largest request body in bytes (larger: 413)")
+      ->capture_default_str();
+  s->add_option("--idle-timeout", f.idle_timeout, "close a kept-alive connection idle this long")
+      ->capture_default_str();
+  s->add_option("--header-timeout", f.header_timeout, "time allowed to send request headers")
+      ->capture_default_str();
+  s->add_option("--read-timeout", f.read_timeout, "time allowed to send a request body")
+      ->capture_default_str();
+  s->add_option("--write-timeout", f.write_timeout, "time allowed to write a response")
+      ->capture_default_str();
+  s->add_option("--drain-timeout", f.drain_timeout,
+                "on SIGTERM/SIGINT, how long in-flight requests may finish")
+      ->capture_default_str();
+  s->add_option("--rate-limit", f.rate_limit,
+                "requests/s per non-admin key without its own limit (0 = unlimited; off in --dev)")
+      ->capture_default_str();
+  s->add_option("--rate-burst", f.rate_burst, "token-bucket burst for --rate-limit")
+      ->capture_default_str();
+  s->add_option("--sqlite-synchronous", f.sqlite_synchronous,
+                "full: every commit is fsynced (default); normal: faster, but a power loss can "
+                "lose the last commits acknowledged")
+      ->check(CLI::IsMember({"full", "normal"}))
+      ->capture_default_str();
+  s->add_flag("--migrate-only", f.migrate_only, "apply schema migrations and exit");
+  s->add_option("--addr-file", f.addr_file,
+                "write the bound host:port to this file once listening (for scripts and tests)");
+  s->callback([&run] { run = RunServer; });
+}
+
+bool LayerServerConfig(CLI::App& server, int argc, char** argv, std::vector<std::string>* out,
+                       std::string* error) {
+  out->assign(argv, argv + argc);
+  if (argc < 2 || std::string_view(argv[1]) != "server") return true;
+  // Find --config on the command line, else DROVER_CONFIG.
+  std::string config;
+  for (int i = 2; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--config" && i + 1 < argc) config = argv[i + 1];
+    if (a.starts_with("--config=")) config = std::string(a.substr(9));
+  }
+  if (config.empty()) {
+    if (const char* c = std::getenv("DROVER_CONFIG")) config = c;
+  }
+  std::vector<std::string> layered;
+  std::set<std::string> known;
+  for (const auto* opt : server.get_options()) {
+    for (const auto& n : opt->get_lnames()) known.insert(n);
+  }
+  known.erase("help");
+  known.erase("config");
+  if (!config.empty()) {
+    try {
+      YAML::Node root = YAML::LoadFile(config);
+      if (!root.IsMap()) {
+        *error = config + ": the config file must be a YAML mapping of flag: value";
+        return false;
+      }
+      for (const auto& kv : root) {
+        auto key = kv.first.as<std::string>();
+        std::string name = key;
+        std::replace(name.begin(), name.end(), '_', '-');
+        if (!known.contains(name)) {
+          *error = config + ": unknown setting '" + key + "'";
+          return false;
+        }
+        if (!kv.second.IsScalar()) {
+          *error = config + ": setting '" + key + "' must be a single value";
+          return false;
+        }
+        layered.push_back("--" + name + "=" + kv.second.as<std::string>());
+      }
+    } catch (const YAML::Exception& e) {
+      *error = config + ": " + e.what();
+      return false;
+    }
+  }
+  for (const auto& name : known) {
+    std::string env = "DROVER_" + name;
+    for (auto& c : env) c = c == '-' ? '_' : static_cast<char>(std::toupper(c));
+    if (const char* v = std::getenv(env.c_str())) layered.push_back("--" + name + "=" + v);
+  }
+  out->insert(out->begin() + 2, layered.begin(), layered.end());
+  return true;
+}
+
+}  // namespace drover::cmd

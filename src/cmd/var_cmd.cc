@@ -1,0 +1,106 @@
+// `drover var set|get|ls|rm`
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <iostream>
+
+#include "cmd/client_util.h"
+
+namespace drover::cmd {
+namespace {
+
+struct VarArgs {
+  std::string key, value, env, prefix;
+};
+
+std::string Scope(const VarArgs& a) {
+  return a.env.empty() ? "" : "?environment=" + UrlEncode(a.env);
+}
+
+}  // namespace
+
+void AddVarCommands(CLI::App& app, ClientFlags& flags, Run& run) {
+  static VarArgs a;
+  auto* var = app.add_subcommand("var", "Manage control-center variables.");
+  var->require_subcommand(1);
+
+  auto* set = var->add_subcommand("set", "Set a variable.");
+  set->add_option("key", a.key, "variable key")->required();
+  set->add_option("value", a.value, "value ('' or '-' means unset for cc-* keys)")->required();
+  set->add_option("-e,--env", a.env, "environment scope (default: global)");
+  set->callback([&] {
+    run = [&] {
+      boost::json::object body{{"value", a.value}};
+      if (!a.env.empty()) body["environment"] = a.env;
+      auto v =
+          Call(flags, "PUT", "/v1/variables/" + UrlEncode(a.key), boost::json::serialize(body));
+      if (!v) return 1;
+      if (flags.output == "json") {
+        PrintJson(*v);
+      } else {
+        std::cout << a.key << (a.env.empty() ? "" : " (" + a.env + ")") << " = " << a.value
+                  << "  [index " << Text(*v, "modify_index") << "]\n";
+      }
+      return 0;
+    };
+  });
+
+  auto* get = var->add_subcommand("get", "Print a variable's value.");
+  get->add_option("key", a.key, "variable key")->required();
+  get->add_option("-e,--env", a.env, "environment scope (default: global)");
+  get->callback([&] {
+    run = [&] {
+      auto v = Call(flags, "GET", "/v1/variables/" + UrlEncode(a.key) + Scope(a));
+      if (!v) return 1;
+      if (flags.output == "json") {
+        PrintJson(*v);
+      } else {
+        std::cout << Text(*v, "value") << "\n";
+      }
+      return 0;
+    };
+  });
+
+  auto* ls = var->add_subcommand("ls", "List variables.");
+  ls->add_option("--prefix", a.prefix, "only keys starting with this");
+  ls->add_option("-e,--env", a.env, "only this environment's scope");
+  ls->callback([&] {
+    run = [&] {
+      boost::json::array all;
+      std::string cursor;
+      do {
+        std::string target = "/v1/variables?limit=1000&prefix=" + UrlEncode(a.prefix);
+        if (!a.env.empty()) target += "&environment=" + UrlEncode(a.env);
+        if (!cursor.empty()) target += "&cursor=" + UrlEncode(cursor);
+        auto v = Call(flags, "GET", target);
+        if (!v) return 1;
+        for (auto& item : v->as_object()["items"].as_array()) all.push_back(item);
+        cursor = Text(*v, "next_cursor");
+      } while (!cursor.empty());
+      if (flags.output == "json") {
+        PrintJson(all);
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& item : all) {
+        std::string env = Text(item, "environment");
+        rows.push_back({Text(item, "key"), env.empty() ? "(global)" : env, Text(item, "value"),
+                        Text(item, "modify_index")});
+      }
+      PrintTable({"KEY", "SCOPE", "VALUE", "INDEX"}, rows);
+      return 0;
+    };
+  });
+
+  auto* rm = var->add_subcommand("rm", "Delete a variable.");
+  rm->add_option("key", a.key, "variable key")->required();
+  rm->add_option("-e,--env", a.env, "environment scope (default: global)");
+  rm->callback([&] {
+    run = [&] {
+      if (!Call(flags, "DELETE", "/v1/variables/" + UrlEncode(a.key) + Scope(a))) return 1;
+      if (flags.output != "json") std::cout << "deleted " << a.key << "\n";
+      return 0;
+    };
+  });
+}
+
+}  // namespace drover::cmd

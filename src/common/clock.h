@@ -1,0 +1,36 @@
+#pragma once
+// Time flows through Clock so tests can control it. Nothing else calls the system clock.
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace drover {
+
+using TimePoint = std::chrono::system_clock::time_point;
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Wall-clock time (for timestamps shown to users and stored).
+  virtual TimePoint Now() const = 0;
+  // Monotonic time (for durations, timeouts, rate limits).
+  virtual std::chrono::steady_clock::time_point Steady() const = 0;
+};
+
+class SystemClock final : public Clock {
+ public:
+  TimePoint Now() const override { return std::chrono::system_clock::now(); }
+  std::chrono::steady_clock::time_point Steady() const override {
+    return std::chrono::steady_clock::now();
+  }
+  static SystemClock& Get();
+};
+
+// Milliseconds since the Unix epoch.
+int64_t ToUnixMillis(TimePoint t);
+TimePoint FromUnixMillis(int64_t ms);
+
+// RFC 3339 UTC with millisecond precision: 2026-11-23T10:00:00.123Z
+std::string FormatRfc3339(TimePoint t);
+
+}  // namespace drover

@@ -1,0 +1,121 @@
+#include "common/json.h"
+
+#include <fmt/format.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace drover {
+
+Result<boost::json::object> ParseJsonObject(std::string_view body) {
+  boost::system::error_code ec;
+  boost::json::parse_options opts;
+  opts.max_depth = 64;
+  boost::json::value v = boost::json::parse(body, ec, {}, opts);
+  if (ec) return Status::InvalidArgument("request body is not valid JSON: " + ec.message());
+  if (!v.is_object()) return Status::InvalidArgument("request body must be a JSON object");
+  return std::move(v.as_object());
+}
+
+std::string ToJson(const boost::json::value& v) { return boost::json::serialize(v); }
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          out += fmt::format("\\u{:04x}", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+JsonDecoder::JsonDecoder(const boost::json::object& obj, std::string prefix)
+    : obj_(obj), prefix_(std::move(prefix)) {}
+
+const boost::json::value* JsonDecoder::Find(std::string_view field, bool required,
+                                            const char* type) {
+  seen_.emplace(field);
+  auto it = obj_.find(field);
+  if (it == obj_.end() || it->value().is_null()) {
+    if (required) AddError(field, fmt::format("is required ({})", type));
+    return nullptr;
+  }
+  return &it->value();
+}
+
+std::optional<std::string> JsonDecoder::String(std::string_view field, bool required) {
+  const auto* v = Find(field, required, "string");
+  if (!v) return std::nullopt;
+  if (!v->is_string()) {
+    AddError(field, "must be a string");
+    return std::nullopt;
+  }
+  return std::string(v->as_string());
+}
+
+std::optional<int64_t> JsonDecoder::Int(std::string_view field, bool required) {
+  const auto* v = Find(field, required, "integer");
+  if (!v) return std::nullopt;
+  if (v->is_int64()) return v->as_int64();
+  if (v->is_uint64() && v->as_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
+    return static_cast<int64_t>(v->as_uint64());
+  }
+  if (v->is_double()) {
+    double d = v->as_double();
+    if (d == static_cast<double>(static_cast<int64_t>(d)) && d > -9e18 && d < 9e18) {
+      return static_cast<int64_t>(d);
+    }
+  }
+  AddError(field, "must be an integer");
+  return std::nullopt;
+}
+
+std::optional<bool> JsonDecoder::Bool(std::string_view field, bool required) {
+  const auto* v = Find(field, required, "boolean");
+  if (!v) return std::nullopt;
+  if (!v->is_bool()) {
+    AddError(field, "must be a boolean");
+    return std::nullopt;
+  }
+  return v->as_bool();
+}
+
+const boost::json::value* JsonDecoder::Raw(std::string_view field, bool required) {
+  return Find(field, required, "value");
+}
+
+void JsonDecoder::AddError(std::string_view field, std::string message) {
+  errors_.push_back({prefix_ + std::string(field), std::move(message)});
+}
+
+Status JsonDecoder::Finish() {
+  for (const auto& kv : obj_) {
+    if (!seen_.contains(std::string_view(kv.key()))) {
+      AddError(std::string_view(kv.key()), "unknown field");
+    }
+  }
+  if (errors_.empty()) return Status::Ok();
+  return Status::Validation(std::move(errors_));
+}
+
+}  // namespace drover

@@ -1,0 +1,50 @@
+#pragma once
+// Strict JSON decoding for request bodies: every field is checked for presence and type, fields
+// nobody asked for are rejected, and all problems are reported at once as field errors.
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace drover {
+
+// Parses `body` as a JSON object. Malformed JSON or another top-level type: InvalidArgument.
+Result<boost::json::object> ParseJsonObject(std::string_view body);
+
+// Serializes a value compactly.
+std::string ToJson(const boost::json::value& v);
+
+// Appends `s` to `out` as a JSON string literal (with quotes).
+void AppendJsonString(std::string& out, std::string_view s);
+
+// Reads fields of one object. Not thread-safe; one per decode.
+class JsonDecoder {
+ public:
+  // `prefix` is prepended to field names in errors ("spec." for nested objects).
+  explicit JsonDecoder(const boost::json::object& obj, std::string prefix = "");
+
+  std::optional<std::string> String(std::string_view field, bool required);
+  std::optional<int64_t> Int(std::string_view field, bool required);
+  std::optional<bool> Bool(std::string_view field, bool required);
+  // The raw value of a field (no type check), or null when absent.
+  const boost::json::value* Raw(std::string_view field, bool required);
+
+  void AddError(std::string_view field, std::string message);
+  // Marks unconsumed fields as unknown and returns every error as one Validation status.
+  Status Finish();
+
+ private:
+  const boost::json::value* Find(std::string_view field, bool required, const char* type);
+  const boost::json::object& obj_;
+  std::string prefix_;
+  std::set<std::string, std::less<>> seen_;
+  std::vector<FieldError> errors_;
+};
+
+}  // namespace drover

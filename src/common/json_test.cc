@@ -1,0 +1,58 @@
+#include "common/json.h"
+
+#include <gtest/gtest.h>
+
+namespace drover {
+namespace {
+
+TEST(Json, ParseRejectsMalformedAndNonObjects) {
+  EXPECT_EQ(ParseJsonObject("{").status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(ParseJsonObject("[1]").status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(ParseJsonObject("\"x\"").status().code(), Status::Code::kInvalidArgument);
+  EXPECT_TRUE(ParseJsonObject("{\"a\":1}").ok());
+}
+
+TEST(Json, DecoderReportsEveryProblemAtOnce) {
+  auto obj = ParseJsonObject(R"({"value": 5, "extra": true, "flag": "yes"})");
+  ASSERT_TRUE(obj.ok());
+  JsonDecoder d(*obj);
+  EXPECT_FALSE(d.String("value", true).has_value());
+  EXPECT_FALSE(d.String("name", true).has_value());
+  EXPECT_FALSE(d.Bool("flag", false).has_value());
+  Status s = d.Finish();
+  ASSERT_EQ(s.code(), Status::Code::kValidation);
+  std::vector<FieldError> want = {{"value", "must be a string"},
+                                  {"name", "is required (string)"},
+                                  {"flag", "must be a boolean"},
+                                  {"extra", "unknown field"}};
+  EXPECT_EQ(s.errors(), want);
+}
+
+TEST(Json, DecoderAcceptsWellTypedFields) {
+  auto obj = ParseJsonObject(R"({"s": "x", "n": 42, "b": false, "nul": null})");
+  ASSERT_TRUE(obj.ok());
+  JsonDecoder d(*obj, "spec.");
+  EXPECT_EQ(d.String("s", true), "x");
+  EXPECT_EQ(d.Int("n", true), 42);
+  EXPECT_EQ(d.Bool("b", true), false);
+  EXPECT_FALSE(d.String("nul", false).has_value());
+  EXPECT_TRUE(d.Finish().ok());
+}
+
+TEST(Json, IntRejectsFractionsAndPrefixesNestedFields) {
+  auto obj = ParseJsonObject(R"({"n": 1.5})");
+  JsonDecoder d(*obj, "spec.");
+  EXPECT_FALSE(d.Int("n", true).has_value());
+  Status s = d.Finish();
+  ASSERT_EQ(s.errors().size(), 1u);
+  EXPECT_EQ(s.errors()[0].field, "spec.n");
+}
+
+TEST(Json, EscapesControlCharacters) {
+  std::string out;
+  AppendJsonString(out, "a\"b\\c\n\x01");
+  EXPECT_EQ(out, R"("a\"b\\c\n\u0001")");
+}
+
+}  // namespace
+}  // namespace drover

@@ -1,0 +1,144 @@
+#include "common/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
+#include <mutex>
+#include <thread>
+
+#include "common/json.h"
+
+namespace drover {
+namespace {
+
+std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+std::atomic<bool> g_json{false};
+
+// Buffers lines; a detached thread writes them every 50 ms. Lives for the whole process.
+class Writer {
+ public:
+  Writer() {
+    std::thread([this] { Loop(); }).detach();
+  }
+  void Append(std::string_view line, bool urgent) {
+    std::unique_lock lock(mu_);
+    buf_.append(line);
+    if (urgent || buf_.size() > (1 << 20)) WriteLocked(lock);
+  }
+  void Flush() {
+    std::unique_lock lock(mu_);
+    WriteLocked(lock);
+  }
+
+ private:
+  void WriteLocked(std::unique_lock<std::mutex>& lock) {
+    std::string out;
+    out.swap(buf_);
+    std::lock_guard io(io_mu_);  // keeps chunks in order across threads
+    lock.unlock();
+    const char* p = out.data();
+    size_t n = out.size();
+    while (n > 0) {
+      ssize_t w = ::write(2, p, n);
+      if (w <= 0) break;
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+    lock.lock();
+  }
+  void Loop() {
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      Flush();
+    }
+  }
+  std::mutex mu_;
+  std::mutex io_mu_;
+  std::string buf_;
+};
+
+Writer& GetWriter() {
+  static Writer* w = new Writer();  // never destroyed: threads may log during exit
+  return *w;
+}
+
+constexpr std::string_view kLevelNames[] = {"debug", "info", "warn", "error"};
+
+void AppendTime(std::string& out) {
+  auto now = std::chrono::system_clock::now();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  std::time_t secs = ms / 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 ms % 1000);
+}
+
+}  // namespace
+
+void InitLogging(LogFormat format, LogLevel level) {
+  g_json = format == LogFormat::kJson;
+  g_level = static_cast<int>(level);
+  GetWriter();
+}
+
+bool ParseLogLevel(std::string_view s, LogLevel* out) {
+  for (int i = 0; i < 4; ++i) {
+    if (s == kLevelNames[i]) {
+      *out = static_cast<LogLevel>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
+
+void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) {
+  if (!LogEnabled(level)) return;
+  std::string line;
+  line.reserve(128 + msg.size());
+  auto lvl = kLevelNames[static_cast<int>(level)];
+  if (g_json) {
+    line += "{\"time\":\"";
+    AppendTime(line);
+    line += "\",\"level\":\"";
+    line += lvl;
+    line += "\",\"msg\":";
+    AppendJsonString(line, msg);
+    for (const auto& f : fields) {
+      line += ',';
+      AppendJsonString(line, f.key);
+      line += ':';
+      AppendJsonString(line, f.value);
+    }
+    line += "}\n";
+  } else {
+    AppendTime(line);
+    line += ' ';
+    line += lvl;
+    line += ' ';
+    line += msg;
+    for (const auto& f : fields) {
+      line += ' ';
+      line += f.key;
+      line += '=';
+      bool quote = f.value.empty() || f.value.find_first_of(" \"=") != std::string_view::npos;
+      if (quote) {
+        AppendJsonString(line, f.value);
+      } else {
+        line += f.value;
+      }
+    }
+    line += '\n';
+  }
+  GetWriter().Append(line, level >= LogLevel::kError);
+}
+
+void FlushLogs() { GetWriter().Flush(); }
+
+}  // namespace drover

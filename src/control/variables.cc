@@ -1,0 +1,161 @@
+#include "control/variables.h"
+
+#include <fmt/format.h>
+
+#include "common/names.h"
+
+namespace drover::control {
+namespace {
+
+constexpr std::string_view kColumns =
+    "SELECT key, environment, value, create_index, modify_index, updated_at FROM variables";
+
+Variable ReadVariable(const store::Row& r) {
+  return {r.String(0), r.String(1), r.String(2), r.Int(3), r.Int(4), r.Int(5)};
+}
+
+// Cursors are "key/environment" (names never hold '/'), hex-encoded to stay opaque.
+std::string EncodeCursor(const Variable& v) {
+  std::string raw = v.key + "/" + v.environment, out;
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+bool DecodeCursor(std::string_view c, std::string* key, std::string* env) {
+  if (c.size() % 2) return false;
+  std::string raw;
+  for (size_t i = 0; i < c.size(); i += 2) {
+    auto h = [](char x) {
+      return x >= '0' && x <= '9' ? x - '0' : x >= 'a' && x <= 'f' ? x - 'a' + 10 : -1;
+    };
+    int hi = h(c[i]), lo = h(c[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    raw += static_cast<char>(hi * 16 + lo);
+  }
+  auto slash = raw.find('/');
+  if (slash == std::string::npos) return false;
+  *key = raw.substr(0, slash);
+  *env = raw.substr(slash + 1);
+  return true;
+}
+
+}  // namespace
+
+Status VariableService::Validate(std::string_view key, std::string_view environment,
+                                 std::string_view value) {
+  std::vector<FieldError> errors;
+  if (!IsValidName(key)) errors.push_back({"key", std::string(kNameRule)});
+  if (!environment.empty() && !IsValidName(environment)) {
+    errors.push_back({"environment", std::string(kNameRule)});
+  }
+  if (value.size() > kMaxValueBytes) {
+    errors.push_back({"value", fmt::format("is longer than {} bytes", kMaxValueBytes)});
+  }
+  if (!errors.empty()) return Status::Validation(std::move(errors));
+  return Status::Ok();
+}
+
+void VariableService::Put(std::string tenant, std::string key, std::string environment,
+                          std::string value, std::function<void(Result<PutResult>)> done) {
+  if (Status s = Validate(key, environment, value); !s.ok()) return done(s);
+  auto result = std::make_shared<PutResult>();
+  result->variable = {
+      std::move(key), std::move(environment), std::move(value), 0, 0, ToUnixMillis(clock_.Now())};
+  store_.Write(
+      [result, tenant = std::move(tenant)](store::Tx& tx) -> Status {
+        auto& v = result->variable;
+        auto idx = tx.NextIndex();
+        if (!idx.ok()) return idx.status();
+        v.modify_index = *idx;
+        std::optional<int64_t> create;
+        Status s = tx.Query(
+            "INSERT INTO variables (tenant, environment, key, value, create_index, modify_index,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (tenant, environment, key) DO UPDATE SET value = excluded.value,"
+            " modify_index = excluded.modify_index, updated_at = excluded.updated_at"
+            " RETURNING create_index",
+            {tenant, v.environment, v.key, v.value, *idx, *idx, v.updated_at_ms},
+            [&](const store::Row& r) { create = r.Int(0); });
+        if (!s.ok()) return s;
+        v.create_index = create.value_or(*idx);
+        result->created = v.create_index == *idx;
+        return Status::Ok();
+      },
+      [result, done = std::move(done)](Status s) {
+        if (!s.ok()) return done(s);
+        done(std::move(*result));
+      });
+}
+
+Result<Variable> VariableService::Get(const std::string& tenant, const std::string& key,
+                                      const std::string& environment) {
+  std::optional<Variable> found;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(
+        "SELECT key, environment, value, create_index, modify_index, updated_at FROM variables"
+        " WHERE tenant = ? AND environment = ? AND key = ?",
+        {tenant, environment, key}, [&](const store::Row& r) { found = ReadVariable(r); });
+  });
+  if (!s.ok()) return s;
+  if (!found) {
+    return Status::NotFound(
+        environment.empty()
+            ? fmt::format("variable '{}' is not set", key)
+            : fmt::format("variable '{}' is not set in environment '{}'", key, environment));
+  }
+  return std::move(*found);
+}
+
+Result<VariablePage> VariableService::List(const std::string& tenant, const ListQuery& q) {
+  std::string after_key, after_env;
+  if (!q.cursor.empty() && !DecodeCursor(q.cursor, &after_key, &after_env)) {
+    return Status::InvalidArgument("query parameter 'cursor' is not a cursor this server issued");
+  }
+  // Prefix match as a key range: [prefix, prefix + U+FFFF) works in both backends' collations
+  // for the ASCII names variables use, and uses the index.
+  std::string hi = q.prefix + "\x7f";
+  VariablePage page;
+  std::string sql(kColumns);
+  sql += " WHERE tenant = ? AND key >= ? AND key < ?";
+  sql += " AND (key > ? OR (key = ? AND environment > ?))";
+  if (q.environment) sql += " AND environment = ?";
+  sql += " ORDER BY key, environment LIMIT ?";
+  bool first_page = q.cursor.empty();
+  // On the first page, (key > '' OR ...) must admit everything: use a sentinel below any name.
+  std::string k = first_page ? std::string() : after_key;
+  std::string e = first_page ? std::string() : after_env;
+  Status s = store_.Read([&](store::Tx& tx) {
+    auto on_row = [&](const store::Row& r) { page.items.push_back(ReadVariable(r)); };
+    int64_t lim = q.limit + 1;
+    if (q.environment) {
+      return tx.Query(sql, {tenant, q.prefix, hi, k, k, e, *q.environment, lim}, on_row);
+    }
+    return tx.Query(sql, {tenant, q.prefix, hi, k, k, e, lim}, on_row);
+  });
+  if (!s.ok()) return s;
+  if (static_cast<int>(page.items.size()) > q.limit) {
+    page.items.pop_back();
+    page.next_cursor = EncodeCursor(page.items.back());
+  }
+  return page;
+}
+
+void VariableService::Delete(std::string tenant, std::string key, std::string environment,
+                             std::function<void(Status)> done) {
+  store_.Write(
+      [tenant = std::move(tenant), key = std::move(key),
+       environment = std::move(environment)](store::Tx& tx) -> Status {
+        auto n = tx.Exec("DELETE FROM variables WHERE tenant = ? AND environment = ? AND key = ?",
+                         {tenant, environment, key});
+        if (!n.ok()) return n.status();
+        if (*n == 0) return Status::NotFound(fmt::format("variable '{}' is not set", key));
+        return tx.NextIndex().status();
+      },
+      std::move(done));
+}
+
+}  // namespace drover::control

@@ -1,0 +1,70 @@
+#pragma once
+// Control-center variables: key/value strings per tenant, global or scoped to an environment.
+// Every change takes the next value of the store's global change index (create_index on
+// creation, modify_index on every change). Thread-safe; writes are group-committed.
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "store/store.h"
+
+namespace drover::control {
+
+struct Variable {
+  std::string key;
+  std::string environment;  // "" = global
+  std::string value;
+  int64_t create_index = 0;
+  int64_t modify_index = 0;
+  int64_t updated_at_ms = 0;
+};
+
+struct PutResult {
+  Variable variable;
+  bool created = false;
+};
+
+struct ListQuery {
+  std::string prefix;
+  std::optional<std::string> environment;  // nullopt: every scope; "": global only
+  std::string cursor;                      // from a previous page's next_cursor
+  int limit = 100;
+};
+
+struct VariablePage {
+  std::vector<Variable> items;
+  std::string next_cursor;  // empty at the end
+};
+
+// Longest value accepted, in bytes.
+inline constexpr std::size_t kMaxValueBytes = 512 * 1024;
+
+class VariableService {
+ public:
+  VariableService(store::Store& store, const Clock& clock) : store_(store), clock_(clock) {}
+
+  // Validates key, environment and value; Validation status with field errors otherwise.
+  static Status Validate(std::string_view key, std::string_view environment,
+                         std::string_view value);
+
+  // Creates or replaces; `done` after the commit (on the writer thread).
+  void Put(std::string tenant, std::string key, std::string environment, std::string value,
+           std::function<void(Result<PutResult>)> done);
+  // NotFound when absent.
+  Result<Variable> Get(const std::string& tenant, const std::string& key,
+                       const std::string& environment);
+  // InvalidArgument for a bad cursor.
+  Result<VariablePage> List(const std::string& tenant, const ListQuery& q);
+  // NotFound when absent; `done` after the commit.
+  void Delete(std::string tenant, std::string key, std::string environment,
+              std::function<void(Status)> done);
+
+ private:
+  store::Store& store_;
+  const Clock& clock_;
+};
+
+}  // namespace drover::control

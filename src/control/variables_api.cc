@@ -1,0 +1,144 @@
+#include "control/variables_api.h"
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/names.h"
+#include "http/handler_util.h"
+
+namespace drover::control {
+namespace {
+
+using http::Request;
+using http::Responder;
+using http::Response;
+
+void AppendVariable(std::string& out, const Variable& v) {
+  out += "{\"key\":";
+  AppendJsonString(out, v.key);
+  out += ",\"environment\":";
+  if (v.environment.empty()) {
+    out += "null";
+  } else {
+    AppendJsonString(out, v.environment);
+  }
+  out += ",\"value\":";
+  AppendJsonString(out, v.value);
+  out += ",\"create_index\":" + std::to_string(v.create_index);
+  out += ",\"modify_index\":" + std::to_string(v.modify_index);
+  out += ",\"updated_at\":\"" + FormatRfc3339(FromUnixMillis(v.updated_at_ms)) + "\"}";
+}
+
+Response WithIndex(Response r, int64_t index) {
+  r.AddHeader("X-Drover-Index", std::to_string(index));
+  return r;
+}
+
+// ?environment= as a scope: absent or empty = global; else a valid name.
+Result<std::string> EnvironmentParam(const Request& req) {
+  auto e = req.Query("environment");
+  if (!e || e->empty()) return std::string();
+  if (!IsValidName(*e)) {
+    return Status::InvalidArgument("query parameter 'environment' " + std::string(kNameRule));
+  }
+  return *e;
+}
+
+}  // namespace
+
+void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store& store) {
+  router.Add(http::Method::kPut, "/v1/variables/{key}", http::Access::kAny,
+             [&vars, &store](Request& req, Responder respond) {
+               auto tenant = http::RequestTenant(req);
+               if (!tenant.ok()) return http::SendError(respond, tenant.status());
+               auto body = http::ReadJsonBody(req);
+               if (!body.ok()) return http::SendError(respond, body.status());
+               JsonDecoder d(*body);
+               auto value = d.String("value", true);
+               auto env = d.String("environment", false);
+               if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
+               if (Status s = VariableService::Validate(req.Param("key"), env.value_or(""), *value);
+                   !s.ok()) {
+                 return http::SendError(respond, s);
+               }
+               vars.Put(std::move(*tenant), req.Param("key"), env.value_or(""), std::move(*value),
+                        [respond, &store](Result<PutResult> r) {
+                          if (!r.ok()) return http::SendError(respond, r.status());
+                          std::string out;
+                          AppendVariable(out, r->variable);
+                          respond(WithIndex(Response::Json(r->created ? 201 : 200, std::move(out)),
+                                            store.LastIndex()));
+                        });
+             });
+
+  router.Add(http::Method::kGet, "/v1/variables/{key}", http::Access::kAny,
+             [&vars, &store](Request& req, Responder respond) {
+               int64_t index = store.LastIndex();  // before the read: never newer than the data
+               auto tenant = http::RequestTenant(req);
+               if (!tenant.ok()) return http::SendError(respond, tenant.status());
+               auto env = EnvironmentParam(req);
+               if (!env.ok()) return http::SendError(respond, env.status());
+               if (!IsValidName(req.Param("key"))) {
+                 return http::SendError(
+                     respond, Status::InvalidArgument("variable key " + std::string(kNameRule)));
+               }
+               auto v = vars.Get(*tenant, req.Param("key"), *env);
+               if (!v.ok()) return respond(WithIndex(Response::Problem(v.status()), index));
+               std::string out;
+               AppendVariable(out, *v);
+               respond(WithIndex(Response::Json(200, std::move(out)), index));
+             });
+
+  router.Add(http::Method::kGet, "/v1/variables", http::Access::kAny,
+             [&vars, &store](Request& req, Responder respond) {
+               int64_t index = store.LastIndex();
+               auto tenant = http::RequestTenant(req);
+               if (!tenant.ok()) return http::SendError(respond, tenant.status());
+               auto limit = http::ReadLimit(req, 100, 1000);
+               if (!limit.ok()) return http::SendError(respond, limit.status());
+               ListQuery q;
+               q.limit = *limit;
+               q.prefix = req.Query("prefix").value_or("");
+               q.cursor = req.Query("cursor").value_or("");
+               if (req.Query("environment")) {
+                 auto env = EnvironmentParam(req);
+                 if (!env.ok()) return http::SendError(respond, env.status());
+                 q.environment = *env;
+               }
+               auto page = vars.List(*tenant, q);
+               if (!page.ok()) return http::SendError(respond, page.status());
+               std::string out = "{\"items\":[";
+               for (size_t i = 0; i < page->items.size(); ++i) {
+                 if (i) out += ',';
+                 AppendVariable(out, page->items[i]);
+               }
+               out += "],\"next_cursor\":";
+               if (page->next_cursor.empty()) {
+                 out += "null";
+               } else {
+                 AppendJsonString(out, page->next_cursor);
+               }
+               out += ",\"index\":" + std::to_string(index) + "}";
+               respond(WithIndex(Response::Json(200, std::move(out)), index));
+             });
+
+  router.Add(http::Method::kDelete, "/v1/variables/{key}", http::Access::kAny,
+             [&vars, &store](Request& req, Responder respond) {
+               auto tenant = http::RequestTenant(req);
+               if (!tenant.ok()) return http::SendError(respond, tenant.status());
+               auto env = EnvironmentParam(req);
+               if (!env.ok()) return http::SendError(respond, env.status());
+               if (!IsValidName(req.Param("key"))) {
+                 return http::SendError(
+                     respond, Status::InvalidArgument("variable key " + std::string(kNameRule)));
+               }
+               vars.Delete(std::move(*tenant), req.Param("key"), std::move(*env),
+                           [respond, &store](Status s) {
+                             if (!s.ok()) return http::SendError(respond, s);
+                             Response r;
+                             r.status = 204;
+                             respond(WithIndex(std::move(r), store.LastIndex()));
+                           });
+             });
+}
+
+}  // namespace drover::control

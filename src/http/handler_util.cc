@@ -1,0 +1,45 @@
+#include "http/handler_util.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+
+#include "common/json.h"
+#include "common/names.h"
+
+namespace drover::http {
+
+Result<boost::json::object> ReadJsonBody(const Request& req) {
+  std::string_view ct = req.Header("Content-Type");
+  ct = ct.substr(0, ct.find(';'));
+  while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
+  if (!ct.empty() && ct != "application/json" && !ct.ends_with("+json")) {
+    return Status::UnsupportedMedia(
+        fmt::format("Content-Type '{}' is not supported here; send application/json", ct));
+  }
+  if (req.body.empty()) return Status::InvalidArgument("request body is empty; send a JSON object");
+  return ParseJsonObject(req.body);
+}
+
+Result<int> ReadLimit(const Request& req, int def, int max) {
+  auto v = req.Query("limit");
+  if (!v) return def;
+  int n = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc() || p != v->data() + v->size() || n < 1 || n > max) {
+    return Status::InvalidArgument(fmt::format("query parameter 'limit' must be 1..{}", max));
+  }
+  return n;
+}
+
+Result<std::string> RequestTenant(const Request& req) {
+  auto t = req.Query("tenant");
+  if (!t || t->empty()) return req.principal.tenant;
+  if (!IsValidName(*t)) {
+    return Status::InvalidArgument("query parameter 'tenant' " + std::string(kNameRule));
+  }
+  if (!req.principal.CanSeeTenant(*t)) return Status::NotFound("no such tenant");
+  return *t;
+}
+
+}  // namespace drover::http

@@ -1,0 +1,25 @@
+#pragma once
+// Small helpers shared by handlers: JSON bodies, paging limits, the tenant a request acts in.
+#include <boost/json/object.hpp>
+
+#include "common/status.h"
+#include "http/message.h"
+
+namespace drover::http {
+
+// The body as a JSON object. An absent Content-Type is taken as JSON; any other type than
+// application/json or */*+json is UnsupportedMedia.
+Result<boost::json::object> ReadJsonBody(const Request& req);
+
+// Parses ?limit= (default `def`, 1..max); InvalidArgument names the parameter.
+Result<int> ReadLimit(const Request& req, int def, int max);
+
+// The tenant a request acts in: the key's own, or for admin keys `?tenant=` when given.
+// A non-admin naming another tenant gets NotFound (another tenant's resources do not exist
+// for it); a bad name gets InvalidArgument.
+Result<std::string> RequestTenant(const Request& req);
+
+// Sends `s` as problem+json.
+inline void SendError(const Responder& respond, const Status& s) { respond(Response::Problem(s)); }
+
+}  // namespace drover::http

@@ -1,0 +1,238 @@
+#include "http/message.h"
+
+#include <strings.h>
+
+#include "common/json.h"
+
+namespace drover::http {
+
+std::string_view MethodName(Method m) {
+  switch (m) {
+    case Method::kGet:
+      return "GET";
+    case Method::kHead:
+      return "HEAD";
+    case Method::kPost:
+      return "POST";
+    case Method::kPut:
+      return "PUT";
+    case Method::kDelete:
+      return "DELETE";
+    case Method::kPatch:
+      return "PATCH";
+    case Method::kOptions:
+      return "OPTIONS";
+    case Method::kOther:
+      return "OTHER";
+  }
+  return "OTHER";
+}
+
+Method ParseMethod(std::string_view s) {
+  if (s == "GET") return Method::kGet;
+  if (s == "HEAD") return Method::kHead;
+  if (s == "POST") return Method::kPost;
+  if (s == "PUT") return Method::kPut;
+  if (s == "DELETE") return Method::kDelete;
+  if (s == "PATCH") return Method::kPatch;
+  if (s == "OPTIONS") return Method::kOptions;
+  return Method::kOther;
+}
+
+std::string_view Request::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
+  }
+  return {};
+}
+
+const std::string& Request::Param(std::string_view name) const {
+  static const std::string kEmpty;
+  for (const auto& [k, v] : params) {
+    if (k == name) return v;
+  }
+  return kEmpty;
+}
+
+std::optional<std::string> Request::Query(std::string_view name) const {
+  std::string_view q = query;
+  while (!q.empty()) {
+    auto amp = q.find('&');
+    std::string_view part = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+    auto eq = part.find('=');
+    std::string_view k = part.substr(0, eq);
+    if (k != name) continue;
+    std::string out;
+    std::string_view raw = eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1);
+    std::string plus_fixed(raw);
+    for (char& c : plus_fixed) {
+      if (c == '+') c = ' ';
+    }
+    if (!PercentDecode(plus_fixed, &out)) return std::nullopt;
+    return out;
+  }
+  return std::nullopt;
+}
+
+bool PercentDecode(std::string_view s, std::string* out) {
+  out->clear();
+  out->reserve(s.size());
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      *out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return false;
+    int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    *out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return true;
+}
+
+int HttpStatusFor(const Status& s) {
+  using C = Status::Code;
+  switch (s.code()) {
+    case C::kOk:
+      return 200;
+    case C::kInvalidArgument:
+      return 400;
+    case C::kValidation:
+      return 422;
+    case C::kUnauthenticated:
+      return 401;
+    case C::kPermissionDenied:
+      return 403;
+    case C::kNotFound:
+      return 404;
+    case C::kConflict:
+      return 409;
+    case C::kTooLarge:
+      return 413;
+    case C::kUnsupportedMedia:
+      return 415;
+    case C::kResourceExhausted:
+      return 429;
+    case C::kUnavailable:
+      return 503;
+    case C::kInternal:
+      return 500;
+  }
+  return 500;
+}
+
+namespace {
+
+std::string_view TitleFor(int status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Content";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Error";
+  }
+}
+
+std::string ProblemBody(int status, std::string_view title, std::string_view detail,
+                        const std::vector<FieldError>* errors) {
+  std::string b = "{\"type\":\"about:blank\",\"title\":";
+  AppendJsonString(b, title);
+  b += ",\"status\":" + std::to_string(status) + ",\"detail\":";
+  AppendJsonString(b, detail);
+  if (errors && !errors->empty()) {
+    b += ",\"errors\":[";
+    for (size_t i = 0; i < errors->size(); ++i) {
+      if (i) b += ',';
+      b += "{\"field\":";
+      AppendJsonString(b, (*errors)[i].field);
+      b += ",\"message\":";
+      AppendJsonString(b, (*errors)[i].message);
+      b += '}';
+    }
+    b += ']';
+  }
+  b += '}';
+  return b;
+}
+
+}  // namespace
+
+Response Response::Problem(const Status& s) {
+  Response r;
+  r.status = HttpStatusFor(s);
+  r.content_type = "application/problem+json";
+  // Internal errors keep their detail out of the response: it is logged instead.
+  std::string_view detail = r.status == 500 ? std::string_view("internal error; see the server log")
+                                            : std::string_view(s.message());
+  r.body = ProblemBody(r.status, TitleFor(r.status), detail, &s.errors());
+  if (r.status == 503 || r.status == 429) r.AddHeader("Retry-After", "1");
+  return r;
+}
+
+Response Response::Problem(int status, std::string_view title, std::string_view detail) {
+  Response r;
+  r.status = status;
+  r.content_type = "application/problem+json";
+  r.body = ProblemBody(status, title.empty() ? TitleFor(status) : title, detail, nullptr);
+  return r;
+}
+
+Responder::Responder() : slot_(std::make_shared<Slot>()) {}
+
+void Responder::operator()(Response r) const {
+  std::function<void()> ready;
+  {
+    std::lock_guard lock(slot_->mu);
+    if (slot_->response) return;  // exactly once
+    slot_->response = std::move(r);
+    ready = std::move(slot_->ready);
+  }
+  if (ready) ready();
+}
+
+void Responder::OnReady(std::function<void()> fn) const {
+  {
+    std::lock_guard lock(slot_->mu);
+    if (!slot_->response) {
+      slot_->ready = std::move(fn);
+      return;
+    }
+  }
+  fn();
+}
+
+Response Responder::Take() const {
+  std::lock_guard lock(slot_->mu);
+  return std::move(*slot_->response);
+}
+
+}  // namespace drover::http

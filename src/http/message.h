@@ -1,0 +1,92 @@
+#pragma once
+// Transport-neutral HTTP request and response. Handlers are plain functions of these types and
+// never see Beast, so they compile fast and are tested without sockets.
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "auth/principal.h"
+#include "common/status.h"
+
+namespace drover::http {
+
+enum class Method { kGet, kHead, kPost, kPut, kDelete, kPatch, kOptions, kOther };
+std::string_view MethodName(Method m);
+Method ParseMethod(std::string_view s);
+
+struct Request {
+  Method method = Method::kGet;
+  std::string_view target;  // path and query, as sent
+  std::string_view path;    // without the query
+  std::string_view query;   // after '?', without it
+  // Views into the transport's buffers: valid until the response has been written.
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+  std::string body;
+
+  // Filled by the pipeline.
+  std::string request_id;
+  auth::Principal principal;
+  std::vector<std::pair<std::string_view, std::string>> params;  // path parameters, decoded
+
+  // A header's value (name case-insensitive), empty when absent.
+  std::string_view Header(std::string_view name) const;
+  // A path parameter by name ("" when absent).
+  const std::string& Param(std::string_view name) const;
+  // A query parameter, percent-decoded; nullopt when absent.
+  std::optional<std::string> Query(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string_view content_type = "application/json";  // static strings only
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  static Response Json(int status, std::string body) {
+    Response r;
+    r.status = status;
+    r.body = std::move(body);
+    return r;
+  }
+  // RFC 9457 problem+json for a non-OK status.
+  static Response Problem(const Status& s);
+  static Response Problem(int status, std::string_view title, std::string_view detail);
+  void AddHeader(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+  }
+};
+
+// The HTTP status for a Status code.
+int HttpStatusFor(const Status& s);
+
+// Delivers a handler's response exactly once, from any thread. Copyable; copies share the slot.
+class Responder {
+ public:
+  Responder();
+  void operator()(Response r) const;
+  // REQUIRES: called once, by the transport. `fn` runs when the response is ready (at once if
+  // it already is), on whatever thread delivered it.
+  void OnReady(std::function<void()> fn) const;
+  // The response; REQUIRES: ready.
+  Response Take() const;
+
+ private:
+  struct Slot {
+    std::mutex mu;
+    std::optional<Response> response;
+    std::function<void()> ready;
+  };
+  std::shared_ptr<Slot> slot_;
+};
+
+using Handler = std::function<void(Request&, Responder)>;
+
+// Percent-decodes `s` ('+' stays '+'); false on a malformed escape.
+bool PercentDecode(std::string_view s, std::string* out);
+
+}  // namespace drover::http

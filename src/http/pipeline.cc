@@ -1,0 +1,139 @@
+#include "http/pipeline.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <exception>
+
+#include "common/log.h"
+#include "common/random.h"
+
+namespace drover::http {
+namespace {
+
+bool ValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string_view BearerToken(std::string_view auth) {
+  if (auth.size() < 7) return {};
+  std::string_view scheme = auth.substr(0, 7);
+  if (scheme != "Bearer " && scheme != "bearer ") return {};
+  auth.remove_prefix(7);
+  while (!auth.empty() && auth.front() == ' ') auth.remove_prefix(1);
+  while (!auth.empty() && auth.back() == ' ') auth.remove_suffix(1);
+  return auth;
+}
+
+}  // namespace
+
+Pipeline::Pipeline(const Router& router, Metrics& metrics, auth::KeyService& keys,
+                   auth::RateLimiter& limiter, const Clock& clock, PipelineOptions options)
+    : router_(router),
+      metrics_(metrics),
+      keys_(keys),
+      limiter_(limiter),
+      clock_(clock),
+      options_(options),
+      id_prefix_(RandomHex(6)) {}
+
+std::string Pipeline::NewRequestId() {
+  return fmt::format("{}-{:x}", id_prefix_, next_id_.fetch_add(1, std::memory_order_relaxed));
+}
+
+void Pipeline::Dispatch(Request& req, const Responder& respond, int* route_out) {
+  std::string_view given = req.Header("X-Request-Id");
+  req.request_id = ValidRequestId(given) ? std::string(given) : NewRequestId();
+  *route_out = -1;
+
+  Match m = router_.Find(req.method, req.path);
+  if (m.kind == Match::kNotFound) {
+    return respond(Response::Problem(404, "", fmt::format("no route for {}", req.path)));
+  }
+  if (m.kind == Match::kMethodNotAllowed) {
+    auto r = Response::Problem(405, "",
+                               fmt::format("{} is not allowed on {}; allowed: {}",
+                                           MethodName(req.method), req.path, m.allowed));
+    r.AddHeader("Allow", m.allowed);
+    return respond(std::move(r));
+  }
+  *route_out = m.route;
+  const Route& route = router_.routes()[static_cast<size_t>(m.route)];
+  req.params = std::move(m.params);
+
+  if (route.access != Access::kPublic) {
+    std::string_view token = BearerToken(req.Header("Authorization"));
+    if (token.empty()) {
+      auto r = Response::Problem(401, "", "missing API key: send 'Authorization: Bearer <key>'");
+      r.AddHeader("WWW-Authenticate", "Bearer");
+      return respond(std::move(r));
+    }
+    auto principal = keys_.Authenticate(token);
+    if (!principal.ok()) {
+      auto r = Response::Problem(principal.status());
+      if (r.status == 401) r.AddHeader("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+      return respond(std::move(r));
+    }
+    req.principal = std::move(*principal);
+    const auto role = req.principal.role;
+    bool read = req.method == Method::kGet || req.method == Method::kHead;
+    if (role == auth::Role::kAgent && route.access != Access::kAgent) {
+      return respond(Response::Problem(403, "", "agent keys may only use agent endpoints"));
+    }
+    if (route.access == Access::kAdmin && role != auth::Role::kAdmin) {
+      return respond(Response::Problem(403, "", "this endpoint needs an admin key"));
+    }
+    if (role == auth::Role::kViewer && !read) {
+      return respond(Response::Problem(403, "", "viewer keys are read-only"));
+    }
+    double rps =
+        req.principal.rate_rps.value_or(role == auth::Role::kAdmin ? 0 : options_.default_rps);
+    double burst = req.principal.rate_burst.value_or(
+        req.principal.rate_rps ? std::max(1.0, rps) : options_.default_burst);
+    auto d = limiter_.Take(req.principal.key_id, rps, burst, clock_.Steady());
+    if (!d.allowed) {
+      auto r = Response::Problem(429, "", "rate limit exceeded for this key");
+      r.AddHeader("Retry-After",
+                  std::to_string(static_cast<int64_t>(std::ceil(d.retry_after_seconds))));
+      return respond(std::move(r));
+    }
+  }
+
+  try {
+    route.handler(req, respond);
+  } catch (const std::exception& e) {
+    LogError("handler for {} {} threw: {} (request {})", MethodName(req.method), route.pattern,
+             e.what(), req.request_id);
+    respond(Response::Problem(Status::Internal(e.what())));
+  }
+}
+
+void Pipeline::Finish(const Request& req, int route, Response& resp, double seconds) {
+  resp.AddHeader("X-Request-Id", req.request_id);
+  metrics_.ObserveRequest(route, resp.status, seconds);
+  if (resp.status == 500) {
+    LogError("500 on {} {} (request {})", MethodName(req.method), req.path, req.request_id);
+  }
+  if (options_.access_log && LogEnabled(LogLevel::kInfo)) {
+    char status[8], bytes[24], ms[32];
+    auto n1 = fmt::format_to_n(status, sizeof status, "{}", resp.status).size;
+    auto n2 = fmt::format_to_n(bytes, sizeof bytes, "{}", resp.body.size()).size;
+    auto n3 = fmt::format_to_n(ms, sizeof ms, "{:.3f}", seconds * 1000).size;
+    Log(LogLevel::kInfo, "request",
+        {{"method", MethodName(req.method)},
+         {"path", req.path},
+         {"status", {status, n1}},
+         {"bytes", {bytes, n2}},
+         {"ms", {ms, n3}},
+         {"key", req.principal.key_id},
+         {"request_id", req.request_id}});
+  }
+}
+
+}  // namespace drover::http

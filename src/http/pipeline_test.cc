@@ -1,0 +1,156 @@
+// The request pipeline driven without sockets: auth, roles, routing errors, rate limits,
+// request ids and metrics, on a real SQLite store.
+#include "http/pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "api/app.h"
+#include "testing/temp_dir.h"
+
+namespace drover::http {
+namespace {
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  void Init(PipelineOptions opts = {}, const std::string& db = "p.db") {
+    app_.reset();
+    store_.reset();
+    store::StoreOptions o;
+    o.url = "sqlite://" + dir_.File(db);
+    auto s = store::OpenStore(o);
+    ASSERT_TRUE(s.ok());
+    store_ = std::move(*s);
+    app_ = std::make_unique<api::App>(*store_, SystemClock::Get(), opts);
+    auto boot = app_->keys().Bootstrap(std::string(kAdmin));
+    ASSERT_TRUE(boot.ok());
+  }
+  void SetUp() override { Init(); }
+
+  Response Call(Method m, std::string target, std::string_view token, std::string body = "",
+                std::vector<std::pair<std::string_view, std::string_view>> headers = {}) {
+    target_ = std::move(target);
+    Request req;
+    req.method = m;
+    req.target = target_;
+    auto q = req.target.find('?');
+    req.path = req.target.substr(0, q);
+    if (q != std::string_view::npos) req.query = req.target.substr(q + 1);
+    auth_ = "Bearer " + std::string(token);
+    if (!token.empty()) req.headers.emplace_back("Authorization", auth_);
+    for (auto& h : headers) req.headers.push_back(h);
+    req.body = std::move(body);
+    Responder responder;
+    std::promise<void> ready;
+    int route = -1;
+    app_->pipeline().Dispatch(req, responder, &route);
+    responder.OnReady([&] { ready.set_value(); });
+    ready.get_future().get();
+    Response r = responder.Take();
+    app_->pipeline().Finish(req, route, r, 0.001);
+    return r;
+  }
+  std::string Header(const Response& r, std::string_view name) {
+    for (auto& [k, v] : r.headers) {
+      if (k == name) return v;
+    }
+    return "";
+  }
+  std::string NewKey(std::string role, std::string tenant = "default", std::string extra = "") {
+    auto r =
+        Call(Method::kPost, "/v1/keys", kAdmin,
+             R"({"name":"k","role":")" + role + R"(","tenant":")" + tenant + "\"" + extra + "}");
+    EXPECT_EQ(r.status, 201) << r.body;
+    auto k = r.body.find("\"key\":\"");
+    return r.body.substr(k + 7, r.body.find('"', k + 7) - k - 7);
+  }
+
+  static constexpr std::string_view kAdmin = "pipeline-test-admin-key";
+  testing::TempDir dir_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<api::App> app_;
+  std::string target_, auth_;
+};
+
+TEST_F(PipelineTest, PublicRoutesNeedNoKey) {
+  EXPECT_EQ(Call(Method::kGet, "/healthz", "").status, 200);
+  EXPECT_EQ(Call(Method::kGet, "/readyz", "").status, 200);
+  auto m = Call(Method::kGet, "/metrics", "");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_EQ(m.content_type, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+TEST_F(PipelineTest, MissingOrBadKeyIs401) {
+  auto r = Call(Method::kGet, "/v1/status", "");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.content_type, "application/problem+json");
+  EXPECT_EQ(Header(r, "WWW-Authenticate"), "Bearer");
+  EXPECT_EQ(Call(Method::kGet, "/v1/status", "drv_wrong").status, 401);
+  EXPECT_EQ(Call(Method::kGet, "/v1/status", kAdmin).status, 200);
+}
+
+TEST_F(PipelineTest, ViewerMayReadButNotWrite) {
+  std::string viewer = NewKey("viewer");
+  EXPECT_EQ(Call(Method::kGet, "/v1/variables", viewer).status, 200);
+  auto w = Call(Method::kPut, "/v1/variables/x", viewer, R"({"value":"1"})");
+  EXPECT_EQ(w.status, 403);
+  EXPECT_NE(w.body.find("read-only"), std::string::npos);
+}
+
+TEST_F(PipelineTest, AgentKeysOnlyReachAgentEndpoints) {
+  std::string agent = NewKey("agent");
+  EXPECT_EQ(Call(Method::kGet, "/v1/variables", agent).status, 403);
+  EXPECT_EQ(Call(Method::kGet, "/v1/openapi.json", agent).status, 200);
+}
+
+TEST_F(PipelineTest, NotFoundAndMethodNotAllowedAreProblems) {
+  auto nf = Call(Method::kGet, "/v1/nope", kAdmin);
+  EXPECT_EQ(nf.status, 404);
+  EXPECT_NE(nf.body.find("\"status\":404"), std::string::npos);
+  auto na = Call(Method::kPost, "/v1/variables/x", kAdmin);
+  EXPECT_EQ(na.status, 405);
+  EXPECT_EQ(Header(na, "Allow"), "PUT, GET, DELETE");
+}
+
+TEST_F(PipelineTest, RequestIdIsEchoedOrMinted) {
+  auto echoed = Call(Method::kGet, "/healthz", "", "", {{"X-Request-Id", "abc-123"}});
+  EXPECT_EQ(Header(echoed, "X-Request-Id"), "abc-123");
+  auto minted = Call(Method::kGet, "/healthz", "", "", {{"X-Request-Id", "bad id\n"}});
+  EXPECT_FALSE(Header(minted, "X-Request-Id").empty());
+  EXPECT_NE(Header(minted, "X-Request-Id"), "bad id\n");
+  auto other = Call(Method::kGet, "/healthz", "");
+  EXPECT_NE(Header(other, "X-Request-Id"), Header(minted, "X-Request-Id"));
+}
+
+TEST_F(PipelineTest, PerKeyRateLimitAnswers429WithRetryAfter) {
+  std::string limited = NewKey("user", "default", R"(,"rate_limit":{"rps":1,"burst":2})");
+  EXPECT_EQ(Call(Method::kGet, "/v1/status", limited).status, 200);
+  EXPECT_EQ(Call(Method::kGet, "/v1/status", limited).status, 200);
+  auto r = Call(Method::kGet, "/v1/status", limited);
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(Header(r, "Retry-After"), "1");
+  EXPECT_EQ(Call(Method::kGet, "/v1/status", kAdmin).status, 200) << "admin keys are unlimited";
+}
+
+TEST_F(PipelineTest, ServerDefaultRateLimitAppliesToNonAdminKeys) {
+  Init({.default_rps = 1, .default_burst = 1, .access_log = false}, "limited.db");
+  std::string user = NewKey("user");
+  EXPECT_EQ(Call(Method::kGet, "/v1/status", user).status, 200);
+  EXPECT_EQ(Call(Method::kGet, "/v1/status", user).status, 429);
+  EXPECT_EQ(Call(Method::kGet, "/v1/status", kAdmin).status, 200);
+}
+
+TEST_F(PipelineTest, MetricsCountRequestsByRouteAndStatus) {
+  Call(Method::kGet, "/v1/status", kAdmin);
+  Call(Method::kGet, "/v1/status", "");
+  std::string out = app_->metrics().Render();
+  EXPECT_NE(out.find("drover_http_requests_total{route=\"/v1/status\",status=\"200\"} 1"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("drover_http_requests_total{route=\"/v1/status\",status=\"401\"} 1"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace drover::http

@@ -1,0 +1,319 @@
+#include "http/server.h"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "common/log.h"
+
+namespace drover::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// Suspends the session until the handler's response is ready, resuming on the session's thread.
+template <typename Token>
+auto AsyncAwaitReply(const Responder& responder, asio::any_io_executor ex, Token&& token) {
+  return asio::async_initiate<Token, void()>(
+      [responder, ex](auto handler) {
+        auto h = std::make_shared<std::decay_t<decltype(handler)>>(std::move(handler));
+        responder.OnReady([h, ex] { asio::post(ex, [h]() mutable { (*h)(); }); });
+      },
+      token);
+}
+
+// Per-connection state shared with Stop(), which closes connections that are waiting idle.
+struct Conn {
+  beast::tcp_stream* stream = nullptr;
+  bool idle = true;  // only touched on the connection's own thread
+};
+
+}  // namespace
+
+struct Server::Impl {
+  ServerOptions opts;
+  Pipeline& pipeline;
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<std::thread> threads;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::atomic<bool> stopping{false};
+  std::atomic<size_t> next_ctx{0};
+  std::string bound;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t next_conn = 0;
+  std::unordered_map<uint64_t, std::pair<asio::io_context*, std::shared_ptr<Conn>>> conns;
+  bool stopped = false;
+
+  Impl(ServerOptions o, Pipeline& p) : opts(std::move(o)), pipeline(p) {}
+
+  asio::awaitable<void> Accept() {
+    for (;;) {
+      auto& ctx = *contexts[next_ctx.fetch_add(1) % contexts.size()];
+      auto [ec, socket] = co_await acceptor->async_accept(ctx, kTuple);
+      if (stopping) co_return;
+      if (ec) {
+        if (ec == asio::error::operation_aborted) co_return;
+        LogWarn("accept failed: {}", ec.message());
+        continue;
+      }
+      asio::co_spawn(ctx, Session(std::move(socket), &ctx), asio::detached);
+    }
+  }
+
+  uint64_t Register(asio::io_context* ctx, std::shared_ptr<Conn> c) {
+    std::lock_guard lock(mu);
+    conns.emplace(++next_conn, std::make_pair(ctx, std::move(c)));
+    return next_conn;
+  }
+  void Unregister(uint64_t id) {
+    std::lock_guard lock(mu);
+    conns.erase(id);
+    cv.notify_all();
+  }
+
+  // Writes `resp` for `req` and reports whether the connection may be reused.
+  asio::awaitable<bool> Write(beast::tcp_stream& stream, const Request& req, Response& resp,
+                              unsigned version, bool keep_alive, int route,
+                              std::chrono::steady_clock::time_point start) {
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    pipeline.Finish(req, route, resp, secs);
+    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(resp.status), version};
+    if (!resp.body.empty()) res.set(bhttp::field::content_type, resp.content_type);
+    for (auto& [k, v] : resp.headers) res.set(k, v);
+    if (stopping) keep_alive = false;
+    res.keep_alive(keep_alive);
+    if (req.method == Method::kHead) {
+      res.set(bhttp::field::content_length, std::to_string(resp.body.size()));
+    } else {
+      res.body() = std::move(resp.body);
+      res.prepare_payload();
+    }
+    stream.expires_after(opts.write_timeout);
+    auto [ec, n] = co_await bhttp::async_write(stream, res, kTuple);
+    co_return !ec && keep_alive;
+  }
+
+  // After answering a request whose body we refused, keep reading (and dropping) what the client
+  // is still sending for a short while, so it sees our answer instead of a reset (like nginx's
+  // lingering close).
+  asio::awaitable<void> LingeringClose(beast::tcp_stream& stream) {
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    static thread_local char sink[16384];
+    size_t total = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (total < 64 * opts.body_limit && std::chrono::steady_clock::now() < deadline) {
+      stream.expires_at(deadline);
+      auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), kTuple);
+      if (rec) break;
+      total += n;
+    }
+  }
+
+  asio::awaitable<void> Session(tcp::socket socket, asio::io_context* ctx) {
+    beast::tcp_stream stream(std::move(socket));
+    auto conn = std::make_shared<Conn>();
+    conn->stream = &stream;
+    uint64_t id = Register(ctx, conn);
+    beast::flat_buffer buffer;
+    for (;;) {
+      conn->idle = true;
+      if (stopping) break;
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.body_limit(opts.body_limit);
+      parser.header_limit(32 * 1024);
+      stream.expires_after(buffer.size() == 0 ? opts.idle_timeout : opts.header_timeout);
+      auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+      conn->idle = false;
+      auto start = std::chrono::steady_clock::now();
+      if (ec == bhttp::error::body_limit) {  // Content-Length already over the limit
+        Request big;
+        big.request_id = "-";
+        auto r = Response::Problem(
+            413, "", fmt::format("request body exceeds the limit of {} bytes", opts.body_limit));
+        co_await Write(stream, big, r, 11, false, -1, start);
+        co_await LingeringClose(stream);
+        break;
+      }
+      if (ec) {
+        if (ec != bhttp::error::end_of_stream && ec != asio::error::operation_aborted &&
+            ec != beast::error::timeout && ec != asio::error::connection_reset && !stopping) {
+          Request bad;
+          bad.request_id = "-";
+          auto r = Response::Problem(ec == bhttp::error::header_limit ? 431 : 400, "",
+                                     "malformed HTTP request: " + ec.message());
+          co_await Write(stream, bad, r, 11, false, -1, start);
+        }
+        break;
+      }
+      auto& header = parser.get();
+      if (parser.content_length() && *parser.content_length() > opts.body_limit) {
+        Request big;
+        big.method = ParseMethod(header.method_string());
+        big.path = header.target();
+        big.request_id = "-";
+        auto r = Response::Problem(
+            413, "", fmt::format("request body exceeds the limit of {} bytes", opts.body_limit));
+        co_await Write(stream, big, r, header.version(), false, -1, start);
+        co_await LingeringClose(stream);
+        break;
+      }
+      if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
+        bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, header.version()};
+        stream.expires_after(opts.write_timeout);
+        auto [wec, wn] = co_await bhttp::async_write(stream, cont, kTuple);
+        if (wec) break;
+      }
+      if (!parser.is_done()) {
+        stream.expires_after(opts.read_timeout);
+        auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+        if (rec) {
+          if (rec == bhttp::error::body_limit) {
+            Request big;
+            big.request_id = "-";
+            auto r = Response::Problem(
+                413, "",
+                fmt::format("request body exceeds the limit of {} bytes", opts.body_limit));
+            co_await Write(stream, big, r, header.version(), false, -1, start);
+            co_await LingeringClose(stream);
+          }
+          break;
+        }
+      }
+      auto& msg = parser.get();
+      Request req;
+      req.method = ParseMethod(msg.method_string());
+      req.target = msg.target();
+      auto q = req.target.find('?');
+      req.path = req.target.substr(0, q);
+      if (q != std::string_view::npos) req.query = req.target.substr(q + 1);
+      req.headers.reserve(16);
+      for (const auto& f : msg) req.headers.emplace_back(f.name_string(), f.value());
+      req.body = std::move(msg.body());
+      bool keep_alive = msg.keep_alive();
+      unsigned version = msg.version();
+
+      pipeline.metrics().AddInFlight(1);
+      Responder responder;
+      int route = -1;
+      pipeline.Dispatch(req, responder, &route);
+      co_await AsyncAwaitReply(responder, stream.get_executor(), asio::use_awaitable);
+      Response resp = responder.Take();
+      pipeline.metrics().AddInFlight(-1);
+      if (!co_await Write(stream, req, resp, version, keep_alive, route, start)) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    conn->stream = nullptr;
+    Unregister(id);
+  }
+};
+
+Server::Server(ServerOptions options, Pipeline& pipeline)
+    : impl_(std::make_unique<Impl>(std::move(options), pipeline)) {}
+
+Server::~Server() { Stop(); }
+
+Status Server::Start() {
+  auto& o = impl_->opts;
+  auto colon = o.listen.rfind(':');
+  if (colon == std::string::npos) {
+    return Status::InvalidArgument("--listen must be host:port, got '" + o.listen + "'");
+  }
+  std::string host = o.listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  int port = 0;
+  try {
+    port = std::stoi(o.listen.substr(colon + 1));
+  } catch (...) {
+    port = -1;
+  }
+  if (port < 0 || port > 65535) {
+    return Status::InvalidArgument("--listen has a bad port: '" + o.listen + "'");
+  }
+  int n = o.threads > 0 ? o.threads
+                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < n; ++i) impl_->contexts.push_back(std::make_unique<asio::io_context>(1));
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) return Status::InvalidArgument("--listen has a bad address: '" + host + "'");
+  tcp::endpoint ep(addr, static_cast<unsigned short>(port));
+  auto acc = std::make_unique<tcp::acceptor>(*impl_->contexts[0]);
+  acc->open(ep.protocol(), ec);
+  if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acc->bind(ep, ec);
+  if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return Status::Unavailable(fmt::format("cannot listen on {}: {}", o.listen, ec.message()));
+  auto local = acc->local_endpoint();
+  impl_->bound = fmt::format("{}:{}", local.address().to_string(), local.port());
+  impl_->acceptor = std::move(acc);
+  asio::co_spawn(*impl_->contexts[0], impl_->Accept(), asio::detached);
+  for (auto& ctx : impl_->contexts) {
+    impl_->threads.emplace_back([c = ctx.get()] {
+      auto guard = asio::make_work_guard(*c);
+      c->run();
+    });
+  }
+  return Status::Ok();
+}
+
+std::string Server::BoundAddress() const { return impl_->bound; }
+
+void Server::Stop() {
+  auto& im = *impl_;
+  if (im.threads.empty() || im.stopping.exchange(true)) return;
+  asio::post(*im.contexts[0], [&im] {
+    boost::system::error_code ec;
+    im.acceptor->close(ec);
+  });
+  auto deadline = std::chrono::steady_clock::now() + im.opts.drain_timeout;
+  std::unique_lock lock(im.mu);
+  for (;;) {
+    // Idle connections are closed now; busy ones close after their response.
+    for (auto& [id, entry] : im.conns) {
+      auto conn = entry.second;
+      asio::post(*entry.first, [conn] {
+        if (conn->idle && conn->stream) conn->stream->cancel();
+      });
+    }
+    if (im.conns.empty()) break;
+    if (im.cv.wait_until(
+            lock,
+            std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(200)),
+            [&] { return im.conns.empty(); })) {
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      LogWarn("{} connections still busy after the drain timeout; closing them", im.conns.size());
+      break;
+    }
+  }
+  lock.unlock();
+  for (auto& ctx : im.contexts) ctx->stop();
+  for (auto& t : im.threads) t.join();
+  im.threads.clear();
+}
+
+}  // namespace drover::http

@@ -1,0 +1,37 @@
+#include "store/migrations.h"
+
+namespace drover::store {
+
+std::span<const Migration> AllMigrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1,
+       "foundation: counters, api keys, variables",
+       {
+           "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+           "INSERT INTO counters (name, value) VALUES ('index', 0)",
+           "CREATE TABLE api_keys ("
+           " id TEXT PRIMARY KEY,"
+           " name TEXT NOT NULL,"
+           " role TEXT NOT NULL,"
+           " tenant TEXT NOT NULL,"
+           " hash TEXT NOT NULL UNIQUE,"
+           " rate_rps BIGINT,"
+           " rate_burst BIGINT,"
+           " created_at BIGINT NOT NULL)",
+           "CREATE INDEX api_keys_tenant ON api_keys (tenant, id)",
+           "CREATE TABLE variables ("
+           " tenant TEXT NOT NULL,"
+           " environment TEXT NOT NULL,"
+           " key TEXT NOT NULL,"
+           " value TEXT NOT NULL,"
+           " create_index BIGINT NOT NULL,"
+           " modify_index BIGINT NOT NULL,"
+           " updated_at BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, environment, key))",
+           "CREATE INDEX variables_key ON variables (tenant, key, environment)",
+       }},
+  };
+  return kMigrations;
+}
+
+}  // namespace drover::store

@@ -1,0 +1,141 @@
+#include "store/sqlite/connection.h"
+
+#include <fmt/format.h>
+
+namespace drover::store::sqlite {
+namespace {
+
+class StmtRow final : public Row {
+ public:
+  explicit StmtRow(sqlite3_stmt* s) : s_(s) {}
+  bool IsNull(int col) const override { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+  int64_t Int(int col) const override { return sqlite3_column_int64(s_, col); }
+  std::string_view Text(int col) const override {
+    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
+    if (!p) return {};
+    return {p, static_cast<size_t>(sqlite3_column_bytes(s_, col))};
+  }
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+// Resets a statement when the scope ends, so a cached statement never holds a read snapshot.
+struct ResetOnExit {
+  sqlite3_stmt* s;
+  ~ResetOnExit() { sqlite3_reset(s); }
+};
+
+}  // namespace
+
+Connection::~Connection() {
+  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  sqlite3_close_v2(db_);
+}
+
+Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
+                                                     const char* synchronous) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close_v2(db);
+    return Status::Unavailable(fmt::format("cannot open SQLite database {}: {}", path, msg));
+  }
+  std::unique_ptr<Connection> conn(new Connection(db));
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_extended_result_codes(db, 1);
+  std::string pragmas = fmt::format(
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON;"
+      "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16000;",
+      synchronous);
+  DROVER_RETURN_IF_ERROR(conn->ExecScript(pragmas.c_str()));
+  return conn;
+}
+
+Status Connection::ExecScript(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return Status::Unavailable(fmt::format("SQLite: {}", msg));
+  }
+  return Status::Ok();
+}
+
+Result<sqlite3_stmt*> Connection::Prepare(std::string_view sql) {
+  auto it = cache_.find(std::string(sql));
+  if (it != cache_.end()) {
+    sqlite3_reset(it->second);
+    sqlite3_clear_bindings(it->second);
+    return it->second;
+  }
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                         &stmt, nullptr) != SQLITE_OK) {
+    return Status::Internal(
+        fmt::format("SQLite prepare failed: {} in: {}", sqlite3_errmsg(db_), sql));
+  }
+  cache_.emplace(std::string(sql), stmt);
+  return stmt;
+}
+
+Status Connection::Error(std::string_view what) const {
+  int code = sqlite3_extended_errcode(db_);
+  std::string msg = fmt::format("SQLite {}: {}", what, sqlite3_errmsg(db_));
+  if ((code & 0xff) == SQLITE_CONSTRAINT) return Status::Conflict(msg);
+  return Status::Unavailable(msg);
+}
+
+Result<sqlite3_stmt*> SqliteTx::Bind(std::string_view sql, std::initializer_list<Param> params) {
+  auto stmt = conn_.Prepare(sql);
+  if (!stmt.ok()) return stmt;
+  int i = 1;
+  for (const auto& p : params) {
+    sqlite3_stmt* s = *stmt;
+    if (std::holds_alternative<std::nullptr_t>(p)) {
+      sqlite3_bind_null(s, i);
+    } else if (auto* n = std::get_if<int64_t>(&p)) {
+      sqlite3_bind_int64(s, i, *n);
+    } else {
+      auto sv = std::get<std::string_view>(p);
+      sqlite3_bind_text(s, i, sv.data(), static_cast<int>(sv.size()), SQLITE_STATIC);
+    }
+    ++i;
+  }
+  return stmt;
+}
+
+Result<int64_t> SqliteTx::Exec(std::string_view sql, std::initializer_list<Param> params) {
+  auto stmt = Bind(sql, params);
+  if (!stmt.ok()) return stmt.status();
+  ResetOnExit reset{*stmt};
+  int rc;
+  while ((rc = sqlite3_step(*stmt)) == SQLITE_ROW) {
+  }
+  if (rc != SQLITE_DONE) return conn_.Error("exec");
+  return static_cast<int64_t>(sqlite3_changes64(conn_.db()));
+}
+
+Status SqliteTx::Query(std::string_view sql, std::initializer_list<Param> params,
+                       const std::function<void(const Row&)>& on_row) {
+  auto stmt = Bind(sql, params);
+  if (!stmt.ok()) return stmt.status();
+  ResetOnExit reset{*stmt};
+  StmtRow row(*stmt);
+  int rc;
+  while ((rc = sqlite3_step(*stmt)) == SQLITE_ROW) on_row(row);
+  if (rc != SQLITE_DONE) return conn_.Error("query");
+  return Status::Ok();
+}
+
+Result<int64_t> SqliteTx::NextIndex() {
+  if (!writable_) return Status::Internal("NextIndex outside a write");
+  auto v = QueryInt("UPDATE counters SET value = value + 1 WHERE name = 'index' RETURNING value");
+  if (!v.ok()) return v;
+  if (*v > max_index_) max_index_ = *v;
+  return v;
+}
+
+}  // namespace drover::store::sqlite

@@ -1,0 +1,51 @@
+#pragma once
+// One SQLite connection with a prepared-statement cache, and the Tx that runs on it.
+// Not thread-safe: one thread at a time.
+#include <sqlite3.h>
+
+#include <string>
+#include <unordered_map>
+
+#include "store/store.h"
+
+namespace drover::store::sqlite {
+
+class Connection {
+ public:
+  ~Connection();
+  // Opens `path`; `synchronous` is "FULL" or "NORMAL".
+  static Result<std::unique_ptr<Connection>> Open(const std::string& path, const char* synchronous);
+
+  // Runs SQL text that may hold several statements and no parameters.
+  Status ExecScript(const char* sql);
+  // A cached prepared statement, reset and with bindings cleared.
+  Result<sqlite3_stmt*> Prepare(std::string_view sql);
+  Status Error(std::string_view what) const;
+  sqlite3* db() { return db_; }
+
+ private:
+  explicit Connection(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+};
+
+class SqliteTx final : public Tx {
+ public:
+  explicit SqliteTx(Connection& conn) : conn_(conn) {}
+  Result<int64_t> Exec(std::string_view sql, std::initializer_list<Param> params = {}) override;
+  Status Query(std::string_view sql, std::initializer_list<Param> params,
+               const std::function<void(const Row&)>& on_row) override;
+  Result<int64_t> NextIndex() override;
+  // The largest index allocated through this Tx (0 when none).
+  int64_t max_index() const { return max_index_; }
+  void reset_max_index() { max_index_ = 0; }
+  void set_writable(bool w) { writable_ = w; }
+
+ private:
+  Result<sqlite3_stmt*> Bind(std::string_view sql, std::initializer_list<Param> params);
+  Connection& conn_;
+  int64_t max_index_ = 0;
+  bool writable_ = false;
+};
+
+}  // namespace drover::store::sqlite

@@ -1,0 +1,98 @@
+#pragma once
+// The store: the one seam between drover and its database. Backend-neutral: callers speak a
+// portable SQL subset (`?` placeholders, INTEGER/BIGINT/TEXT columns, ON CONFLICT upserts,
+// RETURNING) through Tx, and never see a backend type. Backends: SQLite (sqlite/) now, PostgreSQL
+// next, both behind OpenStore().
+//
+// Durability contract: Write()'s `done` is called with OK only after the transaction holding the
+// write has committed (fsync per the backend's settings). Concurrent writes are group-committed:
+// the writer runs every queued write in one transaction, each inside its own savepoint, so one
+// failing write rolls back alone and the rest share a single commit.
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "common/status.h"
+
+namespace drover::store {
+
+// A statement parameter. A string_view must stay valid until the call returns.
+using Param = std::variant<std::nullptr_t, int64_t, std::string_view>;
+
+// One result row, valid only inside the callback that receives it.
+class Row {
+ public:
+  virtual ~Row() = default;
+  virtual bool IsNull(int col) const = 0;
+  virtual int64_t Int(int col) const = 0;
+  virtual std::string_view Text(int col) const = 0;
+  std::string String(int col) const { return std::string(Text(col)); }
+};
+
+// Statements inside one transaction (Write) or on one read connection (Read).
+// Not thread-safe: used only by the thread running the callback that received it.
+class Tx {
+ public:
+  virtual ~Tx() = default;
+  // Runs one statement; returns the number of rows changed.
+  virtual Result<int64_t> Exec(std::string_view sql, std::initializer_list<Param> params = {}) = 0;
+  // Runs one query; calls `on_row` per row.
+  virtual Status Query(std::string_view sql, std::initializer_list<Param> params,
+                       const std::function<void(const Row&)>& on_row) = 0;
+  // Allocates the next value of the global change index (strictly increasing, visible to readers
+  // once this transaction commits). Only inside Write.
+  virtual Result<int64_t> NextIndex() = 0;
+
+  // Convenience: the first column of the first row as an integer, or NotFound.
+  Result<int64_t> QueryInt(std::string_view sql, std::initializer_list<Param> params = {});
+};
+
+using WriteFn = std::function<Status(Tx&)>;
+using DoneFn = std::function<void(Status)>;
+
+struct CommitStats {
+  double seconds = 0;     // from BEGIN to COMMIT returning
+  std::size_t batch = 0;  // writes in the transaction
+};
+
+struct StoreOptions {
+  std::string url;  // sqlite://PATH (postgres:// with the next backend)
+  bool sqlite_sync_normal =
+      false;  // synchronous=NORMAL: faster, may lose the last commits on power loss
+  std::size_t max_batch = 1024;   // writes per transaction
+  std::size_t max_queue = 20000;  // queued writes beyond this are refused with Unavailable
+  int readers = 8;                // read connections kept open
+  std::function<void(const CommitStats&)> on_commit;  // metrics hook, called on the writer thread
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  // "sqlite" or "postgres".
+  virtual std::string_view Backend() const = 0;
+  // Queues `fn` for the writer thread; `done` runs on the writer thread after the commit (OK or
+  // the error of `fn`), or with Unavailable if the commit failed or the queue is full. Thread-safe.
+  virtual void Write(WriteFn fn, DoneFn done) = 0;
+  // Runs `fn` on a read connection on the calling thread; sees every committed write. Thread-safe.
+  virtual Status Read(const std::function<Status(Tx&)>& fn) = 0;
+  // The highest committed change index this process knows of. Thread-safe, lock-free.
+  virtual int64_t LastIndex() const = 0;
+  // OK when the database answers (readyz).
+  virtual Status Ping() = 0;
+  // Finishes queued writes, stops the writer and closes connections. Idempotent.
+  virtual void Close() = 0;
+};
+
+// Opens the store named by options.url and applies pending migrations.
+// Errors: InvalidArgument for an unknown URL scheme, Unavailable when the database cannot be
+// opened or migrated.
+Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
+
+// Write() and wait for `done`. For start-up code and tests, never on an I/O thread.
+Status WriteSync(Store& store, WriteFn fn);
+
+}  // namespace drover::store

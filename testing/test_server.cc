@@ -1,0 +1,145 @@
+#include "testing/test_server.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "common/random.h"
+
+namespace drover::testing {
+namespace {
+
+pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
+            const std::string& log_path) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  dup2(fd, 1);
+  dup2(fd, 2);
+  int devnull = open("/dev/null", O_RDONLY);
+  dup2(devnull, 0);
+  for (const auto& e : env) putenv(strdup(e.c_str()));
+  std::vector<char*> argv;
+  std::string bin = DROVER_BIN;
+  argv.push_back(bin.data());
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(bin.c_str(), argv.data());
+  _exit(127);
+}
+
+int WaitExit(pid_t pid, int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 10) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    usleep(10000);
+  }
+  return -1;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+int RunDrover(const std::vector<std::string>& args, std::string* output,
+              const std::vector<std::string>& env) {
+  TempDir dir;
+  std::string log = dir.File("out");
+  pid_t pid = Spawn(args, env, log);
+  int rc = WaitExit(pid, 60000);
+  if (rc < 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  if (output) *output = ReadFile(log);
+  return rc;
+}
+
+TestServer::TestServer(std::vector<std::string> extra_args, std::string data_dir,
+                       std::vector<std::string> env)
+    : data_dir_(data_dir.empty() ? own_dir_.path() : std::move(data_dir)),
+      extra_args_(std::move(extra_args)),
+      env_(std::move(env)) {
+  // A server restarted on the same data dir keeps the admin key it was bootstrapped with.
+  std::string key_file = data_dir_ + "/test-admin-key";
+  std::ifstream in(key_file);
+  if (!(in >> admin_key_)) {
+    admin_key_ = "test-admin-" + RandomHex(16);
+    std::ofstream(key_file) << admin_key_ << "\n";
+  }
+}
+
+TestServer::~TestServer() { Kill(); }
+
+bool TestServer::Start() {
+  std::string addr_file = data_dir_ + "/server.addr";
+  unlink(addr_file.c_str());
+  std::vector<std::string> args = {"server",     "--listen",  "127.0.0.1:0",
+                                   "--data-dir", data_dir_,   "--addr-file",
+                                   addr_file,    "--threads", "2"};
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  std::vector<std::string> env = env_;
+  if (use_token_) env.push_back("DROVER_BOOTSTRAP_TOKEN=" + admin_key_);
+  pid_ = Spawn(args, env, data_dir_ + "/server.log");
+  bool up = WaitFor(
+      [&] {
+        if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+          pid_ = -1;
+          return true;  // exited: stop waiting
+        }
+        std::ifstream f(addr_file);
+        std::string a;
+        if (!(f >> a)) return false;
+        addr_ = "http://" + a;
+        client::Client c({addr_, ""});
+        auto r = c.Do("GET", "/healthz");
+        return r.ok() && r->status == 200;
+      },
+      30000);
+  if (!up || pid_ < 0) {
+    ADD_FAILURE() << "drover server did not start; log:\n" << Log();
+    return false;
+  }
+  if (!use_token_) {
+    std::string log = Log();
+    auto k = log.find("\n  drv_");
+    admin_key_ = k == std::string::npos ? "" : log.substr(k + 3, log.find('\n', k + 3) - k - 3);
+  }
+  return true;
+}
+
+int TestServer::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int rc = WaitExit(pid_, 60000);
+  if (rc < 0) Kill();
+  pid_ = -1;
+  return rc;
+}
+
+void TestServer::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+std::string TestServer::Log() const { return ReadFile(data_dir_ + "/server.log"); }
+
+client::Client TestServer::NewClient(std::string token) const {
+  return client::Client({addr_, token.empty() ? admin_key_ : token});
+}
+
+}  // namespace drover::testing

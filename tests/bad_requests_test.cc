@@ -1,0 +1,259 @@
+// A table of bad requests against a real server: each gets the right status and a
+// problem+json body naming what is wrong; none gets a 500, none changes anything.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+
+#include "testing/test_server.h"
+
+namespace drover {
+namespace {
+
+using testing::TestServer;
+
+struct BadCase {
+  std::string name;
+  std::string who;  // admin | viewer | team-b | none | invalid
+  std::string method;
+  std::string target;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  int status;
+  std::string detail_has;           // substring of detail
+  std::vector<std::string> fields;  // expected errors[].field, in order
+};
+
+class BadRequests : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new TestServer();
+    ASSERT_TRUE(server_->Start());
+    auto admin = server_->NewClient();
+    auto mk = [&](std::string body) {
+      auto r = admin.Do("POST", "/v1/keys", body);
+      return std::string(boost::json::parse(r->body).at("key").as_string());
+    };
+    viewer_ = new std::string(mk(R"({"name":"v","role":"viewer"})"));
+    team_b_ = new std::string(mk(R"({"name":"b","role":"user","tenant":"team-b"})"));
+    ASSERT_EQ(admin.Do("PUT", "/v1/variables/existing", R"({"value":"keep"})")->status, 201);
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete viewer_;
+    delete team_b_;
+  }
+  static TestServer* server_;
+  static std::string* viewer_;
+  static std::string* team_b_;
+};
+TestServer* BadRequests::server_;
+std::string* BadRequests::viewer_;
+std::string* BadRequests::team_b_;
+
+TEST_F(BadRequests, EachGetsAClearProblem) {
+  const std::string huge(2 * 1024 * 1024, 'x');
+  std::vector<BadCase> cases = {
+      {"malformed json",
+       "admin",
+       "PUT",
+       "/v1/variables/a",
+       "{\"value\":",
+       {},
+       400,
+       "not valid JSON",
+       {}},
+      {"not an object", "admin", "PUT", "/v1/variables/a", "[1,2]", {}, 400, "JSON object", {}},
+      {"empty body", "admin", "PUT", "/v1/variables/a", "", {}, 400, "empty", {}},
+      {"wrong type",
+       "admin",
+       "PUT",
+       "/v1/variables/a",
+       R"({"value":5})",
+       {},
+       422,
+       "validation",
+       {"value"}},
+      {"missing field", "admin", "PUT", "/v1/variables/a", R"({})", {}, 422, "", {"value"}},
+      {"unknown field",
+       "admin",
+       "PUT",
+       "/v1/variables/a",
+       R"({"value":"x","colour":"red"})",
+       {},
+       422,
+       "",
+       {"colour"}},
+      {"bad key name",
+       "admin",
+       "PUT",
+       "/v1/variables/Bad_Key",
+       R"({"value":"x"})",
+       {},
+       422,
+       "",
+       {"key"}},
+      {"bad environment",
+       "admin",
+       "PUT",
+       "/v1/variables/a",
+       R"({"value":"x","environment":"EU!"})",
+       {},
+       422,
+       "",
+       {"environment"}},
+      {"bad env query",
+       "admin",
+       "GET",
+       "/v1/variables/a?environment=E%20U",
+       "",
+       {},
+       400,
+       "environment",
+       {}},
+      {"bad limit", "admin", "GET", "/v1/variables?limit=0", "", {}, 400, "limit", {}},
+      {"bad cursor", "admin", "GET", "/v1/variables?cursor=nothex", "", {}, 400, "cursor", {}},
+      {"wrong content type",
+       "admin",
+       "PUT",
+       "/v1/variables/a",
+       "value=x",
+       {{"Content-Type", "application/x-www-form-urlencoded"}},
+       415,
+       "application/json",
+       {}},
+      {"huge body", "admin", "PUT", "/v1/variables/a", huge, {}, 413, "exceeds the limit", {}},
+      {"no key", "none", "GET", "/v1/variables/existing", "", {}, 401, "missing API key", {}},
+      {"invalid key",
+       "invalid",
+       "GET",
+       "/v1/variables/existing",
+       "",
+       {},
+       401,
+       "invalid API key",
+       {}},
+      {"wrong tenant", "team-b", "GET", "/v1/variables/existing", "", {}, 404, "not set", {}},
+      {"wrong tenant param",
+       "team-b",
+       "GET",
+       "/v1/variables/existing?tenant=default",
+       "",
+       {},
+       404,
+       "",
+       {}},
+      {"viewer write",
+       "viewer",
+       "PUT",
+       "/v1/variables/existing",
+       R"({"value":"x"})",
+       {},
+       403,
+       "read-only",
+       {}},
+      {"viewer delete", "viewer", "DELETE", "/v1/variables/existing", "", {}, 403, "read-only", {}},
+      {"viewer key create",
+       "viewer",
+       "POST",
+       "/v1/keys",
+       R"({"name":"x","role":"user"})",
+       {},
+       403,
+       "read-only",
+       {}},
+      {"user mints admin",
+       "team-b",
+       "POST",
+       "/v1/keys",
+       R"({"name":"x","role":"admin"})",
+       {},
+       403,
+       "admin",
+       {}},
+      {"bad role",
+       "admin",
+       "POST",
+       "/v1/keys",
+       R"({"name":"x","role":"root"})",
+       {},
+       422,
+       "",
+       {"role"}},
+      {"bad key fields",
+       "admin",
+       "POST",
+       "/v1/keys",
+       R"({"name":"X Y","role":"user","rate_limit":{"rps":"fast"}})",
+       {},
+       422,
+       "",
+       {"rate_limit.rps", "name"}},
+      {"unknown route", "admin", "GET", "/v1/nothing", "", {}, 404, "no route", {}},
+      {"method not allowed", "admin", "PATCH", "/v1/variables/a", "", {}, 405, "not allowed", {}},
+      {"unknown key id", "admin", "DELETE", "/v1/keys/k_nope", "", {}, 404, "no key", {}},
+  };
+  for (const auto& tc : cases) {
+    SCOPED_TRACE(tc.name);
+    std::string token = tc.who == "admin"     ? server_->admin_key()
+                        : tc.who == "viewer"  ? *viewer_
+                        : tc.who == "team-b"  ? *team_b_
+                        : tc.who == "invalid" ? "drv_not-a-real-key"
+                                              : "";
+    client::Client c({server_->addr(), token});
+    auto r = c.Do(tc.method, tc.target, tc.body, tc.headers);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, tc.status) << r->body;
+    EXPECT_EQ(r->Header("Content-Type"), "application/problem+json");
+    auto v = boost::json::parse(r->body);
+    EXPECT_EQ(v.at("status").as_int64(), tc.status);
+    EXPECT_TRUE(v.at("title").is_string());
+    EXPECT_TRUE(v.at("type").is_string());
+    std::string detail(v.at("detail").as_string());
+    EXPECT_NE(detail.find(tc.detail_has), std::string::npos) << detail;
+    std::vector<std::string> fields;
+    if (auto* es = v.as_object().if_contains("errors")) {
+      for (auto& e : es->as_array()) fields.emplace_back(e.at("field").as_string());
+    }
+    EXPECT_EQ(fields, tc.fields);
+  }
+  // Nothing above changed the stored variable.
+  auto c = server_->NewClient();
+  auto r = c.Do("GET", "/v1/variables/existing");
+  EXPECT_EQ(boost::json::parse(r->body).at("value").as_string(), "keep");
+  auto list = c.Do("GET", "/v1/variables");
+  EXPECT_EQ(boost::json::parse(list->body).at("items").as_array().size(), 1u);
+  EXPECT_EQ(c.Do("GET", "/metrics")->body.find("status=\"500\""), std::string::npos);
+}
+
+// Raw bytes that are not HTTP get a 400 and a closed connection, never a crash.
+TEST_F(BadRequests, GarbageOnTheSocket) {
+  std::string addr = server_->addr().substr(7);
+  int port = std::stoi(addr.substr(addr.rfind(':') + 1));
+  for (std::string garbage :
+       {std::string("NOT HTTP AT ALL\r\n\r\n"),
+        std::string("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"),
+        std::string(70000, 'A') + "\r\n\r\n"}) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    ASSERT_GT(write(fd, garbage.data(), garbage.size()), 0);
+    std::string got;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+    close(fd);
+    EXPECT_TRUE(got.starts_with("HTTP/1.1 4")) << got.substr(0, 80);
+  }
+  auto c = server_->NewClient();
+  EXPECT_EQ(c.Do("GET", "/healthz")->status, 200) << "still serving";
+}
+
+}  // namespace
+}  // namespace drover

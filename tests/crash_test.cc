@@ -1,0 +1,69 @@
+// kill -9 during concurrent writes: every write answered 2xx is there after a restart.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <mutex>
+#include <thread>
+
+#include "testing/test_server.h"
+
+namespace drover {
+namespace {
+
+using testing::TestServer;
+
+TEST(Crash, Kill9LosesNoAcknowledgedWrite) {
+  testing::TempDir dir;
+  std::vector<std::string> acked;
+  {
+    TestServer s({"--access-log", "false"}, dir.path());
+    ASSERT_TRUE(s.Start());
+    std::mutex mu;
+    std::atomic<bool> stop{false};
+    std::atomic<int> total{0};
+    std::vector<std::thread> writers;
+    for (int t = 0; t < 8; ++t) {
+      writers.emplace_back([&, t] {
+        auto c = s.NewClient();
+        for (int i = 0; i < 5000 && !stop; ++i) {
+          std::string key = "w" + std::to_string(t) + "-" + std::to_string(i);
+          auto r = c.Do("PUT", "/v1/variables/" + key, R"({"value":")" + key + "\"}");
+          if (!r.ok()) return;  // the server is gone
+          if (r->status == 201) {
+            std::lock_guard lock(mu);
+            acked.push_back(key);
+            total++;
+          }
+        }
+      });
+    }
+    // Kill while writes are in flight, once a good number have been acknowledged.
+    ASSERT_TRUE(testing::WaitFor([&] { return total.load() >= 300; }, 60000));
+    s.Kill();
+    stop = true;
+    for (auto& w : writers) w.join();
+  }
+  ASSERT_GE(acked.size(), 300u);
+  TestServer again({"--access-log", "false"}, dir.path());
+  ASSERT_TRUE(again.Start());
+  auto c = again.NewClient();
+  std::set<std::string> present;
+  std::string cursor;
+  do {
+    auto r = c.Do("GET", "/v1/variables?limit=1000" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    ASSERT_EQ(r->status, 200);
+    auto v = boost::json::parse(r->body);
+    for (auto& it : v.at("items").as_array()) {
+      EXPECT_EQ(it.at("key").as_string(), it.at("value").as_string());
+      present.insert(std::string(it.at("key").as_string()));
+    }
+    cursor = v.at("next_cursor").is_null() ? "" : std::string(v.at("next_cursor").as_string());
+  } while (!cursor.empty());
+  size_t missing = 0;
+  for (const auto& k : acked) missing += !present.contains(k);
+  EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged writes";
+}
+
+}  // namespace
+}  // namespace drover
