@@ -39,18 +39,22 @@ KeyService::KeyService(store::Store& store, const Clock& clock, std::chrono::sec
 
 std::string KeyService::NewSecret() { return "drv_" + RandomBase64Url(32); }
 
-Result<Principal> KeyService::Authenticate(std::string_view token) {
+Result<std::shared_ptr<const Principal>> KeyService::Authenticate(std::string_view token) {
   if (token.empty() || token.size() > 512) return Status::Unauthenticated("invalid API key");
-  std::string hash = Sha256Hex(token);
+  Sha256Digest digest = Sha256(token);
+  auto as_view = [](const Sha256Digest& d) {
+    return std::string_view(reinterpret_cast<const char*>(d.data()), d.size());
+  };
   auto now = clock_.Steady();
   {
     std::shared_lock lock(mu_);
-    auto it = cache_.find(hash);
+    auto it = cache_.find(digest);
     if (it != cache_.end() && it->second.expires > now &&
-        ConstantTimeEqual(it->second.hash, hash)) {
+        ConstantTimeEqual(as_view(it->second.hash), as_view(digest))) {
       return it->second.principal;
     }
   }
+  std::string hash = DigestHex(digest);
   std::optional<KeyRecord> found;
   std::string stored_hash;
   Status s = store_.Read([&](store::Tx& tx) {
@@ -63,12 +67,12 @@ Result<Principal> KeyService::Authenticate(std::string_view token) {
   if (!found || !ConstantTimeEqual(stored_hash, hash)) {
     return Status::Unauthenticated("invalid API key");
   }
-  Principal p{found->id,     found->name,     found->role,
-              found->tenant, found->rate_rps, found->rate_burst};
+  auto p = std::make_shared<const Principal>(Principal{
+      found->id, found->name, found->role, found->tenant, found->rate_rps, found->rate_burst});
   std::unique_lock lock(mu_);
   if (cache_.size() > 100000) cache_.clear();  // bound memory against key churn
-  cache_[hash] = CacheEntry{hash, p, now + ttl_};
-  return p;
+  cache_[digest] = CacheEntry{digest, p, now + ttl_};
+  return std::shared_ptr<const Principal>(p);
 }
 
 void KeyService::Create(const Principal& caller, KeySpec spec,
@@ -161,7 +165,7 @@ void KeyService::Delete(const Principal& caller, std::string id, std::function<v
 
 void KeyService::Forget(const std::string& key_id) {
   std::unique_lock lock(mu_);
-  std::erase_if(cache_, [&](const auto& kv) { return kv.second.principal.key_id == key_id; });
+  std::erase_if(cache_, [&](const auto& kv) { return kv.second.principal->key_id == key_id; });
 }
 
 Result<std::optional<std::string>> KeyService::Bootstrap(std::optional<std::string> token) {

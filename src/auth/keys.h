@@ -4,7 +4,9 @@
 // few seconds (a key deleted through this server is dropped from the cache at once).
 // Thread-safe.
 #include <chrono>
+#include <cstring>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -13,6 +15,7 @@
 
 #include "auth/principal.h"
 #include "common/clock.h"
+#include "common/random.h"
 #include "common/status.h"
 #include "store/store.h"
 
@@ -53,7 +56,7 @@ class KeyService {
 
   // The caller behind a bearer token. Unauthenticated when unknown; Unavailable when the store
   // cannot be read.
-  Result<Principal> Authenticate(std::string_view token);
+  Result<std::shared_ptr<const Principal>> Authenticate(std::string_view token);
 
   // Creates a key as `caller`. PermissionDenied when a non-admin asks for another tenant or an
   // admin/agent role. `done` runs on the store's writer thread after the commit.
@@ -77,9 +80,16 @@ class KeyService {
 
  private:
   struct CacheEntry {
-    std::string hash;
-    Principal principal;
+    Sha256Digest hash;
+    std::shared_ptr<const Principal> principal;
     std::chrono::steady_clock::time_point expires;
+  };
+  struct DigestHash {
+    size_t operator()(const Sha256Digest& d) const {
+      size_t h;
+      std::memcpy(&h, d.data(), sizeof h);  // a SHA-256 prefix is already uniform
+      return h;
+    }
   };
   void Forget(const std::string& key_id);
 
@@ -87,7 +97,7 @@ class KeyService {
   const Clock& clock_;
   const std::chrono::seconds ttl_;
   std::shared_mutex mu_;
-  std::unordered_map<std::string, CacheEntry> cache_;  // by hash; GUARDED_BY(mu_)
+  std::unordered_map<Sha256Digest, CacheEntry, DigestHash> cache_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace drover::auth

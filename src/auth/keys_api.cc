@@ -74,7 +74,7 @@ void AddKeyRoutes(http::Router& router, KeyService& keys) {
                if (!body.ok()) return http::SendError(respond, body.status());
                auto spec = DecodeKeySpec(*body);
                if (!spec.ok()) return http::SendError(respond, spec.status());
-               keys.Create(req.principal, std::move(*spec), [respond](Result<NewKey> k) {
+               keys.Create(req.caller(), std::move(*spec), [respond](Result<NewKey> k) {
                  if (!k.ok()) return http::SendError(respond, k.status());
                  std::string out;
                  AppendKey(out, k->record);
@@ -98,7 +98,7 @@ void AddKeyRoutes(http::Router& router, KeyService& keys) {
                                                                   std::string(kNameRule)));
         }
         if (tenant && tenant->empty()) tenant.reset();
-        auto page = keys.List(req.principal, tenant, req.Query("cursor").value_or(""), *limit);
+        auto page = keys.List(req.caller(), tenant, req.Query("cursor").value_or(""), *limit);
         if (!page.ok()) return http::SendError(respond, page.status());
         std::string out = "{\"items\":[";
         for (size_t i = 0; i < page->items.size(); ++i) {
@@ -117,7 +117,7 @@ void AddKeyRoutes(http::Router& router, KeyService& keys) {
 
   router.Add(http::Method::kDelete, "/v1/keys/{id}", http::Access::kAny,
              [&keys](Request& req, Responder respond) {
-               keys.Delete(req.principal, req.Param("id"), [respond](Status s) {
+               keys.Delete(req.caller(), req.Param("id"), [respond](Status s) {
                  if (!s.ok()) return http::SendError(respond, s);
                  Response r;
                  r.status = 204;

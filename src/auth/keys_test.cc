@@ -43,9 +43,9 @@ TEST_F(KeysTest, CreatedKeyAuthenticatesAndOnlyItsHashIsStored) {
   EXPECT_GE(k->secret.size(), 4u + 22u);  // >= 128 bits of base64url
   auto p = keys_->Authenticate(k->secret);
   ASSERT_TRUE(p.ok());
-  EXPECT_EQ(p->role, Role::kUser);
-  EXPECT_EQ(p->tenant, "team-a");
-  EXPECT_EQ(p->key_id, k->record.id);
+  EXPECT_EQ((*p)->role, Role::kUser);
+  EXPECT_EQ((*p)->tenant, "team-a");
+  EXPECT_EQ((*p)->key_id, k->record.id);
   std::string stored;
   ASSERT_TRUE(store_
                   ->Read([&](store::Tx& tx) {
@@ -125,7 +125,7 @@ TEST_F(KeysTest, BootstrapOnlyOnAnEmptyStore) {
   ASSERT_TRUE(first->has_value());
   auto p = keys_->Authenticate("my-bootstrap-token-123");
   ASSERT_TRUE(p.ok());
-  EXPECT_EQ(p->role, Role::kAdmin);
+  EXPECT_EQ((*p)->role, Role::kAdmin);
   auto second = keys_->Bootstrap(std::nullopt);
   ASSERT_TRUE(second.ok());
   EXPECT_FALSE(second->has_value());

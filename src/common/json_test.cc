@@ -1,5 +1,6 @@
 #include "common/json.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace drover {
@@ -46,6 +47,40 @@ TEST(Json, IntRejectsFractionsAndPrefixesNestedFields) {
   Status s = d.Finish();
   ASSERT_EQ(s.errors().size(), 1u);
   EXPECT_EQ(s.errors()[0].field, "spec.n");
+}
+
+TEST(Json, EscapingMatchesAByteAtATimeReference) {
+  // Long strings take the 16-byte path; specials at every offset, UTF-8 bytes left alone.
+  auto reference = [](std::string_view in) {
+    std::string out = "\"";
+    for (unsigned char c : in) {
+      if (c == '"')
+        out += "\\\"";
+      else if (c == '\\')
+        out += "\\\\";
+      else if (c == '\n')
+        out += "\\n";
+      else if (c == '\r')
+        out += "\\r";
+      else if (c == '\t')
+        out += "\\t";
+      else if (c < 0x20)
+        out += fmt::format("\\u{:04x}", c);
+      else
+        out += static_cast<char>(c);
+    }
+    return out + "\"";
+  };
+  std::string base = "abcdefghijklmnopqrstuvwxyz0123456789-héllo-\xe2\x82\xac";
+  for (char special : {'"', '\\', '\n', '\x01', '\x1f', '\t'}) {
+    for (size_t pos = 0; pos <= base.size(); ++pos) {
+      std::string in = base;
+      in.insert(pos, 1, special);
+      std::string got;
+      AppendJsonString(got, in);
+      ASSERT_EQ(got, reference(in)) << "special " << int(special) << " at " << pos;
+    }
+  }
 }
 
 TEST(Json, EscapesControlCharacters) {

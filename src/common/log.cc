@@ -67,15 +67,31 @@ Writer& GetWriter() {
 
 constexpr std::string_view kLevelNames[] = {"debug", "info", "warn", "error"};
 
+// "2026-11-23T10:00:00." is formatted once per second per thread (gmtime_r takes a lock in
+// glibc); each line appends only the milliseconds.
 void AppendTime(std::string& out) {
+  thread_local int64_t cached_sec = -1;
+  thread_local char prefix[32];
+  thread_local size_t prefix_len = 0;
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  std::time_t secs = ms / 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 ms % 1000);
+  int64_t sec = ms / 1000;
+  if (sec != cached_sec) {
+    std::time_t t = sec;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    prefix_len = fmt::format_to_n(prefix, sizeof prefix, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+                                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                  tm.tm_min, tm.tm_sec)
+                     .size;
+    cached_sec = sec;
+  }
+  out.append(prefix, prefix_len);
+  int m = static_cast<int>(ms % 1000);
+  out += static_cast<char>('0' + m / 100);
+  out += static_cast<char>('0' + m / 10 % 10);
+  out += static_cast<char>('0' + m % 10);
+  out += 'Z';
 }
 
 }  // namespace
@@ -100,8 +116,8 @@ bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load
 
 void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) {
   if (!LogEnabled(level)) return;
-  std::string line;
-  line.reserve(128 + msg.size());
+  thread_local std::string line;  // reused: no allocation per line
+  line.clear();
   auto lvl = kLevelNames[static_cast<int>(level)];
   if (g_json) {
     line += "{\"time\":\"";

@@ -1,10 +1,12 @@
 #include "common/random.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include <cstdlib>
+#include <memory>
 #include <stdexcept>
 #include <string_view>
 #include <vector>
@@ -55,11 +57,28 @@ std::string RandomBase64Url(std::size_t bytes) {
   return out;
 }
 
-std::string Sha256Hex(std::string_view data) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
-  return ToHex(md, sizeof md);
+Sha256Digest Sha256(std::string_view data) {
+  // OpenSSL 3's one-shot SHA256() fetches the algorithm on every call (locks, a lookup): keep
+  // the fetched digest and a context per thread instead. This is on every request's path.
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                           &EVP_MD_CTX_free);
+  Sha256Digest out{};
+  unsigned int len = 0;
+  if (!md || !ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), out.data(), &len) != 1) {
+    std::abort();  // a broken crypto library: nothing can be authenticated safely
+  }
+  return out;
 }
+
+std::string Sha256Hex(std::string_view data) {
+  auto d = Sha256(data);
+  return ToHex(d.data(), d.size());
+}
+
+std::string DigestHex(const Sha256Digest& d) { return ToHex(d.data(), d.size()); }
 
 bool ConstantTimeEqual(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;

@@ -1,5 +1,6 @@
 #pragma once
 // Cryptographically secure random strings (OpenSSL RAND_bytes). Thread-safe.
+#include <array>
 #include <cstddef>
 #include <string>
 
@@ -11,8 +12,13 @@ std::string RandomHex(std::size_t bytes);
 // `bytes` random bytes as unpadded base64url.
 std::string RandomBase64Url(std::size_t bytes);
 
+using Sha256Digest = std::array<unsigned char, 32>;
+
+// SHA-256 of `data`.
+Sha256Digest Sha256(std::string_view data);
 // SHA-256 of `data` as lower-case hex.
 std::string Sha256Hex(std::string_view data);
+std::string DigestHex(const Sha256Digest& d);
 
 // Constant-time equality of two strings of any length (length difference is not hidden).
 bool ConstantTimeEqual(std::string_view a, std::string_view b);

@@ -34,11 +34,11 @@ Result<int> ReadLimit(const Request& req, int def, int max) {
 
 Result<std::string> RequestTenant(const Request& req) {
   auto t = req.Query("tenant");
-  if (!t || t->empty()) return req.principal.tenant;
+  if (!t || t->empty()) return req.caller().tenant;
   if (!IsValidName(*t)) {
     return Status::InvalidArgument("query parameter 'tenant' " + std::string(kNameRule));
   }
-  if (!req.principal.CanSeeTenant(*t)) return Status::NotFound("no such tenant");
+  if (!req.caller().CanSeeTenant(*t)) return Status::NotFound("no such tenant");
   return *t;
 }
 

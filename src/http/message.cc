@@ -46,6 +46,11 @@ std::string_view Request::Header(std::string_view name) const {
   return {};
 }
 
+const auth::Principal& Request::caller() const {
+  static const auth::Principal kNobody;
+  return principal ? *principal : kNobody;
+}
+
 const std::string& Request::Param(std::string_view name) const {
   static const std::string kEmpty;
   for (const auto& [k, v] : params) {
@@ -228,6 +233,11 @@ void Responder::OnReady(std::function<void()> fn) const {
     }
   }
   fn();
+}
+
+bool Responder::ready() const {
+  std::lock_guard lock(slot_->mu);
+  return slot_->response.has_value();
 }
 
 Response Responder::Take() const {

@@ -30,7 +30,9 @@ struct Request {
 
   // Filled by the pipeline.
   std::string request_id;
-  auth::Principal principal;
+  std::shared_ptr<const auth::Principal> principal;  // null on public routes
+  // The authenticated caller (an empty principal on public routes).
+  const auth::Principal& caller() const;
   std::vector<std::pair<std::string_view, std::string>> params;  // path parameters, decoded
 
   // A header's value (name case-insensitive), empty when absent.
@@ -72,6 +74,8 @@ class Responder {
   // REQUIRES: called once, by the transport. `fn` runs when the response is ready (at once if
   // it already is), on whatever thread delivered it.
   void OnReady(std::function<void()> fn) const;
+  // True once a response was delivered.
+  bool ready() const;
   // The response; REQUIRES: ready.
   Response Take() const;
 

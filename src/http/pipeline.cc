@@ -44,7 +44,19 @@ Pipeline::Pipeline(const Router& router, Metrics& metrics, auth::KeyService& key
       id_prefix_(RandomHex(6)) {}
 
 std::string Pipeline::NewRequestId() {
-  return fmt::format("{}-{:x}", id_prefix_, next_id_.fetch_add(1, std::memory_order_relaxed));
+  uint64_t n = next_id_.fetch_add(1, std::memory_order_relaxed);
+  char buf[17];
+  int len = 0;
+  do {
+    buf[len++] = "0123456789abcdef"[n & 15];
+    n >>= 4;
+  } while (n);
+  std::string id;
+  id.reserve(id_prefix_.size() + 1 + static_cast<size_t>(len));
+  id += id_prefix_;
+  id += '-';
+  while (len) id += buf[--len];
+  return id;
 }
 
 void Pipeline::Dispatch(Request& req, const Responder& respond, int* route_out) {
@@ -81,7 +93,8 @@ void Pipeline::Dispatch(Request& req, const Responder& respond, int* route_out) 
       return respond(std::move(r));
     }
     req.principal = std::move(*principal);
-    const auto role = req.principal.role;
+    const auth::Principal& caller = *req.principal;
+    const auto role = caller.role;
     bool read = req.method == Method::kGet || req.method == Method::kHead;
     if (role == auth::Role::kAgent && route.access != Access::kAgent) {
       return respond(Response::Problem(403, "", "agent keys may only use agent endpoints"));
@@ -92,11 +105,10 @@ void Pipeline::Dispatch(Request& req, const Responder& respond, int* route_out) 
     if (role == auth::Role::kViewer && !read) {
       return respond(Response::Problem(403, "", "viewer keys are read-only"));
     }
-    double rps =
-        req.principal.rate_rps.value_or(role == auth::Role::kAdmin ? 0 : options_.default_rps);
-    double burst = req.principal.rate_burst.value_or(
-        req.principal.rate_rps ? std::max(1.0, rps) : options_.default_burst);
-    auto d = limiter_.Take(req.principal.key_id, rps, burst, clock_.Steady());
+    double rps = caller.rate_rps.value_or(role == auth::Role::kAdmin ? 0 : options_.default_rps);
+    double burst =
+        caller.rate_burst.value_or(caller.rate_rps ? std::max(1.0, rps) : options_.default_burst);
+    auto d = limiter_.Take(caller.key_id, rps, burst, clock_.Steady());
     if (!d.allowed) {
       auto r = Response::Problem(429, "", "rate limit exceeded for this key");
       r.AddHeader("Retry-After",
@@ -131,7 +143,7 @@ void Pipeline::Finish(const Request& req, int route, Response& resp, double seco
          {"status", {status, n1}},
          {"bytes", {bytes, n2}},
          {"ms", {ms, n3}},
-         {"key", req.principal.key_id},
+         {"key", req.caller().key_id},
          {"request_id", req.request_id}});
   }
 }

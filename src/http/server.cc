@@ -10,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
@@ -18,6 +19,7 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "http/serialize.h"
 
 namespace drover::http {
 
@@ -91,25 +93,18 @@ struct Server::Impl {
     cv.notify_all();
   }
 
-  // Writes `resp` for `req` and reports whether the connection may be reused.
-  asio::awaitable<bool> Write(beast::tcp_stream& stream, const Request& req, Response& resp,
-                              unsigned version, bool keep_alive, int route,
+  // Writes `resp` for `req` and reports whether the connection may be reused. The response is
+  // serialized by hand into the connection's reused buffer: one allocation-free pass and one
+  // write, instead of Beast's serializer with its per-field allocations.
+  asio::awaitable<bool> Write(beast::tcp_stream& stream, std::string& out, const Request& req,
+                              Response& resp, unsigned version, bool keep_alive, int route,
                               std::chrono::steady_clock::time_point start) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     pipeline.Finish(req, route, resp, secs);
-    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(resp.status), version};
-    if (!resp.body.empty()) res.set(bhttp::field::content_type, resp.content_type);
-    for (auto& [k, v] : resp.headers) res.set(k, v);
     if (stopping) keep_alive = false;
-    res.keep_alive(keep_alive);
-    if (req.method == Method::kHead) {
-      res.set(bhttp::field::content_length, std::to_string(resp.body.size()));
-    } else {
-      res.body() = std::move(resp.body);
-      res.prepare_payload();
-    }
+    SerializeResponse(resp, version, keep_alive, req.method == Method::kHead, out);
     stream.expires_after(opts.write_timeout);
-    auto [ec, n] = co_await bhttp::async_write(stream, res, kTuple);
+    auto [ec, n] = co_await asio::async_write(stream, asio::buffer(out), kTuple);
     co_return !ec && keep_alive;
   }
 
@@ -136,6 +131,7 @@ struct Server::Impl {
     conn->stream = &stream;
     uint64_t id = Register(ctx, conn);
     beast::flat_buffer buffer;
+    std::string out;  // serialized responses; capacity reused across requests
     for (;;) {
       conn->idle = true;
       if (stopping) break;
@@ -151,7 +147,7 @@ struct Server::Impl {
         big.request_id = "-";
         auto r = Response::Problem(
             413, "", fmt::format("request body exceeds the limit of {} bytes", opts.body_limit));
-        co_await Write(stream, big, r, 11, false, -1, start);
+        co_await Write(stream, out, big, r, 11, false, -1, start);
         co_await LingeringClose(stream);
         break;
       }
@@ -162,7 +158,7 @@ struct Server::Impl {
           bad.request_id = "-";
           auto r = Response::Problem(ec == bhttp::error::header_limit ? 431 : 400, "",
                                      "malformed HTTP request: " + ec.message());
-          co_await Write(stream, bad, r, 11, false, -1, start);
+          co_await Write(stream, out, bad, r, 11, false, -1, start);
         }
         break;
       }
@@ -174,7 +170,7 @@ struct Server::Impl {
         big.request_id = "-";
         auto r = Response::Problem(
             413, "", fmt::format("request body exceeds the limit of {} bytes", opts.body_limit));
-        co_await Write(stream, big, r, header.version(), false, -1, start);
+        co_await Write(stream, out, big, r, header.version(), false, -1, start);
         co_await LingeringClose(stream);
         break;
       }
@@ -194,7 +190,7 @@ struct Server::Impl {
             auto r = Response::Problem(
                 413, "",
                 fmt::format("request body exceeds the limit of {} bytes", opts.body_limit));
-            co_await Write(stream, big, r, header.version(), false, -1, start);
+            co_await Write(stream, out, big, r, header.version(), false, -1, start);
             co_await LingeringClose(stream);
           }
           break;
@@ -217,10 +213,14 @@ struct Server::Impl {
       Responder responder;
       int route = -1;
       pipeline.Dispatch(req, responder, &route);
-      co_await AsyncAwaitReply(responder, stream.get_executor(), asio::use_awaitable);
+      // Most handlers answer before Dispatch returns: only wait (and hop through the
+      // scheduler) when the answer comes later, e.g. after a group commit.
+      if (!responder.ready()) {
+        co_await AsyncAwaitReply(responder, stream.get_executor(), asio::use_awaitable);
+      }
       Response resp = responder.Take();
       pipeline.metrics().AddInFlight(-1);
-      if (!co_await Write(stream, req, resp, version, keep_alive, route, start)) break;
+      if (!co_await Write(stream, out, req, resp, version, keep_alive, route, start)) break;
     }
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);

@@ -65,7 +65,7 @@ Status Connection::ExecScript(const char* sql) {
 }
 
 Result<sqlite3_stmt*> Connection::Prepare(std::string_view sql) {
-  auto it = cache_.find(std::string(sql));
+  auto it = cache_.find(sql);
   if (it != cache_.end()) {
     sqlite3_reset(it->second);
     sqlite3_clear_bindings(it->second);

@@ -63,11 +63,23 @@ class SqliteStore final : public Store {
   }
 
   Status Read(const std::function<Status(Tx&)>& fn) override {
-    auto conn = AcquireReader();
-    if (!conn.ok()) return conn.status();
-    SqliteTx tx(**conn);
-    Status s = fn(tx);
-    ReleaseReader(std::move(*conn));
+    auto reader = AcquireReader();
+    if (!reader.ok()) return reader.status();
+    Reader& r = **reader;
+    SqliteTx tx(*r.conn);
+    // A read transaction stays open while no commit has happened since it began: a snapshot
+    // that is still current needs no new WAL read lock (two fcntl calls per read otherwise).
+    uint64_t seq = commit_seq_.load(std::memory_order_acquire);
+    Status s;
+    if (r.in_txn && r.seq != seq) s = EndRead(r);
+    if (s.ok() && !r.in_txn) {
+      s = tx.Exec("BEGIN").status();
+      r.in_txn = s.ok();
+      r.seq = seq;
+    }
+    if (s.ok()) s = fn(tx);
+    if (!s.ok() && r.in_txn) (void)EndRead(r);  // never keep a snapshot after an error
+    ReleaseReader(std::move(*reader));
     return s;
   }
 
@@ -131,25 +143,49 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
-  Result<std::unique_ptr<Connection>> AcquireReader() {
+  struct Reader {
+    std::unique_ptr<Connection> conn;
+    uint64_t seq = 0;     // commit_seq_ when its read transaction began
+    bool in_txn = false;  // a read transaction is open
+  };
+
+  static Status EndRead(Reader& r) {
+    r.in_txn = false;
+    SqliteTx tx(*r.conn);
+    return tx.Exec("COMMIT").status();
+  }
+
+  Result<std::unique_ptr<Reader>> AcquireReader() {
     {
       std::lock_guard lock(readers_mu_);
       if (!readers_.empty()) {
-        auto c = std::move(readers_.back());
+        auto r = std::move(readers_.back());
         readers_.pop_back();
-        return c;
+        return r;
       }
     }
     auto c = Connection::Open(path_, "NORMAL");
     if (!c.ok()) return c.status();
     DROVER_RETURN_IF_ERROR((*c)->ExecScript("PRAGMA query_only=ON"));
-    return c;
+    auto r = std::make_unique<Reader>();
+    r->conn = std::move(*c);
+    return r;
   }
 
-  void ReleaseReader(std::unique_ptr<Connection> c) {
+  void ReleaseReader(std::unique_ptr<Reader> r) {
     std::lock_guard lock(readers_mu_);
     if (!closing_ && readers_.size() < static_cast<size_t>(options_.readers)) {
-      readers_.push_back(std::move(c));
+      readers_.push_back(std::move(r));
+    }
+  }
+
+  // Ends the stale read transactions of idle pooled readers, so old snapshots never keep a
+  // checkpoint from resetting the WAL. Called by the writer now and then.
+  void SweepIdleReaders() {
+    uint64_t seq = commit_seq_.load(std::memory_order_acquire);
+    std::lock_guard lock(readers_mu_);
+    for (auto& r : readers_) {
+      if (r->in_txn && r->seq != seq) (void)EndRead(*r);
     }
   }
 
@@ -158,6 +194,8 @@ class SqliteStore final : public Store {
     tx.set_writable(true);
     std::vector<PendingWrite> batch;
     std::vector<Status> results;
+    int commits_since_sweep = 0;
+    auto last_sweep = std::chrono::steady_clock::now();
     for (;;) {
       {
         std::unique_lock lock(mu_);
@@ -189,8 +227,15 @@ class SqliteStore final : public Store {
         (void)writer_conn_->ExecScript("ROLLBACK");
         LogError("SQLite commit failed: {}", commit.message());
         for (auto& r : results) r = Status::Unavailable("storage error: " + commit.message());
-      } else if (tx.max_index() > 0) {
-        last_index_.store(tx.max_index(), std::memory_order_release);
+      } else {
+        if (tx.max_index() > 0) last_index_.store(tx.max_index(), std::memory_order_release);
+        commit_seq_.fetch_add(1, std::memory_order_acq_rel);
+        if (++commits_since_sweep >= 64 ||
+            std::chrono::steady_clock::now() - last_sweep > std::chrono::seconds(1)) {
+          SweepIdleReaders();
+          commits_since_sweep = 0;
+          last_sweep = std::chrono::steady_clock::now();
+        }
       }
       if (options_.on_commit) {
         options_.on_commit(
@@ -218,6 +263,7 @@ class SqliteStore final : public Store {
   std::unique_ptr<Connection> writer_conn_;
   std::thread writer_;
   std::atomic<int64_t> last_index_{0};
+  std::atomic<uint64_t> commit_seq_{0};  // successful commits by this process
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -225,7 +271,7 @@ class SqliteStore final : public Store {
   bool closing_ = false;            // GUARDED_BY(mu_)
 
   std::mutex readers_mu_;
-  std::vector<std::unique_ptr<Connection>> readers_;  // GUARDED_BY(readers_mu_)
+  std::vector<std::unique_ptr<Reader>> readers_;  // GUARDED_BY(readers_mu_)
 };
 
 }  // namespace

@@ -1,0 +1,57 @@
+# Shared helpers for bench/*.sh: free ports, a private drover server, wrk parsing, medians.
+# Every server started here is stopped on exit; every load loop is bounded by wrk's -d.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DROVER_BIN="${DROVER_BIN:-$ROOT/build/drover}"
+REPS="${REPS:-3}"
+DURATION="${DURATION:-10}"
+T="$(mktemp -d -t droverbench.XXXXXX)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+machine_line() {
+  echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/^Mem:/{print $2}') GiB, $(uname -sr), $(date -u +%Y-%m-%dT%H:%MZ)"
+}
+
+# start_drover NAME ARGS... : starts a server with its own data dir; sets DROVER_ADDR, TOKEN.
+start_drover() {
+  local name="$1"; shift
+  local port; port="$(free_port)"
+  mkdir -p "$T/$name"
+  TOKEN="bench-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
+  DROVER_BOOTSTRAP_TOKEN="$TOKEN" "$DROVER_BIN" server --listen "127.0.0.1:$port" \
+    --data-dir "$T/$name" "$@" >"$T/$name/server.log" 2>&1 &
+  PIDS+=($!)
+  DROVER_PID=$!
+  DROVER_ADDR="http://127.0.0.1:$port"
+  for _ in $(seq 1 100); do curl -fs "$DROVER_ADDR/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  tail -n 20 "$T/$name/server.log" >&2; echo "drover did not start" >&2; exit 2
+}
+stop_drover() { kill "$DROVER_PID" 2>/dev/null || true; wait "$DROVER_PID" 2>/dev/null || true; }
+
+# wrk_run ARGS... : prints "rps p50_ms p99_ms"
+wrk_run() {
+  local out; out="$(wrk --latency "$@")"
+  local rps p50 p99
+  rps="$(echo "$out" | awk '/Requests\/sec/{print $2}')"
+  p50="$(echo "$out" | awk '/ 50%/{print $2}')"
+  p99="$(echo "$out" | awk '/ 99%/{print $2}')"
+  if echo "$out" | grep -q "Non-2xx"; then echo "$out" | grep "Non-2xx" >&2; fi
+  echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
+}
+to_ms() { # wrk prints 1.23ms, 456.00us, 1.20s
+  case "$1" in
+    *us) awk -v v="${1%us}" 'BEGIN{printf "%.3f", v/1000}' ;;
+    *ms) awk -v v="${1%ms}" 'BEGIN{printf "%.3f", v}' ;;
+    *s) awk -v v="${1%s}" 'BEGIN{printf "%.3f", v*1000}' ;;
+    *) echo "$1" ;;
+  esac
+}
+median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
