@@ -39,6 +39,16 @@ Method ParseMethod(std::string_view s) {
   return Method::kOther;
 }
 
+void Request::Reset() {
+  method = Method::kGet;
+  target = path = query = {};
+  headers.clear();
+  body.clear();
+  request_id.clear();
+  principal.reset();
+  params.clear();
+}
+
 std::string_view Request::Header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
     if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
@@ -219,6 +229,7 @@ void Responder::operator()(Response r) const {
     std::lock_guard lock(slot_->mu);
     if (slot_->response) return;  // exactly once
     slot_->response = std::move(r);
+    slot_->done.store(true, std::memory_order_release);
     ready = std::move(slot_->ready);
   }
   if (ready) ready();
@@ -235,13 +246,10 @@ void Responder::OnReady(std::function<void()> fn) const {
   fn();
 }
 
-bool Responder::ready() const {
-  std::lock_guard lock(slot_->mu);
-  return slot_->response.has_value();
-}
+bool Responder::ready() const { return slot_->done.load(std::memory_order_acquire); }
 
 Response Responder::Take() const {
-  std::lock_guard lock(slot_->mu);
+  // Once `done` is seen the response is never written again: no lock needed.
   return std::move(*slot_->response);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Transport-neutral HTTP request and response. Handlers are plain functions of these types and
 // never see Beast, so they compile fast and are tested without sockets.
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -35,6 +36,8 @@ struct Request {
   const auth::Principal& caller() const;
   std::vector<std::pair<std::string_view, std::string>> params;  // path parameters, decoded
 
+  // Clears every field for the next request on the connection, keeping vector capacity.
+  void Reset();
   // A header's value (name case-insensitive), empty when absent.
   std::string_view Header(std::string_view name) const;
   // A path parameter by name ("" when absent).
@@ -49,6 +52,7 @@ struct Response {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
 
+  Response() { headers.reserve(4); }  // X-Request-Id and a few more, without regrowing
   static Response Json(int status, std::string body) {
     Response r;
     r.status = status;
@@ -82,8 +86,9 @@ class Responder {
  private:
   struct Slot {
     std::mutex mu;
-    std::optional<Response> response;
+    std::optional<Response> response;  // written once under mu, then published by `done`
     std::function<void()> ready;
+    std::atomic<bool> done{false};
   };
   std::shared_ptr<Slot> slot_;
 };

@@ -136,7 +136,9 @@ void Pipeline::Finish(const Request& req, int route, Response& resp, double seco
     char status[8], bytes[24], ms[32];
     auto n1 = fmt::format_to_n(status, sizeof status, "{}", resp.status).size;
     auto n2 = fmt::format_to_n(bytes, sizeof bytes, "{}", resp.body.size()).size;
-    auto n3 = fmt::format_to_n(ms, sizeof ms, "{:.3f}", seconds * 1000).size;
+    // Milliseconds with three decimals, from integer microseconds (no float formatting).
+    auto us = static_cast<int64_t>(seconds * 1e6);
+    auto n3 = fmt::format_to_n(ms, sizeof ms, "{}.{:03}", us / 1000, us % 1000).size;
     Log(LogLevel::kInfo, "request",
         {{"method", MethodName(req.method)},
          {"path", req.path},

@@ -132,6 +132,8 @@ struct Server::Impl {
     uint64_t id = Register(ctx, conn);
     beast::flat_buffer buffer;
     std::string out;  // serialized responses; capacity reused across requests
+    Request req;      // likewise: its vectors keep their capacity
+    req.headers.reserve(16);
     for (;;) {
       conn->idle = true;
       if (stopping) break;
@@ -197,13 +199,12 @@ struct Server::Impl {
         }
       }
       auto& msg = parser.get();
-      Request req;
+      req.Reset();
       req.method = ParseMethod(msg.method_string());
       req.target = msg.target();
       auto q = req.target.find('?');
       req.path = req.target.substr(0, q);
       if (q != std::string_view::npos) req.query = req.target.substr(q + 1);
-      req.headers.reserve(16);
       for (const auto& f : msg) req.headers.emplace_back(f.name_string(), f.value());
       req.body = std::move(msg.body());
       bool keep_alive = msg.keep_alive();

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <variant>
 
+#include "common/function_ref.h"
 #include "common/status.h"
 
 namespace drover::store {
@@ -42,7 +43,7 @@ class Tx {
   virtual Result<int64_t> Exec(std::string_view sql, std::initializer_list<Param> params = {}) = 0;
   // Runs one query; calls `on_row` per row.
   virtual Status Query(std::string_view sql, std::initializer_list<Param> params,
-                       const std::function<void(const Row&)>& on_row) = 0;
+                       FunctionRef<void(const Row&)> on_row) = 0;
   // Allocates the next value of the global change index (strictly increasing, visible to readers
   // once this transaction commits). Only inside Write.
   virtual Result<int64_t> NextIndex() = 0;
@@ -78,7 +79,7 @@ class Store {
   // the error of `fn`), or with Unavailable if the commit failed or the queue is full. Thread-safe.
   virtual void Write(WriteFn fn, DoneFn done) = 0;
   // Runs `fn` on a read connection on the calling thread; sees every committed write. Thread-safe.
-  virtual Status Read(const std::function<Status(Tx&)>& fn) = 0;
+  virtual Status Read(FunctionRef<Status(Tx&)> fn) = 0;
   // The highest committed change index this process knows of. Thread-safe, lock-free.
   virtual int64_t LastIndex() const = 0;
   // OK when the database answers (readyz).

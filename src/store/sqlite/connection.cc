@@ -119,7 +119,7 @@ Result<int64_t> SqliteTx::Exec(std::string_view sql, std::initializer_list<Param
 }
 
 Status SqliteTx::Query(std::string_view sql, std::initializer_list<Param> params,
-                       const std::function<void(const Row&)>& on_row) {
+                       FunctionRef<void(const Row&)> on_row) {
   auto stmt = Bind(sql, params);
   if (!stmt.ok()) return stmt.status();
   ResetOnExit reset{*stmt};

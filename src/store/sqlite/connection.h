@@ -39,7 +39,7 @@ class SqliteTx final : public Tx {
   explicit SqliteTx(Connection& conn) : conn_(conn) {}
   Result<int64_t> Exec(std::string_view sql, std::initializer_list<Param> params = {}) override;
   Status Query(std::string_view sql, std::initializer_list<Param> params,
-               const std::function<void(const Row&)>& on_row) override;
+               FunctionRef<void(const Row&)> on_row) override;
   Result<int64_t> NextIndex() override;
   // The largest index allocated through this Tx (0 when none).
   int64_t max_index() const { return max_index_; }

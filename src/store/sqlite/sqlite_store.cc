@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sqlite3.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -62,7 +63,7 @@ class SqliteStore final : public Store {
     done(Status::Unavailable(closing_ ? "server is shutting down" : "write queue is full"));
   }
 
-  Status Read(const std::function<Status(Tx&)>& fn) override {
+  Status Read(FunctionRef<Status(Tx&)> fn) override {
     auto reader = AcquireReader();
     if (!reader.ok()) return reader.status();
     Reader& r = **reader;
@@ -278,6 +279,10 @@ class SqliteStore final : public Store {
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
                                                const StoreOptions& options) {
+  // SQLite's memory statistics take a global mutex on every allocation; nothing reads them.
+  // Must happen before SQLite initializes, so before the first connection opens.
+  static std::once_flag config_once;
+  std::call_once(config_once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   if (path.empty()) return Status::InvalidArgument("sqlite:// needs a file path");
   std::error_code ec;
   auto parent = std::filesystem::path(path).parent_path();
