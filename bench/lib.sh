@@ -54,4 +54,6 @@ to_ms() { # wrk prints 1.23ms, 456.00us, 1.20s
     *) echo "$1" ;;
   esac
 }
+# CPU seconds (user+system) used so far by process $1.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14+$15)/hz}' "/proc/$1/stat"; }
 median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }

@@ -3,6 +3,7 @@
 #include <emmintrin.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -77,7 +78,7 @@ JsonDecoder::JsonDecoder(const boost::json::object& obj, std::string prefix)
 
 const boost::json::value* JsonDecoder::Find(std::string_view field, bool required,
                                             const char* type) {
-  seen_.emplace(field);
+  seen_.push_back(field);
   auto it = obj_.find(field);
   if (it == obj_.end() || it->value().is_null()) {
     if (required) AddError(field, fmt::format("is required ({})", type));
@@ -133,7 +134,7 @@ void JsonDecoder::AddError(std::string_view field, std::string message) {
 
 Status JsonDecoder::Finish() {
   for (const auto& kv : obj_) {
-    if (!seen_.contains(std::string_view(kv.key()))) {
+    if (std::find(seen_.begin(), seen_.end(), std::string_view(kv.key())) == seen_.end()) {
       AddError(std::string_view(kv.key()), "unknown field");
     }
   }

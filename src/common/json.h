@@ -27,6 +27,7 @@ void AppendJsonString(std::string& out, std::string_view s);
 class JsonDecoder {
  public:
   // `prefix` is prepended to field names in errors ("spec." for nested objects).
+  // Field names passed to the readers below must outlive the decoder (string literals do).
   explicit JsonDecoder(const boost::json::object& obj, std::string prefix = "");
 
   std::optional<std::string> String(std::string_view field, bool required);
@@ -43,7 +44,7 @@ class JsonDecoder {
   const boost::json::value* Find(std::string_view field, bool required, const char* type);
   const boost::json::object& obj_;
   std::string prefix_;
-  std::set<std::string, std::less<>> seen_;
+  std::vector<std::string_view> seen_;  // field names asked for (callers pass literals)
   std::vector<FieldError> errors_;
 };
 

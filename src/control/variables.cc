@@ -62,12 +62,20 @@ Status VariableService::Validate(std::string_view key, std::string_view environm
 void VariableService::Put(std::string tenant, std::string key, std::string environment,
                           std::string value, std::function<void(Result<PutResult>)> done) {
   if (Status s = Validate(key, environment, value); !s.ok()) return done(s);
-  auto result = std::make_shared<PutResult>();
-  result->variable = {
+  // One shared state, so each std::function below holds just a shared_ptr (no allocation).
+  struct Op {
+    std::string tenant;
+    PutResult result;
+    std::function<void(Result<PutResult>)> done;
+  };
+  auto op = std::make_shared<Op>();
+  op->tenant = std::move(tenant);
+  op->result.variable = {
       std::move(key), std::move(environment), std::move(value), 0, 0, ToUnixMillis(clock_.Now())};
+  op->done = std::move(done);
   store_.Write(
-      [result, tenant = std::move(tenant)](store::Tx& tx) -> Status {
-        auto& v = result->variable;
+      [op](store::Tx& tx) -> Status {
+        auto& v = op->result.variable;
         auto idx = tx.NextIndex();
         if (!idx.ok()) return idx.status();
         v.modify_index = *idx;
@@ -75,19 +83,19 @@ void VariableService::Put(std::string tenant, std::string key, std::string envir
         Status s = tx.Query(
             "INSERT INTO variables (tenant, environment, key, value, create_index, modify_index,"
             " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (tenant, environment, key) DO UPDATE SET value = excluded.value,"
+            " ON CONFLICT (tenant, key, environment) DO UPDATE SET value = excluded.value,"
             " modify_index = excluded.modify_index, updated_at = excluded.updated_at"
             " RETURNING create_index",
-            {tenant, v.environment, v.key, v.value, *idx, *idx, v.updated_at_ms},
+            {op->tenant, v.environment, v.key, v.value, *idx, *idx, v.updated_at_ms},
             [&](const store::Row& r) { create = r.Int(0); });
         if (!s.ok()) return s;
         v.create_index = create.value_or(*idx);
-        result->created = v.create_index == *idx;
+        op->result.created = v.create_index == *idx;
         return Status::Ok();
       },
-      [result, done = std::move(done)](Status s) {
-        if (!s.ok()) return done(s);
-        done(std::move(*result));
+      [op](Status s) {
+        if (!s.ok()) return op->done(s);
+        op->done(std::move(op->result));
       });
 }
 
@@ -97,8 +105,8 @@ Result<Variable> VariableService::Get(const std::string& tenant, const std::stri
   Status s = store_.Read([&](store::Tx& tx) {
     return tx.Query(
         "SELECT key, environment, value, create_index, modify_index, updated_at FROM variables"
-        " WHERE tenant = ? AND environment = ? AND key = ?",
-        {tenant, environment, key}, [&](const store::Row& r) { found = ReadVariable(r); });
+        " WHERE tenant = ? AND key = ? AND environment = ?",
+        {tenant, key, environment}, [&](const store::Row& r) { found = ReadVariable(r); });
   });
   if (!s.ok()) return s;
   if (!found) {
@@ -149,8 +157,8 @@ void VariableService::Delete(std::string tenant, std::string key, std::string en
   store_.Write(
       [tenant = std::move(tenant), key = std::move(key),
        environment = std::move(environment)](store::Tx& tx) -> Status {
-        auto n = tx.Exec("DELETE FROM variables WHERE tenant = ? AND environment = ? AND key = ?",
-                         {tenant, environment, key});
+        auto n = tx.Exec("DELETE FROM variables WHERE tenant = ? AND key = ? AND environment = ?",
+                         {tenant, key, environment});
         if (!n.ok()) return n.status();
         if (*n == 0) return Status::NotFound(fmt::format("variable '{}' is not set", key));
         return tx.NextIndex().status();

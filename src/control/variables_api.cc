@@ -13,6 +13,7 @@ using http::Responder;
 using http::Response;
 
 void AppendVariable(std::string& out, const Variable& v) {
+  out.reserve(out.size() + 160 + v.key.size() + v.value.size() + v.environment.size());
   out += "{\"key\":";
   AppendJsonString(out, v.key);
   out += ",\"environment\":";

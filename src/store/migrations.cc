@@ -27,8 +27,8 @@ std::span<const Migration> AllMigrations() {
            " create_index BIGINT NOT NULL,"
            " modify_index BIGINT NOT NULL,"
            " updated_at BIGINT NOT NULL,"
-           " PRIMARY KEY (tenant, environment, key))",
-           "CREATE INDEX variables_key ON variables (tenant, key, environment)",
+           // Key before environment: point reads and key-ordered listing share this one index.
+           " PRIMARY KEY (tenant, key, environment))",
        }},
   };
   return kMigrations;

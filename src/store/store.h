@@ -6,8 +6,10 @@
 //
 // Durability contract: Write()'s `done` is called with OK only after the transaction holding the
 // write has committed (fsync per the backend's settings). Concurrent writes are group-committed:
-// the writer runs every queued write in one transaction, each inside its own savepoint, so one
-// failing write rolls back alone and the rest share a single commit.
+// the writer runs every queued write in one transaction and answers all of them after a single
+// commit. A failing write rolls back alone: the batch is then run again with a savepoint per
+// write. So a write function may run more than once before it commits: it must depend only on
+// its inputs and the Tx, and leave captured results in a state its last run decides.
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -75,8 +77,9 @@ class Store {
   virtual ~Store() = default;
   // "sqlite" or "postgres".
   virtual std::string_view Backend() const = 0;
-  // Queues `fn` for the writer thread; `done` runs on the writer thread after the commit (OK or
-  // the error of `fn`), or with Unavailable if the commit failed or the queue is full. Thread-safe.
+  // Queues `fn` for the writer thread; `done` runs after the commit (OK or the error of `fn`), or
+  // with Unavailable if the commit failed or the queue is full, on the store's completion thread
+  // (or at once on the caller's thread when the write is refused). Thread-safe.
   virtual void Write(WriteFn fn, DoneFn done) = 0;
   // Runs `fn` on a read connection on the calling thread; sees every committed write. Thread-safe.
   virtual Status Read(FunctionRef<Status(Tx&)> fn) = 0;

@@ -131,11 +131,9 @@ Status SqliteTx::Query(std::string_view sql, std::initializer_list<Param> params
 }
 
 Result<int64_t> SqliteTx::NextIndex() {
-  if (!writable_) return Status::Internal("NextIndex outside a write");
-  auto v = QueryInt("UPDATE counters SET value = value + 1 WHERE name = 'index' RETURNING value");
-  if (!v.ok()) return v;
-  if (*v > max_index_) max_index_ = *v;
-  return v;
+  if (!writable_ || !next_index_) return Status::Internal("NextIndex outside a write");
+  max_index_ = ++*next_index_;
+  return max_index_;
 }
 
 }  // namespace drover::store::sqlite

@@ -44,13 +44,18 @@ class SqliteTx final : public Tx {
   // The largest index allocated through this Tx (0 when none).
   int64_t max_index() const { return max_index_; }
   void reset_max_index() { max_index_ = 0; }
-  void set_writable(bool w) { writable_ = w; }
+  // Makes NextIndex available, allocating from *next (owned by the single writer).
+  void set_writable(bool w, int64_t* next) {
+    writable_ = w;
+    next_index_ = next;
+  }
 
  private:
   Result<sqlite3_stmt*> Bind(std::string_view sql, std::initializer_list<Param> params);
   Connection& conn_;
   int64_t max_index_ = 0;
   bool writable_ = false;
+  int64_t* next_index_ = nullptr;
 };
 
 }  // namespace drover::store::sqlite

@@ -6,9 +6,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <mutex>
@@ -37,7 +40,9 @@ class SqliteStore final : public Store {
   ~SqliteStore() override { Close(); }
 
   Status Init() {
-    auto w = Connection::Open(path_, options_.sqlite_sync_normal ? "NORMAL" : "FULL");
+    // SQLite itself never syncs on commit: in the default (durable) mode the syncer thread
+    // fdatasyncs the WAL and only then answers, so the writer never waits for the disk.
+    auto w = Connection::Open(path_, "NORMAL");
     if (!w.ok()) return w.status();
     writer_conn_ = std::move(*w);
     DROVER_RETURN_IF_ERROR(Migrate());
@@ -45,6 +50,25 @@ class SqliteStore final : public Store {
     auto idx = tx.QueryInt("SELECT value FROM counters WHERE name = 'index'");
     if (!idx.ok()) return idx.status();
     last_index_ = *idx;
+    committed_index_ = next_index_ = *idx;
+    auto ckpt = Connection::Open(path_, "FULL");
+    if (!ckpt.ok()) return ckpt.status();
+    sqlite3_wal_hook(writer_conn_->db(), &SqliteStore::OnWalCommit, this);
+    checkpointer_ =
+        std::thread([this, c = std::move(*ckpt)]() mutable { CheckpointLoop(std::move(c)); });
+    if (!options_.sqlite_sync_normal) {
+      std::string wal = path_ + "-wal";
+      wal_fd_ = ::open(wal.c_str(), O_RDWR | O_CLOEXEC);
+      if (wal_fd_ < 0) return Status::Unavailable("cannot open " + wal + " for syncing");
+      // The WAL's directory entry must be durable too.
+      auto dir = std::filesystem::path(path_).parent_path();
+      int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+      }
+    }
+    syncer_ = std::thread([this] { SyncLoop(); });
     writer_ = std::thread([this] { WriterLoop(); });
     return Status::Ok();
   }
@@ -98,6 +122,20 @@ class SqliteStore final : public Store {
       cv_.notify_all();
     }
     if (writer_.joinable()) writer_.join();
+    {
+      std::lock_guard lock(sync_mu_);
+      sync_stop_ = true;
+      sync_cv_.notify_all();
+    }
+    if (syncer_.joinable()) syncer_.join();
+    if (wal_fd_ >= 0) ::close(wal_fd_);
+    wal_fd_ = -1;
+    {
+      std::lock_guard lock(ckpt_mu_);
+      ckpt_stop_ = true;
+      ckpt_cv_.notify_all();
+    }
+    if (checkpointer_.joinable()) checkpointer_.join();
     std::lock_guard lock(readers_mu_);
     readers_.clear();
     writer_conn_.reset();
@@ -192,7 +230,7 @@ class SqliteStore final : public Store {
 
   void WriterLoop() {
     SqliteTx tx(*writer_conn_);
-    tx.set_writable(true);
+    tx.set_writable(true, &next_index_);
     std::vector<PendingWrite> batch;
     std::vector<Status> results;
     int commits_since_sweep = 0;
@@ -208,28 +246,19 @@ class SqliteStore final : public Store {
         }
       }
       auto start = std::chrono::steady_clock::now();
-      results.assign(batch.size(), Status::Ok());
-      tx.reset_max_index();
-      // Cached statements: no parsing per write on the hot path.
-      auto run = [&tx](std::string_view sql) { return tx.Exec(sql).status(); };
-      Status commit = run("BEGIN IMMEDIATE");
-      if (commit.ok()) {
-        for (size_t i = 0; i < batch.size(); ++i) {
-          commit = run("SAVEPOINT w");
-          if (!commit.ok()) break;
-          results[i] = RunWrite(batch[i].fn, tx);
-          if (!results[i].ok()) commit = run("ROLLBACK TO w");
-          if (commit.ok()) commit = run("RELEASE w");
-          if (!commit.ok()) break;
-        }
+      // Optimistic first: no savepoints. If a write fails, the attempt is rolled back and the
+      // batch runs again with a savepoint per write, so the failure rolls back alone.
+      bool failed = false;
+      Status commit = RunBatch(tx, batch, results, /*savepoints=*/false, &failed);
+      if (commit.ok() && failed) {
+        commit = RunBatch(tx, batch, results, /*savepoints=*/true, &failed);
       }
-      if (commit.ok()) commit = run("COMMIT");
       if (!commit.ok()) {
-        (void)writer_conn_->ExecScript("ROLLBACK");
         LogError("SQLite commit failed: {}", commit.message());
         for (auto& r : results) r = Status::Unavailable("storage error: " + commit.message());
       } else {
-        if (tx.max_index() > 0) last_index_.store(tx.max_index(), std::memory_order_release);
+        committed_index_ = next_index_;
+        MaybeFinishCheckpoint();
         commit_seq_.fetch_add(1, std::memory_order_acq_rel);
         if (++commits_since_sweep >= 64 ||
             std::chrono::steady_clock::now() - last_sweep > std::chrono::seconds(1)) {
@@ -243,10 +272,132 @@ class SqliteStore final : public Store {
             {std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
              batch.size()});
       }
-      for (size_t i = 0; i < batch.size(); ++i) {
-        if (batch[i].done) batch[i].done(std::move(results[i]));
+      // The syncer makes the batch durable and answers it; the writer goes on with the next
+      // batch meanwhile, so disk syncs overlap with executing writes.
+      {
+        std::lock_guard lock(sync_mu_);
+        Synced item;
+        item.max_index = commit.ok() ? tx.max_index() : 0;
+        item.committed = commit.ok();
+        for (size_t i = 0; i < batch.size(); ++i) {
+          item.answers.emplace_back(std::move(batch[i].done), std::move(results[i]));
+        }
+        sync_queue_.push_back(std::move(item));
+        sync_cv_.notify_one();
       }
       batch.clear();
+    }
+  }
+
+  // Takes every committed batch queued so far, fdatasyncs the WAL once for all of them (a sync
+  // covers every write that returned before it began) and then answers them, in commit order.
+  void SyncLoop() {
+    std::vector<Synced> work;
+    std::unique_lock lock(sync_mu_);
+    for (;;) {
+      sync_cv_.wait(lock, [&] { return sync_stop_ || !sync_queue_.empty(); });
+      if (sync_queue_.empty()) return;  // stopping and drained
+      work.swap(sync_queue_);
+      lock.unlock();
+      Status synced;
+      if (wal_fd_ >= 0 &&
+          std::any_of(work.begin(), work.end(), [](auto& w) { return w.committed; })) {
+        if (::fdatasync(wal_fd_) != 0) {
+          LogError("fdatasync of the SQLite WAL failed: {}", std::strerror(errno));
+          synced = Status::Unavailable("storage error: the disk did not confirm the write");
+        }
+      }
+      for (auto& item : work) {
+        if (synced.ok() && item.max_index > 0) {
+          last_index_.store(std::max(last_index_.load(), item.max_index),
+                            std::memory_order_release);
+        }
+        for (auto& [done, status] : item.answers) {
+          if (!done) continue;
+          done(item.committed && !synced.ok() ? synced : std::move(status));
+        }
+      }
+      work.clear();
+      lock.lock();
+    }
+  }
+
+  // One attempt at committing `batch`. Without savepoints, the first failing write rolls the
+  // whole attempt back and sets *failed (unless it is the only write: then its error is final).
+  // Returns the transaction's own status (BEGIN/COMMIT); per-write results go to `results`.
+  Status RunBatch(SqliteTx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& results,
+                  bool savepoints, bool* failed) {
+    auto run = [&tx](std::string_view sql) { return tx.Exec(sql).status(); };  // cached stmts
+    results.assign(batch.size(), Status::Ok());
+    next_index_ = committed_index_;
+    tx.reset_max_index();
+    *failed = false;
+    Status s = run("BEGIN IMMEDIATE");
+    if (!s.ok()) return s;
+    for (size_t i = 0; i < batch.size() && s.ok(); ++i) {
+      if (savepoints) s = run("SAVEPOINT w");
+      if (!s.ok()) break;
+      results[i] = RunWrite(batch[i].fn, tx);
+      if (!results[i].ok()) {
+        if (!savepoints && batch.size() > 1) {
+          *failed = true;
+          (void)run("ROLLBACK");
+          return Status::Ok();
+        }
+        s = run(savepoints ? "ROLLBACK TO w" : "ROLLBACK");
+        if (!savepoints) return s;  // the only write failed: nothing to commit
+      }
+      if (savepoints && s.ok()) s = run("RELEASE w");
+    }
+    // The index is allocated in memory (this is the only writer) and persisted once per batch.
+    if (s.ok() && next_index_ != committed_index_) {
+      s = tx.Exec("UPDATE counters SET value = ? WHERE name = 'index'", {next_index_}).status();
+    }
+    if (s.ok()) s = run("COMMIT");
+    if (!s.ok()) (void)run("ROLLBACK");
+    return s;
+  }
+
+  // The background checkpointer copies the bulk of the WAL but, with commits arriving all the
+  // time, can never copy the last frames before new ones land, and the WAL only restarts after
+  // a checkpoint that copied everything. So once it has done a pass over a large WAL, the
+  // writer checkpoints the (few) remaining frames itself, between two commits.
+  void MaybeFinishCheckpoint() {
+    if (wal_pages_ < kCheckpointPages || !background_pass_done_.exchange(false)) return;
+    int log = 0, done = 0;
+    sqlite3_wal_checkpoint_v2(writer_conn_->db(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+  }
+
+  // Called by SQLite after each commit with the WAL's size in pages (this replaces
+  // autocheckpoint: checkpoints run on their own thread, off the commit path).
+  static int OnWalCommit(void* arg, sqlite3*, const char*, int pages) {
+    auto* self = static_cast<SqliteStore*>(arg);
+    self->wal_pages_ = pages;
+    if (pages >= kCheckpointPages && !self->checkpoint_wanted_.exchange(true)) {
+      std::lock_guard lock(self->ckpt_mu_);
+      self->ckpt_cv_.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+  void CheckpointLoop(std::unique_ptr<Connection> conn) {
+    std::unique_lock lock(ckpt_mu_);
+    while (!ckpt_stop_) {
+      ckpt_cv_.wait_for(lock, std::chrono::seconds(1),
+                        [&] { return ckpt_stop_ || checkpoint_wanted_.load(); });
+      if (ckpt_stop_) break;
+      checkpoint_wanted_ = false;
+      lock.unlock();
+      int log = 0, done = 0;
+      // PASSIVE never blocks the writer or readers; frames it cannot copy yet wait for the next.
+      int rc =
+          sqlite3_wal_checkpoint_v2(conn->db(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        LogWarn("WAL checkpoint failed: {}", sqlite3_errmsg(conn->db()));
+      } else if (log >= kCheckpointPages) {
+        background_pass_done_ = true;
+      }
+      lock.lock();
     }
   }
 
@@ -265,6 +416,30 @@ class SqliteStore final : public Store {
   std::thread writer_;
   std::atomic<int64_t> last_index_{0};
   std::atomic<uint64_t> commit_seq_{0};  // successful commits by this process
+  int64_t next_index_ = 0;               // writer thread only: last index handed out
+  int64_t committed_index_ = 0;          // writer thread only: index persisted by the last commit
+
+  // A committed batch waiting for its sync, with the answers to give once durable.
+  struct Synced {
+    bool committed = false;
+    int64_t max_index = 0;
+    std::vector<std::pair<DoneFn, Status>> answers;
+  };
+  std::thread syncer_;
+  int wal_fd_ = -1;  // our own descriptor of the WAL file, for fdatasync (-1: synchronous=NORMAL)
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  std::vector<Synced> sync_queue_;  // GUARDED_BY(sync_mu_)
+  bool sync_stop_ = false;          // GUARDED_BY(sync_mu_)
+
+  static constexpr int kCheckpointPages = 2000;  // 8 MB of WAL
+  std::thread checkpointer_;
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  bool ckpt_stop_ = false;  // GUARDED_BY(ckpt_mu_)
+  std::atomic<bool> checkpoint_wanted_{false};
+  std::atomic<bool> background_pass_done_{false};
+  int wal_pages_ = 0;  // writer thread only (set by the WAL hook during its commits)
 
   std::mutex mu_;
   std::condition_variable cv_;
