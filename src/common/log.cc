@@ -127,9 +127,10 @@ void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> f
     line += "\",\"msg\":";
     AppendJsonString(line, msg);
     for (const auto& f : fields) {
-      line += ',';
-      AppendJsonString(line, f.key);
-      line += ':';
+      // Keys are identifiers written in the code: no escaping needed.
+      line += ",\"";
+      line += f.key;
+      line += "\":";
       AppendJsonString(line, f.value);
     }
     line += "}\n";

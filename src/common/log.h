@@ -15,7 +15,7 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 enum class LogFormat { kText, kJson };
 
 struct LogField {
-  std::string_view key;
+  std::string_view key;  // an identifier ([a-z_]), written as is
   std::string_view value;
 };
 

@@ -79,16 +79,24 @@ void VariableService::Put(std::string tenant, std::string key, std::string envir
         auto idx = tx.NextIndex();
         if (!idx.ok()) return idx.status();
         v.modify_index = *idx;
+        // Read, then insert or update: SQLite builds a temporary table for RETURNING on every
+        // execution, which cost more than this extra point lookup.
         std::optional<int64_t> create;
         Status s = tx.Query(
-            "INSERT INTO variables (tenant, environment, key, value, create_index, modify_index,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (tenant, key, environment) DO UPDATE SET value = excluded.value,"
-            " modify_index = excluded.modify_index, updated_at = excluded.updated_at"
-            " RETURNING create_index",
-            {op->tenant, v.environment, v.key, v.value, *idx, *idx, v.updated_at_ms},
-            [&](const store::Row& r) { create = r.Int(0); });
+            "SELECT create_index FROM variables WHERE tenant = ? AND key = ? AND environment = ?",
+            {op->tenant, v.key, v.environment}, [&](const store::Row& r) { create = r.Int(0); });
         if (!s.ok()) return s;
+        auto n =
+            create ? tx.Exec(
+                         "UPDATE variables SET value = ?, modify_index = ?, updated_at = ?"
+                         " WHERE tenant = ? AND key = ? AND environment = ?",
+                         {v.value, *idx, v.updated_at_ms, op->tenant, v.key, v.environment})
+                   : tx.Exec(
+                         "INSERT INTO variables (tenant, environment, key, value,"
+                         " create_index, modify_index, updated_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         {op->tenant, v.environment, v.key, v.value, *idx, *idx, v.updated_at_ms});
+        if (!n.ok()) return n.status();
         v.create_index = create.value_or(*idx);
         op->result.created = v.create_index == *idx;
         return Status::Ok();

@@ -62,8 +62,8 @@ struct Response {
   // RFC 9457 problem+json for a non-OK status.
   static Response Problem(const Status& s);
   static Response Problem(int status, std::string_view title, std::string_view detail);
-  void AddHeader(std::string name, std::string value) {
-    headers.emplace_back(std::move(name), std::move(value));
+  void AddHeader(std::string_view name, std::string_view value) {
+    headers.emplace_back(std::string(name), std::string(value));
   }
 };
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <cmath>
 #include <exception>
 
@@ -134,11 +135,19 @@ void Pipeline::Finish(const Request& req, int route, Response& resp, double seco
   }
   if (options_.access_log && LogEnabled(LogLevel::kInfo)) {
     char status[8], bytes[24], ms[32];
-    auto n1 = fmt::format_to_n(status, sizeof status, "{}", resp.status).size;
-    auto n2 = fmt::format_to_n(bytes, sizeof bytes, "{}", resp.body.size()).size;
+    auto n1 = static_cast<size_t>(std::to_chars(status, status + sizeof status, resp.status).ptr -
+                                  status);
+    auto n2 = static_cast<size_t>(std::to_chars(bytes, bytes + sizeof bytes, resp.body.size()).ptr -
+                                  bytes);
     // Milliseconds with three decimals, from integer microseconds (no float formatting).
     auto us = static_cast<int64_t>(seconds * 1e6);
-    auto n3 = fmt::format_to_n(ms, sizeof ms, "{}.{:03}", us / 1000, us % 1000).size;
+    char* p = std::to_chars(ms, ms + sizeof ms - 4, us / 1000).ptr;
+    *p++ = '.';
+    int frac = static_cast<int>(us % 1000);
+    *p++ = static_cast<char>('0' + frac / 100);
+    *p++ = static_cast<char>('0' + frac / 10 % 10);
+    *p++ = static_cast<char>('0' + frac % 10);
+    auto n3 = static_cast<size_t>(p - ms);
     Log(LogLevel::kInfo, "request",
         {{"method", MethodName(req.method)},
          {"path", req.path},
