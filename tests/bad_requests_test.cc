@@ -3,10 +3,12 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <chrono>
 
 #include "testing/test_server.h"
 
@@ -252,6 +254,42 @@ TEST_F(BadRequests, GarbageOnTheSocket) {
     EXPECT_TRUE(got.starts_with("HTTP/1.1 4")) << got.substr(0, 80);
   }
   auto c = server_->NewClient();
+  EXPECT_EQ(c.Do("GET", "/healthz")->status, 200) << "still serving";
+}
+
+// A connection that says nothing, or sends half a header, is closed after its timeout: idle
+// clients and slowloris-style senders cannot hold connections forever.
+TEST(Timeouts, IdleAndSlowHeaderConnectionsAreClosed) {
+  TestServer s({"--idle-timeout", "1s", "--header-timeout", "1s"});
+  ASSERT_TRUE(s.Start());
+  std::string addr = s.addr().substr(7);
+  int port = std::stoi(addr.substr(addr.rfind(':') + 1));
+  auto closed_within = [&](const std::string& send, int max_ms) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    if (!send.empty()) {
+      EXPECT_GT(write(fd, send.data(), send.size()), 0);
+    }
+    auto start = std::chrono::steady_clock::now();
+    pollfd p{fd, POLLIN, 0};
+    bool closed = false;
+    while (!closed &&
+           std::chrono::steady_clock::now() - start < std::chrono::milliseconds(max_ms)) {
+      if (poll(&p, 1, 100) > 0) {
+        char buf[512];
+        closed = read(fd, buf, sizeof buf) <= 0;
+      }
+    }
+    close(fd);
+    return closed;
+  };
+  EXPECT_TRUE(closed_within("", 15000)) << "idle connection";
+  EXPECT_TRUE(closed_within("GET /healthz HTTP/1.1\r\nHost: x\r\n", 15000)) << "half a header";
+  auto c = s.NewClient();
   EXPECT_EQ(c.Do("GET", "/healthz")->status, 200) << "still serving";
 }
 
