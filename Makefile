@@ -9,7 +9,7 @@ APT_PACKAGES := build-essential cmake ninja-build ccache pkg-config git curl ca-
   libboost1.81-dev libboost-json1.81-dev libsqlite3-dev libpq-dev libssl-dev \
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev \
   libgtest-dev libgmock-dev libbenchmark-dev clang-format \
-  postgresql postgresql-contrib sqlite3 nodejs npm wrk hyperfine nginx-light
+  postgresql postgresql-contrib sqlite3 wrk hyperfine nginx-light
 
 .PHONY: deps build build-asan dev test test-fast bench format clean openapi-deps
 
@@ -20,6 +20,11 @@ deps:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@# Node.js runs the OpenAPI linter. Machines that already have node/npm from elsewhere (e.g.
+	@# nodesource, whose nodejs conflicts with Debian's npm) keep theirs.
+	@command -v npm >/dev/null 2>&1 || { \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
 
 $(BUILD)/build.ninja:
 	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo

@@ -239,6 +239,12 @@ class SqliteStore final : public Store {
       {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+        // While the syncer is still syncing earlier batches, writes committed now would only be
+        // acknowledged after the next sync anyway: keep gathering until it is free (or enough
+        // are queued), so each commit carries more writes at no cost in latency.
+        cv_.wait(lock, [&] {
+          return closing_ || !syncing_.load() || queue_.size() >= kGatherWhileSyncing;
+        });
         if (queue_.empty()) return;  // closing and drained
         while (!queue_.empty() && batch.size() < options_.max_batch) {
           batch.push_back(std::move(queue_.front()));
@@ -289,14 +295,23 @@ class SqliteStore final : public Store {
     }
   }
 
+  // Tells the writer whether a sync is in progress (it gathers writes meanwhile).
+  void SetSyncing(bool busy) {
+    if (syncing_.exchange(busy) == busy || busy) return;
+    std::lock_guard lock(mu_);  // the writer waits on cv_ under mu_: no lost wake-up
+    cv_.notify_one();
+  }
+
   // Takes every committed batch queued so far, fdatasyncs the WAL once for all of them (a sync
   // covers every write that returned before it began) and then answers them, in commit order.
   void SyncLoop() {
     std::vector<Synced> work;
     std::unique_lock lock(sync_mu_);
     for (;;) {
+      if (sync_queue_.empty()) SetSyncing(false);
       sync_cv_.wait(lock, [&] { return sync_stop_ || !sync_queue_.empty(); });
       if (sync_queue_.empty()) return;  // stopping and drained
+      SetSyncing(true);
       work.swap(sync_queue_);
       lock.unlock();
       Status synced;
@@ -425,6 +440,8 @@ class SqliteStore final : public Store {
     int64_t max_index = 0;
     std::vector<std::pair<DoneFn, Status>> answers;
   };
+  static constexpr size_t kGatherWhileSyncing = 32;
+  std::atomic<bool> syncing_{false};  // the syncer is syncing or answering
   std::thread syncer_;
   int wal_fd_ = -1;  // our own descriptor of the WAL file, for fdatasync (-1: synchronous=NORMAL)
   std::mutex sync_mu_;
