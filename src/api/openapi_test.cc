@@ -5,7 +5,7 @@
 #include <set>
 
 #include "api/app.h"
-#include "testing/temp_dir.h"
+#include "testing/store_fixture.h"
 
 namespace drover::api {
 namespace {
@@ -18,11 +18,9 @@ std::string Lower(std::string_view s) {
 
 TEST(OpenApi, EveryRouteIsDocumentedAndEveryDocumentedRouteExists) {
   testing::TempDir dir;
-  store::StoreOptions o;
-  o.url = "sqlite://" + dir.File("o.db");
-  auto store = store::OpenStore(o);
-  ASSERT_TRUE(store.ok());
-  App app(**store, SystemClock::Get(), {});
+  auto store = testing::OpenTestStore(dir);
+  ASSERT_TRUE(store);
+  App app(*store, SystemClock::Get(), {});
 
   auto doc = boost::json::parse(OpenApiDocument());
   ASSERT_EQ(doc.at("openapi").as_string(), "3.1.0");

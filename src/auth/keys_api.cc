@@ -105,12 +105,8 @@ void AddKeyRoutes(http::Router& router, KeyService& keys) {
           if (i) out += ',';
           AppendKey(out, page->items[i]);
         }
-        out += "],\"next_cursor\":";
-        if (page->next_cursor.empty()) {
-          out += "null";
-        } else {
-          AppendJsonString(out, page->next_cursor);
-        }
+        out += ']';
+        http::AppendNextCursor(out, page->next_cursor);
         out += '}';
         respond(Response::Json(200, std::move(out)));
       });

@@ -5,7 +5,7 @@
 #include <future>
 
 #include "common/random.h"
-#include "testing/temp_dir.h"
+#include "testing/store_fixture.h"
 
 namespace drover::auth {
 namespace {
@@ -13,11 +13,8 @@ namespace {
 class KeysTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    store::StoreOptions o;
-    o.url = "sqlite://" + dir_.File("k.db");
-    auto s = store::OpenStore(o);
-    ASSERT_TRUE(s.ok());
-    store_ = std::move(*s);
+    store_ = testing::OpenTestStore(dir_, "k.db");
+    ASSERT_TRUE(store_);
     keys_ = std::make_unique<KeyService>(*store_, SystemClock::Get());
   }
   Result<NewKey> Create(const Principal& caller, KeySpec spec) {

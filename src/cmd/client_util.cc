@@ -32,6 +32,18 @@ std::optional<boost::json::value> Call(const ClientFlags& flags, std::string_vie
   return v;
 }
 
+std::optional<boost::json::array> FetchAll(const ClientFlags& flags, const std::string& target) {
+  boost::json::array all;
+  std::string cursor;
+  do {
+    auto v = Call(flags, "GET", target + (cursor.empty() ? "" : "&cursor=" + UrlEncode(cursor)));
+    if (!v) return std::nullopt;
+    for (auto& item : v->as_object()["items"].as_array()) all.push_back(item);
+    cursor = Text(*v, "next_cursor");
+  } while (!cursor.empty());
+  return all;
+}
+
 void PrintTable(const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width(header.size());

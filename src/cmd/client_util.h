@@ -14,6 +14,10 @@ namespace drover::cmd {
 std::optional<boost::json::value> Call(const ClientFlags& flags, std::string_view method,
                                        std::string_view target, std::string_view body = {});
 
+// GETs `target` (which already has a query) page after page, following next_cursor, and
+// returns every item; nullopt after printing the problem.
+std::optional<boost::json::array> FetchAll(const ClientFlags& flags, const std::string& target);
+
 // Prints rows under a header, columns padded to their widest cell.
 void PrintTable(const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows);

@@ -50,17 +50,11 @@ void AddKeyCommands(CLI::App& app, ClientFlags& flags, Run& run) {
   ls->add_option("--tenant", list_tenant, "only this tenant (admin)");
   ls->callback([&] {
     run = [&] {
-      boost::json::array all;
-      std::string cursor;
-      do {
-        std::string target = "/v1/keys?limit=1000";
-        if (!list_tenant.empty()) target += "&tenant=" + UrlEncode(list_tenant);
-        if (!cursor.empty()) target += "&cursor=" + UrlEncode(cursor);
-        auto v = Call(flags, "GET", target);
-        if (!v) return 1;
-        for (auto& item : v->as_object()["items"].as_array()) all.push_back(item);
-        cursor = Text(*v, "next_cursor");
-      } while (!cursor.empty());
+      std::string target = "/v1/keys?limit=1000";
+      if (!list_tenant.empty()) target += "&tenant=" + UrlEncode(list_tenant);
+      auto fetched = FetchAll(flags, target);
+      if (!fetched) return 1;
+      const auto& all = *fetched;
       if (flags.output == "json") {
         PrintJson(all);
         return 0;

@@ -65,17 +65,11 @@ void AddVarCommands(CLI::App& app, ClientFlags& flags, Run& run) {
   ls->add_option("-e,--env", a.env, "only this environment's scope");
   ls->callback([&] {
     run = [&] {
-      boost::json::array all;
-      std::string cursor;
-      do {
-        std::string target = "/v1/variables?limit=1000&prefix=" + UrlEncode(a.prefix);
-        if (!a.env.empty()) target += "&environment=" + UrlEncode(a.env);
-        if (!cursor.empty()) target += "&cursor=" + UrlEncode(cursor);
-        auto v = Call(flags, "GET", target);
-        if (!v) return 1;
-        for (auto& item : v->as_object()["items"].as_array()) all.push_back(item);
-        cursor = Text(*v, "next_cursor");
-      } while (!cursor.empty());
+      std::string target = "/v1/variables?limit=1000&prefix=" + UrlEncode(a.prefix);
+      if (!a.env.empty()) target += "&environment=" + UrlEncode(a.env);
+      auto fetched = FetchAll(flags, target);
+      if (!fetched) return 1;
+      const auto& all = *fetched;
       if (flags.output == "json") {
         PrintJson(all);
         return 0;

@@ -44,6 +44,21 @@ Result<std::string> EnvironmentParam(const Request& req) {
   return *e;
 }
 
+// Which variable a GET or DELETE of /v1/variables/{key} names: tenant, key and scope.
+struct Address {
+  std::string tenant, key, environment;
+};
+
+Result<Address> ParseAddress(const Request& req) {
+  auto tenant = http::RequestTenant(req);
+  if (!tenant.ok()) return tenant.status();
+  auto env = EnvironmentParam(req);
+  if (!env.ok()) return env.status();
+  const std::string& key = req.Param("key");
+  if (!IsValidName(key)) return Status::InvalidArgument("variable key " + std::string(kNameRule));
+  return Address{std::move(*tenant), key, std::move(*env)};
+}
+
 }  // namespace
 
 void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store& store) {
@@ -74,15 +89,9 @@ void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store
   router.Add(http::Method::kGet, "/v1/variables/{key}", http::Access::kAny,
              [&vars, &store](Request& req, Responder respond) {
                int64_t index = store.LastIndex();  // before the read: never newer than the data
-               auto tenant = http::RequestTenant(req);
-               if (!tenant.ok()) return http::SendError(respond, tenant.status());
-               auto env = EnvironmentParam(req);
-               if (!env.ok()) return http::SendError(respond, env.status());
-               if (!IsValidName(req.Param("key"))) {
-                 return http::SendError(
-                     respond, Status::InvalidArgument("variable key " + std::string(kNameRule)));
-               }
-               auto v = vars.Get(*tenant, req.Param("key"), *env);
+               auto at = ParseAddress(req);
+               if (!at.ok()) return http::SendError(respond, at.status());
+               auto v = vars.Get(at->tenant, at->key, at->environment);
                if (!v.ok()) return respond(WithIndex(Response::Problem(v.status()), index));
                std::string out;
                AppendVariable(out, *v);
@@ -112,27 +121,17 @@ void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store
                  if (i) out += ',';
                  AppendVariable(out, page->items[i]);
                }
-               out += "],\"next_cursor\":";
-               if (page->next_cursor.empty()) {
-                 out += "null";
-               } else {
-                 AppendJsonString(out, page->next_cursor);
-               }
+               out += ']';
+               http::AppendNextCursor(out, page->next_cursor);
                out += ",\"index\":" + std::to_string(index) + "}";
                respond(WithIndex(Response::Json(200, std::move(out)), index));
              });
 
   router.Add(http::Method::kDelete, "/v1/variables/{key}", http::Access::kAny,
              [&vars, &store](Request& req, Responder respond) {
-               auto tenant = http::RequestTenant(req);
-               if (!tenant.ok()) return http::SendError(respond, tenant.status());
-               auto env = EnvironmentParam(req);
-               if (!env.ok()) return http::SendError(respond, env.status());
-               if (!IsValidName(req.Param("key"))) {
-                 return http::SendError(
-                     respond, Status::InvalidArgument("variable key " + std::string(kNameRule)));
-               }
-               vars.Delete(std::move(*tenant), req.Param("key"), std::move(*env),
+               auto at = ParseAddress(req);
+               if (!at.ok()) return http::SendError(respond, at.status());
+               vars.Delete(std::move(at->tenant), std::move(at->key), std::move(at->environment),
                            [respond, &store](Status s) {
                              if (!s.ok()) return http::SendError(respond, s);
                              Response r;

@@ -4,7 +4,7 @@
 
 #include <future>
 
-#include "testing/temp_dir.h"
+#include "testing/store_fixture.h"
 
 namespace drover::control {
 namespace {
@@ -12,11 +12,8 @@ namespace {
 class VariablesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    store::StoreOptions o;
-    o.url = "sqlite://" + dir_.File("v.db");
-    auto s = store::OpenStore(o);
-    ASSERT_TRUE(s.ok());
-    store_ = std::move(*s);
+    store_ = testing::OpenTestStore(dir_, "v.db");
+    ASSERT_TRUE(store_);
     vars_ = std::make_unique<VariableService>(*store_, SystemClock::Get());
   }
   Result<PutResult> Put(std::string tenant, std::string key, std::string env, std::string value) {

@@ -32,6 +32,15 @@ Result<int> ReadLimit(const Request& req, int def, int max) {
   return n;
 }
 
+void AppendNextCursor(std::string& out, const std::string& next) {
+  out += ",\"next_cursor\":";
+  if (next.empty()) {
+    out += "null";
+  } else {
+    AppendJsonString(out, next);
+  }
+}
+
 Result<std::string> RequestTenant(const Request& req) {
   auto t = req.Query("tenant");
   if (!t || t->empty()) return req.caller().tenant;

@@ -19,6 +19,9 @@ Result<int> ReadLimit(const Request& req, int def, int max);
 // for it); a bad name gets InvalidArgument.
 Result<std::string> RequestTenant(const Request& req);
 
+// Appends `,"next_cursor":"..."` (or null when `next` is empty) to a list body.
+void AppendNextCursor(std::string& out, const std::string& next);
+
 // Sends `s` as problem+json.
 inline void SendError(const Responder& respond, const Status& s) { respond(Response::Problem(s)); }
 

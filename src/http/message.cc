@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include "common/json.h"
+#include "http/serialize.h"
 
 namespace drover::http {
 
@@ -146,37 +147,6 @@ int HttpStatusFor(const Status& s) {
 
 namespace {
 
-std::string_view TitleFor(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 409:
-      return "Conflict";
-    case 413:
-      return "Payload Too Large";
-    case 415:
-      return "Unsupported Media Type";
-    case 422:
-      return "Unprocessable Content";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Error";
-  }
-}
-
 std::string ProblemBody(int status, std::string_view title, std::string_view detail,
                         const std::vector<FieldError>* errors) {
   std::string b = "{\"type\":\"about:blank\",\"title\":";
@@ -208,7 +178,7 @@ Response Response::Problem(const Status& s) {
   // Internal errors keep their detail out of the response: it is logged instead.
   std::string_view detail = r.status == 500 ? std::string_view("internal error; see the server log")
                                             : std::string_view(s.message());
-  r.body = ProblemBody(r.status, TitleFor(r.status), detail, &s.errors());
+  r.body = ProblemBody(r.status, ReasonPhrase(r.status), detail, &s.errors());
   if (r.status == 503 || r.status == 429) r.AddHeader("Retry-After", "1");
   return r;
 }
@@ -217,7 +187,7 @@ Response Response::Problem(int status, std::string_view title, std::string_view 
   Response r;
   r.status = status;
   r.content_type = "application/problem+json";
-  r.body = ProblemBody(status, title.empty() ? TitleFor(status) : title, detail, nullptr);
+  r.body = ProblemBody(status, title.empty() ? ReasonPhrase(status) : title, detail, nullptr);
   return r;
 }
 

@@ -7,7 +7,7 @@
 #include <future>
 
 #include "api/app.h"
-#include "testing/temp_dir.h"
+#include "testing/store_fixture.h"
 
 namespace drover::http {
 namespace {
@@ -17,11 +17,8 @@ class PipelineTest : public ::testing::Test {
   void Init(PipelineOptions opts = {}, const std::string& db = "p.db") {
     app_.reset();
     store_.reset();
-    store::StoreOptions o;
-    o.url = "sqlite://" + dir_.File(db);
-    auto s = store::OpenStore(o);
-    ASSERT_TRUE(s.ok());
-    store_ = std::move(*s);
+    store_ = testing::OpenTestStore(dir_, db);
+    ASSERT_TRUE(store_);
     app_ = std::make_unique<api::App>(*store_, SystemClock::Get(), opts);
     auto boot = app_->keys().Bootstrap(std::string(kAdmin));
     ASSERT_TRUE(boot.ok());

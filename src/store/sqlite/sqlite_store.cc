@@ -76,15 +76,17 @@ class SqliteStore final : public Store {
   std::string_view Backend() const override { return "sqlite"; }
 
   void Write(WriteFn fn, DoneFn done) override {
+    bool closing;
     {
       std::lock_guard lock(mu_);
-      if (!closing_ && queue_.size() < options_.max_queue) {
+      closing = closing_;
+      if (!closing && queue_.size() < options_.max_queue) {
         queue_.push_back({std::move(fn), std::move(done)});
         cv_.notify_one();
         return;
       }
     }
-    done(Status::Unavailable(closing_ ? "server is shutting down" : "write queue is full"));
+    done(Status::Unavailable(closing ? "the store is closing" : "write queue is full; retry"));
   }
 
   Status Read(FunctionRef<Status(Tx&)> fn) override {
