@@ -125,6 +125,17 @@ struct Server::Impl {
     }
   }
 
+  // Answers 413 to a request whose body is over the limit, then closes with a lingering close.
+  asio::awaitable<void> RefuseBody(beast::tcp_stream& stream, std::string& out, unsigned version,
+                                   std::chrono::steady_clock::time_point start) {
+    Request big;
+    big.request_id = "-";
+    auto r = Response::Problem(
+        413, "", fmt::format("request body exceeds the limit of {} bytes", opts.body_limit));
+    co_await Write(stream, out, big, r, version, false, -1, start);
+    co_await LingeringClose(stream);
+  }
+
   asio::awaitable<void> Session(tcp::socket socket, asio::io_context* ctx) {
     beast::tcp_stream stream(std::move(socket));
     auto conn = std::make_shared<Conn>();
@@ -145,12 +156,7 @@ struct Server::Impl {
       conn->idle = false;
       auto start = std::chrono::steady_clock::now();
       if (ec == bhttp::error::body_limit) {  // Content-Length already over the limit
-        Request big;
-        big.request_id = "-";
-        auto r = Response::Problem(
-            413, "", fmt::format("request body exceeds the limit of {} bytes", opts.body_limit));
-        co_await Write(stream, out, big, r, 11, false, -1, start);
-        co_await LingeringClose(stream);
+        co_await RefuseBody(stream, out, 11, start);
         break;
       }
       if (ec) {
@@ -166,14 +172,7 @@ struct Server::Impl {
       }
       auto& header = parser.get();
       if (parser.content_length() && *parser.content_length() > opts.body_limit) {
-        Request big;
-        big.method = ParseMethod(header.method_string());
-        big.path = header.target();
-        big.request_id = "-";
-        auto r = Response::Problem(
-            413, "", fmt::format("request body exceeds the limit of {} bytes", opts.body_limit));
-        co_await Write(stream, out, big, r, header.version(), false, -1, start);
-        co_await LingeringClose(stream);
+        co_await RefuseBody(stream, out, header.version(), start);
         break;
       }
       if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
@@ -186,14 +185,8 @@ struct Server::Impl {
         stream.expires_after(opts.read_timeout);
         auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
         if (rec) {
-          if (rec == bhttp::error::body_limit) {
-            Request big;
-            big.request_id = "-";
-            auto r = Response::Problem(
-                413, "",
-                fmt::format("request body exceeds the limit of {} bytes", opts.body_limit));
-            co_await Write(stream, out, big, r, header.version(), false, -1, start);
-            co_await LingeringClose(stream);
+          if (rec == bhttp::error::body_limit) {  // a chunked body grew over the limit
+            co_await RefuseBody(stream, out, header.version(), start);
           }
           break;
         }
