@@ -27,11 +27,21 @@ std::span<const Migration> AllMigrations() {
            " create_index BIGINT NOT NULL,"
            " modify_index BIGINT NOT NULL,"
            " updated_at BIGINT NOT NULL,"
-           // Key before environment: point reads and key-ordered listing share this one index.
-           " PRIMARY KEY (tenant, key, environment))",
+           // Key before environment: point reads and key-ordered listing share this one index,
+           // which on SQLite holds the rows themselves.
+           " PRIMARY KEY (tenant, key, environment)) {{without_rowid}}",
        }},
   };
   return kMigrations;
+}
+
+std::string ForBackend(std::string_view sql, std::string_view backend) {
+  std::string out(sql);
+  constexpr std::string_view kToken = "{{without_rowid}}";
+  if (auto pos = out.find(kToken); pos != std::string::npos) {
+    out.replace(pos, kToken.size(), backend == "sqlite" ? "WITHOUT ROWID" : "");
+  }
+  return out;
 }
 
 }  // namespace drover::store

@@ -7,6 +7,7 @@
 #include <future>
 #include <thread>
 
+#include "store/migrations.h"
 #include "testing/temp_dir.h"
 
 namespace drover::store {
@@ -169,6 +170,19 @@ TEST_F(StoreTest, ReadsSeeEveryCommitAndIdleSnapshotsDoNotPinTheWal) {
   EXPECT_EQ(CountVars(*s), 1501);
   auto wal = std::filesystem::file_size(dir_.File("db/drover.db-wal"));
   EXPECT_LT(wal, 12u << 20) << "WAL grew to " << wal << " bytes";
+}
+
+TEST(Migrations, DialectTokensAreReplacedPerBackend) {
+  EXPECT_EQ(ForBackend("CREATE TABLE t (a TEXT PRIMARY KEY) {{without_rowid}}", "sqlite"),
+            "CREATE TABLE t (a TEXT PRIMARY KEY) WITHOUT ROWID");
+  EXPECT_EQ(ForBackend("CREATE TABLE t (a TEXT PRIMARY KEY) {{without_rowid}}", "postgres"),
+            "CREATE TABLE t (a TEXT PRIMARY KEY) ");
+  EXPECT_EQ(ForBackend("SELECT 1", "sqlite"), "SELECT 1");
+  for (const auto& m : AllMigrations()) {
+    for (auto stmt : m.statements) {
+      EXPECT_EQ(ForBackend(stmt, "postgres").find("{{"), std::string::npos) << stmt;
+    }
+  }
 }
 
 TEST_F(StoreTest, UnknownSchemeIsRejected) {

@@ -158,7 +158,7 @@ class SqliteStore final : public Store {
       DROVER_RETURN_IF_ERROR(writer_conn_->ExecScript("BEGIN IMMEDIATE"));
       Status s;
       for (auto stmt : m.statements) {
-        auto r = tx.Exec(stmt);
+        auto r = tx.Exec(ForBackend(stmt, "sqlite"));
         if (!r.ok()) {
           s = r.status();
           break;
