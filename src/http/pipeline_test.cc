@@ -7,6 +7,7 @@
 #include <future>
 
 #include "api/app.h"
+#include "testing/faulty_store.h"
 #include "testing/store_fixture.h"
 
 namespace drover::http {
@@ -16,10 +17,12 @@ class PipelineTest : public ::testing::Test {
  protected:
   void Init(PipelineOptions opts = {}, const std::string& db = "p.db") {
     app_.reset();
+    faulty_.reset();
     store_.reset();
     store_ = testing::OpenTestStore(dir_, db);
     ASSERT_TRUE(store_);
-    app_ = std::make_unique<api::App>(*store_, SystemClock::Get(), opts);
+    faulty_ = std::make_unique<testing::FaultyStore>(*store_);
+    app_ = std::make_unique<api::App>(*faulty_, SystemClock::Get(), opts);
     auto boot = app_->keys().Bootstrap(std::string(kAdmin));
     ASSERT_TRUE(boot.ok());
   }
@@ -66,6 +69,7 @@ class PipelineTest : public ::testing::Test {
   static constexpr std::string_view kAdmin = "pipeline-test-admin-key";
   testing::TempDir dir_;
   std::unique_ptr<store::Store> store_;
+  std::unique_ptr<testing::FaultyStore> faulty_;
   std::unique_ptr<api::App> app_;
   std::string target_, auth_;
 };
@@ -136,6 +140,31 @@ TEST_F(PipelineTest, ServerDefaultRateLimitAppliesToNonAdminKeys) {
   EXPECT_EQ(Call(Method::kGet, "/v1/status", user).status, 200);
   EXPECT_EQ(Call(Method::kGet, "/v1/status", user).status, 429);
   EXPECT_EQ(Call(Method::kGet, "/v1/status", kAdmin).status, 200);
+}
+
+TEST_F(PipelineTest, StorageTroubleIs503WithRetryAfterAndLosesNothing) {
+  ASSERT_EQ(Call(Method::kPut, "/v1/variables/a", kAdmin, R"({"value":"1"})").status, 201);
+  faulty_->fail_writes = true;
+  auto w = Call(Method::kPut, "/v1/variables/a", kAdmin, R"({"value":"2"})");
+  EXPECT_EQ(w.status, 503);
+  EXPECT_EQ(Header(w, "Retry-After"), "1");
+  EXPECT_EQ(w.content_type, "application/problem+json");
+  faulty_->fail_writes = false;
+  auto r = Call(Method::kGet, "/v1/variables/a", kAdmin);
+  EXPECT_NE(r.body.find("\"value\":\"1\""), std::string::npos)
+      << "the refused write changed nothing";
+
+  faulty_->fail_reads = true;
+  EXPECT_EQ(Call(Method::kGet, "/v1/variables/a", kAdmin).status, 503);
+  faulty_->fail_reads = false;
+
+  faulty_->fail_ping = true;
+  auto ready = Call(Method::kGet, "/readyz", "");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_EQ(Header(ready, "Retry-After"), "1");
+  EXPECT_EQ(Call(Method::kGet, "/healthz", "").status, 200) << "the process itself is fine";
+  faulty_->fail_ping = false;
+  EXPECT_EQ(Call(Method::kGet, "/readyz", "").status, 200);
 }
 
 TEST_F(PipelineTest, MetricsCountRequestsByRouteAndStatus) {
