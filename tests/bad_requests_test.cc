@@ -236,15 +236,21 @@ int PortOf(const TestServer& s) {
   return std::stoi(addr.substr(addr.rfind(':') + 1));
 }
 
-// Sends raw bytes on a new connection and returns everything the server sends back until it
-// closes the connection.
-std::string RawExchange(int port, const std::string& bytes) {
+// A plain TCP connection to 127.0.0.1:port.
+int ConnectTo(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(static_cast<uint16_t>(port));
   inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
   EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  return fd;
+}
+
+// Sends raw bytes on a new connection and returns everything the server sends back until it
+// closes the connection.
+std::string RawExchange(int port, const std::string& bytes) {
+  int fd = ConnectTo(port);
   size_t sent = 0;
   while (sent < bytes.size()) {
     ssize_t w = write(fd, bytes.data() + sent, bytes.size() - sent);
@@ -295,12 +301,7 @@ TEST(Timeouts, IdleAndSlowHeaderConnectionsAreClosed) {
   ASSERT_TRUE(s.Start());
   int port = PortOf(s);
   auto closed_within = [&](const std::string& send, int max_ms) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(port));
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    int fd = ConnectTo(port);
     if (!send.empty()) {
       EXPECT_GT(write(fd, send.data(), send.size()), 0);
     }
