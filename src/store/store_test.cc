@@ -161,15 +161,17 @@ TEST_F(StoreTest, ReadsSeeEveryCommitAndIdleSnapshotsDoNotPinTheWal) {
   EXPECT_EQ(CountVars(*s), 1);  // leaves a pooled reader with an open snapshot
   // Many small commits: each read sees the latest; the WAL is checkpointed and reused instead
   // of growing while the pooled reader sits idle.
-  for (int i = 0; i < 1500; ++i) {
+  // Many small commits with a pooled reader holding a snapshot now and then. A WAL that restarts
+  // after each checkpoint (threshold 8 MB) stays near 10 MB; pinned snapshots took it past 36 MB.
+  for (int i = 0; i < 4000; ++i) {
     ASSERT_TRUE(PutVar(*s, "k" + std::to_string(i), "v").ok());
     if (i % 500 == 0) {
       EXPECT_EQ(CountVars(*s), i + 2);
     }
   }
-  EXPECT_EQ(CountVars(*s), 1501);
+  EXPECT_EQ(CountVars(*s), 4001);
   auto wal = std::filesystem::file_size(dir_.File("db/drover.db-wal"));
-  EXPECT_LT(wal, 12u << 20) << "WAL grew to " << wal << " bytes";
+  EXPECT_LT(wal, 24u << 20) << "WAL grew to " << wal << " bytes";
 }
 
 TEST(Migrations, DialectTokensAreReplacedPerBackend) {
