@@ -159,10 +159,9 @@ TEST_F(StoreTest, ReadsSeeEveryCommitAndIdleSnapshotsDoNotPinTheWal) {
   auto s = Open();
   ASSERT_TRUE(PutVar(*s, "first", "1").ok());
   EXPECT_EQ(CountVars(*s), 1);  // leaves a pooled reader with an open snapshot
-  // Many small commits: each read sees the latest; the WAL is checkpointed and reused instead
-  // of growing while the pooled reader sits idle.
-  // Many small commits with a pooled reader holding a snapshot now and then. A WAL that restarts
-  // after each checkpoint (threshold 8 MB) stays near 10 MB; pinned snapshots took it past 36 MB.
+  // Many small commits while a pooled reader holds a snapshot now and then: every read sees the
+  // latest commit, and the WAL restarts after each checkpoint (threshold 8 MB), staying near
+  // 10 MB. Snapshots left pinned took it past 36 MB.
   for (int i = 0; i < 4000; ++i) {
     ASSERT_TRUE(PutVar(*s, "k" + std::to_string(i), "v").ok());
     if (i % 500 == 0) {
