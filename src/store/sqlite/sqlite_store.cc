@@ -324,6 +324,8 @@ class SqliteStore final : public Store {
           synced = Status::Unavailable("storage error: the disk did not confirm the write");
         }
       }
+      // The disk is done: let the writer commit the next batch while this one is answered.
+      SetSyncing(false);
       for (auto& item : work) {
         if (synced.ok() && item.max_index > 0) {
           last_index_.store(std::max(last_index_.load(), item.max_index),
