@@ -15,7 +15,8 @@ using testing::TestServer;
 TEST(Config, PrecedenceFlagOverEnvOverFile) {
   testing::TempDir dir;
   std::string cfg = dir.File("drover.yaml");
-  std::ofstream(cfg) << "log_format: json\nrate-limit: 1\nrate_burst: 1\n";
+  // 0.001 requests/s: the bucket cannot refill between two requests, however slow the machine.
+  std::ofstream(cfg) << "log_format: json\nrate-limit: 0.001\nrate_burst: 1\n";
   // The file says json; the environment overrides it with text.
   TestServer s({"--config", cfg}, "", {"DROVER_LOG_FORMAT=text"});
   ASSERT_TRUE(s.Start());
