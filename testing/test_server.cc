@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,9 +17,13 @@ namespace drover::testing {
 namespace {
 
 pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
-            const std::string& log_path) {
+            const std::string& log_path, int fd_limit = 0) {
   pid_t pid = fork();
   if (pid != 0) return pid;
+  if (fd_limit > 0) {
+    rlimit rl{static_cast<rlim_t>(fd_limit), static_cast<rlim_t>(fd_limit)};
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   dup2(fd, 1);
   dup2(fd, 2);
@@ -92,7 +97,7 @@ bool TestServer::Start() {
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<std::string> env = env_;
   if (use_token_) env.push_back("DROVER_BOOTSTRAP_TOKEN=" + admin_key_);
-  pid_ = Spawn(args, env, data_dir_ + "/server.log");
+  pid_ = Spawn(args, env, data_dir_ + "/server.log", fd_limit_);
   bool up = WaitFor(
       [&] {
         if (waitpid(pid_, nullptr, WNOHANG) == pid_) {

@@ -39,6 +39,8 @@ class TestServer {
   // Without a DROVER_BOOTSTRAP_TOKEN the server prints a key on first start; admin_key() then
   // holds the key read from its output (or stays empty when none was printed).
   void UseBootstrapToken(bool use) { use_token_ = use; }
+  // Starts the process with at most `n` open file descriptors (RLIMIT_NOFILE).
+  void LimitOpenFiles(int n) { fd_limit_ = n; }
 
  private:
   TempDir own_dir_;
@@ -49,6 +51,7 @@ class TestServer {
   std::string admin_key_;
   pid_t pid_ = -1;
   bool use_token_ = true;
+  int fd_limit_ = 0;
 };
 
 }  // namespace drover::testing

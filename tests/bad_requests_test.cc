@@ -9,6 +9,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <thread>
 
 #include "testing/test_server.h"
 
@@ -322,6 +323,33 @@ TEST(Timeouts, IdleAndSlowHeaderConnectionsAreClosed) {
   EXPECT_TRUE(closed_within("GET /healthz HTTP/1.1\r\nHost: x\r\n", 15000)) << "half a header";
   auto c = s.NewClient();
   EXPECT_EQ(c.Do("GET", "/healthz")->status, 200) << "still serving";
+}
+
+// Out of file descriptors, accept fails: the server backs off instead of spinning, and serves
+// again once connections close.
+TEST(Limits, OutOfFileDescriptorsIsSurvived) {
+  TestServer s({"--threads", "1"});
+  s.LimitOpenFiles(64);
+  ASSERT_TRUE(s.Start());
+  int port = PortOf(s);
+  std::vector<int> held;
+  for (int i = 0; i < 100; ++i) held.push_back(ConnectTo(port));  // the backlog takes the rest
+  EXPECT_TRUE(testing::WaitFor([&] { return s.Log().find("accept failed") != std::string::npos; }))
+      << "the server should have run out of descriptors";
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // let a busy loop show itself, if any
+  for (int fd : held) close(fd);
+  std::string log = s.Log();
+  size_t lines = 0;
+  for (size_t p = log.find("accept failed"); p != std::string::npos;
+       p = log.find("accept failed", p + 1)) {
+    ++lines;
+  }
+  EXPECT_LT(lines, 100u) << "accept errors must be retried with a pause, not in a tight loop";
+  auto c = s.NewClient();
+  EXPECT_TRUE(testing::WaitFor([&] {
+    auto r = c.Do("GET", "/healthz");
+    return r.ok() && r->status == 200;
+  })) << "serving again once descriptors are free";
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -75,7 +77,11 @@ struct Server::Impl {
       if (stopping) co_return;
       if (ec) {
         if (ec == asio::error::operation_aborted) co_return;
-        LogWarn("accept failed: {}", ec.message());
+        // E.g. out of file descriptors: back off instead of spinning (and logging) at full speed.
+        LogWarn("accept failed: {}; retrying in 100 ms", ec.message());
+        asio::steady_timer pause(co_await asio::this_coro::executor,
+                                 std::chrono::milliseconds(100));
+        co_await pause.async_wait(kTuple);
         continue;
       }
       asio::co_spawn(ctx, Session(std::move(socket), &ctx), asio::detached);
