@@ -169,15 +169,14 @@ void KeyService::Forget(const std::string& key_id) {
 }
 
 Result<std::optional<std::string>> KeyService::Bootstrap(std::optional<std::string> token) {
-  auto count = std::make_shared<int64_t>(0);
+  int64_t count = 0;
   Status s = store_.Read([&](store::Tx& tx) {
     auto n = tx.QueryInt("SELECT COUNT(*) FROM api_keys");
-    if (!n.ok()) return n.status();
-    *count = *n;
-    return Status::Ok();
+    if (n.ok()) count = *n;
+    return n.status();
   });
   if (!s.ok()) return s;
-  if (*count > 0) return std::optional<std::string>{};
+  if (count > 0) return std::optional<std::string>{};
   if (token && token->size() < 16) {
     return Status::InvalidArgument("DROVER_BOOTSTRAP_TOKEN must be at least 16 characters");
   }

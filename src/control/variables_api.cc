@@ -72,10 +72,7 @@ void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store
                auto value = d.String("value", true);
                auto env = d.String("environment", false);
                if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
-               if (Status s = VariableService::Validate(req.Param("key"), env.value_or(""), *value);
-                   !s.ok()) {
-                 return http::SendError(respond, s);
-               }
+               // Put validates key, scope and value and answers a Validation status itself.
                vars.Put(std::move(*tenant), req.Param("key"), env.value_or(""), std::move(*value),
                         [respond, &store](Result<PutResult> r) {
                           if (!r.ok()) return http::SendError(respond, r.status());
