@@ -29,6 +29,8 @@ class FaultyStore final : public store::Store {
     if (fail_ping) return Status::Unavailable("injected: database down");
     return inner_.Ping();
   }
+  int Subscribe(store::ChangeFn fn) override { return inner_.Subscribe(std::move(fn)); }
+  void Unsubscribe(int id) override { inner_.Unsubscribe(id); }
   void Close() override { inner_.Close(); }
 
  private:

@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include "testing/store_fixture.h"
 #include "testing/test_server.h"
 
 namespace drover {
@@ -12,7 +13,7 @@ namespace {
 using testing::RunDrover;
 using testing::TestServer;
 
-class Cli : public ::testing::Test {
+class Cli : public testing::BackendTest {
  protected:
   void SetUp() override { ASSERT_TRUE(server_.Start()); }
   int Run(std::vector<std::string> args, std::string* out, std::string token = "") {
@@ -21,10 +22,14 @@ class Cli : public ::testing::Test {
         "DROVER_TOKEN=" + (token.empty() ? server_.admin_key() : token)};
     return RunDrover(args, out, env);
   }
-  TestServer server_;
+  const char* Backend() const {
+    return GetParam() == testing::Backend::kSqlite ? "sqlite" : "postgres";
+  }
+  TestServer server_{DbArgs()};
 };
+DROVER_ON_ALL_BACKENDS(Cli);
 
-TEST_F(Cli, VarSetGetLsRm) {
+TEST_P(Cli, VarSetGetLsRm) {
   std::string out;
   ASSERT_EQ(Run({"var", "set", "cc-a-ref", "main"}, &out), 0) << out;
   EXPECT_NE(out.find("cc-a-ref = main"), std::string::npos) << out;
@@ -47,13 +52,13 @@ TEST_F(Cli, VarSetGetLsRm) {
       << out;
 }
 
-TEST_F(Cli, KeyCreateLsRmAndTheNewKeyWorks) {
+TEST_P(Cli, KeyCreateLsRmAndTheNewKeyWorks) {
   std::string out;
   ASSERT_EQ(Run({"-o", "json", "key", "create", "ci-bot", "--role", "viewer"}, &out), 0) << out;
   auto k = boost::json::parse(out);
   std::string secret(k.at("key").as_string()), id(k.at("id").as_string());
   ASSERT_EQ(Run({"status"}, &out, secret), 0) << out;
-  EXPECT_NE(out.find("store:    sqlite"), std::string::npos) << out;
+  EXPECT_NE(out.find(std::string("store:    ") + Backend()), std::string::npos) << out;
   EXPECT_NE(Run({"var", "set", "a", "b"}, &out, secret), 0);
   EXPECT_NE(out.find("viewer keys are read-only"), std::string::npos) << out;
   ASSERT_EQ(Run({"key", "ls"}, &out), 0);
@@ -64,7 +69,7 @@ TEST_F(Cli, KeyCreateLsRmAndTheNewKeyWorks) {
   EXPECT_NE(out.find("invalid API key"), std::string::npos) << out;
 }
 
-TEST_F(Cli, ValidationErrorsListFieldsAndExitNonZero) {
+TEST_P(Cli, ValidationErrorsListFieldsAndExitNonZero) {
   std::string out;
   EXPECT_EQ(Run({"key", "create", "Bad Name", "--role", "user"}, &out), 1);
   EXPECT_NE(out.find("name: must match"), std::string::npos) << out;
@@ -72,18 +77,18 @@ TEST_F(Cli, ValidationErrorsListFieldsAndExitNonZero) {
   EXPECT_NE(out.find("role: must be one of"), std::string::npos) << out;
 }
 
-TEST_F(Cli, UnreachableServerIsAClearError) {
+TEST_P(Cli, UnreachableServerIsAClearError) {
   std::string out;
   int rc = RunDrover({"--addr", "http://127.0.0.1:1", "status"}, &out, {"DROVER_TOKEN=x"});
   EXPECT_EQ(rc, 1);
   EXPECT_NE(out.find("cannot connect to http://127.0.0.1:1"), std::string::npos) << out;
 }
 
-TEST_F(Cli, StatusJson) {
+TEST_P(Cli, StatusJson) {
   std::string out;
   ASSERT_EQ(Run({"status", "-o", "json"}, &out), 0) << out;
   auto v = boost::json::parse(out);
-  EXPECT_EQ(v.at("backend").as_string(), "sqlite");
+  EXPECT_EQ(v.at("backend").as_string(), Backend());
   EXPECT_TRUE(v.at("index").is_int64());
 }
 

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "testing/store_fixture.h"
 #include "testing/test_server.h"
 
 namespace drover {
@@ -32,12 +33,17 @@ std::map<std::string, std::string> AllVariables(client::Client& c) {
 
 // SIGTERM while writes are in flight: the server answers what it accepted, exits 0, and every
 // acknowledged write is there on restart.
-TEST(Shutdown, SigtermDrainsInFlightWrites) {
+class Shutdown : public testing::BackendTest {};
+DROVER_ON_ALL_BACKENDS(Shutdown);
+class Crash : public testing::BackendTest {};
+DROVER_ON_ALL_BACKENDS(Crash);
+
+TEST_P(Shutdown, SigtermDrainsInFlightWrites) {
   testing::TempDir dir;
   std::vector<std::string> acked;
   std::atomic<int> answered_5xx{0};
   {
-    TestServer s({"--access-log", "false"}, dir.path());
+    TestServer s(DbArgs({"--access-log", "false"}), dir.path());
     ASSERT_TRUE(s.Start());
     std::mutex mu;
     std::atomic<int> total{0};
@@ -63,7 +69,7 @@ TEST(Shutdown, SigtermDrainsInFlightWrites) {
     for (auto& w : writers) w.join();
   }
   EXPECT_EQ(answered_5xx.load(), 0) << "a draining server answers, it does not fail requests";
-  TestServer again({"--access-log", "false"}, dir.path());
+  TestServer again(DbArgs({"--access-log", "false"}), dir.path());
   ASSERT_TRUE(again.Start());
   auto c = again.NewClient();
   auto present = AllVariables(c);
@@ -72,11 +78,11 @@ TEST(Shutdown, SigtermDrainsInFlightWrites) {
   EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged writes";
 }
 
-TEST(Crash, Kill9LosesNoAcknowledgedWrite) {
+TEST_P(Crash, Kill9LosesNoAcknowledgedWrite) {
   testing::TempDir dir;
   std::vector<std::string> acked;
   {
-    TestServer s({"--access-log", "false"}, dir.path());
+    TestServer s(DbArgs({"--access-log", "false"}), dir.path());
     ASSERT_TRUE(s.Start());
     std::mutex mu;
     std::atomic<bool> stop{false};
@@ -104,7 +110,7 @@ TEST(Crash, Kill9LosesNoAcknowledgedWrite) {
     for (auto& w : writers) w.join();
   }
   ASSERT_GE(acked.size(), 300u);
-  TestServer again({"--access-log", "false"}, dir.path());
+  TestServer again(DbArgs({"--access-log", "false"}), dir.path());
   ASSERT_TRUE(again.Start());
   auto c = again.NewClient();
   auto present = AllVariables(c);

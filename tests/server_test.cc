@@ -3,6 +3,7 @@
 
 #include <boost/json.hpp>
 
+#include "testing/store_fixture.h"
 #include "testing/test_server.h"
 
 namespace drover {
@@ -12,8 +13,11 @@ using testing::TestServer;
 
 boost::json::value Json(const client::Response& r) { return boost::json::parse(r.body); }
 
-TEST(Server, HealthReadyMetricsAndStatus) {
-  TestServer s;
+class Server : public testing::BackendTest {};
+DROVER_ON_ALL_BACKENDS(Server);
+
+TEST_P(Server, HealthReadyMetricsAndStatus) {
+  TestServer s(DbArgs());
   ASSERT_TRUE(s.Start());
   auto c = s.NewClient();
   auto h = c.Do("GET", "/healthz");
@@ -24,7 +28,8 @@ TEST(Server, HealthReadyMetricsAndStatus) {
   auto st = c.Do("GET", "/v1/status");
   ASSERT_EQ(st->status, 200);
   auto v = Json(*st);
-  EXPECT_EQ(v.at("backend").as_string(), "sqlite");
+  EXPECT_EQ(v.at("backend").as_string(),
+            GetParam() == testing::Backend::kSqlite ? "sqlite" : "postgres");
   EXPECT_EQ(v.at("version").as_string(), DROVER_VERSION);
   auto m = c.Do("GET", "/metrics");
   EXPECT_NE(m->body.find("drover_http_requests_total{route=\"/v1/status\",status=\"200\"} 1"),
@@ -36,8 +41,8 @@ TEST(Server, HealthReadyMetricsAndStatus) {
   EXPECT_EQ(s.Stop(), 0);
 }
 
-TEST(Server, VariablesCrudWithIndex) {
-  TestServer s;
+TEST_P(Server, VariablesCrudWithIndex) {
+  TestServer s(DbArgs());
   ASSERT_TRUE(s.Start());
   auto c = s.NewClient();
   auto put = c.Do("PUT", "/v1/variables/cc-a-ref", R"({"value":"main"})");
@@ -69,8 +74,8 @@ TEST(Server, VariablesCrudWithIndex) {
   EXPECT_EQ(c.Do("DELETE", "/v1/variables/cc-a-ref?environment=sim-eu")->status, 404);
 }
 
-TEST(Server, PaginationWalksEveryVariableOnce) {
-  TestServer s;
+TEST_P(Server, PaginationWalksEveryVariableOnce) {
+  TestServer s(DbArgs());
   ASSERT_TRUE(s.Start());
   auto c = s.NewClient();
   for (int i = 0; i < 25; ++i) {
@@ -92,8 +97,8 @@ TEST(Server, PaginationWalksEveryVariableOnce) {
   EXPECT_EQ(pages, 3);
 }
 
-TEST(Server, KeysTenantsAndRoles) {
-  TestServer s;
+TEST_P(Server, KeysTenantsAndRoles) {
+  TestServer s(DbArgs());
   ASSERT_TRUE(s.Start());
   auto admin = s.NewClient();
   auto mk = [&](std::string body) {
@@ -124,21 +129,21 @@ TEST(Server, KeysTenantsAndRoles) {
   EXPECT_EQ(cb.Do("GET", "/v1/status")->status, 401) << "a deleted key stops working";
 }
 
-TEST(Server, GracefulShutdownFinishesAndExitsZero) {
-  TestServer s;
+TEST_P(Server, GracefulShutdownFinishesAndExitsZero) {
+  TestServer s(DbArgs());
   ASSERT_TRUE(s.Start());
   auto c = s.NewClient();
   ASSERT_EQ(c.Do("PUT", "/v1/variables/a", R"({"value":"1"})")->status, 201);
   EXPECT_EQ(s.Stop(), 0);
   EXPECT_NE(s.Log().find("stopped cleanly"), std::string::npos) << s.Log();
-  TestServer again({}, s.data_dir());
+  TestServer again(DbArgs(), s.data_dir());
   ASSERT_TRUE(again.Start());
   auto c2 = again.NewClient();
   EXPECT_EQ(Json(*c2.Do("GET", "/v1/variables/a")).at("value").as_string(), "1");
 }
 
-TEST(Server, AccessLogHasOneLinePerRequestAndNoSecrets) {
-  TestServer s({"--log-format", "json"});
+TEST_P(Server, AccessLogHasOneLinePerRequestAndNoSecrets) {
+  TestServer s(DbArgs({"--log-format", "json"}));
   ASSERT_TRUE(s.Start());
   auto c = s.NewClient();
   auto r = c.Do("GET", "/v1/status", "", {{"X-Request-Id", "trace-me-42"}});
@@ -156,14 +161,14 @@ TEST(Server, AccessLogHasOneLinePerRequestAndNoSecrets) {
   EXPECT_EQ(log.find(s.admin_key()), std::string::npos) << "the key must never be logged";
 }
 
-TEST(Server, FirstStartPrintsABootstrapKeyOnce) {
+TEST_P(Server, FirstStartPrintsABootstrapKeyOnce) {
   testing::TempDir dir;
   std::string out;
   ASSERT_EQ(testing::RunDrover({"server", "--data-dir", dir.path(), "--migrate-only"}, &out), 0)
       << out;
   EXPECT_EQ(out.find("drv_"), std::string::npos) << "--migrate-only creates no key";
   {
-    TestServer s({}, dir.path());
+    TestServer s(DbArgs(), dir.path());
     s.UseBootstrapToken(false);
     ASSERT_TRUE(s.Start());
     ASSERT_TRUE(s.admin_key().starts_with("drv_")) << s.Log();
@@ -178,7 +183,7 @@ TEST(Server, FirstStartPrintsABootstrapKeyOnce) {
     EXPECT_EQ(log.find(s.admin_key()), log.rfind(s.admin_key()));
   }
   std::remove((dir.path() + "/server.log").c_str());
-  TestServer again({}, dir.path());
+  TestServer again(DbArgs(), dir.path());
   again.UseBootstrapToken(false);
   ASSERT_TRUE(again.Start());
   EXPECT_TRUE(again.admin_key().empty()) << "a key is printed on the first start only";

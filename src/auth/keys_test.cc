@@ -10,10 +10,10 @@
 namespace drover::auth {
 namespace {
 
-class KeysTest : public ::testing::Test {
+class KeysTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
-    store_ = testing::OpenTestStore(dir_, "k.db");
+    store_ = testing::OpenStoreAt(testing::NewStoreUrl(GetParam(), dir_, "k.db"));
     ASSERT_TRUE(store_);
     keys_ = std::make_unique<KeyService>(*store_, SystemClock::Get());
   }
@@ -33,7 +33,9 @@ class KeysTest : public ::testing::Test {
   Principal admin_{"k_admin", "admin", Role::kAdmin, "default", {}, {}};
 };
 
-TEST_F(KeysTest, CreatedKeyAuthenticatesAndOnlyItsHashIsStored) {
+DROVER_ON_ALL_BACKENDS(KeysTest);
+
+TEST_P(KeysTest, CreatedKeyAuthenticatesAndOnlyItsHashIsStored) {
   auto k = Create(admin_, {"ci", Role::kUser, "team-a", {}, {}});
   ASSERT_TRUE(k.ok()) << k.status().ToString();
   EXPECT_TRUE(k->secret.starts_with("drv_"));
@@ -54,7 +56,7 @@ TEST_F(KeysTest, CreatedKeyAuthenticatesAndOnlyItsHashIsStored) {
   EXPECT_EQ(stored.find(k->secret), std::string::npos);
 }
 
-TEST_F(KeysTest, WrongKeysAreRejected) {
+TEST_P(KeysTest, WrongKeysAreRejected) {
   ASSERT_TRUE(Create(admin_, {"ci", Role::kUser, "", {}, {}}).ok());
   EXPECT_EQ(keys_->Authenticate("drv_nope").status().code(), Status::Code::kUnauthenticated);
   EXPECT_EQ(keys_->Authenticate("").status().code(), Status::Code::kUnauthenticated);
@@ -62,7 +64,7 @@ TEST_F(KeysTest, WrongKeysAreRejected) {
             Status::Code::kUnauthenticated);
 }
 
-TEST_F(KeysTest, DeletedKeyStopsWorkingAtOnce) {
+TEST_P(KeysTest, DeletedKeyStopsWorkingAtOnce) {
   auto k = Create(admin_, {"tmp", Role::kUser, "", {}, {}});
   ASSERT_TRUE(k.ok());
   ASSERT_TRUE(keys_->Authenticate(k->secret).ok());  // now cached
@@ -71,7 +73,7 @@ TEST_F(KeysTest, DeletedKeyStopsWorkingAtOnce) {
   EXPECT_TRUE(Delete(admin_, k->record.id).IsNotFound());
 }
 
-TEST_F(KeysTest, NonAdminsStayInTheirTenantAndCannotMintPrivilege) {
+TEST_P(KeysTest, NonAdminsStayInTheirTenantAndCannotMintPrivilege) {
   Principal user{"k_u", "u", Role::kUser, "team-a", {}, {}};
   EXPECT_EQ(Create(user, {"x", Role::kUser, "team-b", {}, {}}).status().code(),
             Status::Code::kPermissionDenied);
@@ -89,7 +91,7 @@ TEST_F(KeysTest, NonAdminsStayInTheirTenantAndCannotMintPrivilege) {
   EXPECT_EQ(page->items[0].id, own->record.id);
 }
 
-TEST_F(KeysTest, ValidationErrorsNameTheField) {
+TEST_P(KeysTest, ValidationErrorsNameTheField) {
   auto r = Create(admin_, {"Bad Name", Role::kUser, "UPPER", -1.0, 0.0});
   ASSERT_EQ(r.status().code(), Status::Code::kValidation);
   std::vector<std::string> fields;
@@ -98,7 +100,7 @@ TEST_F(KeysTest, ValidationErrorsNameTheField) {
             (std::vector<std::string>{"name", "tenant", "rate_limit.rps", "rate_limit.burst"}));
 }
 
-TEST_F(KeysTest, ListPagesInIdOrder) {
+TEST_P(KeysTest, ListPagesInIdOrder) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(Create(admin_, {"k" + std::to_string(i), Role::kUser, "", {}, {}}).ok());
   }
@@ -115,7 +117,7 @@ TEST_F(KeysTest, ListPagesInIdOrder) {
   EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
 }
 
-TEST_F(KeysTest, BootstrapOnlyOnAnEmptyStore) {
+TEST_P(KeysTest, BootstrapOnlyOnAnEmptyStore) {
   EXPECT_EQ(keys_->Bootstrap(std::string("short")).status().code(), Status::Code::kInvalidArgument);
   auto first = keys_->Bootstrap(std::string("my-bootstrap-token-123"));
   ASSERT_TRUE(first.ok());

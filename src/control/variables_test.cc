@@ -9,10 +9,10 @@
 namespace drover::control {
 namespace {
 
-class VariablesTest : public ::testing::Test {
+class VariablesTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
-    store_ = testing::OpenTestStore(dir_, "v.db");
+    store_ = testing::OpenStoreAt(testing::NewStoreUrl(GetParam(), dir_, "v.db"));
     ASSERT_TRUE(store_);
     vars_ = std::make_unique<VariableService>(*store_, SystemClock::Get());
   }
@@ -31,7 +31,9 @@ class VariablesTest : public ::testing::Test {
   std::unique_ptr<VariableService> vars_;
 };
 
-TEST_F(VariablesTest, PutCreatesThenReplacesAndBumpsTheIndex) {
+DROVER_ON_ALL_BACKENDS(VariablesTest);
+
+TEST_P(VariablesTest, PutCreatesThenReplacesAndBumpsTheIndex) {
   auto a = Put("t", "cc-a-ref", "", "main");
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_TRUE(a->created);
@@ -47,7 +49,7 @@ TEST_F(VariablesTest, PutCreatesThenReplacesAndBumpsTheIndex) {
   EXPECT_EQ(got->value, "v2");
 }
 
-TEST_F(VariablesTest, ScopesAndTenantsAreSeparate) {
+TEST_P(VariablesTest, ScopesAndTenantsAreSeparate) {
   ASSERT_TRUE(Put("t", "k", "", "global").ok());
   ASSERT_TRUE(Put("t", "k", "sim-eu", "scoped").ok());
   ASSERT_TRUE(Put("other", "k", "", "theirs").ok());
@@ -59,7 +61,7 @@ TEST_F(VariablesTest, ScopesAndTenantsAreSeparate) {
   EXPECT_EQ(missing.status().message(), "variable 'k' is not set in environment 'sim-us'");
 }
 
-TEST_F(VariablesTest, DeleteBumpsTheIndexAndReportsMissing) {
+TEST_P(VariablesTest, DeleteBumpsTheIndexAndReportsMissing) {
   ASSERT_TRUE(Put("t", "k", "", "v").ok());
   ASSERT_TRUE(Delete("t", "k", "").ok());
   EXPECT_EQ(store_->LastIndex(), 2);
@@ -68,7 +70,7 @@ TEST_F(VariablesTest, DeleteBumpsTheIndexAndReportsMissing) {
   EXPECT_EQ(store_->LastIndex(), 2) << "a failed delete changes nothing";
 }
 
-TEST_F(VariablesTest, ListFiltersByPrefixAndScopeAndPages) {
+TEST_P(VariablesTest, ListFiltersByPrefixAndScopeAndPages) {
   for (auto k : {"cc-a-ref", "cc-a-repository", "cc-w-scheduler", "user-var"}) {
     ASSERT_TRUE(Put("t", k, "", "g").ok());
   }
@@ -102,7 +104,7 @@ TEST_F(VariablesTest, ListFiltersByPrefixAndScopeAndPages) {
   EXPECT_EQ(vars_->List("t", paged).status().code(), Status::Code::kInvalidArgument);
 }
 
-TEST_F(VariablesTest, ValidationNamesFields) {
+TEST_P(VariablesTest, ValidationNamesFields) {
   auto r = Put("t", "Bad_Key", "Bad Env", std::string(kMaxValueBytes + 1, 'x'));
   ASSERT_EQ(r.status().code(), Status::Code::kValidation);
   ASSERT_EQ(r.status().errors().size(), 3u);
@@ -111,7 +113,7 @@ TEST_F(VariablesTest, ValidationNamesFields) {
   EXPECT_EQ(r.status().errors()[2].field, "value");
 }
 
-TEST_F(VariablesTest, ValuesKeepEveryByte) {
+TEST_P(VariablesTest, ValuesKeepEveryByte) {
   std::string v = "line1\nline2 \"quoted\" {\"json\": [1,2]} \t tab";
   ASSERT_TRUE(Put("t", "k", "", v).ok());
   EXPECT_EQ(vars_->Get("t", "k", "")->value, v);

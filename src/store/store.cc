@@ -2,6 +2,7 @@
 
 #include <future>
 
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace drover::store {
@@ -21,7 +22,7 @@ Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
     return OpenSqliteStore(std::string(url.substr(9)), options);
   }
   if (url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-    return Status::InvalidArgument("the PostgreSQL backend is not built yet; use sqlite://PATH");
+    return OpenPostgresStore(std::string(url), options);
   }
   return Status::InvalidArgument("--db must be sqlite://PATH or postgres://...; got '" +
                                  std::string(url) + "'");

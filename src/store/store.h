@@ -1,8 +1,8 @@
 #pragma once
 // The store: the one seam between drover and its database. Backend-neutral: callers speak a
 // portable SQL subset (`?` placeholders, INTEGER/BIGINT/TEXT columns, ON CONFLICT upserts,
-// RETURNING) through Tx, and never see a backend type. Backends: SQLite (sqlite/) now, PostgreSQL
-// next, both behind OpenStore().
+// RETURNING) through Tx, and never see a backend type. Backends: SQLite (sqlite/, one server)
+// and PostgreSQL (postgres/, any number of servers on one database), both behind OpenStore().
 //
 // Durability contract: Write()'s `done` is called with OK only after the transaction holding the
 // write has committed (fsync per the backend's settings). Concurrent writes are group-committed:
@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "common/function_ref.h"
 #include "common/status.h"
@@ -49,6 +50,12 @@ class Tx {
   // Allocates the next value of the global change index (strictly increasing, visible to readers
   // once this transaction commits). Only inside Write.
   virtual Result<int64_t> NextIndex() = 0;
+  // Announces a change of `topic` (e.g. "variables", "environment/web") to every server's
+  // subscribers once this transaction commits. Only inside Write; repeated topics are sent once.
+  virtual Status Notify(std::string_view topic) = 0;
+  // The database's clock in Unix milliseconds: one clock for every server sharing a database
+  // (leases expire by it).
+  virtual Result<int64_t> NowMillis() = 0;
 
   // Convenience: the first column of the first row as an integer, or NotFound.
   Result<int64_t> QueryInt(std::string_view sql, std::initializer_list<Param> params = {});
@@ -57,13 +64,23 @@ class Tx {
 using WriteFn = std::function<Status(Tx&)>;
 using DoneFn = std::function<void(Status)>;
 
+// A committed change, as subscribers see it: the change index after it and the topics named by
+// Tx::Notify. `resync` means changes may have been missed (e.g. after the database connection
+// was lost): subscribers should re-read whatever they watch.
+struct Change {
+  int64_t index = 0;
+  std::vector<std::string> topics;
+  bool resync = false;
+};
+using ChangeFn = std::function<void(const Change&)>;
+
 struct CommitStats {
   double seconds = 0;     // from BEGIN to COMMIT returning
   std::size_t batch = 0;  // writes in the transaction
 };
 
 struct StoreOptions {
-  std::string url;  // sqlite://PATH (postgres:// with the next backend)
+  std::string url;  // sqlite://PATH or postgres://user@host:port/db (any libpq URI)
   bool sqlite_sync_normal =
       false;  // synchronous=NORMAL: faster, may lose the last commits on power loss
   std::size_t max_batch = 1024;   // writes per transaction
@@ -83,10 +100,16 @@ class Store {
   virtual void Write(WriteFn fn, DoneFn done) = 0;
   // Runs `fn` on a read connection on the calling thread; sees every committed write. Thread-safe.
   virtual Status Read(FunctionRef<Status(Tx&)> fn) = 0;
-  // The highest committed change index this process knows of. Thread-safe, lock-free.
+  // The highest committed change index this process knows of: its own commits and, on
+  // PostgreSQL, other servers' as their notifications arrive. Thread-safe, lock-free.
   virtual int64_t LastIndex() const = 0;
   // OK when the database answers (readyz).
   virtual Status Ping() = 0;
+  // Calls `fn` for every committed change (this server's and, on PostgreSQL, every other
+  // server's), in commit order, on a store thread: it must be quick and must not block.
+  // Returns an id for Unsubscribe. Thread-safe.
+  virtual int Subscribe(ChangeFn fn) = 0;
+  virtual void Unsubscribe(int id) = 0;
   // Finishes queued writes, stops the writer and closes connections. Idempotent.
   virtual void Close() = 0;
 };

@@ -2,24 +2,30 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "store/migrations.h"
+#include "testing/store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace drover::store {
 namespace {
 
-class StoreTest : public ::testing::Test {
+using testing::Backend;
+
+class StoreTest : public ::testing::TestWithParam<Backend> {
  protected:
+  // Every Open() of a test opens the same database.
   std::unique_ptr<Store> Open(StoreOptions opts = {}) {
-    opts.url = "sqlite://" + dir_.File("db/drover.db");
-    auto s = OpenStore(opts);
-    EXPECT_TRUE(s.ok()) << s.status().ToString();
-    return s.ok() ? std::move(*s) : nullptr;
+    if (url_.empty()) url_ = testing::NewStoreUrl(GetParam(), dir_, "db/drover.db");
+    return testing::OpenStoreAt(url_, std::move(opts));
   }
   Status PutVar(Store& s, const std::string& key, const std::string& value) {
     return WriteSync(s, [=](Tx& tx) -> Status {
@@ -43,9 +49,11 @@ class StoreTest : public ::testing::Test {
     return n;
   }
   testing::TempDir dir_;
+  std::string url_;
 };
+DROVER_ON_ALL_BACKENDS(StoreTest);
 
-TEST_F(StoreTest, WritesAreDurableAcrossReopen) {
+TEST_P(StoreTest, WritesAreDurableAcrossReopen) {
   {
     auto s = Open();
     ASSERT_TRUE(PutVar(*s, "a", "1").ok());
@@ -59,7 +67,7 @@ TEST_F(StoreTest, WritesAreDurableAcrossReopen) {
   EXPECT_EQ(s->LastIndex(), 3);
 }
 
-TEST_F(StoreTest, FailingWriteRollsBackAloneInItsBatch) {
+TEST_P(StoreTest, FailingWriteRollsBackAloneInItsBatch) {
   auto s = Open();
   ASSERT_TRUE(PutVar(*s, "dup", "1").ok());
   std::vector<std::promise<Status>> results(3);
@@ -96,7 +104,7 @@ TEST_F(StoreTest, FailingWriteRollsBackAloneInItsBatch) {
   EXPECT_EQ(scratch, 0) << "the failed write's earlier statement must be rolled back";
 }
 
-TEST_F(StoreTest, ConcurrentWritesShareCommits) {
+TEST_P(StoreTest, ConcurrentWritesShareCommits) {
   std::atomic<int64_t> commits{0}, writes{0};
   StoreOptions opts;
   opts.on_commit = [&](const CommitStats& c) {
@@ -120,17 +128,18 @@ TEST_F(StoreTest, ConcurrentWritesShareCommits) {
   EXPECT_EQ(s->LastIndex(), kThreads * kPer);
 }
 
-TEST_F(StoreTest, SecondOpenOfTheSameFileIsRefused) {
-  auto s = Open();
+TEST(SqliteStore, SecondOpenOfTheSameFileIsRefused) {
+  testing::TempDir dir;
+  auto s = testing::OpenTestStore(dir, "db/drover.db");
   StoreOptions opts;
-  opts.url = "sqlite://" + dir_.File("db/drover.db");
+  opts.url = "sqlite://" + dir.File("db/drover.db");
   auto again = OpenStore(opts);
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.status().code(), Status::Code::kUnavailable);
   EXPECT_NE(again.status().message().find("in use"), std::string::npos);
 }
 
-TEST_F(StoreTest, CloseFinishesQueuedWrites) {
+TEST_P(StoreTest, CloseFinishesQueuedWrites) {
   auto s = Open();
   std::atomic<int> done{0};
   for (int i = 0; i < 200; ++i) {
@@ -155,7 +164,11 @@ TEST_F(StoreTest, CloseFinishesQueuedWrites) {
   EXPECT_EQ(CountVars(*reopened), 200);
 }
 
-TEST_F(StoreTest, ReadsSeeEveryCommitAndIdleSnapshotsDoNotPinTheWal) {
+class SqliteStoreTest : public StoreTest {};
+INSTANTIATE_TEST_SUITE_P(, SqliteStoreTest, ::testing::Values(Backend::kSqlite),
+                         testing::BackendName);
+
+TEST_P(SqliteStoreTest, ReadsSeeEveryCommitAndIdleSnapshotsDoNotPinTheWal) {
   auto s = Open();
   ASSERT_TRUE(PutVar(*s, "first", "1").ok());
   EXPECT_EQ(CountVars(*s), 1);  // leaves a pooled reader with an open snapshot
@@ -179,6 +192,9 @@ TEST(Migrations, DialectTokensAreReplacedPerBackend) {
   EXPECT_EQ(ForBackend("CREATE TABLE t (a TEXT PRIMARY KEY) {{without_rowid}}", "postgres"),
             "CREATE TABLE t (a TEXT PRIMARY KEY) ");
   EXPECT_EQ(ForBackend("SELECT 1", "sqlite"), "SELECT 1");
+  EXPECT_EQ(ForBackend("(a TEXT {{bytes}}, b TEXT {{bytes}})", "postgres"),
+            "(a TEXT COLLATE \"C\", b TEXT COLLATE \"C\")");
+  EXPECT_EQ(ForBackend("(a TEXT {{bytes}})", "sqlite"), "(a TEXT )");
   for (const auto& m : AllMigrations()) {
     for (auto stmt : m.statements) {
       EXPECT_EQ(ForBackend(stmt, "postgres").find("{{"), std::string::npos) << stmt;
@@ -186,7 +202,7 @@ TEST(Migrations, DialectTokensAreReplacedPerBackend) {
   }
 }
 
-TEST_F(StoreTest, UnknownSchemeIsRejected) {
+TEST(Store, UnknownSchemeIsRejected) {
   StoreOptions opts;
   opts.url = "mysql://x";
   auto s = OpenStore(opts);
@@ -194,10 +210,147 @@ TEST_F(StoreTest, UnknownSchemeIsRejected) {
   EXPECT_EQ(s.status().code(), Status::Code::kInvalidArgument);
 }
 
-TEST_F(StoreTest, NextIndexOnlyInsideWrites) {
+TEST_P(StoreTest, NextIndexOnlyInsideWrites) {
   auto s = Open();
   Status st = s->Read([](Tx& tx) { return tx.NextIndex().status(); });
   EXPECT_EQ(st.code(), Status::Code::kInternal);
+}
+
+TEST_P(StoreTest, CommittedChangesArePublishedWithTheirTopics) {
+  auto s = Open();
+  std::mutex mu;
+  std::vector<Change> seen;
+  int sub = s->Subscribe([&](const Change& c) {
+    std::lock_guard lock(mu);
+    seen.push_back(c);
+  });
+  ASSERT_TRUE(WriteSync(*s, [](Tx& tx) -> Status {
+                auto idx = tx.NextIndex();
+                if (!idx.ok()) return idx.status();
+                DROVER_RETURN_IF_ERROR(tx.Notify("variables"));
+                DROVER_RETURN_IF_ERROR(tx.Notify("environment/web"));
+                return tx.Notify("variables");  // repeated: sent once
+              }).ok());
+  ASSERT_TRUE(testing::WaitFor([&] {
+    std::lock_guard lock(mu);
+    return !seen.empty();
+  }));
+  s->Unsubscribe(sub);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(seen[0].index, 1);
+  EXPECT_EQ(seen[0].topics, (std::vector<std::string>{"variables", "environment/web"}));
+  EXPECT_FALSE(seen[0].resync);
+}
+
+TEST_P(StoreTest, FailedWritesPublishNothing) {
+  auto s = Open();
+  std::atomic<int> changes{0};
+  s->Subscribe([&](const Change&) { changes++; });
+  Status st = WriteSync(*s, [](Tx& tx) -> Status {
+    DROVER_RETURN_IF_ERROR(tx.Notify("variables"));
+    return Status::Conflict("no");
+  });
+  EXPECT_EQ(st.code(), Status::Code::kConflict);
+  ASSERT_TRUE(PutVar(*s, "after", "1").ok());  // its (topic-less) index change is published
+  ASSERT_TRUE(testing::WaitFor([&] { return changes.load() >= 1; }));
+  EXPECT_EQ(s->LastIndex(), 1);
+}
+
+TEST_P(StoreTest, DatabaseClockIsWallClock) {
+  auto s = Open();
+  int64_t db = 0;
+  ASSERT_TRUE(s->Read([&](Tx& tx) {
+                 auto n = tx.NowMillis();
+                 if (n.ok()) db = *n;
+                 return n.status();
+               }).ok());
+  int64_t here = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  EXPECT_LT(std::abs(here - db), 60'000);  // same machine: the same clock
+}
+
+// PostgreSQL only: several servers (here: stores) on one database.
+class SharedDatabaseTest : public StoreTest {};
+INSTANTIATE_TEST_SUITE_P(, SharedDatabaseTest, ::testing::Values(Backend::kPostgres),
+                         testing::BackendName);
+
+TEST_P(SharedDatabaseTest, AWriteThroughOneIsSeenAndNotifiedOnTheOther) {
+  auto a = Open();
+  auto b = Open();  // a second server on the same database
+  std::atomic<int64_t> b_saw{0};
+  b->Subscribe([&](const Change& c) {
+    if (std::find(c.topics.begin(), c.topics.end(), "variables") != c.topics.end()) {
+      b_saw = c.index;
+    }
+  });
+  ASSERT_TRUE(WriteSync(*a, [](Tx& tx) -> Status {
+                auto idx = tx.NextIndex();
+                if (!idx.ok()) return idx.status();
+                DROVER_RETURN_IF_ERROR(tx.Notify("variables"));
+                return tx
+                    .Exec(
+                        "INSERT INTO variables (tenant, environment, key, value, create_index,"
+                        " modify_index, updated_at) VALUES ('t', '', 'shared', 'v', ?, ?, 0)",
+                        {*idx, *idx})
+                    .status();
+              }).ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return b_saw.load() == 1; })) << b_saw.load();
+  EXPECT_EQ(b->LastIndex(), 1);
+  EXPECT_EQ(CountVars(*b), 1);
+}
+
+TEST_P(SharedDatabaseTest, IndexesStayUniqueAndOrderedAcrossServers) {
+  auto a = Open();
+  auto b = Open();
+  constexpr int kPer = 200;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    Store& s = t % 2 ? *b : *a;
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPer / 4; ++i) {
+        ASSERT_TRUE(PutVar(s, "k" + std::to_string(t) + "-" + std::to_string(i), "v").ok());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  int64_t distinct = 0, max = 0;
+  ASSERT_TRUE(a->Read([&](Tx& tx) {
+                 distinct =
+                     tx.QueryInt("SELECT COUNT(DISTINCT modify_index) FROM variables").value();
+                 max = tx.QueryInt("SELECT MAX(modify_index) FROM variables").value();
+                 return Status::Ok();
+               }).ok());
+  EXPECT_EQ(distinct, 2 * kPer);
+  EXPECT_EQ(max, 2 * kPer);
+  ASSERT_TRUE(testing::WaitFor([&] { return a->LastIndex() == max && b->LastIndex() == max; }));
+}
+
+TEST_P(SharedDatabaseTest, ServersStartingAtOnceMigrateOnce) {
+  std::string url = testing::NewStoreUrl(GetParam(), dir_);
+  std::vector<std::thread> threads;
+  std::atomic<int> opened{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      StoreOptions o;
+      o.url = url;
+      auto s = OpenStore(o);
+      if (s.ok())
+        opened++;
+      else
+        ADD_FAILURE() << s.status().ToString();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(opened.load(), 4);
+  auto s = testing::OpenStoreAt(url);
+  ASSERT_TRUE(s);
+  int64_t n = 0;
+  ASSERT_TRUE(s->Read([&](Tx& tx) {
+                 n = tx.QueryInt("SELECT COUNT(*) FROM schema_migrations").value();
+                 return Status::Ok();
+               }).ok());
+  EXPECT_EQ(n, static_cast<int64_t>(AllMigrations().size()));
 }
 
 }  // namespace

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
+
 namespace drover::store::sqlite {
 namespace {
 
@@ -134,6 +137,21 @@ Result<int64_t> SqliteTx::NextIndex() {
   if (!writable_ || !next_index_) return Status::Internal("NextIndex outside a write");
   max_index_ = ++*next_index_;
   return max_index_;
+}
+
+Status SqliteTx::Notify(std::string_view topic) {
+  if (!writable_) return Status::Internal("Notify outside a write");
+  if (std::find(topics_.begin(), topics_.end(), topic) == topics_.end()) {
+    topics_.emplace_back(topic);
+  }
+  return Status::Ok();
+}
+
+// One process owns a SQLite database: its clock is the database's clock.
+Result<int64_t> SqliteTx::NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace drover::store::sqlite

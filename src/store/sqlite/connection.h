@@ -5,6 +5,7 @@
 
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "store/store.h"
 
@@ -41,9 +42,16 @@ class SqliteTx final : public Tx {
   Status Query(std::string_view sql, std::initializer_list<Param> params,
                FunctionRef<void(const Row&)> on_row) override;
   Result<int64_t> NextIndex() override;
+  Status Notify(std::string_view topic) override;
+  Result<int64_t> NowMillis() override;
   // The largest index allocated through this Tx (0 when none).
   int64_t max_index() const { return max_index_; }
-  void reset_max_index() { max_index_ = 0; }
+  // Topics named by Notify since the last reset.
+  std::vector<std::string>& topics() { return topics_; }
+  void reset() {
+    max_index_ = 0;
+    topics_.clear();
+  }
   // Makes NextIndex available, allocating from *next (owned by the single writer).
   void set_writable(bool w, int64_t* next) {
     writable_ = w;
@@ -54,6 +62,7 @@ class SqliteTx final : public Tx {
   Result<sqlite3_stmt*> Bind(std::string_view sql, std::initializer_list<Param> params);
   Connection& conn_;
   int64_t max_index_ = 0;
+  std::vector<std::string> topics_;
   bool writable_ = false;
   int64_t* next_index_ = nullptr;
 };

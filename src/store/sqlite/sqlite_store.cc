@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "common/log.h"
+#include "store/changes.h"
+#include "store/group_commit.h"
 #include "store/migrations.h"
 #include "store/sqlite/connection.h"
 
@@ -27,11 +29,6 @@ namespace {
 
 using sqlite::Connection;
 using sqlite::SqliteTx;
-
-struct PendingWrite {
-  WriteFn fn;
-  DoneFn done;
-};
 
 class SqliteStore final : public Store {
  public:
@@ -111,6 +108,8 @@ class SqliteStore final : public Store {
   }
 
   int64_t LastIndex() const override { return last_index_.load(std::memory_order_acquire); }
+  int Subscribe(ChangeFn fn) override { return changes_.Subscribe(std::move(fn)); }
+  void Unsubscribe(int id) override { changes_.Unsubscribe(id); }
 
   Status Ping() override {
     return Read([](Tx& tx) { return tx.QueryInt("SELECT 1").status(); });
@@ -147,41 +146,8 @@ class SqliteStore final : public Store {
 
  private:
   Status Migrate() {
-    DROVER_RETURN_IF_ERROR(writer_conn_->ExecScript(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT "
-        "NOT NULL, applied_at BIGINT NOT NULL)"));
     SqliteTx tx(*writer_conn_);
-    auto current = tx.QueryInt("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
-    if (!current.ok()) return current.status();
-    for (const auto& m : AllMigrations()) {
-      if (m.version <= *current) continue;
-      DROVER_RETURN_IF_ERROR(writer_conn_->ExecScript("BEGIN IMMEDIATE"));
-      Status s;
-      for (auto stmt : m.statements) {
-        auto r = tx.Exec(ForBackend(stmt, "sqlite"));
-        if (!r.ok()) {
-          s = r.status();
-          break;
-        }
-      }
-      if (s.ok()) {
-        auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
-        auto r =
-            tx.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    {int64_t{m.version}, m.name, int64_t{now}});
-        if (!r.ok()) s = r.status();
-      }
-      if (!s.ok()) {
-        (void)writer_conn_->ExecScript("ROLLBACK");
-        return Status::Unavailable(
-            fmt::format("migration {} ({}) failed: {}", m.version, m.name, s.ToString()));
-      }
-      DROVER_RETURN_IF_ERROR(writer_conn_->ExecScript("COMMIT"));
-      LogInfo("applied migration {} ({})", m.version, m.name);
-    }
-    return Status::Ok();
+    return ApplyMigrations(tx, "sqlite", "BEGIN IMMEDIATE");
   }
 
   struct Reader {
@@ -256,11 +222,17 @@ class SqliteStore final : public Store {
       auto start = std::chrono::steady_clock::now();
       // Optimistic first: no savepoints. If a write fails, the attempt is rolled back and the
       // batch runs again with a savepoint per write, so the failure rolls back alone.
-      bool failed = false;
-      Status commit = RunBatch(tx, batch, results, /*savepoints=*/false, &failed);
-      if (commit.ok() && failed) {
-        commit = RunBatch(tx, batch, results, /*savepoints=*/true, &failed);
-      }
+      auto reset = [&] {
+        next_index_ = committed_index_;
+        tx.reset();
+      };
+      // The index is allocated in memory (this is the only writer) and persisted once per batch.
+      auto before_commit = [&] {
+        if (next_index_ == committed_index_) return Status::Ok();
+        return tx.Exec("UPDATE counters SET value = ? WHERE name = 'index'", {next_index_})
+            .status();
+      };
+      Status commit = RunBatch(tx, batch, results, {"BEGIN IMMEDIATE", reset, before_commit});
       if (!commit.ok()) {
         LogError("SQLite commit failed: {}", commit.message());
         for (auto& r : results) r = Status::Unavailable("storage error: " + commit.message());
@@ -287,6 +259,7 @@ class SqliteStore final : public Store {
         Synced item;
         item.max_index = commit.ok() ? tx.max_index() : 0;
         item.committed = commit.ok();
+        if (commit.ok()) item.topics = std::move(tx.topics());
         for (size_t i = 0; i < batch.size(); ++i) {
           item.answers.emplace_back(std::move(batch[i].done), std::move(results[i]));
         }
@@ -335,46 +308,13 @@ class SqliteStore final : public Store {
           if (!done) continue;
           done(item.committed && !synced.ok() ? synced : std::move(status));
         }
+        if (synced.ok() && item.committed && (item.max_index > 0 || !item.topics.empty())) {
+          changes_.Publish({LastIndex(), std::move(item.topics), false});
+        }
       }
       work.clear();
       lock.lock();
     }
-  }
-
-  // One attempt at committing `batch`. Without savepoints, the first failing write rolls the
-  // whole attempt back and sets *failed (unless it is the only write: then its error is final).
-  // Returns the transaction's own status (BEGIN/COMMIT); per-write results go to `results`.
-  Status RunBatch(SqliteTx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& results,
-                  bool savepoints, bool* failed) {
-    auto run = [&tx](std::string_view sql) { return tx.Exec(sql).status(); };  // cached stmts
-    results.assign(batch.size(), Status::Ok());
-    next_index_ = committed_index_;
-    tx.reset_max_index();
-    *failed = false;
-    Status s = run("BEGIN IMMEDIATE");
-    if (!s.ok()) return s;
-    for (size_t i = 0; i < batch.size() && s.ok(); ++i) {
-      if (savepoints) s = run("SAVEPOINT w");
-      if (!s.ok()) break;
-      results[i] = RunWrite(batch[i].fn, tx);
-      if (!results[i].ok()) {
-        if (!savepoints && batch.size() > 1) {
-          *failed = true;
-          (void)run("ROLLBACK");
-          return Status::Ok();
-        }
-        s = run(savepoints ? "ROLLBACK TO w" : "ROLLBACK");
-        if (!savepoints) return s;  // the only write failed: nothing to commit
-      }
-      if (savepoints && s.ok()) s = run("RELEASE w");
-    }
-    // The index is allocated in memory (this is the only writer) and persisted once per batch.
-    if (s.ok() && next_index_ != committed_index_) {
-      s = tx.Exec("UPDATE counters SET value = ? WHERE name = 'index'", {next_index_}).status();
-    }
-    if (s.ok()) s = run("COMMIT");
-    if (!s.ok()) (void)run("ROLLBACK");
-    return s;
   }
 
   // The background checkpointer copies the bulk of the WAL but, with commits arriving all the
@@ -420,14 +360,6 @@ class SqliteStore final : public Store {
     }
   }
 
-  static Status RunWrite(const WriteFn& fn, Tx& tx) {
-    try {
-      return fn(tx);
-    } catch (const std::exception& e) {  // a bug in a write function must not kill the writer
-      return Status::Internal(e.what());
-    }
-  }
-
   const std::string path_;
   const StoreOptions options_;
   int lock_fd_;
@@ -442,6 +374,7 @@ class SqliteStore final : public Store {
   struct Synced {
     bool committed = false;
     int64_t max_index = 0;
+    std::vector<std::string> topics;
     std::vector<std::pair<DoneFn, Status>> answers;
   };
   static constexpr size_t kGatherWhileSyncing = 32;
@@ -469,6 +402,7 @@ class SqliteStore final : public Store {
 
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Reader>> readers_;  // GUARDED_BY(readers_mu_)
+  ChangeHub changes_;
 };
 
 }  // namespace

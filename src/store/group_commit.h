@@ -1,0 +1,31 @@
+#pragma once
+// The part of group commit both backends share: running a batch of queued writes in one
+// transaction, optimistically without savepoints first, and again with a savepoint per write
+// when one of them fails (so the failure rolls back alone).
+#include <string_view>
+#include <vector>
+
+#include "common/function_ref.h"
+#include "store/store.h"
+
+namespace drover::store {
+
+struct PendingWrite {
+  WriteFn fn;
+  DoneFn done;
+};
+
+// What differs between backends around a batch.
+struct BatchSteps {
+  std::string_view begin = "BEGIN";     // the statement that opens the transaction
+  FunctionRef<void()> reset;            // forget per-attempt state (allocated indexes, topics)
+  FunctionRef<Status()> before_commit;  // persist the index, send notifications
+};
+
+// Runs `batch` on `tx` and commits. Per-write results go to `results` (one per write). Returns
+// the transaction's own status: not OK when BEGIN/COMMIT (or before_commit) failed, in which
+// case nothing of the batch was committed.
+Status RunBatch(Tx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& results,
+                const BatchSteps& steps);
+
+}  // namespace drover::store

@@ -1,0 +1,189 @@
+#include "store/postgres/connection.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+namespace drover::store::postgres {
+namespace {
+
+class PgRow final : public Row {
+ public:
+  PgRow(const PGresult* r, int row) : r_(r), row_(row) {}
+  bool IsNull(int col) const override { return PQgetisnull(r_, row_, col); }
+  int64_t Int(int col) const override {
+    const char* p = PQgetvalue(r_, row_, col);
+    int64_t v = 0;
+    std::from_chars(p, p + PQgetlength(r_, row_, col), v);
+    return v;
+  }
+  std::string_view Text(int col) const override {
+    return {PQgetvalue(r_, row_, col), static_cast<size_t>(PQgetlength(r_, row_, col))};
+  }
+
+ private:
+  const PGresult* r_;
+  int row_;
+};
+
+constexpr size_t kMaxParams = 32;
+
+}  // namespace
+
+std::string ToPositional(std::string_view sql) {
+  std::string out;
+  out.reserve(sql.size() + 16);
+  int n = 0;
+  char quote = 0;
+  for (char c : sql) {
+    if (quote) {
+      if (c == quote) quote = 0;  // a doubled quote closes and reopens: same result
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+    } else if (c == '?') {
+      out += fmt::format("${}", ++n);
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+Connection::~Connection() { PQfinish(conn_); }
+
+Result<std::unique_ptr<Connection>> Connection::Open(const std::string& url) {
+  // Earlier entries are defaults: the expanded URL (dbname) overrides them.
+  const char* keys[] = {"connect_timeout",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "application_name",
+                        "dbname",
+                        nullptr};
+  const char* values[] = {"5", "10", "5", "3", "drover", url.c_str(), nullptr};
+  PGconn* c = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (!c) return Status::Unavailable("PostgreSQL: out of memory");
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(c);
+    PQfinish(c);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    return Status::Unavailable("cannot connect to PostgreSQL: " + msg);
+  }
+  // Server notices ("relation already exists, skipping") are not errors: keep them off stderr.
+  PQsetNoticeProcessor(
+      c, [](void*, const char*) {}, nullptr);
+  return std::unique_ptr<Connection>(new Connection(c));
+}
+
+Status Connection::Error(const PGresult* r, std::string_view what) const {
+  std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(conn_);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  msg = fmt::format("PostgreSQL {}: {}", what, msg);
+  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  std::string_view cls = state ? std::string_view(state, 2) : std::string_view();
+  if (broken() || !state) return Status::Unavailable(msg);
+  if (cls == "23") return Status::Conflict(msg);         // integrity constraint violation
+  if (cls == "22") return Status::InvalidArgument(msg);  // data exception (e.g. bad encoding)
+  // connection, serialization/deadlock, resources, operator intervention, system, lock wait
+  for (auto c : {"08", "40", "53", "55", "57", "58"}) {
+    if (cls == c) return Status::Unavailable(msg);
+  }
+  return Status::Internal(msg);  // our SQL is wrong: a bug
+}
+
+Status Connection::ExecSimple(const char* sql) {
+  PgResult r(PQexec(conn_, sql));
+  auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return Error(r.get(), "exec");
+  return Status::Ok();
+}
+
+Result<PgResult> Connection::Run(std::string_view sql, std::initializer_list<Param> params) {
+  if (params.size() > kMaxParams) return Status::Internal("too many statement parameters");
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    std::string name = fmt::format("s{}", cache_.size() + 1);
+    PgResult r(PQprepare(conn_, name.c_str(), ToPositional(sql).c_str(), 0, nullptr));
+    if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+      Status s = Error(r.get(), "prepare");
+      if (s.code() == Status::Code::kInternal) {
+        return Status::Internal(fmt::format("{} in: {}", s.message(), sql));
+      }
+      return s;
+    }
+    it = cache_.emplace(std::string(sql), std::move(name)).first;
+  }
+  const char* values[kMaxParams];
+  int lengths[kMaxParams];
+  int formats[kMaxParams];
+  char ints[kMaxParams][24];
+  size_t i = 0;
+  for (const auto& p : params) {
+    lengths[i] = 0;
+    formats[i] = 0;
+    if (std::holds_alternative<std::nullptr_t>(p)) {
+      values[i] = nullptr;
+    } else if (auto* n = std::get_if<int64_t>(&p)) {
+      auto [end, ec] = std::to_chars(ints[i], ints[i] + sizeof(ints[i]) - 1, *n);
+      *end = '\0';
+      values[i] = ints[i];
+    } else {
+      auto sv = std::get<std::string_view>(p);
+      values[i] = sv.data() ? sv.data() : "";
+      lengths[i] = static_cast<int>(sv.size());
+      formats[i] = 1;  // binary text: exact bytes, no NUL terminator needed
+    }
+    ++i;
+  }
+  PgResult r(
+      PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(i), values, lengths, formats, 0));
+  auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return Error(r.get(), "statement");
+  return r;
+}
+
+Result<int64_t> PgTx::Exec(std::string_view sql, std::initializer_list<Param> params) {
+  auto r = conn_.Run(sql, params);
+  if (!r.ok()) return r.status();
+  const char* n = PQcmdTuples(r->get());
+  int64_t changed = 0;
+  std::from_chars(n, n + std::strlen(n), changed);
+  return changed;
+}
+
+Status PgTx::Query(std::string_view sql, std::initializer_list<Param> params,
+                   FunctionRef<void(const Row&)> on_row) {
+  auto r = conn_.Run(sql, params);
+  if (!r.ok()) return r.status();
+  int rows = PQntuples(r->get());
+  for (int i = 0; i < rows; ++i) on_row(PgRow(r->get(), i));
+  return Status::Ok();
+}
+
+Result<int64_t> PgTx::NextIndex() {
+  if (!writable_) return Status::Internal("NextIndex outside a write");
+  if (!locked_) {
+    auto v = QueryInt("SELECT value FROM counters WHERE name = 'index' FOR UPDATE");
+    if (!v.ok()) return v.status();
+    next_ = *v;
+    locked_ = true;
+  }
+  max_index_ = ++next_;
+  return max_index_;
+}
+
+Status PgTx::Notify(std::string_view topic) {
+  if (!writable_) return Status::Internal("Notify outside a write");
+  if (std::find(topics_.begin(), topics_.end(), topic) == topics_.end()) {
+    topics_.emplace_back(topic);
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> PgTx::NowMillis() {
+  return QueryInt("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT");
+}
+
+}  // namespace drover::store::postgres

@@ -1,0 +1,80 @@
+#pragma once
+// One libpq connection with a prepared-statement cache, and the Tx that runs on it.
+// Not thread-safe: one thread at a time.
+#include <libpq-fe.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "store/store.h"
+
+namespace drover::store::postgres {
+
+struct ResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
+
+// `sql` with `?` placeholders numbered as PostgreSQL's `$1, $2, ...` (outside quotes).
+std::string ToPositional(std::string_view sql);
+
+class Connection {
+ public:
+  ~Connection();
+  // Connects to `url` (a libpq URI or key=value string) with drover's defaults for connect
+  // timeout and TCP keepalives; the URL's own settings win.
+  static Result<std::unique_ptr<Connection>> Open(const std::string& url);
+
+  // Runs a statement (prepared once per connection and cached) with `params`: integers as
+  // text, strings as raw bytes (exact length; the server checks the encoding).
+  Result<PgResult> Run(std::string_view sql, std::initializer_list<Param> params);
+  // Runs SQL text without parameters (may hold several statements).
+  Status ExecSimple(const char* sql);
+  // True once the connection is lost: the owner replaces it.
+  bool broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+  PGconn* raw() { return conn_; }
+
+ private:
+  explicit Connection(PGconn* c) : conn_(c) {}
+  Status Error(const PGresult* r, std::string_view what) const;
+  PGconn* conn_;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::string, Hash, std::equal_to<>> cache_;  // SQL → name
+};
+
+class PgTx final : public Tx {
+ public:
+  explicit PgTx(Connection& conn, bool writable = false) : conn_(conn), writable_(writable) {}
+  Result<int64_t> Exec(std::string_view sql, std::initializer_list<Param> params = {}) override;
+  Status Query(std::string_view sql, std::initializer_list<Param> params,
+               FunctionRef<void(const Row&)> on_row) override;
+  // The first call in a transaction locks the index counter row until COMMIT: servers sharing
+  // the database commit index-allocating transactions one after another, so indexes become
+  // visible in increasing order everywhere.
+  Result<int64_t> NextIndex() override;
+  Status Notify(std::string_view topic) override;
+  Result<int64_t> NowMillis() override;
+
+  int64_t max_index() const { return max_index_; }
+  std::vector<std::string>& topics() { return topics_; }
+  void reset() {
+    locked_ = false;
+    max_index_ = 0;
+    topics_.clear();
+  }
+
+ private:
+  Connection& conn_;
+  bool writable_;
+  bool locked_ = false;
+  int64_t next_ = 0;
+  int64_t max_index_ = 0;
+  std::vector<std::string> topics_;
+};
+
+}  // namespace drover::store::postgres
