@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -145,6 +146,24 @@ std::string TestServer::Log() const { return ReadFile(data_dir_ + "/server.log")
 
 client::Client TestServer::NewClient(std::string token) const {
   return client::Client({addr_, token.empty() ? admin_key_ : token});
+}
+
+std::map<std::string, std::string> AllVariables(client::Client& c) {
+  std::map<std::string, std::string> out;
+  std::string cursor;
+  do {
+    auto r = c.Do("GET", "/v1/variables?limit=1000" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    if (!r.ok() || r->status != 200) {
+      ADD_FAILURE() << "listing variables failed";
+      return out;
+    }
+    auto v = boost::json::parse(r->body);
+    for (auto& it : v.at("items").as_array()) {
+      out[std::string(it.at("key").as_string())] = std::string(it.at("value").as_string());
+    }
+    cursor = v.at("next_cursor").is_null() ? "" : std::string(v.at("next_cursor").as_string());
+  } while (!cursor.empty());
+  return out;
 }
 
 }  // namespace drover::testing

@@ -4,6 +4,7 @@
 // whatever is still running, so a failing test never leaves a process behind.
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,9 @@ namespace drover::testing {
 // Runs the drover binary with `args`, capturing stdout+stderr; returns the exit code.
 int RunDrover(const std::vector<std::string>& args, std::string* output,
               const std::vector<std::string>& env = {});
+
+// Every variable (key → value) the server at the other end of `c` holds, following cursors.
+std::map<std::string, std::string> AllVariables(client::Client& c);
 
 class TestServer {
  public:

@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <boost/json.hpp>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -13,23 +12,8 @@
 namespace drover {
 namespace {
 
+using testing::AllVariables;
 using testing::TestServer;
-
-// Collects every variable a server holds, following next_cursor.
-std::map<std::string, std::string> AllVariables(client::Client& c) {
-  std::map<std::string, std::string> out;
-  std::string cursor;
-  do {
-    auto r = c.Do("GET", "/v1/variables?limit=1000" + (cursor.empty() ? "" : "&cursor=" + cursor));
-    EXPECT_EQ(r->status, 200);
-    auto v = boost::json::parse(r->body);
-    for (auto& it : v.at("items").as_array()) {
-      out[std::string(it.at("key").as_string())] = std::string(it.at("value").as_string());
-    }
-    cursor = v.at("next_cursor").is_null() ? "" : std::string(v.at("next_cursor").as_string());
-  } while (!cursor.empty());
-  return out;
-}
 
 // SIGTERM while writes are in flight: the server answers what it accepted, exits 0, and every
 // acknowledged write is there on restart.

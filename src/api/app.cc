@@ -4,6 +4,7 @@
 
 #include "auth/keys_api.h"
 #include "common/json.h"
+#include "common/random.h"
 #include "control/variables_api.h"
 
 namespace drover::api {
@@ -14,14 +15,17 @@ using http::Request;
 using http::Responder;
 using http::Response;
 
-App::App(store::Store& store, const Clock& clock, http::PipelineOptions options)
+App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
+         coord::CoordinatorOptions coord)
     : store_(store),
       clock_(clock),
       started_(clock.Steady()),
       started_at_(FormatRfc3339(clock.Now())),
       keys_(store, clock),
-      variables_(store, clock) {
+      variables_(store, clock),
+      coordinator_(store, std::move(coord)) {
   AddSystemRoutes();
+  AddClusterRoute();
   auth::AddKeyRoutes(router_, keys_);
   control::AddVariableRoutes(router_, variables_, store_);
   std::vector<std::string> names;
@@ -59,6 +63,36 @@ void App::AddSystemRoutes() {
     auto r = Response::Json(200, std::move(out));
     r.AddHeader("X-Drover-Index", std::to_string(store_.LastIndex()));
     respond(std::move(r));
+  });
+}
+
+// Which servers share the database and who holds which lease: for operators (admin keys).
+void App::AddClusterRoute() {
+  router_.Add(Method::kGet, "/v1/cluster", Access::kAdmin, [this](Request&, Responder respond) {
+    auto v = coordinator_.View();
+    if (!v.ok()) return respond(Response::Problem(v.status()));
+    auto time = [](int64_t ms) { return FormatRfc3339(FromUnixMillis(ms)); };
+    std::string out;
+    out += "{\"server_id\":";
+    AppendJsonString(out, v->server_id);
+    out += fmt::format(",\"leader\":{},\"servers\":[", v->leader);
+    for (size_t i = 0; i < v->servers.size(); ++i) {
+      out += i ? ",{\"id\":" : "{\"id\":";
+      AppendJsonString(out, v->servers[i].holder);
+      out += fmt::format(",\"expires_at\":\"{}\"}}", time(v->servers[i].expires_at));
+    }
+    out += "],\"leases\":[";
+    for (size_t i = 0; i < v->resources.size(); ++i) {
+      const auto& l = v->resources[i];
+      out += i ? ",{\"name\":" : "{\"name\":";
+      AppendJsonString(out, l.name.substr(l.name.find('/') + 1));
+      out += ",\"holder\":";
+      AppendJsonString(out, l.holder);
+      out += fmt::format(",\"generation\":{},\"expires_at\":\"{}\",\"live\":{}}}", l.generation,
+                         time(l.expires_at), l.expires_at > v->now);
+    }
+    out += "]}";
+    respond(Response::Json(200, std::move(out)));
   });
 }
 

@@ -10,6 +10,7 @@
 #include "auth/rate_limiter.h"
 #include "common/clock.h"
 #include "control/variables.h"
+#include "coord/coordinator.h"
 #include "http/metrics.h"
 #include "http/pipeline.h"
 #include "http/router.h"
@@ -19,15 +20,20 @@ namespace drover::api {
 
 class App {
  public:
-  App(store::Store& store, const Clock& clock, http::PipelineOptions options);
+  // `coord` names this server among those sharing the database; its coordinator is started by
+  // the server process (cmd/server_cmd.cc), not here.
+  App(store::Store& store, const Clock& clock, http::PipelineOptions options,
+      coord::CoordinatorOptions coord = {});
 
   http::Pipeline& pipeline() { return *pipeline_; }
   http::Metrics& metrics() { return *metrics_; }
   const http::Router& router() const { return router_; }
   auth::KeyService& keys() { return keys_; }
+  coord::Coordinator& coordinator() { return coordinator_; }
 
  private:
   void AddSystemRoutes();
+  void AddClusterRoute();
 
   store::Store& store_;
   const Clock& clock_;
@@ -37,6 +43,7 @@ class App {
   auth::KeyService keys_;
   auth::RateLimiter limiter_;
   control::VariableService variables_;
+  coord::Coordinator coordinator_;
   std::unique_ptr<http::Metrics> metrics_;
   std::unique_ptr<http::Pipeline> pipeline_;
 };

@@ -32,6 +32,18 @@ store::Param OptMilli(const std::optional<double>& v) {
   return static_cast<int64_t>(*v * 1000.0);
 }
 
+Status InsertKey(store::Tx& tx, const KeyRecord& k, const std::string& hash) {
+  auto r = tx.Exec(
+      "INSERT INTO api_keys (id, name, role, tenant, hash, rate_rps, rate_burst, created_at)"
+      " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      {k.id, k.name, RoleName(k.role), k.tenant, hash, OptMilli(k.rate_rps), OptMilli(k.rate_burst),
+       k.created_at_ms});
+  if (!r.ok() && r.status().code() == Status::Code::kConflict) {
+    return Status::Conflict("a key with this secret already exists");
+  }
+  return r.status();
+}
+
 }  // namespace
 
 KeyService::KeyService(store::Store& store, const Clock& clock, std::chrono::seconds cache_ttl)
@@ -107,23 +119,11 @@ void KeyService::CreateWithSecret(KeySpec spec, std::string secret,
                  ToUnixMillis(clock_.Now()), spec.rate_rps, spec.rate_burst};
   key->secret = std::move(secret);
   std::string hash = Sha256Hex(key->secret);
-  store_.Write(
-      [key, hash](store::Tx& tx) -> Status {
-        const auto& k = key->record;
-        auto r = tx.Exec(
-            "INSERT INTO api_keys (id, name, role, tenant, hash, rate_rps, rate_burst, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            {k.id, k.name, RoleName(k.role), k.tenant, hash, OptMilli(k.rate_rps),
-             OptMilli(k.rate_burst), k.created_at_ms});
-        if (!r.ok() && r.status().code() == Status::Code::kConflict) {
-          return Status::Conflict("a key with this secret already exists");
-        }
-        return r.status();
-      },
-      [key, done = std::move(done)](Status s) {
-        if (!s.ok()) return done(s);
-        done(std::move(*key));
-      });
+  store_.Write([key, hash](store::Tx& tx) { return InsertKey(tx, key->record, hash); },
+               [key, done = std::move(done)](Status s) {
+                 if (!s.ok()) return done(s);
+                 done(std::move(*key));
+               });
 }
 
 Result<KeyPage> KeyService::List(const Principal& caller, std::optional<std::string> tenant,
@@ -169,25 +169,29 @@ void KeyService::Forget(const std::string& key_id) {
 }
 
 Result<std::optional<std::string>> KeyService::Bootstrap(std::optional<std::string> token) {
-  int64_t count = 0;
-  Status s = store_.Read([&](store::Tx& tx) {
-    auto n = tx.QueryInt("SELECT COUNT(*) FROM api_keys");
-    if (n.ok()) count = *n;
-    return n.status();
-  });
-  if (!s.ok()) return s;
-  if (count > 0) return std::optional<std::string>{};
   if (token && token->size() < 16) {
     return Status::InvalidArgument("DROVER_BOOTSTRAP_TOKEN must be at least 16 characters");
   }
-  std::promise<Result<NewKey>> p;
-  auto f = p.get_future();
-  CreateWithSecret({"bootstrap-admin", Role::kAdmin, "default", std::nullopt, std::nullopt},
-                   token ? *token : NewSecret(),
-                   [&p](Result<NewKey> r) { p.set_value(std::move(r)); });
-  auto r = f.get();
-  if (!r.ok()) return r.status();
-  return std::optional<std::string>(r->secret);
+  std::string secret = token ? *token : NewSecret();
+  KeyRecord record{"k_" + RandomHex(8),        "bootstrap-admin", Role::kAdmin, "default",
+                   ToUnixMillis(clock_.Now()), std::nullopt,      std::nullopt};
+  bool created = false;
+  // Check and insert in one transaction, serialized by a no-op update of the index counter
+  // (a row lock on PostgreSQL until commit): of several servers starting at once on an empty
+  // database, exactly one creates the key.
+  Status s = store::WriteSync(store_, [&](store::Tx& tx) -> Status {
+    created = false;
+    auto lock = tx.Exec("UPDATE counters SET value = value WHERE name = 'index'");
+    if (!lock.ok()) return lock.status();
+    auto n = tx.QueryInt("SELECT COUNT(*) FROM api_keys");
+    if (!n.ok()) return n.status();
+    if (*n > 0) return Status::Ok();
+    created = true;
+    return InsertKey(tx, record, Sha256Hex(secret));
+  });
+  if (!s.ok()) return s;
+  if (!created) return std::optional<std::string>{};
+  return std::optional<std::string>(secret);
 }
 
 }  // namespace drover::auth

@@ -1,10 +1,12 @@
 // `drover server`: the API gateway and, as later capabilities land, controllers and scheduler.
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -16,6 +18,8 @@
 #include "cmd/commands.h"
 #include "common/duration.h"
 #include "common/log.h"
+#include "common/names.h"
+#include "common/random.h"
 #include "http/server.h"
 #include "store/store.h"
 
@@ -43,9 +47,23 @@ struct ServerFlags {
   std::string sqlite_synchronous = "full";
   bool migrate_only = false;
   std::string addr_file;
+  std::string lease_ttl = "10s";
+  std::string server_id;
+  std::vector<std::string> coord_resources;
 };
 
 ServerFlags g_flags;
+
+std::string HostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "drover";
+  std::string h;
+  for (char c : std::string_view(buf)) {
+    if (c == '.') break;
+    h += (std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? std::tolower(c) : '-';
+  }
+  return h.empty() ? "drover" : h;
+}
 
 bool Seconds(const std::string& flag, const std::string& v, std::chrono::seconds* out) {
   auto d = ParseDuration(v);
@@ -101,6 +119,16 @@ int RunServer() {
     return 2;
   }
 
+  auto lease_ttl = ParseDuration(f.lease_ttl);
+  if (!lease_ttl || lease_ttl->count() < 1000) {
+    std::fprintf(stderr, "error: --lease-ttl must be a duration of at least 1s; got '%s'\n",
+                 f.lease_ttl.c_str());
+    return 2;
+  }
+  if (!f.server_id.empty() && !IsValidName(f.server_id)) {
+    std::fprintf(stderr, "error: --server-id: %s\n", std::string(kNameRule).c_str());
+    return 2;
+  }
   std::string db = f.db.empty() ? "sqlite://" + f.data_dir + "/drover.db" : f.db;
   http::Metrics* metrics = nullptr;  // set once the app exists; commits before that are not counted
   store::StoreOptions store_opts;
@@ -126,7 +154,11 @@ int RunServer() {
   pipe_opts.default_rps = f.dev ? 0 : f.rate_limit;
   pipe_opts.default_burst = f.rate_burst;
   pipe_opts.access_log = f.access_log;
-  api::App app(*store, SystemClock::Get(), pipe_opts);
+  coord::CoordinatorOptions coord_opts;
+  coord_opts.server_id = f.server_id.empty() ? HostName() + "-" + RandomHex(4) : f.server_id;
+  coord_opts.ttl = std::chrono::duration_cast<std::chrono::milliseconds>(*lease_ttl);
+  coord_opts.resources = f.coord_resources;
+  api::App app(*store, SystemClock::Get(), pipe_opts, coord_opts);
   __atomic_store_n(&metrics, &app.metrics(), __ATOMIC_RELEASE);
 
   // First start on an empty store: an admin key, printed once (or DROVER_BOOTSTRAP_TOKEN).
@@ -161,8 +193,9 @@ int RunServer() {
   }
   std::string addr = server.BoundAddress();
   if (!f.addr_file.empty()) WriteFileAtomically(f.addr_file, addr + "\n", 0644);
-  LogInfo("drover {} listening on http://{} (store: {} {})", DROVER_VERSION, addr, store->Backend(),
-          db);
+  app.coordinator().Start();
+  LogInfo("drover {} listening on http://{} (store: {} {}, server id {})", DROVER_VERSION, addr,
+          store->Backend(), store::RedactUrl(db), coord_opts.server_id);
   if (f.dev) {
     std::ifstream kf(dev_key_file);
     std::string key;
@@ -179,6 +212,7 @@ int RunServer() {
   sigwait(&stop_signals, &sig);
   LogInfo("received {}; draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
   server.Stop();
+  app.coordinator().Stop();  // releases its leases: other servers take over at once
   store->Close();
   LogInfo("stopped cleanly");
   FlushLogs();
@@ -236,6 +270,17 @@ void AddServerCommand(CLI::App& app, Run& run) {
       ->check(CLI::IsMember({"full", "normal"}))
       ->capture_default_str();
   s->add_flag("--migrate-only", f.migrate_only, "apply schema migrations and exit");
+  s->add_option("--lease-ttl", f.lease_ttl,
+                "lease time to live when several servers share a PostgreSQL database: a server "
+                "that dies has its work taken over after this long")
+      ->capture_default_str();
+  s->add_option("--server-id", f.server_id,
+                "this server's name among those sharing a database (default: HOST-RANDOM)");
+  s->add_option("--coord-resources", f.coord_resources,
+                "extra named resources to spread over the servers, comma-separated (for "
+                "diagnostics and tests; environments are spread without it)")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   s->add_option("--addr-file", f.addr_file,
                 "write the bound host:port to this file once listening (for scripts and tests)");
   s->callback([&run] { run = RunServer; });

@@ -28,6 +28,24 @@ Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
                                  std::string(url) + "'");
 }
 
+std::string RedactUrl(std::string_view url) {
+  std::string out(url);
+  // URI form: scheme://user:password@host...
+  if (auto scheme = out.find("://"); scheme != std::string::npos) {
+    auto at = out.find('@', scheme + 3);
+    auto colon = out.find(':', scheme + 3);
+    if (at != std::string::npos && colon != std::string::npos && colon < at) {
+      out.replace(colon + 1, at - colon - 1, "***");
+    }
+  }
+  // Key-value form or URI query: password=...
+  for (auto p = out.find("password="); p != std::string::npos; p = out.find("password=", p + 1)) {
+    auto end = out.find_first_of(" &", p);
+    out.replace(p + 9, (end == std::string::npos ? out.size() : end) - p - 9, "***");
+  }
+  return out;
+}
+
 Status WriteSync(Store& store, WriteFn fn) {
   auto promise = std::make_shared<std::promise<Status>>();
   auto future = promise->get_future();

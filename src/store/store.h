@@ -119,6 +119,9 @@ class Store {
 // opened or migrated.
 Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
 
+// `url` with any password replaced by "***", for logs and errors.
+std::string RedactUrl(std::string_view url);
+
 // Write() and wait for `done`. For start-up code and tests, never on an I/O thread.
 Status WriteSync(Store& store, WriteFn fn);
 

@@ -1,0 +1,280 @@
+// Several servers on one PostgreSQL database: shared data, leases spread and handed over,
+// fencing of a paused server, kill -9 under load, and PostgreSQL restarting under load.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "testing/pg_cluster.h"
+#include "testing/store_fixture.h"
+#include "testing/test_server.h"
+
+namespace drover {
+namespace {
+
+using testing::AllVariables;
+using testing::PgCluster;
+using testing::TestServer;
+using Clock = std::chrono::steady_clock;
+
+struct LeaseInfo {
+  std::string holder;
+  int64_t generation = 0;
+  bool live = false;
+};
+
+// Resource leases as server `s` reports them (GET /v1/cluster).
+std::map<std::string, LeaseInfo> Leases(const TestServer& s) {
+  std::map<std::string, LeaseInfo> out;
+  auto r = s.NewClient().Do("GET", "/v1/cluster");
+  if (!r.ok() || r->status != 200) return out;
+  auto v = boost::json::parse(r->body);
+  for (auto& l : v.at("leases").as_array()) {
+    out[std::string(l.at("name").as_string())] = {std::string(l.at("holder").as_string()),
+                                                  l.at("generation").as_int64(),
+                                                  l.at("live").as_bool()};
+  }
+  return out;
+}
+
+std::map<std::string, int> LiveCountByHolder(const std::map<std::string, LeaseInfo>& leases) {
+  std::map<std::string, int> n;
+  for (const auto& [name, l] : leases) {
+    if (l.live) n[l.holder]++;
+  }
+  return n;
+}
+
+std::string ServerId(int i) { return "server-" + std::to_string(i); }
+
+constexpr int kResources = 9;
+std::vector<std::string> ServerArgs(const std::string& url, int i) {
+  std::string resources;
+  for (int r = 0; r < kResources; ++r) resources += (r ? ",r" : "r") + std::to_string(r);
+  return {"--db",         url,    "--server-id",       ServerId(i),
+          "--lease-ttl",  "2s",   "--coord-resources", resources,
+          "--access-log", "false"};
+}
+
+// Writes keys PREFIX-T-I through the given servers (round-robin per thread) until stopped;
+// collects the acknowledged ones.
+class WriteLoad {
+ public:
+  WriteLoad(std::vector<const TestServer*> servers, std::string prefix, int threads = 6) {
+    for (int t = 0; t < threads; ++t) {
+      threads_.emplace_back([this, servers, prefix, t] {
+        auto c = servers[static_cast<size_t>(t) % servers.size()]->NewClient();
+        for (int i = 0; i < 100000 && !stop_; ++i) {
+          std::string key = prefix + "-" + std::to_string(t) + "-" + std::to_string(i);
+          auto r = c.Do("PUT", "/v1/variables/" + key, R"({"value":")" + key + "\"}");
+          if (!r.ok()) {
+            if (gone_on_error_) return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            continue;
+          }
+          if (r->status == 201) {
+            std::lock_guard lock(mu_);
+            acked_.push_back(key);
+          } else if (r->status == 503) {
+            unavailable_++;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          } else {
+            other_++;
+          }
+        }
+      });
+    }
+  }
+  ~WriteLoad() { Stop(); }
+  void StopOnConnectionError() { gone_on_error_ = true; }
+  size_t acked() {
+    std::lock_guard lock(mu_);
+    return acked_.size();
+  }
+  std::vector<std::string> Stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+    std::lock_guard lock(mu_);
+    return acked_;
+  }
+  int unavailable() const { return unavailable_; }
+  int other() const { return other_; }
+
+ private:
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::vector<std::string> acked_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> gone_on_error_{false};
+  std::atomic<int> unavailable_{0}, other_{0};
+};
+
+size_t Missing(const std::vector<std::string>& acked,
+               const std::map<std::string, std::string>& have) {
+  size_t missing = 0;
+  for (const auto& k : acked) missing += !have.contains(k);
+  return missing;
+}
+
+class ScaleOut : public ::testing::Test {
+ protected:
+  std::string url_ = PgCluster::Shared().NewDatabase();
+  testing::TempDir dir_;  // shared data dir: the servers share the test admin key
+};
+
+TEST_F(ScaleOut, AWriteThroughOneServerIsReadThroughTheOthers) {
+  TestServer a(ServerArgs(url_, 0), dir_.path()), b(ServerArgs(url_, 1), dir_.path()),
+      c(ServerArgs(url_, 2), dir_.path());
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  ASSERT_TRUE(c.Start());
+  auto put = a.NewClient().Do("PUT", "/v1/variables/cc-a-ref", R"({"value":"v2"})");
+  ASSERT_EQ(put->status, 201) << put->body;
+  for (const TestServer* s : {&b, &c}) {
+    auto get = s->NewClient().Do("GET", "/v1/variables/cc-a-ref");
+    ASSERT_EQ(get->status, 200);
+    EXPECT_NE(get->body.find("\"v2\""), std::string::npos);
+  }
+  // The change index reaches the other servers through notifications.
+  auto index = [](const TestServer& s) {
+    auto r = s.NewClient().Do("GET", "/v1/status");
+    return boost::json::parse(r->body).at("index").as_int64();
+  };
+  EXPECT_TRUE(testing::WaitFor([&] { return index(b) == index(a) && index(c) == index(a); }));
+  // A key made through B works on C: keys are shared too.
+  auto key = b.NewClient().Do("POST", "/v1/keys", R"({"name":"ci","role":"viewer"})");
+  ASSERT_EQ(key->status, 201) << key->body;
+  std::string secret(boost::json::parse(key->body).at("key").as_string());
+  EXPECT_EQ(c.NewClient(secret).Do("GET", "/v1/variables/cc-a-ref")->status, 200);
+}
+
+TEST_F(ScaleOut, LeasesSpreadAndAKilledServersLeasesAreTakenOver) {
+  std::vector<std::unique_ptr<TestServer>> servers;
+  for (int i = 0; i < 3; ++i) {
+    servers.push_back(std::make_unique<TestServer>(ServerArgs(url_, i), dir_.path()));
+    ASSERT_TRUE(servers.back()->Start());
+  }
+  // Each of the three holds its share: 3 of 9.
+  ASSERT_TRUE(testing::WaitFor([&] {
+    auto n = LiveCountByHolder(Leases(*servers[0]));
+    return n.size() == 3 && n[ServerId(0)] == 3 && n[ServerId(1)] == 3 && n[ServerId(2)] == 3;
+  })) << boost::json::serialize(boost::json::value_from(LiveCountByHolder(Leases(*servers[0]))));
+  auto before = Leases(*servers[0]);
+
+  servers[2]->Kill();
+  auto killed = Clock::now();
+  // Its three leases expire (TTL 2 s) and the two others take them: 9 live, none held by it.
+  ASSERT_TRUE(testing::WaitFor([&] {
+    auto n = LiveCountByHolder(Leases(*servers[0]));
+    return n[ServerId(0)] + n[ServerId(1)] == kResources && !n.contains(ServerId(2));
+  }));
+  double took = std::chrono::duration<double>(Clock::now() - killed).count();
+  std::cout << "[ measured ] leases of the killed server taken over after " << took << " s\n";
+  auto after = Leases(*servers[0]);
+  for (const auto& [name, l] : before) {
+    if (l.holder != ServerId(2)) continue;
+    EXPECT_GT(after[name].generation, l.generation) << name << ": a takeover is a new generation";
+  }
+}
+
+TEST_F(ScaleOut, APausedServerComingBackAfterExpiryIsFencedOut) {
+  TestServer a(ServerArgs(url_, 0), dir_.path()), b(ServerArgs(url_, 1), dir_.path());
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  ASSERT_TRUE(testing::WaitFor([&] {
+    auto n = LiveCountByHolder(Leases(a));
+    return n[ServerId(0)] + n[ServerId(1)] == kResources && n[ServerId(1)] >= 4;
+  }));
+  auto before = Leases(a);
+  ::kill(b.pid(), SIGSTOP);  // B stops renewing but keeps believing it holds its leases
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return LiveCountByHolder(Leases(a))[ServerId(0)] == kResources; }));
+  ::kill(b.pid(), SIGCONT);
+  // B's renewals carry its old generations and are refused: it lets go of the work.
+  ASSERT_TRUE(testing::WaitFor([&] {
+    std::string log = b.Log();
+    return log.find("lost (expired before renewal)") != std::string::npos;
+  })) << b.Log();
+  auto after = Leases(a);
+  for (const auto& [name, l] : before) {
+    if (l.holder == ServerId(1)) {
+      EXPECT_EQ(after[name].holder, ServerId(0)) << name;
+      EXPECT_GT(after[name].generation, l.generation) << name;
+    }
+  }
+  // Then the two share the work again.
+  EXPECT_TRUE(testing::WaitFor([&] {
+    auto n = LiveCountByHolder(Leases(a));
+    return n[ServerId(0)] + n[ServerId(1)] == kResources && n[ServerId(1)] >= 4;
+  }));
+}
+
+TEST_F(ScaleOut, Kill9OfOneServerUnderWriteLoadLosesNoAcknowledgedWrite) {
+  TestServer a(ServerArgs(url_, 0), dir_.path()), b(ServerArgs(url_, 1), dir_.path());
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  std::vector<std::string> acked;
+  {
+    WriteLoad load({&a, &b}, "k9");
+    load.StopOnConnectionError();
+    ASSERT_TRUE(testing::WaitFor([&] { return load.acked() >= 500; }, 60000));
+    a.Kill();
+    // B keeps taking writes after A is gone.
+    size_t at_kill = load.acked();
+    EXPECT_TRUE(testing::WaitFor([&] { return load.acked() >= at_kill + 200; }, 60000));
+    acked = load.Stop();
+  }
+  auto c = b.NewClient();
+  auto have = AllVariables(c);
+  for (const auto& [k, v] : have) EXPECT_EQ(k, v) << "a value must never be torn";
+  EXPECT_EQ(Missing(acked, have), 0u) << "of " << acked.size() << " acknowledged writes";
+}
+
+TEST(ScaleOutRestart, PostgresRestartedUnderLoadServersRecoverOnTheirOwn) {
+  testing::TempDir dir;
+  auto pg = PgCluster::Start(dir.File("pg"));
+  ASSERT_TRUE(pg.ok()) << pg.status().ToString();
+  std::string url = (*pg)->NewDatabase();
+  TestServer a(ServerArgs(url, 0), dir.path()), b(ServerArgs(url, 1), dir.path());
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  WriteLoad load({&a, &b}, "pg");
+  ASSERT_TRUE(testing::WaitFor([&] { return load.acked() >= 300; }, 60000));
+
+  ASSERT_TRUE((*pg)->Stop().ok());
+  // While the database is down: not ready, writes refused with 503 + Retry-After.
+  EXPECT_TRUE(testing::WaitFor([&] { return a.NewClient().Do("GET", "/readyz")->status == 503; }));
+  auto refused = a.NewClient().Do("PUT", "/v1/variables/during", R"({"value":"x"})");
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 503) << refused->body;
+  EXPECT_FALSE(refused->Header("Retry-After").empty());
+  size_t at_restart = load.acked();
+
+  ASSERT_TRUE((*pg)->Restart().ok());
+  // Both servers come back by themselves and take writes again.
+  for (const TestServer* s : {&a, &b}) {
+    EXPECT_TRUE(testing::WaitFor([&] {
+      return s->NewClient().Do("GET", "/readyz")->status == 200;
+    })) << s->Log();
+  }
+  EXPECT_TRUE(testing::WaitFor([&] { return load.acked() >= at_restart + 300; }, 60000));
+  auto acked = load.Stop();
+  EXPECT_GT(load.unavailable(), 0) << "writes during the outage are refused, not hung";
+  EXPECT_EQ(load.other(), 0);
+  EXPECT_TRUE(a.running() && b.running());
+  auto c = b.NewClient();
+  auto have = AllVariables(c);
+  EXPECT_EQ(Missing(acked, have), 0u) << "of " << acked.size() << " acknowledged writes";
+  a.Stop();
+  b.Stop();
+}
+
+}  // namespace
+}  // namespace drover
