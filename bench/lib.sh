@@ -7,12 +7,32 @@ REPS="${REPS:-3}"
 DURATION="${DURATION:-10}"
 T="$(mktemp -d -t droverbench.XXXXXX)"
 PIDS=()
+PGDATA_DIRS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  for d in "${PGDATA_DIRS[@]}"; do as_pg "$PGBIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true; done
   rm -rf "$T"
 }
 trap cleanup EXIT INT TERM
+
+PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+# PostgreSQL's programs refuse to run as root: run them as the postgres user then.
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# start_pg NAME : a private PostgreSQL cluster (default settings: fsync and synchronous_commit
+# on) on a free loopback port; sets PG_PORT and PG_URL (database "bench").
+start_pg() {
+  local dir="$T/$1"
+  mkdir -p "$dir"; [ "$(id -u)" = 0 ] && chmod o+x "$T" && chown postgres "$dir"
+  PG_PORT="$(free_port)"
+  as_pg "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres --locale=C.UTF-8 -E UTF8 >/dev/null
+  as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+  PGDATA_DIRS+=("$dir/data")
+  "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAt -c "CREATE DATABASE bench" postgres
+  PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/bench"
+}
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 

@@ -194,21 +194,21 @@ TEST_F(ScaleOut, APausedServerComingBackAfterExpiryIsFencedOut) {
   }));
   auto before = Leases(a);
   ::kill(b.pid(), SIGSTOP);  // B stops renewing but keeps believing it holds its leases
-  ASSERT_TRUE(
-      testing::WaitFor([&] { return LiveCountByHolder(Leases(a))[ServerId(0)] == kResources; }));
-  ::kill(b.pid(), SIGCONT);
-  // B's renewals carry its old generations and are refused: it lets go of the work.
-  ASSERT_TRUE(testing::WaitFor([&] {
-    std::string log = b.Log();
-    return log.find("lost (expired before renewal)") != std::string::npos;
-  })) << b.Log();
-  auto after = Leases(a);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return LiveCountByHolder(Leases(a))[ServerId(0)] == kResources; }));
+  // A took over B's leases, each with a new generation.
+  auto during = Leases(a);
   for (const auto& [name, l] : before) {
-    if (l.holder == ServerId(1)) {
-      EXPECT_EQ(after[name].holder, ServerId(0)) << name;
-      EXPECT_GT(after[name].generation, l.generation) << name;
-    }
+    if (l.holder != ServerId(1)) continue;
+    EXPECT_EQ(during[name].holder, ServerId(0)) << name;
+    EXPECT_GT(during[name].generation, l.generation) << name;
   }
+  ::kill(b.pid(), SIGCONT);
+  // B's renewals carry its old generations and are refused: it lets go of that work (and may
+  // then take a fair share again, under new generations).
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return b.Log().find("lost (expired before renewal)") != std::string::npos;
+  })) << b.Log();
   // Then the two share the work again.
   EXPECT_TRUE(testing::WaitFor([&] {
     auto n = LiveCountByHolder(Leases(a));

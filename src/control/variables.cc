@@ -54,6 +54,9 @@ Status VariableService::Validate(std::string_view key, std::string_view environm
   }
   if (value.size() > kMaxValueBytes) {
     errors.push_back({"value", fmt::format("is longer than {} bytes", kMaxValueBytes)});
+  } else if (value.find('\0') != std::string_view::npos) {
+    // PostgreSQL text cannot hold it; refused on every backend alike.
+    errors.push_back({"value", "must not contain the NUL character (\\u0000)"});
   }
   if (!errors.empty()) return Status::Validation(std::move(errors));
   return Status::Ok();
@@ -79,24 +82,18 @@ void VariableService::Put(std::string tenant, std::string key, std::string envir
         auto idx = tx.NextIndex();
         if (!idx.ok()) return idx.status();
         v.modify_index = *idx;
-        // Read, then insert or update: SQLite builds a temporary table for RETURNING on every
-        // execution, which cost more than this extra point lookup.
+        // One statement (one round trip on PostgreSQL): insert, or keep create_index and
+        // replace the rest; RETURNING says which.
         std::optional<int64_t> create;
         Status s = tx.Query(
-            "SELECT create_index FROM variables WHERE tenant = ? AND key = ? AND environment = ?",
-            {op->tenant, v.key, v.environment}, [&](const store::Row& r) { create = r.Int(0); });
+            "INSERT INTO variables (tenant, environment, key, value, create_index, modify_index,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (tenant, key, environment) DO UPDATE SET value = excluded.value,"
+            " modify_index = excluded.modify_index, updated_at = excluded.updated_at"
+            " RETURNING create_index",
+            {op->tenant, v.environment, v.key, v.value, *idx, *idx, v.updated_at_ms},
+            [&](const store::Row& r) { create = r.Int(0); });
         if (!s.ok()) return s;
-        auto n =
-            create ? tx.Exec(
-                         "UPDATE variables SET value = ?, modify_index = ?, updated_at = ?"
-                         " WHERE tenant = ? AND key = ? AND environment = ?",
-                         {v.value, *idx, v.updated_at_ms, op->tenant, v.key, v.environment})
-                   : tx.Exec(
-                         "INSERT INTO variables (tenant, environment, key, value,"
-                         " create_index, modify_index, updated_at)"
-                         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         {op->tenant, v.environment, v.key, v.value, *idx, *idx, v.updated_at_ms});
-        if (!n.ok()) return n.status();
         v.create_index = create.value_or(*idx);
         op->result.created = v.create_index == *idx;
         return Status::Ok();

@@ -111,6 +111,9 @@ TEST_P(VariablesTest, ValidationNamesFields) {
   EXPECT_EQ(r.status().errors()[0].field, "key");
   EXPECT_EQ(r.status().errors()[1].field, "environment");
   EXPECT_EQ(r.status().errors()[2].field, "value");
+  auto nul = Put("t", "k", "", std::string("a\0b", 3));
+  ASSERT_EQ(nul.status().code(), Status::Code::kValidation);
+  EXPECT_EQ(nul.status().errors()[0].field, "value");
 }
 
 TEST_P(VariablesTest, ValuesKeepEveryByte) {

@@ -21,7 +21,7 @@ Status Attempt(Tx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& re
   results.assign(batch.size(), Status::Ok());
   steps.reset();
   *failed = false;
-  Status s = run(steps.begin);
+  Status s = steps.begin();
   if (!s.ok()) return s;
   for (size_t i = 0; i < batch.size() && s.ok(); ++i) {
     if (savepoints) s = run("SAVEPOINT w");
@@ -38,8 +38,7 @@ Status Attempt(Tx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& re
     }
     if (savepoints && s.ok()) s = run("RELEASE w");
   }
-  if (s.ok()) s = steps.before_commit();
-  if (s.ok()) s = run("COMMIT");
+  if (s.ok()) s = steps.commit();
   if (!s.ok()) (void)run("ROLLBACK");
   return s;
 }

@@ -17,14 +17,14 @@ struct PendingWrite {
 
 // What differs between backends around a batch.
 struct BatchSteps {
-  std::string_view begin = "BEGIN";     // the statement that opens the transaction
-  FunctionRef<void()> reset;            // forget per-attempt state (allocated indexes, topics)
-  FunctionRef<Status()> before_commit;  // persist the index, send notifications
+  FunctionRef<Status()> begin;   // open the transaction
+  FunctionRef<void()> reset;     // forget per-attempt state (allocated indexes, topics)
+  FunctionRef<Status()> commit;  // persist the index, send notifications, COMMIT
 };
 
 // Runs `batch` on `tx` and commits. Per-write results go to `results` (one per write). Returns
-// the transaction's own status: not OK when BEGIN/COMMIT (or before_commit) failed, in which
-// case nothing of the batch was committed.
+// the transaction's own status: not OK when begin or commit failed, in which case nothing of
+// the batch was committed.
 Status RunBatch(Tx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& results,
                 const BatchSteps& steps);
 

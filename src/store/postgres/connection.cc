@@ -100,6 +100,21 @@ Status Connection::ExecSimple(const char* sql) {
   return Status::Ok();
 }
 
+Result<PgResult> Connection::ExecSimpleResult(const std::string& sql) {
+  PgResult r(PQexec(conn_, sql.c_str()));
+  auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return Error(r.get(), "exec");
+  return r;
+}
+
+std::string Connection::Literal(std::string_view s) {
+  char* q = PQescapeLiteral(conn_, s.data(), s.size());
+  if (!q) return "''";
+  std::string out(q);
+  PQfreemem(q);
+  return out;
+}
+
 Result<PgResult> Connection::Run(std::string_view sql, std::initializer_list<Param> params) {
   if (params.size() > kMaxParams) return Status::Internal("too many statement parameters");
   auto it = cache_.find(sql);
@@ -172,6 +187,18 @@ Result<int64_t> PgTx::NextIndex() {
   }
   max_index_ = ++next_;
   return max_index_;
+}
+
+Status PgTx::BeginLocked() {
+  auto r = conn_.ExecSimpleResult(
+      "BEGIN; SELECT value FROM counters WHERE name = 'index' FOR UPDATE");
+  if (!r.ok()) return r.status();
+  if (PQntuples(r->get()) != 1) return Status::Internal("the index counter row is missing");
+  const char* v = PQgetvalue(r->get(), 0, 0);
+  next_ = 0;
+  std::from_chars(v, v + PQgetlength(r->get(), 0, 0), next_);
+  locked_ = true;
+  return Status::Ok();
 }
 
 Status PgTx::Notify(std::string_view topic) {

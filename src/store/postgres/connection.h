@@ -30,8 +30,12 @@ class Connection {
   // Runs a statement (prepared once per connection and cached) with `params`: integers as
   // text, strings as raw bytes (exact length; the server checks the encoding).
   Result<PgResult> Run(std::string_view sql, std::initializer_list<Param> params);
-  // Runs SQL text without parameters (may hold several statements).
+  // Runs SQL text without parameters (may hold several statements: one round trip).
   Status ExecSimple(const char* sql);
+  // Like ExecSimple; returns the last statement's result.
+  Result<PgResult> ExecSimpleResult(const std::string& sql);
+  // `s` as a quoted SQL string literal.
+  std::string Literal(std::string_view s);
   // True once the connection is lost: the owner replaces it.
   bool broken() const { return PQstatus(conn_) != CONNECTION_OK; }
   PGconn* raw() { return conn_; }
@@ -60,6 +64,9 @@ class PgTx final : public Tx {
   Status Notify(std::string_view topic) override;
   Result<int64_t> NowMillis() override;
 
+  // Opens a write transaction and locks the index counter in the same round trip (a write
+  // batch almost always allocates indexes).
+  Status BeginLocked();
   int64_t max_index() const { return max_index_; }
   std::vector<std::string>& topics() { return topics_; }
   void reset() {

@@ -243,19 +243,29 @@ class PostgresStore final : public Store {
       } else {
         PgTx tx(*writer_conn_, /*writable=*/true);
         auto reset = [&] { tx.reset(); };
-        // The counter row stays locked (by NextIndex) until COMMIT; the notification is sent
-        // by the database at COMMIT, in commit order, to every listening server.
-        auto before_commit = [&]() -> Status {
+        auto begin = [&] { return tx.BeginLocked(); };
+        // One round trip: persist the index (the counter row stays locked until COMMIT), send
+        // the notification (delivered by the database at COMMIT, in commit order, to every
+        // listening server) and commit.
+        auto commit_batch = [&]() -> Status {
+          std::string sql;
           if (tx.max_index() > 0) {
-            DROVER_RETURN_IF_ERROR(
-                tx.Exec("UPDATE counters SET value = ? WHERE name = 'index'", {tx.max_index()})
-                    .status());
+            sql += fmt::format("UPDATE counters SET value = {} WHERE name = 'index'; ",
+                               tx.max_index());
           }
-          if (tx.max_index() == 0 && tx.topics().empty()) return Status::Ok();
-          std::string payload = EncodePayload(tx.max_index(), tx.topics());
-          return tx.Exec("SELECT pg_notify(?, ?)", {kChannel, payload}).status();
+          if (tx.max_index() > 0 || !tx.topics().empty()) {
+            sql += fmt::format("SELECT pg_notify('{}', {}); ", kChannel,
+                               writer_conn_->Literal(EncodePayload(tx.max_index(), tx.topics())));
+          }
+          sql += "COMMIT";
+          auto r = writer_conn_->ExecSimpleResult(sql);
+          if (!r.ok()) return r.status();
+          if (std::string_view(PQcmdStatus(r->get())) != "COMMIT") {
+            return Status::Unavailable("PostgreSQL rolled the transaction back");
+          }
+          return Status::Ok();
         };
-        commit = RunBatch(tx, batch, results, {"BEGIN", reset, before_commit});
+        commit = RunBatch(tx, batch, results, {begin, reset, commit_batch});
         max_index = commit.ok() ? tx.max_index() : 0;
       }
       if (!commit.ok()) {

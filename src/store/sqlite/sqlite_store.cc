@@ -226,13 +226,17 @@ class SqliteStore final : public Store {
         next_index_ = committed_index_;
         tx.reset();
       };
+      auto begin = [&] { return tx.Exec("BEGIN IMMEDIATE").status(); };
       // The index is allocated in memory (this is the only writer) and persisted once per batch.
-      auto before_commit = [&] {
-        if (next_index_ == committed_index_) return Status::Ok();
-        return tx.Exec("UPDATE counters SET value = ? WHERE name = 'index'", {next_index_})
-            .status();
+      auto commit_batch = [&] {
+        if (next_index_ != committed_index_) {
+          DROVER_RETURN_IF_ERROR(
+              tx.Exec("UPDATE counters SET value = ? WHERE name = 'index'", {next_index_})
+                  .status());
+        }
+        return tx.Exec("COMMIT").status();
       };
-      Status commit = RunBatch(tx, batch, results, {"BEGIN IMMEDIATE", reset, before_commit});
+      Status commit = RunBatch(tx, batch, results, {begin, reset, commit_batch});
       if (!commit.ok()) {
         LogError("SQLite commit failed: {}", commit.message());
         for (auto& r : results) r = Status::Unavailable("storage error: " + commit.message());
