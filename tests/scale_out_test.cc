@@ -194,8 +194,8 @@ TEST_F(ScaleOut, APausedServerComingBackAfterExpiryIsFencedOut) {
   }));
   auto before = Leases(a);
   ::kill(b.pid(), SIGSTOP);  // B stops renewing but keeps believing it holds its leases
-  ASSERT_TRUE(testing::WaitFor(
-      [&] { return LiveCountByHolder(Leases(a))[ServerId(0)] == kResources; }));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return LiveCountByHolder(Leases(a))[ServerId(0)] == kResources; }));
   // A took over B's leases, each with a new generation.
   auto during = Leases(a);
   for (const auto& [name, l] : before) {

@@ -82,21 +82,22 @@ void VariableService::Put(std::string tenant, std::string key, std::string envir
         auto idx = tx.NextIndex();
         if (!idx.ok()) return idx.status();
         v.modify_index = *idx;
-        // One statement (one round trip on PostgreSQL): insert, or keep create_index and
-        // replace the rest; RETURNING says which.
-        std::optional<int64_t> create;
-        Status s = tx.Query(
+        DROVER_RETURN_IF_ERROR(tx.Notify("variables"));
+        // One statement, deferred (PostgreSQL sends a batch's worth in one round trip):
+        // insert, or keep create_index and replace the rest; RETURNING says which.
+        int64_t index = *idx;
+        return tx.Defer(
             "INSERT INTO variables (tenant, environment, key, value, create_index, modify_index,"
             " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (tenant, key, environment) DO UPDATE SET value = excluded.value,"
             " modify_index = excluded.modify_index, updated_at = excluded.updated_at"
             " RETURNING create_index",
-            {op->tenant, v.environment, v.key, v.value, *idx, *idx, v.updated_at_ms},
-            [&](const store::Row& r) { create = r.Int(0); });
-        if (!s.ok()) return s;
-        v.create_index = create.value_or(*idx);
-        op->result.created = v.create_index == *idx;
-        return Status::Ok();
+            {op->tenant, v.environment, v.key, v.value, index, index, v.updated_at_ms},
+            [op, index](const store::Row* r) {
+              auto& var = op->result.variable;
+              var.create_index = r ? r->Int(0) : index;
+              op->result.created = var.create_index == index;
+            });
       },
       [op](Status s) {
         if (!s.ok()) return op->done(s);
@@ -166,6 +167,7 @@ void VariableService::Delete(std::string tenant, std::string key, std::string en
                          {tenant, key, environment});
         if (!n.ok()) return n.status();
         if (*n == 0) return Status::NotFound(fmt::format("variable '{}' is not set", key));
+        DROVER_RETURN_IF_ERROR(tx.Notify("variables"));
         return tx.NextIndex().status();
       },
       std::move(done));

@@ -1,5 +1,6 @@
 #include "store/group_commit.h"
 
+#include <algorithm>
 #include <exception>
 
 namespace drover::store {
@@ -13,8 +14,13 @@ Status RunWrite(const WriteFn& fn, Tx& tx) {
   }
 }
 
+bool AnyFailed(const std::vector<Status>& results) {
+  return std::any_of(results.begin(), results.end(), [](const Status& r) { return !r.ok(); });
+}
+
 // One attempt. Without savepoints, the first failing write rolls the whole attempt back and
-// sets *failed (unless it is the only write: then its error is final).
+// sets *failed (unless it is the only write: then its error is final). With savepoints, each
+// write (and what it deferred) runs inside its own savepoint and a failure rolls back alone.
 Status Attempt(Tx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& results,
                const BatchSteps& steps, bool savepoints, bool* failed) {
   auto run = [&tx](std::string_view sql) { return tx.Exec(sql).status(); };
@@ -23,22 +29,28 @@ Status Attempt(Tx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& re
   *failed = false;
   Status s = steps.begin();
   if (!s.ok()) return s;
+  auto abandon = [&]() -> Status {
+    *failed = batch.size() > 1;
+    Status r = run("ROLLBACK");
+    return *failed ? Status::Ok() : r;
+  };
   for (size_t i = 0; i < batch.size() && s.ok(); ++i) {
-    if (savepoints) s = run("SAVEPOINT w");
-    if (!s.ok()) break;
+    if (savepoints && !(s = run("SAVEPOINT w")).ok()) break;
+    steps.on_write(i);
     results[i] = RunWrite(batch[i].fn, tx);
-    if (!results[i].ok()) {
-      if (!savepoints && batch.size() > 1) {
-        *failed = true;
-        (void)run("ROLLBACK");
-        return Status::Ok();
-      }
-      s = run(savepoints ? "ROLLBACK TO w" : "ROLLBACK");
-      if (!savepoints) return s;  // the only write failed: nothing to commit
+    if (!savepoints) {
+      if (!results[i].ok()) return abandon();
+      continue;
     }
-    if (savepoints && s.ok()) s = run("RELEASE w");
+    if (results[i].ok() && !(s = steps.flush(results, nullptr)).ok()) break;
+    s = run(results[i].ok() ? "RELEASE w" : "ROLLBACK TO w");
   }
-  if (s.ok()) s = steps.commit();
+  bool committed = false;
+  if (s.ok() && !savepoints) {
+    s = steps.flush(results, &committed);
+    if (s.ok() && AnyFailed(results)) return abandon();  // the pipelined COMMIT did not run
+  }
+  if (s.ok() && !committed) s = steps.commit();
   if (!s.ok()) (void)run("ROLLBACK");
   return s;
 }

@@ -16,6 +16,17 @@ Result<int64_t> Tx::QueryInt(std::string_view sql, std::initializer_list<Param> 
   return *v;
 }
 
+Status Tx::Defer(std::string_view sql, std::initializer_list<Param> params, DeferredFn done) {
+  bool called = false;
+  DROVER_RETURN_IF_ERROR(Query(sql, params, [&](const Row& r) {
+    if (called) return;
+    called = true;
+    done(&r);
+  }));
+  if (!called) done(nullptr);
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
   std::string_view url = options.url;
   if (url.starts_with("sqlite://")) {

@@ -57,6 +57,16 @@ class Tx {
   // (leases expire by it).
   virtual Result<int64_t> NowMillis() = 0;
 
+  // A statement whose result the write does not need before its next statement. The backend
+  // may send the deferred statements of a whole batch, and the COMMIT, at once (PostgreSQL: one
+  // round trip, in pipeline mode). An error of the statement fails the write like an Exec
+  // error; `done` receives the first result row (null when there is none) to read results
+  // from, maybe only after COMMIT, so it cannot fail the write. Parameters are copied. An Exec
+  // or Query later in the same Tx runs after every deferred statement before it. The default
+  // runs the statement at once.
+  using DeferredFn = std::function<void(const Row* first_row)>;
+  virtual Status Defer(std::string_view sql, std::initializer_list<Param> params, DeferredFn done);
+
   // Convenience: the first column of the first row as an integer, or NotFound.
   Result<int64_t> QueryInt(std::string_view sql, std::initializer_list<Param> params = {});
 };

@@ -216,6 +216,50 @@ TEST_P(StoreTest, NextIndexOnlyInsideWrites) {
   EXPECT_EQ(st.code(), Status::Code::kInternal);
 }
 
+// Deferred statements (pipelined on PostgreSQL): a failing one fails its own write only, its
+// callback sees the statement's row, and a later synchronous statement sees earlier deferred
+// ones.
+TEST_P(StoreTest, DeferredStatementsFailAloneAndReturnRows) {
+  auto s = Open();
+  ASSERT_TRUE(PutVar(*s, "dup", "1").ok());
+  constexpr int kWrites = 5;
+  std::vector<std::promise<Status>> results(kWrites);
+  std::vector<int64_t> returned(kWrites, -1);
+  for (int i = 0; i < kWrites; ++i) {
+    std::string key = i == 2 ? "dup" : "d" + std::to_string(i);
+    s->Write(
+        [&, key, i](Tx& tx) -> Status {
+          return tx.Defer(
+              "INSERT INTO variables (tenant, environment, key, value, create_index,"
+              " modify_index, updated_at) VALUES ('t', '', ?, 'v', ?, 0, 0) RETURNING create_index",
+              {key, int64_t{100 + i}},
+              [&, i](const Row* r) { returned[static_cast<size_t>(i)] = r ? r->Int(0) : -2; });
+        },
+        [&results, i](Status st) { results[static_cast<size_t>(i)].set_value(st); });
+  }
+  for (int i = 0; i < kWrites; ++i) {
+    Status st = results[static_cast<size_t>(i)].get_future().get();
+    if (i == 2) {
+      EXPECT_EQ(st.code(), Status::Code::kConflict) << st.ToString();
+    } else {
+      EXPECT_TRUE(st.ok()) << i << ": " << st.ToString();
+      EXPECT_EQ(returned[static_cast<size_t>(i)], 100 + i);
+    }
+  }
+  EXPECT_EQ(CountVars(*s), kWrites);  // "dup" once plus the four others
+  // Deferred, then synchronous in one write: the query sees the deferred insert.
+  int64_t seen = -1;
+  ASSERT_TRUE(WriteSync(*s, [&](Tx& tx) -> Status {
+                DROVER_RETURN_IF_ERROR(
+                    tx.Defer("INSERT INTO counters (name, value) VALUES ('deferred', 7)", {},
+                             [](const Row*) {}));
+                auto v = tx.QueryInt("SELECT value FROM counters WHERE name = 'deferred'");
+                if (v.ok()) seen = *v;
+                return v.status();
+              }).ok());
+  EXPECT_EQ(seen, 7);
+}
+
 TEST_P(StoreTest, CommittedChangesArePublishedWithTheirTopics) {
   auto s = Open();
   std::mutex mu;

@@ -115,8 +115,7 @@ std::string Connection::Literal(std::string_view s) {
   return out;
 }
 
-Result<PgResult> Connection::Run(std::string_view sql, std::initializer_list<Param> params) {
-  if (params.size() > kMaxParams) return Status::Internal("too many statement parameters");
+Result<const std::string*> Connection::Prepared(std::string_view sql) {
   auto it = cache_.find(sql);
   if (it == cache_.end()) {
     std::string name = fmt::format("s{}", cache_.size() + 1);
@@ -130,6 +129,13 @@ Result<PgResult> Connection::Run(std::string_view sql, std::initializer_list<Par
     }
     it = cache_.emplace(std::string(sql), std::move(name)).first;
   }
+  return &it->second;
+}
+
+Result<PgResult> Connection::Run(std::string_view sql, std::initializer_list<Param> params) {
+  if (params.size() > kMaxParams) return Status::Internal("too many statement parameters");
+  auto name = Prepared(sql);
+  if (!name.ok()) return name.status();
   const char* values[kMaxParams];
   int lengths[kMaxParams];
   int formats[kMaxParams];
@@ -153,13 +159,149 @@ Result<PgResult> Connection::Run(std::string_view sql, std::initializer_list<Par
     ++i;
   }
   PgResult r(
-      PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(i), values, lengths, formats, 0));
+      PQexecPrepared(conn_, (*name)->c_str(), static_cast<int>(i), values, lengths, formats, 0));
   auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return Error(r.get(), "statement");
   return r;
 }
 
+Connection::Queued Connection::Copy(std::string_view sql, std::initializer_list<Param> params) {
+  Queued q;
+  q.sql = std::string(sql);
+  for (const auto& p : params) {
+    if (std::holds_alternative<std::nullptr_t>(p)) {
+      q.values.emplace_back(std::nullopt);
+      q.formats.push_back(0);
+    } else if (auto* n = std::get_if<int64_t>(&p)) {
+      q.values.emplace_back(std::to_string(*n));
+      q.formats.push_back(0);
+    } else {
+      q.values.emplace_back(std::string(std::get<std::string_view>(p)));
+      q.formats.push_back(1);
+    }
+  }
+  return q;
+}
+
+Status Connection::Pipeline(const std::vector<Queued>& statements,
+                            FunctionRef<void(size_t, const PGresult*)> on_result) {
+  // Prepared statements first (synchronously, once per connection).
+  std::vector<const std::string*> names;
+  names.reserve(statements.size());
+  for (const auto& q : statements) {
+    auto n = Prepared(q.sql);
+    if (!n.ok()) return n.status();
+    names.push_back(*n);
+  }
+  if (!PQenterPipelineMode(conn_)) return Error(nullptr, "pipeline");
+  // Chunks keep unread results well inside the socket buffers (no send/receive deadlock).
+  constexpr size_t kChunk = 256;
+  Status st;
+  for (size_t start = 0; start < statements.size() && st.ok(); start += kChunk) {
+    size_t end = std::min(statements.size(), start + kChunk);
+    for (size_t i = start; i < end; ++i) {
+      const auto& q = statements[i];
+      std::vector<const char*> values;
+      std::vector<int> lengths;
+      for (const auto& v : q.values) {
+        values.push_back(v ? v->c_str() : nullptr);
+        lengths.push_back(v ? static_cast<int>(v->size()) : 0);
+      }
+      if (!PQsendQueryPrepared(conn_, names[i]->c_str(), static_cast<int>(values.size()),
+                               values.data(), lengths.data(), q.formats.data(), 0)) {
+        st = Error(nullptr, "pipeline send");
+        break;
+      }
+    }
+    if (st.ok() && !PQpipelineSync(conn_)) st = Error(nullptr, "pipeline sync");
+    if (!st.ok()) break;
+    for (size_t i = start; i < end; ++i) {
+      PgResult r(PQgetResult(conn_));
+      if (!r) {
+        st = Error(nullptr, "pipeline result");
+        break;
+      }
+      on_result(i, r.get());
+      while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);  // to the end of this query
+    }
+    if (!st.ok()) break;
+    PgResult sync(PQgetResult(conn_));
+    if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
+      st = Error(sync.get(), "pipeline sync");
+    }
+  }
+  if (!PQexitPipelineMode(conn_) && st.ok()) st = Error(nullptr, "pipeline exit");
+  return st;
+}
+
+Status PgTx::Defer(std::string_view sql, std::initializer_list<Param> params, DeferredFn done) {
+  if (!pipelining_) return Tx::Defer(sql, params, std::move(done));
+  queued_.push_back(Connection::Copy(sql, params));
+  deferred_.push_back({current_write_, std::move(done)});
+  return Status::Ok();
+}
+
+// A synchronous statement runs after the deferred ones before it: send those first. Their
+// failures are kept for Flush; a ROLLBACK just drops them.
+Status PgTx::FlushBeforeSync(std::string_view sql) {
+  if (queued_.empty()) return Status::Ok();
+  if (sql == "ROLLBACK") {
+    queued_.clear();
+    deferred_.clear();
+    return Status::Ok();
+  }
+  std::vector<Status> results(current_write_ + 1);
+  Status s = Flush(results, nullptr, nullptr);
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (!results[i].ok()) early_failures_.emplace_back(i, std::move(results[i]));
+  }
+  return s;
+}
+
+Status PgTx::Flush(std::vector<Status>& results, std::vector<Connection::Queued>* tail,
+                   bool* committed) {
+  for (auto& [write, status] : early_failures_) {
+    if (write < results.size() && results[write].ok()) results[write] = std::move(status);
+  }
+  early_failures_.clear();
+  if (queued_.empty()) return Status::Ok();  // nothing deferred: the caller commits as usual
+  std::vector<Connection::Queued> queued;
+  std::vector<Deferred> deferred;
+  queued.swap(queued_);
+  deferred.swap(deferred_);
+  size_t n = queued.size();
+  if (tail) {
+    for (auto& q : *tail) queued.push_back(std::move(q));
+  }
+  Status tail_status;
+  Status s = conn_.Pipeline(queued, [&](size_t i, const PGresult* r) {
+    auto st = PQresultStatus(r);
+    bool ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+    if (i >= n) {  // the tail: index, notification, COMMIT (aborted after a failed write)
+      if (st != PGRES_PIPELINE_ABORTED && !ok && tail_status.ok()) {
+        tail_status = conn_.Error(r, "commit");
+      }
+      if (i + 1 == queued.size() && ok &&
+          std::string_view(PQcmdStatus(const_cast<PGresult*>(r))) == "COMMIT") {
+        *committed = true;
+      }
+      return;
+    }
+    Status& result = results[deferred[i].write];
+    if (st == PGRES_PIPELINE_ABORTED || !result.ok()) return;  // an earlier failure stands
+    if (!ok) {
+      result = conn_.Error(r, "statement");
+      return;
+    }
+    std::optional<PgRow> row;
+    if (PQntuples(r) > 0) row.emplace(r, 0);
+    deferred[i].done(row ? &*row : nullptr);
+  });
+  return s.ok() ? tail_status : s;
+}
+
 Result<int64_t> PgTx::Exec(std::string_view sql, std::initializer_list<Param> params) {
+  DROVER_RETURN_IF_ERROR(FlushBeforeSync(sql));
   auto r = conn_.Run(sql, params);
   if (!r.ok()) return r.status();
   const char* n = PQcmdTuples(r->get());
@@ -170,6 +312,7 @@ Result<int64_t> PgTx::Exec(std::string_view sql, std::initializer_list<Param> pa
 
 Status PgTx::Query(std::string_view sql, std::initializer_list<Param> params,
                    FunctionRef<void(const Row&)> on_row) {
+  DROVER_RETURN_IF_ERROR(FlushBeforeSync(sql));
   auto r = conn_.Run(sql, params);
   if (!r.ok()) return r.status();
   int rows = PQntuples(r->get());
@@ -190,8 +333,8 @@ Result<int64_t> PgTx::NextIndex() {
 }
 
 Status PgTx::BeginLocked() {
-  auto r = conn_.ExecSimpleResult(
-      "BEGIN; SELECT value FROM counters WHERE name = 'index' FOR UPDATE");
+  auto r =
+      conn_.ExecSimpleResult("BEGIN; SELECT value FROM counters WHERE name = 'index' FOR UPDATE");
   if (!r.ok()) return r.status();
   if (PQntuples(r->get()) != 1) return Status::Internal("the index counter row is missing");
   const char* v = PQgetvalue(r->get(), 0, 0);

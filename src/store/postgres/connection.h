@@ -4,10 +4,12 @@
 #include <libpq-fe.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "common/function_ref.h"
 #include "store/store.h"
 
 namespace drover::store::postgres {
@@ -30,6 +32,21 @@ class Connection {
   // Runs a statement (prepared once per connection and cached) with `params`: integers as
   // text, strings as raw bytes (exact length; the server checks the encoding).
   Result<PgResult> Run(std::string_view sql, std::initializer_list<Param> params);
+
+  // A statement with copied parameters, for pipelining.
+  struct Queued {
+    std::string sql;
+    std::vector<std::optional<std::string>> values;  // null = SQL NULL
+    std::vector<int> formats;                        // 0 text (integers), 1 binary (strings)
+  };
+  static Queued Copy(std::string_view sql, std::initializer_list<Param> params);
+  // Sends every statement in pipeline mode (in chunks, one round trip each) and calls
+  // `on_result(i, result)` for each in order; a statement after a failed one gets
+  // PGRES_PIPELINE_ABORTED. Returns the connection's status.
+  Status Pipeline(const std::vector<Queued>& statements,
+                  FunctionRef<void(size_t, const PGresult*)> on_result);
+  // The error a failed result stands for (SQLSTATE → Status code).
+  Status Error(const PGresult* r, std::string_view what) const;
   // Runs SQL text without parameters (may hold several statements: one round trip).
   Status ExecSimple(const char* sql);
   // Like ExecSimple; returns the last statement's result.
@@ -42,7 +59,8 @@ class Connection {
 
  private:
   explicit Connection(PGconn* c) : conn_(c) {}
-  Status Error(const PGresult* r, std::string_view what) const;
+  // The cached prepared statement's name, preparing it first if needed.
+  Result<const std::string*> Prepared(std::string_view sql);
   PGconn* conn_;
   struct Hash {
     using is_transparent = void;
@@ -63,6 +81,17 @@ class PgTx final : public Tx {
   Result<int64_t> NextIndex() override;
   Status Notify(std::string_view topic) override;
   Result<int64_t> NowMillis() override;
+  // While pipelining, deferred statements are queued and sent by Flush; otherwise they run at
+  // once (the default).
+  Status Defer(std::string_view sql, std::initializer_list<Param> params, DeferredFn done) override;
+  void set_pipelining(bool on) { pipelining_ = on; }
+  void set_current_write(size_t i) { current_write_ = i; }
+  // Sends the queued statements and sets the results of the writes whose statements failed.
+  // With a `tail` (statements ending in COMMIT), sends it in the same pipeline: it runs only
+  // if every queued statement succeeded, and *committed says whether it committed. Does
+  // nothing (not committing) when nothing is queued. Returns the connection's status.
+  Status Flush(std::vector<Status>& results, std::vector<Connection::Queued>* tail,
+               bool* committed);
 
   // Opens a write transaction and locks the index counter in the same round trip (a write
   // batch almost always allocates indexes).
@@ -73,6 +102,9 @@ class PgTx final : public Tx {
     locked_ = false;
     max_index_ = 0;
     topics_.clear();
+    queued_.clear();
+    deferred_.clear();
+    early_failures_.clear();
   }
 
  private:
@@ -82,6 +114,16 @@ class PgTx final : public Tx {
   int64_t next_ = 0;
   int64_t max_index_ = 0;
   std::vector<std::string> topics_;
+  bool pipelining_ = false;
+  size_t current_write_ = 0;
+  struct Deferred {
+    size_t write;
+    DeferredFn done;
+  };
+  std::vector<Connection::Queued> queued_;
+  std::vector<Deferred> deferred_;                         // parallel to queued_
+  std::vector<std::pair<size_t, Status>> early_failures_;  // from flushes before a sync call
+  Status FlushBeforeSync(std::string_view sql);
 };
 
 }  // namespace drover::store::postgres

@@ -265,7 +265,32 @@ class PostgresStore final : public Store {
           }
           return Status::Ok();
         };
-        commit = RunBatch(tx, batch, results, {begin, reset, commit_batch});
+        // The same three statements, sent behind the deferred ones in one pipeline.
+        auto flush = [&](std::vector<Status>& r, bool* committed) {
+          if (!committed) return tx.Flush(r, nullptr, nullptr);
+          std::vector<Connection::Queued> tail;
+          if (tx.max_index() > 0) {
+            tail.push_back(Connection::Copy("UPDATE counters SET value = ? WHERE name = 'index'",
+                                            {tx.max_index()}));
+          }
+          if (tx.max_index() > 0 || !tx.topics().empty()) {
+            std::string payload = EncodePayload(tx.max_index(), tx.topics());
+            tail.push_back(Connection::Copy("SELECT pg_notify(?, ?)", {kChannel, payload}));
+          }
+          tail.push_back(Connection::Copy("COMMIT", {}));
+          return tx.Flush(r, &tail, committed);
+        };
+        // Deferred statements are pipelined in the optimistic attempt; the savepoint attempt
+        // (after a failure) runs them one by one so each failure stays with its write.
+        auto on_write = [&](size_t i) { tx.set_current_write(i); };
+        bool first_attempt = true;
+        auto reset_and_mode = [&] {
+          reset();
+          tx.set_pipelining(first_attempt);
+          first_attempt = false;
+        };
+        commit =
+            RunBatch(tx, batch, results, {begin, reset_and_mode, commit_batch, on_write, flush});
         max_index = commit.ok() ? tx.max_index() : 0;
       }
       if (!commit.ok()) {
