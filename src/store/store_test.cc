@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <iostream>
 #include <mutex>
 #include <thread>
 
@@ -342,6 +344,36 @@ TEST_P(SharedDatabaseTest, AWriteThroughOneIsSeenAndNotifiedOnTheOther) {
   ASSERT_TRUE(testing::WaitFor([&] { return b_saw.load() == 1; })) << b_saw.load();
   EXPECT_EQ(b->LastIndex(), 1);
   EXPECT_EQ(CountVars(*b), 1);
+}
+
+// How soon server B hears of a commit made through server A (printed, not asserted: timing
+// thresholds do not belong in tests on a shared machine; the figure goes to bench/RESULTS.md).
+TEST_P(SharedDatabaseTest, NotificationLatencyAcrossServers) {
+  auto a = Open();
+  auto b = Open();
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t heard = 0;
+  b->Subscribe([&](const Change& c) {
+    std::lock_guard lock(mu);
+    heard = std::max(heard, c.index);
+    cv.notify_all();
+  });
+  std::vector<double> ms;
+  for (int i = 0; i < 100; ++i) {
+    auto start = std::chrono::steady_clock::now();  // upper bound: includes the commit itself
+    ASSERT_TRUE(PutVar(*a, "n" + std::to_string(i), "v").ok());
+    int64_t want = a->LastIndex();
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return heard >= want; }));
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+            .count());
+  }
+  std::sort(ms.begin(), ms.end());
+  std::cout << "[ measured ] write submitted on A -> change event on B: p50 " << ms[50] << " ms, p99 "
+            << ms[98] << " ms, max " << ms[99] << " ms (100 commits)\n";
+  EXPECT_EQ(b->LastIndex(), a->LastIndex());
 }
 
 TEST_P(SharedDatabaseTest, IndexesStayUniqueAndOrderedAcrossServers) {
