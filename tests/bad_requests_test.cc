@@ -11,6 +11,7 @@
 #include <chrono>
 #include <thread>
 
+#include "testing/store_fixture.h"
 #include "testing/test_server.h"
 
 namespace drover {
@@ -30,34 +31,27 @@ struct BadCase {
   std::vector<std::string> fields;  // expected errors[].field, in order
 };
 
-class BadRequests : public ::testing::Test {
+class BadRequests : public testing::BackendTest {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new TestServer();
+  void SetUp() override {
+    server_ = std::make_unique<TestServer>(DbArgs());
     ASSERT_TRUE(server_->Start());
     auto admin = server_->NewClient();
     auto mk = [&](std::string body) {
       auto r = admin.Do("POST", "/v1/keys", body);
       return std::string(boost::json::parse(r->body).at("key").as_string());
     };
-    viewer_ = new std::string(mk(R"({"name":"v","role":"viewer"})"));
-    team_b_ = new std::string(mk(R"({"name":"b","role":"user","tenant":"team-b"})"));
+    viewer_ = mk(R"({"name":"v","role":"viewer"})");
+    team_b_ = mk(R"({"name":"b","role":"user","tenant":"team-b"})");
     ASSERT_EQ(admin.Do("PUT", "/v1/variables/existing", R"({"value":"keep"})")->status, 201);
   }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete viewer_;
-    delete team_b_;
-  }
-  static TestServer* server_;
-  static std::string* viewer_;
-  static std::string* team_b_;
+  std::unique_ptr<TestServer> server_;
+  std::string viewer_;
+  std::string team_b_;
 };
-TestServer* BadRequests::server_;
-std::string* BadRequests::viewer_;
-std::string* BadRequests::team_b_;
+DROVER_ON_ALL_BACKENDS(BadRequests);
 
-TEST_F(BadRequests, EachGetsAClearProblem) {
+TEST_P(BadRequests, EachGetsAClearProblem) {
   const std::string huge(2 * 1024 * 1024, 'x');
   std::vector<BadCase> cases = {
       {"malformed json",
@@ -202,8 +196,8 @@ TEST_F(BadRequests, EachGetsAClearProblem) {
   for (const auto& tc : cases) {
     SCOPED_TRACE(tc.name);
     std::string token = tc.who == "admin"     ? server_->admin_key()
-                        : tc.who == "viewer"  ? *viewer_
-                        : tc.who == "team-b"  ? *team_b_
+                        : tc.who == "viewer"  ? viewer_
+                        : tc.who == "team-b"  ? team_b_
                         : tc.who == "invalid" ? "drv_not-a-real-key"
                                               : "";
     client::Client c({server_->addr(), token});
@@ -267,7 +261,7 @@ std::string RawExchange(int port, const std::string& bytes) {
 }
 
 // Raw bytes that are not HTTP get a 400 and a closed connection, never a crash.
-TEST_F(BadRequests, GarbageOnTheSocket) {
+TEST_P(BadRequests, GarbageOnTheSocket) {
   for (std::string garbage :
        {std::string("NOT HTTP AT ALL\r\n\r\n"),
         std::string("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"),
@@ -280,7 +274,7 @@ TEST_F(BadRequests, GarbageOnTheSocket) {
 }
 
 // A chunked body has no Content-Length to check up front: it is cut off when it passes the limit.
-TEST_F(BadRequests, ChunkedBodyOverTheLimitIs413) {
+TEST_P(BadRequests, ChunkedBodyOverTheLimitIs413) {
   std::string req = "PUT /v1/variables/chunky HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
                     server_->admin_key() +
                     "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";

@@ -15,13 +15,13 @@
 namespace drover::http {
 namespace {
 
-class PipelineTest : public ::testing::Test {
+class PipelineTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void Init(PipelineOptions opts = {}, const std::string& db = "p.db") {
     app_.reset();
     faulty_.reset();
     store_.reset();
-    store_ = testing::OpenTestStore(dir_, db);
+    store_ = testing::OpenStoreAt(testing::NewStoreUrl(GetParam(), dir_, db));
     ASSERT_TRUE(store_);
     faulty_ = std::make_unique<testing::FaultyStore>(*store_);
     app_ = std::make_unique<api::App>(*faulty_, SystemClock::Get(), opts);
@@ -76,7 +76,9 @@ class PipelineTest : public ::testing::Test {
   std::string target_, auth_;
 };
 
-TEST_F(PipelineTest, PublicRoutesNeedNoKey) {
+DROVER_ON_ALL_BACKENDS(PipelineTest);
+
+TEST_P(PipelineTest, PublicRoutesNeedNoKey) {
   EXPECT_EQ(Call(Method::kGet, "/healthz", "").status, 200);
   EXPECT_EQ(Call(Method::kGet, "/readyz", "").status, 200);
   auto m = Call(Method::kGet, "/metrics", "");
@@ -84,7 +86,7 @@ TEST_F(PipelineTest, PublicRoutesNeedNoKey) {
   EXPECT_EQ(m.content_type, "text/plain; version=0.0.4; charset=utf-8");
 }
 
-TEST_F(PipelineTest, MissingOrBadKeyIs401) {
+TEST_P(PipelineTest, MissingOrBadKeyIs401) {
   auto r = Call(Method::kGet, "/v1/status", "");
   EXPECT_EQ(r.status, 401);
   EXPECT_EQ(r.content_type, "application/problem+json");
@@ -93,7 +95,7 @@ TEST_F(PipelineTest, MissingOrBadKeyIs401) {
   EXPECT_EQ(Call(Method::kGet, "/v1/status", kAdmin).status, 200);
 }
 
-TEST_F(PipelineTest, ViewerMayReadButNotWrite) {
+TEST_P(PipelineTest, ViewerMayReadButNotWrite) {
   std::string viewer = NewKey("viewer");
   EXPECT_EQ(Call(Method::kGet, "/v1/variables", viewer).status, 200);
   auto w = Call(Method::kPut, "/v1/variables/x", viewer, R"({"value":"1"})");
@@ -101,13 +103,13 @@ TEST_F(PipelineTest, ViewerMayReadButNotWrite) {
   EXPECT_NE(w.body.find("read-only"), std::string::npos);
 }
 
-TEST_F(PipelineTest, AgentKeysOnlyReachAgentEndpoints) {
+TEST_P(PipelineTest, AgentKeysOnlyReachAgentEndpoints) {
   std::string agent = NewKey("agent");
   EXPECT_EQ(Call(Method::kGet, "/v1/variables", agent).status, 403);
   EXPECT_EQ(Call(Method::kGet, "/v1/openapi.json", agent).status, 200);
 }
 
-TEST_F(PipelineTest, NotFoundAndMethodNotAllowedAreProblems) {
+TEST_P(PipelineTest, NotFoundAndMethodNotAllowedAreProblems) {
   auto nf = Call(Method::kGet, "/v1/nope", kAdmin);
   EXPECT_EQ(nf.status, 404);
   EXPECT_NE(nf.body.find("\"status\":404"), std::string::npos);
@@ -116,7 +118,7 @@ TEST_F(PipelineTest, NotFoundAndMethodNotAllowedAreProblems) {
   EXPECT_EQ(Header(na, "Allow"), "PUT, GET, DELETE");
 }
 
-TEST_F(PipelineTest, RequestIdIsEchoedOrMinted) {
+TEST_P(PipelineTest, RequestIdIsEchoedOrMinted) {
   auto echoed = Call(Method::kGet, "/healthz", "", "", {{"X-Request-Id", "abc-123"}});
   EXPECT_EQ(Header(echoed, "X-Request-Id"), "abc-123");
   auto minted = Call(Method::kGet, "/healthz", "", "", {{"X-Request-Id", "bad id\n"}});
@@ -126,7 +128,7 @@ TEST_F(PipelineTest, RequestIdIsEchoedOrMinted) {
   EXPECT_NE(Header(other, "X-Request-Id"), Header(minted, "X-Request-Id"));
 }
 
-TEST_F(PipelineTest, PerKeyRateLimitAnswers429WithRetryAfter) {
+TEST_P(PipelineTest, PerKeyRateLimitAnswers429WithRetryAfter) {
   // rps 1, burst 2: at most 2 + (seconds elapsed) requests pass. Counted against the time it
   // really took, so a slow machine cannot make this fail or pass by accident.
   std::string limited = NewKey("user", "default", R"(,"rate_limit":{"rps":1,"burst":2})");
@@ -147,7 +149,7 @@ TEST_F(PipelineTest, PerKeyRateLimitAnswers429WithRetryAfter) {
   EXPECT_EQ(Call(Method::kGet, "/v1/status", kAdmin).status, 200) << "admin keys are unlimited";
 }
 
-TEST_F(PipelineTest, ServerDefaultRateLimitAppliesToNonAdminKeys) {
+TEST_P(PipelineTest, ServerDefaultRateLimitAppliesToNonAdminKeys) {
   Init({.default_rps = 0.001, .default_burst = 1, .access_log = false}, "limited.db");
   std::string user = NewKey("user");
   EXPECT_EQ(Call(Method::kGet, "/v1/status", user).status, 200);
@@ -155,7 +157,7 @@ TEST_F(PipelineTest, ServerDefaultRateLimitAppliesToNonAdminKeys) {
   EXPECT_EQ(Call(Method::kGet, "/v1/status", kAdmin).status, 200);
 }
 
-TEST_F(PipelineTest, StorageTroubleIs503WithRetryAfterAndLosesNothing) {
+TEST_P(PipelineTest, StorageTroubleIs503WithRetryAfterAndLosesNothing) {
   ASSERT_EQ(Call(Method::kPut, "/v1/variables/a", kAdmin, R"({"value":"1"})").status, 201);
   faulty_->fail_writes = true;
   auto w = Call(Method::kPut, "/v1/variables/a", kAdmin, R"({"value":"2"})");
@@ -180,7 +182,7 @@ TEST_F(PipelineTest, StorageTroubleIs503WithRetryAfterAndLosesNothing) {
   EXPECT_EQ(Call(Method::kGet, "/readyz", "").status, 200);
 }
 
-TEST_F(PipelineTest, MetricsCountRequestsByRouteAndStatus) {
+TEST_P(PipelineTest, MetricsCountRequestsByRouteAndStatus) {
   Call(Method::kGet, "/v1/status", kAdmin);
   Call(Method::kGet, "/v1/status", "");
   std::string out = app_->metrics().Render();

@@ -366,13 +366,12 @@ TEST_P(SharedDatabaseTest, NotificationLatencyAcrossServers) {
     int64_t want = a->LastIndex();
     std::unique_lock lock(mu);
     ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return heard >= want; }));
-    ms.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-            .count());
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                     .count());
   }
   std::sort(ms.begin(), ms.end());
-  std::cout << "[ measured ] write submitted on A -> change event on B: p50 " << ms[50] << " ms, p99 "
-            << ms[98] << " ms, max " << ms[99] << " ms (100 commits)\n";
+  std::cout << "[ measured ] write submitted on A -> change event on B: p50 " << ms[50]
+            << " ms, p99 " << ms[98] << " ms, max " << ms[99] << " ms (100 commits)\n";
   EXPECT_EQ(b->LastIndex(), a->LastIndex());
 }
 

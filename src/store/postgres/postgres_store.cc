@@ -188,7 +188,17 @@ class PostgresStore final : public Store {
         return c;
       }
     }
-    return Connection::Open(url_);
+    // After a failed connect, fail fast for a moment instead of making every request wait for
+    // its own connect attempt (up to connect_timeout when the host does not answer).
+    auto now = Clock::now().time_since_epoch().count();
+    if (now < reader_retry_at_.load(std::memory_order_relaxed)) {
+      return Status::Unavailable("the database is unavailable; retrying the connection");
+    }
+    auto c = Connection::Open(url_);
+    if (!c.ok()) {
+      reader_retry_at_ = now + std::chrono::duration_cast<Clock::duration>(kReaderRetry).count();
+    }
+    return c;
   }
 
   void ReleaseReader(std::unique_ptr<Connection> c) {
@@ -401,6 +411,8 @@ class PostgresStore final : public Store {
 
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Connection>> readers_;  // GUARDED_BY(readers_mu_)
+  static constexpr std::chrono::milliseconds kReaderRetry{250};
+  std::atomic<Clock::rep> reader_retry_at_{0};  // steady-clock ticks: no connect attempts before
 };
 
 }  // namespace
