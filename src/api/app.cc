@@ -23,11 +23,12 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       started_at_(FormatRfc3339(clock.Now())),
       keys_(store, clock),
       variables_(store, clock),
-      coordinator_(store, std::move(coord)) {
+      coordinator_(store, std::move(coord)),
+      waiters_(store) {
   AddSystemRoutes();
   AddClusterRoute();
   auth::AddKeyRoutes(router_, keys_);
-  control::AddVariableRoutes(router_, variables_, store_);
+  control::AddVariableRoutes(router_, variables_, store_, waiters_);
   std::vector<std::string> names;
   for (const auto& r : router_.routes()) names.push_back(r.pattern);
   metrics_ = std::make_unique<http::Metrics>(std::move(names));

@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "control/variables.h"
 #include "coord/coordinator.h"
+#include "http/blocking.h"
 #include "http/metrics.h"
 #include "http/pipeline.h"
 #include "http/router.h"
@@ -30,6 +31,8 @@ class App {
   const http::Router& router() const { return router_; }
   auth::KeyService& keys() { return keys_; }
   coord::Coordinator& coordinator() { return coordinator_; }
+  // Parked blocking reads; Shutdown() answers them when the server stops.
+  http::Waiters& waiters() { return waiters_; }
 
  private:
   void AddSystemRoutes();
@@ -44,6 +47,7 @@ class App {
   auth::RateLimiter limiter_;
   control::VariableService variables_;
   coord::Coordinator coordinator_;
+  http::Waiters waiters_;
   std::unique_ptr<http::Metrics> metrics_;
   std::unique_ptr<http::Pipeline> pipeline_;
 };

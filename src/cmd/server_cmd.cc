@@ -211,6 +211,7 @@ int RunServer() {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   LogInfo("received {}; draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  app.waiters().Shutdown();  // parked blocking reads answer now instead of holding the drain
   server.Stop();
   app.coordinator().Stop();  // releases its leases: other servers take over at once
   store->Close();

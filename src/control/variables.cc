@@ -82,7 +82,7 @@ void VariableService::Put(std::string tenant, std::string key, std::string envir
         auto idx = tx.NextIndex();
         if (!idx.ok()) return idx.status();
         v.modify_index = *idx;
-        DROVER_RETURN_IF_ERROR(tx.Notify("variables"));
+        DROVER_RETURN_IF_ERROR(tx.Notify(kTopic));
         // One statement, deferred (PostgreSQL sends a batch's worth in one round trip):
         // insert, or keep create_index and replace the rest; RETURNING says which.
         int64_t index = *idx;
@@ -167,7 +167,7 @@ void VariableService::Delete(std::string tenant, std::string key, std::string en
                          {tenant, key, environment});
         if (!n.ok()) return n.status();
         if (*n == 0) return Status::NotFound(fmt::format("variable '{}' is not set", key));
-        DROVER_RETURN_IF_ERROR(tx.Notify("variables"));
+        DROVER_RETURN_IF_ERROR(tx.Notify(kTopic));
         return tx.NextIndex().status();
       },
       std::move(done));

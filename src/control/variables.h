@@ -39,6 +39,9 @@ struct VariablePage {
   std::string next_cursor;  // empty at the end
 };
 
+// The change topic (store::Tx::Notify) of every variable write: blocking reads wait on it.
+inline constexpr std::string_view kTopic = "variables";
+
 // Longest value accepted, in bytes.
 inline constexpr std::size_t kMaxValueBytes = 512 * 1024;
 

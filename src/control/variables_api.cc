@@ -3,6 +3,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/names.h"
+#include "http/blocking.h"
 #include "http/handler_util.h"
 
 namespace drover::control {
@@ -61,7 +62,8 @@ Result<Address> ParseAddress(const Request& req) {
 
 }  // namespace
 
-void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store& store) {
+void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store& store,
+                       http::Waiters& waiters) {
   router.Add(http::Method::kPut, "/v1/variables/{key}", http::Access::kAny,
              [&vars, &store](Request& req, Responder respond) {
                auto tenant = http::RequestTenant(req);
@@ -83,21 +85,30 @@ void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store
                         });
              });
 
+  // A read, run at once or, with ?index=, once a variable change passes that index.
+  auto serve = [&waiters](const Request& req, Responder respond, std::function<void()> read) {
+    auto blocking = http::ReadBlockingParams(req);
+    if (!blocking.ok()) return http::SendError(respond, blocking.status());
+    if (!*blocking) return read();
+    waiters.Wait(std::string(kTopic), (*blocking)->index, (*blocking)->wait, std::move(read));
+  };
+
   router.Add(http::Method::kGet, "/v1/variables/{key}", http::Access::kAny,
-             [&vars, &store](Request& req, Responder respond) {
-               int64_t index = store.LastIndex();  // before the read: never newer than the data
+             [&vars, &store, serve](Request& req, Responder respond) {
                auto at = ParseAddress(req);
                if (!at.ok()) return http::SendError(respond, at.status());
-               auto v = vars.Get(at->tenant, at->key, at->environment);
-               if (!v.ok()) return respond(WithIndex(Response::Problem(v.status()), index));
-               std::string out;
-               AppendVariable(out, *v);
-               respond(WithIndex(Response::Json(200, std::move(out)), index));
+               serve(req, respond, [&vars, &store, respond, at = std::move(*at)] {
+                 int64_t index = store.LastIndex();  // before the read: never newer than it
+                 auto v = vars.Get(at.tenant, at.key, at.environment);
+                 if (!v.ok()) return respond(WithIndex(Response::Problem(v.status()), index));
+                 std::string out;
+                 AppendVariable(out, *v);
+                 respond(WithIndex(Response::Json(200, std::move(out)), index));
+               });
              });
 
   router.Add(http::Method::kGet, "/v1/variables", http::Access::kAny,
-             [&vars, &store](Request& req, Responder respond) {
-               int64_t index = store.LastIndex();
+             [&vars, &store, serve](Request& req, Responder respond) {
                auto tenant = http::RequestTenant(req);
                if (!tenant.ok()) return http::SendError(respond, tenant.status());
                auto limit = http::ReadLimit(req, 100, 1000);
@@ -111,17 +122,20 @@ void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store
                  if (!env.ok()) return http::SendError(respond, env.status());
                  q.environment = *env;
                }
-               auto page = vars.List(*tenant, q);
-               if (!page.ok()) return http::SendError(respond, page.status());
-               std::string out = "{\"items\":[";
-               for (size_t i = 0; i < page->items.size(); ++i) {
-                 if (i) out += ',';
-                 AppendVariable(out, page->items[i]);
-               }
-               out += ']';
-               http::AppendNextCursor(out, page->next_cursor);
-               out += ",\"index\":" + std::to_string(index) + "}";
-               respond(WithIndex(Response::Json(200, std::move(out)), index));
+               serve(req, respond, [&vars, &store, respond, tenant = std::move(*tenant), q] {
+                 int64_t index = store.LastIndex();
+                 auto page = vars.List(tenant, q);
+                 if (!page.ok()) return http::SendError(respond, page.status());
+                 std::string out = "{\"items\":[";
+                 for (size_t i = 0; i < page->items.size(); ++i) {
+                   if (i) out += ',';
+                   AppendVariable(out, page->items[i]);
+                 }
+                 out += ']';
+                 http::AppendNextCursor(out, page->next_cursor);
+                 out += ",\"index\":" + std::to_string(index) + "}";
+                 respond(WithIndex(Response::Json(200, std::move(out)), index));
+               });
              });
 
   router.Add(http::Method::kDelete, "/v1/variables/{key}", http::Access::kAny,

@@ -32,15 +32,16 @@ class PipelineTest : public ::testing::TestWithParam<testing::Backend> {
 
   Response Call(Method m, std::string target, std::string_view token, std::string body = "",
                 std::vector<std::pair<std::string_view, std::string_view>> headers = {}) {
-    target_ = std::move(target);
+    // Locals, not members: several calls may run at once (blocking reads).
+    std::string target_copy = std::move(target), auth;
     Request req;
     req.method = m;
-    req.target = target_;
+    req.target = target_copy;
     auto q = req.target.find('?');
     req.path = req.target.substr(0, q);
     if (q != std::string_view::npos) req.query = req.target.substr(q + 1);
-    auth_ = "Bearer " + std::string(token);
-    if (!token.empty()) req.headers.emplace_back("Authorization", auth_);
+    auth = "Bearer " + std::string(token);
+    if (!token.empty()) req.headers.emplace_back("Authorization", auth);
     for (auto& h : headers) req.headers.push_back(h);
     req.body = std::move(body);
     Responder responder;
@@ -73,7 +74,6 @@ class PipelineTest : public ::testing::TestWithParam<testing::Backend> {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<testing::FaultyStore> faulty_;
   std::unique_ptr<api::App> app_;
-  std::string target_, auth_;
 };
 
 DROVER_ON_ALL_BACKENDS(PipelineTest);
@@ -191,6 +191,52 @@ TEST_P(PipelineTest, MetricsCountRequestsByRouteAndStatus) {
       << out;
   EXPECT_NE(out.find("drover_http_requests_total{route=\"/v1/status\",status=\"401\"} 1"),
             std::string::npos);
+}
+
+TEST_P(PipelineTest, BlockingReadWaitsForAChangeThenAnswersWithTheNewIndex) {
+  ASSERT_EQ(Call(Method::kPut, "/v1/variables/cc-a-ref", kAdmin, R"({"value":"v1"})").status, 201);
+  auto first = Call(Method::kGet, "/v1/variables?prefix=cc-a-", kAdmin);
+  std::string index = Header(first, "X-Drover-Index");
+  ASSERT_FALSE(index.empty());
+  // Parks: nothing changed after `index`.
+  auto waiting = std::async(std::launch::async, [&] {
+    return Call(Method::kGet, "/v1/variables?prefix=cc-a-&index=" + index + "&wait=30s", kAdmin);
+  });
+  ASSERT_TRUE(testing::WaitFor([&] { return app_->waiters().parked() == 1; }));
+  EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  ASSERT_EQ(Call(Method::kPut, "/v1/variables/cc-a-ref", kAdmin, R"({"value":"v2"})").status, 200);
+  auto woke = waiting.get();
+  EXPECT_EQ(woke.status, 200);
+  EXPECT_NE(woke.body.find("\"v2\""), std::string::npos) << woke.body;
+  EXPECT_GT(std::stoll(Header(woke, "X-Drover-Index")), std::stoll(index));
+  // A single variable blocks the same way; an index already passed answers at once.
+  auto at_once = Call(Method::kGet, "/v1/variables/cc-a-ref?index=0&wait=30s", kAdmin);
+  EXPECT_EQ(at_once.status, 200);
+}
+
+TEST_P(PipelineTest, BlockingReadEndsWithItsWaitAndRejectsBadParameters) {
+  ASSERT_EQ(Call(Method::kPut, "/v1/variables/k", kAdmin, R"({"value":"v"})").status, 201);
+  std::string index = Header(Call(Method::kGet, "/v1/variables/k", kAdmin), "X-Drover-Index");
+  auto r = Call(Method::kGet, "/v1/variables/k?index=" + index + "&wait=1s", kAdmin);
+  EXPECT_EQ(r.status, 200);  // nothing changed: the wait ran out, same data, same index
+  EXPECT_EQ(Header(r, "X-Drover-Index"), index);
+  for (std::string bad : {"index=-1", "index=abc", "index=1&wait=soon", "index=1&wait=0s"}) {
+    auto b = Call(Method::kGet, "/v1/variables?" + bad, kAdmin);
+    EXPECT_EQ(b.status, 400) << bad;
+    EXPECT_NE(b.body.find(bad.find("wait") != std::string::npos ? "'wait'" : "'index'"),
+              std::string::npos)
+        << b.body;
+  }
+}
+
+TEST_P(PipelineTest, ShutdownAnswersParkedReads) {
+  std::string index = Header(Call(Method::kGet, "/v1/variables", kAdmin), "X-Drover-Index");
+  auto waiting = std::async(std::launch::async, [&] {
+    return Call(Method::kGet, "/v1/variables?index=" + index + "&wait=5m", kAdmin);
+  });
+  ASSERT_TRUE(testing::WaitFor([&] { return app_->waiters().parked() == 1; }));
+  app_->waiters().Shutdown();
+  EXPECT_EQ(waiting.get().status, 200);
 }
 
 }  // namespace

@@ -1,0 +1,144 @@
+#include "http/blocking.h"
+
+#include <charconv>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/duration.h"
+
+namespace drover::http {
+
+Result<std::optional<BlockingParams>> ReadBlockingParams(const Request& req) {
+  auto index = req.Query("index");
+  if (!index) return std::optional<BlockingParams>{};
+  BlockingParams p;
+  auto [end, ec] = std::from_chars(index->data(), index->data() + index->size(), p.index);
+  if (ec != std::errc() || end != index->data() + index->size() || p.index < 0) {
+    return Status::InvalidArgument(
+        "query parameter 'index' must be a non-negative integer (an X-Drover-Index value)");
+  }
+  if (auto w = req.Query("wait")) {
+    auto d = ParseDuration(*w);
+    if (!d || d->count() <= 0) {
+      return Status::InvalidArgument("query parameter 'wait' must be a duration like 30s or 5m");
+    }
+    p.wait = std::min<std::chrono::milliseconds>(*d, std::chrono::minutes(10));
+  }
+  return std::optional<BlockingParams>(p);
+}
+
+struct Waiters::Impl {
+  using Clock = std::chrono::steady_clock;
+  struct Parked {
+    std::string topic;
+    int64_t index;
+    std::function<void()> ready;
+  };
+
+  explicit Impl(store::Store& s) : store(s) {
+    sub = store.Subscribe([this](const store::Change& c) { OnChange(c); });
+    thread = std::thread([this] { Loop(); });
+  }
+
+  void OnChange(const store::Change& c) {
+    std::lock_guard lock(mu);
+    changes.push_back(c);
+    cv.notify_one();
+  }
+
+  // Takes out every parked read that `c` releases.
+  void Release(const store::Change& c, std::vector<std::function<void()>>& out) {
+    for (auto it = parked.begin(); it != parked.end();) {
+      const Parked& p = it->second;
+      bool topic =
+          c.resync || std::find(c.topics.begin(), c.topics.end(), p.topic) != c.topics.end();
+      if (topic && c.index > p.index) {
+        out.push_back(std::move(it->second.ready));
+        it = parked.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  void Loop() {
+    std::unique_lock lock(mu);
+    while (!stopping) {
+      if (parked.empty()) {
+        cv.wait(lock, [&] { return stopping || !changes.empty() || !parked.empty(); });
+      } else {
+        cv.wait_until(lock, parked.begin()->first, [&] { return stopping || !changes.empty(); });
+      }
+      std::vector<std::function<void()>> ready;
+      for (const auto& c : changes) Release(c, ready);
+      changes.clear();
+      auto now = Clock::now();
+      while (!parked.empty() && (stopping || parked.begin()->first <= now)) {
+        ready.push_back(std::move(parked.begin()->second.ready));
+        parked.erase(parked.begin());
+      }
+      lock.unlock();
+      for (auto& r : ready) r();  // each runs its read and answers
+      lock.lock();
+    }
+  }
+
+  store::Store& store;
+  int sub = 0;
+  std::thread thread;
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;                            // GUARDED_BY(mu)
+  std::multimap<Clock::time_point, Parked> parked;  // GUARDED_BY(mu): by deadline
+  std::vector<store::Change> changes;               // GUARDED_BY(mu): not yet applied
+};
+
+Waiters::Waiters(store::Store& store) : impl_(std::make_unique<Impl>(store)) {}
+
+Waiters::~Waiters() {
+  Shutdown();
+  impl_->store.Unsubscribe(impl_->sub);
+}
+
+void Waiters::Wait(std::string topic, int64_t index, std::chrono::milliseconds wait,
+                   std::function<void()> ready) {
+  {
+    std::lock_guard lock(impl_->mu);
+    // Checked under the lock: a change arriving after this check is queued for the loop.
+    if (!impl_->stopping && impl_->store.LastIndex() <= index) {
+      impl_->parked.emplace(Impl::Clock::now() + wait,
+                            Impl::Parked{std::move(topic), index, std::move(ready)});
+      impl_->cv.notify_one();
+      return;
+    }
+  }
+  ready();
+}
+
+void Waiters::Shutdown() {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->stopping) return;
+    impl_->stopping = true;
+    impl_->cv.notify_one();
+  }
+  if (impl_->thread.joinable()) impl_->thread.join();
+  // The loop answered what was parked on its way out; nothing parks after `stopping`.
+  std::vector<std::function<void()>> rest;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (auto& [deadline, p] : impl_->parked) rest.push_back(std::move(p.ready));
+    impl_->parked.clear();
+  }
+  for (auto& r : rest) r();
+}
+
+size_t Waiters::parked() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->parked.size();
+}
+
+}  // namespace drover::http

@@ -1,0 +1,48 @@
+#pragma once
+// Blocking reads, Consul style: `?index=N&wait=30s` parks a read until a change of its topic
+// passes index N (on this server or, through the store's notifications, on any server sharing
+// the database), or until the wait ends; then the read runs and answers as usual, with the
+// current index in X-Drover-Index. Wake-ups may be spurious (an unrelated change of the same
+// topic): clients compare the index, as with Consul.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "http/message.h"
+#include "store/store.h"
+
+namespace drover::http {
+
+struct BlockingParams {
+  int64_t index = 0;
+  std::chrono::milliseconds wait{std::chrono::minutes(5)};
+};
+
+// `?index=&wait=` of a read: nullopt without `index`; InvalidArgument for a bad value. `wait`
+// defaults to 5m and is capped at 10m.
+Result<std::optional<BlockingParams>> ReadBlockingParams(const Request& req);
+
+class Waiters {
+ public:
+  explicit Waiters(store::Store& store);
+  ~Waiters();  // Shutdown()
+
+  // Calls `ready` exactly once: at once when the store's index already passed `index`, else
+  // after a committed change naming `topic` (or a resync) with a higher index, when `wait`
+  // ends, or at Shutdown — on the caller's thread or the waiters' own thread.
+  void Wait(std::string topic, int64_t index, std::chrono::milliseconds wait,
+            std::function<void()> ready);
+  // Releases every parked read now (they answer with what they find) and makes later waits
+  // return at once: a stopping server answers instead of holding connections.
+  void Shutdown();
+  // Parked reads, for tests and metrics.
+  size_t parked() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace drover::http
