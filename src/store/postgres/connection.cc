@@ -29,6 +29,7 @@ class PgRow final : public Row {
 };
 
 constexpr size_t kMaxParams = 32;
+constexpr size_t kNoWrite = static_cast<size_t>(-1);  // a queued statement of no write (BEGIN)
 
 }  // namespace
 
@@ -77,11 +78,12 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& url) {
   return std::unique_ptr<Connection>(new Connection(c));
 }
 
-Status Connection::Error(const PGresult* r, std::string_view what) const {
+Status Connection::Error(const PGresult* r, std::string_view what) {
   std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(conn_);
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
   msg = fmt::format("PostgreSQL {}: {}", what, msg);
   const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  last_sqlstate_ = state ? state : "";
   std::string_view cls = state ? std::string_view(state, 2) : std::string_view();
   if (broken() || !state) return Status::Unavailable(msg);
   if (cls == "23") return Status::Conflict(msg);         // integrity constraint violation
@@ -277,9 +279,10 @@ Status PgTx::Flush(std::vector<Status>& results, std::vector<Connection::Queued>
   Status s = conn_.Pipeline(queued, [&](size_t i, const PGresult* r) {
     auto st = PQresultStatus(r);
     bool ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
-    if (i >= n) {  // the tail: index, notification, COMMIT (aborted after a failed write)
+    if (i >= n || deferred[i].write == kNoWrite) {  // BEGIN, or the commit tail
       if (st != PGRES_PIPELINE_ABORTED && !ok && tail_status.ok()) {
         tail_status = conn_.Error(r, "commit");
+        if (conn_.last_sqlstate() == "22012") mispredicted_ = true;  // the index guard
       }
       if (i + 1 == queued.size() && ok &&
           std::string_view(PQcmdStatus(const_cast<PGresult*>(r))) == "COMMIT") {
@@ -330,6 +333,13 @@ Result<int64_t> PgTx::NextIndex() {
   }
   max_index_ = ++next_;
   return max_index_;
+}
+
+void PgTx::BeginPredicted(int64_t base) {
+  queued_.push_back(Connection::Copy("BEGIN", {}));
+  deferred_.push_back({kNoWrite, [](const Row*) {}});
+  next_ = predicted_base_ = base;
+  locked_ = predicted_ = true;
 }
 
 Status PgTx::BeginLocked() {

@@ -45,8 +45,10 @@ class Connection {
   // PGRES_PIPELINE_ABORTED. Returns the connection's status.
   Status Pipeline(const std::vector<Queued>& statements,
                   FunctionRef<void(size_t, const PGresult*)> on_result);
-  // The error a failed result stands for (SQLSTATE → Status code).
-  Status Error(const PGresult* r, std::string_view what) const;
+  // The error a failed result stands for (SQLSTATE → Status code); remembers the SQLSTATE.
+  Status Error(const PGresult* r, std::string_view what);
+  // The SQLSTATE of the last error ("" if none had one).
+  const std::string& last_sqlstate() const { return last_sqlstate_; }
   // Runs SQL text without parameters (may hold several statements: one round trip).
   Status ExecSimple(const char* sql);
   // Like ExecSimple; returns the last statement's result.
@@ -67,6 +69,7 @@ class Connection {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, std::string, Hash, std::equal_to<>> cache_;  // SQL → name
+  std::string last_sqlstate_;
 };
 
 class PgTx final : public Tx {
@@ -96,10 +99,22 @@ class PgTx final : public Tx {
   // Opens a write transaction and locks the index counter in the same round trip (a write
   // batch almost always allocates indexes).
   Status BeginLocked();
+  // Opens a write transaction without a round trip: BEGIN is queued ahead of the deferred
+  // statements, and indexes are allocated from `base`, the counter's value as this server last
+  // saw it. The commit then checks (under the counter's row lock) that the counter still holds
+  // `base`; if another server moved it, the check aborts the transaction and mispredicted()
+  // says so: the batch must run again with BeginLocked.
+  void BeginPredicted(int64_t base);
+  bool predicted() const { return predicted_; }
+  int64_t predicted_base() const { return predicted_base_; }
+  bool mispredicted() const { return mispredicted_; }
+  void set_mispredicted() { mispredicted_ = true; }
   int64_t max_index() const { return max_index_; }
   std::vector<std::string>& topics() { return topics_; }
   void reset() {
     locked_ = false;
+    predicted_ = false;
+    mispredicted_ = false;
     max_index_ = 0;
     topics_.clear();
     queued_.clear();
@@ -111,6 +126,9 @@ class PgTx final : public Tx {
   Connection& conn_;
   bool writable_;
   bool locked_ = false;
+  bool predicted_ = false;
+  bool mispredicted_ = false;
+  int64_t predicted_base_ = 0;
   int64_t next_ = 0;
   int64_t max_index_ = 0;
   std::vector<std::string> topics_;

@@ -251,57 +251,15 @@ class PostgresStore final : public Store {
       if (!WriterConnected(&commit)) {
         results.assign(batch.size(), commit);
       } else {
-        PgTx tx(*writer_conn_, /*writable=*/true);
-        auto reset = [&] { tx.reset(); };
-        auto begin = [&] { return tx.BeginLocked(); };
-        // One round trip: persist the index (the counter row stays locked until COMMIT), send
-        // the notification (delivered by the database at COMMIT, in commit order, to every
-        // listening server) and commit.
-        auto commit_batch = [&]() -> Status {
-          std::string sql;
-          if (tx.max_index() > 0) {
-            sql += fmt::format("UPDATE counters SET value = {} WHERE name = 'index'; ",
-                               tx.max_index());
-          }
-          if (tx.max_index() > 0 || !tx.topics().empty()) {
-            sql += fmt::format("SELECT pg_notify('{}', {}); ", kChannel,
-                               writer_conn_->Literal(EncodePayload(tx.max_index(), tx.topics())));
-          }
-          sql += "COMMIT";
-          auto r = writer_conn_->ExecSimpleResult(sql);
-          if (!r.ok()) return r.status();
-          if (std::string_view(PQcmdStatus(r->get())) != "COMMIT") {
-            return Status::Unavailable("PostgreSQL rolled the transaction back");
-          }
-          return Status::Ok();
-        };
-        // The same three statements, sent behind the deferred ones in one pipeline.
-        auto flush = [&](std::vector<Status>& r, bool* committed) {
-          if (!committed) return tx.Flush(r, nullptr, nullptr);
-          std::vector<Connection::Queued> tail;
-          if (tx.max_index() > 0) {
-            tail.push_back(Connection::Copy("UPDATE counters SET value = ? WHERE name = 'index'",
-                                            {tx.max_index()}));
-          }
-          if (tx.max_index() > 0 || !tx.topics().empty()) {
-            std::string payload = EncodePayload(tx.max_index(), tx.topics());
-            tail.push_back(Connection::Copy("SELECT pg_notify(?, ?)", {kChannel, payload}));
-          }
-          tail.push_back(Connection::Copy("COMMIT", {}));
-          return tx.Flush(r, &tail, committed);
-        };
-        // Deferred statements are pipelined in the optimistic attempt; the savepoint attempt
-        // (after a failure) runs them one by one so each failure stays with its write.
-        auto on_write = [&](size_t i) { tx.set_current_write(i); };
-        bool first_attempt = true;
-        auto reset_and_mode = [&] {
-          reset();
-          tx.set_pipelining(first_attempt);
-          first_attempt = false;
-        };
-        commit =
-            RunBatch(tx, batch, results, {begin, reset_and_mode, commit_batch, on_write, flush});
-        max_index = commit.ok() ? tx.max_index() : 0;
+        // Predict the index (one round trip per batch) unless a prediction failed lately:
+        // then another server is writing too, and locking first wastes less.
+        bool predict = Clock::now() >= predict_again_at_;
+        bool mispredicted = false;
+        commit = CommitBatch(batch, results, predict, &mispredicted, &max_index);
+        if (mispredicted) {
+          predict_again_at_ = Clock::now() + std::chrono::seconds(1);
+          commit = CommitBatch(batch, results, false, &mispredicted, &max_index);
+        }
       }
       if (!commit.ok()) {
         if (commit.code() != Status::Code::kUnavailable) {
@@ -323,6 +281,84 @@ class PostgresStore final : public Store {
       }
       batch.clear();
     }
+  }
+
+  // Runs one batch in one transaction (group_commit.h). With `predict`, the optimistic attempt
+  // sends everything in one pipeline: BEGIN, the deferred statements, a check that the index
+  // counter still holds the value this server predicted (taking its row lock only there, so
+  // servers serialize on the commit alone), the index update, NOTIFY and COMMIT. Otherwise
+  // BEGIN takes the counter's lock first (one round trip), then the pipeline follows.
+  Status CommitBatch(std::vector<PendingWrite>& batch, std::vector<Status>& results, bool predict,
+                     bool* mispredicted, int64_t* max_index) {
+    PgTx tx(*writer_conn_, /*writable=*/true);
+    bool first_attempt = true;
+    // Deferred statements are pipelined in the optimistic attempt; the savepoint attempt
+    // (after a failure) runs them one by one so each failure stays with its write.
+    auto reset = [&] {
+      tx.reset();
+      tx.set_pipelining(first_attempt);
+    };
+    auto begin = [&]() -> Status {
+      bool predicted = first_attempt && predict;
+      first_attempt = false;
+      if (!predicted) return tx.BeginLocked();
+      tx.BeginPredicted(LastIndex());
+      return Status::Ok();
+    };
+    auto guard = [&](bool simple) -> std::string {
+      constexpr std::string_view kGuard =
+          "SELECT 1 / (CASE WHEN value = {} THEN 1 ELSE 0 END) FROM counters"
+          " WHERE name = 'index' FOR UPDATE";
+      return fmt::format(fmt::runtime(kGuard), simple ? std::to_string(tx.predicted_base()) : "?");
+    };
+    bool needs_guard = false;
+    // Not pipelined (nothing was deferred): index guard, index, notification and COMMIT in one
+    // round trip of simple queries.
+    auto commit_batch = [&]() -> Status {
+      std::string sql;
+      needs_guard = tx.predicted() && tx.max_index() > 0;
+      if (needs_guard) sql += guard(true) + "; ";
+      if (tx.max_index() > 0) {
+        sql += fmt::format("UPDATE counters SET value = {} WHERE name = 'index'; ", tx.max_index());
+      }
+      if (tx.max_index() > 0 || !tx.topics().empty()) {
+        sql += fmt::format("SELECT pg_notify('{}', {}); ", kChannel,
+                           writer_conn_->Literal(EncodePayload(tx.max_index(), tx.topics())));
+      }
+      sql += "COMMIT";
+      auto r = writer_conn_->ExecSimpleResult(sql);
+      if (!r.ok()) {
+        if (needs_guard && writer_conn_->last_sqlstate() == "22012") tx.set_mispredicted();
+        return r.status();
+      }
+      if (std::string_view(PQcmdStatus(r->get())) != "COMMIT") {
+        return Status::Unavailable("PostgreSQL rolled the transaction back");
+      }
+      return Status::Ok();
+    };
+    // The same statements, sent behind the deferred ones in the same pipeline.
+    auto flush = [&](std::vector<Status>& r, bool* committed) {
+      if (!committed) return tx.Flush(r, nullptr, nullptr);
+      std::vector<Connection::Queued> tail;
+      if (tx.predicted() && tx.max_index() > 0) {
+        tail.push_back(Connection::Copy(guard(false), {tx.predicted_base()}));
+      }
+      if (tx.max_index() > 0) {
+        tail.push_back(Connection::Copy("UPDATE counters SET value = ? WHERE name = 'index'",
+                                        {tx.max_index()}));
+      }
+      if (tx.max_index() > 0 || !tx.topics().empty()) {
+        std::string payload = EncodePayload(tx.max_index(), tx.topics());
+        tail.push_back(Connection::Copy("SELECT pg_notify(?, ?)", {kChannel, payload}));
+      }
+      tail.push_back(Connection::Copy("COMMIT", {}));
+      return tx.Flush(r, &tail, committed);
+    };
+    auto on_write = [&](size_t i) { tx.set_current_write(i); };
+    Status s = RunBatch(tx, batch, results, {begin, reset, commit_batch, on_write, flush});
+    *mispredicted = tx.mispredicted();
+    *max_index = s.ok() ? tx.max_index() : 0;
+    return s;
   }
 
   void RaiseLastIndex(int64_t index) {
@@ -399,6 +435,7 @@ class PostgresStore final : public Store {
   std::thread writer_;
   std::unique_ptr<Connection> writer_conn_;  // writer thread only (after Init)
   Backoff writer_backoff_;                   // writer thread only
+  Clock::time_point predict_again_at_{};     // writer thread only
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<PendingWrite> queue_;  // GUARDED_BY(mu_)
