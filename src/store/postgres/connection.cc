@@ -336,10 +336,18 @@ Result<int64_t> PgTx::NextIndex() {
 }
 
 void PgTx::BeginPredicted(int64_t base) {
+  // Locks the counter row first, as BeginLocked does, so every transaction takes the counter
+  // before any row: no lock-order deadlock between servers in either mode. A wrong guess
+  // divides by zero, which aborts the rest of the pipeline, COMMIT included.
   queued_.push_back(Connection::Copy("BEGIN", {}));
   deferred_.push_back({kNoWrite, [](const Row*) {}});
-  next_ = predicted_base_ = base;
-  locked_ = predicted_ = true;
+  queued_.push_back(
+      Connection::Copy("SELECT 1 / (CASE WHEN value = ? THEN 1 ELSE 0 END) FROM counters"
+                       " WHERE name = 'index' FOR UPDATE",
+                       {base}));
+  deferred_.push_back({kNoWrite, [](const Row*) {}});
+  next_ = base;
+  locked_ = true;
 }
 
 Status PgTx::BeginLocked() {

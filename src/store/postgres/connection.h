@@ -99,21 +99,17 @@ class PgTx final : public Tx {
   // Opens a write transaction and locks the index counter in the same round trip (a write
   // batch almost always allocates indexes).
   Status BeginLocked();
-  // Opens a write transaction without a round trip: BEGIN is queued ahead of the deferred
-  // statements, and indexes are allocated from `base`, the counter's value as this server last
-  // saw it. The commit then checks (under the counter's row lock) that the counter still holds
+  // Opens a write transaction without a round trip: BEGIN and the counter's lock are queued
+  // ahead of the deferred statements, and indexes are allocated from `base`, the counter's
+  // value as this server last saw it. The queued lock checks that the counter still holds
   // `base`; if another server moved it, the check aborts the transaction and mispredicted()
   // says so: the batch must run again with BeginLocked.
   void BeginPredicted(int64_t base);
-  bool predicted() const { return predicted_; }
-  int64_t predicted_base() const { return predicted_base_; }
   bool mispredicted() const { return mispredicted_; }
-  void set_mispredicted() { mispredicted_ = true; }
   int64_t max_index() const { return max_index_; }
   std::vector<std::string>& topics() { return topics_; }
   void reset() {
     locked_ = false;
-    predicted_ = false;
     mispredicted_ = false;
     max_index_ = 0;
     topics_.clear();
@@ -126,9 +122,7 @@ class PgTx final : public Tx {
   Connection& conn_;
   bool writable_;
   bool locked_ = false;
-  bool predicted_ = false;
   bool mispredicted_ = false;
-  int64_t predicted_base_ = 0;
   int64_t next_ = 0;
   int64_t max_index_ = 0;
   std::vector<std::string> topics_;

@@ -284,10 +284,10 @@ class PostgresStore final : public Store {
   }
 
   // Runs one batch in one transaction (group_commit.h). With `predict`, the optimistic attempt
-  // sends everything in one pipeline: BEGIN, the deferred statements, a check that the index
-  // counter still holds the value this server predicted (taking its row lock only there, so
-  // servers serialize on the commit alone), the index update, NOTIFY and COMMIT. Otherwise
-  // BEGIN takes the counter's lock first (one round trip), then the pipeline follows.
+  // sends everything in one pipeline: BEGIN, the counter's lock with a check that it still
+  // holds the value this server predicted, the deferred statements, the index update, NOTIFY
+  // and COMMIT. Otherwise BEGIN takes the counter's lock first (one round trip), then the
+  // pipeline follows. Either way the counter is locked before any row.
   Status CommitBatch(std::vector<PendingWrite>& batch, std::vector<Status>& results, bool predict,
                      bool* mispredicted, int64_t* max_index) {
     PgTx tx(*writer_conn_, /*writable=*/true);
@@ -305,19 +305,10 @@ class PostgresStore final : public Store {
       tx.BeginPredicted(LastIndex());
       return Status::Ok();
     };
-    auto guard = [&](bool simple) -> std::string {
-      constexpr std::string_view kGuard =
-          "SELECT 1 / (CASE WHEN value = {} THEN 1 ELSE 0 END) FROM counters"
-          " WHERE name = 'index' FOR UPDATE";
-      return fmt::format(fmt::runtime(kGuard), simple ? std::to_string(tx.predicted_base()) : "?");
-    };
-    bool needs_guard = false;
-    // Not pipelined (nothing was deferred): index guard, index, notification and COMMIT in one
-    // round trip of simple queries.
+    // Nothing left in the pipeline: index, notification and COMMIT in one round trip of
+    // simple queries.
     auto commit_batch = [&]() -> Status {
       std::string sql;
-      needs_guard = tx.predicted() && tx.max_index() > 0;
-      if (needs_guard) sql += guard(true) + "; ";
       if (tx.max_index() > 0) {
         sql += fmt::format("UPDATE counters SET value = {} WHERE name = 'index'; ", tx.max_index());
       }
@@ -327,10 +318,7 @@ class PostgresStore final : public Store {
       }
       sql += "COMMIT";
       auto r = writer_conn_->ExecSimpleResult(sql);
-      if (!r.ok()) {
-        if (needs_guard && writer_conn_->last_sqlstate() == "22012") tx.set_mispredicted();
-        return r.status();
-      }
+      if (!r.ok()) return r.status();
       if (std::string_view(PQcmdStatus(r->get())) != "COMMIT") {
         return Status::Unavailable("PostgreSQL rolled the transaction back");
       }
@@ -340,9 +328,6 @@ class PostgresStore final : public Store {
     auto flush = [&](std::vector<Status>& r, bool* committed) {
       if (!committed) return tx.Flush(r, nullptr, nullptr);
       std::vector<Connection::Queued> tail;
-      if (tx.predicted() && tx.max_index() > 0) {
-        tail.push_back(Connection::Copy(guard(false), {tx.predicted_base()}));
-      }
       if (tx.max_index() > 0) {
         tail.push_back(Connection::Copy("UPDATE counters SET value = ? WHERE name = 'index'",
                                         {tx.max_index()}));
