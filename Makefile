@@ -53,7 +53,7 @@ test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 bench: build
-	bench/http.sh && bench/writes.sh
+	bench/http.sh && bench/writes.sh && bench/writes.sh --db postgres && bench/scale_out.sh
 
 format:
 	find src testing tests -name '*.h' -o -name '*.cc' | xargs clang-format -i
