@@ -93,15 +93,15 @@ int RunServer() {
     std::fprintf(stderr, "error: --log-level must be debug, info, warn or error\n");
     return 2;
   }
-  InitLogging(f.log_format == "json" ? LogFormat::kJson : LogFormat::kText, level);
-
-  // Block the stop signals in every thread; the main thread waits for them with sigwait.
+  // Block the stop signals before any thread starts (threads inherit the mask); the main
+  // thread waits for them with sigwait.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  InitLogging(f.log_format == "json" ? LogFormat::kJson : LogFormat::kText, level);
 
   http::ServerOptions http_opts;
   http_opts.listen = f.listen;

@@ -1,5 +1,6 @@
 #include "common/log.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -50,6 +51,11 @@ class Writer {
     lock.lock();
   }
   void Loop() {
+    // Never the thread a process-directed signal lands on: the server waits for SIGTERM with
+    // sigwait on its main thread, and this thread may start before the mask is set.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
     for (;;) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       Flush();

@@ -57,6 +57,45 @@ Status Attempt(Tx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& re
 
 }  // namespace
 
+void WriteQueue::Push(WriteFn fn, DoneFn done) {
+  bool closed;
+  {
+    std::lock_guard lock(mu_);
+    closed = closed_;
+    if (!closed && queue_.size() < max_queued_) {
+      queue_.push_back({std::move(fn), std::move(done)});
+      cv_.notify_one();
+      return;
+    }
+  }
+  done(Status::Unavailable(closed ? "the store is closing" : "write queue is full; retry"));
+}
+
+bool WriteQueue::Take(std::vector<PendingWrite>& batch, size_t max,
+                      FunctionRef<bool(size_t)> ready) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return closed_ || (!queue_.empty() && ready(queue_.size())); });
+  if (queue_.empty()) return false;  // closed and drained
+  while (!queue_.empty() && batch.size() < max) {
+    batch.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  return true;
+}
+
+void WriteQueue::Wake() {
+  std::lock_guard lock(mu_);  // Take waits under mu_: no lost wake-up
+  cv_.notify_one();
+}
+
+bool WriteQueue::Close() {
+  std::lock_guard lock(mu_);
+  if (closed_) return false;
+  closed_ = true;
+  cv_.notify_all();
+  return true;
+}
+
 Status RunBatch(Tx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& results,
                 const BatchSteps& steps) {
   bool failed = false;

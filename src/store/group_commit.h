@@ -2,6 +2,10 @@
 // The part of group commit both backends share: running a batch of queued writes in one
 // transaction, optimistically without savepoints first, and again with a savepoint per write
 // when one of them fails (so the failure rolls back alone).
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <string_view>
 #include <vector>
 
@@ -13,6 +17,30 @@ namespace drover::store {
 struct PendingWrite {
   WriteFn fn;
   DoneFn done;
+};
+
+// The queue between the threads that call Store::Write and a backend's writer thread.
+class WriteQueue {
+ public:
+  explicit WriteQueue(size_t max_queued) : max_queued_(max_queued) {}
+  // Queues a write; answers it Unavailable at once when the queue is closed or full.
+  void Push(WriteFn fn, DoneFn done);
+  // Waits until writes are queued and `ready(queued)` holds (re-checked on Wake), or the queue
+  // is closed; then moves up to `max` of them into `batch`. False once closed and drained.
+  bool Take(std::vector<PendingWrite>& batch, size_t max, FunctionRef<bool(size_t)> ready);
+  // Makes a waiting Take re-check its condition.
+  void Wake();
+  // Refuses new writes; Take drains what is queued, then returns false. Idempotent; false if
+  // already closed.
+  bool Close();
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+
+ private:
+  const size_t max_queued_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<PendingWrite> queue_;   // GUARDED_BY(mu_)
+  std::atomic<bool> closed_{false};  // written under mu_
 };
 
 // What differs between backends around a batch.

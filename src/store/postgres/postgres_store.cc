@@ -82,7 +82,7 @@ Change DecodePayload(std::string_view p) {
 class PostgresStore final : public Store {
  public:
   PostgresStore(std::string url, StoreOptions options)
-      : url_(std::move(url)), options_(std::move(options)) {}
+      : url_(std::move(url)), options_(std::move(options)), queue_(options_.max_queue) {}
   ~PostgresStore() override { Close(); }
 
   Status Init() {
@@ -108,19 +108,7 @@ class PostgresStore final : public Store {
 
   std::string_view Backend() const override { return "postgres"; }
 
-  void Write(WriteFn fn, DoneFn done) override {
-    bool closing;
-    {
-      std::lock_guard lock(mu_);
-      closing = closing_;
-      if (!closing && queue_.size() < options_.max_queue) {
-        queue_.push_back({std::move(fn), std::move(done)});
-        cv_.notify_one();
-        return;
-      }
-    }
-    done(Status::Unavailable(closing ? "the store is closing" : "write queue is full; retry"));
-  }
+  void Write(WriteFn fn, DoneFn done) override { queue_.Push(std::move(fn), std::move(done)); }
 
   // Reads run in autocommit: one snapshot per statement, as PostgreSQL's READ COMMITTED gives
   // inside a transaction anyway, and no BEGIN/COMMIT round trips.
@@ -147,12 +135,7 @@ class PostgresStore final : public Store {
   void Unsubscribe(int id) override { changes_.Unsubscribe(id); }
 
   void Close() override {
-    {
-      std::lock_guard lock(mu_);
-      if (closing_) return;
-      closing_ = true;
-      cv_.notify_all();
-    }
+    if (!queue_.Close()) return;
     if (writer_.joinable()) writer_.join();
     stop_listener_ = true;
     if (wake_fd_ >= 0) {
@@ -235,16 +218,7 @@ class PostgresStore final : public Store {
   void WriterLoop() {
     std::vector<PendingWrite> batch;
     std::vector<Status> results;
-    for (;;) {
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // closing and drained
-        while (!queue_.empty() && batch.size() < options_.max_batch) {
-          batch.push_back(std::move(queue_.front()));
-          queue_.pop_front();
-        }
-      }
+    while (queue_.Take(batch, options_.max_batch, [](size_t) { return true; })) {
       auto start = Clock::now();
       Status commit;
       int64_t max_index = 0;
@@ -421,10 +395,7 @@ class PostgresStore final : public Store {
   std::unique_ptr<Connection> writer_conn_;  // writer thread only (after Init)
   Backoff writer_backoff_;                   // writer thread only
   Clock::time_point predict_again_at_{};     // writer thread only
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<PendingWrite> queue_;  // GUARDED_BY(mu_)
-  bool closing_ = false;            // GUARDED_BY(mu_)
+  WriteQueue queue_;
 
   std::thread listener_;
   std::atomic<bool> stop_listener_{false};

@@ -33,7 +33,10 @@ using sqlite::SqliteTx;
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::string path, StoreOptions options, int lock_fd)
-      : path_(std::move(path)), options_(std::move(options)), lock_fd_(lock_fd) {}
+      : path_(std::move(path)),
+        options_(std::move(options)),
+        lock_fd_(lock_fd),
+        queue_(options_.max_queue) {}
   ~SqliteStore() override { Close(); }
 
   Status Init() {
@@ -72,19 +75,7 @@ class SqliteStore final : public Store {
 
   std::string_view Backend() const override { return "sqlite"; }
 
-  void Write(WriteFn fn, DoneFn done) override {
-    bool closing;
-    {
-      std::lock_guard lock(mu_);
-      closing = closing_;
-      if (!closing && queue_.size() < options_.max_queue) {
-        queue_.push_back({std::move(fn), std::move(done)});
-        cv_.notify_one();
-        return;
-      }
-    }
-    done(Status::Unavailable(closing ? "the store is closing" : "write queue is full; retry"));
-  }
+  void Write(WriteFn fn, DoneFn done) override { queue_.Push(std::move(fn), std::move(done)); }
 
   Status Read(FunctionRef<Status(Tx&)> fn) override {
     auto reader = AcquireReader();
@@ -116,12 +107,7 @@ class SqliteStore final : public Store {
   }
 
   void Close() override {
-    {
-      std::lock_guard lock(mu_);
-      if (closing_) return;
-      closing_ = true;
-      cv_.notify_all();
-    }
+    if (!queue_.Close()) return;
     if (writer_.joinable()) writer_.join();
     {
       std::lock_guard lock(sync_mu_);
@@ -181,7 +167,7 @@ class SqliteStore final : public Store {
 
   void ReleaseReader(std::unique_ptr<Reader> r) {
     std::lock_guard lock(readers_mu_);
-    if (!closing_ && readers_.size() < static_cast<size_t>(options_.readers)) {
+    if (!queue_.closed() && readers_.size() < static_cast<size_t>(options_.readers)) {
       readers_.push_back(std::move(r));
     }
   }
@@ -203,22 +189,13 @@ class SqliteStore final : public Store {
     std::vector<Status> results;
     int commits_since_sweep = 0;
     auto last_sweep = std::chrono::steady_clock::now();
-    for (;;) {
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
-        // While the syncer is still syncing earlier batches, writes committed now would only be
-        // acknowledged after the next sync anyway: keep gathering until it is free (or enough
-        // are queued), so each commit carries more writes at no cost in latency.
-        cv_.wait(lock, [&] {
-          return closing_ || !syncing_.load() || queue_.size() >= kGatherWhileSyncing;
-        });
-        if (queue_.empty()) return;  // closing and drained
-        while (!queue_.empty() && batch.size() < options_.max_batch) {
-          batch.push_back(std::move(queue_.front()));
-          queue_.pop_front();
-        }
-      }
+    // While the syncer is still syncing earlier batches, writes committed now would only be
+    // acknowledged after the next sync anyway: keep gathering until it is free (or enough are
+    // queued), so each commit carries more writes at no cost in latency.
+    auto ready = [this](size_t queued) {
+      return !syncing_.load() || queued >= kGatherWhileSyncing;
+    };
+    while (queue_.Take(batch, options_.max_batch, ready)) {
       auto start = std::chrono::steady_clock::now();
       // Optimistic first: no savepoints. If a write fails, the attempt is rolled back and the
       // batch runs again with a savepoint per write, so the failure rolls back alone.
@@ -279,8 +256,7 @@ class SqliteStore final : public Store {
   // Tells the writer whether a sync is in progress (it gathers writes meanwhile).
   void SetSyncing(bool busy) {
     if (syncing_.exchange(busy) == busy || busy) return;
-    std::lock_guard lock(mu_);  // the writer waits on cv_ under mu_: no lost wake-up
-    cv_.notify_one();
+    queue_.Wake();
   }
 
   // Takes every committed batch queued so far, fdatasyncs the WAL once for all of them (a sync
@@ -401,10 +377,7 @@ class SqliteStore final : public Store {
   std::atomic<bool> background_pass_done_{false};
   int wal_pages_ = 0;  // writer thread only (set by the WAL hook during its commits)
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<PendingWrite> queue_;  // GUARDED_BY(mu_)
-  bool closing_ = false;            // GUARDED_BY(mu_)
+  WriteQueue queue_;
 
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Reader>> readers_;  // GUARDED_BY(readers_mu_)
