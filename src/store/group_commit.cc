@@ -57,6 +57,12 @@ Status Attempt(Tx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& re
 
 }  // namespace
 
+Status AddTopic(bool writable, std::vector<std::string>& topics, std::string_view topic) {
+  if (!writable) return Status::Internal("Notify outside a write");
+  if (std::find(topics.begin(), topics.end(), topic) == topics.end()) topics.emplace_back(topic);
+  return Status::Ok();
+}
+
 void WriteQueue::Push(WriteFn fn, DoneFn done) {
   bool closed;
   {

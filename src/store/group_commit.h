@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -42,6 +43,9 @@ class WriteQueue {
   std::deque<PendingWrite> queue_;   // GUARDED_BY(mu_)
   std::atomic<bool> closed_{false};  // written under mu_
 };
+
+// Tx::Notify for the backends: adds `topic` to a write transaction's topics once.
+Status AddTopic(bool writable, std::vector<std::string>& topics, std::string_view topic);
 
 // What differs between backends around a batch.
 struct BatchSteps {

@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "store/group_commit.h"
+
 namespace drover::store::postgres {
 namespace {
 
@@ -362,13 +364,7 @@ Status PgTx::BeginLocked() {
   return Status::Ok();
 }
 
-Status PgTx::Notify(std::string_view topic) {
-  if (!writable_) return Status::Internal("Notify outside a write");
-  if (std::find(topics_.begin(), topics_.end(), topic) == topics_.end()) {
-    topics_.emplace_back(topic);
-  }
-  return Status::Ok();
-}
+Status PgTx::Notify(std::string_view topic) { return AddTopic(writable_, topics_, topic); }
 
 Result<int64_t> PgTx::NowMillis() {
   return QueryInt("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT");

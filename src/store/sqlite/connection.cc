@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "store/group_commit.h"
+
 namespace drover::store::sqlite {
 namespace {
 
@@ -139,13 +141,7 @@ Result<int64_t> SqliteTx::NextIndex() {
   return max_index_;
 }
 
-Status SqliteTx::Notify(std::string_view topic) {
-  if (!writable_) return Status::Internal("Notify outside a write");
-  if (std::find(topics_.begin(), topics_.end(), topic) == topics_.end()) {
-    topics_.emplace_back(topic);
-  }
-  return Status::Ok();
-}
+Status SqliteTx::Notify(std::string_view topic) { return AddTopic(writable_, topics_, topic); }
 
 // One process owns a SQLite database: its clock is the database's clock.
 Result<int64_t> SqliteTx::NowMillis() {
