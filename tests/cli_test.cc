@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <future>
+#include <sstream>
 
 #include "testing/store_fixture.h"
 #include "testing/test_server.h"
@@ -50,6 +52,40 @@ TEST_P(Cli, VarSetGetLsRm) {
   EXPECT_NE(out.find("error: variable 'cc-a-ref' is not set in environment 'sim-eu' (HTTP 404)"),
             std::string::npos)
       << out;
+}
+
+TEST_P(Cli, VarWatchPrintsEachChange) {
+  std::string out;
+  ASSERT_EQ(Run({"var", "set", "cc-a-ref", "v0"}, &out), 0) << out;
+  auto watch = std::async(std::launch::async, [&] {
+    std::string w;
+    int rc = Run({"var", "watch", "cc-a-ref", "--count", "2"}, &w);
+    return std::make_pair(rc, w);
+  });
+  // Keep changing the variable until the watcher has seen two changes and exited.
+  for (int i = 1; i < 200; ++i) {
+    if (watch.wait_for(std::chrono::milliseconds(100)) == std::future_status::ready) break;
+    std::string o;
+    ASSERT_EQ(Run({"var", "set", "cc-a-ref", "v" + std::to_string(i)}, &o), 0) << o;
+  }
+  ASSERT_EQ(watch.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  auto [rc, w] = watch.get();
+  EXPECT_EQ(rc, 0) << w;
+  // The state when it started, then two changes, each with its index, values in order.
+  std::vector<std::string> lines;
+  std::istringstream in(w);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 3u) << w;
+  int64_t prev_index = -1, prev_value = -1;
+  for (const auto& l : lines) {
+    ASSERT_EQ(l.rfind("[index ", 0), 0u) << l;
+    int64_t index = std::stoll(l.substr(7));
+    int64_t value = std::stoll(l.substr(l.find("= v") + 3));
+    EXPECT_GT(index, prev_index) << w;
+    EXPECT_GT(value, prev_value) << w;
+    prev_index = index;
+    prev_value = value;
+  }
 }
 
 TEST_P(Cli, KeyCreateLsRmAndTheNewKeyWorks) {

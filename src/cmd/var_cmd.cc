@@ -1,7 +1,9 @@
 // `drover var set|get|ls|rm`
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
+#include <chrono>
 #include <iostream>
+#include <thread>
 
 #include "cmd/client_util.h"
 
@@ -10,6 +12,7 @@ namespace {
 
 struct VarArgs {
   std::string key, value, env, prefix;
+  int count = 0;  // watch: stop after this many changes (0 = until interrupted)
 };
 
 std::string Scope(const VarArgs& a) {
@@ -82,6 +85,58 @@ void AddVarCommands(CLI::App& app, ClientFlags& flags, Run& run) {
       }
       PrintTable({"KEY", "SCOPE", "VALUE", "INDEX"}, rows);
       return 0;
+    };
+  });
+
+  auto* watch = var->add_subcommand(
+      "watch", "Print a variable's value, then again each time it changes (blocking reads).");
+  watch->add_option("key", a.key, "variable key")->required();
+  watch->add_option("-e,--env", a.env, "environment scope (default: global)");
+  watch->add_option("--count", a.count, "exit after this many changes (default: run until ^C)");
+  watch->callback([&] {
+    run = [&] {
+      // Blocking reads: each GET answers when a variable changes after `index` (or after 60 s);
+      // only a change of this variable (its index, or set/unset) is printed.
+      client::Client c({flags.addr, flags.token, std::chrono::seconds(90)});
+      std::string base = "/v1/variables/" + UrlEncode(a.key) + "?environment=" + UrlEncode(a.env) +
+                         "&wait=60s&index=";
+      std::string index = "0", last;
+      int changes = 0, failures = 0;
+      for (bool first = true;; first = false) {
+        auto r = c.Do("GET", base + index);
+        if (!r.ok() || r->status >= 500 || r->status == 429) {
+          // The server restarting or the database briefly away: retry, then give up.
+          if (++failures > 30) {
+            std::fprintf(stderr, "error: %s\n",
+                         r.ok() ? client::Client::ToStatus(*r).message().c_str()
+                                : r.status().message().c_str());
+            return 1;
+          }
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+          continue;
+        }
+        failures = 0;
+        if (r->status != 200 && r->status != 404) {
+          Status s = client::Client::ToStatus(*r);
+          std::fprintf(stderr, "error: %s\n", s.message().c_str());
+          return 1;
+        }
+        if (std::string i = r->Header("X-Drover-Index"); !i.empty()) index = i;
+        boost::system::error_code ec;
+        auto v = boost::json::parse(r->body, ec);
+        std::string state = r->status == 404 ? "unset" : (ec ? "" : Text(v, "modify_index"));
+        if (state == last) continue;  // another variable changed: wait again
+        last = state;
+        if (flags.output == "json") {
+          std::cout << (r->status == 404 ? std::string("null") : r->body) << std::endl;
+        } else if (r->status == 404) {
+          std::cout << "[index " << index << "] " << a.key << " is not set" << std::endl;
+        } else {
+          std::cout << "[index " << Text(v, "modify_index") << "] " << a.key << " = "
+                    << Text(v, "value") << std::endl;
+        }
+        if (!first && a.count > 0 && ++changes >= a.count) return 0;
+      }
     };
   });
 
