@@ -234,7 +234,11 @@ Status Connection::Pipeline(const std::vector<Queued>& statements,
       st = Error(sync.get(), "pipeline sync");
     }
   }
-  if (!PQexitPipelineMode(conn_) && st.ok()) st = Error(nullptr, "pipeline exit");
+  if (!PQexitPipelineMode(conn_)) {
+    // Results left unread: the connection's protocol state is unknown, so it is not reused.
+    poisoned_ = true;
+    if (st.ok()) st = Status::Unavailable("PostgreSQL pipeline left in an unknown state");
+  }
   return st;
 }
 

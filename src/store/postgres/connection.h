@@ -56,7 +56,7 @@ class Connection {
   // `s` as a quoted SQL string literal.
   std::string Literal(std::string_view s);
   // True once the connection is lost: the owner replaces it.
-  bool broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+  bool broken() const { return poisoned_ || PQstatus(conn_) != CONNECTION_OK; }
   PGconn* raw() { return conn_; }
 
  private:
@@ -70,6 +70,7 @@ class Connection {
   };
   std::unordered_map<std::string, std::string, Hash, std::equal_to<>> cache_;  // SQL → name
   std::string last_sqlstate_;
+  bool poisoned_ = false;  // a failed pipeline left it unusable
 };
 
 class PgTx final : public Tx {
