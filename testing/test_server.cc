@@ -130,7 +130,12 @@ int TestServer::Stop() {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);
   int rc = WaitExit(pid_, 60000);
-  if (rc < 0) Kill();
+  if (rc < 0) {
+    std::string log = Log();
+    ADD_FAILURE() << "drover server did not exit within 60 s of SIGTERM; its log ends:\n"
+                  << log.substr(log.size() > 4000 ? log.size() - 4000 : 0);
+    Kill();
+  }
   pid_ = -1;
   return rc;
 }

@@ -213,7 +213,9 @@ int RunServer() {
   LogInfo("received {}; draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
   app.waiters().Shutdown();  // parked blocking reads answer now instead of holding the drain
   server.Stop();
+  LogInfo("HTTP server stopped; releasing leases");
   app.coordinator().Stop();  // releases its leases: other servers take over at once
+  LogInfo("closing the store");
   store->Close();
   LogInfo("stopped cleanly");
   FlushLogs();
