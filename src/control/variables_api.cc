@@ -35,6 +35,23 @@ Response WithIndex(Response r, int64_t index) {
   return r;
 }
 
+// A read's answer with its index as X-Drover-Index and as the ETag ("<index>"): the index moves
+// on every change, so an unchanged index means an unchanged answer. A client that sends the
+// ETag back in If-None-Match gets 304 without a body while nothing changed.
+void RespondWithIndex(const Responder& respond, const std::string& if_none_match, Response r,
+                      int64_t index) {
+  std::string etag = "\"" + std::to_string(index) + "\"";
+  if (r.status == 200 && !if_none_match.empty() &&
+      (if_none_match == etag || if_none_match == "W/" + etag || if_none_match == "*")) {
+    Response nm;
+    nm.status = 304;
+    nm.AddHeader("ETag", etag);
+    return respond(WithIndex(std::move(nm), index));
+  }
+  if (r.status == 200) r.AddHeader("ETag", etag);
+  respond(WithIndex(std::move(r), index));
+}
+
 // ?environment= as a scope: absent or empty = global; else a valid name.
 Result<std::string> EnvironmentParam(const Request& req) {
   auto e = req.Query("environment");
@@ -97,13 +114,14 @@ void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store
              [&vars, &store, serve](Request& req, Responder respond) {
                auto at = ParseAddress(req);
                if (!at.ok()) return http::SendError(respond, at.status());
-               serve(req, respond, [&vars, &store, respond, at = std::move(*at)] {
+               std::string inm(req.Header("If-None-Match"));
+               serve(req, respond, [&vars, &store, respond, at = std::move(*at), inm] {
                  int64_t index = store.LastIndex();  // before the read: never newer than it
                  auto v = vars.Get(at.tenant, at.key, at.environment);
                  if (!v.ok()) return respond(WithIndex(Response::Problem(v.status()), index));
                  std::string out;
                  AppendVariable(out, *v);
-                 respond(WithIndex(Response::Json(200, std::move(out)), index));
+                 RespondWithIndex(respond, inm, Response::Json(200, std::move(out)), index);
                });
              });
 
@@ -122,7 +140,8 @@ void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store
                  if (!env.ok()) return http::SendError(respond, env.status());
                  q.environment = *env;
                }
-               serve(req, respond, [&vars, &store, respond, tenant = std::move(*tenant), q] {
+               std::string inm(req.Header("If-None-Match"));
+               serve(req, respond, [&vars, &store, respond, tenant = std::move(*tenant), q, inm] {
                  int64_t index = store.LastIndex();
                  auto page = vars.List(tenant, q);
                  if (!page.ok()) return http::SendError(respond, page.status());
@@ -134,7 +153,7 @@ void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store
                  out += ']';
                  http::AppendNextCursor(out, page->next_cursor);
                  out += ",\"index\":" + std::to_string(index) + "}";
-                 respond(WithIndex(Response::Json(200, std::move(out)), index));
+                 RespondWithIndex(respond, inm, Response::Json(200, std::move(out)), index);
                });
              });
 

@@ -239,5 +239,27 @@ TEST_P(PipelineTest, ShutdownAnswersParkedReads) {
   EXPECT_EQ(waiting.get().status, 200);
 }
 
+TEST_P(PipelineTest, ReadsCarryAnETagAndIfNoneMatchAnswers304WhileUnchanged) {
+  ASSERT_EQ(Call(Method::kPut, "/v1/variables/cc-a-ref", kAdmin, R"({"value":"v1"})").status, 201);
+  for (std::string target : {"/v1/variables/cc-a-ref", "/v1/variables?prefix=cc-a-"}) {
+    auto first = Call(Method::kGet, target, kAdmin);
+    std::string etag = Header(first, "ETag");
+    EXPECT_EQ(etag, "\"" + Header(first, "X-Drover-Index") + "\"") << target;
+    auto same = Call(Method::kGet, target, kAdmin, "", {{"If-None-Match", etag}});
+    EXPECT_EQ(same.status, 304) << target;
+    EXPECT_TRUE(same.body.empty());
+    EXPECT_EQ(Header(same, "ETag"), etag);
+    auto other = Call(Method::kGet, target, kAdmin, "", {{"If-None-Match", "\"1234567\""}});
+    EXPECT_EQ(other.status, 200) << target;
+  }
+  std::string etag = Header(Call(Method::kGet, "/v1/variables/cc-a-ref", kAdmin), "ETag");
+  ASSERT_EQ(Call(Method::kPut, "/v1/variables/cc-a-ref", kAdmin, R"({"value":"v2"})").status, 200);
+  auto changed =
+      Call(Method::kGet, "/v1/variables/cc-a-ref", kAdmin, "", {{"If-None-Match", etag}});
+  EXPECT_EQ(changed.status, 200);
+  EXPECT_NE(Header(changed, "ETag"), etag);
+  EXPECT_NE(changed.body.find("\"v2\""), std::string::npos);
+}
+
 }  // namespace
 }  // namespace drover::http
