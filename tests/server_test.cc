@@ -74,6 +74,29 @@ TEST_P(Server, VariablesCrudWithIndex) {
   EXPECT_EQ(c.Do("DELETE", "/v1/variables/cc-a-ref?environment=sim-eu")->status, 404);
 }
 
+TEST_P(Server, AgentViewOverHttpGetAndHead) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/variables/cc-a-repository",
+                 R"({"value":"https://github.com/example/sim.git"})")
+                ->status,
+            201);
+  ASSERT_EQ(
+      c.Do("PUT", "/v1/variables/cc-a-ref", R"({"value":"release-2","environment":"sim"})")->status,
+      201);
+  auto get = c.Do("GET", "/v1/cc/agent?environment=sim");
+  ASSERT_EQ(get->status, 200);
+  EXPECT_EQ(get->body,
+            R"({"cc-a-ref":"release-2","cc-a-repository":"https://github.com/example/sim.git"})");
+  auto head = c.Do("HEAD", "/v1/cc/agent?environment=sim");
+  ASSERT_EQ(head->status, 200);
+  EXPECT_TRUE(head->body.empty());
+  EXPECT_EQ(head->Header("cc-a-ref"), "release-2");
+  EXPECT_EQ(head->Header("cc-a-repository"), "https://github.com/example/sim.git");
+  EXPECT_EQ(head->Header("ETag"), get->Header("ETag"));
+}
+
 TEST_P(Server, PaginationWalksEveryVariableOnce) {
   TestServer s(DbArgs());
   ASSERT_TRUE(s.Start());

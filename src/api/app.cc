@@ -5,6 +5,7 @@
 #include "auth/keys_api.h"
 #include "common/json.h"
 #include "common/random.h"
+#include "control/cc_api.h"
 #include "control/variables_api.h"
 
 namespace drover::api {
@@ -29,6 +30,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   AddClusterRoute();
   auth::AddKeyRoutes(router_, keys_);
   control::AddVariableRoutes(router_, variables_, store_, waiters_);
+  control::AddControlCenterRoutes(router_, variables_, store_, waiters_);
   std::vector<std::string> names;
   for (const auto& r : router_.routes()) names.push_back(r.pattern);
   metrics_ = std::make_unique<http::Metrics>(std::move(names));

@@ -158,6 +158,27 @@ Result<VariablePage> VariableService::List(const std::string& tenant, const List
   return page;
 }
 
+Result<std::map<std::string, std::string>> VariableService::Effective(
+    const std::string& tenant, const std::string& environment, const std::string& prefix) {
+  std::map<std::string, std::string> global, scoped;
+  for (auto* scope : {&global, &scoped}) {
+    if (scope == &scoped && environment.empty()) break;
+    ListQuery q;
+    q.prefix = prefix;
+    q.environment = scope == &global ? std::string() : environment;
+    q.limit = 1000;
+    do {
+      auto page = List(tenant, q);
+      if (!page.ok()) return page.status();
+      for (auto& v : page->items) (*scope)[v.key] = std::move(v.value);
+      q.cursor = page->next_cursor;
+    } while (!q.cursor.empty());
+  }
+  for (auto& [k, v] : scoped) global[k] = std::move(v);
+  std::erase_if(global, [](const auto& kv) { return IsUnsetValue(kv.second); });
+  return global;
+}
+
 void VariableService::Delete(std::string tenant, std::string key, std::string environment,
                              std::function<void(Status)> done) {
   store_.Write(

@@ -3,6 +3,7 @@
 // Every change takes the next value of the store's global change index (create_index on
 // creation, modify_index on every change). Thread-safe; writes are group-committed.
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,6 +43,9 @@ struct VariablePage {
 // The change topic (store::Tx::Notify) of every variable write: blocking reads wait on it.
 inline constexpr std::string_view kTopic = "variables";
 
+// SPEC §4: an empty value or "-" means "not set, use the default", for every cc-* variable.
+inline bool IsUnsetValue(std::string_view v) { return v.empty() || v == "-"; }
+
 // Longest value accepted, in bytes.
 inline constexpr std::size_t kMaxValueBytes = 512 * 1024;
 
@@ -61,6 +65,12 @@ class VariableService {
                        const std::string& environment);
   // InvalidArgument for a bad cursor.
   Result<VariablePage> List(const std::string& tenant, const ListQuery& q);
+  // The effective set an agent or watcher sees: every variable whose key starts with `prefix`,
+  // the environment's value over the global one, and values that mean "unset" (IsUnsetValue)
+  // left out — so an environment can unset a global value with "-". `environment` "" = global.
+  Result<std::map<std::string, std::string>> Effective(const std::string& tenant,
+                                                       const std::string& environment,
+                                                       const std::string& prefix);
   // NotFound when absent; `done` after the commit.
   void Delete(std::string tenant, std::string key, std::string environment,
               std::function<void(Status)> done);

@@ -35,23 +35,6 @@ Response WithIndex(Response r, int64_t index) {
   return r;
 }
 
-// A read's answer with its index as X-Drover-Index and as the ETag ("<index>"): the index moves
-// on every change, so an unchanged index means an unchanged answer. A client that sends the
-// ETag back in If-None-Match gets 304 without a body while nothing changed.
-void RespondWithIndex(const Responder& respond, const std::string& if_none_match, Response r,
-                      int64_t index) {
-  std::string etag = "\"" + std::to_string(index) + "\"";
-  if (r.status == 200 && !if_none_match.empty() &&
-      (if_none_match == etag || if_none_match == "W/" + etag || if_none_match == "*")) {
-    Response nm;
-    nm.status = 304;
-    nm.AddHeader("ETag", etag);
-    return respond(WithIndex(std::move(nm), index));
-  }
-  if (r.status == 200) r.AddHeader("ETag", etag);
-  respond(WithIndex(std::move(r), index));
-}
-
 // ?environment= as a scope: absent or empty = global; else a valid name.
 Result<std::string> EnvironmentParam(const Request& req) {
   auto e = req.Query("environment");
@@ -102,12 +85,9 @@ void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store
                         });
              });
 
-  // A read, run at once or, with ?index=, once a variable change passes that index.
+  // Reads run at once or, with ?index=, once a variable change passes that index.
   auto serve = [&waiters](const Request& req, Responder respond, std::function<void()> read) {
-    auto blocking = http::ReadBlockingParams(req);
-    if (!blocking.ok()) return http::SendError(respond, blocking.status());
-    if (!*blocking) return read();
-    waiters.Wait(std::string(kTopic), (*blocking)->index, (*blocking)->wait, std::move(read));
+    http::ServeRead(waiters, kTopic, req, respond, std::move(read));
   };
 
   router.Add(http::Method::kGet, "/v1/variables/{key}", http::Access::kAny,
@@ -121,7 +101,7 @@ void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store
                  if (!v.ok()) return respond(WithIndex(Response::Problem(v.status()), index));
                  std::string out;
                  AppendVariable(out, *v);
-                 RespondWithIndex(respond, inm, Response::Json(200, std::move(out)), index);
+                 http::RespondWithIndex(respond, inm, Response::Json(200, std::move(out)), index);
                });
              });
 
@@ -153,7 +133,7 @@ void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store
                  out += ']';
                  http::AppendNextCursor(out, page->next_cursor);
                  out += ",\"index\":" + std::to_string(index) + "}";
-                 RespondWithIndex(respond, inm, Response::Json(200, std::move(out)), index);
+                 http::RespondWithIndex(respond, inm, Response::Json(200, std::move(out)), index);
                });
              });
 

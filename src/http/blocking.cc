@@ -30,6 +30,28 @@ Result<std::optional<BlockingParams>> ReadBlockingParams(const Request& req) {
   return std::optional<BlockingParams>(p);
 }
 
+void ServeRead(Waiters& waiters, std::string_view topic, const Request& req,
+               const Responder& respond, std::function<void()> read) {
+  auto blocking = ReadBlockingParams(req);
+  if (!blocking.ok()) return respond(Response::Problem(blocking.status()));
+  if (!*blocking) return read();
+  waiters.Wait(std::string(topic), (*blocking)->index, (*blocking)->wait, std::move(read));
+}
+
+void RespondWithIndex(const Responder& respond, std::string_view if_none_match, Response r,
+                      int64_t index) {
+  std::string etag = "\"" + std::to_string(index) + "\"";
+  bool ok = r.status == 200;
+  if (ok && !if_none_match.empty() &&
+      (if_none_match == etag || if_none_match == "W/" + etag || if_none_match == "*")) {
+    r = Response();
+    r.status = 304;
+  }
+  if (ok) r.AddHeader("ETag", etag);
+  r.AddHeader("X-Drover-Index", std::to_string(index));
+  respond(std::move(r));
+}
+
 struct Waiters::Impl {
   using Clock = std::chrono::steady_clock;
   struct Parked {

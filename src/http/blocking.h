@@ -24,6 +24,19 @@ struct BlockingParams {
 // defaults to 5m and is capped at 10m.
 Result<std::optional<BlockingParams>> ReadBlockingParams(const Request& req);
 
+class Waiters;
+
+// Runs `read` at once, or — with ?index= — once a change of `topic` passes that index (or the
+// wait ends). Answers 400 itself for bad ?index=/&wait= values.
+void ServeRead(Waiters& waiters, std::string_view topic, const Request& req,
+               const Responder& respond, std::function<void()> read);
+
+// Answers `r` with `index` as X-Drover-Index and, for a 200, as the ETag ("<index>": the index
+// moves on every change, so an unchanged index means an unchanged answer). `if_none_match` (the
+// request's If-None-Match) matching it gets 304 without a body instead.
+void RespondWithIndex(const Responder& respond, std::string_view if_none_match, Response r,
+                      int64_t index);
+
 class Waiters {
  public:
   explicit Waiters(store::Store& store);

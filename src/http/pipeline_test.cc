@@ -9,6 +9,7 @@
 #include <future>
 
 #include "api/app.h"
+#include "control/cc_api.h"
 #include "testing/faulty_store.h"
 #include "testing/store_fixture.h"
 
@@ -259,6 +260,55 @@ TEST_P(PipelineTest, ReadsCarryAnETagAndIfNoneMatchAnswers304WhileUnchanged) {
   EXPECT_EQ(changed.status, 200);
   EXPECT_NE(Header(changed, "ETag"), etag);
   EXPECT_NE(changed.body.find("\"v2\""), std::string::npos);
+}
+
+TEST_P(PipelineTest, AgentViewIsTheEffectiveSetAsJsonAndHeaders) {
+  auto put = [&](std::string key, std::string value, std::string env = "") {
+    std::string body =
+        R"({"value":)" + value + (env.empty() ? "" : R"(,"environment":")" + env + "\"") + "}";
+    auto r = Call(Method::kPut, "/v1/variables/" + key, kAdmin, body);
+    ASSERT_TRUE(r.status == 200 || r.status == 201) << key << " " << r.body;
+  };
+  put("cc-a-ref", R"("main")");
+  put("cc-a-type", R"("shell")");
+  put("cc-a-interval", R"("600")");
+  put("cc-a-main-run", R"("make\nmake install")");
+  put("cc-w-scheduler", R"("*/10 * * * *")");
+  put("unrelated", R"("x")");
+  put("cc-a-ref", R"("eu")", "sim-eu");
+  put("cc-a-type", R"("-")", "sim-eu");  // unsets the global value in this environment
+  std::string agent = NewKey("agent");
+
+  auto eu = Call(Method::kGet, "/v1/cc/agent?environment=sim-eu", agent);
+  ASSERT_EQ(eu.status, 200) << eu.body;
+  EXPECT_EQ(eu.body,
+            R"({"cc-a-interval":"600","cc-a-main-run":"make\nmake install","cc-a-ref":"eu"})");
+  EXPECT_EQ(Header(eu, "cc-a-ref"), "eu");
+  EXPECT_EQ(Header(eu, "cc-a-interval"), "600");
+  EXPECT_EQ(Header(eu, "cc-a-type"), "") << "unset in the environment";
+  EXPECT_EQ(Header(eu, "cc-a-main-run"), "") << "a newline cannot be a header value: body only";
+  EXPECT_FALSE(Header(eu, "ETag").empty());
+
+  auto global = Call(Method::kGet, "/v1/cc/agent", agent);
+  EXPECT_EQ(global.body,
+            R"({"cc-a-interval":"600","cc-a-main-run":"make\nmake install","cc-a-ref":"main",)"
+            R"("cc-a-type":"shell"})");
+  auto watcher = Call(Method::kGet, "/v1/cc/watcher?environment=sim-eu", agent);
+  EXPECT_EQ(watcher.body, R"({"cc-w-scheduler":"*/10 * * * *"})");
+  EXPECT_EQ(Header(watcher, "cc-w-scheduler"), "*/10 * * * *");
+  EXPECT_EQ(Call(Method::kGet, "/v1/cc/agent?environment=Bad_Env", agent).status, 400);
+  EXPECT_EQ(Call(Method::kGet, "/v1/cc/agent", "").status, 401);
+}
+
+TEST(ControlCenter, HeaderSafeValues) {
+  EXPECT_TRUE(control::IsHeaderSafe("https://github.com/example/sim.git"));
+  EXPECT_TRUE(control::IsHeaderSafe(R"({"all":3,"aws":{"all":2}})"));  // JSON with quotes is fine
+  EXPECT_TRUE(control::IsHeaderSafe(""));
+  EXPECT_FALSE(control::IsHeaderSafe("a\nb"));
+  EXPECT_FALSE(control::IsHeaderSafe("a\rb"));
+  EXPECT_FALSE(control::IsHeaderSafe(std::string("a\0b", 3)));
+  EXPECT_FALSE(control::IsHeaderSafe(" padded"));
+  EXPECT_FALSE(control::IsHeaderSafe(std::string(9000, 'x')));
 }
 
 }  // namespace
