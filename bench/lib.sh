@@ -5,7 +5,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DROVER_BIN="${DROVER_BIN:-$ROOT/build/drover}"
 REPS="${REPS:-3}"
 DURATION="${DURATION:-10}"
-T="$(mktemp -d -t droverbench.XXXXXX)"
+T="$(mktemp -d)"  # removed by cleanup() on exit
 PIDS=()
 PGDATA_DIRS=()
 cleanup() {

@@ -16,6 +16,8 @@
 #include <iostream>
 #include <vector>
 
+#include "common/random.h"
+
 namespace drover::testing {
 namespace {
 
@@ -159,8 +161,12 @@ PgCluster& PgCluster::Shared() {
         return c;
       }
     }
-    char tmpl[] = "/tmp/drover-pg.XXXXXX";
-    std::string dir = ::mkdtemp(tmpl);
+    // A fresh directory of our own (create_directory fails if the name is taken).
+    std::string dir = (fs::temp_directory_path() / ("drover-pg." + RandomHex(8))).string();
+    if (std::error_code ec; !fs::create_directory(dir, ec)) {
+      std::cerr << "cannot create " << dir << "\n";
+      std::abort();
+    }
     auto c = Start(dir);
     if (!c.ok()) {
       std::cerr << "cannot start a test PostgreSQL cluster: " << c.status().ToString() << "\n";

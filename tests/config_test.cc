@@ -48,6 +48,18 @@ TEST(Config, BadSettingsFailClearly) {
   EXPECT_NE(out.find("--idle-timeout must be a duration"), std::string::npos) << out;
   EXPECT_NE(RunDrover({"server", "--data-dir", dir.path(), "--db", "mysql://x"}, &out), 0);
   EXPECT_NE(out.find("--db must be sqlite://PATH or postgres://"), std::string::npos) << out;
+  EXPECT_EQ(RunDrover({"server", "--data-dir", dir.path(), "--lease-ttl", "0s"}, &out), 2);
+  EXPECT_NE(out.find("--lease-ttl must be a duration of at least 1s"), std::string::npos) << out;
+  EXPECT_EQ(RunDrover({"server", "--data-dir", dir.path(), "--server-id", "Bad Id"}, &out), 2);
+  EXPECT_NE(out.find("--server-id"), std::string::npos) << out;
+  EXPECT_EQ(RunDrover({"server", "--data-dir", dir.path(), "--coord-resources", "ok,Not_Ok"}, &out),
+            2);
+  EXPECT_NE(out.find("--coord-resources: 'Not_Ok'"), std::string::npos) << out;
+  EXPECT_NE(
+      RunDrover({"server", "--data-dir", dir.path(), "--db", "postgres://nobody@127.0.0.1:1/x"},
+                &out),
+      0);
+  EXPECT_NE(out.find("cannot connect to PostgreSQL"), std::string::npos) << out;
   EXPECT_NE(RunDrover({"server", "--data-dir", dir.path(), "--listen", "nope"}, &out), 0);
   EXPECT_NE(out.find("--listen"), std::string::npos) << out;
   EXPECT_EQ(RunDrover({"server", "--help"}, &out), 0);

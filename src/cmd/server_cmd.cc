@@ -129,6 +129,13 @@ int RunServer() {
     std::fprintf(stderr, "error: --server-id: %s\n", std::string(kNameRule).c_str());
     return 2;
   }
+  for (const auto& r : f.coord_resources) {
+    if (!IsValidName(r)) {
+      std::fprintf(stderr, "error: --coord-resources: '%s' %s\n", r.c_str(),
+                   std::string(kNameRule).c_str());
+      return 2;
+    }
+  }
   std::string db = f.db.empty() ? "sqlite://" + f.data_dir + "/drover.db" : f.db;
   http::Metrics* metrics = nullptr;  // set once the app exists; commits before that are not counted
   store::StoreOptions store_opts;

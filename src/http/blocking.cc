@@ -65,8 +65,11 @@ struct Waiters::Impl {
     thread = std::thread([this] { Loop(); });
   }
 
+  // Called for every committed batch: with nothing parked it costs a lock and no wake-up. (A
+  // read that parks later saw LastIndex() at or past this change, so it would not release it.)
   void OnChange(const store::Change& c) {
     std::lock_guard lock(mu);
+    if (parked.empty()) return;
     changes.push_back(c);
     cv.notify_one();
   }

@@ -31,7 +31,7 @@ Status Attempt(Tx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& re
   if (!s.ok()) return s;
   auto abandon = [&]() -> Status {
     *failed = batch.size() > 1;
-    Status r = run("ROLLBACK");
+    Status r = steps.rollback();
     return *failed ? Status::Ok() : r;
   };
   for (size_t i = 0; i < batch.size() && s.ok(); ++i) {
@@ -51,7 +51,7 @@ Status Attempt(Tx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& re
     if (s.ok() && AnyFailed(results)) return abandon();  // the pipelined COMMIT did not run
   }
   if (s.ok() && !committed) s = steps.commit();
-  if (!s.ok()) (void)run("ROLLBACK");
+  if (!s.ok()) (void)steps.rollback();
   return s;
 }
 

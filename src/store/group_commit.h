@@ -49,9 +49,10 @@ Status AddTopic(bool writable, std::vector<std::string>& topics, std::string_vie
 
 // What differs between backends around a batch.
 struct BatchSteps {
-  FunctionRef<Status()> begin;   // open the transaction
-  FunctionRef<void()> reset;     // forget per-attempt state (allocated indexes, topics)
-  FunctionRef<Status()> commit;  // persist the index, send notifications, COMMIT
+  FunctionRef<Status()> begin;     // open the transaction
+  FunctionRef<void()> reset;       // forget per-attempt state (allocated indexes, topics)
+  FunctionRef<Status()> commit;    // persist the index, send notifications, COMMIT
+  FunctionRef<Status()> rollback;  // abandon the transaction (and anything still deferred)
   // Write i is about to run (deferred statements belong to it).
   FunctionRef<void(size_t i)> on_write;
   // Runs what the writes deferred (Tx::Defer) so far and sets the result of each write whose

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "store/migrations.h"
+#include "store/postgres/connection.h"
 #include "testing/store_fixture.h"
 #include "testing/temp_dir.h"
 
@@ -202,6 +203,20 @@ TEST(Migrations, DialectTokensAreReplacedPerBackend) {
       EXPECT_EQ(ForBackend(stmt, "postgres").find("{{"), std::string::npos) << stmt;
     }
   }
+}
+
+TEST(Postgres, PlaceholdersAreNumberedOutsideQuotes) {
+  EXPECT_EQ(postgres::ToPositional("SELECT ? , ?"), "SELECT $1 , $2");
+  EXPECT_EQ(postgres::ToPositional("SELECT '?', \"a?\", ? WHERE x = 'it''s?' AND y = ?"),
+            "SELECT '?', \"a?\", $1 WHERE x = 'it''s?' AND y = $2");
+}
+
+TEST(Store, RedactUrlHidesPasswords) {
+  EXPECT_EQ(RedactUrl("postgres://drover:s3cret@db:5432/drover"),
+            "postgres://drover:***@db:5432/drover");
+  EXPECT_EQ(RedactUrl("host=db password=s3cret dbname=x"), "host=db password=*** dbname=x");
+  EXPECT_EQ(RedactUrl("postgres://drover@db/drover"), "postgres://drover@db/drover");
+  EXPECT_EQ(RedactUrl("sqlite://./drover-data/drover.db"), "sqlite://./drover-data/drover.db");
 }
 
 TEST(Store, UnknownSchemeIsRejected) {

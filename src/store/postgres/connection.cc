@@ -250,14 +250,9 @@ Status PgTx::Defer(std::string_view sql, std::initializer_list<Param> params, De
 }
 
 // A synchronous statement runs after the deferred ones before it: send those first. Their
-// failures are kept for Flush; a ROLLBACK just drops them.
-Status PgTx::FlushBeforeSync(std::string_view sql) {
+// failures are kept for Flush.
+Status PgTx::FlushBeforeSync() {
   if (queued_.empty()) return Status::Ok();
-  if (sql == "ROLLBACK") {
-    queued_.clear();
-    deferred_.clear();
-    return Status::Ok();
-  }
   std::vector<Status> results(current_write_ + 1);
   Status s = Flush(results, nullptr, nullptr);
   for (size_t i = 0; i < results.size(); ++i) {
@@ -310,7 +305,7 @@ Status PgTx::Flush(std::vector<Status>& results, std::vector<Connection::Queued>
 }
 
 Result<int64_t> PgTx::Exec(std::string_view sql, std::initializer_list<Param> params) {
-  DROVER_RETURN_IF_ERROR(FlushBeforeSync(sql));
+  DROVER_RETURN_IF_ERROR(FlushBeforeSync());
   auto r = conn_.Run(sql, params);
   if (!r.ok()) return r.status();
   const char* n = PQcmdTuples(r->get());
@@ -321,7 +316,7 @@ Result<int64_t> PgTx::Exec(std::string_view sql, std::initializer_list<Param> pa
 
 Status PgTx::Query(std::string_view sql, std::initializer_list<Param> params,
                    FunctionRef<void(const Row&)> on_row) {
-  DROVER_RETURN_IF_ERROR(FlushBeforeSync(sql));
+  DROVER_RETURN_IF_ERROR(FlushBeforeSync());
   auto r = conn_.Run(sql, params);
   if (!r.ok()) return r.status();
   int rows = PQntuples(r->get());

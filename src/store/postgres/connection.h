@@ -19,7 +19,8 @@ struct ResultDeleter {
 };
 using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
 
-// `sql` with `?` placeholders numbered as PostgreSQL's `$1, $2, ...` (outside quotes).
+// `sql` with each `?` outside quotes replaced by PostgreSQL's numbered placeholder: the first
+// becomes `$1`, the second `$2`, and so on.
 std::string ToPositional(std::string_view sql);
 
 class Connection {
@@ -90,6 +91,11 @@ class PgTx final : public Tx {
   Status Defer(std::string_view sql, std::initializer_list<Param> params, DeferredFn done) override;
   void set_pipelining(bool on) { pipelining_ = on; }
   void set_current_write(size_t i) { current_write_ = i; }
+  // Forgets queued statements (the transaction is being rolled back).
+  void DropQueued() {
+    queued_.clear();
+    deferred_.clear();
+  }
   // Sends the queued statements and sets the results of the writes whose statements failed.
   // With a `tail` (statements ending in COMMIT), sends it in the same pipeline: it runs only
   // if every queued statement succeeded, and *committed says whether it committed. Does
@@ -136,7 +142,7 @@ class PgTx final : public Tx {
   std::vector<Connection::Queued> queued_;
   std::vector<Deferred> deferred_;                         // parallel to queued_
   std::vector<std::pair<size_t, Status>> early_failures_;  // from flushes before a sync call
-  Status FlushBeforeSync(std::string_view sql);
+  Status FlushBeforeSync();
 };
 
 }  // namespace drover::store::postgres

@@ -314,7 +314,13 @@ class PostgresStore final : public Store {
       return tx.Flush(r, &tail, committed);
     };
     auto on_write = [&](size_t i) { tx.set_current_write(i); };
-    Status s = RunBatch(tx, batch, results, {begin, reset, commit_batch, on_write, flush});
+    // Statements still queued belong to the transaction being abandoned: never sent.
+    auto rollback = [&] {
+      tx.DropQueued();
+      return tx.Exec("ROLLBACK").status();
+    };
+    Status s =
+        RunBatch(tx, batch, results, {begin, reset, commit_batch, rollback, on_write, flush});
     *mispredicted = tx.mispredicted();
     *max_index = s.ok() ? tx.max_index() : 0;
     return s;

@@ -215,7 +215,9 @@ class SqliteStore final : public Store {
       };
       auto on_write = [](size_t) {};
       auto flush = [](std::vector<Status>&, bool*) { return Status::Ok(); };  // Defer runs at once
-      Status commit = RunBatch(tx, batch, results, {begin, reset, commit_batch, on_write, flush});
+      auto rollback = [&] { return tx.Exec("ROLLBACK").status(); };
+      Status commit =
+          RunBatch(tx, batch, results, {begin, reset, commit_batch, rollback, on_write, flush});
       if (!commit.ok()) {
         LogError("SQLite commit failed: {}", commit.message());
         for (auto& r : results) r = Status::Unavailable("storage error: " + commit.message());
