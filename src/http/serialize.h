@@ -12,7 +12,7 @@ namespace drover::http {
 void SerializeResponse(const Response& resp, unsigned version, bool keep_alive, bool head,
                        std::string& out);
 
-// The reason phrase for a status code ("OK", "Not Found", ...).
+// The reason phrase for a status code, e.g. "OK" for 200 and "Not Found" for 404.
 std::string_view ReasonPhrase(int status);
 
 }  // namespace drover::http
