@@ -17,27 +17,43 @@
 namespace drover::testing {
 namespace {
 
+// Everything the child needs is built before fork: between fork and exec a child of a
+// multi-threaded process may only make async-signal-safe calls (no malloc, no putenv).
 pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
             const std::string& log_path, int fd_limit = 0) {
-  pid_t pid = fork();
-  if (pid != 0) return pid;
-  if (fd_limit > 0) {
-    rlimit rl{static_cast<rlim_t>(fd_limit), static_cast<rlim_t>(fd_limit)};
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-  int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  dup2(fd, 1);
-  dup2(fd, 2);
-  int devnull = open("/dev/null", O_RDONLY);
-  dup2(devnull, 0);
-  for (const auto& e : env) putenv(strdup(e.c_str()));
-  std::vector<char*> argv;
   std::string bin = DROVER_BIN;
+  std::vector<char*> argv;
   argv.push_back(bin.data());
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  execv(bin.c_str(), argv.data());
-  _exit(127);
+  // The environment: ours, with `env` entries replacing same-named ones.
+  std::vector<std::string> vars;
+  for (char** e = environ; *e; ++e) {
+    std::string_view kv(*e);
+    std::string_view name = kv.substr(0, kv.find('='));
+    bool replaced = false;
+    for (const auto& x : env) replaced |= x.starts_with(std::string(name) + "=");
+    if (!replaced) vars.emplace_back(kv);
+  }
+  vars.insert(vars.end(), env.begin(), env.end());
+  std::vector<char*> envp;
+  for (auto& v : vars) envp.push_back(v.data());
+  envp.push_back(nullptr);
+  int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  rlimit rl{static_cast<rlim_t>(fd_limit), static_cast<rlim_t>(fd_limit)};
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (fd_limit > 0) setrlimit(RLIMIT_NOFILE, &rl);
+    dup2(fd, 1);  // dup2 clears O_CLOEXEC on the copies
+    dup2(fd, 2);
+    dup2(devnull, 0);
+    execve(bin.c_str(), argv.data(), envp.data());
+    _exit(127);
+  }
+  if (fd >= 0) close(fd);
+  if (devnull >= 0) close(devnull);
+  return pid;
 }
 
 int WaitExit(pid_t pid, int timeout_ms) {
