@@ -9,7 +9,7 @@ APT_PACKAGES := build-essential cmake ninja-build ccache pkg-config git curl ca-
   libboost1.81-dev libboost-json1.81-dev libsqlite3-dev libpq-dev libssl-dev \
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev \
   libgtest-dev libgmock-dev libbenchmark-dev clang-format \
-  postgresql postgresql-contrib sqlite3 wrk hyperfine nginx-light
+  postgresql postgresql-contrib sqlite3 wrk hyperfine nginx-light ansible-core
 
 .PHONY: deps build build-asan dev test test-fast bench format clean openapi-deps
 

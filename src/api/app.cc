@@ -7,6 +7,7 @@
 #include "common/random.h"
 #include "control/cc_api.h"
 #include "control/variables_api.h"
+#include "env/environments_api.h"
 
 namespace drover::api {
 
@@ -17,26 +18,35 @@ using http::Responder;
 using http::Response;
 
 App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
-         coord::CoordinatorOptions coord)
+         coord::CoordinatorOptions coord, control::ControlCenterOptions cc)
     : store_(store),
       clock_(clock),
       started_(clock.Steady()),
       started_at_(FormatRfc3339(clock.Now())),
       keys_(store, clock),
       variables_(store, clock),
+      environments_(store, clock, keys_),
       coordinator_(store, std::move(coord)),
       waiters_(store) {
   AddSystemRoutes();
   AddClusterRoute();
   auth::AddKeyRoutes(router_, keys_);
   control::AddVariableRoutes(router_, variables_, store_, waiters_);
-  control::AddControlCenterRoutes(router_, variables_, store_, waiters_);
+  cc_views_ = control::AddControlCenterRoutes(
+      router_, variables_,
+      [this](const std::string& tenant, const std::string& env) {
+        return environments_.AgentVars(tenant, env);
+      },
+      store_, waiters_, std::move(cc));
+  env::AddEnvironmentRoutes(router_, environments_, store_, waiters_);
   std::vector<std::string> names;
   for (const auto& r : router_.routes()) names.push_back(r.pattern);
   metrics_ = std::make_unique<http::Metrics>(std::move(names));
   pipeline_ =
       std::make_unique<http::Pipeline>(router_, *metrics_, keys_, limiter_, clock_, options);
 }
+
+App::~App() = default;
 
 void App::AddSystemRoutes() {
   router_.Add(Method::kGet, "/healthz", Access::kPublic, [](Request&, Responder respond) {

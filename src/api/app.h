@@ -9,8 +9,10 @@
 #include "auth/keys.h"
 #include "auth/rate_limiter.h"
 #include "common/clock.h"
+#include "control/cc_api.h"
 #include "control/variables.h"
 #include "coord/coordinator.h"
+#include "env/environments.h"
 #include "http/blocking.h"
 #include "http/metrics.h"
 #include "http/pipeline.h"
@@ -24,7 +26,8 @@ class App {
   // `coord` names this server among those sharing the database; its coordinator is started by
   // the server process (cmd/server_cmd.cc), not here.
   App(store::Store& store, const Clock& clock, http::PipelineOptions options,
-      coord::CoordinatorOptions coord = {});
+      coord::CoordinatorOptions coord = {}, control::ControlCenterOptions cc = {});
+  ~App();
 
   http::Pipeline& pipeline() { return *pipeline_; }
   http::Metrics& metrics() { return *metrics_; }
@@ -46,6 +49,8 @@ class App {
   auth::KeyService keys_;
   auth::RateLimiter limiter_;
   control::VariableService variables_;
+  env::EnvironmentService environments_;
+  std::unique_ptr<control::ControlCenterViews> cc_views_;
   coord::Coordinator coordinator_;
   http::Waiters waiters_;
   std::unique_ptr<http::Metrics> metrics_;

@@ -12,7 +12,8 @@ namespace drover::auth {
 namespace {
 
 constexpr std::string_view kSelect =
-    "SELECT id, name, role, tenant, created_at, rate_rps, rate_burst, hash FROM api_keys";
+    "SELECT id, name, role, tenant, created_at, rate_rps, rate_burst, hash, environment, instance"
+    " FROM api_keys";
 
 // Rates are stored as milli-units to keep the schema integer-only.
 KeyRecord ReadKey(const store::Row& r) {
@@ -24,6 +25,8 @@ KeyRecord ReadKey(const store::Row& r) {
   k.created_at_ms = r.Int(4);
   if (!r.IsNull(5)) k.rate_rps = static_cast<double>(r.Int(5)) / 1000.0;
   if (!r.IsNull(6)) k.rate_burst = static_cast<double>(r.Int(6)) / 1000.0;
+  if (!r.IsNull(8)) k.environment = r.String(8);
+  if (!r.IsNull(9)) k.instance = r.String(9);
   return k;
 }
 
@@ -32,12 +35,17 @@ store::Param OptMilli(const std::optional<double>& v) {
   return static_cast<int64_t>(*v * 1000.0);
 }
 
+store::Param OptText(const std::string& v) {
+  if (v.empty()) return nullptr;
+  return std::string_view(v);
+}
+
 Status InsertKey(store::Tx& tx, const KeyRecord& k, const std::string& hash) {
   auto r = tx.Exec(
-      "INSERT INTO api_keys (id, name, role, tenant, hash, rate_rps, rate_burst, created_at)"
-      " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO api_keys (id, name, role, tenant, hash, rate_rps, rate_burst, created_at,"
+      " environment, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       {k.id, k.name, RoleName(k.role), k.tenant, hash, OptMilli(k.rate_rps), OptMilli(k.rate_burst),
-       k.created_at_ms});
+       k.created_at_ms, OptText(k.environment), OptText(k.instance)});
   if (!r.ok() && r.status().code() == Status::Code::kConflict) {
     return Status::Conflict("a key with this secret already exists");
   }
@@ -79,8 +87,9 @@ Result<std::shared_ptr<const Principal>> KeyService::Authenticate(std::string_vi
   if (!found || !ConstantTimeEqual(stored_hash, hash)) {
     return Status::Unauthenticated("invalid API key");
   }
-  auto p = std::make_shared<const Principal>(Principal{
-      found->id, found->name, found->role, found->tenant, found->rate_rps, found->rate_burst});
+  auto p = std::make_shared<const Principal>(
+      Principal{found->id, found->name, found->role, found->tenant, found->rate_rps,
+                found->rate_burst, found->environment, found->instance});
   std::unique_lock lock(mu_);
   if (cache_.size() > 100000) cache_.clear();  // bound memory against key churn
   cache_[digest] = CacheEntry{digest, p, now + ttl_};
@@ -115,8 +124,9 @@ void KeyService::CreateWithSecret(KeySpec spec, std::string secret,
   }
   if (!errors.empty()) return done(Status::Validation(std::move(errors)));
   auto key = std::make_shared<NewKey>();
-  key->record = {"k_" + RandomHex(8),        spec.name,     spec.role,      spec.tenant,
-                 ToUnixMillis(clock_.Now()), spec.rate_rps, spec.rate_burst};
+  key->record = {
+      "k_" + RandomHex(8), spec.name,       spec.role, spec.tenant, ToUnixMillis(clock_.Now()),
+      spec.rate_rps,       spec.rate_burst, "",        ""};
   key->secret = std::move(secret);
   std::string hash = Sha256Hex(key->secret);
   store_.Write([key, hash](store::Tx& tx) { return InsertKey(tx, key->record, hash); },
@@ -163,6 +173,18 @@ void KeyService::Delete(const Principal& caller, std::string id, std::function<v
       });
 }
 
+Status KeyService::Insert(store::Tx& tx, const KeyRecord& record, std::string_view secret) {
+  return InsertKey(tx, record, Sha256Hex(secret));
+}
+
+void KeyService::ForgetEnvironment(const std::string& tenant, const std::string& environment) {
+  std::unique_lock lock(mu_);
+  std::erase_if(cache_, [&](const auto& kv) {
+    const auto& p = *kv.second.principal;
+    return p.tenant == tenant && p.environment == environment;
+  });
+}
+
 void KeyService::Forget(const std::string& key_id) {
   std::unique_lock lock(mu_);
   std::erase_if(cache_, [&](const auto& kv) { return kv.second.principal->key_id == key_id; });
@@ -173,8 +195,9 @@ Result<std::optional<std::string>> KeyService::Bootstrap(std::optional<std::stri
     return Status::InvalidArgument("DROVER_BOOTSTRAP_TOKEN must be at least 16 characters");
   }
   std::string secret = token ? *token : NewSecret();
-  KeyRecord record{"k_" + RandomHex(8),        "bootstrap-admin", Role::kAdmin, "default",
-                   ToUnixMillis(clock_.Now()), std::nullopt,      std::nullopt};
+  KeyRecord record{
+      "k_" + RandomHex(8), "bootstrap-admin", Role::kAdmin, "default", ToUnixMillis(clock_.Now()),
+      std::nullopt,        std::nullopt,      "",           ""};
   bool created = false;
   // Check and insert in one transaction, serialized by a no-op update of the index counter
   // (a row lock on PostgreSQL until commit): of several servers starting at once on an empty

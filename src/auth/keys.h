@@ -29,6 +29,8 @@ struct KeyRecord {
   int64_t created_at_ms = 0;
   std::optional<double> rate_rps;
   std::optional<double> rate_burst;
+  std::string environment;  // agent keys of a joined instance: its environment and id
+  std::string instance;
 };
 
 struct KeySpec {
@@ -77,6 +79,13 @@ class KeyService {
 
   // A fresh secret: "drv_" + 43 base64url characters (256 bits).
   static std::string NewSecret();
+
+  // Inserts a key inside a caller's transaction (an agent key made by a join); the secret is
+  // stored as its hash only.
+  static Status Insert(store::Tx& tx, const KeyRecord& record, std::string_view secret);
+
+  // Drops cached principals of keys bound to `environment` of `tenant` (their rows are gone).
+  void ForgetEnvironment(const std::string& tenant, const std::string& environment);
 
  private:
   struct CacheEntry {

@@ -23,6 +23,12 @@ void AppendKey(std::string& out, const KeyRecord& k) {
   out += ",\"tenant\":";
   AppendJsonString(out, k.tenant);
   out += ",\"created_at\":\"" + FormatRfc3339(FromUnixMillis(k.created_at_ms)) + "\"";
+  if (!k.instance.empty()) {
+    out += ",\"environment\":";
+    AppendJsonString(out, k.environment);
+    out += ",\"instance\":";
+    AppendJsonString(out, k.instance);
+  }
   if (k.rate_rps) {
     out += fmt::format(",\"rate_limit\":{{\"rps\":{},\"burst\":{}}}", *k.rate_rps,
                        k.rate_burst.value_or(std::max(1.0, *k.rate_rps)));

@@ -30,7 +30,7 @@ class KeysTest : public ::testing::TestWithParam<testing::Backend> {
   testing::TempDir dir_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<KeyService> keys_;
-  Principal admin_{"k_admin", "admin", Role::kAdmin, "default", {}, {}};
+  Principal admin_{"k_admin", "admin", Role::kAdmin, "default", {}, {}, "", ""};
 };
 
 DROVER_ON_ALL_BACKENDS(KeysTest);
@@ -74,7 +74,7 @@ TEST_P(KeysTest, DeletedKeyStopsWorkingAtOnce) {
 }
 
 TEST_P(KeysTest, NonAdminsStayInTheirTenantAndCannotMintPrivilege) {
-  Principal user{"k_u", "u", Role::kUser, "team-a", {}, {}};
+  Principal user{"k_u", "u", Role::kUser, "team-a", {}, {}, "", ""};
   EXPECT_EQ(Create(user, {"x", Role::kUser, "team-b", {}, {}}).status().code(),
             Status::Code::kPermissionDenied);
   EXPECT_EQ(Create(user, {"x", Role::kAdmin, "", {}, {}}).status().code(),

@@ -21,6 +21,10 @@ struct Principal {
   // Per-key rate limit override; 0 rps = unlimited; nullopt = server default for the role.
   std::optional<double> rate_rps;
   std::optional<double> rate_burst;
+  // Agent keys made by a join act only for this instance and read only this environment's
+  // variables; both empty for other keys.
+  std::string environment;
+  std::string instance;
   bool authenticated() const { return !key_id.empty(); }
   // True when this caller may see resources of `tenant`.
   bool CanSeeTenant(std::string_view t) const { return role == Role::kAdmin || t == tenant; }

@@ -1,10 +1,17 @@
-// `drover key create|ls|rm`
+// `drover key create|ls|rm|gen-signing`
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include "cmd/client_util.h"
 #include "common/json.h"
+#include "control/signing.h"
 
 namespace drover::cmd {
 
@@ -65,6 +72,43 @@ void AddKeyCommands(CLI::App& app, ClientFlags& flags, Run& run) {
                         Text(k, "created_at")});
       }
       PrintTable({"ID", "NAME", "ROLE", "TENANT", "CREATED"}, rows);
+      return 0;
+    };
+  });
+
+  static std::string sign_out;
+  auto* gen = key->add_subcommand(
+      "gen-signing",
+      "Create an ed25519 key pair for signed control-center answers: PATH (private, for "
+      "drover server --signing-key) and PATH.pub (public, for drover agent --verify-key).");
+  gen->add_option("path", sign_out, "where to write the private key")->required();
+  gen->callback([&] {
+    run = [&] {
+      auto pair = control::SigningKey::Generate();
+      if (!pair.ok()) {
+        std::cerr << "error: " << pair.status().message() << "\n";
+        return 1;
+      }
+      // The private key is created owner-only from the start, never readable by others.
+      int fd = ::open(sign_out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd < 0) {
+        std::cerr << "error: cannot create " << sign_out << ": " << std::strerror(errno)
+                  << (errno == EEXIST ? " (not overwriting an existing key)" : "") << "\n";
+        return 1;
+      }
+      bool ok = ::write(fd, pair->first.data(), pair->first.size()) ==
+                static_cast<ssize_t>(pair->first.size());
+      ok = ::fsync(fd) == 0 && ok;
+      ::close(fd);
+      std::ofstream pub(sign_out + ".pub", std::ios::trunc);
+      pub << pair->second;
+      pub.close();
+      if (!ok || !pub) {
+        std::cerr << "error: cannot write the key files\n";
+        return 1;
+      }
+      std::cout << "private key: " << sign_out << "  (drover server --signing-key)\n"
+                << "public key:  " << sign_out << ".pub  (drover agent --verify-key)\n";
       return 0;
     };
   });

@@ -50,6 +50,8 @@ struct ServerFlags {
   std::string lease_ttl = "10s";
   std::string server_id;
   std::vector<std::string> coord_resources;
+  std::string signing_key;
+  std::string signature_ttl = "5m";
 };
 
 ServerFlags g_flags;
@@ -136,6 +138,22 @@ int RunServer() {
       return 2;
     }
   }
+  control::ControlCenterOptions cc_opts;
+  if (!f.signing_key.empty()) {
+    auto key = control::SigningKey::Load(f.signing_key);
+    if (!key.ok()) {
+      std::fprintf(stderr, "error: --signing-key: %s\n", key.status().message().c_str());
+      return 2;
+    }
+    cc_opts.signing_key = std::make_shared<const control::SigningKey>(std::move(*key));
+  }
+  auto signature_ttl = ParseDuration(f.signature_ttl);
+  if (!signature_ttl || signature_ttl->count() < 1000) {
+    std::fprintf(stderr, "error: --signature-ttl must be a duration of at least 1s; got '%s'\n",
+                 f.signature_ttl.c_str());
+    return 2;
+  }
+  cc_opts.signature_ttl = std::chrono::duration_cast<std::chrono::seconds>(*signature_ttl);
   std::string db = f.db.empty() ? "sqlite://" + f.data_dir + "/drover.db" : f.db;
   http::Metrics* metrics = nullptr;  // set once the app exists; commits before that are not counted
   store::StoreOptions store_opts;
@@ -165,7 +183,7 @@ int RunServer() {
   coord_opts.server_id = f.server_id.empty() ? HostName() + "-" + RandomHex(4) : f.server_id;
   coord_opts.ttl = std::chrono::duration_cast<std::chrono::milliseconds>(*lease_ttl);
   coord_opts.resources = f.coord_resources;
-  api::App app(*store, SystemClock::Get(), pipe_opts, coord_opts);
+  api::App app(*store, SystemClock::Get(), pipe_opts, coord_opts, std::move(cc_opts));
   __atomic_store_n(&metrics, &app.metrics(), __ATOMIC_RELEASE);
 
   // First start on an empty store: an admin key, printed once (or DROVER_BOOTSTRAP_TOKEN).
@@ -291,6 +309,12 @@ void AddServerCommand(CLI::App& app, Run& run) {
                 "diagnostics and tests; environments are spread without it)")
       ->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  s->add_option("--signing-key", f.signing_key,
+                "ed25519 private key (PEM) to sign control-center answers with "
+                "(drover key gen-signing makes one)");
+  s->add_option("--signature-ttl", f.signature_ttl,
+                "how long a signed control-center answer stays valid")
+      ->capture_default_str();
   s->add_option("--addr-file", f.addr_file,
                 "write the bound host:port to this file once listening (for scripts and tests)");
   s->callback([&run] { run = RunServer; });

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <ctime>
 
 namespace drover {
@@ -33,6 +34,15 @@ void CivilFromDays(int64_t z, int* y, unsigned* m, unsigned* d) {
   *y = static_cast<int>(yoe + era * 400 + (*m <= 2));
 }
 
+int64_t DaysFromCivil(int y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
 void Put(char* p, unsigned v, int width) {
   for (int i = width - 1; i >= 0; --i) {
     p[i] = static_cast<char>('0' + v % 10);
@@ -60,6 +70,60 @@ std::string FormatRfc3339(TimePoint t) {
   Put(buf + 17, secs % 60, 2);
   Put(buf + 20, static_cast<unsigned>(rem % 1000), 3);
   return std::string(buf, 24);
+}
+
+std::optional<TimePoint> ParseRfc3339(std::string_view s) {
+  size_t i = 0;
+  auto num = [&](int width, unsigned* out) {
+    unsigned v = 0;
+    for (int k = 0; k < width; ++k, ++i) {
+      if (i >= s.size() || s[i] < '0' || s[i] > '9') return false;
+      v = v * 10 + static_cast<unsigned>(s[i] - '0');
+    }
+    *out = v;
+    return true;
+  };
+  auto lit = [&](std::string_view chars) {
+    if (i >= s.size() || chars.find(s[i]) == std::string_view::npos) return false;
+    ++i;
+    return true;
+  };
+  unsigned y, mo, d, h, mi, sec, ms = 0;
+  if (!num(4, &y) || !lit("-") || !num(2, &mo) || !lit("-") || !num(2, &d) || !lit("Tt ") ||
+      !num(2, &h) || !lit(":") || !num(2, &mi) || !lit(":") || !num(2, &sec)) {
+    return std::nullopt;
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    size_t start = i;
+    unsigned scale = 100;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      ms += static_cast<unsigned>(s[i] - '0') * scale;
+      scale /= 10;
+      ++i;
+    }
+    if (i == start) return std::nullopt;
+  }
+  int64_t offset_min = 0;
+  if (lit("Zz")) {
+  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    int sign = s[i] == '-' ? -1 : 1;
+    ++i;
+    unsigned oh, om;
+    if (!num(2, &oh) || !lit(":") || !num(2, &om) || oh > 23 || om > 59) return std::nullopt;
+    offset_min = sign * static_cast<int64_t>(oh * 60 + om);
+  } else {
+    return std::nullopt;
+  }
+  static constexpr unsigned kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (i != s.size() || mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] ||
+      (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 60) {
+    return std::nullopt;
+  }
+  int64_t secs = DaysFromCivil(static_cast<int>(y), mo, d) * 86400 + h * 3600 + mi * 60 +
+                 std::min(sec, 59u) - offset_min * 60;
+  return FromUnixMillis(secs * 1000 + ms);
 }
 
 }  // namespace drover

@@ -2,7 +2,9 @@
 // Time flows through Clock so tests can control it. Nothing else calls the system clock.
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace drover {
 
@@ -32,5 +34,9 @@ TimePoint FromUnixMillis(int64_t ms);
 
 // RFC 3339 UTC with millisecond precision: 2026-11-23T10:00:00.123Z
 std::string FormatRfc3339(TimePoint t);
+
+// Parses RFC 3339 with any offset ("2026-12-01T13:00:00Z", "...T14:00:00.5+01:00"); nullopt when
+// `s` is not one.
+std::optional<TimePoint> ParseRfc3339(std::string_view s);
 
 }  // namespace drover

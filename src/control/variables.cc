@@ -57,6 +57,8 @@ Status VariableService::Validate(std::string_view key, std::string_view environm
   } else if (value.find('\0') != std::string_view::npos) {
     // PostgreSQL text cannot hold it; refused on every backend alike.
     errors.push_back({"value", "must not contain the NUL character (\\u0000)"});
+  } else if (auto why = CheckValue(key, value)) {
+    errors.push_back({"value", fmt::format("{}: {}", key, *why)});
   }
   if (!errors.empty()) return Status::Validation(std::move(errors));
   return Status::Ok();
@@ -159,7 +161,8 @@ Result<VariablePage> VariableService::List(const std::string& tenant, const List
 }
 
 Result<std::map<std::string, std::string>> VariableService::Effective(
-    const std::string& tenant, const std::string& environment, const std::string& prefix) {
+    const std::string& tenant, const std::string& environment, const std::string& prefix,
+    const std::map<std::string, std::string>& env_defaults) {
   std::map<std::string, std::string> global, scoped;
   for (auto* scope : {&global, &scoped}) {
     if (scope == &scoped && environment.empty()) break;
@@ -173,6 +176,9 @@ Result<std::map<std::string, std::string>> VariableService::Effective(
       for (auto& v : page->items) (*scope)[v.key] = std::move(v.value);
       q.cursor = page->next_cursor;
     } while (!q.cursor.empty());
+  }
+  for (const auto& [k, v] : env_defaults) {
+    if (k.starts_with(prefix)) global[k] = v;
   }
   for (auto& [k, v] : scoped) global[k] = std::move(v);
   std::erase_if(global, [](const auto& kv) { return IsUnsetValue(kv.second); });

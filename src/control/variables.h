@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "control/values.h"
 #include "store/store.h"
 
 namespace drover::control {
@@ -43,9 +44,6 @@ struct VariablePage {
 // The change topic (store::Tx::Notify) of every variable write: blocking reads wait on it.
 inline constexpr std::string_view kTopic = "variables";
 
-// SPEC §4: an empty value or "-" means "not set, use the default", for every cc-* variable.
-inline bool IsUnsetValue(std::string_view v) { return v.empty() || v == "-"; }
-
 // Longest value accepted, in bytes.
 inline constexpr std::size_t kMaxValueBytes = 512 * 1024;
 
@@ -68,9 +66,11 @@ class VariableService {
   // The effective set an agent or watcher sees: every variable whose key starts with `prefix`,
   // the environment's value over the global one, and values that mean "unset" (IsUnsetValue)
   // left out — so an environment can unset a global value with "-". `environment` "" = global.
-  Result<std::map<std::string, std::string>> Effective(const std::string& tenant,
-                                                       const std::string& environment,
-                                                       const std::string& prefix);
+  // `env_defaults` (an environment's agent: block) sits between the global and the
+  // environment's own variables.
+  Result<std::map<std::string, std::string>> Effective(
+      const std::string& tenant, const std::string& environment, const std::string& prefix,
+      const std::map<std::string, std::string>& env_defaults = {});
   // NotFound when absent; `done` after the commit.
   void Delete(std::string tenant, std::string key, std::string environment,
               std::function<void(Status)> done);

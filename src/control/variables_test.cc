@@ -71,7 +71,7 @@ TEST_P(VariablesTest, DeleteBumpsTheIndexAndReportsMissing) {
 }
 
 TEST_P(VariablesTest, ListFiltersByPrefixAndScopeAndPages) {
-  for (auto k : {"cc-a-ref", "cc-a-repository", "cc-w-scheduler", "user-var"}) {
+  for (auto k : {"cc-a-ref", "cc-a-release", "cc-w-scheduler", "user-var"}) {
     ASSERT_TRUE(Put("t", k, "", "g").ok());
   }
   ASSERT_TRUE(Put("t", "cc-a-ref", "sim-eu", "e").ok());
@@ -82,7 +82,7 @@ TEST_P(VariablesTest, ListFiltersByPrefixAndScopeAndPages) {
   ASSERT_EQ(all->items.size(), 3u);
   EXPECT_EQ(all->items[0].environment, "");
   EXPECT_EQ(all->items[1].environment, "sim-eu");
-  EXPECT_EQ(all->items[2].key, "cc-a-repository");
+  EXPECT_EQ(all->items[2].key, "cc-a-release");
 
   q.environment = "";
   EXPECT_EQ(vars_->List("t", q)->items.size(), 2u);
@@ -98,7 +98,7 @@ TEST_P(VariablesTest, ListFiltersByPrefixAndScopeAndPages) {
     for (auto& v : page->items) seen.push_back(v.key + "/" + v.environment);
     paged.cursor = page->next_cursor;
   } while (!paged.cursor.empty());
-  EXPECT_EQ(seen, (std::vector<std::string>{"cc-a-ref/", "cc-a-ref/sim-eu", "cc-a-repository/",
+  EXPECT_EQ(seen, (std::vector<std::string>{"cc-a-ref/", "cc-a-ref/sim-eu", "cc-a-release/",
                                             "cc-w-scheduler/", "user-var/"}));
   paged.cursor = "zz";
   EXPECT_EQ(vars_->List("t", paged).status().code(), Status::Code::kInvalidArgument);

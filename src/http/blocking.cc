@@ -161,6 +161,11 @@ void Waiters::Shutdown() {
   for (auto& r : rest) r();
 }
 
+bool Waiters::stopped() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->stopping;
+}
+
 size_t Waiters::parked() const {
   std::lock_guard lock(impl_->mu);
   return impl_->parked.size();

@@ -52,6 +52,8 @@ class Waiters {
   void Shutdown();
   // Parked reads, for tests and metrics.
   size_t parked() const;
+  // True after Shutdown(): waits return at once, so callers must not wait again in a loop.
+  bool stopped() const;
 
  private:
   struct Impl;

@@ -46,6 +46,70 @@ std::span<const Migration> AllMigrations() {
            " generation BIGINT NOT NULL,"
            " expires_at BIGINT NOT NULL)",
        }},
+      {3,
+       "environments, instances, runs, events; agent keys bound to an instance",
+       {
+           // An agent key made by a join acts only for its instance and environment.
+           "ALTER TABLE api_keys ADD COLUMN environment TEXT",
+           "ALTER TABLE api_keys ADD COLUMN instance TEXT",
+           "CREATE TABLE environments ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " name TEXT {{bytes}} NOT NULL,"
+           " spec TEXT NOT NULL,"        // the validated spec, as JSON
+           " agent_vars TEXT NOT NULL,"  // the agent: block as a JSON object of cc-a-* values
+           " join_token TEXT NOT NULL,"
+           " create_index BIGINT NOT NULL,"
+           " modify_index BIGINT NOT NULL,"
+           " created_at BIGINT NOT NULL,"
+           " updated_at BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, name))",
+           "CREATE INDEX environments_name ON environments (name)",
+           "CREATE TABLE instances ("
+           " id TEXT {{bytes}} PRIMARY KEY,"
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " environment TEXT {{bytes}} NOT NULL,"
+           " state TEXT NOT NULL,"
+           " hostname TEXT NOT NULL,"
+           " address TEXT NOT NULL,"
+           " provider_id TEXT NOT NULL,"
+           " facts TEXT NOT NULL,"        // JSON object
+           " agent_version TEXT NOT NULL,"
+           " current_run TEXT,"           // JSON object while a run is going
+           " skipped_runs BIGINT NOT NULL,"
+           " last_heartbeat BIGINT,"
+           " restarts BIGINT NOT NULL,"
+           " last_run_seq BIGINT NOT NULL,"
+           " created_at BIGINT NOT NULL,"
+           " updated_at BIGINT NOT NULL)",
+           "CREATE INDEX instances_environment ON instances (tenant, environment, id)",
+           "CREATE TABLE runs ("
+           " instance TEXT {{bytes}} NOT NULL,"
+           " seq BIGINT NOT NULL,"
+           " run_id TEXT NOT NULL,"
+           " var_index BIGINT NOT NULL,"
+           " commit_sha TEXT NOT NULL,"
+           " status TEXT NOT NULL,"
+           " reason TEXT NOT NULL,"
+           " pre_exit BIGINT,"
+           " main_exit BIGINT,"
+           " post_exit BIGINT,"
+           " started_at BIGINT NOT NULL,"
+           " finished_at BIGINT NOT NULL,"
+           " log_tail TEXT NOT NULL,"
+           " received_at BIGINT NOT NULL,"
+           " PRIMARY KEY (instance, seq))",
+           // A report delivered twice (agent retry after a lost answer) is stored once.
+           "CREATE UNIQUE INDEX runs_run_id ON runs (instance, run_id)",
+           "CREATE TABLE environment_events ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " environment TEXT {{bytes}} NOT NULL,"
+           " seq BIGINT NOT NULL,"  // the change index of the write that recorded it
+           " instance TEXT NOT NULL,"
+           " kind TEXT NOT NULL,"
+           " reason TEXT NOT NULL,"
+           " at BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, environment, seq, instance, kind))",
+       }},
   };
   return kMigrations;
 }

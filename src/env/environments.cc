@@ -1,0 +1,487 @@
+#include "env/environments.h"
+
+#include <fmt/format.h>
+
+#include <boost/json/parse.hpp>
+
+#include "common/random.h"
+
+namespace drover::env {
+namespace {
+
+constexpr std::string_view kEnvColumns =
+    "SELECT tenant, name, spec, join_token, create_index, modify_index, created_at, updated_at"
+    " FROM environments";
+
+Environment ReadEnvironment(const store::Row& r) {
+  Environment e;
+  e.tenant = r.String(0);
+  e.name = r.String(1);
+  e.spec_json = r.String(2);
+  e.join_token = r.String(3);
+  e.create_index = r.Int(4);
+  e.modify_index = r.Int(5);
+  e.created_at_ms = r.Int(6);
+  e.updated_at_ms = r.Int(7);
+  // Stored specs were validated when written; parsing them again cannot fail.
+  boost::system::error_code ec;
+  auto doc = boost::json::parse(e.spec_json, ec);
+  if (!ec) {
+    if (auto spec = ParseEnvironmentDocument(doc, e.name); spec.ok()) e.spec = std::move(*spec);
+  }
+  return e;
+}
+
+constexpr std::string_view kInstanceColumns =
+    "SELECT i.id, i.tenant, i.environment, i.state, i.hostname, i.address, i.provider_id,"
+    " i.facts, i.agent_version, i.current_run, i.skipped_runs, i.last_heartbeat, i.restarts,"
+    " i.created_at, r.seq, r.commit_sha, r.status, r.main_exit, r.started_at, r.finished_at"
+    " FROM instances i LEFT JOIN runs r ON r.instance = i.id AND r.seq = i.last_run_seq";
+
+Instance ReadInstance(const store::Row& r) {
+  Instance i;
+  i.id = r.String(0);
+  i.tenant = r.String(1);
+  i.environment = r.String(2);
+  i.state = r.String(3);
+  i.hostname = r.String(4);
+  i.address = r.String(5);
+  i.provider_id = r.String(6);
+  i.facts_json = r.String(7);
+  i.agent_version = r.String(8);
+  if (!r.IsNull(9)) i.current_run_json = r.String(9);
+  i.skipped_runs = r.Int(10);
+  if (!r.IsNull(11)) i.last_heartbeat_ms = r.Int(11);
+  i.restarts = r.Int(12);
+  i.created_at_ms = r.Int(13);
+  if (!r.IsNull(14)) {
+    LastRun lr;
+    lr.seq = r.Int(14);
+    lr.commit = r.String(15);
+    lr.status = r.String(16);
+    if (!r.IsNull(17)) lr.main_exit = r.Int(17);
+    lr.duration_ms = r.Int(19) - r.Int(18);
+    lr.finished_at_ms = r.Int(19);
+    i.last_run = lr;
+  }
+  return i;
+}
+
+constexpr std::string_view kRunColumns =
+    "SELECT seq, run_id, var_index, commit_sha, status, reason, pre_exit, main_exit, post_exit,"
+    " started_at, finished_at, log_tail, received_at FROM runs";
+
+Run ReadRun(const store::Row& r) {
+  Run run;
+  run.seq = r.Int(0);
+  auto& rep = run.report;
+  rep.run_id = r.String(1);
+  rep.var_index = r.Int(2);
+  rep.commit = r.String(3);
+  rep.status = r.String(4);
+  rep.reason = r.String(5);
+  if (!r.IsNull(6)) rep.pre_exit = r.Int(6);
+  if (!r.IsNull(7)) rep.main_exit = r.Int(7);
+  if (!r.IsNull(8)) rep.post_exit = r.Int(8);
+  rep.started_at_ms = r.Int(9);
+  rep.finished_at_ms = r.Int(10);
+  rep.log_tail = r.String(11);
+  run.received_at_ms = r.Int(12);
+  return run;
+}
+
+store::Param OptInt(const std::optional<int64_t>& v) {
+  if (!v) return nullptr;
+  return *v;
+}
+
+Status AddEvent(store::Tx& tx, const std::string& tenant, const std::string& env, int64_t seq,
+                const std::string& instance, std::string_view kind, const std::string& reason,
+                int64_t at) {
+  return tx
+      .Exec(
+          "INSERT INTO environment_events (tenant, environment, seq, instance, kind, reason, at)"
+          " VALUES (?, ?, ?, ?, ?, ?, ?)",
+          {tenant, env, seq, instance, kind, reason, at})
+      .status();
+}
+
+Result<int64_t> ParseCursor(const std::string& cursor) {
+  if (cursor.empty()) return int64_t{0};
+  int64_t n = 0;
+  for (char c : cursor) {
+    if (c < '0' || c > '9' || n > 1'000'000'000'000'000LL) {
+      return Status::InvalidArgument("query parameter 'cursor' is not a cursor this server issued");
+    }
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
+Status NoEnvironment(const std::string& name) {
+  return Status::NotFound(fmt::format("no environment '{}'", name));
+}
+
+}  // namespace
+
+void EnvironmentService::Put(std::string tenant, std::string name, EnvironmentSpec spec,
+                             std::function<void(Result<std::pair<Environment, bool>>)> done) {
+  struct Op {
+    Environment env;
+    std::string agent_vars;
+    bool created = false;
+    std::function<void(Result<std::pair<Environment, bool>>)> done;
+  };
+  auto op = std::make_shared<Op>();
+  op->env.tenant = std::move(tenant);
+  op->env.name = std::move(name);
+  op->env.spec_json = SpecToJson(spec);
+  op->agent_vars = AgentVarsToJson(spec.agent_vars);
+  op->env.spec = std::move(spec);
+  op->env.updated_at_ms = ToUnixMillis(clock_.Now());
+  std::string new_token = "djt_" + RandomBase64Url(32);
+  op->done = std::move(done);
+  store_.Write(
+      [op, new_token](store::Tx& tx) -> Status {
+        auto& e = op->env;
+        auto idx = tx.NextIndex();
+        if (!idx.ok()) return idx.status();
+        std::optional<Environment> old;
+        DROVER_RETURN_IF_ERROR(tx.Query(std::string(kEnvColumns) + " WHERE tenant = ? AND name = ?",
+                                        {e.tenant, e.name},
+                                        [&](const store::Row& r) { old = ReadEnvironment(r); }));
+        op->created = !old;
+        e.modify_index = *idx;
+        if (old) {
+          e.create_index = old->create_index;
+          e.created_at_ms = old->created_at_ms;
+          e.join_token = old->join_token;
+          DROVER_RETURN_IF_ERROR(
+              tx.Exec("UPDATE environments SET spec = ?, agent_vars = ?, modify_index = ?,"
+                      " updated_at = ? WHERE tenant = ? AND name = ?",
+                      {e.spec_json, op->agent_vars, *idx, e.updated_at_ms, e.tenant, e.name})
+                  .status());
+        } else {
+          e.create_index = *idx;
+          e.created_at_ms = e.updated_at_ms;
+          e.join_token = new_token;
+          DROVER_RETURN_IF_ERROR(
+              tx.Exec("INSERT INTO environments (tenant, name, spec, agent_vars, join_token,"
+                      " create_index, modify_index, created_at, updated_at)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      {e.tenant, e.name, e.spec_json, op->agent_vars, e.join_token, *idx, *idx,
+                       e.created_at_ms, e.updated_at_ms})
+                  .status());
+        }
+        if (!old || old->spec_json != e.spec_json) {
+          DROVER_RETURN_IF_ERROR(
+              AddEvent(tx, e.tenant, e.name, *idx, "", old ? "updated" : "created",
+                       old ? "spec changed" : "environment created", e.updated_at_ms));
+        }
+        DROVER_RETURN_IF_ERROR(tx.Notify(kTopic));
+        return tx.Notify("variables");  // the agent: block is part of the cc-a-* view
+      },
+      [op](Status s) {
+        if (!s.ok()) return op->done(s);
+        op->done(std::make_pair(std::move(op->env), op->created));
+      });
+}
+
+Result<Environment> EnvironmentService::Get(const std::string& tenant, const std::string& name) {
+  std::optional<Environment> found;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(std::string(kEnvColumns) + " WHERE tenant = ? AND name = ?", {tenant, name},
+                    [&](const store::Row& r) { found = ReadEnvironment(r); });
+  });
+  if (!s.ok()) return s;
+  if (!found) return NoEnvironment(name);
+  return std::move(*found);
+}
+
+Result<Page<Environment>> EnvironmentService::List(const std::string& tenant,
+                                                   const std::string& cursor, int limit) {
+  Page<Environment> page;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(
+        std::string(kEnvColumns) + " WHERE tenant = ? AND name > ? ORDER BY name LIMIT ?",
+        {tenant, cursor, int64_t{limit + 1}},
+        [&](const store::Row& r) { page.items.push_back(ReadEnvironment(r)); });
+  });
+  if (!s.ok()) return s;
+  if (static_cast<int>(page.items.size()) > limit) {
+    page.items.pop_back();
+    page.next_cursor = page.items.back().name;
+  }
+  return page;
+}
+
+void EnvironmentService::Delete(std::string tenant, std::string name,
+                                std::function<void(Status)> done) {
+  store_.Write(
+      [tenant, name](store::Tx& tx) -> Status {
+        auto n = tx.Exec("DELETE FROM environments WHERE tenant = ? AND name = ?", {tenant, name});
+        if (!n.ok()) return n.status();
+        if (*n == 0) return NoEnvironment(name);
+        for (std::string_view sql : {
+                 "DELETE FROM runs WHERE instance IN (SELECT id FROM instances WHERE tenant = ?"
+                 " AND environment = ?)",
+                 "DELETE FROM instances WHERE tenant = ? AND environment = ?",
+                 "DELETE FROM environment_events WHERE tenant = ? AND environment = ?",
+                 "DELETE FROM api_keys WHERE tenant = ? AND environment = ?",
+             }) {
+          DROVER_RETURN_IF_ERROR(tx.Exec(sql, {tenant, name}).status());
+        }
+        DROVER_RETURN_IF_ERROR(tx.Notify(kTopic));
+        DROVER_RETURN_IF_ERROR(tx.Notify("variables"));
+        return tx.NextIndex().status();
+      },
+      [this, tenant, name, done = std::move(done)](Status s) {
+        if (s.ok()) keys_.ForgetEnvironment(tenant, name);
+        done(std::move(s));
+      });
+}
+
+Result<std::map<std::string, std::string>> EnvironmentService::AgentVars(const std::string& tenant,
+                                                                         const std::string& name) {
+  std::map<std::string, std::string> vars;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query("SELECT agent_vars FROM environments WHERE tenant = ? AND name = ?",
+                    {tenant, name},
+                    [&](const store::Row& r) { vars = AgentVarsFromJson(r.Text(0)); });
+  });
+  if (!s.ok()) return s;
+  return vars;
+}
+
+void EnvironmentService::Join(std::string name, std::string token, std::string hostname,
+                              std::string facts_json, std::function<void(Result<Joined>)> done) {
+  // Which environment: the one of this name whose token matches (names repeat across tenants).
+  std::optional<Environment> env;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(std::string(kEnvColumns) + " WHERE name = ?", {name}, [&](const store::Row& r) {
+      Environment e = ReadEnvironment(r);
+      if (ConstantTimeEqual(e.join_token, token)) env = std::move(e);
+    });
+  });
+  if (!s.ok()) return done(s);
+  if (!env) return done(Status::Unauthenticated("invalid join token for this environment"));
+  auto joined = std::make_shared<Joined>();
+  joined->instance_id = "i-" + RandomHex(8);
+  joined->agent_key = auth::KeyService::NewSecret();
+  joined->environment = std::move(*env);
+  int64_t now = ToUnixMillis(clock_.Now());
+  store_.Write(
+      [joined, hostname = std::move(hostname), facts = std::move(facts_json), now,
+       token = std::move(token)](store::Tx& tx) -> Status {
+        const auto& e = joined->environment;
+        // The token is checked again inside the transaction: a delete or re-create in between
+        // must not let the join through.
+        std::string current;
+        DROVER_RETURN_IF_ERROR(
+            tx.Query("SELECT join_token FROM environments WHERE tenant = ? AND name = ?",
+                     {e.tenant, e.name}, [&](const store::Row& r) { current = r.String(0); }));
+        if (current.empty() || !ConstantTimeEqual(current, token)) {
+          return Status::Unauthenticated("invalid join token for this environment");
+        }
+        auto idx = tx.NextIndex();
+        if (!idx.ok()) return idx.status();
+        DROVER_RETURN_IF_ERROR(
+            tx.Exec("INSERT INTO instances (id, tenant, environment, state, hostname, address,"
+                    " provider_id, facts, agent_version, current_run, skipped_runs,"
+                    " last_heartbeat, restarts, last_run_seq, created_at, updated_at)"
+                    " VALUES (?, ?, ?, 'starting', ?, '', '', ?, '', NULL, 0, NULL, 0, 0, ?, ?)",
+                    {joined->instance_id, e.tenant, e.name, hostname, facts, now, now})
+                .status());
+        auth::KeyRecord key{"k_" + RandomHex(8),
+                            "agent-" + joined->instance_id,
+                            auth::Role::kAgent,
+                            e.tenant,
+                            now,
+                            std::nullopt,
+                            std::nullopt,
+                            e.name,
+                            joined->instance_id};
+        DROVER_RETURN_IF_ERROR(auth::KeyService::Insert(tx, key, joined->agent_key));
+        DROVER_RETURN_IF_ERROR(AddEvent(
+            tx, e.tenant, e.name, *idx, joined->instance_id, "joined",
+            hostname.empty() ? "agent joined" : fmt::format("agent on {} joined", hostname), now));
+        return tx.Notify(kTopic);
+      },
+      [joined, done = std::move(done)](Status s) {
+        if (!s.ok()) return done(s);
+        done(std::move(*joined));
+      });
+}
+
+Result<Instance> EnvironmentService::InstanceFor(const auth::Principal& caller,
+                                                 const std::string& id) {
+  std::optional<Instance> found;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(std::string(kInstanceColumns) + " WHERE i.id = ?", {id},
+                    [&](const store::Row& r) { found = ReadInstance(r); });
+  });
+  if (!s.ok()) return s;
+  if (!found || !caller.CanSeeTenant(found->tenant)) {
+    return Status::NotFound(fmt::format("no instance '{}'", id));
+  }
+  if (caller.role == auth::Role::kAgent && !caller.instance.empty() && caller.instance != id) {
+    return Status::PermissionDenied(
+        fmt::format("this agent key acts for instance '{}' only", caller.instance));
+  }
+  return std::move(*found);
+}
+
+Result<std::vector<Instance>> EnvironmentService::Instances(const std::string& tenant,
+                                                            const std::string& env) {
+  std::vector<Instance> out;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(std::string(kInstanceColumns) +
+                        " WHERE i.tenant = ? AND i.environment = ? ORDER BY i.created_at, i.id",
+                    {tenant, env}, [&](const store::Row& r) { out.push_back(ReadInstance(r)); });
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+void EnvironmentService::RecordHeartbeat(Instance inst, Heartbeat hb,
+                                         std::function<void(Status)> done) {
+  store_.Write(
+      [inst = std::move(inst), hb = std::move(hb)](store::Tx& tx) -> Status {
+        auto now = tx.NowMillis();
+        if (!now.ok()) return now.status();
+        std::string state;
+        DROVER_RETURN_IF_ERROR(tx.Query("SELECT state FROM instances WHERE id = ?", {inst.id},
+                                        [&](const store::Row& r) { state = r.String(0); }));
+        if (state.empty()) return Status::NotFound(fmt::format("no instance '{}'", inst.id));
+        if (state == "terminating" || state == "terminated" || state == "failed") {
+          return Status::Conflict(fmt::format("instance '{}' is {}", inst.id, state));
+        }
+        bool up = state != "running";
+        std::string_view current =
+            hb.current_run_json.empty() ? std::string_view() : hb.current_run_json;
+        store::Param current_param = hb.current_run_json.empty() ? store::Param(nullptr) : current;
+        DROVER_RETURN_IF_ERROR(
+            tx.Exec("UPDATE instances SET state = 'running', last_heartbeat = ?, agent_version = ?,"
+                    " hostname = CASE WHEN ? = '' THEN hostname ELSE ? END, facts = ?,"
+                    " current_run = ?, skipped_runs = ?, updated_at = ? WHERE id = ?",
+                    {*now, hb.agent_version, hb.hostname, hb.hostname, hb.facts_json, current_param,
+                     hb.skipped_runs, *now, inst.id})
+                .status());
+        if (!up) return Status::Ok();
+        // A state change is news: it takes an index, an event and a notification.
+        auto idx = tx.NextIndex();
+        if (!idx.ok()) return idx.status();
+        DROVER_RETURN_IF_ERROR(AddEvent(tx, inst.tenant, inst.environment, *idx, inst.id, "running",
+                                        fmt::format("heartbeat (was {})", state), *now));
+        return tx.Notify(kTopic);
+      },
+      std::move(done));
+}
+
+void EnvironmentService::RecordRun(Instance inst, RunReport report,
+                                   std::function<void(Result<std::pair<Run, bool>>)> done) {
+  struct Op {
+    Run run;
+    bool created = false;
+    std::function<void(Result<std::pair<Run, bool>>)> done;
+  };
+  auto op = std::make_shared<Op>();
+  op->run.report = std::move(report);
+  op->run.received_at_ms = ToUnixMillis(clock_.Now());
+  op->done = std::move(done);
+  store_.Write(
+      [op, inst = std::move(inst)](store::Tx& tx) -> Status {
+        auto& rep = op->run.report;
+        std::optional<Run> existing;
+        DROVER_RETURN_IF_ERROR(
+            tx.Query(std::string(kRunColumns) + " WHERE instance = ? AND run_id = ?",
+                     {inst.id, rep.run_id}, [&](const store::Row& r) { existing = ReadRun(r); }));
+        op->created = !existing;
+        if (existing) {
+          op->run = std::move(*existing);
+          return Status::Ok();
+        }
+        auto seq = tx.QueryInt("SELECT last_run_seq FROM instances WHERE id = ?", {inst.id});
+        if (!seq.ok()) return seq.status();
+        op->run.seq = *seq + 1;
+        DROVER_RETURN_IF_ERROR(
+            tx.Exec(
+                  "INSERT INTO runs (instance, seq, run_id, var_index, commit_sha, status, reason,"
+                  " pre_exit, main_exit, post_exit, started_at, finished_at, log_tail,"
+                  " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  {inst.id, op->run.seq, rep.run_id, rep.var_index, rep.commit, rep.status,
+                   rep.reason, OptInt(rep.pre_exit), OptInt(rep.main_exit), OptInt(rep.post_exit),
+                   rep.started_at_ms, rep.finished_at_ms, rep.log_tail, op->run.received_at_ms})
+                .status());
+        DROVER_RETURN_IF_ERROR(
+            tx.Exec("UPDATE instances SET last_run_seq = ? WHERE id = ?", {op->run.seq, inst.id})
+                .status());
+        auto idx = tx.NextIndex();
+        if (!idx.ok()) return idx.status();
+        if (rep.status == "failed") {
+          DROVER_RETURN_IF_ERROR(AddEvent(
+              tx, inst.tenant, inst.environment, *idx, inst.id, "run-failed",
+              fmt::format("run {} at {}: {}", op->run.seq,
+                          rep.commit.empty() ? "no commit" : rep.commit.substr(0, 12), rep.reason),
+              op->run.received_at_ms));
+        }
+        return tx.Notify(kTopic);
+      },
+      [op](Status s) {
+        if (!s.ok()) return op->done(s);
+        op->done(std::make_pair(std::move(op->run), op->created));
+      });
+}
+
+Result<Page<Run>> EnvironmentService::Runs(const std::string& instance, const std::string& cursor,
+                                           int limit) {
+  auto below = ParseCursor(cursor);
+  if (!below.ok()) return below.status();
+  Page<Run> page;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(
+        std::string(kRunColumns) + " WHERE instance = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+        {instance, *below == 0 ? INT64_MAX : *below, int64_t{limit + 1}},
+        [&](const store::Row& r) { page.items.push_back(ReadRun(r)); });
+  });
+  if (!s.ok()) return s;
+  if (static_cast<int>(page.items.size()) > limit) {
+    page.items.pop_back();
+    page.next_cursor = std::to_string(page.items.back().seq);
+  }
+  return page;
+}
+
+Result<Run> EnvironmentService::GetRun(const std::string& instance, int64_t seq) {
+  std::optional<Run> found;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(std::string(kRunColumns) + " WHERE instance = ? AND seq = ?", {instance, seq},
+                    [&](const store::Row& r) { found = ReadRun(r); });
+  });
+  if (!s.ok()) return s;
+  if (!found) return Status::NotFound(fmt::format("instance '{}' has no run {}", instance, seq));
+  return std::move(*found);
+}
+
+Result<Page<Event>> EnvironmentService::Events(const std::string& tenant, const std::string& env,
+                                               const std::string& cursor, int limit) {
+  auto after = ParseCursor(cursor);
+  if (!after.ok()) return after.status();
+  Page<Event> page;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(
+        "SELECT seq, instance, kind, reason, at FROM environment_events"
+        " WHERE tenant = ? AND environment = ? AND seq > ? ORDER BY seq, instance, kind LIMIT ?",
+        {tenant, env, *after, int64_t{limit + 1}}, [&](const store::Row& r) {
+          page.items.push_back({r.Int(0), r.String(1), r.String(2), r.String(3), r.Int(4)});
+        });
+  });
+  if (!s.ok()) return s;
+  if (static_cast<int>(page.items.size()) > limit) {
+    page.items.pop_back();
+    page.next_cursor = std::to_string(page.items.back().seq);
+  }
+  return page;
+}
+
+}  // namespace drover::env

@@ -1,0 +1,145 @@
+#pragma once
+// Environments and their instances as records (SPEC §5): the declarative spec, the join token
+// agents use, instances that joined, their heartbeats and run reports, and the event log of
+// every transition. Starting instances is the fleet controller's (a later capability); here an
+// instance exists because an agent joined. Thread-safe; writes are group-committed.
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "auth/keys.h"
+#include "auth/principal.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "env/spec.h"
+#include "store/store.h"
+
+namespace drover::env {
+
+// Change topic of every environment, instance and run write.
+inline constexpr std::string_view kTopic = "environments";
+
+struct Environment {
+  std::string tenant;
+  std::string name;
+  std::string spec_json;  // canonical (SpecToJson)
+  EnvironmentSpec spec;
+  std::string join_token;
+  int64_t create_index = 0;
+  int64_t modify_index = 0;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+};
+
+struct LastRun {
+  int64_t seq = 0;
+  std::string commit, status;
+  std::optional<int64_t> main_exit;
+  int64_t duration_ms = 0;
+  int64_t finished_at_ms = 0;
+};
+
+struct Instance {
+  std::string id, tenant, environment, state, hostname, address, provider_id;
+  std::string facts_json = "{}";
+  std::string agent_version;
+  std::string current_run_json;  // "" when idle
+  int64_t skipped_runs = 0;
+  std::optional<int64_t> last_heartbeat_ms;
+  int64_t restarts = 0;
+  int64_t created_at_ms = 0;
+  std::optional<LastRun> last_run;
+};
+
+struct Event {
+  int64_t seq = 0;
+  std::string instance, kind, reason;
+  int64_t at_ms = 0;
+};
+
+// What an agent reports after a run (SPEC §8).
+struct RunReport {
+  std::string run_id;
+  int64_t var_index = 0;
+  std::string commit;
+  std::string status;  // ok | failed | skipped
+  std::string reason;
+  std::optional<int64_t> pre_exit, main_exit, post_exit;
+  int64_t started_at_ms = 0, finished_at_ms = 0;
+  std::string log_tail;  // at most kMaxLogTail bytes
+};
+inline constexpr std::size_t kMaxLogTail = 64 * 1024;
+
+struct Run {
+  int64_t seq = 0;
+  RunReport report;
+  int64_t received_at_ms = 0;
+};
+
+struct Heartbeat {
+  std::string agent_version, hostname;
+  std::string facts_json = "{}";
+  std::string current_run_json;  // "" when idle
+  int64_t skipped_runs = 0;
+};
+
+struct Joined {
+  std::string instance_id;
+  std::string agent_key;  // shown once
+  Environment environment;
+};
+
+template <class T>
+struct Page {
+  std::vector<T> items;
+  std::string next_cursor;
+};
+
+class EnvironmentService {
+ public:
+  EnvironmentService(store::Store& store, const Clock& clock, auth::KeyService& keys)
+      : store_(store), clock_(clock), keys_(keys) {}
+
+  // Creates (created = true) or updates the spec; the join token is made on creation.
+  void Put(std::string tenant, std::string name, EnvironmentSpec spec,
+           std::function<void(Result<std::pair<Environment, bool>>)> done);
+  Result<Environment> Get(const std::string& tenant, const std::string& name);
+  Result<Page<Environment>> List(const std::string& tenant, const std::string& cursor, int limit);
+  // Deletes the environment with its instances, runs, events and agent keys.
+  void Delete(std::string tenant, std::string name, std::function<void(Status)> done);
+
+  // The agent: block's cc-a-* variables; empty when there is no such environment.
+  Result<std::map<std::string, std::string>> AgentVars(const std::string& tenant,
+                                                       const std::string& name);
+
+  // An agent joins `name` with its join token: a new instance and an agent key bound to it.
+  // Unauthenticated when no environment of that name has this token.
+  void Join(std::string name, std::string token, std::string hostname, std::string facts_json,
+            std::function<void(Result<Joined>)> done);
+
+  // The instance `id` as `caller` may act on it: NotFound for another tenant's (or none),
+  // PermissionDenied for an agent key of another instance.
+  Result<Instance> InstanceFor(const auth::Principal& caller, const std::string& id);
+  Result<std::vector<Instance>> Instances(const std::string& tenant, const std::string& env);
+
+  // Records a heartbeat; a starting or unhealthy instance becomes running.
+  void RecordHeartbeat(Instance inst, Heartbeat hb, std::function<void(Status)> done);
+  // Stores a run report once (a repeated run_id returns the stored run, created = false).
+  void RecordRun(Instance inst, RunReport report,
+                 std::function<void(Result<std::pair<Run, bool>>)> done);
+  // Newest first; cursor = the seq to continue below.
+  Result<Page<Run>> Runs(const std::string& instance, const std::string& cursor, int limit);
+  Result<Run> GetRun(const std::string& instance, int64_t seq);
+  // Oldest first; cursor = the last seq seen.
+  Result<Page<Event>> Events(const std::string& tenant, const std::string& env,
+                             const std::string& cursor, int limit);
+
+ private:
+  store::Store& store_;
+  const Clock& clock_;
+  auth::KeyService& keys_;
+};
+
+}  // namespace drover::env

@@ -1,0 +1,511 @@
+#include "env/environments_api.h"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+
+#include "common/duration.h"
+#include "common/json.h"
+#include "common/names.h"
+#include "common/yaml.h"
+#include "control/values.h"
+#include "http/handler_util.h"
+
+namespace drover::env {
+namespace {
+
+using http::Request;
+using http::Responder;
+using http::Response;
+
+std::string Time(int64_t ms) { return FormatRfc3339(FromUnixMillis(ms)); }
+
+boost::json::value ParseOr(std::string_view json, boost::json::value fallback) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(json, ec);
+  return ec ? fallback : v;
+}
+
+// The request body as a JSON value: application/json, or YAML (application/yaml, text/yaml).
+Result<boost::json::value> ReadDocument(const Request& req) {
+  std::string_view ct = req.Header("Content-Type");
+  ct = ct.substr(0, ct.find(';'));
+  while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
+  if (ct == "application/yaml" || ct == "application/x-yaml" || ct == "text/yaml") {
+    if (req.body.empty()) return Status::InvalidArgument("request body is empty");
+    return ParseYaml(req.body);
+  }
+  auto obj = http::ReadJsonBody(req);
+  if (!obj.ok()) {
+    if (obj.status().code() == Status::Code::kUnsupportedMedia) {
+      return Status::UnsupportedMedia(fmt::format(
+          "Content-Type '{}' is not supported here; send application/json or application/yaml",
+          ct));
+    }
+    return obj.status();
+  }
+  return boost::json::value(std::move(*obj));
+}
+
+boost::json::object InstanceJson(const Instance& i) {
+  boost::json::object o{
+      {"id", i.id},
+      {"environment", i.environment},
+      {"state", i.state},
+      {"hostname", i.hostname},
+      {"address", i.address},
+      {"provider_id", i.provider_id},
+      {"agent_version", i.agent_version},
+      {"facts", ParseOr(i.facts_json, boost::json::object())},
+      {"last_heartbeat", i.last_heartbeat_ms ? boost::json::value(Time(*i.last_heartbeat_ms))
+                                             : boost::json::value(nullptr)},
+      {"restarts", i.restarts},
+      {"skipped_runs", i.skipped_runs},
+      {"current_run", i.current_run_json.empty() ? boost::json::value(nullptr)
+                                                 : ParseOr(i.current_run_json, nullptr)},
+      {"created_at", Time(i.created_at_ms)},
+  };
+  if (i.last_run) {
+    const auto& r = *i.last_run;
+    o["last_run"] = {
+        {"seq", r.seq},
+        {"commit", r.commit},
+        {"status", r.status},
+        {"exit_code", r.main_exit ? boost::json::value(*r.main_exit) : boost::json::value(nullptr)},
+        {"duration_ms", r.duration_ms},
+        {"finished_at", Time(r.finished_at_ms)}};
+  } else {
+    o["last_run"] = nullptr;
+  }
+  return o;
+}
+
+// Phase and counts from the instances (SPEC §5). Starting instances is the fleet controller's;
+// until it runs, a static environment is as ready as the agents that joined it.
+boost::json::object StatusJson(const Environment& e, const std::vector<Instance>& instances) {
+  int64_t running = 0, broken = 0, live = 0;
+  for (const auto& i : instances) {
+    if (i.state == "running") ++running;
+    if (i.state == "unhealthy" || i.state == "failed") ++broken;
+    if (i.state != "terminated") ++live;
+  }
+  auto cap = control::ParseCapacity(e.spec.capacity);
+  std::optional<int64_t> desired = cap.ok() ? control::ResolveCapacity(*cap, "", "") : std::nullopt;
+  std::string phase;
+  if (desired && *desired == 0 && live == 0) {
+    phase = "stopped";
+  } else if (desired && running == *desired && broken == 0) {
+    phase = "ready";
+  } else if (broken > 0) {
+    phase = "degraded";
+  } else if (live == 0) {
+    phase = "pending";
+  } else {
+    phase = "scaling";
+  }
+  boost::json::array list;
+  for (const auto& i : instances) list.push_back(InstanceJson(i));
+  std::string reason =
+      desired ? fmt::format("{} of {} instances running", running, *desired)
+              : fmt::format("{} instances running; capacity map leaves this group alone", running);
+  return {
+      {"phase", phase},
+      {"desired", desired ? boost::json::value(*desired) : boost::json::value(nullptr)},
+      {"running", running},
+      {"instances", std::move(list)},
+      {"conditions",
+       boost::json::array{{{"type", "Ready"}, {"status", phase == "ready"}, {"reason", reason}}}},
+  };
+}
+
+boost::json::object EnvironmentJson(const Environment& e, const auth::Principal& caller,
+                                    const std::vector<Instance>* instances) {
+  boost::json::object o{
+      {"kind", "Environment"},
+      {"name", e.name},
+      {"tenant", e.tenant},
+      {"spec", ParseOr(e.spec_json, boost::json::object())},
+      {"create_index", e.create_index},
+      {"modify_index", e.modify_index},
+      {"created_at", Time(e.created_at_ms)},
+      {"updated_at", Time(e.updated_at_ms)},
+  };
+  if (instances) {
+    auto status = StatusJson(e, *instances);
+    // The join token is the environment owner's to hand out: not for read-only keys.
+    if (caller.role == auth::Role::kAdmin || caller.role == auth::Role::kUser) {
+      status["join_token"] = e.join_token;
+    }
+    o["status"] = std::move(status);
+  }
+  return o;
+}
+
+Response JsonResponse(int code, const boost::json::value& v) {
+  return Response::Json(code, boost::json::serialize(v));
+}
+
+// The environment named in the path, as the caller's tenant sees it.
+Result<std::pair<std::string, std::string>> EnvAddress(const Request& req) {
+  auto tenant = http::RequestTenant(req);
+  if (!tenant.ok()) return tenant.status();
+  const std::string& name = req.Param("name");
+  if (!IsValidName(name)) {
+    return Status::InvalidArgument("environment name " + std::string(kNameRule));
+  }
+  return std::make_pair(std::move(*tenant), name);
+}
+
+std::optional<int64_t> OptInt(JsonDecoder& d, std::string_view field) {
+  return d.Int(field, false);
+}
+
+int64_t TimeField(JsonDecoder& d, std::string_view field, bool required) {
+  auto s = d.String(field, required);
+  if (!s) return 0;
+  auto t = ParseRfc3339(*s);
+  if (!t) {
+    d.AddError(field, "must be an RFC 3339 time like 2026-12-01T13:00:00Z");
+    return 0;
+  }
+  return ToUnixMillis(*t);
+}
+
+Result<RunReport> ParseRunReport(const Request& req) {
+  auto body = http::ReadJsonBody(req);
+  if (!body.ok()) return body.status();
+  JsonDecoder d(*body);
+  RunReport r;
+  if (auto id = d.String("run_id", true)) {
+    if (id->empty() || id->size() > 128) d.AddError("run_id", "must be 1..128 characters");
+    r.run_id = *id;
+  }
+  r.var_index = d.Int("index", false).value_or(0);
+  r.commit = d.String("commit", false).value_or("");
+  if (r.commit.size() > 64) d.AddError("commit", "must be at most 64 characters");
+  if (auto st = d.String("status", true)) {
+    if (*st != "ok" && *st != "failed" && *st != "skipped") {
+      d.AddError("status", "must be one of ok, failed, skipped");
+    }
+    r.status = *st;
+  }
+  r.reason = d.String("reason", false).value_or("");
+  if (r.reason.size() > 4096) d.AddError("reason", "must be at most 4096 bytes");
+  r.pre_exit = OptInt(d, "pre_exit");
+  r.main_exit = OptInt(d, "main_exit");
+  r.post_exit = OptInt(d, "post_exit");
+  r.started_at_ms = TimeField(d, "started_at", true);
+  r.finished_at_ms = TimeField(d, "finished_at", true);
+  if (r.finished_at_ms < r.started_at_ms) d.AddError("finished_at", "is before started_at");
+  r.log_tail = d.String("log_tail", false).value_or("");
+  if (r.log_tail.size() > kMaxLogTail) {
+    // Keep the tail: the end of a log says why it ended.
+    r.log_tail.erase(0, r.log_tail.size() - kMaxLogTail);
+  }
+  if (r.log_tail.find('\0') != std::string::npos) {
+    d.AddError("log_tail", "must not contain the NUL character");
+  }
+  DROVER_RETURN_IF_ERROR(d.Finish());
+  return r;
+}
+
+boost::json::object RunJson(const Run& run, bool with_log) {
+  const auto& r = run.report;
+  auto opt = [](const std::optional<int64_t>& v) {
+    return v ? boost::json::value(*v) : boost::json::value(nullptr);
+  };
+  boost::json::object o{{"seq", run.seq},
+                        {"run_id", r.run_id},
+                        {"index", r.var_index},
+                        {"commit", r.commit},
+                        {"status", r.status},
+                        {"reason", r.reason},
+                        {"pre_exit", opt(r.pre_exit)},
+                        {"main_exit", opt(r.main_exit)},
+                        {"post_exit", opt(r.post_exit)},
+                        {"started_at", Time(r.started_at_ms)},
+                        {"finished_at", Time(r.finished_at_ms)},
+                        {"duration_ms", r.finished_at_ms - r.started_at_ms},
+                        {"received_at", Time(run.received_at_ms)}};
+  if (with_log) o["log_tail"] = r.log_tail;
+  return o;
+}
+
+Result<int64_t> RunSeqParam(const Request& req) {
+  const std::string& n = req.Param("n");
+  int64_t v = 0;
+  for (char c : n) {
+    if (c < '0' || c > '9' || v > 1'000'000'000'000LL) v = -1;
+    if (v < 0) break;
+    v = v * 10 + (c - '0');
+  }
+  if (n.empty() || v <= 0) return Status::InvalidArgument("run number must be a positive integer");
+  return v;
+}
+
+void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::Store& store,
+                        http::Waiters& waiters) {
+  router.Add(http::Method::kPut, "/v1/environments/{name}", http::Access::kAny,
+             [&envs](Request& req, Responder respond) {
+               auto addr = EnvAddress(req);
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               auto doc = ReadDocument(req);
+               if (!doc.ok()) return http::SendError(respond, doc.status());
+               auto spec = ParseEnvironmentDocument(*doc, addr->second);
+               if (!spec.ok()) return http::SendError(respond, spec.status());
+               auto caller = req.principal;
+               envs.Put(addr->first, addr->second, std::move(*spec),
+                        [respond, caller](Result<std::pair<Environment, bool>> r) {
+                          if (!r.ok()) return http::SendError(respond, r.status());
+                          std::vector<Instance> none;
+                          auto body = EnvironmentJson(r->first, *caller, nullptr);
+                          if (r->second) body["join_token"] = r->first.join_token;
+                          respond(JsonResponse(r->second ? 201 : 200, body));
+                        });
+             });
+  router.Add(http::Method::kGet, "/v1/environments/{name}", http::Access::kAny,
+             [&envs, &store, &waiters](Request& req, Responder respond) {
+               auto addr = EnvAddress(req);
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               http::ServeRead(waiters, kTopic, req, respond,
+                               [&envs, &store, respond, addr = *addr, caller = req.principal,
+                                inm = std::string(req.Header("If-None-Match"))] {
+                                 int64_t index = store.LastIndex();
+                                 auto e = envs.Get(addr.first, addr.second);
+                                 if (!e.ok()) return http::SendError(respond, e.status());
+                                 auto inst = envs.Instances(addr.first, addr.second);
+                                 if (!inst.ok()) return http::SendError(respond, inst.status());
+                                 http::RespondWithIndex(
+                                     respond, inm,
+                                     JsonResponse(200, EnvironmentJson(*e, *caller, &*inst)),
+                                     index);
+                               });
+             });
+  router.Add(
+      http::Method::kGet, "/v1/environments", http::Access::kAny,
+      [&envs](Request& req, Responder respond) {
+        auto tenant = http::RequestTenant(req);
+        if (!tenant.ok()) return http::SendError(respond, tenant.status());
+        auto limit = http::ReadLimit(req, 100, 1000);
+        if (!limit.ok()) return http::SendError(respond, limit.status());
+        auto page = envs.List(*tenant, std::string(req.Query("cursor").value_or("")), *limit);
+        if (!page.ok()) return http::SendError(respond, page.status());
+        boost::json::array items;
+        for (const auto& e : page->items) {
+          auto inst = envs.Instances(e.tenant, e.name);
+          if (!inst.ok()) return http::SendError(respond, inst.status());
+          auto o = EnvironmentJson(e, *req.principal, &*inst);
+          o["status"].as_object().erase("instances");  // a summary per environment
+          items.push_back(std::move(o));
+        }
+        boost::json::object body{{"items", std::move(items)}};
+        body["next_cursor"] = page->next_cursor.empty() ? boost::json::value(nullptr)
+                                                        : boost::json::value(page->next_cursor);
+        respond(JsonResponse(200, body));
+      });
+  router.Add(http::Method::kDelete, "/v1/environments/{name}", http::Access::kAny,
+             [&envs](Request& req, Responder respond) {
+               auto addr = EnvAddress(req);
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               envs.Delete(addr->first, addr->second, [respond](Status s) {
+                 if (!s.ok()) return http::SendError(respond, s);
+                 Response r;
+                 r.status = 204;
+                 respond(std::move(r));
+               });
+             });
+  router.Add(http::Method::kGet, "/v1/environments/{name}/instances", http::Access::kAny,
+             [&envs](Request& req, Responder respond) {
+               auto addr = EnvAddress(req);
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               if (auto e = envs.Get(addr->first, addr->second); !e.ok()) {
+                 return http::SendError(respond, e.status());
+               }
+               auto inst = envs.Instances(addr->first, addr->second);
+               if (!inst.ok()) return http::SendError(respond, inst.status());
+               boost::json::array items;
+               for (const auto& i : *inst) items.push_back(InstanceJson(i));
+               respond(JsonResponse(200, boost::json::object{{"items", std::move(items)},
+                                                             {"next_cursor", nullptr}}));
+             });
+  router.Add(
+      http::Method::kGet, "/v1/environments/{name}/events", http::Access::kAny,
+      [&envs](Request& req, Responder respond) {
+        auto addr = EnvAddress(req);
+        if (!addr.ok()) return http::SendError(respond, addr.status());
+        auto limit = http::ReadLimit(req, 100, 1000);
+        if (!limit.ok()) return http::SendError(respond, limit.status());
+        if (auto e = envs.Get(addr->first, addr->second); !e.ok()) {
+          return http::SendError(respond, e.status());
+        }
+        auto page = envs.Events(addr->first, addr->second,
+                                std::string(req.Query("cursor").value_or("")), *limit);
+        if (!page.ok()) return http::SendError(respond, page.status());
+        boost::json::array items;
+        for (const auto& ev : page->items) {
+          items.push_back({{"seq", ev.seq},
+                           {"time", Time(ev.at_ms)},
+                           {"kind", ev.kind},
+                           {"instance", ev.instance.empty() ? boost::json::value(nullptr)
+                                                            : boost::json::value(ev.instance)},
+                           {"reason", ev.reason}});
+        }
+        boost::json::object body{{"items", std::move(items)}};
+        body["next_cursor"] = page->next_cursor.empty() ? boost::json::value(nullptr)
+                                                        : boost::json::value(page->next_cursor);
+        respond(JsonResponse(200, body));
+      });
+}
+
+void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
+  // The join token is the credential here, not an API key: the route is public to the pipeline
+  // and checks the token itself.
+  router.Add(
+      http::Method::kPost, "/v1/environments/{name}/join", http::Access::kPublic,
+      [&envs](Request& req, Responder respond) {
+        const std::string& name = req.Param("name");
+        if (!IsValidName(name)) {
+          return http::SendError(
+              respond, Status::InvalidArgument("environment name " + std::string(kNameRule)));
+        }
+        std::string_view auth = req.Header("Authorization");
+        if (!auth.starts_with("Bearer ") || auth.size() <= 7) {
+          auto r =
+              Response::Problem(401, "", "send the join token as 'Authorization: Bearer <token>'");
+          r.AddHeader("WWW-Authenticate", "Bearer");
+          return respond(std::move(r));
+        }
+        std::string hostname, facts = "{}";
+        if (!req.body.empty()) {
+          auto body = http::ReadJsonBody(req);
+          if (!body.ok()) return http::SendError(respond, body.status());
+          JsonDecoder d(*body);
+          hostname = d.String("hostname", false).value_or("");
+          if (hostname.size() > 255) d.AddError("hostname", "must be at most 255 characters");
+          if (const auto* f = d.Raw("facts", false)) {
+            if (!f->is_object()) d.AddError("facts", "must be an object");
+            facts = ToJson(*f);
+            if (facts.size() > 16384) d.AddError("facts", "must be at most 16 KiB as JSON");
+          }
+          if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
+        }
+        envs.Join(name, std::string(auth.substr(7)), std::move(hostname), std::move(facts),
+                  [respond](Result<Joined> j) {
+                    if (!j.ok()) return http::SendError(respond, j.status());
+                    const auto& h = j->environment.spec.health;
+                    respond(JsonResponse(
+                        201, boost::json::object{
+                                 {"instance_id", j->instance_id},
+                                 {"agent_key", j->agent_key},
+                                 {"environment", j->environment.name},
+                                 {"heartbeat_interval", FormatDuration(h.heartbeat_interval)}}));
+                  });
+      });
+  router.Add(http::Method::kGet, "/v1/instances/{id}", http::Access::kAgent,
+             [&envs](Request& req, Responder respond) {
+               auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+               if (!inst.ok()) return http::SendError(respond, inst.status());
+               respond(JsonResponse(200, InstanceJson(*inst)));
+             });
+  router.Add(
+      http::Method::kPost, "/v1/instances/{id}/heartbeat", http::Access::kAgent,
+      [&envs](Request& req, Responder respond) {
+        auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+        if (!inst.ok()) return http::SendError(respond, inst.status());
+        Heartbeat hb;
+        if (!req.body.empty()) {
+          auto body = http::ReadJsonBody(req);
+          if (!body.ok()) return http::SendError(respond, body.status());
+          JsonDecoder d(*body);
+          hb.agent_version = d.String("agent_version", false).value_or("");
+          hb.hostname = d.String("hostname", false).value_or("");
+          if (hb.agent_version.size() > 64) d.AddError("agent_version", "at most 64 characters");
+          if (hb.hostname.size() > 255) d.AddError("hostname", "at most 255 characters");
+          if (const auto* f = d.Raw("facts", false)) {
+            if (!f->is_object()) d.AddError("facts", "must be an object");
+            hb.facts_json = ToJson(*f);
+          }
+          if (const auto* c = d.Raw("current_run", false)) {
+            if (!c->is_object()) d.AddError("current_run", "must be an object or null");
+            hb.current_run_json = ToJson(*c);
+          }
+          if (hb.facts_json.size() + hb.current_run_json.size() > 16384) {
+            d.AddError("facts", "facts and current_run must be at most 16 KiB as JSON");
+          }
+          if (auto n = d.Int("skipped_runs", false)) {
+            if (*n < 0) d.AddError("skipped_runs", "must not be negative");
+            hb.skipped_runs = *n;
+          }
+          if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
+        }
+        std::string env = inst->environment, tenant = inst->tenant;
+        envs.RecordHeartbeat(
+            std::move(*inst), std::move(hb), [respond, &envs, env, tenant](Status s) {
+              if (!s.ok()) return http::SendError(respond, s);
+              auto e = envs.Get(tenant, env);
+              std::string interval =
+                  e.ok() ? FormatDuration(e->spec.health.heartbeat_interval) : "5s";
+              respond(JsonResponse(200, boost::json::object{{"heartbeat_interval", interval}}));
+            });
+      });
+  router.Add(http::Method::kPost, "/v1/instances/{id}/runs", http::Access::kAgent,
+             [&envs](Request& req, Responder respond) {
+               auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+               if (!inst.ok()) return http::SendError(respond, inst.status());
+               auto report = ParseRunReport(req);
+               if (!report.ok()) return http::SendError(respond, report.status());
+               envs.RecordRun(
+                   std::move(*inst), std::move(*report), [respond](Result<std::pair<Run, bool>> r) {
+                     if (!r.ok()) return http::SendError(respond, r.status());
+                     respond(JsonResponse(r->second ? 201 : 200, RunJson(r->first, false)));
+                   });
+             });
+  router.Add(
+      http::Method::kGet, "/v1/instances/{id}/runs", http::Access::kAgent,
+      [&envs](Request& req, Responder respond) {
+        auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+        if (!inst.ok()) return http::SendError(respond, inst.status());
+        auto limit = http::ReadLimit(req, 50, 1000);
+        if (!limit.ok()) return http::SendError(respond, limit.status());
+        auto page = envs.Runs(inst->id, std::string(req.Query("cursor").value_or("")), *limit);
+        if (!page.ok()) return http::SendError(respond, page.status());
+        boost::json::array items;
+        for (const auto& r : page->items) items.push_back(RunJson(r, false));
+        boost::json::object body{{"items", std::move(items)}};
+        body["next_cursor"] = page->next_cursor.empty() ? boost::json::value(nullptr)
+                                                        : boost::json::value(page->next_cursor);
+        respond(JsonResponse(200, body));
+      });
+  router.Add(http::Method::kGet, "/v1/instances/{id}/runs/{n}", http::Access::kAgent,
+             [&envs](Request& req, Responder respond) {
+               auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+               if (!inst.ok()) return http::SendError(respond, inst.status());
+               auto seq = RunSeqParam(req);
+               if (!seq.ok()) return http::SendError(respond, seq.status());
+               auto run = envs.GetRun(inst->id, *seq);
+               if (!run.ok()) return http::SendError(respond, run.status());
+               respond(JsonResponse(200, RunJson(*run, true)));
+             });
+  router.Add(http::Method::kGet, "/v1/instances/{id}/runs/{n}/log", http::Access::kAgent,
+             [&envs](Request& req, Responder respond) {
+               auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+               if (!inst.ok()) return http::SendError(respond, inst.status());
+               auto seq = RunSeqParam(req);
+               if (!seq.ok()) return http::SendError(respond, seq.status());
+               auto run = envs.GetRun(inst->id, *seq);
+               if (!run.ok()) return http::SendError(respond, run.status());
+               auto r = Response::Json(200, std::move(run->report.log_tail));
+               r.content_type = "text/plain; charset=utf-8";
+               respond(std::move(r));
+             });
+}
+
+}  // namespace
+
+void AddEnvironmentRoutes(http::Router& router, EnvironmentService& envs, store::Store& store,
+                          http::Waiters& waiters) {
+  AddEnvironmentCrud(router, envs, store, waiters);
+  AddAgentRoutes(router, envs);
+}
+
+}  // namespace drover::env

@@ -1,0 +1,49 @@
+#pragma once
+// An environment's spec (SPEC §5): parsed from the JSON or YAML document users send, validated
+// with a field error per problem, defaults filled in, and written back as canonical JSON (what
+// the store keeps and GET shows). The agent: block becomes the environment's cc-a-* variables.
+#include <boost/json/value.hpp>
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+
+namespace drover::env {
+
+struct HealthSpec {
+  std::chrono::milliseconds heartbeat_interval{5000};
+  int64_t unhealthy_after = 3;     // missed heartbeats
+  std::string restart = "always";  // always | on-failure | never
+  int64_t max_restarts = 10;
+};
+
+struct ServiceSpec {
+  int64_t port = 0;
+  std::string health_path = "/healthz";
+};
+
+struct EnvironmentSpec {
+  std::string provider = "local";  // local | exec | static
+  std::string capacity = "0";      // a whole number or a capacity map, as text (values.h)
+  // The agent: block as cc-a-* variables: {"cc-a-repository": "file:///...", ...}.
+  std::map<std::string, std::string> agent_vars;
+  HealthSpec health;
+  std::chrono::milliseconds idle_timeout{0};  // 0 = never
+  std::optional<ServiceSpec> service;
+};
+
+// Parses a document: {kind: Environment, name, spec: {...}} (kind and name optional; a name
+// must equal `name`), or a bare spec object. Validation status with every field error.
+Result<EnvironmentSpec> ParseEnvironmentDocument(const boost::json::value& doc,
+                                                 const std::string& name);
+
+// The spec as canonical JSON (every field, defaults included).
+std::string SpecToJson(const EnvironmentSpec& spec);
+
+// The agent: block's variables as a JSON object, and back.
+std::string AgentVarsToJson(const std::map<std::string, std::string>& vars);
+std::map<std::string, std::string> AgentVarsFromJson(std::string_view json);
+
+}  // namespace drover::env
