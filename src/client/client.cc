@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 #include <strings.h>
 
+#include <atomic>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -25,6 +28,7 @@ std::string Response::Header(std::string_view name) const {
 }
 
 struct Client::Impl {
+  std::atomic<bool> interrupted{false};
   asio::io_context ioc;
   std::optional<beast::tcp_stream> stream;
   std::string host, port;
@@ -50,6 +54,7 @@ Client::~Client() = default;
 Result<Response> Client::Do(std::string_view method, std::string_view target, std::string_view body,
                             std::vector<std::pair<std::string, std::string>> headers) {
   auto& im = *impl_;
+  if (im.interrupted) return Status::Unavailable("interrupted");
   if (options_.addr.starts_with("https://")) {
     return Status::InvalidArgument("https:// addresses are not supported yet; use http://");
   }
@@ -98,6 +103,10 @@ Result<Response> Client::Do(std::string_view method, std::string_view target, st
                         [&](beast::error_code e2, size_t) { ec = e2; });
     });
     im.ioc.run();
+    if (ec && im.interrupted) {
+      im.stream.reset();
+      return Status::Unavailable("interrupted");
+    }
     if (ec) {
       im.stream.reset();
       // A kept-alive connection the server closed meanwhile: retry once on a new one.
@@ -118,6 +127,13 @@ Result<Response> Client::Do(std::string_view method, std::string_view target, st
     return r;
   }
   return Status::Unavailable("request failed twice");
+}
+
+void Client::Interrupt() {
+  impl_->interrupted = true;
+  asio::post(impl_->ioc, [im = impl_.get()] {
+    if (im->stream) im->stream->cancel();
+  });
 }
 
 Status Client::ToStatus(const Response& r) {

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   drover::cmd::AddKeyCommands(app, flags, run);
   drover::cmd::AddVarCommands(app, flags, run);
   drover::cmd::AddStatusCommand(app, flags, run);
+  drover::cmd::AddAgentCommand(app, run);
+  drover::cmd::AddEnvCommands(app, flags, run);
 
   std::vector<std::string> args;
   std::string error;

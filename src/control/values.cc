@@ -131,7 +131,7 @@ std::optional<std::string> CheckValue(std::string_view key, std::string_view val
   if (IsUnsetValue(value)) return std::nullopt;
   if (key == "cc-a-force-run") {
     if (!ParseBool(value)) return "must be a boolean: true/false, yes/no or 1/0";
-  } else if (key == "cc-a-delay" || key == "cc-a-interval") {
+  } else if (key == "cc-a-delay" || key == "cc-a-interval" || key == "cc-a-timeout") {
     if (!ParseSeconds(value)) {
       return "must be a whole number of seconds or a duration like 90s, 10m, 2 hours";
     }

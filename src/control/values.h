@@ -4,7 +4,7 @@
 // - an empty value or "-" means "not set, use the default";
 // - booleans: true/false/yes/no/1/0, any case;
 // - durations: "90s", "10m", and the long form "3 minutes", "2 hours", "7 days";
-// - seconds (cc-a-delay, cc-a-interval): a whole number of seconds, or a duration;
+// - seconds (cc-a-delay, cc-a-interval, cc-a-timeout): a whole number of seconds, or a duration;
 // - capacity: a whole number, or a map {"all":3,"aws":{"all":2,"eu-central-1":1}} resolved
 //   cloud.region > cloud.all > all; a value that is not a whole number leaves capacity alone.
 // No I/O; links into both the server and the agent.
@@ -24,7 +24,7 @@ inline bool IsUnsetValue(std::string_view v) { return v.empty() || v == "-"; }
 
 std::optional<bool> ParseBool(std::string_view v);
 
-// cc-a-delay / cc-a-interval: "30" (seconds) or a duration ("30s", "2 minutes").
+// cc-a-delay / cc-a-interval / cc-a-timeout: "30" (seconds) or a duration ("30s", "2 minutes").
 std::optional<std::chrono::milliseconds> ParseSeconds(std::string_view v);
 
 // A capacity value: `all` is the plain number (or the map's "all"); `clouds` the per-cloud maps.

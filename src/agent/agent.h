@@ -1,0 +1,35 @@
+#pragma once
+// `drover agent` (SPEC §8): reads the effective cc-a-* set from the control center (or a
+// defaults file), fetches the Git repository it names, runs pre/main/post through the shell or
+// Ansible, and reports each run; a separate thread sends heartbeats and delivers queued reports.
+// As a daemon it runs every cc-a-interval and wakes early when the set changes (a blocking
+// query); with --once it runs once (for cron).
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace drover::agent {
+
+struct AgentOptions {
+  std::string server;       // http://host:port of a drover server ("" = none)
+  std::string join_token;   // joins `environment` with it when there is no saved identity
+  std::string environment;
+  std::string token;        // an existing agent key, instead of joining
+  std::string work_dir = "./drover-agent";
+  bool once = false;
+  std::string defaults_file;         // YAML of cc-a-* values
+  std::vector<std::string> cc_urls;  // endpoints of the set, first answer wins
+  std::vector<std::string> allow;    // keys the control center may set (empty: all)
+  std::string verify_key;            // ed25519 public key (PEM): signed sets only
+  std::chrono::milliseconds run_timeout{std::chrono::hours(1)};
+  std::chrono::milliseconds stop_grace{std::chrono::seconds(30)};  // SIGTERM: then kill the run
+  std::chrono::milliseconds kill_grace{std::chrono::seconds(10)};  // SIGTERM -> SIGKILL
+  std::chrono::milliseconds heartbeat_interval{0};                 // 0: the environment's
+  int keep_logs = 20;  // run logs kept in the work dir
+};
+
+// Runs the agent until SIGTERM/SIGINT (daemon) or one run (--once). Returns the exit code:
+// 0, or for --once 1 when the run failed; 2 for bad options.
+int RunAgent(const AgentOptions& options);
+
+}  // namespace drover::agent

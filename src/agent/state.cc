@@ -1,0 +1,84 @@
+#include "agent/state.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "common/random.h"
+
+namespace drover::agent {
+
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
+  std::string tmp = path + ".tmp-" + RandomHex(4);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return Status::Unavailable(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+  bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
+  ok = ::fsync(fd) == 0 && ok;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return Status::Unavailable(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+  }
+  return Status::Ok();
+}
+
+Result<AgentState> LoadState(const std::string& path) {
+  AgentState s;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return s;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  boost::system::error_code ec;
+  auto v = boost::json::parse(ss.str(), ec);
+  if (ec || !v.is_object()) {
+    return Status::InvalidArgument(fmt::format("{} is not a drover agent state file", path));
+  }
+  const auto& o = v.as_object();
+  auto str = [&](const char* k) {
+    auto* f = o.if_contains(k);
+    return f && f->is_string() ? std::string(f->as_string()) : std::string();
+  };
+  auto num = [&](const char* k) {
+    auto* f = o.if_contains(k);
+    return f && f->is_int64() ? f->as_int64() : int64_t{0};
+  };
+  s.server = str("server");
+  s.environment = str("environment");
+  s.instance_id = str("instance_id");
+  s.agent_key = str("agent_key");
+  s.last_commit = str("last_commit");
+  s.last_repository = str("last_repository");
+  s.signed_index = num("signed_index");
+  s.signed_digest = str("signed_digest");
+  s.last_set_index = num("last_set_index");
+  if (auto* set = o.if_contains("last_set"); set && set->is_object()) {
+    for (const auto& [k, val] : set->as_object()) {
+      if (val.is_string()) s.last_set[std::string(k)] = std::string(val.as_string());
+    }
+  }
+  return s;
+}
+
+Status SaveState(const std::string& path, const AgentState& s) {
+  boost::json::object set;
+  for (const auto& [k, v] : s.last_set) set[k] = v;
+  boost::json::object o{{"server", s.server},
+                        {"environment", s.environment},
+                        {"instance_id", s.instance_id},
+                        {"agent_key", s.agent_key},
+                        {"last_commit", s.last_commit},
+                        {"last_repository", s.last_repository},
+                        {"signed_index", s.signed_index},
+                        {"signed_digest", s.signed_digest},
+                        {"last_set", std::move(set)},
+                        {"last_set_index", s.last_set_index}};
+  return WriteFileAtomic(path, boost::json::serialize(o), 0600);
+}
+
+}  // namespace drover::agent

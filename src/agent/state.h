@@ -1,0 +1,34 @@
+#pragma once
+// What an agent remembers in its work dir across runs and restarts (state.json, owner-only as it
+// holds the agent key): who it is, the last commit it ran successfully, the newest signed set it
+// accepted, and the last control-center set it read (used while no endpoint answers).
+// Writes are atomic (temp file, fsync, rename).
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "common/status.h"
+
+namespace drover::agent {
+
+struct AgentState {
+  std::string server;
+  std::string environment;
+  std::string instance_id;
+  std::string agent_key;
+  std::string last_commit;     // of the last successful run
+  std::string last_repository; // the repository last_commit belongs to
+  int64_t signed_index = 0;    // newest signed set accepted
+  std::string signed_digest;   // SHA-256 of that set's body
+  std::map<std::string, std::string> last_set;  // last control-center set read
+  int64_t last_set_index = 0;
+};
+
+// Loads `path`; a missing file is an empty state. InvalidArgument for a corrupt file.
+Result<AgentState> LoadState(const std::string& path);
+Status SaveState(const std::string& path, const AgentState& state);
+
+// Writes `data` to `path` atomically with the given mode.
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode);
+
+}  // namespace drover::agent

@@ -1,0 +1,79 @@
+// `drover agent`: runs on each instance (SPEC §8).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "agent/agent.h"
+#include "cmd/commands.h"
+#include "common/duration.h"
+
+namespace drover::cmd {
+
+void AddAgentCommand(CLI::App& app, Run& run) {
+  static agent::AgentOptions o;
+  static std::string run_timeout = "1h", stop_grace = "30s", kill_grace = "10s", heartbeat;
+  auto* a = app.add_subcommand(
+      "agent",
+      "Run the agent: read the cc-a-* set, fetch the Git repository, run pre/main/post, report.");
+  a->add_option("--server", o.server, "drover server URL, http://host:port")
+      ->envname("DROVER_SERVER");
+  a->add_option("--join-token", o.join_token, "the environment's join token")
+      ->envname("DROVER_JOIN_TOKEN");
+  a->add_option("--environment,-e", o.environment, "the environment to join and read")
+      ->envname("DROVER_ENVIRONMENT");
+  a->add_option("--token", o.token, "an agent key to use instead of joining")
+      ->envname("DROVER_AGENT_TOKEN");
+  a->add_option("--work-dir", o.work_dir, "work dir: checkouts, logs, state")
+      ->capture_default_str();
+  a->add_flag("--once", o.once, "one run, then exit (for cron); exit 1 when it failed");
+  a->add_option("--defaults", o.defaults_file,
+                "YAML of cc-a-* values, used when no endpoint answers and for keys it leaves unset");
+  a->add_option("--cc", o.cc_urls,
+                "control-center endpoint URL (repeatable; the first that answers wins)");
+  a->add_option("--allow", o.allow, "keys the control center may set (others: --defaults only)")
+      ->delimiter(',');
+  a->add_option("--verify-key", o.verify_key,
+                "ed25519 public key (PEM): accept only sets signed with its private key");
+  a->add_option("--run-timeout", run_timeout, "default time limit of a run (cc-a-timeout wins)")
+      ->capture_default_str();
+  a->add_option("--stop-grace", stop_grace, "on SIGTERM, time a run may go on before it is killed")
+      ->capture_default_str();
+  a->add_option("--kill-grace", kill_grace, "time between SIGTERM and SIGKILL of a run's processes")
+      ->capture_default_str();
+  a->add_option("--heartbeat-interval", heartbeat,
+                "heartbeat period (default: the environment's health.heartbeat_interval)");
+  a->add_option("--keep-logs", o.keep_logs, "run logs kept in the work dir")->capture_default_str();
+  a->callback([&run] {
+    run = [] {
+      auto dur = [](const char* flag, const std::string& v, std::chrono::milliseconds* out) {
+        if (v.empty()) return true;
+        auto d = ParseDuration(v);
+        if (!d) {
+          std::fprintf(stderr, "error: %s: '%s' is not a duration like 30s, 10m or 1h\n", flag,
+                       v.c_str());
+          return false;
+        }
+        *out = *d;
+        return true;
+      };
+      if (!dur("--run-timeout", run_timeout, &o.run_timeout) ||
+          !dur("--stop-grace", stop_grace, &o.stop_grace) ||
+          !dur("--kill-grace", kill_grace, &o.kill_grace) ||
+          !dur("--heartbeat-interval", heartbeat, &o.heartbeat_interval)) {
+        return 2;
+      }
+      if (o.server.empty() && o.cc_urls.empty() && o.defaults_file.empty()) {
+        std::fprintf(stderr,
+                     "error: give --server (with --join-token and --environment), --cc URL, or "
+                     "--defaults FILE\n");
+        return 2;
+      }
+      if (o.keep_logs < 1) {
+        std::fprintf(stderr, "error: --keep-logs must be at least 1\n");
+        return 2;
+      }
+      return agent::RunAgent(o);
+    };
+  });
+}
+
+}  // namespace drover::cmd

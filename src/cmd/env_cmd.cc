@@ -1,0 +1,268 @@
+// `drover apply -f FILE|DIR` and `drover env ls|get|rm|instances|events|logs`.
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cmd/client_util.h"
+#include "common/yaml.h"
+
+namespace drover::cmd {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Document {
+  std::string source;  // file (and document number) for messages
+  boost::json::object body;
+};
+
+// Every document of FILE, or of the *.yaml/*.yml/*.json files of DIR in name order.
+bool LoadDocuments(const std::string& path, std::vector<Document>* out) {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    for (const auto& e : fs::directory_iterator(path, ec)) {
+      auto ext = e.path().extension().string();
+      if (ext == ".yaml" || ext == ".yml" || ext == ".json") files.push_back(e.path());
+    }
+    std::sort(files.begin(), files.end());
+  } else {
+    files.push_back(path);
+  }
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    if (!in) {
+      std::cerr << "error: cannot read " << f.string() << "\n";
+      return false;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto docs = ParseYamlDocuments(ss.str());  // JSON is YAML too
+    if (!docs.ok()) {
+      std::cerr << "error: " << f.string() << ": " << docs.status().message() << "\n";
+      return false;
+    }
+    int n = 0;
+    for (auto& d : *docs) {
+      ++n;
+      std::string src = docs->size() > 1 ? f.string() + " #" + std::to_string(n) : f.string();
+      if (!d.is_object()) {
+        std::cerr << "error: " << src << ": a document must be a mapping with a kind\n";
+        return false;
+      }
+      out->push_back({src, std::move(d.as_object())});
+    }
+  }
+  return true;
+}
+
+std::string Str(const boost::json::object& o, std::string_view k) {
+  auto* v = o.if_contains(k);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+int Apply(const ClientFlags& flags, const std::string& path) {
+  std::vector<Document> docs;
+  if (!LoadDocuments(path, &docs)) return 1;
+  // Check every document's kind and name before changing anything.
+  for (const auto& d : docs) {
+    std::string kind = Str(d.body, "kind");
+    if (kind == "Environment") {
+      if (Str(d.body, "name").empty()) {
+        std::cerr << "error: " << d.source << ": an Environment needs a name\n";
+        return 1;
+      }
+    } else if (kind == "Variable") {
+      if (Str(d.body, "key").empty()) {
+        std::cerr << "error: " << d.source << ": a Variable needs a key\n";
+        return 1;
+      }
+    } else {
+      std::cerr << "error: " << d.source << ": kind must be Environment or Variable, not '"
+                << kind << "'\n";
+      return 1;
+    }
+  }
+  for (const auto& d : docs) {
+    std::string kind = Str(d.body, "kind");
+    if (kind == "Environment") {
+      std::string name = Str(d.body, "name");
+      auto r = Call(flags, "PUT", "/v1/environments/" + UrlEncode(name),
+                    boost::json::serialize(d.body));
+      if (!r) {
+        std::cerr << "  in " << d.source << "\n";
+        return 1;
+      }
+      std::cout << "environment/" << name
+                << (Text(*r, "create_index") == Text(*r, "modify_index") ? " created" : " configured")
+                << "\n";
+    } else {
+      boost::json::object body;
+      for (const auto& [k, v] : d.body) {
+        if (k != "kind" && k != "key") body[k] = v;
+      }
+      std::string key = Str(d.body, "key");
+      if (!Call(flags, "PUT", "/v1/variables/" + UrlEncode(key), boost::json::serialize(body))) {
+        std::cerr << "  in " << d.source << "\n";
+        return 1;
+      }
+      std::string env = Str(d.body, "environment");
+      std::cout << "variable/" << key << (env.empty() ? "" : " (" + env + ")") << " set\n";
+    }
+  }
+  return 0;
+}
+
+void PrintInstances(const boost::json::array& items) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& i : items) {
+    std::string last;
+    if (const auto* lr = i.as_object().if_contains("last_run"); lr && lr->is_object()) {
+      last = Text(*lr, "status") + " " + Text(*lr, "commit").substr(0, 12) + " exit " +
+             Text(*lr, "exit_code");
+    }
+    rows.push_back({Text(i, "id"), Text(i, "state"), Text(i, "hostname"),
+                    Text(i, "last_heartbeat"), last});
+  }
+  PrintTable({"ID", "STATE", "HOST", "LAST HEARTBEAT", "LAST RUN"}, rows);
+}
+
+}  // namespace
+
+void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
+  static std::string apply_path;
+  auto* apply = app.add_subcommand("apply", "Create or update Environment and Variable documents.");
+  apply->add_option("-f,--file", apply_path, "a YAML/JSON file, or a directory of them")
+      ->required();
+  apply->callback([&] { run = [&] { return Apply(flags, apply_path); }; });
+
+  auto* env = app.add_subcommand("env", "Environments: list, show, delete, instances, events, logs.");
+  env->require_subcommand(1);
+
+  env->add_subcommand("ls", "List environments.")->callback([&] {
+    run = [&] {
+      auto all = FetchAll(flags, "/v1/environments?limit=1000");
+      if (!all) return 1;
+      if (flags.output == "json") {
+        PrintJson(*all);
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& e : *all) {
+        const auto& st = e.at("status");
+        rows.push_back({Text(e, "name"), Text(st, "phase"), Text(st, "running"),
+                        Text(st, "desired"), Text(e.at("spec"), "provider")});
+      }
+      PrintTable({"NAME", "PHASE", "RUNNING", "DESIRED", "PROVIDER"}, rows);
+      return 0;
+    };
+  });
+
+  static std::string name;
+  auto* get = env->add_subcommand("get", "Show an environment: spec and status.");
+  get->add_option("name", name, "environment")->required();
+  get->callback([&] {
+    run = [&] {
+      auto v = Call(flags, "GET", "/v1/environments/" + UrlEncode(name));
+      if (!v) return 1;
+      if (flags.output == "json") {
+        PrintJson(*v);
+        return 0;
+      }
+      const auto& st = v->at("status");
+      std::cout << "name:       " << Text(*v, "name") << "\nphase:      " << Text(st, "phase")
+                << "\nrunning:    " << Text(st, "running") << " of " << Text(st, "desired")
+                << "\nprovider:   " << Text(v->at("spec"), "provider");
+      if (!Text(st, "join_token").empty()) std::cout << "\njoin token: " << Text(st, "join_token");
+      std::cout << "\n\n";
+      PrintInstances(st.at("instances").as_array());
+      return 0;
+    };
+  });
+
+  auto* rm = env->add_subcommand("rm", "Delete an environment with its instances and agent keys.");
+  rm->add_option("name", name, "environment")->required();
+  rm->callback([&] {
+    run = [&] {
+      if (!Call(flags, "DELETE", "/v1/environments/" + UrlEncode(name))) return 1;
+      if (flags.output != "json") std::cout << "deleted environment " << name << "\n";
+      return 0;
+    };
+  });
+
+  auto* inst = env->add_subcommand("instances", "List an environment's instances.");
+  inst->add_option("name", name, "environment")->required();
+  inst->callback([&] {
+    run = [&] {
+      auto v = Call(flags, "GET", "/v1/environments/" + UrlEncode(name) + "/instances");
+      if (!v) return 1;
+      if (flags.output == "json") {
+        PrintJson(v->at("items"));
+      } else {
+        PrintInstances(v->at("items").as_array());
+      }
+      return 0;
+    };
+  });
+
+  auto* events = env->add_subcommand("events", "Show an environment's events, oldest first.");
+  events->add_option("name", name, "environment")->required();
+  events->callback([&] {
+    run = [&] {
+      auto all = FetchAll(flags, "/v1/environments/" + UrlEncode(name) + "/events?limit=1000");
+      if (!all) return 1;
+      if (flags.output == "json") {
+        PrintJson(*all);
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& e : *all) {
+        rows.push_back({Text(e, "time"), Text(e, "kind"), Text(e, "instance"), Text(e, "reason")});
+      }
+      PrintTable({"TIME", "KIND", "INSTANCE", "REASON"}, rows);
+      return 0;
+    };
+  });
+
+  static std::string instance;
+  static int64_t run_no = 0;
+  auto* logs = env->add_subcommand("logs", "Print the latest run log of each instance.");
+  logs->add_option("name", name, "environment")->required();
+  logs->add_option("--instance", instance, "only this instance");
+  logs->add_option("--run", run_no, "this run number (with --instance)");
+  logs->callback([&] {
+    run = [&] {
+      auto v = Call(flags, "GET", "/v1/environments/" + UrlEncode(name) + "/instances");
+      if (!v) return 1;
+      int shown = 0;
+      for (const auto& i : v->at("items").as_array()) {
+        std::string id = Text(i, "id");
+        if (!instance.empty() && id != instance) continue;
+        int64_t n = run_no;
+        std::string header;
+        if (n == 0) {
+          auto runs = Call(flags, "GET", "/v1/instances/" + id + "/runs?limit=1");
+          if (!runs) return 1;
+          const auto& items = runs->at("items").as_array();
+          if (items.empty()) continue;
+          n = items[0].at("seq").as_int64();
+        }
+        auto r = Call(flags, "GET", "/v1/instances/" + id + "/runs/" + std::to_string(n));
+        if (!r) return 1;
+        std::cout << "==> " << id << " run " << n << " (" << Text(*r, "status") << ", commit "
+                  << Text(*r, "commit").substr(0, 12) << ", " << Text(*r, "finished_at")
+                  << ") <==\n"
+                  << Text(*r, "log_tail");
+        if (!Text(*r, "log_tail").ends_with("\n")) std::cout << "\n";
+        ++shown;
+      }
+      if (shown == 0) std::cerr << "no runs reported yet\n";
+      return 0;
+    };
+  });
+}
+
+}  // namespace drover::cmd
