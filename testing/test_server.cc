@@ -108,9 +108,8 @@ TestServer::~TestServer() { Kill(); }
 bool TestServer::Start() {
   std::string addr_file = data_dir_ + "/server.addr";
   unlink(addr_file.c_str());
-  std::vector<std::string> args = {"server",     "--listen",  "127.0.0.1:0",
-                                   "--data-dir", data_dir_,   "--addr-file",
-                                   addr_file,    "--threads", "2"};
+  std::vector<std::string> args = {"server",      "--listen", listen_,     "--data-dir", data_dir_,
+                                   "--addr-file", addr_file,  "--threads", "2"};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<std::string> env = env_;
   if (use_token_) env.push_back("DROVER_BOOTSTRAP_TOKEN=" + admin_key_);
@@ -168,6 +167,42 @@ std::string TestServer::Log() const { return ReadFile(data_dir_ + "/server.log")
 client::Client TestServer::NewClient(std::string token) const {
   return client::Client({addr_, token.empty() ? admin_key_ : token});
 }
+
+TestProcess::TestProcess(std::vector<std::string> args, std::string log_path,
+                         std::vector<std::string> env)
+    : log_(std::move(log_path)) {
+  pid_ = Spawn(args, env, log_);
+}
+
+TestProcess::~TestProcess() { Kill(); }
+
+int TestProcess::Stop(int sig, int timeout_ms) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, sig);
+  int rc = WaitExit(pid_, timeout_ms);
+  if (rc < 0) {
+    Kill();
+    return -1;
+  }
+  pid_ = -1;
+  return rc;
+}
+
+int TestProcess::Wait(int timeout_ms) {
+  if (pid_ <= 0) return -1;
+  int rc = WaitExit(pid_, timeout_ms);
+  if (rc >= 0) pid_ = -1;
+  return rc;
+}
+
+void TestProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+std::string TestProcess::Log() const { return ReadFile(log_); }
 
 std::map<std::string, std::string> AllVariables(client::Client& c) {
   std::map<std::string, std::string> out;

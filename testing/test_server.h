@@ -20,6 +20,29 @@ int RunDrover(const std::vector<std::string>& args, std::string* output,
 // Every variable (key → value) the server at the other end of `c` holds, following cursors.
 std::map<std::string, std::string> AllVariables(client::Client& c);
 
+// Any drover child process (e.g. `drover agent ...`) with its output in a log file; killed by
+// the destructor if still running.
+class TestProcess {
+ public:
+  TestProcess(std::vector<std::string> args, std::string log_path,
+              std::vector<std::string> env = {});
+  ~TestProcess();
+  TestProcess(const TestProcess&) = delete;
+  TestProcess& operator=(const TestProcess&) = delete;
+  // Sends `sig` and waits up to `timeout_ms` for the exit; returns its status (-1: still
+  // running, then killed).
+  int Stop(int sig = 15, int timeout_ms = 60000);
+  // Waits for the exit without signalling; -1 on timeout (the process keeps running).
+  int Wait(int timeout_ms);
+  void Kill();
+  std::string Log() const;
+  pid_t pid() const { return pid_; }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+};
+
 class TestServer {
  public:
   // `data_dir` empty: a fresh temp dir owned by the server object.
@@ -45,6 +68,8 @@ class TestServer {
   void UseBootstrapToken(bool use) { use_token_ = use; }
   // Starts the process with at most `n` open file descriptors (RLIMIT_NOFILE).
   void LimitOpenFiles(int n) { fd_limit_ = n; }
+  // Later Start()s listen on the port the server has now (a restart keeps its address).
+  void KeepPort() { listen_ = addr_.substr(7); }
 
  private:
   TempDir own_dir_;
@@ -56,6 +81,7 @@ class TestServer {
   pid_t pid_ = -1;
   bool use_token_ = true;
   int fd_limit_ = 0;
+  std::string listen_ = "127.0.0.1:0";
 };
 
 }  // namespace drover::testing

@@ -39,7 +39,6 @@ using Vars = std::map<std::string, std::string>;
 
 constexpr std::size_t kLogTail = 64 * 1024;
 
-
 std::string HostName() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0) return "";
@@ -47,7 +46,7 @@ std::string HostName() {
 }
 
 boost::json::object Facts() {
-  struct utsname u{};
+  struct utsname u {};
   ::uname(&u);
   return {{"os", u.sysname},
           {"kernel", u.release},
@@ -153,7 +152,7 @@ class Agent {
   void DeliverReports();
   void QueueReport(const boost::json::object& report);
   int64_t SkippedRuns() const {
-    struct stat st{};
+    struct stat st {};
     return ::stat((o_.work_dir + "/skipped-runs").c_str(), &st) == 0 ? st.st_size : 0;
   }
 
@@ -181,13 +180,13 @@ class Agent {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;          // GUARDED_BY(mu_)
-  bool run_active_ = false;        // GUARDED_BY(mu_)
+  bool stopping_ = false;              // GUARDED_BY(mu_)
+  bool run_active_ = false;            // GUARDED_BY(mu_)
   std::optional<CurrentRun> current_;  // GUARDED_BY(mu_)
   std::atomic<bool> kill_run_{false};
   std::chrono::milliseconds heartbeat_every_{5000};  // GUARDED_BY(mu_)
-  std::mutex deliver_mu_;  // one delivery of the spool at a time
-  std::optional<int64_t> seen_index_;  // index of the last set read (main thread)
+  std::mutex deliver_mu_;                            // one delivery of the spool at a time
+  std::optional<int64_t> seen_index_;                // index of the last set read (main thread)
 };
 
 Status Agent::Join() {
@@ -424,7 +423,8 @@ std::string Agent::RunOnce() {
   std::string run_id = "r-" + RandomHex(8);
   std::error_code ec;
   fs::create_directories(o_.work_dir + "/logs", ec);
-  std::string log = fmt::format("{}/logs/{:013d}-{}.log", o_.work_dir, ToUnixMillis(started), run_id);
+  std::string log =
+      fmt::format("{}/logs/{:013d}-{}.log", o_.work_dir, ToUnixMillis(started), run_id);
   {
     std::lock_guard lock(mu_);
     current_ = CurrentRun{run_id, FormatRfc3339(started), "fetch"};
@@ -446,8 +446,8 @@ std::string Agent::RunOnce() {
     report["post_exit"] = opt(post);
     report["started_at"] = FormatRfc3339(started);
     report["finished_at"] = FormatRfc3339(finished);
-    std::ofstream(log, std::ios::app) << "== run " << status << (reason.empty() ? "" : ": ")
-                                      << reason << "\n";
+    std::ofstream(log, std::ios::app)
+        << "== run " << status << (reason.empty() ? "" : ": ") << reason << "\n";
     report["log_tail"] = TailOf(log, kLogTail);
     LogInfo("run {} {}{}{}", run_id, status, reason.empty() ? "" : ": ", reason);
     QueueReport(report);
@@ -542,11 +542,14 @@ std::string Agent::RunOnce() {
     pre_ok = *pre == 0;
   }
   if (pre_ok && !main_cmd.empty()) {
-    std::vector<std::string> argv =
-        type == "ansible"
-            ? std::vector<std::string>{"ansible-playbook", "-i", "localhost,", "-c", "local",
-                                       main_cmd}
-            : std::vector<std::string>{"sh", "-c", main_cmd};
+    std::vector<std::string> argv = type == "ansible"
+                                        ? std::vector<std::string>{"ansible-playbook",
+                                                                   "-i",
+                                                                   "localhost,",
+                                                                   "-c",
+                                                                   "local",
+                                                                   main_cmd}
+                                        : std::vector<std::string>{"sh", "-c", main_cmd};
     main = StepExit("main", std::move(argv), dir, env, log, deadline, &reason);
   } else if (!pre_ok) {
     std::ofstream(log, std::ios::app) << "== main skipped: pre failed\n";
@@ -585,7 +588,8 @@ void Agent::WaitForNextRun(std::chrono::milliseconds interval) {
       std::lock_guard lock(state_mu_);
       mark = {state_.signed_index, state_.signed_digest};
     }
-    auto set = source_->Fetch(mark, *seen_index_, std::min(left, std::chrono::milliseconds(600000)));
+    auto set =
+        source_->Fetch(mark, *seen_index_, std::min(left, std::chrono::milliseconds(600000)));
     if (set.ok()) {
       if (set->index != *seen_index_) {
         LogInfo("the control-center set changed (index {} -> {}): running now", *seen_index_,

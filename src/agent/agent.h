@@ -11,10 +11,10 @@
 namespace drover::agent {
 
 struct AgentOptions {
-  std::string server;       // http://host:port of a drover server ("" = none)
-  std::string join_token;   // joins `environment` with it when there is no saved identity
+  std::string server;      // http://host:port of a drover server ("" = none)
+  std::string join_token;  // joins `environment` with it when there is no saved identity
   std::string environment;
-  std::string token;        // an existing agent key, instead of joining
+  std::string token;  // an existing agent key, instead of joining
   std::string work_dir = "./drover-agent";
   bool once = false;
   std::string defaults_file;         // YAML of cc-a-* values
@@ -25,7 +25,7 @@ struct AgentOptions {
   std::chrono::milliseconds stop_grace{std::chrono::seconds(30)};  // SIGTERM: then kill the run
   std::chrono::milliseconds kill_grace{std::chrono::seconds(10)};  // SIGTERM -> SIGKILL
   std::chrono::milliseconds heartbeat_interval{0};                 // 0: the environment's
-  int keep_logs = 20;  // run logs kept in the work dir
+  int keep_logs = 20;                                              // run logs kept in the work dir
 };
 
 // Runs the agent until SIGTERM/SIGINT (daemon) or one run (--once). Returns the exit code:

@@ -84,7 +84,8 @@ Result<FetchedSet> CcSource::Fetch(SignedMark& mark, std::optional<int64_t> wait
       target += fmt::format("index={}&wait={}ms", *wait_index, wait.count());
     }
     // A blocking query may take `wait`; give the request that long and then some.
-    e->client->set_timeout(std::chrono::seconds(15) + (wait_index ? wait : std::chrono::milliseconds(0)));
+    e->client->set_timeout(std::chrono::seconds(15) +
+                           (wait_index ? wait : std::chrono::milliseconds(0)));
     auto r = e->client->Do("GET", target, {}, {});
     if (!r.ok()) {
       failures.push_back(fmt::format("{}: {}", e->url, r.status().message()));
@@ -113,8 +114,8 @@ Result<FetchedSet> CcSource::Fetch(SignedMark& mark, std::optional<int64_t> wait
     if (!ec && json.is_object()) {
       for (const auto& [k, v] : json.as_object()) {
         if (!std::string_view(k).starts_with("cc-a-")) continue;
-        set.vars[std::string(k)] = v.is_string() ? std::string(v.as_string())
-                                                 : boost::json::serialize(v);
+        set.vars[std::string(k)] =
+            v.is_string() ? std::string(v.as_string()) : boost::json::serialize(v);
       }
     } else if (verify_) {
       return Status::PermissionDenied("refused: a signed set must be a JSON object");

@@ -40,7 +40,10 @@ struct Git {
     env.push_back("LC_ALL=C");
     scratch = o.repos_dir + "/.git-output-" + RandomHex(4);
   }
-  ~Git() { std::error_code ec; fs::remove(scratch, ec); }
+  ~Git() {
+    std::error_code ec;
+    fs::remove(scratch, ec);
+  }
 
   // The exit code and output of `git args...` in `cwd`.
   std::pair<int, std::string> Run(std::vector<std::string> args, const std::string& cwd) {
@@ -78,7 +81,8 @@ Result<Checkout> FetchAndCheckout(const std::string& url, const std::string& ref
   std::error_code ec;
   fs::create_directories(options.repos_dir, ec);
   if (ec) {
-    return Status::Unavailable(fmt::format("cannot create {}: {}", options.repos_dir, ec.message()));
+    return Status::Unavailable(
+        fmt::format("cannot create {}: {}", options.repos_dir, ec.message()));
   }
   Git git(options);
   Checkout out;

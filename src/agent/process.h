@@ -26,10 +26,10 @@ struct ProcessSpec {
 };
 
 struct ProcessResult {
-  int exit_code = -1;          // the exit status, or 128 + signal
-  bool timed_out = false;      // killed at the deadline
-  bool stopped = false;        // killed because `stop` was set
-  std::string error;           // could not start: why
+  int exit_code = -1;      // the exit status, or 128 + signal
+  bool timed_out = false;  // killed at the deadline
+  bool stopped = false;    // killed because `stop` was set
+  std::string error;       // could not start: why
 };
 
 ProcessResult RunProcess(const ProcessSpec& spec);

@@ -17,7 +17,8 @@ namespace drover::agent {
 Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
   std::string tmp = path + ".tmp-" + RandomHex(4);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) return Status::Unavailable(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+  if (fd < 0)
+    return Status::Unavailable(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
   bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
   ok = ::fsync(fd) == 0 && ok;
   ::close(fd);

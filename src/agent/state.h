@@ -16,10 +16,10 @@ struct AgentState {
   std::string environment;
   std::string instance_id;
   std::string agent_key;
-  std::string last_commit;     // of the last successful run
-  std::string last_repository; // the repository last_commit belongs to
-  int64_t signed_index = 0;    // newest signed set accepted
-  std::string signed_digest;   // SHA-256 of that set's body
+  std::string last_commit;                      // of the last successful run
+  std::string last_repository;                  // the repository last_commit belongs to
+  int64_t signed_index = 0;                     // newest signed set accepted
+  std::string signed_digest;                    // SHA-256 of that set's body
   std::map<std::string, std::string> last_set;  // last control-center set read
   int64_t last_set_index = 0;
 };

@@ -25,8 +25,9 @@ void AddAgentCommand(CLI::App& app, Run& run) {
   a->add_option("--work-dir", o.work_dir, "work dir: checkouts, logs, state")
       ->capture_default_str();
   a->add_flag("--once", o.once, "one run, then exit (for cron); exit 1 when it failed");
-  a->add_option("--defaults", o.defaults_file,
-                "YAML of cc-a-* values, used when no endpoint answers and for keys it leaves unset");
+  a->add_option(
+      "--defaults", o.defaults_file,
+      "YAML of cc-a-* values, used when no endpoint answers and for keys it leaves unset");
   a->add_option("--cc", o.cc_urls,
                 "control-center endpoint URL (repeatable; the first that answers wins)");
   a->add_option("--allow", o.allow, "keys the control center may set (others: --defaults only)")

@@ -81,8 +81,8 @@ int Apply(const ClientFlags& flags, const std::string& path) {
         return 1;
       }
     } else {
-      std::cerr << "error: " << d.source << ": kind must be Environment or Variable, not '"
-                << kind << "'\n";
+      std::cerr << "error: " << d.source << ": kind must be Environment or Variable, not '" << kind
+                << "'\n";
       return 1;
     }
   }
@@ -90,14 +90,15 @@ int Apply(const ClientFlags& flags, const std::string& path) {
     std::string kind = Str(d.body, "kind");
     if (kind == "Environment") {
       std::string name = Str(d.body, "name");
-      auto r = Call(flags, "PUT", "/v1/environments/" + UrlEncode(name),
-                    boost::json::serialize(d.body));
+      auto r =
+          Call(flags, "PUT", "/v1/environments/" + UrlEncode(name), boost::json::serialize(d.body));
       if (!r) {
         std::cerr << "  in " << d.source << "\n";
         return 1;
       }
       std::cout << "environment/" << name
-                << (Text(*r, "create_index") == Text(*r, "modify_index") ? " created" : " configured")
+                << (Text(*r, "create_index") == Text(*r, "modify_index") ? " created"
+                                                                         : " configured")
                 << "\n";
     } else {
       boost::json::object body;
@@ -124,8 +125,8 @@ void PrintInstances(const boost::json::array& items) {
       last = Text(*lr, "status") + " " + Text(*lr, "commit").substr(0, 12) + " exit " +
              Text(*lr, "exit_code");
     }
-    rows.push_back({Text(i, "id"), Text(i, "state"), Text(i, "hostname"),
-                    Text(i, "last_heartbeat"), last});
+    rows.push_back(
+        {Text(i, "id"), Text(i, "state"), Text(i, "hostname"), Text(i, "last_heartbeat"), last});
   }
   PrintTable({"ID", "STATE", "HOST", "LAST HEARTBEAT", "LAST RUN"}, rows);
 }
@@ -139,7 +140,8 @@ void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
       ->required();
   apply->callback([&] { run = [&] { return Apply(flags, apply_path); }; });
 
-  auto* env = app.add_subcommand("env", "Environments: list, show, delete, instances, events, logs.");
+  auto* env =
+      app.add_subcommand("env", "Environments: list, show, delete, instances, events, logs.");
   env->require_subcommand(1);
 
   env->add_subcommand("ls", "List environments.")->callback([&] {

@@ -1,0 +1,33 @@
+#pragma once
+// A loopback HTTP endpoint that answers every request with one fixed response (status, headers,
+// body) — what an agent may be pointed at with --cc (a CDN rule, a static file), and what an
+// attacker in the middle would serve in the signature tests. Runs on its own thread.
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace drover::testing {
+
+class FixedHttp {
+ public:
+  FixedHttp();
+  ~FixedHttp();
+  void Set(std::vector<std::pair<std::string, std::string>> headers, std::string body);
+  std::string url(const std::string& path = "/") const;
+  int requests() const { return requests_; }
+
+ private:
+  void Loop();
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::mutex mu_;
+  std::string response_;
+  std::thread thread_;
+};
+
+}  // namespace drover::testing

@@ -1,0 +1,536 @@
+// The agent end to end: a real server, real `drover agent` processes, real Git repositories,
+// real sh and ansible-playbook.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "common/clock.h"
+#include "testing/fixed_http.h"
+#include "testing/git_repo.h"
+#include "testing/test_server.h"
+
+namespace drover {
+namespace {
+
+using testing::GitRepo;
+using testing::TempDir;
+using testing::TestProcess;
+using testing::TestServer;
+using testing::WaitFor;
+
+boost::json::value Json(const std::string& s) { return boost::json::parse(s); }
+
+std::string Str(const boost::json::value& v, std::string_view k) {
+  const auto* f = v.as_object().if_contains(k);
+  if (!f || f->is_null()) return "";
+  return f->is_string() ? std::string(f->as_string()) : boost::json::serialize(*f);
+}
+
+bool FileExists(const std::string& p) { return std::filesystem::exists(p); }
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(server_.Start()); }
+
+  client::Client Admin() { return server_.NewClient(); }
+
+  // Creates environment `name` (static provider) with the given agent: block; returns its join
+  // token.
+  std::string CreateEnv(const std::string& name, boost::json::object agent) {
+    boost::json::object doc{{"kind", "Environment"},
+                            {"name", name},
+                            {"spec",
+                             {{"provider", "static"},
+                              {"capacity", 2},
+                              {"agent", std::move(agent)},
+                              {"health", {{"heartbeat_interval", "1s"}}}}}};
+    auto c = Admin();
+    auto r = c.Do("PUT", "/v1/environments/" + name, boost::json::serialize(doc));
+    EXPECT_TRUE(r.ok() && r->status == 201) << (r.ok() ? r->body : r.status().message());
+    return r.ok() ? Str(Json(r->body), "join_token") : "";
+  }
+
+  void PutVar(const std::string& key, const std::string& value, const std::string& env) {
+    auto c = Admin();
+    boost::json::object body{{"value", value}, {"environment", env}};
+    auto r = c.Do("PUT", "/v1/variables/" + key, boost::json::serialize(body));
+    ASSERT_TRUE(r.ok() && r->ok()) << (r.ok() ? r->body : r.status().message());
+  }
+
+  std::vector<std::string> AgentArgs(const std::string& env, const std::string& token,
+                                     const std::string& work, bool once,
+                                     std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {
+        "agent", "--server",   server_.addr(), "--join-token", token, "--environment",
+        env,     "--work-dir", work,           "--kill-grace", "1s"};
+    if (once) a.push_back("--once");
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+
+  std::unique_ptr<TestProcess> StartAgent(const std::string& env, const std::string& token,
+                                          const std::string& work, bool once = false,
+                                          std::vector<std::string> extra = {}) {
+    return std::make_unique<TestProcess>(AgentArgs(env, token, work, once, std::move(extra)),
+                                         work + ".log", AgentEnv());
+  }
+
+  // A HOME of its own, so ansible's temp and cache dirs stay inside the test's temp dir.
+  std::vector<std::string> AgentEnv() { return {"HOME=" + dir_.path(), "ANSIBLE_NOCOLOR=1"}; }
+
+  boost::json::array Instances(const std::string& env) {
+    auto c = Admin();
+    auto r = c.Do("GET", "/v1/environments/" + env + "/instances");
+    if (!r.ok() || r->status != 200) return {};
+    return Json(r->body).at("items").as_array();
+  }
+
+  // Runs of `instance`, newest first, with log tails.
+  std::vector<boost::json::value> Runs(const std::string& instance) {
+    auto c = Admin();
+    std::vector<boost::json::value> out;
+    auto r = c.Do("GET", "/v1/instances/" + instance + "/runs?limit=100");
+    if (!r.ok() || r->status != 200) return out;
+    auto page = Json(r->body);
+    for (const auto& run : page.at("items").as_array()) {
+      auto full = c.Do("GET", "/v1/instances/" + instance + "/runs/" + Str(run, "seq"));
+      if (full.ok() && full->status == 200) out.push_back(Json(full->body));
+    }
+    return out;
+  }
+
+  // The only instance of `env` (waits for the join).
+  std::string OnlyInstance(const std::string& env) {
+    std::string id;
+    WaitFor(
+        [&] {
+          auto all = Instances(env);
+          if (all.size() == 1) id = Str(all[0], "id");
+          return !id.empty();
+        },
+        30000);
+    return id;
+  }
+
+  // The newest run of the instance once there are `count` runs; null when none came.
+  boost::json::value WaitForRuns(const std::string& instance, size_t count) {
+    std::vector<boost::json::value> runs;
+    WaitFor(
+        [&] {
+          runs = Runs(instance);
+          return runs.size() >= count;
+        },
+        60000);
+    return runs.size() >= count ? runs.front() : boost::json::value();
+  }
+
+  TempDir dir_;
+  TestServer server_;
+  GitRepo repo_;
+};
+
+TEST_F(AgentTest, TwoAgentsRunTheNewCommitSoonAfterAChange) {
+  std::string c1 = repo_.Commit({{"run.sh", "#!/bin/sh\necho \"tag=$CC_A_BUILD_TAG v1\"\n"}}, "v1");
+  ASSERT_FALSE(c1.empty());
+  std::string token = CreateEnv("sim", {{"repository", repo_.url()},
+                                        {"ref", "main"},
+                                        {"main_run", "./run.sh"},
+                                        {"interval", 3600},
+                                        {"vars", {{"build-tag", "b7"}}}});
+  auto a1 = StartAgent("sim", token, dir_.File("a1"));
+  auto a2 = StartAgent("sim", token, dir_.File("a2"));
+  std::vector<std::string> ids;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto all = Instances("sim");
+        ids.clear();
+        for (const auto& i : all) {
+          if (Str(i, "state") == "running") ids.push_back(Str(i, "id"));
+        }
+        return ids.size() == 2;
+      },
+      30000))
+      << a1->Log() << a2->Log();
+  for (const auto& id : ids) {
+    auto run = WaitForRuns(id, 1);
+    ASSERT_FALSE(run.is_null()) << a1->Log() << a2->Log();
+    EXPECT_EQ(Str(run, "status"), "ok");
+    EXPECT_EQ(Str(run, "commit"), c1);
+    EXPECT_EQ(Str(run, "main_exit"), "0");
+    EXPECT_NE(Str(run, "log_tail").find("tag=b7 v1"), std::string::npos) << Str(run, "log_tail");
+  }
+  // A new commit and a changed cc-a-main-run: both agents wake (blocking query) and run it long
+  // before their hour-long interval.
+  std::string c2 =
+      repo_.Commit({{"run.sh", "#!/bin/sh\necho \"tag=$CC_A_BUILD_TAG v2 $1\"\n"}}, "v2");
+  auto changed = std::chrono::steady_clock::now();
+  PutVar("cc-a-main-run", "./run.sh changed", "sim");
+  for (const auto& id : ids) {
+    auto run = WaitForRuns(id, 2);
+    ASSERT_FALSE(run.is_null()) << a1->Log() << a2->Log();
+    EXPECT_EQ(Str(run, "status"), "ok");
+    EXPECT_EQ(Str(run, "commit"), c2);
+    EXPECT_NE(Str(run, "log_tail").find("tag=b7 v2 changed"), std::string::npos)
+        << Str(run, "log_tail");
+  }
+  auto took = std::chrono::steady_clock::now() - changed;
+  EXPECT_LT(took, std::chrono::seconds(30)) << "agents must not wait for their interval";
+  // The environment's status shows each instance's last run; its events show the joins.
+  auto c = Admin();
+  auto env = Json(c.Do("GET", "/v1/environments/sim")->body);
+  for (const auto& i : env.at("status").at("instances").as_array()) {
+    EXPECT_EQ(Str(i.at("last_run"), "commit"), c2);
+    EXPECT_EQ(Str(i.at("last_run"), "exit_code"), "0");
+  }
+  auto events = c.Do("GET", "/v1/environments/sim/events")->body;
+  EXPECT_NE(events.find("\"joined\""), std::string::npos) << events;
+  EXPECT_EQ(a1->Stop(), 0) << a1->Log();
+  EXPECT_EQ(a2->Stop(), 0) << a2->Log();
+}
+
+TEST_F(AgentTest, UnchangedCommitIsSkippedAndForceRunRunsIt) {
+  std::string c1 = repo_.Commit({{"run.sh", "#!/bin/sh\necho ran >> \"$OUT\"\n"}}, "v1");
+  std::string out = dir_.File("ran.txt");
+  std::string token =
+      CreateEnv("once", {{"repository", repo_.url()}, {"main_run", "OUT=" + out + " ./run.sh"}});
+  std::string work = dir_.File("w");
+  auto run_once = [&] {
+    TestProcess p(AgentArgs("once", token, work, true), work + ".log", AgentEnv());
+    return p.Wait(120000);
+  };
+  ASSERT_EQ(run_once(), 0);
+  ASSERT_EQ(run_once(), 0);
+  std::string id = OnlyInstance("once");
+  auto runs = Runs(id);
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(Str(runs[1], "status"), "ok");
+  EXPECT_EQ(Str(runs[0], "status"), "skipped");
+  EXPECT_EQ(Str(runs[0], "commit"), c1);
+  PutVar("cc-a-force-run", "yes", "once");
+  ASSERT_EQ(run_once(), 0);
+  runs = Runs(id);
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(Str(runs[0], "status"), "ok");
+  std::ifstream f(out);
+  std::string all((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_EQ(all, "ran\nran\n");
+}
+
+TEST_F(AgentTest, AnsiblePlaybookRunsLocally) {
+  std::string target = dir_.File("from-ansible.txt");
+  repo_.Commit({{"site.yml",
+                 "- hosts: localhost\n"
+                 "  gather_facts: false\n"
+                 "  tasks:\n"
+                 "    - copy:\n"
+                 "        dest: \"{{ lookup('env', 'CC_A_TARGET') }}\"\n"
+                 "        content: \"written by ansible\\n\"\n"}},
+               "playbook");
+  std::string token = CreateEnv("ans", {{"repository", repo_.url()},
+                                        {"type", "ansible"},
+                                        {"main_run", "site.yml"},
+                                        {"vars", {{"target", target}}}});
+  TestProcess p(AgentArgs("ans", token, dir_.File("w"), true), dir_.File("w.log"), AgentEnv());
+  ASSERT_EQ(p.Wait(180000), 0) << p.Log();
+  std::ifstream f(target);
+  std::string content((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_EQ(content, "written by ansible\n");
+  auto run = WaitForRuns(OnlyInstance("ans"), 1);
+  EXPECT_NE(Str(run, "log_tail").find("ansible-playbook"), std::string::npos)
+      << Str(run, "log_tail");
+}
+
+TEST_F(AgentTest, PreFailureSkipsMainRunsPostAndReportsTheFailure) {
+  repo_.Commit({{"run.sh", "#!/bin/sh\ntouch \"$1\"\n"}}, "v1");
+  std::string post_marker = dir_.File("post-ran"), main_marker = dir_.File("main-ran");
+  std::string token = CreateEnv("pre", {{"repository", repo_.url()},
+                                        {"pre_run", "echo checking; exit 3"},
+                                        {"main_run", "./run.sh " + main_marker},
+                                        {"post_run", "touch " + post_marker}});
+  TestProcess p(AgentArgs("pre", token, dir_.File("w"), true), dir_.File("w.log"), AgentEnv());
+  EXPECT_EQ(p.Wait(120000), 1) << p.Log();  // --once exits 1 for a failed run
+  auto run = WaitForRuns(OnlyInstance("pre"), 1);
+  EXPECT_EQ(Str(run, "status"), "failed");
+  EXPECT_EQ(Str(run, "pre_exit"), "3");
+  EXPECT_EQ(Str(run, "main_exit"), "");
+  EXPECT_EQ(Str(run, "post_exit"), "0");
+  EXPECT_NE(Str(run, "reason").find("pre exited 3"), std::string::npos) << Str(run, "reason");
+  EXPECT_TRUE(FileExists(post_marker));
+  EXPECT_FALSE(FileExists(main_marker));
+  // A failed run is an environment event.
+  auto c = Admin();
+  EXPECT_NE(c.Do("GET", "/v1/environments/pre/events")->body.find("run-failed"), std::string::npos);
+}
+
+TEST_F(AgentTest, ARunOverItsTimeoutIsKilledWithItsChildren) {
+  std::string pid_file = dir_.File("child.pid");
+  repo_.Commit({{"run.sh", "#!/bin/sh\nsleep 300 &\necho $! > \"$PIDFILE\"\nsleep 300\n"}}, "v1");
+  std::string token = CreateEnv("slow", {{"repository", repo_.url()},
+                                         {"main_run", "PIDFILE=" + pid_file + " ./run.sh"},
+                                         {"vars", {{"timeout", "2s"}}}});
+  TestProcess p(AgentArgs("slow", token, dir_.File("w"), true), dir_.File("w.log"), AgentEnv());
+  EXPECT_EQ(p.Wait(120000), 1) << p.Log();
+  auto run = WaitForRuns(OnlyInstance("slow"), 1);
+  EXPECT_EQ(Str(run, "status"), "failed");
+  EXPECT_NE(Str(run, "reason").find("timed out"), std::string::npos) << Str(run, "reason");
+  std::ifstream f(pid_file);
+  pid_t child = 0;
+  ASSERT_TRUE(f >> child);
+  EXPECT_TRUE(WaitFor([&] { return ::kill(child, 0) != 0; }, 10000))
+      << "the run's background child survived the timeout";
+}
+
+TEST_F(AgentTest, ASecondOnceDuringARunIsSkippedNotKilled) {
+  std::string started = dir_.File("started");
+  std::string release = dir_.File("release");
+  repo_.Commit({{"run.sh",
+                 "#!/bin/sh\ntouch \"$STARTED\"\nwhile [ ! -e \"$RELEASE\" ]; do sleep "
+                 "0.05; done\necho first-finished\n"}},
+               "v1");
+  std::string token =
+      CreateEnv("lock", {{"repository", repo_.url()},
+                         {"main_run", "STARTED=" + started + " RELEASE=" + release + " ./run.sh"}});
+  std::string work = dir_.File("w");
+  TestProcess first(AgentArgs("lock", token, work, true), work + ".1.log", AgentEnv());
+  ASSERT_TRUE(WaitFor([&] { return FileExists(started); }, 60000)) << first.Log();
+  TestProcess second(AgentArgs("lock", token, work, true), work + ".2.log", AgentEnv());
+  EXPECT_EQ(second.Wait(60000), 0) << second.Log();
+  EXPECT_NE(second.Log().find("skipped"), std::string::npos) << second.Log();
+  std::ofstream(release) << "go";
+  EXPECT_EQ(first.Wait(60000), 0) << first.Log();
+  auto run = WaitForRuns(OnlyInstance("lock"), 1);
+  EXPECT_EQ(Str(run, "status"), "ok");
+  EXPECT_NE(Str(run, "log_tail").find("first-finished"), std::string::npos);
+  // The skip is counted and reaches the server with a heartbeat.
+  TestProcess third(AgentArgs("lock", token, work, true), work + ".3.log", AgentEnv());
+  EXPECT_EQ(third.Wait(60000), 0);
+  EXPECT_EQ(Str(Instances("lock")[0], "skipped_runs"), "1");
+}
+
+TEST_F(AgentTest, ReportsMadeWhileTheServerIsDownArriveLater) {
+  repo_.Commit({{"run.sh", "#!/bin/sh\necho tick\n"}}, "v1");
+  std::string token = CreateEnv("down", {{"repository", repo_.url()},
+                                         {"main_run", "./run.sh"},
+                                         {"interval", 1},
+                                         {"force_run", true}});
+  server_.KeepPort();
+  auto agent = StartAgent("down", token, dir_.File("w"));
+  std::string id = OnlyInstance("down");
+  ASSERT_FALSE(WaitForRuns(id, 1).is_null());
+  std::string down_from = FormatRfc3339(std::chrono::system_clock::now());
+  ASSERT_EQ(server_.Stop(), 0);
+  // The agent goes on with the set it last read; its reports queue up in the work dir.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::error_code ec;
+        auto it = std::filesystem::directory_iterator(dir_.File("w/reports"), ec);
+        return !ec && std::distance(it, std::filesystem::directory_iterator()) >= 2;
+      },
+      60000))
+      << agent->Log();
+  std::string down_until = FormatRfc3339(std::chrono::system_clock::now());
+  ASSERT_TRUE(server_.Start());
+  // Delivered once the server is back (heartbeat thread), with their original times.
+  std::vector<boost::json::value> runs;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        runs = Runs(id);
+        int during = 0;
+        for (const auto& r : runs) {
+          auto finished = Str(r, "finished_at");
+          if (finished > down_from && finished < down_until && Str(r, "status") == "ok") {
+            ++during;
+          }
+        }
+        return during >= 2;
+      },
+      60000))
+      << agent->Log();
+  EXPECT_EQ(agent->Stop(), 0) << agent->Log();
+}
+
+}  // namespace
+}  // namespace drover
+
+namespace drover {
+namespace {
+
+class SignedAgentTest : public AgentTest {
+ protected:
+  void SetUp() override {
+    std::string out;
+    ASSERT_EQ(testing::RunDrover({"key", "gen-signing", key_}, &out), 0) << out;
+    server_ = std::make_unique<TestServer>(std::vector<std::string>{"--signing-key", key_});
+    ASSERT_TRUE(server_->Start());
+  }
+  std::string key_ = dir_.File("cc-signing");
+  std::unique_ptr<TestServer> server_;
+};
+
+TEST_F(SignedAgentTest, VerifiedSetsRunAndTamperedReplayedOrUnsignedOnesRunNothing) {
+  repo_.Commit({{"run.sh", "#!/bin/sh\necho \"signed run $CC_A_BUILD_TAG\" >> \"$OUT\"\n"}}, "v1");
+  std::string out = dir_.File("out.txt");
+  boost::json::object doc{{"spec",
+                           {{"provider", "static"},
+                            {"agent",
+                             {{"repository", repo_.url()},
+                              {"main_run", "OUT=" + out + " ./run.sh"},
+                              {"force_run", true},
+                              {"vars", {{"build-tag", "one"}}}}}}}};
+  auto admin = server_->NewClient();
+  auto created = admin.Do("PUT", "/v1/environments/sig", boost::json::serialize(doc));
+  ASSERT_EQ(created->status, 201);
+  std::string token = Str(Json(created->body), "join_token");
+  std::string work = dir_.File("w");
+  auto once = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"agent", "--server",      server_->addr(), "--join-token",
+                                     token,   "--environment", "sig",           "--work-dir",
+                                     work,    "--once",        "--verify-key",  key_ + ".pub"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    TestProcess p(args, work + ".log", AgentEnv());
+    return p.Wait(120000);
+  };
+  ASSERT_EQ(once({}), 0);
+  // The set as the server signs it, for the man in the middle below.
+  std::string agent_key;
+  {
+    std::ifstream f(work + "/state.json");
+    std::string state((std::istreambuf_iterator<char>(f)), {});
+    agent_key = Str(Json(state), "agent_key");
+  }
+  auto agent = server_->NewClient(agent_key);
+  auto old_set = agent.Do("GET", "/v1/cc/agent");
+  ASSERT_EQ(old_set->status, 200);
+  ASSERT_FALSE(old_set->Header("X-Drover-Signature").empty());
+
+  // Tampered: the signed headers with another body.
+  testing::FixedHttp mitm;
+  std::string tampered = old_set->body;
+  tampered.replace(tampered.find("\"one\""), 5, "\"two\"");
+  mitm.Set({{"Content-Type", "application/json"},
+            {"X-Drover-Index", old_set->Header("X-Drover-Index")},
+            {"X-Drover-Signature", old_set->Header("X-Drover-Signature")}},
+           tampered);
+  EXPECT_EQ(once({"--cc", mitm.url("/v1/cc/agent")}), 1);
+  // Unsigned.
+  mitm.Set({{"Content-Type", "application/json"}}, old_set->body);
+  EXPECT_EQ(once({"--cc", mitm.url("/v1/cc/agent")}), 1);
+
+  // A newer set is accepted; then the older (validly signed) one is a replay.
+  auto put =
+      admin.Do("PUT", "/v1/variables/cc-a-build-tag", R"({"value":"three","environment":"sig"})");
+  ASSERT_TRUE(put->ok());
+  ASSERT_EQ(once({}), 0);
+  mitm.Set({{"Content-Type", "application/json"},
+            {"X-Drover-Index", old_set->Header("X-Drover-Index")},
+            {"X-Drover-Signature", old_set->Header("X-Drover-Signature")}},
+           old_set->body);
+  EXPECT_EQ(once({"--cc", mitm.url("/v1/cc/agent")}), 1);
+
+  std::ifstream f(out);
+  std::string ran((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_EQ(ran, "signed run one\nsigned run three\n") << "refused sets must run nothing";
+  // Each refusal is a failed run with its reason.
+  std::vector<std::string> reasons;
+  auto runs =
+      Json(admin
+               .Do("GET", "/v1/instances/" +
+                              Str(Json(admin.Do("GET", "/v1/environments/sig/instances")->body)
+                                      .at("items")
+                                      .as_array()[0],
+                                  "id") +
+                              "/runs?limit=10")
+               ->body);
+  for (const auto& r : runs.at("items").as_array()) reasons.push_back(Str(r, "reason"));
+  ASSERT_EQ(reasons.size(), 5u);
+  EXPECT_NE(reasons[0].find("replayed older set"), std::string::npos) << reasons[0];
+  EXPECT_NE(reasons[2].find("not signed"), std::string::npos) << reasons[2];
+  EXPECT_NE(reasons[3].find("does not match"), std::string::npos) << reasons[3];
+}
+
+TEST_F(AgentTest, AnAgentKeyActsForItsOwnInstanceAndEnvironmentOnly) {
+  std::string t1 = CreateEnv("one", {{"ref", "main"}});
+  std::string t2 = CreateEnv("two", {{"ref", "other"}});
+  auto join = [&](const std::string& env, const std::string& token) {
+    client::Client c({server_.addr(), token});
+    auto r = c.Do("POST", "/v1/environments/" + env + "/join", R"({"hostname":"h"})");
+    EXPECT_EQ(r->status, 201) << r->body;
+    return Json(r->body);
+  };
+  auto j1 = join("one", t1);
+  auto j2 = join("two", t2);
+  client::Client bad({server_.addr(), t1});
+  EXPECT_EQ(bad.Do("POST", "/v1/environments/two/join", "")->status, 401)
+      << "a join token is good for its own environment only";
+  client::Client a1({server_.addr(), Str(j1, "agent_key")});
+  auto own = a1.Do("GET", "/v1/cc/agent");
+  EXPECT_EQ(own->status, 200);
+  EXPECT_EQ(own->body, R"({"cc-a-ref":"main"})");
+  EXPECT_EQ(a1.Do("GET", "/v1/cc/agent?environment=two")->status, 403);
+  EXPECT_EQ(a1.Do("POST", "/v1/instances/" + Str(j2, "instance_id") + "/heartbeat", "{}")->status,
+            403);
+  EXPECT_EQ(a1.Do("POST", "/v1/instances/" + Str(j1, "instance_id") + "/heartbeat", "{}")->status,
+            200);
+  EXPECT_EQ(a1.Do("GET", "/v1/variables")->status, 403);
+  EXPECT_EQ(a1.Do("PUT", "/v1/environments/one", R"({"provider":"static"})")->status, 403);
+  // Deleting the environment revokes its agents' keys at once.
+  auto admin = Admin();
+  EXPECT_EQ(admin.Do("DELETE", "/v1/environments/one")->status, 204);
+  EXPECT_EQ(a1.Do("GET", "/v1/cc/agent")->status, 401);
+}
+
+TEST_F(AgentTest, SigtermDuringARunLetsItFinishReportsAndExitsZero) {
+  std::string started = dir_.File("started");
+  repo_.Commit({{"run.sh", "#!/bin/sh\ntouch \"$1\"\nsleep 1\necho finished-cleanly\n"}}, "v1");
+  std::string token =
+      CreateEnv("term", {{"repository", repo_.url()}, {"main_run", "./run.sh " + started}});
+  auto agent = StartAgent("term", token, dir_.File("w"));
+  ASSERT_TRUE(WaitFor([&] { return FileExists(started); }, 60000)) << agent->Log();
+  EXPECT_EQ(agent->Stop(SIGTERM), 0) << agent->Log();
+  auto run = WaitForRuns(OnlyInstance("term"), 1);
+  EXPECT_EQ(Str(run, "status"), "ok");
+  EXPECT_NE(Str(run, "log_tail").find("finished-cleanly"), std::string::npos);
+}
+
+TEST_F(AgentTest, DefaultsFileWorksWithoutAServerAndAllowPinsKeys) {
+  std::string c1 = repo_.Commit({{"run.sh", "#!/bin/sh\necho \"$CC_A_MODE\" > \"$1\"\n"}}, "v1");
+  std::string out = dir_.File("mode");
+  std::string defaults = dir_.File("defaults.yaml");
+  std::ofstream(defaults) << "cc-a-repository: " << repo_.url() << "\ncc-a-main-run: ./run.sh "
+                          << out << "\ncc-a-mode: from-defaults\n";
+  TestProcess alone({"agent", "--once", "--defaults", defaults, "--work-dir", dir_.File("w1")},
+                    dir_.File("w1.log"), AgentEnv());
+  ASSERT_EQ(alone.Wait(120000), 0) << alone.Log();
+  std::ifstream f(out);
+  std::string mode;
+  f >> mode;
+  EXPECT_EQ(mode, "from-defaults");
+  // A header-only endpoint (no JSON body) sets cc-a-mode; --allow lets only cc-a-mode through,
+  // so its attempt to change the repository is ignored.
+  testing::FixedHttp cdn;
+  cdn.Set({{"cc-a-mode", "from-cdn"}, {"cc-a-repository", "file:///nowhere.git"}}, "");
+  TestProcess pinned({"agent", "--once", "--defaults", defaults, "--cc", cdn.url("/cc"), "--allow",
+                      "cc-a-mode", "--work-dir", dir_.File("w2")},
+                     dir_.File("w2.log"), AgentEnv());
+  ASSERT_EQ(pinned.Wait(120000), 0) << pinned.Log();
+  std::ifstream g(out);
+  g >> mode;
+  EXPECT_EQ(mode, "from-cdn");
+  EXPECT_GE(cdn.requests(), 1);
+}
+
+TEST_F(AgentTest, GitFailuresFailTheRunWithTheirReason) {
+  std::string token =
+      CreateEnv("nogit", {{"repository", "file:///does/not/exist.git"}, {"main_run", "true"}});
+  TestProcess p(AgentArgs("nogit", token, dir_.File("w"), true), dir_.File("w.log"), AgentEnv());
+  EXPECT_EQ(p.Wait(120000), 1) << p.Log();
+  auto run = WaitForRuns(OnlyInstance("nogit"), 1);
+  EXPECT_EQ(Str(run, "status"), "failed");
+  EXPECT_NE(Str(run, "reason").find("git clone failed"), std::string::npos) << Str(run, "reason");
+}
+
+}  // namespace
+}  // namespace drover
