@@ -44,7 +44,19 @@ class BadRequests : public testing::BackendTest {
     viewer_ = mk(R"({"name":"v","role":"viewer"})");
     team_b_ = mk(R"({"name":"b","role":"user","tenant":"team-b"})");
     ASSERT_EQ(admin.Do("PUT", "/v1/variables/existing", R"({"value":"keep"})")->status, 201);
+    auto env = admin.Do("PUT", "/v1/environments/web", R"({"provider":"static","capacity":1})");
+    ASSERT_EQ(env->status, 201);
+    auto join = client::Client({server_->addr(), std::string(boost::json::parse(env->body)
+                                                                 .at("join_token")
+                                                                 .as_string())})
+                    .Do("POST", "/v1/environments/web/join", "");
+    ASSERT_EQ(join->status, 201) << join->body;
+    auto joined = boost::json::parse(join->body);
+    instance_ = std::string(joined.at("instance_id").as_string());
+    agent_ = std::string(joined.at("agent_key").as_string());
   }
+  std::string instance_;
+  std::string agent_;
   std::unique_ptr<TestServer> server_;
   std::string viewer_;
   std::string team_b_;
@@ -193,15 +205,115 @@ TEST_P(BadRequests, EachGetsAClearProblem) {
       {"method not allowed", "admin", "PATCH", "/v1/variables/a", "", {}, 405, "not allowed", {}},
       {"unknown key id", "admin", "DELETE", "/v1/keys/k_nope", "", {}, 404, "no key", {}},
   };
+  // Every known value form, wrong (SPEC §4): a field error on `value`.
+  for (auto [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"cc-a-force-run", "maybe"},
+           {"cc-a-interval", "soon"},
+           {"cc-a-delay", "-5"},
+           {"cc-a-type", "puppet"},
+           {"cc-a-desired-capacity", "{\\\"all\\\":"},
+           {"cc-a-desired-capacity", "-1"},
+           {"cc-w-a-desired-capacity", "{\\\"aws\\\":{\\\"eu\\\":{\\\"x\\\":1}}}"},
+           {"cc-a-start", "tomorrow"},
+           {"cc-w-a-stop", "2026-13-01T00:00:00Z"},
+           {"cc-w-a-start-offset", "3 moments"},
+           {"cc-w-s-expression", "every day"},
+           {"cc-a-repository", "not a url"},
+       }) {
+    cases.push_back({"value form " + key + "=" + value, "admin", "PUT", "/v1/variables/" + key,
+                     "{\"value\":\"" + value + "\"}", {}, 422, "", {"value"}});
+  }
+  std::vector<BadCase> env_cases = {
+      {"env malformed yaml",
+       "admin",
+       "PUT",
+       "/v1/environments/sim",
+       "spec: [1, 2",
+       {{"Content-Type", "application/yaml"}},
+       400,
+       "malformed YAML",
+       {}},
+      {"env unknown fields and enums",
+       "admin",
+       "PUT",
+       "/v1/environments/sim",
+       R"({"kind":"Environment","name":"sim","spec":{"provider":"cloud","colour":1,)"
+       R"("health":{"restart":"sometimes"},"agent":{"interval":"soon"}}})",
+       {},
+       422,
+       "",
+       {"spec.agent.interval", "spec.health.restart", "spec.provider", "spec.colour"}},
+      {"env name mismatch",
+       "admin",
+       "PUT",
+       "/v1/environments/sim",
+       R"({"kind":"Environment","name":"other","spec":{}})",
+       {},
+       422,
+       "",
+       {"name"}},
+      {"env bad name", "admin", "PUT", "/v1/environments/Sim_1", "{}", {}, 400, "name", {}},
+      {"env text body",
+       "admin",
+       "PUT",
+       "/v1/environments/sim",
+       "provider=static",
+       {{"Content-Type", "text/plain"}},
+       415,
+       "application/yaml",
+       {}},
+      {"env of another tenant", "team-b", "GET", "/v1/environments/web", "", {}, 404, "", {}},
+      {"viewer writes env",
+       "viewer",
+       "PUT",
+       "/v1/environments/sim",
+       "{}",
+       {},
+       403,
+       "read-only",
+       {}},
+      {"join without token", "none", "POST", "/v1/environments/web/join", "", {}, 401, "", {}},
+      {"join with an API key", "admin", "POST", "/v1/environments/web/join", "", {}, 401,
+       "join token", {}},
+      {"unknown instance", "admin", "POST", "/v1/instances/i-nope/heartbeat", "{}", {}, 404,
+       "no instance", {}},
+      {"heartbeat wrong types",
+       "agent",
+       "POST",
+       "/v1/instances/INSTANCE/heartbeat",
+       R"({"facts":[1],"skipped_runs":-1,"extra":true})",
+       {},
+       422,
+       "",
+       {"facts", "skipped_runs", "extra"}},
+      {"run report missing fields",
+       "agent",
+       "POST",
+       "/v1/instances/INSTANCE/runs",
+       R"({"status":"great","started_at":"yesterday"})",
+       {},
+       422,
+       "",
+       {"run_id", "status", "started_at", "finished_at"}},
+      {"bad run number", "admin", "GET", "/v1/instances/INSTANCE/runs/x", "", {}, 400, "run", {}},
+      {"missing run", "admin", "GET", "/v1/instances/INSTANCE/runs/7", "", {}, 404, "no run", {}},
+      {"agent reads variables", "agent", "GET", "/v1/variables", "", {}, 403, "agent", {}},
+  };
+  cases.insert(cases.end(), env_cases.begin(), env_cases.end());
   for (const auto& tc : cases) {
     SCOPED_TRACE(tc.name);
     std::string token = tc.who == "admin"     ? server_->admin_key()
+                        : tc.who == "agent"   ? agent_
                         : tc.who == "viewer"  ? viewer_
                         : tc.who == "team-b"  ? team_b_
                         : tc.who == "invalid" ? "drv_not-a-real-key"
                                               : "";
     client::Client c({server_->addr(), token});
-    auto r = c.Do(tc.method, tc.target, tc.body, tc.headers);
+    std::string target = tc.target;
+    if (auto at = target.find("INSTANCE"); at != std::string::npos) {
+      target.replace(at, 8, instance_);
+    }
+    auto r = c.Do(tc.method, target, tc.body, tc.headers);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(r->status, tc.status) << r->body;
     EXPECT_EQ(r->Header("Content-Type"), "application/problem+json");
@@ -223,6 +335,11 @@ TEST_P(BadRequests, EachGetsAClearProblem) {
   EXPECT_EQ(boost::json::parse(r->body).at("value").as_string(), "keep");
   auto list = c.Do("GET", "/v1/variables");
   EXPECT_EQ(boost::json::parse(list->body).at("items").as_array().size(), 1u);
+  auto envs = boost::json::parse(c.Do("GET", "/v1/environments")->body).at("items").as_array();
+  ASSERT_EQ(envs.size(), 1u);
+  EXPECT_EQ(envs[0].at("name").as_string(), "web");
+  auto runs = c.Do("GET", "/v1/instances/" + instance_ + "/runs");
+  EXPECT_EQ(boost::json::parse(runs->body).at("items").as_array().size(), 0u);
   EXPECT_EQ(c.Do("GET", "/metrics")->body.find("status=\"500\""), std::string::npos);
 }
 

@@ -2,7 +2,10 @@
 // with a non-zero exit.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <boost/json.hpp>
+#include <fstream>
 #include <future>
 #include <sstream>
 
@@ -126,6 +129,109 @@ TEST_P(Cli, StatusJson) {
   auto v = boost::json::parse(out);
   EXPECT_EQ(v.at("backend").as_string(), Backend());
   EXPECT_TRUE(v.at("index").is_int64());
+}
+
+TEST_P(Cli, ApplyEnvironmentsAndVariablesThenEnvCommands) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("10-env.yaml")) << R"(kind: Environment
+name: sim-eu
+spec:
+  provider: static
+  capacity: 2
+  agent:
+    repository: file:///srv/repos/sim.git
+    ref: main
+    main_run: ./run.sh
+---
+kind: Variable
+key: cc-a-ref
+environment: sim-eu
+value: release-2
+)";
+  std::ofstream(dir.File("20-global.json")) << R"({"kind":"Variable","key":"cc-a-delay","value":"5"})";
+  std::ofstream(dir.File("notes.txt")) << "not a document";
+  std::string out;
+  ASSERT_EQ(Run({"apply", "-f", dir.path()}, &out), 0) << out;
+  EXPECT_NE(out.find("environment/sim-eu created"), std::string::npos) << out;
+  EXPECT_NE(out.find("variable/cc-a-ref (sim-eu) set"), std::string::npos) << out;
+  EXPECT_NE(out.find("variable/cc-a-delay set"), std::string::npos) << out;
+  ASSERT_EQ(Run({"apply", "-f", dir.File("10-env.yaml")}, &out), 0) << out;
+  EXPECT_NE(out.find("environment/sim-eu configured"), std::string::npos) << out;
+  // The agent: block and the explicit variable meet in the agent view: the variable wins.
+  client::Client c({server_.addr(), server_.admin_key()});
+  auto view = c.Do("GET", "/v1/cc/agent?environment=sim-eu");
+  EXPECT_EQ(view->body,
+            R"({"cc-a-delay":"5","cc-a-main-run":"./run.sh","cc-a-ref":"release-2",)"
+            R"("cc-a-repository":"file:///srv/repos/sim.git"})");
+  ASSERT_EQ(Run({"env", "ls"}, &out), 0) << out;
+  EXPECT_NE(out.find("sim-eu"), std::string::npos) << out;
+  EXPECT_NE(out.find("pending"), std::string::npos) << out;
+  ASSERT_EQ(Run({"env", "get", "sim-eu"}, &out), 0) << out;
+  EXPECT_NE(out.find("join token: djt_"), std::string::npos) << out;
+  ASSERT_EQ(Run({"-o", "json", "env", "get", "sim-eu"}, &out), 0) << out;
+  std::string token(boost::json::parse(out).at("status").at("join_token").as_string());
+  client::Client joiner({server_.addr(), token});
+  auto joined = joiner.Do("POST", "/v1/environments/sim-eu/join", R"({"hostname":"box-1"})");
+  ASSERT_EQ(joined->status, 201) << joined->body;
+  auto j = boost::json::parse(joined->body);
+  client::Client agent({server_.addr(), std::string(j.at("agent_key").as_string())});
+  std::string id(j.at("instance_id").as_string());
+  ASSERT_EQ(agent.Do("POST", "/v1/instances/" + id + "/runs",
+                     R"({"run_id":"r-1","status":"ok","commit":"abc123","main_exit":0,)"
+                     R"("started_at":"2026-11-23T10:00:00Z","finished_at":"2026-11-23T10:00:02Z",)"
+                     R"("log_tail":"hello from box-1\n"})")
+                ->status,
+            201);
+  ASSERT_EQ(Run({"env", "instances", "sim-eu"}, &out), 0) << out;
+  EXPECT_NE(out.find(id), std::string::npos) << out;
+  EXPECT_NE(out.find("box-1"), std::string::npos) << out;
+  ASSERT_EQ(Run({"env", "events", "sim-eu"}, &out), 0) << out;
+  EXPECT_NE(out.find("joined"), std::string::npos) << out;
+  EXPECT_NE(out.find("created"), std::string::npos) << out;
+  ASSERT_EQ(Run({"env", "logs", "sim-eu"}, &out), 0) << out;
+  EXPECT_NE(out.find("hello from box-1"), std::string::npos) << out;
+  EXPECT_NE(out.find("run 1 (ok, commit abc123"), std::string::npos) << out;
+  ASSERT_EQ(Run({"env", "rm", "sim-eu"}, &out), 0) << out;
+  EXPECT_NE(Run({"env", "get", "sim-eu"}, &out), 0);
+  EXPECT_NE(out.find("no environment 'sim-eu'"), std::string::npos) << out;
+}
+
+TEST_P(Cli, ApplyRefusesBadDocumentsBeforeChangingAnything) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("a.yaml")) << "kind: Environment\nname: ok-env\nspec: {provider: static}\n"
+                                       "---\nkind: Gadget\nname: x\n";
+  std::string out;
+  EXPECT_EQ(Run({"apply", "-f", dir.File("a.yaml")}, &out), 1);
+  EXPECT_NE(out.find("kind must be Environment or Variable, not 'Gadget'"), std::string::npos)
+      << out;
+  EXPECT_NE(Run({"env", "get", "ok-env"}, &out), 0) << "nothing applied";
+  std::ofstream(dir.File("b.yaml")) << "kind: Environment\nname: bad\nspec: {provider: cloud}\n";
+  EXPECT_EQ(Run({"apply", "-f", dir.File("b.yaml")}, &out), 1);
+  EXPECT_NE(out.find("spec.provider: must be one of local, exec, static"), std::string::npos)
+      << out;
+  EXPECT_EQ(Run({"apply", "-f", dir.File("missing.yaml")}, &out), 1);
+  EXPECT_NE(out.find("cannot read"), std::string::npos) << out;
+}
+
+TEST_P(Cli, KeyGenSigningWritesAPairOnceAndTheServerSigns) {
+  testing::TempDir dir;
+  std::string out;
+  ASSERT_EQ(RunDrover({"key", "gen-signing", dir.File("cc")}, &out), 0) << out;
+  EXPECT_NE(RunDrover({"key", "gen-signing", dir.File("cc")}, &out), 0);
+  EXPECT_NE(out.find("not overwriting"), std::string::npos) << out;
+  struct stat st {};
+  ASSERT_EQ(stat(dir.File("cc").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  TestServer signer({"--signing-key", dir.File("cc")});
+  ASSERT_TRUE(signer.Start());
+  auto c = signer.NewClient();
+  auto r = c.Do("GET", "/v1/cc/agent");
+  EXPECT_EQ(r->Header("X-Drover-Signature").rfind("v1; index=", 0), 0u)
+      << r->Header("X-Drover-Signature");
+  EXPECT_NE(RunDrover({"server", "--signing-key", dir.File("cc.pub"), "--data-dir", dir.path()},
+                      &out),
+            0);
+  EXPECT_NE(out.find("not a PEM ed25519 private key"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -191,6 +191,40 @@ TEST_F(ScaleOut, ABlockingReadOnOneServerWakesOnAWriteThroughAnother) {
             << ms[ms.size() / 2] << " ms, max " << ms.back() << " ms (10 changes)\n";
 }
 
+TEST_F(ScaleOut, AgentViewBlockingOnOneServerWakesOnlyForItsSetChangedThroughAnother) {
+  TestServer a(ServerArgs(url_, 0), dir_.path()), b(ServerArgs(url_, 1), dir_.path());
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  auto ca = a.NewClient();
+  ASSERT_EQ(ca.Do("PUT", "/v1/environments/web", R"({"provider":"static","agent":{"ref":"v1"}})")
+                ->status,
+            201);
+  auto first = b.NewClient().Do("GET", "/v1/cc/agent?environment=web");
+  ASSERT_EQ(first->body, R"({"cc-a-ref":"v1"})");
+  std::string index = first->Header("X-Drover-Index");
+  std::promise<client::Response> got;
+  std::thread reader([&] {
+    auto r = b.NewClient().Do("GET", "/v1/cc/agent?environment=web&index=" + index + "&wait=60s");
+    got.set_value(*r);
+  });
+  auto fut = got.get_future();
+  // Writes that do not change this set (another environment, another prefix) leave it parked.
+  ASSERT_EQ(ca.Do("PUT", "/v1/variables/cc-a-ref", R"({"value":"x","environment":"other"})")
+                ->status,
+            201);
+  ASSERT_EQ(ca.Do("PUT", "/v1/variables/cc-w-scheduler", R"({"value":"*/5 * * * *"})")->status,
+            201);
+  EXPECT_EQ(fut.wait_for(std::chrono::milliseconds(500)), std::future_status::timeout);
+  ASSERT_EQ(ca.Do("PUT", "/v1/variables/cc-a-ref", R"({"value":"v2","environment":"web"})")
+                ->status,
+            201);
+  ASSERT_EQ(fut.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  auto resp = fut.get();
+  reader.join();
+  EXPECT_EQ(resp.body, R"({"cc-a-ref":"v2"})");
+  EXPECT_GT(std::stoll(resp.Header("X-Drover-Index")), std::stoll(index));
+}
+
 TEST_F(ScaleOut, LeasesSpreadAndAKilledServersLeasesAreTakenOver) {
   std::vector<std::unique_ptr<TestServer>> servers;
   for (int i = 0; i < 3; ++i) {

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <future>
+#include <thread>
 
 #include "testing/store_fixture.h"
 #include "testing/test_server.h"
@@ -95,6 +97,101 @@ TEST_P(Server, AgentViewOverHttpGetAndHead) {
   EXPECT_EQ(head->Header("cc-a-ref"), "release-2");
   EXPECT_EQ(head->Header("cc-a-repository"), "https://github.com/example/sim.git");
   EXPECT_EQ(head->Header("ETag"), get->Header("ETag"));
+}
+
+TEST_P(Server, AgentViewIndexMovesOnlyWhenItsSetChanges) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/environments/web",
+                 R"({"provider":"static","agent":{"ref":"main","main_run":"./run.sh"}})")
+                ->status,
+            201);
+  // The environment's agent: block is under its own variables, over the global ones.
+  ASSERT_EQ(c.Do("PUT", "/v1/variables/cc-a-ref", R"({"value":"global"})")->status, 201);
+  ASSERT_EQ(c.Do("PUT", "/v1/variables/cc-a-delay", R"({"value":"7"})")->status, 201);
+  auto v1 = c.Do("GET", "/v1/cc/agent?environment=web");
+  EXPECT_EQ(v1->body, R"({"cc-a-delay":"7","cc-a-main-run":"./run.sh","cc-a-ref":"main"})");
+  ASSERT_EQ(
+      c.Do("PUT", "/v1/variables/cc-a-ref", R"({"value":"pinned","environment":"web"})")->status,
+      201);
+  auto v2 = c.Do("GET", "/v1/cc/agent?environment=web");
+  EXPECT_EQ(v2->body, R"({"cc-a-delay":"7","cc-a-main-run":"./run.sh","cc-a-ref":"pinned"})");
+  EXPECT_GT(std::stoll(v2->Header("X-Drover-Index")), std::stoll(v1->Header("X-Drover-Index")));
+  // Unrelated writes move the store's index, not the view's.
+  ASSERT_EQ(c.Do("PUT", "/v1/variables/user-var", R"({"value":"x"})")->status, 201);
+  ASSERT_EQ(c.Do("PUT", "/v1/environments/other", R"({"provider":"static"})")->status, 201);
+  auto v3 = c.Do("GET", "/v1/cc/agent?environment=web", "", {{"If-None-Match", v2->Header("ETag")}});
+  EXPECT_EQ(v3->status, 304);
+  EXPECT_EQ(v3->Header("X-Drover-Index"), v2->Header("X-Drover-Index"));
+  // A blocking read at the view's index waits out its wait; at an older one it answers at once.
+  auto t0 = std::chrono::steady_clock::now();
+  auto waited = c.Do("GET", "/v1/cc/agent?environment=web&index=" + v2->Header("X-Drover-Index") +
+                                "&wait=300ms");
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(290));
+  EXPECT_EQ(waited->Header("X-Drover-Index"), v2->Header("X-Drover-Index"));
+  auto at_once = c.Do("GET", "/v1/cc/agent?environment=web&index=" + v1->Header("X-Drover-Index") +
+                                 "&wait=60s");
+  EXPECT_EQ(at_once->body, v2->body);
+}
+
+TEST_P(Server, EnvironmentLifecycleOverHttp) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  std::string yaml = "kind: Environment\nname: sim\nspec:\n  provider: static\n  capacity: 1\n"
+                     "  health: {heartbeat_interval: 2s}\n";
+  auto created = c.Do("PUT", "/v1/environments/sim", yaml, {{"Content-Type", "application/yaml"}});
+  ASSERT_EQ(created->status, 201) << created->body;
+  auto again = c.Do("PUT", "/v1/environments/sim", yaml, {{"Content-Type", "application/yaml"}});
+  ASSERT_EQ(again->status, 200);
+  EXPECT_EQ(Json(*again).at("spec").at("health").at("heartbeat_interval").as_string(), "2s");
+  EXPECT_FALSE(Json(*again).as_object().contains("join_token")) << "shown on creation only";
+  std::string token(Json(*created).at("join_token").as_string());
+  auto env = Json(*c.Do("GET", "/v1/environments/sim"));
+  EXPECT_EQ(env.at("status").at("phase").as_string(), "pending");
+  EXPECT_EQ(env.at("status").at("join_token").as_string(), token);
+  std::string index = c.Do("GET", "/v1/environments/sim")->Header("X-Drover-Index");
+  // A blocking read of the environment wakes on the join and sees the instance.
+  std::promise<client::Response> got;
+  std::thread reader([&] {
+    got.set_value(*s.NewClient().Do("GET", "/v1/environments/sim?index=" + index + "&wait=60s"));
+  });
+  client::Client joiner({s.addr(), token});
+  auto j = joiner.Do("POST", "/v1/environments/sim/join", R"({"hostname":"h1","facts":{"cpus":2}})");
+  ASSERT_EQ(j->status, 201) << j->body;
+  EXPECT_EQ(Json(*j).at("heartbeat_interval").as_string(), "2s");
+  auto woke = got.get_future().get();
+  reader.join();
+  EXPECT_EQ(Json(woke).at("status").at("instances").as_array().size(), 1u);
+  std::string id(Json(*j).at("instance_id").as_string());
+  client::Client agent({s.addr(), std::string(Json(*j).at("agent_key").as_string())});
+  auto hb = agent.Do("POST", "/v1/instances/" + id + "/heartbeat",
+                     R"({"agent_version":"0.1.0","current_run":{"run_id":"r-9"}})");
+  ASSERT_EQ(hb->status, 200) << hb->body;
+  env = Json(*c.Do("GET", "/v1/environments/sim"));
+  EXPECT_EQ(env.at("status").at("phase").as_string(), "ready");
+  EXPECT_EQ(env.at("status").at("running").as_int64(), 1);
+  const auto& inst = env.at("status").at("instances").as_array()[0];
+  EXPECT_EQ(inst.at("state").as_string(), "running");
+  EXPECT_EQ(inst.at("current_run").at("run_id").as_string(), "r-9");
+  EXPECT_EQ(inst.at("facts").at("cpus").as_int64(), 2);
+  // A run report is stored once per run_id, however often it is delivered.
+  std::string report = R"({"run_id":"r-9","status":"failed","reason":"main exited 2","main_exit":2,)"
+                       R"("started_at":"2026-11-23T10:00:00Z","finished_at":"2026-11-23T10:00:03Z"})";
+  EXPECT_EQ(agent.Do("POST", "/v1/instances/" + id + "/runs", report)->status, 201);
+  EXPECT_EQ(agent.Do("POST", "/v1/instances/" + id + "/runs", report)->status, 200);
+  auto runs = Json(*c.Do("GET", "/v1/instances/" + id + "/runs"));
+  ASSERT_EQ(runs.at("items").as_array().size(), 1u);
+  EXPECT_EQ(runs.at("items").as_array()[0].at("duration_ms").as_int64(), 3000);
+  auto events = c.Do("GET", "/v1/environments/sim/events")->body;
+  for (auto kind : {"created", "joined", "running", "run-failed"}) {
+    EXPECT_NE(events.find(std::string("\"") + kind + "\""), std::string::npos) << events;
+  }
+  EXPECT_EQ(c.Do("DELETE", "/v1/environments/sim")->status, 204);
+  EXPECT_EQ(c.Do("GET", "/v1/instances/" + id)->status, 404);
+  EXPECT_EQ(agent.Do("POST", "/v1/instances/" + id + "/heartbeat", "{}")->status, 401);
+  EXPECT_EQ(joiner.Do("POST", "/v1/environments/sim/join", "")->status, 401);
 }
 
 TEST_P(Server, PaginationWalksEveryVariableOnce) {

@@ -361,11 +361,13 @@ void EnvironmentService::RecordHeartbeat(Instance inst, Heartbeat hb,
             hb.current_run_json.empty() ? std::string_view() : hb.current_run_json;
         store::Param current_param = hb.current_run_json.empty() ? store::Param(nullptr) : current;
         DROVER_RETURN_IF_ERROR(
-            tx.Exec("UPDATE instances SET state = 'running', last_heartbeat = ?, agent_version = ?,"
-                    " hostname = CASE WHEN ? = '' THEN hostname ELSE ? END, facts = ?,"
+            tx.Exec("UPDATE instances SET state = 'running', last_heartbeat = ?,"
+                    " agent_version = CASE WHEN ? = '' THEN agent_version ELSE ? END,"
+                    " hostname = CASE WHEN ? = '' THEN hostname ELSE ? END,"
+                    " facts = CASE WHEN ? = '' THEN facts ELSE ? END,"
                     " current_run = ?, skipped_runs = ?, updated_at = ? WHERE id = ?",
-                    {*now, hb.agent_version, hb.hostname, hb.hostname, hb.facts_json, current_param,
-                     hb.skipped_runs, *now, inst.id})
+                    {*now, hb.agent_version, hb.agent_version, hb.hostname, hb.hostname,
+                     hb.facts_json, hb.facts_json, current_param, hb.skipped_runs, *now, inst.id})
                 .status());
         if (!up) return Status::Ok();
         // A state change is news: it takes an index, an event and a notification.

@@ -79,8 +79,8 @@ struct Run {
 };
 
 struct Heartbeat {
-  std::string agent_version, hostname;
-  std::string facts_json = "{}";
+  std::string agent_version, hostname;  // "" keeps the instance's
+  std::string facts_json;               // "" keeps the instance's
   std::string current_run_json;  // "" when idle
   int64_t skipped_runs = 0;
 };
