@@ -45,7 +45,7 @@ start_drover() {
   local name="$1"; shift
   local port; port="$(free_port)"
   mkdir -p "$T/$name"
-  TOKEN="bench-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
+  TOKEN="${TOKEN:-bench-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')}"  # one per script: servers sharing a database share it
   DROVER_BOOTSTRAP_TOKEN="$TOKEN" "$DROVER_BIN" server --listen "127.0.0.1:$port" \
     --data-dir "$T/$name" "$@" >"$T/$name/server.log" 2>&1 &
   PIDS+=($!)
@@ -77,3 +77,55 @@ to_ms() { # wrk prints 1.23ms, 456.00us, 1.20s
 # CPU seconds (user+system) used so far by process $1.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14+$15)/hz}' "/proc/$1/stat"; }
 median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# start_nginx : nginx `return 200 "ok"` with one worker on a free port; sets NGPORT.
+start_nginx() {
+  command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk and nginx (make deps)" >&2; exit 2; }
+  NGPORT="$(free_port)"
+  mkdir -p "$T/nginx"
+  cat >"$T/nginx/nginx.conf" <<NG
+worker_processes 1;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $T/nginx/body; proxy_temp_path $T/nginx/proxy; fastcgi_temp_path $T/nginx/fcgi;
+  uwsgi_temp_path $T/nginx/uwsgi; scgi_temp_path $T/nginx/scgi;
+  server { listen 127.0.0.1:$NGPORT; location / { return 200 "ok"; } }
+}
+NG
+  nginx -c "$T/nginx/nginx.conf" -p "$T/nginx"
+  for _ in $(seq 1 50); do [ -s "$T/nginx/nginx.pid" ] && break; sleep 0.1; done
+  PIDS+=("$(cat "$T/nginx/nginx.pid")")
+}
+
+# compare_with_nginx URL TOKEN : wrk -t2 -c64 against nginx and drover's URL (with the bearer
+# TOKEN), REPS times, alternating which goes first; prints each rep and the medians.
+compare_with_nginx() {
+  local url="$1" token="$2"
+  echo "# wrk -t2 -c64 -d${DURATION}s, $REPS reps; nginx worker_processes 1"
+  wrk -t2 -c64 -d2s "http://127.0.0.1:$NGPORT/" >/dev/null
+  wrk -t2 -c64 -d2s -H "Authorization: Bearer $token" "$url" >/dev/null
+  : >"$T/ng" ; : >"$T/dr" ; : >"$T/ratio"
+  local r ng dr ratio
+  # The machine is shared: alternate which server goes first and compare within each rep.
+  for r in $(seq 1 "$REPS"); do
+    if [ $((r % 2)) = 1 ]; then
+      ng="$(wrk_run -t2 -c64 -d"${DURATION}s" "http://127.0.0.1:$NGPORT/")"
+      dr="$(wrk_run -t2 -c64 -d"${DURATION}s" -H "Authorization: Bearer $token" "$url")"
+    else
+      dr="$(wrk_run -t2 -c64 -d"${DURATION}s" -H "Authorization: Bearer $token" "$url")"
+      ng="$(wrk_run -t2 -c64 -d"${DURATION}s" "http://127.0.0.1:$NGPORT/")"
+    fi
+    echo "$ng" >>"$T/ng"; echo "$dr" >>"$T/dr"
+    ratio="$(awk -v a="${dr%% *}" -v b="${ng%% *}" 'BEGIN{printf "%.3f", a/b}')"
+    echo "$ratio" >>"$T/ratio"
+    echo "rep $r: nginx $ng | drover $dr | ratio $ratio   (req/s p50ms p99ms)"
+  done
+  local ng_rps dr_rps ng_p99 dr_p99
+  ng_rps="$(awk '{print $1}' "$T/ng" | median)"; dr_rps="$(awk '{print $1}' "$T/dr" | median)"
+  ng_p99="$(awk '{print $3}' "$T/ng" | median)"; dr_p99="$(awk '{print $3}' "$T/dr" | median)"
+  ratio="$(median <"$T/ratio")"
+  echo "median: nginx ${ng_rps} req/s p99 ${ng_p99} ms | drover ${dr_rps} req/s p99 ${dr_p99} ms | median per-rep ratio ${ratio} (goal >= 0.80)"
+}

@@ -20,6 +20,7 @@
 #include "store/group_commit.h"
 #include "store/migrations.h"
 #include "store/postgres/connection.h"
+#include "store/postgres/libpq_shim.h"
 
 namespace drover::store {
 namespace {
@@ -418,6 +419,7 @@ class PostgresStore final : public Store {
 
 Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url,
                                                  const StoreOptions& options) {
+  if (std::string error; !postgres::LoadLibPq(&error)) return Status::Unavailable(error);
   auto store = std::make_unique<PostgresStore>(url, options);
   DROVER_RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<Store>(std::move(store));
