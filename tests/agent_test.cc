@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <boost/json.hpp>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 
@@ -296,12 +297,22 @@ TEST_F(AgentTest, ASecondOnceDuringARunIsSkippedNotKilled) {
   std::string work = dir_.File("w");
   TestProcess first(AgentArgs("lock", token, work, true), work + ".1.log", AgentEnv());
   ASSERT_TRUE(WaitFor([&] { return FileExists(started); }, 60000)) << first.Log();
+  // Heartbeats go on during the run (their own thread) and show it as the current run.
+  std::string id = OnlyInstance("lock");
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto all = Instances("lock");
+        return !all.empty() && all[0].at("current_run").is_object() &&
+               Str(all[0].at("current_run"), "step") == "main";
+      },
+      30000))
+      << first.Log();
   TestProcess second(AgentArgs("lock", token, work, true), work + ".2.log", AgentEnv());
   EXPECT_EQ(second.Wait(60000), 0) << second.Log();
   EXPECT_NE(second.Log().find("skipped"), std::string::npos) << second.Log();
   std::ofstream(release) << "go";
   EXPECT_EQ(first.Wait(60000), 0) << first.Log();
-  auto run = WaitForRuns(OnlyInstance("lock"), 1);
+  auto run = WaitForRuns(id, 1);
   EXPECT_EQ(Str(run, "status"), "ok");
   EXPECT_NE(Str(run, "log_tail").find("first-finished"), std::string::npos);
   // The skip is counted and reaches the server with a heartbeat.
@@ -512,9 +523,11 @@ TEST_F(AgentTest, DefaultsFileWorksWithoutAServerAndAllowPinsKeys) {
   // so its attempt to change the repository is ignored.
   testing::FixedHttp cdn;
   cdn.Set({{"cc-a-mode", "from-cdn"}, {"cc-a-repository", "file:///nowhere.git"}}, "");
-  TestProcess pinned({"agent", "--once", "--defaults", defaults, "--cc", cdn.url("/cc"), "--allow",
-                      "cc-a-mode", "--work-dir", dir_.File("w2")},
-                     dir_.File("w2.log"), AgentEnv());
+  // The first endpoint is down: the second answers (failover).
+  TestProcess pinned(
+      {"agent", "--once", "--defaults", defaults, "--cc", "http://127.0.0.1:1/cc", "--cc",
+       cdn.url("/cc"), "--allow", "cc-a-mode", "--work-dir", dir_.File("w2")},
+      dir_.File("w2.log"), AgentEnv());
   ASSERT_EQ(pinned.Wait(120000), 0) << pinned.Log();
   std::ifstream g(out);
   g >> mode;
@@ -530,6 +543,66 @@ TEST_F(AgentTest, GitFailuresFailTheRunWithTheirReason) {
   auto run = WaitForRuns(OnlyInstance("nogit"), 1);
   EXPECT_EQ(Str(run, "status"), "failed");
   EXPECT_NE(Str(run, "reason").find("git clone failed"), std::string::npos) << Str(run, "reason");
+}
+
+TEST_F(AgentTest, OldRepositoryDirsAndOldLogsAreRemoved) {
+  repo_.Commit({{"run.sh", "#!/bin/sh\necho one\n"}}, "v1");
+  GitRepo other;
+  other.Commit({{"run.sh", "#!/bin/sh\necho two\n"}}, "v1");
+  std::string token = CreateEnv(
+      "repos", {{"repository", repo_.url()}, {"main_run", "./run.sh"}, {"force_run", true}});
+  std::string work = dir_.File("w");
+  auto once = [&] {
+    TestProcess p(AgentArgs("repos", token, work, true, {"--keep-logs", "2"}), work + ".log",
+                  AgentEnv());
+    return p.Wait(120000);
+  };
+  auto count = [](const std::string& dir) {
+    std::error_code ec;
+    auto it = std::filesystem::directory_iterator(dir, ec);
+    return ec ? -1 : static_cast<int>(std::distance(it, std::filesystem::directory_iterator()));
+  };
+  ASSERT_EQ(once(), 0);
+  ASSERT_EQ(count(work + "/repos"), 1);
+  std::string first_dir = std::filesystem::directory_iterator(work + "/repos")->path().string();
+  PutVar("cc-a-repository", other.url(), "repos");
+  ASSERT_EQ(once(), 0);
+  ASSERT_EQ(once(), 0);
+  EXPECT_EQ(count(work + "/repos"), 1) << "one checkout per repository in use";
+  EXPECT_FALSE(FileExists(first_dir));
+  EXPECT_EQ(count(work + "/logs"), 2) << "--keep-logs 2";
+  auto run = WaitForRuns(OnlyInstance("repos"), 3);
+  EXPECT_NE(Str(run, "log_tail").find("two"), std::string::npos) << Str(run, "log_tail");
+}
+
+TEST_F(SignedAgentTest, AnExpiredSignedSetIsRefused) {
+  // A server whose signatures hold one second.
+  TestServer quick({"--signing-key", key_, "--signature-ttl", "1s"});
+  ASSERT_TRUE(quick.Start());
+  repo_.Commit({{"run.sh", "#!/bin/sh\necho ran\n"}}, "v1");
+  auto admin = quick.NewClient();
+  auto created = admin.Do("PUT", "/v1/environments/exp",
+                          R"({"provider":"static","agent":{"repository":")" + repo_.url() +
+                              R"(","main_run":"./run.sh"}})");
+  ASSERT_EQ(created->status, 201);
+  std::string token = Str(Json(created->body), "join_token");
+  client::Client joiner({quick.addr(), token});
+  auto j = Json(joiner.Do("POST", "/v1/environments/exp/join", "")->body);
+  client::Client agent({quick.addr(), Str(j, "agent_key")});
+  auto set = agent.Do("GET", "/v1/cc/agent");
+  auto sig = set->Header("X-Drover-Signature");
+  auto expires = std::stoll(sig.substr(sig.find("expires=") + 8));
+  // Wait until the signature has expired, then serve the set as it was.
+  ASSERT_TRUE(WaitFor([&] { return std::time(nullptr) > expires + 1; }, 10000));
+  testing::FixedHttp stale;
+  stale.Set({{"Content-Type", "application/json"}, {"X-Drover-Signature", sig}}, set->body);
+  std::string work = dir_.File("w");
+  TestProcess p(
+      {"agent", "--once", "--server", quick.addr(), "--token", Str(j, "agent_key"), "--environment",
+       "exp", "--cc", stale.url("/"), "--verify-key", key_ + ".pub", "--work-dir", work},
+      work + ".log", AgentEnv());
+  EXPECT_EQ(p.Wait(120000), 1) << p.Log();
+  EXPECT_NE(p.Log().find("expired"), std::string::npos) << p.Log();
 }
 
 }  // namespace

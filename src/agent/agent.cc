@@ -700,11 +700,12 @@ int Agent::Main() {
     }
   }
   std::thread heartbeats;
-  if (!o_.server.empty() && !o_.once) heartbeats = std::thread([this] { HeartbeatLoop(); });
+  // Heartbeats from their own thread, also during a long run (and for --once: a cron run shows as
+  // the instance's current run too).
+  if (!o_.server.empty()) heartbeats = std::thread([this] { HeartbeatLoop(); });
 
   int rc = 0;
   if (o_.once) {
-    if (!o_.server.empty()) (void)SendHeartbeat();
     std::string status = RunOnce();
     if (!o_.server.empty()) DeliverReports();
     rc = status == "failed" ? 1 : 0;
