@@ -128,4 +128,19 @@ std::string UrlEncode(std::string_view s) {
   return out;
 }
 
+int PrintList(const ClientFlags& flags, const std::string& target,
+              const std::vector<std::string>& header,
+              const std::function<std::vector<std::string>(const boost::json::value&)>& row) {
+  auto all = FetchAll(flags, target);
+  if (!all) return 1;
+  if (flags.output == "json") {
+    PrintJson(*all);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& item : *all) rows.push_back(row(item));
+  PrintTable(header, rows);
+  return 0;
+}
+
 }  // namespace drover::cmd

@@ -1,6 +1,7 @@
 #pragma once
 // Helpers for client subcommands: calling the API, reporting errors, printing tables.
 #include <boost/json/value.hpp>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,12 @@ std::optional<boost::json::value> Call(const ClientFlags& flags, std::string_vie
 // GETs `target` (which already has a query) page after page, following next_cursor, and
 // returns every item; nullopt after printing the problem.
 std::optional<boost::json::array> FetchAll(const ClientFlags& flags, const std::string& target);
+
+// Fetches every item of the list at `target` (FetchAll) and prints it: JSON with -o json, else a
+// table of `header` and one row per item from `row`. Returns the exit code.
+int PrintList(const ClientFlags& flags, const std::string& target,
+              const std::vector<std::string>& header,
+              const std::function<std::vector<std::string>(const boost::json::value&)>& row);
 
 // Prints rows under a header, columns padded to their widest cell.
 void PrintTable(const std::vector<std::string>& header,

@@ -146,20 +146,13 @@ void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
 
   env->add_subcommand("ls", "List environments.")->callback([&] {
     run = [&] {
-      auto all = FetchAll(flags, "/v1/environments?limit=1000");
-      if (!all) return 1;
-      if (flags.output == "json") {
-        PrintJson(*all);
-        return 0;
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (const auto& e : *all) {
-        const auto& st = e.at("status");
-        rows.push_back({Text(e, "name"), Text(st, "phase"), Text(st, "running"),
-                        Text(st, "desired"), Text(e.at("spec"), "provider")});
-      }
-      PrintTable({"NAME", "PHASE", "RUNNING", "DESIRED", "PROVIDER"}, rows);
-      return 0;
+      return PrintList(flags, "/v1/environments?limit=1000",
+                       {"NAME", "PHASE", "RUNNING", "DESIRED", "PROVIDER"},
+                       [](const boost::json::value& e) -> std::vector<std::string> {
+                         const auto& st = e.at("status");
+                         return {Text(e, "name"), Text(st, "phase"), Text(st, "running"),
+                                 Text(st, "desired"), Text(e.at("spec"), "provider")};
+                       });
     };
   });
 
@@ -214,18 +207,12 @@ void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
   events->add_option("name", name, "environment")->required();
   events->callback([&] {
     run = [&] {
-      auto all = FetchAll(flags, "/v1/environments/" + UrlEncode(name) + "/events?limit=1000");
-      if (!all) return 1;
-      if (flags.output == "json") {
-        PrintJson(*all);
-        return 0;
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (const auto& e : *all) {
-        rows.push_back({Text(e, "time"), Text(e, "kind"), Text(e, "instance"), Text(e, "reason")});
-      }
-      PrintTable({"TIME", "KIND", "INSTANCE", "REASON"}, rows);
-      return 0;
+      return PrintList(
+          flags, "/v1/environments/" + UrlEncode(name) + "/events?limit=1000",
+          {"TIME", "KIND", "INSTANCE", "REASON"},
+          [](const boost::json::value& e) -> std::vector<std::string> {
+            return {Text(e, "time"), Text(e, "kind"), Text(e, "instance"), Text(e, "reason")};
+          });
     };
   });
 

@@ -59,20 +59,11 @@ void AddKeyCommands(CLI::App& app, ClientFlags& flags, Run& run) {
     run = [&] {
       std::string target = "/v1/keys?limit=1000";
       if (!list_tenant.empty()) target += "&tenant=" + UrlEncode(list_tenant);
-      auto fetched = FetchAll(flags, target);
-      if (!fetched) return 1;
-      const auto& all = *fetched;
-      if (flags.output == "json") {
-        PrintJson(all);
-        return 0;
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (const auto& k : all) {
-        rows.push_back({Text(k, "id"), Text(k, "name"), Text(k, "role"), Text(k, "tenant"),
-                        Text(k, "created_at")});
-      }
-      PrintTable({"ID", "NAME", "ROLE", "TENANT", "CREATED"}, rows);
-      return 0;
+      return PrintList(flags, target, {"ID", "NAME", "ROLE", "TENANT", "CREATED"},
+                       [](const boost::json::value& k) -> std::vector<std::string> {
+                         return {Text(k, "id"), Text(k, "name"), Text(k, "role"), Text(k, "tenant"),
+                                 Text(k, "created_at")};
+                       });
     };
   });
 

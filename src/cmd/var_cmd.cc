@@ -70,21 +70,12 @@ void AddVarCommands(CLI::App& app, ClientFlags& flags, Run& run) {
     run = [&] {
       std::string target = "/v1/variables?limit=1000&prefix=" + UrlEncode(a.prefix);
       if (!a.env.empty()) target += "&environment=" + UrlEncode(a.env);
-      auto fetched = FetchAll(flags, target);
-      if (!fetched) return 1;
-      const auto& all = *fetched;
-      if (flags.output == "json") {
-        PrintJson(all);
-        return 0;
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (const auto& item : all) {
-        std::string env = Text(item, "environment");
-        rows.push_back({Text(item, "key"), env.empty() ? "(global)" : env, Text(item, "value"),
-                        Text(item, "modify_index")});
-      }
-      PrintTable({"KEY", "SCOPE", "VALUE", "INDEX"}, rows);
-      return 0;
+      return PrintList(flags, target, {"KEY", "SCOPE", "VALUE", "INDEX"},
+                       [](const boost::json::value& item) -> std::vector<std::string> {
+                         std::string env = Text(item, "environment");
+                         return {Text(item, "key"), env.empty() ? "(global)" : env,
+                                 Text(item, "value"), Text(item, "modify_index")};
+                       });
     };
   });
 

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string_view>
@@ -46,23 +47,47 @@ std::string RandomHex(std::size_t bytes) {
   return ToHex(b.data(), b.size());
 }
 
-std::string RandomBase64Url(std::size_t bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  auto b = RandomBytes(bytes);
+namespace {
+constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+}  // namespace
+
+std::string Base64UrlEncode(std::string_view in) {
   std::string out;
+  out.reserve((in.size() * 4 + 2) / 3);
   unsigned acc = 0;
   int bits = 0;
-  for (unsigned char c : b) {
+  for (unsigned char c : in) {
     acc = (acc << 8) | c;
     bits += 8;
     while (bits >= 6) {
       bits -= 6;
-      out += kAlphabet[(acc >> bits) & 63];
+      out += kBase64Url[(acc >> bits) & 63];
     }
   }
-  if (bits > 0) out += kAlphabet[(acc << (6 - bits)) & 63];
+  if (bits > 0) out += kBase64Url[(acc << (6 - bits)) & 63];
   return out;
+}
+
+std::optional<std::string> Base64UrlDecode(std::string_view in) {
+  std::string out;
+  unsigned acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    const char* p = c ? std::strchr(kBase64Url, c) : nullptr;
+    if (!p) return std::nullopt;
+    acc = (acc << 6) | static_cast<unsigned>(p - kBase64Url);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+std::string RandomBase64Url(std::size_t bytes) {
+  auto b = RandomBytes(bytes);
+  return Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
 }
 
 Sha256Digest Sha256(std::string_view data) {

@@ -2,7 +2,9 @@
 // Cryptographically secure random strings (OpenSSL RAND_bytes). Thread-safe.
 #include <array>
 #include <cstddef>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace drover {
 
@@ -11,6 +13,10 @@ std::string RandomHex(std::size_t bytes);
 
 // `bytes` random bytes as unpadded base64url.
 std::string RandomBase64Url(std::size_t bytes);
+
+// Unpadded base64url (RFC 4648 §5) of `in`, and back (nullopt for a character outside it).
+std::string Base64UrlEncode(std::string_view in);
+std::optional<std::string> Base64UrlDecode(std::string_view in);
 
 using Sha256Digest = std::array<unsigned char, 32>;
 

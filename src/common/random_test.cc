@@ -20,6 +20,18 @@ TEST(Random, Sha256KnownAnswer) {
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+TEST(Random, Base64UrlRoundTripsAndRejectsOtherCharacters) {
+  EXPECT_EQ(Base64UrlEncode(""), "");
+  EXPECT_EQ(Base64UrlEncode("f"), "Zg");
+  EXPECT_EQ(Base64UrlEncode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(Base64UrlEncode("\xfb\xff"), "-_8");
+  std::string all;
+  for (int c = 0; c < 256; ++c) all += static_cast<char>(c);
+  EXPECT_EQ(Base64UrlDecode(Base64UrlEncode(all)), all);
+  EXPECT_EQ(Base64UrlDecode("Zm9v+"), std::nullopt);
+  EXPECT_EQ(Base64UrlDecode("Zm9v="), std::nullopt);
+}
+
 TEST(Random, ConstantTimeEqual) {
   EXPECT_TRUE(ConstantTimeEqual("abc", "abc"));
   EXPECT_FALSE(ConstantTimeEqual("abc", "abd"));

@@ -243,6 +243,15 @@ Result<int64_t> RunSeqParam(const Request& req) {
   return v;
 }
 
+// The run /v1/instances/{id}/runs/{n} names, as the caller may see it.
+Result<Run> RunInPath(EnvironmentService& envs, const Request& req) {
+  auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+  if (!inst.ok()) return inst.status();
+  auto seq = RunSeqParam(req);
+  if (!seq.ok()) return seq.status();
+  return envs.GetRun(inst->id, *seq);
+}
+
 void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::Store& store,
                         http::Waiters& waiters) {
   router.Add(http::Method::kPut, "/v1/environments/{name}", http::Access::kAny,
@@ -478,21 +487,13 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
       });
   router.Add(http::Method::kGet, "/v1/instances/{id}/runs/{n}", http::Access::kAgent,
              [&envs](Request& req, Responder respond) {
-               auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
-               if (!inst.ok()) return http::SendError(respond, inst.status());
-               auto seq = RunSeqParam(req);
-               if (!seq.ok()) return http::SendError(respond, seq.status());
-               auto run = envs.GetRun(inst->id, *seq);
+               auto run = RunInPath(envs, req);
                if (!run.ok()) return http::SendError(respond, run.status());
                respond(JsonResponse(200, RunJson(*run, true)));
              });
   router.Add(http::Method::kGet, "/v1/instances/{id}/runs/{n}/log", http::Access::kAgent,
              [&envs](Request& req, Responder respond) {
-               auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
-               if (!inst.ok()) return http::SendError(respond, inst.status());
-               auto seq = RunSeqParam(req);
-               if (!seq.ok()) return http::SendError(respond, seq.status());
-               auto run = envs.GetRun(inst->id, *seq);
+               auto run = RunInPath(envs, req);
                if (!run.ok()) return http::SendError(respond, run.status());
                auto r = Response::Json(200, std::move(run->report.log_tail));
                r.content_type = "text/plain; charset=utf-8";
