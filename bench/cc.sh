@@ -5,7 +5,8 @@
 # 2. 1,000 simulated agents in blocking queries (bench/cc_fanout.py, one asyncio process): time
 #    from a variable PUT until all have the new index, p50/p99 over 20 changes — on SQLite (one
 #    server) and on PostgreSQL with the queries split over two servers.
-#   bench/cc.sh              REPS=5 DURATION=8 AGENTS=1000 CHANGES=20
+#   bench/cc.sh              REPS=5 DURATION=8 AGENTS=1000 CHANGES=20; ONLY=http or ONLY=fanout
+#                            runs one part
 REPS="${REPS:-5}" DURATION="${DURATION:-8}" AGENTS="${AGENTS:-1000}" CHANGES="${CHANGES:-20}"
 source "$(dirname "$0")/lib.sh"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -23,6 +24,7 @@ make_env() {
 }
 
 echo "# machine: $(machine_line)"
+if [ "${ONLY:-http}" = http ]; then
 echo
 echo "## 1. GET /v1/cc/agent (agent key) vs nginx; drover --threads 1"
 start_nginx
@@ -31,6 +33,8 @@ AGENT_KEY="$(make_env)"
 curl -fs -H "Authorization: Bearer $AGENT_KEY" "$DROVER_ADDR/v1/cc/agent" && echo
 compare_with_nginx "$DROVER_ADDR/v1/cc/agent" "$AGENT_KEY"
 stop_drover
+fi
+[ "${ONLY:-fanout}" = fanout ] || exit 0
 
 echo
 echo "## 2a. $AGENTS agents blocking on one server, SQLite"

@@ -200,12 +200,18 @@ Status Agent::Join() {
   auto v = boost::json::parse(r->body, ec);
   if (ec || !v.is_object()) return Status::Unavailable("join: the server's answer is not JSON");
   const auto& obj = v.as_object();
+  const auto* id_v = obj.if_contains("instance_id");
+  const auto* key_v = obj.if_contains("agent_key");
+  if (!id_v || !id_v->is_string() || !key_v || !key_v->is_string()) {
+    return Status::Unavailable("join: the server's answer has no instance_id and agent_key");
+  }
+  std::string id(id_v->as_string());
   {
     std::lock_guard lock(state_mu_);
     state_.server = o_.server;
     state_.environment = o_.environment;
-    state_.instance_id = std::string(obj.at("instance_id").as_string());
-    state_.agent_key = std::string(obj.at("agent_key").as_string());
+    state_.instance_id = id;
+    state_.agent_key = std::string(key_v->as_string());
   }
   if (auto* hb = obj.if_contains("heartbeat_interval"); hb && hb->is_string()) {
     if (auto d = ParseDuration(hb->as_string()); d && o_.heartbeat_interval.count() == 0) {
@@ -215,7 +221,7 @@ Status Agent::Join() {
   }
   Save();
   source_->SetToken(AgentKey());
-  LogInfo("joined environment {} as instance {}", o_.environment, state_.instance_id);
+  LogInfo("joined environment {} as instance {}", o_.environment, id);
   return Status::Ok();
 }
 

@@ -98,10 +98,8 @@ Result<Checkout> FetchAndCheckout(const std::string& url, const std::string& ref
       fs::remove_all(out.dir, ec);
       return fail("clone", o);
     }
-  } else {
-    // The URL behind a directory never changes (the name is its hash); keep origin exact anyway.
-    git.Run({"remote", "set-url", "origin", url}, out.dir);
   }
+  // (The URL behind a directory never changes: its name is the URL's hash.)
   // Fetch exactly what is wanted: FETCH_HEAD is then the commit to run.
   std::string want = ref.empty() ? "HEAD" : ref;
   auto [rc, o] = git.Run({"fetch", "--quiet", "--force", "--tags", "origin", want}, out.dir);
@@ -120,6 +118,7 @@ Result<Checkout> FetchAndCheckout(const std::string& url, const std::string& ref
     if (rc2 != 0) return fail("rev-parse", o2);
     out.commit = LastLine(o2);
   }
+  // Always checked out, also an unchanged commit: --force puts back tracked files a run changed.
   auto [rc3, o3] = git.Run({"checkout", "--quiet", "--force", "--detach", out.commit}, out.dir);
   if (rc3 != 0) return fail("checkout of " + out.commit, o3);
   // Directories of repositories no longer used go.

@@ -23,18 +23,28 @@ bool IsHeaderSafe(std::string_view v) {
          (v.front() != ' ' && v.front() != '\t' && v.back() != ' ' && v.back() != '\t');
 }
 
-// One computed view: its body, headers and index, valid while the store's index stays at
-// `computed_at` (any commit may change it; then it is computed again, keeping `index` when the
-// body comes out the same).
+namespace {
+
+// One computed view, valid while the store's index stays at `computed_at` (any commit may change
+// it; then it is computed again, keeping `index` when the body comes out the same). Everything an
+// answer sends is prepared here once, so serving a cached view allocates little.
 struct View {
   int64_t computed_at = 0;
   int64_t index = 0;
   Sha256Digest digest{};
   std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::string etag;                               // "\"<index>\""
+  std::shared_ptr<const std::string> head;        // cc-* headers, ETag, X-Drover-Index
+  std::shared_ptr<const std::string> index_head;  // ETag and X-Drover-Index (for a 304)
 };
 
-namespace {
+// What identifies a view: tenant, environment and which view.
+struct ViewKey {
+  std::string_view view;
+  const std::string& prefix;
+  const std::string& tenant;
+  const std::string& env;
+};
 
 class Views final : public ControlCenterViews {
  public:
@@ -46,7 +56,7 @@ class Views final : public ControlCenterViews {
         waiters_(waiters),
         options_(std::move(options)) {}
 
-  void Serve(std::string_view view, std::string prefix, http::Request& req,
+  void Serve(std::string_view view, const std::string& prefix, http::Request& req,
              http::Responder respond) {
     auto tenant = http::RequestTenant(req);
     if (!tenant.ok()) return http::SendError(respond, tenant.status());
@@ -66,17 +76,21 @@ class Views final : public ControlCenterViews {
     }
     auto blocking = http::ReadBlockingParams(req);
     if (!blocking.ok()) return http::SendError(respond, blocking.status());
+    std::string_view inm = req.Header("If-None-Match");
+    if (!*blocking) {  // the common case: no state to keep
+      auto v = Compute({view, prefix, *tenant, env});
+      if (!v.ok()) return http::SendError(respond, v.status());
+      return Respond(view, env, inm, respond, **v);
+    }
     auto q = std::make_shared<Query>();
     q->view = view;
-    q->prefix = std::move(prefix);
+    q->prefix = prefix;
     q->tenant = std::move(*tenant);
     q->env = std::move(env);
-    q->if_none_match = std::string(req.Header("If-None-Match"));
+    q->if_none_match = std::string(inm);
     q->respond = std::move(respond);
-    if (*blocking) {
-      q->after = (*blocking)->index;
-      q->deadline = std::chrono::steady_clock::now() + (*blocking)->wait;
-    }
+    q->after = (*blocking)->index;
+    q->deadline = std::chrono::steady_clock::now() + (*blocking)->wait;
     Step(std::move(q));
   }
 
@@ -85,46 +99,56 @@ class Views final : public ControlCenterViews {
     std::string_view view;
     std::string prefix, tenant, env, if_none_match;
     http::Responder respond;
-    std::optional<int64_t> after;  // ?index=
+    int64_t after = 0;  // ?index=
     std::chrono::steady_clock::time_point deadline;
     int rechecks = 0;  // looks after a wake-up that found the set unchanged
   };
 
-  // Answers when the view's index passed ?index= (or there is none, or time is up); otherwise
-  // waits for the next change and looks again.
+  // Answers once the view's index passed ?index= (or time is up); otherwise waits for the next
+  // change and looks again.
   void Step(std::shared_ptr<Query> q) {
     int64_t seen = store_.LastIndex();
-    auto v = Compute(*q);
+    auto v = Compute({q->view, q->prefix, q->tenant, q->env});
     if (!v.ok()) return http::SendError(q->respond, v.status());
     auto now = std::chrono::steady_clock::now();
     // A wait may return at once when commits keep coming: after many unchanged looks in a row,
     // answer (clients compare the index) rather than loop on one stack.
-    if (q->after && (*v)->index <= *q->after && now < q->deadline && !waiters_.stopped() &&
-        ++q->rechecks < 64) {
+    if ((*v)->index <= q->after && now < q->deadline && !waiters_.stopped() && ++q->rechecks < 64) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(q->deadline - now);
       waiters_.Wait(std::string(kTopic), seen, left, [this, q] { Step(q); });
       return;
     }
-    Respond(*q, **v);
+    Respond(q->view, q->env, q->if_none_match, q->respond, **v);
   }
 
-  void Respond(const Query& q, const View& v) {
-    auto r = http::Response::Json(200, v.body);
-    for (const auto& [k, val] : v.headers) r.AddHeader(k, val);
+  void Respond(std::string_view view, const std::string& env, std::string_view if_none_match,
+               const http::Responder& respond, const View& v) {
+    http::Response r;
+    if (!if_none_match.empty() &&
+        (if_none_match == v.etag || if_none_match == "*" ||
+         (if_none_match.starts_with("W/") && if_none_match.substr(2) == v.etag))) {
+      r.status = 304;
+      r.extra_headers = v.index_head;
+      return respond(std::move(r));
+    }
+    r.body = v.body;
+    r.extra_headers = v.head;
     if (options_.signing_key) {
       SignatureHeader h;
       h.index = v.index;
       h.expires = std::chrono::duration_cast<std::chrono::seconds>(
                       (SystemClock::Get().Now() + options_.signature_ttl).time_since_epoch())
                       .count();
-      h.sig = options_.signing_key->Sign(SignedMessage(q.view, q.env, h.index, h.expires, v.body));
+      h.sig = options_.signing_key->Sign(SignedMessage(view, env, h.index, h.expires, v.body));
       r.AddHeader("X-Drover-Signature", FormatSignatureHeader(h));
     }
-    http::RespondWithIndex(q.respond, q.if_none_match, std::move(r), v.index);
+    respond(std::move(r));
   }
 
-  Result<std::shared_ptr<const View>> Compute(const Query& q) {
-    std::string key = fmt::format("{}/{}/{}", q.tenant, q.env, q.view);
+  Result<std::shared_ptr<const View>> Compute(const ViewKey& k) {
+    std::string key;
+    key.reserve(k.tenant.size() + k.env.size() + k.view.size() + 2);
+    key.append(k.tenant).append(1, '/').append(k.env).append(1, '/').append(k.view);
     int64_t at = store_.LastIndex();
     std::shared_ptr<const View> old;
     {
@@ -133,22 +157,23 @@ class Views final : public ControlCenterViews {
     }
     if (old && old->computed_at == at) return old;
     std::map<std::string, std::string> defaults;
-    if (!q.env.empty() && q.prefix == "cc-a-") {
-      auto d = defaults_(q.tenant, q.env);
+    if (!k.env.empty() && k.prefix == "cc-a-") {
+      auto d = defaults_(k.tenant, k.env);
       if (!d.ok()) return d.status();
       defaults = std::move(*d);
     }
-    auto set = vars_.Effective(q.tenant, q.env, q.prefix, defaults);
+    auto set = vars_.Effective(k.tenant, k.env, k.prefix, defaults);
     if (!set.ok()) return set.status();
     auto v = std::make_shared<View>();
     v->computed_at = at;
     v->body = "{";
-    for (const auto& [k, val] : *set) {
+    std::string head;
+    for (const auto& [name, val] : *set) {
       if (v->body.size() > 1) v->body += ',';
-      AppendJsonString(v->body, k);
+      AppendJsonString(v->body, name);
       v->body += ':';
       AppendJsonString(v->body, val);
-      if (IsHeaderSafe(val)) v->headers.emplace_back(k, val);
+      if (IsHeaderSafe(val)) head.append(name).append(": ").append(val).append("\r\n");
     }
     v->body += '}';
     v->digest = Sha256(v->body);
@@ -156,6 +181,10 @@ class Views final : public ControlCenterViews {
     auto& slot = cache_[key];
     // Keep the index of an unchanged set; a changed one takes the index it was computed at.
     v->index = slot && slot->digest == v->digest ? slot->index : std::max<int64_t>(at, 1);
+    v->etag = fmt::format("\"{}\"", v->index);
+    auto index_head = fmt::format("ETag: {}\r\nX-Drover-Index: {}\r\n", v->etag, v->index);
+    v->head = std::make_shared<const std::string>(head + index_head);
+    v->index_head = std::make_shared<const std::string>(std::move(index_head));
     if (!slot || slot->computed_at <= at) slot = v;
     if (cache_.size() > 10000) cache_.clear();  // bound memory against many distinct views
     return std::shared_ptr<const View>(v);
@@ -178,13 +207,14 @@ std::unique_ptr<ControlCenterViews> AddControlCenterRoutes(
   auto views =
       std::make_unique<Views>(vars, std::move(agent_defaults), store, waiters, std::move(options));
   auto* self = views.get();
+  static const std::string kAgentPrefix = "cc-a-", kWatcherPrefix = "cc-w-";
   router.Add(http::Method::kGet, "/v1/cc/agent", http::Access::kAgent,
              [self](http::Request& req, http::Responder respond) {
-               self->Serve("agent", "cc-a-", req, std::move(respond));
+               self->Serve("agent", kAgentPrefix, req, std::move(respond));
              });
   router.Add(http::Method::kGet, "/v1/cc/watcher", http::Access::kAgent,
              [self](http::Request& req, http::Responder respond) {
-               self->Serve("watcher", "cc-w-", req, std::move(respond));
+               self->Serve("watcher", kWatcherPrefix, req, std::move(respond));
              });
   return views;
 }

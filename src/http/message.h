@@ -51,6 +51,9 @@ struct Response {
   std::string_view content_type = "application/json";  // static strings only
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // Header lines prepared once and shared by many answers ("Name: value\r\n" each), sent as
+  // they are after `headers` (e.g. a cached control-center view's).
+  std::shared_ptr<const std::string> extra_headers;
 
   Response() { headers.reserve(4); }  // X-Request-Id and a few more, without regrowing
   static Response Json(int status, std::string body) {

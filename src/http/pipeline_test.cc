@@ -55,9 +55,20 @@ class PipelineTest : public ::testing::TestWithParam<testing::Backend> {
     app_->pipeline().Finish(req, route, r, 0.001);
     return r;
   }
+  // A header of the response, from its list or its prepared lines (extra_headers).
   std::string Header(const Response& r, std::string_view name) {
     for (auto& [k, v] : r.headers) {
       if (k == name) return v;
+    }
+    std::string_view lines = r.extra_headers ? std::string_view(*r.extra_headers) : "";
+    while (!lines.empty()) {
+      auto end = lines.find("\r\n");
+      std::string_view line = lines.substr(0, end);
+      lines.remove_prefix(end == std::string_view::npos ? lines.size() : end + 2);
+      auto colon = line.find(": ");
+      if (colon != std::string_view::npos && line.substr(0, colon) == name) {
+        return std::string(line.substr(colon + 2));
+      }
     }
     return "";
   }

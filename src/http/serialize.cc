@@ -77,6 +77,7 @@ void SerializeResponse(const Response& resp, unsigned version, bool keep_alive, 
     out += v;
     out += "\r\n";
   }
+  if (resp.extra_headers) out += *resp.extra_headers;
   if (!no_body) {
     out += "Content-Length: ";
     AppendInt(out, resp.body.size());

@@ -15,6 +15,17 @@ TEST(Serialize, JsonResponseWithHeaders) {
             "Content-Length: 7\r\n\r\n{\"a\":1}");
 }
 
+TEST(Serialize, SharedPreparedHeadersFollowTheOthers) {
+  Response r = Response::Json(200, "{}");
+  r.AddHeader("X-Request-Id", "r1");
+  r.extra_headers = std::make_shared<const std::string>("cc-a-ref: main\r\nETag: \"3\"\r\n");
+  std::string out;
+  SerializeResponse(r, 11, true, false, out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Request-Id: r1\r\n"
+            "cc-a-ref: main\r\nETag: \"3\"\r\nContent-Length: 2\r\n\r\n{}");
+}
+
 TEST(Serialize, HeadKeepsLengthDropsBody) {
   Response r = Response::Json(200, "hello");
   std::string out;
