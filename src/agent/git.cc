@@ -47,7 +47,8 @@ struct Git {
 
   // The exit code and output of `git args...` in `cwd`.
   std::pair<int, std::string> Run(std::vector<std::string> args, const std::string& cwd) {
-    args.insert(args.begin(), "git");
+    // No background maintenance after a fetch: it would run on every agent run.
+    args.insert(args.begin(), {"git", "-c", "maintenance.auto=false", "-c", "gc.auto=0"});
     std::error_code ec;
     fs::remove(scratch, ec);
     ProcessSpec spec{args, cwd, env, scratch, options.deadline, std::chrono::seconds(5), nullptr};
