@@ -50,8 +50,10 @@ python3 - "$T/hf.json" <<'PY'
 import json, sys, statistics
 r = json.load(open(sys.argv[1]))["results"]
 once, fetch = (statistics.median(x["times"]) * 1000 for x in r)
+cpu = (r[0]["user"] + r[0]["system"]) * 1000
 print(f"--once no-op run: median {once:.1f} ms; git fetch alone: median {fetch:.1f} ms; "
-      f"the agent's own part: {once - fetch:.1f} ms (goal: < 100 ms plus the fetch)")
+      f"the agent's own part: {once - fetch:.1f} ms (goal: < 100 ms plus the fetch); "
+      f"CPU {cpu:.1f} ms per run (mean user+system, git processes included)")
 PY
 python3 - "${ONCE[@]}" <<'PY'
 # The agent's own peak RSS (VmHWM), read every millisecond until it exits (git's are its own).
