@@ -506,6 +506,24 @@ TEST_F(AgentTest, SigtermDuringARunLetsItFinishReportsAndExitsZero) {
   EXPECT_NE(Str(run, "log_tail").find("finished-cleanly"), std::string::npos);
 }
 
+TEST_F(AgentTest, SigtermKillsARunThatOutlastsTheStopGraceReportsItAndExitsZero) {
+  std::string started = dir_.File("started"), pid_file = dir_.File("pid");
+  repo_.Commit({{"run.sh", "#!/bin/sh\necho $$ > \"$2\"\ntouch \"$1\"\nsleep 300\n"}}, "v1");
+  std::string token = CreateEnv(
+      "grace", {{"repository", repo_.url()}, {"main_run", "./run.sh " + started + " " + pid_file}});
+  auto agent = StartAgent("grace", token, dir_.File("w"), false, {"--stop-grace", "1s"});
+  ASSERT_TRUE(WaitFor([&] { return FileExists(started); }, 60000)) << agent->Log();
+  EXPECT_EQ(agent->Stop(SIGTERM), 0) << agent->Log();
+  std::ifstream f(pid_file);
+  pid_t child = 0;
+  ASSERT_TRUE(f >> child);
+  EXPECT_TRUE(WaitFor([&] { return ::kill(child, 0) != 0; }, 10000)) << "the run's process is gone";
+  auto run = WaitForRuns(OnlyInstance("grace"), 1);
+  EXPECT_EQ(Str(run, "status"), "failed");
+  EXPECT_NE(Str(run, "reason").find("the agent is stopping"), std::string::npos)
+      << Str(run, "reason");
+}
+
 TEST_F(AgentTest, DefaultsFileWorksWithoutAServerAndAllowPinsKeys) {
   std::string c1 = repo_.Commit({{"run.sh", "#!/bin/sh\necho \"$CC_A_MODE\" > \"$1\"\n"}}, "v1");
   std::string out = dir_.File("mode");
