@@ -191,6 +191,7 @@ class Agent {
 
 Status Agent::Join() {
   boost::json::object body{{"hostname", HostName()}, {"facts", Facts()}};
+  if (!o_.instance_id.empty()) body["instance_id"] = o_.instance_id;
   client::Client joiner({o_.server, o_.join_token, std::chrono::seconds(15)});
   auto r = joiner.Do("POST", "/v1/environments/" + o_.environment + "/join",
                      boost::json::serialize(body));

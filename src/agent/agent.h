@@ -14,7 +14,8 @@ struct AgentOptions {
   std::string server;      // http://host:port of a drover server ("" = none)
   std::string join_token;  // joins `environment` with it when there is no saved identity
   std::string environment;
-  std::string token;  // an existing agent key, instead of joining
+  std::string token;        // an existing agent key, instead of joining
+  std::string instance_id;  // join as this instance (one the controller started for us)
   std::string work_dir = "./drover-agent";
   bool once = false;
   std::string defaults_file;         // YAML of cc-a-* values

@@ -1,6 +1,7 @@
 #include "agent/process.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -63,6 +64,9 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
     ::dup2(devnull, 0);
     ::dup2(log, 1);
     ::dup2(log, 2);
+    // No inherited descriptors (the server's listening socket, connections): everything from 3 up
+    // closes on exec.
+    ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) {
       int e = errno;
       (void)!::write(errpipe[1], &e, sizeof e);

@@ -18,7 +18,8 @@ using http::Responder;
 using http::Response;
 
 App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
-         coord::CoordinatorOptions coord, control::ControlCenterOptions cc)
+         coord::CoordinatorOptions coord, control::ControlCenterOptions cc,
+         fleet::ControllerOptions fleet)
     : store_(store),
       clock_(clock),
       started_(clock.Steady()),
@@ -28,6 +29,8 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       environments_(store, clock, keys_),
       coordinator_(store, std::move(coord)),
       waiters_(store) {
+  controller_ =
+      std::make_unique<fleet::Controller>(store_, environments_, coordinator_, std::move(fleet));
   AddSystemRoutes();
   AddClusterRoute();
   auth::AddKeyRoutes(router_, keys_);

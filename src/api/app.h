@@ -13,6 +13,7 @@
 #include "control/variables.h"
 #include "coord/coordinator.h"
 #include "env/environments.h"
+#include "fleet/controller.h"
 #include "http/blocking.h"
 #include "http/metrics.h"
 #include "http/pipeline.h"
@@ -26,7 +27,8 @@ class App {
   // `coord` names this server among those sharing the database; its coordinator is started by
   // the server process (cmd/server_cmd.cc), not here.
   App(store::Store& store, const Clock& clock, http::PipelineOptions options,
-      coord::CoordinatorOptions coord = {}, control::ControlCenterOptions cc = {});
+      coord::CoordinatorOptions coord = {}, control::ControlCenterOptions cc = {},
+      fleet::ControllerOptions fleet = {});
   ~App();
 
   http::Pipeline& pipeline() { return *pipeline_; }
@@ -34,6 +36,8 @@ class App {
   const http::Router& router() const { return router_; }
   auth::KeyService& keys() { return keys_; }
   coord::Coordinator& coordinator() { return coordinator_; }
+  // Started by the server process once it listens (local agents need its URL).
+  fleet::Controller& controller() { return *controller_; }
   // Parked blocking reads; Shutdown() answers them when the server stops.
   http::Waiters& waiters() { return waiters_; }
 
@@ -52,6 +56,7 @@ class App {
   env::EnvironmentService environments_;
   std::unique_ptr<control::ControlCenterViews> cc_views_;
   coord::Coordinator coordinator_;
+  std::unique_ptr<fleet::Controller> controller_;
   http::Waiters waiters_;
   std::unique_ptr<http::Metrics> metrics_;
   std::unique_ptr<http::Pipeline> pipeline_;

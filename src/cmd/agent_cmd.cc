@@ -22,6 +22,8 @@ void AddAgentCommand(CLI::App& app, Run& run) {
       ->envname("DROVER_ENVIRONMENT");
   a->add_option("--token", o.token, "an agent key to use instead of joining")
       ->envname("DROVER_AGENT_TOKEN");
+  a->add_option("--instance-id", o.instance_id,
+                "join as this instance (set by the local provider for the instances it starts)");
   a->add_option("--work-dir", o.work_dir, "work dir: checkouts, logs, state")
       ->capture_default_str();
   a->add_flag("--once", o.once, "one run, then exit (for cron); exit 1 when it failed");

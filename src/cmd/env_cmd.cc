@@ -1,12 +1,15 @@
 // `drover apply -f FILE|DIR` and `drover env ls|get|rm|instances|events|logs`.
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "cmd/client_util.h"
+#include "common/duration.h"
 #include "common/yaml.h"
 
 namespace drover::cmd {
@@ -117,6 +120,34 @@ int Apply(const ClientFlags& flags, const std::string& path) {
   return 0;
 }
 
+// Polls the environment until running == desired (phase ready) or `timeout` passes, printing
+// progress whenever it changes. 0 when ready, 1 otherwise.
+int WaitReady(const ClientFlags& flags, const std::string& name, const std::string& timeout) {
+  auto limit = ParseDuration(timeout);
+  if (!limit) {
+    std::cerr << "error: --wait: '" << timeout << "' is not a duration like 90s or 5m\n";
+    return 2;
+  }
+  auto deadline = std::chrono::steady_clock::now() + *limit;
+  std::string last;
+  for (bool first = true; std::chrono::steady_clock::now() < deadline; first = false) {
+    if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    auto v = Call(flags, "GET", "/v1/environments/" + UrlEncode(name));
+    if (!v) return 1;
+    const auto& st = v->at("status");
+    std::string line = Text(st, "running") + "/" + Text(st, "desired") + " running, phase " +
+                       Text(st, "phase") + ":";
+    for (const auto& i : st.at("instances").as_array()) {
+      if (Text(i, "state") != "terminated") line += " " + Text(i, "id") + "=" + Text(i, "state");
+    }
+    if (line != last) std::cout << line << "\n" << std::flush;
+    last = line;
+    if (Text(st, "phase") == "ready") return 0;
+  }
+  std::cerr << "error: not ready within " << timeout << "\n";
+  return 1;
+}
+
 void PrintInstances(const boost::json::array& items) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& i : items) {
@@ -213,6 +244,27 @@ void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
           [](const boost::json::value& e) -> std::vector<std::string> {
             return {Text(e, "time"), Text(e, "kind"), Text(e, "instance"), Text(e, "reason")};
           });
+    };
+  });
+
+  static int64_t scale_to = 0;
+  static std::string wait_for;
+  auto* scale = env->add_subcommand("scale", "Set an environment's capacity.");
+  scale->add_option("name", name, "environment")->required();
+  scale->add_option("capacity", scale_to, "instances wanted")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
+  scale->add_option("--wait", wait_for,
+                    "wait up to this long (e.g. 2m) until running == capacity, showing progress");
+  scale->callback([&] {
+    run = [&] {
+      auto v = Call(flags, "POST", "/v1/environments/" + UrlEncode(name) + "/scale",
+                    "{\"capacity\":" + std::to_string(scale_to) + "}");
+      if (!v) return 1;
+      if (flags.output != "json")
+        std::cout << "environment/" << name << " scaled to " << scale_to << "\n";
+      if (wait_for.empty()) return 0;
+      return WaitReady(flags, name, wait_for);
     };
   });
 

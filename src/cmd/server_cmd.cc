@@ -52,6 +52,7 @@ struct ServerFlags {
   std::vector<std::string> coord_resources;
   std::string signing_key;
   std::string signature_ttl = "5m";
+  std::string local_instances = "keep";
 };
 
 ServerFlags g_flags;
@@ -183,7 +184,11 @@ int RunServer() {
   coord_opts.server_id = f.server_id.empty() ? HostName() + "-" + RandomHex(4) : f.server_id;
   coord_opts.ttl = std::chrono::duration_cast<std::chrono::milliseconds>(*lease_ttl);
   coord_opts.resources = f.coord_resources;
-  api::App app(*store, SystemClock::Get(), pipe_opts, coord_opts, std::move(cc_opts));
+  fleet::ControllerOptions fleet_opts;
+  fleet_opts.local.data_dir = f.data_dir;
+  fleet_opts.local.stop_with_server = f.local_instances == "stop";
+  api::App app(*store, SystemClock::Get(), pipe_opts, coord_opts, std::move(cc_opts),
+               std::move(fleet_opts));
   __atomic_store_n(&metrics, &app.metrics(), __ATOMIC_RELEASE);
 
   // First start on an empty store: an admin key, printed once (or DROVER_BOOTSTRAP_TOKEN).
@@ -219,6 +224,10 @@ int RunServer() {
   std::string addr = server.BoundAddress();
   if (!f.addr_file.empty()) WriteFileAtomically(f.addr_file, addr + "\n", 0644);
   app.coordinator().Start();
+  // Local agents join this server: at its loopback address when it listens on every interface.
+  std::string self = addr.starts_with("0.0.0.0:") ? "127.0.0.1:" + addr.substr(8) : addr;
+  app.controller().SetServerUrl("http://" + self);
+  app.controller().Start();
   LogInfo("drover {} listening on http://{} (store: {} {}, server id {})", DROVER_VERSION, addr,
           store->Backend(), store::RedactUrl(db), coord_opts.server_id);
   if (f.dev) {
@@ -238,7 +247,8 @@ int RunServer() {
   LogInfo("received {}; draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
   app.waiters().Shutdown();  // parked blocking reads answer now instead of holding the drain
   server.Stop();
-  LogInfo("HTTP server stopped; releasing leases");
+  LogInfo("HTTP server stopped; stopping the fleet controller and releasing leases");
+  app.controller().Stop();
   app.coordinator().Stop();  // releases its leases: other servers take over at once
   LogInfo("closing the store");
   store->Close();
@@ -314,6 +324,12 @@ void AddServerCommand(CLI::App& app, Run& run) {
                 "(drover key gen-signing makes one)");
   s->add_option("--signature-ttl", f.signature_ttl,
                 "how long a signed control-center answer stays valid")
+      ->capture_default_str();
+  s->add_option("--local-instances", f.local_instances,
+                "what happens to the local provider's agents when the server stops: keep (they "
+                "run on and a restarted server adopts them) or stop (they stop with it, also when "
+                "it dies)")
+      ->check(CLI::IsMember({"keep", "stop"}))
       ->capture_default_str();
   s->add_option("--addr-file", f.addr_file,
                 "write the bound host:port to this file once listening (for scripts and tests)");

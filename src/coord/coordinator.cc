@@ -18,15 +18,18 @@ constexpr std::string_view kLeader = "leader";
 struct Coordinator::Impl {
   Impl(store::Store& s, CoordinatorOptions o) : store(s), leases(s), opts(std::move(o)) {
     std::sort(opts.resources.begin(), opts.resources.end());
+    configured = opts.resources;
   }
 
   store::Store& store;
   store::Leases leases;
   CoordinatorOptions opts;
+  std::vector<std::string> configured;  // the resources given in the options (immutable)
   std::thread thread;
   mutable std::mutex mu;
   std::condition_variable cv;
   bool stop = false;                         // GUARDED_BY(mu)
+  bool poke = false;                         // GUARDED_BY(mu): run a round now
   std::map<std::string, store::Lease> held;  // GUARDED_BY(mu): resource and leader leases
   std::optional<store::Lease> membership;    // coordinator thread only
 
@@ -38,7 +41,8 @@ struct Coordinator::Impl {
       lock.unlock();
       Tick();
       lock.lock();
-      cv.wait_for(lock, opts.ttl / 3, [&] { return stop; });
+      cv.wait_for(lock, opts.ttl / 3, [&] { return stop || poke; });
+      poke = false;
     }
   }
 
@@ -107,7 +111,20 @@ struct Coordinator::Impl {
       resources = opts.resources;
     }
     auto servers = AliveServers();
-    if (!servers.ok() || resources.empty()) return;
+    if (!servers.ok()) return;
+    // Leases of resources no longer listed (a deleted environment) go back.
+    std::vector<store::Lease> gone;
+    {
+      std::lock_guard lock(mu);
+      for (const auto& [name, l] : held) {
+        if (name == kLeader) continue;
+        std::string r = name.substr(kResourcePrefix.size());
+        if (!std::binary_search(resources.begin(), resources.end(), r)) gone.push_back(l);
+      }
+    }
+    for (const auto& l : gone) {
+      if (leases.Release(l).ok()) Lost(l.name, "released (resource removed)");
+    }
     size_t alive = std::max<size_t>(1, *servers);
     size_t share = (resources.size() + alive - 1) / alive;
     std::vector<std::string> mine;
@@ -206,9 +223,15 @@ void Coordinator::Stop() {
 }
 
 void Coordinator::SetResources(std::vector<std::string> resources) {
+  // The configured ones (--coord-resources) stay; these are added to them.
+  resources.insert(resources.end(), impl_->configured.begin(), impl_->configured.end());
   std::sort(resources.begin(), resources.end());
+  resources.erase(std::unique(resources.begin(), resources.end()), resources.end());
   std::lock_guard lock(impl_->mu);
+  if (impl_->opts.resources == resources) return;
   impl_->opts.resources = std::move(resources);
+  impl_->poke = true;  // a new resource should not wait a whole round for its lease
+  impl_->cv.notify_all();
 }
 
 std::optional<store::Lease> Coordinator::Held(const std::string& name) const {

@@ -44,6 +44,7 @@ class Coordinator {
   void Start();
   // Releases every lease this server holds and stops. Idempotent.
   void Stop();
+  // The resources to spread besides the configured ones (e.g. one per environment).
   void SetResources(std::vector<std::string> resources);
   // The lease this server holds on `name`, if any (for fencing work done under it).
   std::optional<store::Lease> Held(const std::string& name) const;

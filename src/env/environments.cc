@@ -5,13 +5,15 @@
 #include <boost/json/parse.hpp>
 
 #include "common/random.h"
+#include "control/values.h"
+#include "store/lease.h"
 
 namespace drover::env {
 namespace {
 
 constexpr std::string_view kEnvColumns =
-    "SELECT tenant, name, spec, join_token, create_index, modify_index, created_at, updated_at"
-    " FROM environments";
+    "SELECT tenant, name, spec, join_token, create_index, modify_index, created_at, updated_at,"
+    " scale_capacity FROM environments";
 
 Environment ReadEnvironment(const store::Row& r) {
   Environment e;
@@ -23,6 +25,7 @@ Environment ReadEnvironment(const store::Row& r) {
   e.modify_index = r.Int(5);
   e.created_at_ms = r.Int(6);
   e.updated_at_ms = r.Int(7);
+  if (!r.IsNull(8)) e.scale_capacity = r.String(8);
   // Stored specs were validated when written; parsing them again cannot fail.
   boost::system::error_code ec;
   auto doc = boost::json::parse(e.spec_json, ec);
@@ -35,7 +38,8 @@ Environment ReadEnvironment(const store::Row& r) {
 constexpr std::string_view kInstanceColumns =
     "SELECT i.id, i.tenant, i.environment, i.state, i.hostname, i.address, i.provider_id,"
     " i.facts, i.agent_version, i.current_run, i.skipped_runs, i.last_heartbeat, i.restarts,"
-    " i.created_at, r.seq, r.commit_sha, r.status, r.main_exit, r.started_at, r.finished_at"
+    " i.created_at, r.seq, r.commit_sha, r.status, r.main_exit, r.started_at, r.finished_at,"
+    " i.provider_data, i.state_reason"
     " FROM instances i LEFT JOIN runs r ON r.instance = i.id AND r.seq = i.last_run_seq";
 
 Instance ReadInstance(const store::Row& r) {
@@ -64,6 +68,8 @@ Instance ReadInstance(const store::Row& r) {
     lr.finished_at_ms = r.Int(19);
     i.last_run = lr;
   }
+  if (!r.IsNull(20)) i.provider_data = r.String(20);
+  if (!r.IsNull(21)) i.state_reason = r.String(21);
   return i;
 }
 
@@ -156,10 +162,16 @@ void EnvironmentService::Put(std::string tenant, std::string name, EnvironmentSp
           e.create_index = old->create_index;
           e.created_at_ms = old->created_at_ms;
           e.join_token = old->join_token;
+          // A new capacity in the spec ends a `scale` override; anything else keeps it.
+          bool capacity_changed = old->spec.capacity != e.spec.capacity;
+          e.scale_capacity = capacity_changed ? std::nullopt : old->scale_capacity;
           DROVER_RETURN_IF_ERROR(
               tx.Exec("UPDATE environments SET spec = ?, agent_vars = ?, modify_index = ?,"
-                      " updated_at = ? WHERE tenant = ? AND name = ?",
-                      {e.spec_json, op->agent_vars, *idx, e.updated_at_ms, e.tenant, e.name})
+                      " updated_at = ?, scale_capacity = ? WHERE tenant = ? AND name = ?",
+                      {e.spec_json, op->agent_vars, *idx, e.updated_at_ms,
+                       e.scale_capacity ? store::Param(std::string_view(*e.scale_capacity))
+                                        : store::Param(nullptr),
+                       e.tenant, e.name})
                   .status());
         } else {
           e.create_index = *idx;
@@ -254,7 +266,8 @@ Result<std::map<std::string, std::string>> EnvironmentService::AgentVars(const s
 }
 
 void EnvironmentService::Join(std::string name, std::string token, std::string hostname,
-                              std::string facts_json, std::function<void(Result<Joined>)> done) {
+                              std::string facts_json, std::string instance_id,
+                              std::function<void(Result<Joined>)> done) {
   // Which environment: the one of this name whose token matches (names repeat across tenants).
   std::optional<Environment> env;
   Status s = store_.Read([&](store::Tx& tx) {
@@ -266,12 +279,13 @@ void EnvironmentService::Join(std::string name, std::string token, std::string h
   if (!s.ok()) return done(s);
   if (!env) return done(Status::Unauthenticated("invalid join token for this environment"));
   auto joined = std::make_shared<Joined>();
-  joined->instance_id = "i-" + RandomHex(8);
+  bool precreated = !instance_id.empty();
+  joined->instance_id = precreated ? instance_id : "i-" + RandomHex(8);
   joined->agent_key = auth::KeyService::NewSecret();
   joined->environment = std::move(*env);
   int64_t now = ToUnixMillis(clock_.Now());
   store_.Write(
-      [joined, hostname = std::move(hostname), facts = std::move(facts_json), now,
+      [joined, hostname = std::move(hostname), facts = std::move(facts_json), now, precreated,
        token = std::move(token)](store::Tx& tx) -> Status {
         const auto& e = joined->environment;
         // The token is checked again inside the transaction: a delete or re-create in between
@@ -285,13 +299,30 @@ void EnvironmentService::Join(std::string name, std::string token, std::string h
         }
         auto idx = tx.NextIndex();
         if (!idx.ok()) return idx.status();
-        DROVER_RETURN_IF_ERROR(
-            tx.Exec("INSERT INTO instances (id, tenant, environment, state, hostname, address,"
-                    " provider_id, facts, agent_version, current_run, skipped_runs,"
-                    " last_heartbeat, restarts, last_run_seq, created_at, updated_at)"
-                    " VALUES (?, ?, ?, 'starting', ?, '', '', ?, '', NULL, 0, NULL, 0, 0, ?, ?)",
-                    {joined->instance_id, e.tenant, e.name, hostname, facts, now, now})
-                .status());
+        if (precreated) {
+          // An instance the controller started: the agent takes it over, once (a key is bound
+          // to it only if none is yet).
+          auto n = tx.Exec(
+              "UPDATE instances SET hostname = ?, facts = ?, updated_at = ? WHERE id = ? AND"
+              " tenant = ? AND environment = ? AND state IN ('pending', 'starting') AND NOT EXISTS"
+              " (SELECT 1 FROM api_keys WHERE instance = ?)",
+              {hostname, facts, now, joined->instance_id, e.tenant, e.name, joined->instance_id});
+          if (!n.ok()) return n.status();
+          if (*n == 0) {
+            return Status::Conflict(
+                fmt::format("instance '{}' is not a starting instance of this environment waiting "
+                            "for its agent",
+                            joined->instance_id));
+          }
+        } else {
+          DROVER_RETURN_IF_ERROR(
+              tx.Exec("INSERT INTO instances (id, tenant, environment, state, hostname, address,"
+                      " provider_id, facts, agent_version, current_run, skipped_runs,"
+                      " last_heartbeat, restarts, last_run_seq, created_at, updated_at)"
+                      " VALUES (?, ?, ?, 'starting', ?, '', '', ?, '', NULL, 0, NULL, 0, 0, ?, ?)",
+                      {joined->instance_id, e.tenant, e.name, hostname, facts, now, now})
+                  .status());
+        }
         auth::KeyRecord key{"k_" + RandomHex(8),
                             "agent-" + joined->instance_id,
                             auth::Role::kAgent,
@@ -484,6 +515,128 @@ Result<Page<Event>> EnvironmentService::Events(const std::string& tenant, const 
     page.next_cursor = std::to_string(page.items.back().seq);
   }
   return page;
+}
+
+void EnvironmentService::Scale(std::string tenant, std::string name, std::string capacity,
+                               std::function<void(Result<Environment>)> done) {
+  auto parsed = control::ParseCapacity(capacity);
+  if (!parsed.ok()) return done(Status::Validation({{"capacity", parsed.status().message()}}));
+  if (parsed->clouds.empty() && !parsed->all.count) {
+    return done(Status::Validation({{"capacity", "must be a whole number or a capacity map"}}));
+  }
+  auto out = std::make_shared<Environment>();
+  int64_t now = ToUnixMillis(clock_.Now());
+  store_.Write(
+      [out, tenant, name, capacity, now](store::Tx& tx) -> Status {
+        std::optional<Environment> e;
+        DROVER_RETURN_IF_ERROR(tx.Query(std::string(kEnvColumns) + " WHERE tenant = ? AND name = ?",
+                                        {tenant, name},
+                                        [&](const store::Row& r) { e = ReadEnvironment(r); }));
+        if (!e) return NoEnvironment(name);
+        auto idx = tx.NextIndex();
+        if (!idx.ok()) return idx.status();
+        DROVER_RETURN_IF_ERROR(
+            tx.Exec("UPDATE environments SET scale_capacity = ?, modify_index = ?, updated_at = ?"
+                    " WHERE tenant = ? AND name = ?",
+                    {capacity, *idx, now, tenant, name})
+                .status());
+        DROVER_RETURN_IF_ERROR(
+            AddEvent(tx, tenant, name, *idx, "", "scaled",
+                     fmt::format("capacity {} (was {})", capacity, e->capacity()), now));
+        e->scale_capacity = capacity;
+        e->modify_index = *idx;
+        e->updated_at_ms = now;
+        *out = std::move(*e);
+        return tx.Notify(kTopic);
+      },
+      [out, done = std::move(done)](Status s) {
+        if (!s.ok()) return done(s);
+        done(std::move(*out));
+      });
+}
+
+Result<std::vector<Environment>> EnvironmentService::AllEnvironments() {
+  std::vector<Environment> out;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(std::string(kEnvColumns) + " ORDER BY tenant, name", {},
+                    [&](const store::Row& r) { out.push_back(ReadEnvironment(r)); });
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<std::string> EnvironmentService::AddInstance(const Environment& env, int64_t restarts,
+                                                    const std::string& reason,
+                                                    const store::Lease* lease) {
+  std::string id = "i-" + RandomHex(8);
+  Status s = store::WriteSync(store_, [&](store::Tx& tx) -> Status {
+    if (lease) DROVER_RETURN_IF_ERROR(store::Leases::Fence(tx, *lease));
+    auto now = tx.NowMillis();
+    if (!now.ok()) return now.status();
+    auto idx = tx.NextIndex();
+    if (!idx.ok()) return idx.status();
+    DROVER_RETURN_IF_ERROR(
+        tx.Exec("INSERT INTO instances (id, tenant, environment, state, hostname, address,"
+                " provider_id, facts, agent_version, current_run, skipped_runs, last_heartbeat,"
+                " restarts, last_run_seq, created_at, updated_at, state_reason)"
+                " VALUES (?, ?, ?, 'starting', '', '', '', '{}', '', NULL, 0, NULL, ?, 0, ?, ?, ?)",
+                {id, env.tenant, env.name, restarts, *now, *now, reason})
+            .status());
+    DROVER_RETURN_IF_ERROR(AddEvent(tx, env.tenant, env.name, *idx, id, "starting", reason, *now));
+    return tx.Notify(kTopic);
+  });
+  if (!s.ok()) return s;
+  return id;
+}
+
+Status EnvironmentService::SetProviderInfo(const std::string& id, const std::string& provider_id,
+                                           const std::string& address,
+                                           const std::string& provider_data) {
+  return store::WriteSync(store_, [&](store::Tx& tx) -> Status {
+    return tx
+        .Exec("UPDATE instances SET provider_id = ?, address = ?, provider_data = ? WHERE id = ?",
+              {provider_id, address, provider_data, id})
+        .status();
+  });
+}
+
+Result<bool> EnvironmentService::Transition(const Instance& inst, const std::string& to,
+                                            const std::string& kind, const std::string& reason,
+                                            const store::Lease* lease) {
+  bool moved = false;
+  Status s = store::WriteSync(store_, [&](store::Tx& tx) -> Status {
+    moved = false;
+    if (lease) DROVER_RETURN_IF_ERROR(store::Leases::Fence(tx, *lease));
+    auto now = tx.NowMillis();
+    if (!now.ok()) return now.status();
+    // Only from the state the caller saw: a heartbeat that came in between wins.
+    auto n = tx.Exec(
+        "UPDATE instances SET state = ?, state_reason = ?, updated_at = ? WHERE id = ? AND state = "
+        "?",
+        {to, reason, *now, inst.id, inst.state});
+    if (!n.ok()) return n.status();
+    if (*n == 0) return Status::Ok();
+    moved = true;
+    auto idx = tx.NextIndex();
+    if (!idx.ok()) return idx.status();
+    DROVER_RETURN_IF_ERROR(
+        AddEvent(tx, inst.tenant, inst.environment, *idx, inst.id, kind, reason, *now));
+    return tx.Notify(kTopic);
+  });
+  if (!s.ok()) return s;
+  return moved;
+}
+
+Result<int64_t> EnvironmentService::Now() {
+  int64_t now = 0;
+  Status s = store_.Read([&](store::Tx& tx) {
+    auto n = tx.NowMillis();
+    if (!n.ok()) return n.status();
+    now = *n;
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return now;
 }
 
 }  // namespace drover::env

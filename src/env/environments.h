@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "env/spec.h"
+#include "store/lease.h"
 #include "store/store.h"
 
 namespace drover::env {
@@ -31,6 +32,9 @@ struct Environment {
   int64_t modify_index = 0;
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
+  std::optional<std::string> scale_capacity;  // POST .../scale, until the spec's capacity changes
+  // The capacity in force: the scale override, else the spec's.
+  const std::string& capacity() const { return scale_capacity ? *scale_capacity : spec.capacity; }
 };
 
 struct LastRun {
@@ -51,6 +55,8 @@ struct Instance {
   int64_t restarts = 0;
   int64_t created_at_ms = 0;
   std::optional<LastRun> last_run;
+  std::string provider_data;  // the provider's (JSON)
+  std::string state_reason;   // why it is in its state
 };
 
 struct Event {
@@ -81,7 +87,7 @@ struct Run {
 struct Heartbeat {
   std::string agent_version, hostname;  // "" keeps the instance's
   std::string facts_json;               // "" keeps the instance's
-  std::string current_run_json;  // "" when idle
+  std::string current_run_json;         // "" when idle
   int64_t skipped_runs = 0;
 };
 
@@ -116,8 +122,10 @@ class EnvironmentService {
 
   // An agent joins `name` with its join token: a new instance and an agent key bound to it.
   // Unauthenticated when no environment of that name has this token.
+  // With `instance_id`, the agent of an instance the controller started takes it over
+  // (Conflict when that is not a starting instance of this environment without a key yet).
   void Join(std::string name, std::string token, std::string hostname, std::string facts_json,
-            std::function<void(Result<Joined>)> done);
+            std::string instance_id, std::function<void(Result<Joined>)> done);
 
   // The instance `id` as `caller` may act on it: NotFound for another tenant's (or none),
   // PermissionDenied for an agent key of another instance.
@@ -135,6 +143,29 @@ class EnvironmentService {
   // Oldest first; cursor = the last seq seen.
   Result<Page<Event>> Events(const std::string& tenant, const std::string& env,
                              const std::string& cursor, int limit);
+
+  // POST .../scale: `capacity` (a whole number or a capacity map) wins over the spec's until
+  // the spec's capacity changes. Validation status for a bad capacity.
+  void Scale(std::string tenant, std::string name, std::string capacity,
+             std::function<void(Result<Environment>)> done);
+
+  // --- for the fleet controller (src/fleet/): synchronous, fenced by the environment's lease
+  // (null: unfenced, for tests). Conflict when the lease was lost.
+
+  // Every environment of every tenant.
+  Result<std::vector<Environment>> AllEnvironments();
+  // A new instance row in state `starting`, with an event saying why.
+  Result<std::string> AddInstance(const Environment& env, int64_t restarts,
+                                  const std::string& reason, const store::Lease* lease);
+  // What the provider said about an instance it started.
+  Status SetProviderInfo(const std::string& id, const std::string& provider_id,
+                         const std::string& address, const std::string& provider_data);
+  // Moves an instance from one of its current states to `to`, with an event of `kind`.
+  // NotFound-free: an instance already elsewhere is left alone (returns false).
+  Result<bool> Transition(const Instance& inst, const std::string& to, const std::string& kind,
+                          const std::string& reason, const store::Lease* lease);
+  // The database clock (ms), the controller's notion of now.
+  Result<int64_t> Now();
 
  private:
   store::Store& store_;

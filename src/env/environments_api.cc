@@ -89,7 +89,7 @@ boost::json::object StatusJson(const Environment& e, const std::vector<Instance>
     if (i.state == "unhealthy" || i.state == "failed") ++broken;
     if (i.state != "terminated") ++live;
   }
-  auto cap = control::ParseCapacity(e.spec.capacity);
+  auto cap = control::ParseCapacity(e.capacity());
   std::optional<int64_t> desired = cap.ok() ? control::ResolveCapacity(*cap, "", "") : std::nullopt;
   std::string phase;
   if (desired && *desired == 0 && live == 0) {
@@ -125,6 +125,8 @@ boost::json::object EnvironmentJson(const Environment& e, const auth::Principal&
       {"name", e.name},
       {"tenant", e.tenant},
       {"spec", ParseOr(e.spec_json, boost::json::object())},
+      {"scale_capacity",
+       e.scale_capacity ? ParseOr(*e.scale_capacity, nullptr) : boost::json::value(nullptr)},
       {"create_index", e.create_index},
       {"modify_index", e.modify_index},
       {"created_at", Time(e.created_at_ms)},
@@ -323,6 +325,31 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                  respond(std::move(r));
                });
              });
+  router.Add(http::Method::kPost, "/v1/environments/{name}/scale", http::Access::kAny,
+             [&envs](Request& req, Responder respond) {
+               auto addr = EnvAddress(req);
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               auto body = http::ReadJsonBody(req);
+               if (!body.ok()) return http::SendError(respond, body.status());
+               JsonDecoder d(*body);
+               std::string capacity;
+               if (const auto* c = d.Raw("capacity", true)) {
+                 if (c->is_object()) {
+                   capacity = ToJson(*c);
+                 } else if (c->is_int64() && c->as_int64() >= 0) {
+                   capacity = std::to_string(c->as_int64());
+                 } else {
+                   d.AddError("capacity", "must be a whole number or a capacity map");
+                 }
+               }
+               if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
+               auto caller = req.principal;
+               envs.Scale(addr->first, addr->second, std::move(capacity),
+                          [respond, caller](Result<Environment> e) {
+                            if (!e.ok()) return http::SendError(respond, e.status());
+                            respond(JsonResponse(200, EnvironmentJson(*e, *caller, nullptr)));
+                          });
+             });
   router.Add(http::Method::kGet, "/v1/environments/{name}/instances", http::Access::kAny,
              [&envs](Request& req, Responder respond) {
                auto addr = EnvAddress(req);
@@ -384,12 +411,14 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
           r.AddHeader("WWW-Authenticate", "Bearer");
           return respond(std::move(r));
         }
-        std::string hostname, facts = "{}";
+        std::string hostname, facts = "{}", instance_id;
         if (!req.body.empty()) {
           auto body = http::ReadJsonBody(req);
           if (!body.ok()) return http::SendError(respond, body.status());
           JsonDecoder d(*body);
           hostname = d.String("hostname", false).value_or("");
+          instance_id = d.String("instance_id", false).value_or("");
+          if (instance_id.size() > 64) d.AddError("instance_id", "at most 64 characters");
           if (hostname.size() > 255) d.AddError("hostname", "must be at most 255 characters");
           if (const auto* f = d.Raw("facts", false)) {
             if (!f->is_object()) d.AddError("facts", "must be an object");
@@ -399,7 +428,7 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
           if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
         }
         envs.Join(name, std::string(auth.substr(7)), std::move(hostname), std::move(facts),
-                  [respond](Result<Joined> j) {
+                  std::move(instance_id), [respond](Result<Joined> j) {
                     if (!j.ok()) return http::SendError(respond, j.status());
                     const auto& h = j->environment.spec.health;
                     respond(JsonResponse(

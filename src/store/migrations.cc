@@ -110,6 +110,15 @@ std::span<const Migration> AllMigrations() {
            " at BIGINT NOT NULL,"
            " PRIMARY KEY (tenant, environment, seq, instance, kind))",
        }},
+      {4,
+       "fleet controller: scale overrides, provider data",
+       {
+           // POST .../scale: a capacity that wins over the spec's until the spec's changes.
+           "ALTER TABLE environments ADD COLUMN scale_capacity TEXT",
+           // What the provider needs to find the instance again (local: pid, start time, port).
+           "ALTER TABLE instances ADD COLUMN provider_data TEXT",
+           "ALTER TABLE instances ADD COLUMN state_reason TEXT",
+       }},
   };
   return kMigrations;
 }

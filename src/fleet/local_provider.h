@@ -1,0 +1,44 @@
+#pragma once
+// The `local` provider: each instance is a `drover agent` child process of the server, in its own
+// work dir (DATA_DIR/instances/<id>/) and process group, with a free loopback port exported as
+// PORT and its output in agent.log there. The pid and its start time (from /proc) identify it, so
+// a restarted server re-adopts the agents that still run and the controller replaces the rest.
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "fleet/provider.h"
+
+namespace drover::fleet {
+
+struct LocalOptions {
+  std::string data_dir;           // instances live under DATA_DIR/instances/
+  std::string server_url;         // what the agents join (this server)
+  std::string binary;             // the drover binary (default: /proc/self/exe)
+  bool stop_with_server = false;  // --local-instances=stop: agents die with the server
+};
+
+class LocalProvider final : public Provider {
+ public:
+  explicit LocalProvider(LocalOptions options);
+  // The URL agents join (known once the server listens).
+  void SetServerUrl(std::string url);
+  bool StartsInstances() const override { return true; }
+  Result<Started> Create(const env::Environment& env, const std::string& instance_id) override;
+  Status Delete(const env::Instance& inst) override;
+  std::optional<bool> Alive(const env::Instance& inst) override;
+  // Stops and removes instance dirs whose id is not in `keep` (instances deleted with their
+  // environment, or never recorded).
+  void Sweep(const std::set<std::string>& keep);
+  // Stops every agent it started (--local-instances=stop at shutdown).
+  void StopAll();
+
+ private:
+  LocalOptions o_;
+  std::mutex mu_;
+};
+
+// The start time of process `pid` (field 22 of /proc/PID/stat), or -1 when there is none.
+int64_t ProcessStartTime(int pid);
+
+}  // namespace drover::fleet
