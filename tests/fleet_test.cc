@@ -35,12 +35,13 @@ class FleetTest : public ::testing::Test {
   }
 
   // A local environment: `capacity` agents with 1 s heartbeats.
-  void CreateEnv(const std::string& name, int capacity, const std::string& health_extra = "") {
+  void CreateEnv(const std::string& name, int capacity, const std::string& health_extra = "",
+                 const std::string& spec_extra = "") {
     std::string body =
         R"({"provider":"local","capacity":)" + std::to_string(capacity) +
         R"(,"agent":{"repository":")" + repo_.url() +
         R"(","main_run":"./run.sh","interval":3600},"health":{"heartbeat_interval":"1s")" +
-        health_extra + "}}";
+        health_extra + "}" + spec_extra + "}";
     auto c = server_->NewClient();
     auto r = c.Do("PUT", "/v1/environments/" + name, body);
     ASSERT_EQ(r->status, 201) << r->body;
@@ -190,6 +191,26 @@ TEST_F(FleetTest, RestartPolicyNeverAndMaxRestartsEndInFailedAndDegraded) {
   }
   EXPECT_NE(Events("twice").find("unhealthy after 1 restarts"), std::string::npos)
       << Events("twice");
+}
+
+TEST_F(FleetTest, AnIdleEnvironmentScalesItselfToZero) {
+  CreateEnv("idle", 2, "", R"(,"idle_timeout":"3s")");
+  ASSERT_TRUE(WaitRunning("idle", 2)) << server_->Log();
+  std::vector<int> pids;
+  for (const auto& i : InState("idle", "running")) pids.push_back(Pid(i));
+  // The agents ran once (interval 1 h): after 3 s without activity the environment stops.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto v = boost::json::parse(server_->NewClient().Do("GET", "/v1/environments/idle")->body);
+        return Str(v.at("status"), "phase") == "stopped";
+      },
+      60000))
+      << server_->Log();
+  EXPECT_NE(Events("idle").find("idle: no activity for"), std::string::npos) << Events("idle");
+  for (int p : pids) EXPECT_TRUE(WaitFor([&] { return ::kill(p, 0) != 0; }, 20000));
+  // Scaling it up again wakes it.
+  Scale("idle", 1);
+  ASSERT_TRUE(WaitRunning("idle", 1)) << server_->Log();
 }
 
 TEST_F(FleetTest, DeletingAnEnvironmentStopsItsAgents) {

@@ -7,12 +7,15 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
+#include "testing/git_repo.h"
 #include "testing/pg_cluster.h"
 #include "testing/store_fixture.h"
 #include "testing/test_server.h"
@@ -196,9 +199,9 @@ TEST_F(ScaleOut, AgentViewBlockingOnOneServerWakesOnlyForItsSetChangedThroughAno
   ASSERT_TRUE(a.Start());
   ASSERT_TRUE(b.Start());
   auto ca = a.NewClient();
-  ASSERT_EQ(ca.Do("PUT", "/v1/environments/web", R"({"provider":"static","agent":{"ref":"v1"}})")
-                ->status,
-            201);
+  ASSERT_EQ(
+      ca.Do("PUT", "/v1/environments/web", R"({"provider":"static","agent":{"ref":"v1"}})")->status,
+      201);
   auto first = b.NewClient().Do("GET", "/v1/cc/agent?environment=web");
   ASSERT_EQ(first->body, R"({"cc-a-ref":"v1"})");
   std::string index = first->Header("X-Drover-Index");
@@ -209,20 +212,123 @@ TEST_F(ScaleOut, AgentViewBlockingOnOneServerWakesOnlyForItsSetChangedThroughAno
   });
   auto fut = got.get_future();
   // Writes that do not change this set (another environment, another prefix) leave it parked.
-  ASSERT_EQ(ca.Do("PUT", "/v1/variables/cc-a-ref", R"({"value":"x","environment":"other"})")
-                ->status,
-            201);
+  ASSERT_EQ(
+      ca.Do("PUT", "/v1/variables/cc-a-ref", R"({"value":"x","environment":"other"})")->status,
+      201);
   ASSERT_EQ(ca.Do("PUT", "/v1/variables/cc-w-scheduler", R"({"value":"*/5 * * * *"})")->status,
             201);
   EXPECT_EQ(fut.wait_for(std::chrono::milliseconds(500)), std::future_status::timeout);
-  ASSERT_EQ(ca.Do("PUT", "/v1/variables/cc-a-ref", R"({"value":"v2","environment":"web"})")
-                ->status,
+  ASSERT_EQ(ca.Do("PUT", "/v1/variables/cc-a-ref", R"({"value":"v2","environment":"web"})")->status,
             201);
   ASSERT_EQ(fut.wait_for(std::chrono::seconds(30)), std::future_status::ready);
   auto resp = fut.get();
   reader.join();
   EXPECT_EQ(resp.body, R"({"cc-a-ref":"v2"})");
   EXPECT_GT(std::stoll(resp.Header("X-Drover-Index")), std::stoll(index));
+}
+
+TEST_F(ScaleOut, EnvironmentsAreReconciledByOneServerEachAndTakenOverAfterAKill) {
+  testing::GitRepo repo;
+  repo.Commit({{"run.sh", "#!/bin/sh\necho hi\n"}}, "v1");
+  auto args = [&](int i) {
+    auto a = ServerArgs(url_, i);
+    a.insert(a.end(), {"--local-instances", "stop"});
+    return a;
+  };
+  // Data dirs of their own (local agents live in the data dir) with the same admin key.
+  testing::TempDir da, db;
+  for (auto* d : {&da, &db}) std::ofstream(d->File("test-admin-key")) << "test-admin-shared-key\n";
+  TestServer a(args(0), da.path()), b(args(1), db.path());
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  constexpr int kEnvs = 10;
+  auto ca = a.NewClient();
+  for (int e = 0; e < kEnvs; ++e) {
+    std::string body =
+        R"({"provider":"local","capacity":1,"agent":{"repository":")" + repo.url() +
+        R"(","main_run":"./run.sh","interval":3600},"health":{"heartbeat_interval":"1s"}})";
+    ASSERT_EQ(ca.Do("PUT", "/v1/environments/e" + std::to_string(e), body)->status, 201);
+  }
+  // Running instances per environment, and every agent pid seen (to clean up).
+  std::set<int> pids;
+  auto running = [&](TestServer& s, int* max_per_env) {
+    int total = 0;
+    *max_per_env = 0;
+    auto c = s.NewClient();
+    for (int e = 0; e < kEnvs; ++e) {
+      auto r = c.Do("GET", "/v1/environments/e" + std::to_string(e) + "/instances");
+      if (!r.ok() || r->status != 200) return -1;
+      auto page = boost::json::parse(r->body);
+      int n = 0;
+      for (const auto& i : page.at("items").as_array()) {
+        std::string pid(i.at("provider_id").as_string());
+        if (pid.starts_with("local:")) pids.insert(std::atoi(pid.c_str() + 6));
+        if (i.at("state").as_string() == "running") ++n;
+      }
+      total += n;
+      *max_per_env = std::max(*max_per_env, n);
+    }
+    return total;
+  };
+  struct KillAgents {
+    std::set<int>& pids;
+    ~KillAgents() {
+      for (int p : pids) ::kill(-p, SIGKILL);
+    }
+  } guard{pids};
+  int max_per_env = 0;
+  ASSERT_TRUE(testing::WaitFor([&] { return running(a, &max_per_env) == kEnvs; }, 90000));
+  EXPECT_EQ(max_per_env, 1) << "one server reconciled each environment: no duplicates";
+  // Both servers hold environment leases.
+  std::map<std::string, int> holders;
+  for (const auto& [name, l] : Leases(a)) {
+    if (name.starts_with("env/") && l.live) holders[l.holder]++;
+  }
+  EXPECT_EQ(holders.size(), 2u);
+  EXPECT_EQ(holders[ServerId(0)] + holders[ServerId(1)], kEnvs);
+  // kill -9 of A: its agents die with it (stop); B takes its environments over after the lease
+  // TTL and replaces their instances, never more than one running per environment.
+  std::set<std::string> a_envs;
+  for (const auto& [name, l] : Leases(a)) {
+    if (name.starts_with("env/") && l.holder == ServerId(0)) a_envs.insert(name.substr(12));
+  }
+  ASSERT_FALSE(a_envs.empty());
+  auto running_ids = [&](const std::string& env) {
+    std::set<std::string> ids;
+    auto r = b.NewClient().Do("GET", "/v1/environments/" + env + "/instances");
+    if (!r.ok() || r->status != 200) return ids;
+    auto page = boost::json::parse(r->body);
+    for (const auto& i : page.at("items").as_array()) {
+      if (i.at("state").as_string() == "running") ids.insert(std::string(i.at("id").as_string()));
+    }
+    return ids;
+  };
+  std::map<std::string, std::set<std::string>> before;
+  for (const auto& e : a_envs) before[e] = running_ids(e);
+  a.Kill();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        for (const auto& [name, l] : Leases(b)) {
+          if (name.starts_with("env/") && (l.holder != ServerId(1) || !l.live)) return false;
+        }
+        return true;
+      },
+      30000));
+  bool never_duplicated = true;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        int n = running(b, &max_per_env);
+        never_duplicated &= max_per_env <= 1;
+        if (n != kEnvs) return false;
+        for (const auto& e : a_envs) {
+          auto now = running_ids(e);
+          if (now.size() != 1 || now == before[e]) return false;  // replaced, by B
+        }
+        return true;
+      },
+      90000))
+      << b.Log();
+  EXPECT_TRUE(never_duplicated);
 }
 
 TEST_F(ScaleOut, LeasesSpreadAndAKilledServersLeasesAreTakenOver) {

@@ -565,6 +565,27 @@ Result<std::vector<Environment>> EnvironmentService::AllEnvironments() {
   return out;
 }
 
+Status EnvironmentService::SetCapacity(const Environment& env, const std::string& capacity,
+                                       const std::string& kind, const std::string& reason,
+                                       const store::Lease* lease) {
+  return store::WriteSync(store_, [&](store::Tx& tx) -> Status {
+    if (lease) DROVER_RETURN_IF_ERROR(store::Leases::Fence(tx, *lease));
+    auto now = tx.NowMillis();
+    if (!now.ok()) return now.status();
+    auto idx = tx.NextIndex();
+    if (!idx.ok()) return idx.status();
+    // Only if nobody changed the environment since the controller read it.
+    auto n = tx.Exec(
+        "UPDATE environments SET scale_capacity = ?, modify_index = ?, updated_at = ?"
+        " WHERE tenant = ? AND name = ? AND modify_index = ?",
+        {capacity, *idx, *now, env.tenant, env.name, env.modify_index});
+    if (!n.ok()) return n.status();
+    if (*n == 0) return Status::Conflict("the environment changed meanwhile");
+    DROVER_RETURN_IF_ERROR(AddEvent(tx, env.tenant, env.name, *idx, "", kind, reason, *now));
+    return tx.Notify(kTopic);
+  });
+}
+
 Result<std::string> EnvironmentService::AddInstance(const Environment& env, int64_t restarts,
                                                     const std::string& reason,
                                                     const store::Lease* lease) {

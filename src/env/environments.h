@@ -154,6 +154,9 @@ class EnvironmentService {
 
   // Every environment of every tenant.
   Result<std::vector<Environment>> AllEnvironments();
+  // Sets the scale override as the controller decided (`kind` "idle"), fenced.
+  Status SetCapacity(const Environment& env, const std::string& capacity, const std::string& kind,
+                     const std::string& reason, const store::Lease* lease);
   // A new instance row in state `starting`, with an event saying why.
   Result<std::string> AddInstance(const Environment& env, int64_t restarts,
                                   const std::string& reason, const store::Lease* lease);

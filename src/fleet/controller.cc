@@ -161,6 +161,23 @@ struct Controller::Impl {
     if (!desired) return Status::Ok();  // the capacity map leaves this group alone
     insts = envs.Instances(e.tenant, e.name);
     if (!insts.ok()) return insts.status();
+
+    // Idle: no spec or scale change and no run reported for idle_timeout → scale to 0.
+    if (e.spec.idle_timeout.count() > 0 && *desired > 0) {
+      int64_t activity = e.updated_at_ms;
+      for (const auto& i : *insts) {
+        if (i.last_run) activity = std::max(activity, i.last_run->finished_at_ms);
+      }
+      if (*now - activity > e.spec.idle_timeout.count()) {
+        std::string why =
+            fmt::format("idle: no activity for {} (idle_timeout {}); scaled to 0",
+                        FormatDuration(std::chrono::milliseconds((*now - activity) / 1000 * 1000)),
+                        FormatDuration(e.spec.idle_timeout));
+        Status s = envs.SetCapacity(e, "0", "idle", why, &lease);
+        if (!s.ok()) return s;
+        desired = 0;
+      }
+    }
     // A failed instance keeps its place (its restarts are used up, or the policy is never):
     // nothing replaces it until the capacity or the spec changes. Extras go failed first, then
     // newest first.
