@@ -19,6 +19,8 @@ namespace {
 // The lease name of an environment among the coordinator's resources.
 std::string ResourceName(const env::Environment& e) { return "env/" + e.tenant + "/" + e.name; }
 
+constexpr int64_t kHealthyResetMs = 10 * 60 * 1000;
+
 bool Live(const env::Instance& i) {
   return i.state == "starting" || i.state == "running" || i.state == "unhealthy";
 }
@@ -44,6 +46,8 @@ struct Controller::Impl {
   // When an environment may start instances again after a failed start or a replacement
   // (exponential backoff), by resource name. Controller thread only.
   std::map<std::string, std::pair<int64_t, int>> backoff;  // until (db ms), attempts
+  // When each unhealthy instance was first seen unhealthy here (its backoff runs from then).
+  std::map<std::string, int64_t> unhealthy_since;
 
   Provider* For(const env::Environment& e) {
     if (e.spec.provider == "local") return &local;
@@ -120,7 +124,11 @@ struct Controller::Impl {
         inst.state = "unhealthy";
         inst.state_reason = why;
       }
-      // Unhealthy: the restart policy decides.
+      // Unhealthy: the restart policy decides. An instance that ran 10 minutes before it failed
+      // starts a fresh count (a crash loop is what the count and the backoff are for).
+      int64_t since = unhealthy_since.emplace(inst.id, *now).first->second;
+      bool long_lived = since - inst.created_at_ms > kHealthyResetMs;
+      int64_t restarts = long_lived ? 0 : inst.restarts;
       bool restart = health.restart == "always" || health.restart == "on-failure";
       if (!restart) {
         auto r = envs.Transition(inst, "failed", "failed",
@@ -129,15 +137,21 @@ struct Controller::Impl {
         if (*r) (void)provider->Delete(inst);  // a hung agent does not linger
         continue;
       }
-      if (inst.restarts >= health.max_restarts) {
+      if (restarts >= health.max_restarts) {
         auto r = envs.Transition(inst, "failed", "failed",
                                  fmt::format("unhealthy after {} restarts (max_restarts {})",
-                                             inst.restarts, health.max_restarts),
+                                             restarts, health.max_restarts),
                                  &lease);
         if (!r.ok()) return r.status();
         if (*r) (void)provider->Delete(inst);
         continue;
       }
+      // Exponential backoff per instance: the first replacement at once, then 1 s, 2 s, 4 s ...
+      // up to 5 min after it became unhealthy. Meanwhile it keeps its place.
+      int64_t delay = restarts == 0
+                          ? 0
+                          : std::min<int64_t>(1000LL << std::min<int64_t>(restarts - 1, 9), 300000);
+      if (*now < since + delay) continue;
       if (provider->StartsInstances()) {
         // Replaced: the old one stops, a new one starts below with one more restart.
         auto t = envs.Transition(inst, "terminating", "replacing", "replaced: " + inst.state_reason,
@@ -149,7 +163,8 @@ struct Controller::Impl {
         gone.state = "terminating";
         auto done = envs.Transition(gone, "terminated", "terminated", "replaced", &lease);
         if (!done.ok()) return done.status();
-        replacements.push_back(inst.restarts + 1);
+        replacements.push_back(restarts + 1);
+        unhealthy_since.erase(inst.id);
       }
     }
     if (!provider->StartsInstances()) return Status::Ok();  // static: desired vs joined only
@@ -183,7 +198,7 @@ struct Controller::Impl {
     // newest first.
     std::vector<env::Instance> up;
     for (const auto& i : *insts) {
-      if (i.state == "starting" || i.state == "running" || i.state == "failed") up.push_back(i);
+      if (Live(i) || i.state == "failed") up.push_back(i);  // unhealthy ones wait for backoff
     }
     int64_t have = static_cast<int64_t>(up.size());
     std::string key = ResourceName(e);
@@ -216,16 +231,12 @@ struct Controller::Impl {
       }
       DROVER_RETURN_IF_ERROR(
           envs.SetProviderInfo(*id, started->provider_id, started->address, started->data));
-      if (restarts > 0) {
-        // Exponential backoff between replacements: 1 s, 2 s, 4 s ... up to 5 min.
-        until = *now + std::min<int64_t>(1000LL << std::min<int64_t>(restarts - 1, 8), 300000);
-      } else {
-        attempts = 0;
-      }
+      attempts = 0;
     }
     if (have > *desired) {
       std::sort(up.begin(), up.end(), [](const auto& a, const auto& b) {
-        bool fa = a.state == "failed", fb = b.state == "failed";
+        bool fa = a.state == "failed" || a.state == "unhealthy";
+        bool fb = b.state == "failed" || b.state == "unhealthy";
         if (fa != fb) return fa;
         return a.created_at_ms > b.created_at_ms;  // newest first
       });
