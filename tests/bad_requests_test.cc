@@ -46,10 +46,10 @@ class BadRequests : public testing::BackendTest {
     ASSERT_EQ(admin.Do("PUT", "/v1/variables/existing", R"({"value":"keep"})")->status, 201);
     auto env = admin.Do("PUT", "/v1/environments/web", R"({"provider":"static","capacity":1})");
     ASSERT_EQ(env->status, 201);
-    auto join = client::Client({server_->addr(), std::string(boost::json::parse(env->body)
-                                                                 .at("join_token")
-                                                                 .as_string())})
-                    .Do("POST", "/v1/environments/web/join", "");
+    auto join =
+        client::Client({server_->addr(),
+                        std::string(boost::json::parse(env->body).at("join_token").as_string())})
+            .Do("POST", "/v1/environments/web/join", "");
     ASSERT_EQ(join->status, 201) << join->body;
     auto joined = boost::json::parse(join->body);
     instance_ = std::string(joined.at("instance_id").as_string());
@@ -220,8 +220,15 @@ TEST_P(BadRequests, EachGetsAClearProblem) {
            {"cc-w-s-expression", "every day"},
            {"cc-a-repository", "not a url"},
        }) {
-    cases.push_back({"value form " + key + "=" + value, "admin", "PUT", "/v1/variables/" + key,
-                     "{\"value\":\"" + value + "\"}", {}, 422, "", {"value"}});
+    cases.push_back({"value form " + key + "=" + value,
+                     "admin",
+                     "PUT",
+                     "/v1/variables/" + key,
+                     "{\"value\":\"" + value + "\"}",
+                     {},
+                     422,
+                     "",
+                     {"value"}});
   }
   std::vector<BadCase> env_cases = {
       {"env malformed yaml",
@@ -273,10 +280,24 @@ TEST_P(BadRequests, EachGetsAClearProblem) {
        "read-only",
        {}},
       {"join without token", "none", "POST", "/v1/environments/web/join", "", {}, 401, "", {}},
-      {"join with an API key", "admin", "POST", "/v1/environments/web/join", "", {}, 401,
-       "join token", {}},
-      {"unknown instance", "admin", "POST", "/v1/instances/i-nope/heartbeat", "{}", {}, 404,
-       "no instance", {}},
+      {"join with an API key",
+       "admin",
+       "POST",
+       "/v1/environments/web/join",
+       "",
+       {},
+       401,
+       "join token",
+       {}},
+      {"unknown instance",
+       "admin",
+       "POST",
+       "/v1/instances/i-nope/heartbeat",
+       "{}",
+       {},
+       404,
+       "no instance",
+       {}},
       {"heartbeat wrong types",
        "agent",
        "POST",

@@ -1,7 +1,6 @@
 // The CLI against a real server: tables by default, -o json for scripts, problems on stderr
 // with a non-zero exit.
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 
 #include <boost/json.hpp>
@@ -148,7 +147,8 @@ key: cc-a-ref
 environment: sim-eu
 value: release-2
 )";
-  std::ofstream(dir.File("20-global.json")) << R"({"kind":"Variable","key":"cc-a-delay","value":"5"})";
+  std::ofstream(dir.File("20-global.json"))
+      << R"({"kind":"Variable","key":"cc-a-delay","value":"5"})";
   std::ofstream(dir.File("notes.txt")) << "not a document";
   std::string out;
   ASSERT_EQ(Run({"apply", "-f", dir.path()}, &out), 0) << out;
@@ -160,9 +160,8 @@ value: release-2
   // The agent: block and the explicit variable meet in the agent view: the variable wins.
   client::Client c({server_.addr(), server_.admin_key()});
   auto view = c.Do("GET", "/v1/cc/agent?environment=sim-eu");
-  EXPECT_EQ(view->body,
-            R"({"cc-a-delay":"5","cc-a-main-run":"./run.sh","cc-a-ref":"release-2",)"
-            R"("cc-a-repository":"file:///srv/repos/sim.git"})");
+  EXPECT_EQ(view->body, R"({"cc-a-delay":"5","cc-a-main-run":"./run.sh","cc-a-ref":"release-2",)"
+                        R"("cc-a-repository":"file:///srv/repos/sim.git"})");
   ASSERT_EQ(Run({"env", "ls"}, &out), 0) << out;
   EXPECT_NE(out.find("sim-eu"), std::string::npos) << out;
   EXPECT_NE(out.find("pending"), std::string::npos) << out;
@@ -176,10 +175,11 @@ value: release-2
   auto j = boost::json::parse(joined->body);
   client::Client agent({server_.addr(), std::string(j.at("agent_key").as_string())});
   std::string id(j.at("instance_id").as_string());
-  ASSERT_EQ(agent.Do("POST", "/v1/instances/" + id + "/runs",
-                     R"({"run_id":"r-1","status":"ok","commit":"abc123","main_exit":0,)"
-                     R"("started_at":"2026-11-23T10:00:00Z","finished_at":"2026-11-23T10:00:02Z",)"
-                     R"("log_tail":"hello from box-1\n"})")
+  ASSERT_EQ(agent
+                .Do("POST", "/v1/instances/" + id + "/runs",
+                    R"({"run_id":"r-1","status":"ok","commit":"abc123","main_exit":0,)"
+                    R"("started_at":"2026-11-23T10:00:00Z","finished_at":"2026-11-23T10:00:02Z",)"
+                    R"("log_tail":"hello from box-1\n"})")
                 ->status,
             201);
   ASSERT_EQ(Run({"env", "instances", "sim-eu"}, &out), 0) << out;
@@ -228,9 +228,9 @@ TEST_P(Cli, KeyGenSigningWritesAPairOnceAndTheServerSigns) {
   auto r = c.Do("GET", "/v1/cc/agent");
   EXPECT_EQ(r->Header("X-Drover-Signature").rfind("v1; index=", 0), 0u)
       << r->Header("X-Drover-Signature");
-  EXPECT_NE(RunDrover({"server", "--signing-key", dir.File("cc.pub"), "--data-dir", dir.path()},
-                      &out),
-            0);
+  EXPECT_NE(
+      RunDrover({"server", "--signing-key", dir.File("cc.pub"), "--data-dir", dir.path()}, &out),
+      0);
   EXPECT_NE(out.find("not a PEM ed25519 private key"), std::string::npos) << out;
 }
 

@@ -121,17 +121,18 @@ TEST_P(Server, AgentViewIndexMovesOnlyWhenItsSetChanges) {
   // Unrelated writes move the store's index, not the view's.
   ASSERT_EQ(c.Do("PUT", "/v1/variables/user-var", R"({"value":"x"})")->status, 201);
   ASSERT_EQ(c.Do("PUT", "/v1/environments/other", R"({"provider":"static"})")->status, 201);
-  auto v3 = c.Do("GET", "/v1/cc/agent?environment=web", "", {{"If-None-Match", v2->Header("ETag")}});
+  auto v3 =
+      c.Do("GET", "/v1/cc/agent?environment=web", "", {{"If-None-Match", v2->Header("ETag")}});
   EXPECT_EQ(v3->status, 304);
   EXPECT_EQ(v3->Header("X-Drover-Index"), v2->Header("X-Drover-Index"));
   // A blocking read at the view's index waits out its wait; at an older one it answers at once.
   auto t0 = std::chrono::steady_clock::now();
-  auto waited = c.Do("GET", "/v1/cc/agent?environment=web&index=" + v2->Header("X-Drover-Index") +
-                                "&wait=300ms");
+  auto waited = c.Do(
+      "GET", "/v1/cc/agent?environment=web&index=" + v2->Header("X-Drover-Index") + "&wait=300ms");
   EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(290));
   EXPECT_EQ(waited->Header("X-Drover-Index"), v2->Header("X-Drover-Index"));
-  auto at_once = c.Do("GET", "/v1/cc/agent?environment=web&index=" + v1->Header("X-Drover-Index") +
-                                 "&wait=60s");
+  auto at_once = c.Do(
+      "GET", "/v1/cc/agent?environment=web&index=" + v1->Header("X-Drover-Index") + "&wait=60s");
   EXPECT_EQ(at_once->body, v2->body);
 }
 
@@ -139,8 +140,9 @@ TEST_P(Server, EnvironmentLifecycleOverHttp) {
   TestServer s(DbArgs());
   ASSERT_TRUE(s.Start());
   auto c = s.NewClient();
-  std::string yaml = "kind: Environment\nname: sim\nspec:\n  provider: static\n  capacity: 1\n"
-                     "  health: {heartbeat_interval: 2s}\n";
+  std::string yaml =
+      "kind: Environment\nname: sim\nspec:\n  provider: static\n  capacity: 1\n"
+      "  health: {heartbeat_interval: 2s}\n";
   auto created = c.Do("PUT", "/v1/environments/sim", yaml, {{"Content-Type", "application/yaml"}});
   ASSERT_EQ(created->status, 201) << created->body;
   auto again = c.Do("PUT", "/v1/environments/sim", yaml, {{"Content-Type", "application/yaml"}});
@@ -158,7 +160,8 @@ TEST_P(Server, EnvironmentLifecycleOverHttp) {
     got.set_value(*s.NewClient().Do("GET", "/v1/environments/sim?index=" + index + "&wait=60s"));
   });
   client::Client joiner({s.addr(), token});
-  auto j = joiner.Do("POST", "/v1/environments/sim/join", R"({"hostname":"h1","facts":{"cpus":2}})");
+  auto j =
+      joiner.Do("POST", "/v1/environments/sim/join", R"({"hostname":"h1","facts":{"cpus":2}})");
   ASSERT_EQ(j->status, 201) << j->body;
   EXPECT_EQ(Json(*j).at("heartbeat_interval").as_string(), "2s");
   auto woke = got.get_future().get();
@@ -177,8 +180,9 @@ TEST_P(Server, EnvironmentLifecycleOverHttp) {
   EXPECT_EQ(inst.at("current_run").at("run_id").as_string(), "r-9");
   EXPECT_EQ(inst.at("facts").at("cpus").as_int64(), 2);
   // A run report is stored once per run_id, however often it is delivered.
-  std::string report = R"({"run_id":"r-9","status":"failed","reason":"main exited 2","main_exit":2,)"
-                       R"("started_at":"2026-11-23T10:00:00Z","finished_at":"2026-11-23T10:00:03Z"})";
+  std::string report =
+      R"({"run_id":"r-9","status":"failed","reason":"main exited 2","main_exit":2,)"
+      R"("started_at":"2026-11-23T10:00:00Z","finished_at":"2026-11-23T10:00:03Z"})";
   EXPECT_EQ(agent.Do("POST", "/v1/instances/" + id + "/runs", report)->status, 201);
   EXPECT_EQ(agent.Do("POST", "/v1/instances/" + id + "/runs", report)->status, 200);
   auto runs = Json(*c.Do("GET", "/v1/instances/" + id + "/runs"));

@@ -366,7 +366,7 @@ int64_t Agent::StepExit(const std::string& step, std::vector<std::string> argv,
   std::string shown;
   for (const auto& a : argv) shown += (shown.empty() ? "" : " ") + a;
   std::ofstream(log, std::ios::app) << "== " << step << ": " << shown << "\n";
-  ProcessSpec spec{std::move(argv), cwd, env, log, deadline, o_.kill_grace, &kill_run_};
+  ProcessSpec spec{std::move(argv), cwd, env, log, deadline, o_.kill_grace, &kill_run_, "", ""};
   auto r = RunProcess(spec);
   std::ofstream(log, std::ios::app) << "== " << step << " exited " << r.exit_code << "\n";
   if (!r.error.empty()) {

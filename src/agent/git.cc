@@ -51,7 +51,7 @@ struct Git {
     args.insert(args.begin(), {"git", "-c", "maintenance.auto=false", "-c", "gc.auto=0"});
     std::error_code ec;
     fs::remove(scratch, ec);
-    ProcessSpec spec{args, cwd, env, scratch, options.deadline, std::chrono::seconds(5), nullptr};
+    ProcessSpec spec{args, cwd, env, scratch, options.deadline, std::chrono::seconds(5), nullptr, "", ""};
     auto r = RunProcess(spec);
     std::string out = ReadAll(scratch);
     if (!options.log_path.empty()) {

@@ -41,13 +41,25 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
     result.error = "cannot open the run log " + spec.log_path + ": " + std::strerror(errno);
     return result;
   }
-  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  int devnull = ::open(spec.stdin_path.empty() ? "/dev/null" : spec.stdin_path.c_str(),
+                       O_RDONLY | O_CLOEXEC);
+  int out = spec.stdout_path.empty()
+                ? ::dup(log)
+                : ::open(spec.stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (devnull < 0 || out < 0) {
+    result.error = "cannot open the process's stdin or stdout: " + std::string(std::strerror(errno));
+    if (devnull >= 0) ::close(devnull);
+    if (out >= 0) ::close(out);
+    ::close(log);
+    return result;
+  }
   // The exec error, if any, comes back through this close-on-exec pipe.
   int errpipe[2];
   if (::pipe2(errpipe, O_CLOEXEC) != 0) {
     result.error = std::string("pipe: ") + std::strerror(errno);
     ::close(log);
     ::close(devnull);
+    ::close(out);
     return result;
   }
   sigset_t all, old;
@@ -62,7 +74,7 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::dup2(devnull, 0);
-    ::dup2(log, 1);
+    ::dup2(out, 1);
     ::dup2(log, 2);
     // No inherited descriptors (the server's listening socket, connections): everything from 3 up
     // closes on exec.
@@ -81,6 +93,7 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   ::close(errpipe[1]);
   ::close(log);
   ::close(devnull);
+  ::close(out);
   if (pid < 0) {
     result.error = std::string("fork: ") + std::strerror(errno);
     ::close(errpipe[0]);

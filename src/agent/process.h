@@ -23,6 +23,8 @@ struct ProcessSpec {
   // Set by another thread to end the run early: the group gets SIGTERM, then SIGKILL after
   // `grace`.
   const std::atomic<bool>* stop = nullptr;
+  std::string stdin_path;   // read as stdin ("" = /dev/null)
+  std::string stdout_path;  // stdout goes here instead of log_path (stderr stays in log_path)
 };
 
 struct ProcessResult {

@@ -648,6 +648,19 @@ Result<bool> EnvironmentService::Transition(const Instance& inst, const std::str
   return moved;
 }
 
+Status EnvironmentService::RecordEvent(const Environment& env, const std::string& kind,
+                                       const std::string& reason, const store::Lease* lease) {
+  return store::WriteSync(store_, [&](store::Tx& tx) -> Status {
+    if (lease) DROVER_RETURN_IF_ERROR(store::Leases::Fence(tx, *lease));
+    auto now = tx.NowMillis();
+    if (!now.ok()) return now.status();
+    auto idx = tx.NextIndex();
+    if (!idx.ok()) return idx.status();
+    DROVER_RETURN_IF_ERROR(AddEvent(tx, env.tenant, env.name, *idx, "", kind, reason, *now));
+    return tx.Notify(kTopic);
+  });
+}
+
 Result<int64_t> EnvironmentService::Now() {
   int64_t now = 0;
   Status s = store_.Read([&](store::Tx& tx) {

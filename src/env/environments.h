@@ -167,6 +167,9 @@ class EnvironmentService {
   // NotFound-free: an instance already elsewhere is left alone (returns false).
   Result<bool> Transition(const Instance& inst, const std::string& to, const std::string& kind,
                           const std::string& reason, const store::Lease* lease);
+  // An event of the environment (the controller explaining a failure), fenced.
+  Status RecordEvent(const Environment& env, const std::string& kind, const std::string& reason,
+                     const store::Lease* lease);
   // The database clock (ms), the controller's notion of now.
   Result<int64_t> Now();
 

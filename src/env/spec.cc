@@ -134,6 +134,40 @@ void ParseService(const boost::json::object& obj, ServiceSpec& s, Errors& errors
   errors.Take(d.Finish());
 }
 
+void ParseExec(const boost::json::object& obj, ExecSpec& x, Errors& errors) {
+  JsonDecoder d(obj, "spec.exec.");
+  x.create = d.String("create", false).value_or("");
+  x.del = d.String("delete", false).value_or("");
+  x.list = d.String("list", false).value_or("");
+  x.set_capacity = d.String("set_capacity", false).value_or("");
+  ParseDurationField(d, "timeout", &x.timeout, false);
+  x.cloud = d.String("cloud", false).value_or("");
+  x.region = d.String("region", false).value_or("");
+  if (const auto* e = d.Raw("env", false)) {
+    if (!e->is_object()) {
+      d.AddError("env", "must be an object of NAME: value");
+    } else {
+      for (const auto& [k, v] : e->as_object()) {
+        auto text = ScalarText(v);
+        if (!text || k.empty() || k.find('=') != boost::json::string_view::npos) {
+          d.AddError("env",
+                     fmt::format("'{}' must be a NAME with a string value", std::string_view(k)));
+          continue;
+        }
+        x.env[std::string(k)] = *text;
+      }
+    }
+  }
+  bool group = !x.set_capacity.empty(), instances = !x.create.empty() || !x.del.empty();
+  if (group && instances) {
+    d.AddError("set_capacity", "is group mode: give it, or create and delete, not both");
+  } else if (!group && (x.create.empty() || x.del.empty())) {
+    d.AddError(x.create.empty() ? "create" : "delete",
+               "is required (instance mode needs create and delete; group mode set_capacity)");
+  }
+  errors.Take(d.Finish());
+}
+
 }  // namespace
 
 Result<EnvironmentSpec> ParseEnvironmentDocument(const boost::json::value& doc,
@@ -180,6 +214,15 @@ Result<EnvironmentSpec> ParseEnvironmentDocument(const boost::json::value& doc,
     spec.service.emplace();
     ParseService(*s, *spec.service, errors);
   }
+  if (const auto* x = Object(d, "exec", "spec.", errors)) {
+    spec.exec.emplace();
+    ParseExec(*x, *spec.exec, errors);
+  }
+  if (spec.provider == "exec" && !spec.exec && !d.Raw("exec", false)) {
+    errors.list.push_back({"spec.exec", "is required with provider exec (its commands)"});
+  } else if (spec.provider != "exec" && spec.exec) {
+    errors.list.push_back({"spec.exec", "is only for provider exec"});
+  }
   errors.Take(d.Finish());
   if (!errors.list.empty()) return Status::Validation(std::move(errors.list));
   return spec;
@@ -219,6 +262,24 @@ std::string SpecToJson(const EnvironmentSpec& spec) {
     out["service"] = {{"port", spec.service->port}, {"health_path", spec.service->health_path}};
   } else {
     out["service"] = nullptr;
+  }
+  if (spec.exec) {
+    const auto& x = *spec.exec;
+    boost::json::object ex{{"timeout", FormatDuration(x.timeout)}};
+    for (auto [k, v] : {std::pair{"create", &x.create},
+                        {"delete", &x.del},
+                        {"list", &x.list},
+                        {"set_capacity", &x.set_capacity},
+                        {"cloud", &x.cloud},
+                        {"region", &x.region}}) {
+      if (!v->empty()) ex[k] = *v;
+    }
+    if (!x.env.empty()) {
+      boost::json::object e;
+      for (const auto& [k, v] : x.env) e[k] = v;
+      ex["env"] = std::move(e);
+    }
+    out["exec"] = std::move(ex);
   }
   return ToJson(out);
 }

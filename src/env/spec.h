@@ -24,6 +24,16 @@ struct ServiceSpec {
   std::string health_path = "/healthz";
 };
 
+// provider: exec — user commands do the work (SPEC §9). Instance mode: `create` and `delete`
+// (and optionally `list`) per instance; group mode: `set_capacity` sets a group's size and the
+// instances' agents join by themselves.
+struct ExecSpec {
+  std::string create, del, list, set_capacity;  // shell commands (sh -c), run in the data dir
+  std::chrono::milliseconds timeout{60000};
+  std::string cloud, region;               // resolve the capacity map for this group
+  std::map<std::string, std::string> env;  // extra environment for the commands
+};
+
 struct EnvironmentSpec {
   std::string provider = "local";  // local | exec | static
   std::string capacity = "0";      // a whole number or a capacity map, as text (values.h)
@@ -32,6 +42,7 @@ struct EnvironmentSpec {
   HealthSpec health;
   std::chrono::milliseconds idle_timeout{0};  // 0 = never
   std::optional<ServiceSpec> service;
+  std::optional<ExecSpec> exec;
 };
 
 // Parses a document: {kind: Environment, name, spec: {...}} (kind and name optional; a name

@@ -12,6 +12,7 @@
 #include "common/duration.h"
 #include "common/log.h"
 #include "control/values.h"
+#include "fleet/exec_provider.h"
 
 namespace drover::fleet {
 namespace {
@@ -29,14 +30,23 @@ bool Live(const env::Instance& i) {
 
 struct Controller::Impl {
   Impl(store::Store& s, env::EnvironmentService& e, coord::Coordinator& c, ControllerOptions o)
-      : store(s), envs(e), coord(c), opts(std::move(o)), local(opts.local) {}
+      : store(s),
+        envs(e),
+        coord(c),
+        opts(std::move(o)),
+        local(opts.local),
+        exec(opts.local.data_dir) {}
 
   store::Store& store;
   env::EnvironmentService& envs;
   coord::Coordinator& coord;
   ControllerOptions opts;
   LocalProvider local;
+  ExecProvider exec;
   StaticProvider static_provider;
+  // Group mode: the size last set through set_capacity, by resource name (set again after a
+  // restart or takeover: the command must be idempotent).
+  std::map<std::string, int64_t> applied;
   std::thread thread;
   std::mutex mu;
   std::condition_variable cv;
@@ -51,7 +61,38 @@ struct Controller::Impl {
 
   Provider* For(const env::Environment& e) {
     if (e.spec.provider == "local") return &local;
-    return &static_provider;  // exec arrives with its provider; until then it starts nothing
+    if (e.spec.provider == "exec" && e.spec.exec && !e.spec.exec->create.empty()) return &exec;
+    return &static_provider;  // static, and exec in group mode: agents join by themselves
+  }
+
+  // The capacity for this environment's group (cloud/region of an exec group; else the
+  // provider's name as the cloud).
+  static std::optional<int64_t> Desired(const env::Environment& e) {
+    auto cap = control::ParseCapacity(e.capacity());
+    if (!cap.ok()) return std::nullopt;
+    if (e.spec.exec) return control::ResolveCapacity(*cap, e.spec.exec->cloud, e.spec.exec->region);
+    return control::ResolveCapacity(*cap, e.spec.provider, "");
+  }
+
+  // Group mode: asks set_capacity for the desired size when it changed (with backoff on failure).
+  Status ApplyGroupSize(const env::Environment& e, const store::Lease& lease, int64_t now) {
+    auto desired = Desired(e);
+    if (!desired) return Status::Ok();
+    std::string key = ResourceName(e);
+    auto it = applied.find(key);
+    if (it != applied.end() && it->second == *desired) return Status::Ok();  // a no-op change
+    auto& [until, attempts] = backoff[key];
+    if (now < until) return Status::Ok();
+    Status s = exec.SetCapacity(e, *desired);
+    if (!s.ok()) {
+      attempts++;
+      until = now + std::min<int64_t>(1000LL << std::min(attempts, 8), 300000);
+      return envs.RecordEvent(e, "set-capacity-failed", s.message(), &lease);
+    }
+    attempts = 0;
+    applied[key] = *desired;
+    return envs.RecordEvent(e, "set-capacity", fmt::format("group size set to {}", *desired),
+                            &lease);
   }
 
   void Loop() {
@@ -106,7 +147,7 @@ struct Controller::Impl {
       if (!Live(inst)) continue;
       if (inst.state != "unhealthy") {
         std::string why;
-        auto alive = provider->Alive(inst);
+        auto alive = provider->Alive(e, inst);
         int64_t last = inst.last_heartbeat_ms.value_or(inst.created_at_ms);
         // A starting agent gets the start-up time of a first heartbeat on top (fetching a
         // repository may come first).
@@ -134,7 +175,7 @@ struct Controller::Impl {
         auto r = envs.Transition(inst, "failed", "failed",
                                  "unhealthy and the restart policy is never", &lease);
         if (!r.ok()) return r.status();
-        if (*r) (void)provider->Delete(inst);  // a hung agent does not linger
+        if (*r) (void)provider->Delete(e, inst);  // a hung agent does not linger
         continue;
       }
       if (restarts >= health.max_restarts) {
@@ -143,7 +184,7 @@ struct Controller::Impl {
                                              restarts, health.max_restarts),
                                  &lease);
         if (!r.ok()) return r.status();
-        if (*r) (void)provider->Delete(inst);
+        if (*r) (void)provider->Delete(e, inst);
         continue;
       }
       // Exponential backoff per instance: the first replacement at once, then 1 s, 2 s, 4 s ...
@@ -158,7 +199,7 @@ struct Controller::Impl {
                                  &lease);
         if (!t.ok()) return t.status();
         if (!*t) continue;
-        (void)provider->Delete(inst);
+        (void)provider->Delete(e, inst);
         env::Instance gone = inst;
         gone.state = "terminating";
         auto done = envs.Transition(gone, "terminated", "terminated", "replaced", &lease);
@@ -167,12 +208,14 @@ struct Controller::Impl {
         unhealthy_since.erase(inst.id);
       }
     }
-    if (!provider->StartsInstances()) return Status::Ok();  // static: desired vs joined only
+    if (!provider->StartsInstances()) {
+      // static: desired is shown against joined agents; exec group: the group sizes itself.
+      if (e.spec.exec && !e.spec.exec->set_capacity.empty()) return ApplyGroupSize(e, lease, *now);
+      return Status::Ok();
+    }
 
     // 2. Size: start the missing, terminate extras newest first.
-    auto cap = control::ParseCapacity(e.capacity());
-    std::optional<int64_t> desired =
-        cap.ok() ? control::ResolveCapacity(*cap, e.spec.provider, "") : std::nullopt;
+    std::optional<int64_t> desired = Desired(e);
     if (!desired) return Status::Ok();  // the capacity map leaves this group alone
     insts = envs.Instances(e.tenant, e.name);
     if (!insts.ok()) return insts.status();
@@ -246,7 +289,7 @@ struct Controller::Impl {
                                  fmt::format("scaling down to {}", *desired), &lease);
         if (!t.ok()) return t.status();
         if (!*t) continue;
-        (void)provider->Delete(inst);
+        (void)provider->Delete(e, inst);
         env::Instance gone = inst;
         gone.state = "terminating";
         auto done = envs.Transition(gone, "terminated", "terminated",
@@ -264,7 +307,10 @@ Controller::Controller(store::Store& store, env::EnvironmentService& envs,
 
 Controller::~Controller() { Stop(); }
 
-void Controller::SetServerUrl(std::string url) { impl_->local.SetServerUrl(std::move(url)); }
+void Controller::SetServerUrl(std::string url) {
+  impl_->exec.SetServerUrl(url);
+  impl_->local.SetServerUrl(std::move(url));
+}
 
 void Controller::Start() {
   impl_->sub = impl_->store.Subscribe([im = impl_.get()](const store::Change& c) {

@@ -190,7 +190,7 @@ Result<Started> LocalProvider::Create(const env::Environment& env, const std::st
   return s;
 }
 
-Status LocalProvider::Delete(const env::Instance& inst) {
+Status LocalProvider::Delete(const env::Environment&, const env::Instance& inst) {
   auto p = ReadPidInfo(inst.provider_data);
   Stop(p);
   std::error_code ec;
@@ -198,7 +198,7 @@ Status LocalProvider::Delete(const env::Instance& inst) {
   return Status::Ok();
 }
 
-std::optional<bool> LocalProvider::Alive(const env::Instance& inst) {
+std::optional<bool> LocalProvider::Alive(const env::Environment&, const env::Instance& inst) {
   if (inst.provider_data.empty()) return std::nullopt;  // not started yet (or not by us)
   return Running(ReadPidInfo(inst.provider_data));
 }

@@ -25,8 +25,8 @@ class LocalProvider final : public Provider {
   void SetServerUrl(std::string url);
   bool StartsInstances() const override { return true; }
   Result<Started> Create(const env::Environment& env, const std::string& instance_id) override;
-  Status Delete(const env::Instance& inst) override;
-  std::optional<bool> Alive(const env::Instance& inst) override;
+  Status Delete(const env::Environment& env, const env::Instance& inst) override;
+  std::optional<bool> Alive(const env::Environment& env, const env::Instance& inst) override;
   // Stops and removes instance dirs whose id is not in `keep` (instances deleted with their
   // environment, or never recorded).
   void Sweep(const std::set<std::string>& keep);

@@ -23,9 +23,9 @@ class Provider {
   // Starts instance `instance_id` of `env`, whose agent joins with the environment's token.
   virtual Result<Started> Create(const env::Environment& env, const std::string& instance_id) = 0;
   // Stops it (and everything it started). OK when it is gone already.
-  virtual Status Delete(const env::Instance& inst) = 0;
+  virtual Status Delete(const env::Environment& env, const env::Instance& inst) = 0;
   // Whether it still exists; nullopt when the provider cannot tell (heartbeats decide then).
-  virtual std::optional<bool> Alive(const env::Instance& inst) = 0;
+  virtual std::optional<bool> Alive(const env::Environment& env, const env::Instance& inst) = 0;
 };
 
 class StaticProvider final : public Provider {
@@ -34,8 +34,10 @@ class StaticProvider final : public Provider {
   Result<Started> Create(const env::Environment&, const std::string&) override {
     return Status::InvalidArgument("the static provider starts nothing");
   }
-  Status Delete(const env::Instance&) override { return Status::Ok(); }
-  std::optional<bool> Alive(const env::Instance&) override { return std::nullopt; }
+  Status Delete(const env::Environment&, const env::Instance&) override { return Status::Ok(); }
+  std::optional<bool> Alive(const env::Environment&, const env::Instance&) override {
+    return std::nullopt;
+  }
 };
 
 }  // namespace drover::fleet

@@ -1,0 +1,40 @@
+#pragma once
+// The `exec` provider (SPEC §9): the environment's own commands do the work. Each command runs
+// with `sh -c` in DATA_DIR/exec, gets one JSON object on stdin and prints one on stdout; stderr is
+// kept for the event that explains a failure; a command over its timeout is killed with its
+// process group; a non-zero exit is a failed attempt (the controller backs off).
+//   create        {environment, tenant, instance_id, join_token, server_url}
+//                 -> {provider_id, address}   (the instance's agent joins with --instance-id)
+//   delete        {environment, tenant, instance_id, provider_id} -> anything
+//   set_capacity  {environment, tenant, desired, capacity, cloud, region, join_token, server_url}
+//                 (group mode: a cloud's group sets its own size; its agents join by themselves)
+#include <mutex>
+#include <string>
+
+#include "fleet/provider.h"
+
+namespace drover::fleet {
+
+class ExecProvider final : public Provider {
+ public:
+  explicit ExecProvider(std::string data_dir) : dir_(std::move(data_dir) + "/exec") {}
+  void SetServerUrl(std::string url);
+  bool StartsInstances() const override { return true; }
+  Result<Started> Create(const env::Environment& env, const std::string& instance_id) override;
+  Status Delete(const env::Environment& env, const env::Instance& inst) override;
+  std::optional<bool> Alive(const env::Environment&, const env::Instance&) override {
+    return std::nullopt;  // heartbeats decide
+  }
+  // Group mode: the group's size is `desired` (the capacity map resolved for its cloud/region).
+  Status SetCapacity(const env::Environment& env, int64_t desired);
+
+ private:
+  // Runs `command` with `input` on stdin; its stdout parsed as JSON (null when empty).
+  Result<std::string> Run(const env::Environment& env, const std::string& what,
+                          const std::string& command, const std::string& input);
+  std::string dir_;
+  std::mutex mu_;
+  std::string server_url_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace drover::fleet
