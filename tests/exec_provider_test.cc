@@ -192,6 +192,14 @@ TEST_F(ExecProviderTest, FailingOrHangingCommandsBecomeEventsWithBackoffNotCrash
   auto t1 = Lines(ReadFile(dir_.File("fails"))).size();
   EXPECT_LE(t1 - t0, 2u);
   EXPECT_EQ(server_->NewClient().Do("GET", "/healthz")->status, 200);
+  // Only admin keys may have the server run commands.
+  auto key = boost::json::parse(
+      server_->NewClient().Do("POST", "/v1/keys", R"({"name":"u","role":"user"})")->body);
+  client::Client user({server_->addr(), std::string(key.at("key").as_string())});
+  auto denied = user.Do("PUT", "/v1/environments/mine",
+                        R"({"provider":"exec","exec":{"set_capacity":"true"}})");
+  EXPECT_EQ(denied->status, 403) << denied->body;
+  EXPECT_EQ(user.Do("PUT", "/v1/environments/mine", R"({"provider":"static"})")->status, 201);
   // A spec without its commands is refused.
   auto r = server_->NewClient().Do("PUT", "/v1/environments/bad",
                                    R"({"provider":"exec","exec":{"create":"x"}})");

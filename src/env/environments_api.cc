@@ -264,6 +264,11 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                if (!doc.ok()) return http::SendError(respond, doc.status());
                auto spec = ParseEnvironmentDocument(*doc, addr->second);
                if (!spec.ok()) return http::SendError(respond, spec.status());
+               if (spec->provider == "exec" && req.caller().role != auth::Role::kAdmin) {
+                 return http::SendError(
+                     respond, Status::PermissionDenied("provider exec runs its commands on the "
+                                                       "server's host: admin keys only"));
+               }
                auto caller = req.principal;
                envs.Put(addr->first, addr->second, std::move(*spec),
                         [respond, caller](Result<std::pair<Environment, bool>> r) {
