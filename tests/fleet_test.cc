@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <boost/json.hpp>
+#include <fstream>
 #include <set>
 
 #include "testing/git_repo.h"
@@ -146,6 +147,17 @@ TEST_F(FleetTest, EnvScaleWaitShowsProgressUntilReady) {
   EXPECT_NE(out.find("3/3 running, phase ready"), std::string::npos) << out;
   EXPECT_EQ(InState("cli", "running").size(), 3u);
   EXPECT_NE(testing::RunDrover({"env", "scale", "cli", "-1"}, &out, env), 0);
+  // apply --wait: the same progress for every Environment document.
+  testing::TempDir d;
+  std::ofstream(d.File("e.yaml"))
+      << "kind: Environment\nname: applied\nspec:\n  provider: local\n"
+         "  capacity: 2\n  agent: {repository: \""
+      << repo_.url() << "\", main_run: ./run.sh}\n  health: {heartbeat_interval: 1s}\n";
+  ASSERT_EQ(testing::RunDrover({"apply", "-f", d.File("e.yaml"), "--wait", "60s"}, &out, env), 0)
+      << out;
+  EXPECT_NE(out.find("environment/applied created"), std::string::npos) << out;
+  EXPECT_NE(out.find("2/2 running, phase ready"), std::string::npos) << out;
+  Instances("applied");  // remember its agents' pids for the clean-up
 }
 
 TEST_F(FleetTest, AHungAgentIsMarkedUnhealthyAndReplaced) {

@@ -67,7 +67,10 @@ std::string Str(const boost::json::object& o, std::string_view k) {
   return v && v->is_string() ? std::string(v->as_string()) : std::string();
 }
 
-int Apply(const ClientFlags& flags, const std::string& path) {
+int WaitReady(const ClientFlags& flags, const std::string& name, const std::string& timeout);
+
+// Applies every document; with `wait`, then waits for each Environment to be ready.
+int Apply(const ClientFlags& flags, const std::string& path, const std::string& wait) {
   std::vector<Document> docs;
   if (!LoadDocuments(path, &docs)) return 1;
   // Check every document's kind and name before changing anything.
@@ -117,6 +120,12 @@ int Apply(const ClientFlags& flags, const std::string& path) {
       std::cout << "variable/" << key << (env.empty() ? "" : " (" + env + ")") << " set\n";
     }
   }
+  if (wait.empty()) return 0;
+  for (const auto& d : docs) {
+    if (Str(d.body, "kind") != "Environment") continue;
+    std::cout << "environment/" << Str(d.body, "name") << ":\n";
+    if (int rc = WaitReady(flags, Str(d.body, "name"), wait); rc != 0) return rc;
+  }
   return 0;
 }
 
@@ -165,11 +174,14 @@ void PrintInstances(const boost::json::array& items) {
 }  // namespace
 
 void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
-  static std::string apply_path;
+  static std::string apply_path, apply_wait;
   auto* apply = app.add_subcommand("apply", "Create or update Environment and Variable documents.");
   apply->add_option("-f,--file", apply_path, "a YAML/JSON file, or a directory of them")
       ->required();
-  apply->callback([&] { run = [&] { return Apply(flags, apply_path); }; });
+  apply->add_option("--wait", apply_wait,
+                    "then wait up to this long (e.g. 5m) until each environment is ready, "
+                    "showing progress");
+  apply->callback([&] { run = [&] { return Apply(flags, apply_path, apply_wait); }; });
 
   auto* env =
       app.add_subcommand("env", "Environments: list, show, delete, instances, events, logs.");
