@@ -14,13 +14,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string LastLine(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   auto nl = s.rfind('\n');
@@ -51,9 +44,10 @@ struct Git {
     args.insert(args.begin(), {"git", "-c", "maintenance.auto=false", "-c", "gc.auto=0"});
     std::error_code ec;
     fs::remove(scratch, ec);
-    ProcessSpec spec{args, cwd, env, scratch, options.deadline, std::chrono::seconds(5), nullptr, "", ""};
+    ProcessSpec spec{args,    cwd, env, scratch, options.deadline, std::chrono::seconds(5),
+                     nullptr, "",  ""};
     auto r = RunProcess(spec);
-    std::string out = ReadAll(scratch);
+    std::string out = ReadWholeFile(scratch);
     if (!options.log_path.empty()) {
       std::string cmd;
       for (const auto& a : args) cmd += (cmd.empty() ? "" : " ") + a;

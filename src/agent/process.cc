@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 extern char** environ;
@@ -21,6 +23,25 @@ std::vector<std::string> CurrentEnvironment() {
   std::vector<std::string> out;
   for (char** e = environ; e && *e; ++e) out.emplace_back(*e);
   return out;
+}
+
+std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void PrepareChild(int in, int out, int err) {
+  // Default dispositions and an empty mask: drover blocks signals in its threads.
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGQUIT}) ::signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::dup2(in, 0);
+  ::dup2(out, 1);
+  ::dup2(err, 2);
+  ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
 }
 
 ProcessResult RunProcess(const ProcessSpec& spec) {
@@ -41,13 +62,14 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
     result.error = "cannot open the run log " + spec.log_path + ": " + std::strerror(errno);
     return result;
   }
-  int devnull = ::open(spec.stdin_path.empty() ? "/dev/null" : spec.stdin_path.c_str(),
-                       O_RDONLY | O_CLOEXEC);
+  int devnull =
+      ::open(spec.stdin_path.empty() ? "/dev/null" : spec.stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
   int out = spec.stdout_path.empty()
                 ? ::dup(log)
                 : ::open(spec.stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (devnull < 0 || out < 0) {
-    result.error = "cannot open the process's stdin or stdout: " + std::string(std::strerror(errno));
+    result.error =
+        "cannot open the process's stdin or stdout: " + std::string(std::strerror(errno));
     if (devnull >= 0) ::close(devnull);
     if (out >= 0) ::close(out);
     ::close(log);
@@ -68,17 +90,7 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   pid_t pid = ::fork();
   if (pid == 0) {
     ::setpgid(0, 0);
-    // Default dispositions and an empty mask: the agent blocks signals in its threads.
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGQUIT}) ::signal(sig, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::dup2(devnull, 0);
-    ::dup2(out, 1);
-    ::dup2(log, 2);
-    // No inherited descriptors (the server's listening socket, connections): everything from 3 up
-    // closes on exec.
-    ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    PrepareChild(devnull, out, log);
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) {
       int e = errno;
       (void)!::write(errpipe[1], &e, sizeof e);

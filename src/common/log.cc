@@ -35,10 +35,13 @@ class Writer {
   }
 
  private:
+  // Lock order: mu_, then io_mu_ — never mu_ while holding io_mu_. (Re-taking mu_ with io_mu_
+  // still held deadlocked against a thread holding mu_ and waiting for io_mu_: the rare hangs at
+  // shutdown under load.)
   void WriteLocked(std::unique_lock<std::mutex>& lock) {
     std::string out;
     out.swap(buf_);
-    std::lock_guard io(io_mu_);  // keeps chunks in order across threads
+    std::unique_lock io(io_mu_);  // taken before mu_ is let go: chunks keep their order
     lock.unlock();
     const char* p = out.data();
     size_t n = out.size();
@@ -48,6 +51,7 @@ class Writer {
       p += w;
       n -= static_cast<size_t>(w);
     }
+    io.unlock();
     lock.lock();
   }
   void Loop() {

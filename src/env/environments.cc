@@ -124,6 +124,17 @@ Result<int64_t> ParseCursor(const std::string& cursor) {
   return n;
 }
 
+// The start of a fleet-controller write: the lease fence (when given), then the database clock
+// and a change index.
+Result<std::pair<int64_t, int64_t>> ControllerWrite(store::Tx& tx, const store::Lease* lease) {
+  if (lease) DROVER_RETURN_IF_ERROR(store::Leases::Fence(tx, *lease));
+  auto now = tx.NowMillis();
+  if (!now.ok()) return now.status();
+  auto idx = tx.NextIndex();
+  if (!idx.ok()) return idx.status();
+  return std::make_pair(*now, *idx);
+}
+
 Status NoEnvironment(const std::string& name) {
   return Status::NotFound(fmt::format("no environment '{}'", name));
 }
@@ -569,19 +580,17 @@ Status EnvironmentService::SetCapacity(const Environment& env, const std::string
                                        const std::string& kind, const std::string& reason,
                                        const store::Lease* lease) {
   return store::WriteSync(store_, [&](store::Tx& tx) -> Status {
-    if (lease) DROVER_RETURN_IF_ERROR(store::Leases::Fence(tx, *lease));
-    auto now = tx.NowMillis();
-    if (!now.ok()) return now.status();
-    auto idx = tx.NextIndex();
-    if (!idx.ok()) return idx.status();
+    auto at = ControllerWrite(tx, lease);
+    if (!at.ok()) return at.status();
+    auto [now, idx] = *at;
     // Only if nobody changed the environment since the controller read it.
     auto n = tx.Exec(
         "UPDATE environments SET scale_capacity = ?, modify_index = ?, updated_at = ?"
         " WHERE tenant = ? AND name = ? AND modify_index = ?",
-        {capacity, *idx, *now, env.tenant, env.name, env.modify_index});
+        {capacity, idx, now, env.tenant, env.name, env.modify_index});
     if (!n.ok()) return n.status();
     if (*n == 0) return Status::Conflict("the environment changed meanwhile");
-    DROVER_RETURN_IF_ERROR(AddEvent(tx, env.tenant, env.name, *idx, "", kind, reason, *now));
+    DROVER_RETURN_IF_ERROR(AddEvent(tx, env.tenant, env.name, idx, "", kind, reason, now));
     return tx.Notify(kTopic);
   });
 }
@@ -591,19 +600,17 @@ Result<std::string> EnvironmentService::AddInstance(const Environment& env, int6
                                                     const store::Lease* lease) {
   std::string id = "i-" + RandomHex(8);
   Status s = store::WriteSync(store_, [&](store::Tx& tx) -> Status {
-    if (lease) DROVER_RETURN_IF_ERROR(store::Leases::Fence(tx, *lease));
-    auto now = tx.NowMillis();
-    if (!now.ok()) return now.status();
-    auto idx = tx.NextIndex();
-    if (!idx.ok()) return idx.status();
+    auto at = ControllerWrite(tx, lease);
+    if (!at.ok()) return at.status();
+    auto [now, idx] = *at;
     DROVER_RETURN_IF_ERROR(
         tx.Exec("INSERT INTO instances (id, tenant, environment, state, hostname, address,"
                 " provider_id, facts, agent_version, current_run, skipped_runs, last_heartbeat,"
                 " restarts, last_run_seq, created_at, updated_at, state_reason)"
                 " VALUES (?, ?, ?, 'starting', '', '', '', '{}', '', NULL, 0, NULL, ?, 0, ?, ?, ?)",
-                {id, env.tenant, env.name, restarts, *now, *now, reason})
+                {id, env.tenant, env.name, restarts, now, now, reason})
             .status());
-    DROVER_RETURN_IF_ERROR(AddEvent(tx, env.tenant, env.name, *idx, id, "starting", reason, *now));
+    DROVER_RETURN_IF_ERROR(AddEvent(tx, env.tenant, env.name, idx, id, "starting", reason, now));
     return tx.Notify(kTopic);
   });
   if (!s.ok()) return s;
@@ -651,12 +658,10 @@ Result<bool> EnvironmentService::Transition(const Instance& inst, const std::str
 Status EnvironmentService::RecordEvent(const Environment& env, const std::string& kind,
                                        const std::string& reason, const store::Lease* lease) {
   return store::WriteSync(store_, [&](store::Tx& tx) -> Status {
-    if (lease) DROVER_RETURN_IF_ERROR(store::Leases::Fence(tx, *lease));
-    auto now = tx.NowMillis();
-    if (!now.ok()) return now.status();
-    auto idx = tx.NextIndex();
-    if (!idx.ok()) return idx.status();
-    DROVER_RETURN_IF_ERROR(AddEvent(tx, env.tenant, env.name, *idx, "", kind, reason, *now));
+    auto at = ControllerWrite(tx, lease);
+    if (!at.ok()) return at.status();
+    auto [now, idx] = *at;
+    DROVER_RETURN_IF_ERROR(AddEvent(tx, env.tenant, env.name, idx, "", kind, reason, now));
     return tx.Notify(kTopic);
   });
 }

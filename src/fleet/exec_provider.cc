@@ -16,13 +16,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string Tail(std::string s, std::size_t n) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s.size() > n ? "..." + s.substr(s.size() - n) : s;
@@ -54,7 +47,7 @@ Result<std::string> ExecProvider::Run(const env::Environment& env, const std::st
                           base + ".in",
                           base + ".out"};
   auto r = agent::RunProcess(spec);
-  std::string out = ReadAll(base + ".out"), err = ReadAll(base + ".err");
+  std::string out = agent::ReadWholeFile(base + ".out"), err = agent::ReadWholeFile(base + ".err");
   for (auto ext : {".in", ".out", ".err"}) fs::remove(base + ext, ec);
   if (!r.error.empty()) return Status::Unavailable(fmt::format("{}: {}", what, r.error));
   if (r.timed_out) {

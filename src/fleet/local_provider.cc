@@ -19,6 +19,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/process.h"
 #include "common/log.h"
 
 extern char** environ;
@@ -83,13 +84,6 @@ void Stop(const PidInfo& p) {
     ::kill(-p.pid, SIGKILL);
     ::waitpid(p.pid, nullptr, 0);  // our child: gone at once after SIGKILL (ECHILD if adopted)
   }
-}
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -162,16 +156,7 @@ Result<Started> LocalProvider::Create(const env::Environment& env, const std::st
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != parent) ::_exit(0);
     }
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGQUIT}) ::signal(sig, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::dup2(devnull, 0);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    // No inherited descriptors (the server's listening socket, connections): everything from 3 up
-    // closes on exec.
-    ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    agent::PrepareChild(devnull, out, out);
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
@@ -211,7 +196,7 @@ void LocalProvider::Sweep(const std::set<std::string>& keep) {
   for (const auto& e : fs::directory_iterator(o_.data_dir + "/instances", ec)) {
     std::string id = e.path().filename().string();
     if (keep.count(id)) continue;
-    Stop(ReadPidInfo(ReadFile(e.path() / "instance.json")));
+    Stop(ReadPidInfo(agent::ReadWholeFile(e.path() / "instance.json")));
     fs::remove_all(e.path(), ec);
     LogInfo("local instance {} is not in the store: stopped and removed", id);
   }
@@ -220,7 +205,7 @@ void LocalProvider::Sweep(const std::set<std::string>& keep) {
 void LocalProvider::StopAll() {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(o_.data_dir + "/instances", ec)) {
-    Stop(ReadPidInfo(ReadFile(e.path() / "instance.json")));
+    Stop(ReadPidInfo(agent::ReadWholeFile(e.path() / "instance.json")));
   }
 }
 
