@@ -58,6 +58,15 @@ std::map<std::string, int> LiveCountByHolder(const std::map<std::string, LeaseIn
 
 std::string ServerId(int i) { return "server-" + std::to_string(i); }
 
+// True while `pid` runs (a zombie, exited but not reaped, does not).
+bool ProcessRuns(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return false;
+  auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
 constexpr int kResources = 9;
 std::vector<std::string> ServerArgs(const std::string& url, int i) {
   std::string resources;
@@ -230,10 +239,11 @@ TEST_F(ScaleOut, AgentViewBlockingOnOneServerWakesOnlyForItsSetChangedThroughAno
 TEST_F(ScaleOut, EnvironmentsAreReconciledByOneServerEachAndTakenOverAfterAKill) {
   testing::GitRepo repo;
   repo.Commit({{"run.sh", "#!/bin/sh\necho hi\n"}}, "v1");
+  // Environments are the only resources here, so the two servers split them 5/5.
   auto args = [&](int i) {
-    auto a = ServerArgs(url_, i);
-    a.insert(a.end(), {"--local-instances", "stop"});
-    return a;
+    return std::vector<std::string>{
+        "--db", url_,           "--server-id", ServerId(i),         "--lease-ttl",
+        "2s",   "--access-log", "false",       "--local-instances", "stop"};
   };
   // Data dirs of their own (local agents live in the data dir) with the same admin key.
   testing::TempDir da, db;
@@ -294,24 +304,26 @@ TEST_F(ScaleOut, EnvironmentsAreReconciledByOneServerEachAndTakenOverAfterAKill)
   ASSERT_TRUE(testing::WaitFor([&] { return running(a, &max_per_env) == kEnvs; }, 60000));
   EXPECT_EQ(max_per_env, 1);
   // kill -9 of A: its agents die with it (stop); B takes its environments over after the lease
-  // TTL and replaces their instances, never more than one running per environment.
-  std::set<std::string> a_envs;
-  for (const auto& [name, l] : Leases(a)) {
-    if (name.starts_with("env/") && l.holder == ServerId(0)) a_envs.insert(name.substr(12));
-  }
-  ASSERT_FALSE(a_envs.empty());
-  auto running_ids = [&](const std::string& env) {
-    std::set<std::string> ids;
-    auto r = b.NewClient().Do("GET", "/v1/environments/" + env + "/instances");
-    if (!r.ok() || r->status != 200) return ids;
-    auto page = boost::json::parse(r->body);
-    for (const auto& i : page.at("items").as_array()) {
-      if (i.at("state").as_string() == "running") ids.insert(std::string(i.at("id").as_string()));
+  // TTL and replaces their instances, never more than one running per environment. (Leases may
+  // have moved between the servers under load, so which agents were A's is read from the
+  // processes: after the kill, every running instance must have a live agent.)
+  auto running_pids = [&](TestServer& s) {
+    std::map<std::string, int> out;  // instance -> agent pid
+    auto c = s.NewClient();
+    for (int e = 0; e < kEnvs; ++e) {
+      auto r = c.Do("GET", "/v1/environments/e" + std::to_string(e) + "/instances");
+      if (!r.ok() || r->status != 200) continue;
+      auto page = boost::json::parse(r->body);
+      for (const auto& i : page.at("items").as_array()) {
+        std::string pid(i.at("provider_id").as_string());
+        if (i.at("state").as_string() == "running" && pid.starts_with("local:")) {
+          out[std::string(i.at("id").as_string())] = std::atoi(pid.c_str() + 6);
+        }
+      }
     }
-    return ids;
+    return out;
   };
-  std::map<std::string, std::set<std::string>> before;
-  for (const auto& e : a_envs) before[e] = running_ids(e);
+  auto before = running_pids(a);
   a.Kill();
   ASSERT_TRUE(testing::WaitFor(
       [&] {
@@ -327,14 +339,17 @@ TEST_F(ScaleOut, EnvironmentsAreReconciledByOneServerEachAndTakenOverAfterAKill)
         int n = running(b, &max_per_env);
         never_duplicated &= max_per_env <= 1;
         if (n != kEnvs) return false;
-        for (const auto& e : a_envs) {
-          auto now = running_ids(e);
-          if (now.size() != 1 || now == before[e]) return false;  // replaced, by B
+        for (const auto& [id, pid] : running_pids(b)) {
+          if (!ProcessRuns(pid)) return false;  // a dead agent still counted as running
         }
         return true;
       },
       90000))
       << b.Log();
+  int replaced = 0;
+  auto after = running_pids(b);
+  for (const auto& [id, pid] : before) replaced += after.count(id) == 0;
+  EXPECT_GT(replaced, 0) << "A's agents died with it and were replaced";
   EXPECT_TRUE(never_duplicated);
 }
 
