@@ -53,7 +53,8 @@ test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 bench: build
-	bench/http.sh && bench/writes.sh && bench/writes.sh --db postgres && bench/scale_out.sh
+	bench/http.sh && bench/writes.sh && bench/writes.sh --db postgres && bench/scale_out.sh && \
+	  bench/cc.sh && bench/agent.sh && bench/fleet.sh
 
 format:
 	find src testing tests -name '*.h' -o -name '*.cc' | xargs clang-format -i
