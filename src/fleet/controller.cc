@@ -146,6 +146,7 @@ struct Controller::Impl {
     for (auto inst : *insts) {
       if (!Live(inst)) continue;
       if (inst.state != "unhealthy") {
+        unhealthy_since.erase(inst.id);  // recovered (a heartbeat came back): a fresh backoff
         std::string why;
         auto alive = provider->Alive(e, inst);
         int64_t last = inst.last_heartbeat_ms.value_or(inst.created_at_ms);
