@@ -25,6 +25,7 @@
 #include "client/client.h"
 #include "common/clock.h"
 #include "common/duration.h"
+#include "common/files.h"
 #include "common/log.h"
 #include "common/random.h"
 #include "common/yaml.h"
@@ -93,11 +94,9 @@ std::string TailOf(const std::string& path, std::size_t max) {
 }
 
 Result<Vars> LoadDefaults(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::InvalidArgument("cannot read the defaults file " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto doc = ParseYaml(ss.str());
+  auto text = ReadFile(path);
+  if (!text) return Status::InvalidArgument("cannot read the defaults file " + path);
+  auto doc = ParseYaml(*text);
   if (!doc.ok()) return Status::InvalidArgument(path + ": " + doc.status().message());
   if (!doc->is_object()) {
     return Status::InvalidArgument(path + ": must be a YAML mapping of cc-a-* keys to values");
@@ -307,10 +306,9 @@ void Agent::DeliverReports() {
   std::sort(files.begin(), files.end());
   client::Client authed({o_.server, AgentKey(), std::chrono::seconds(15)});
   for (const auto& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto r = authed.Do("POST", "/v1/instances/" + id + "/runs", ss.str());
+    auto body = ReadFile(f.string());
+    if (!body) continue;  // delivered and removed by the other thread meanwhile
+    auto r = authed.Do("POST", "/v1/instances/" + id + "/runs", *body);
     if (!r.ok() || r->status >= 500 || r->status == 429 || r->status == 401) {
       return;  // later, in order
     }

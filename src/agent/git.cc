@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "agent/process.h"
+#include "common/files.h"
 #include "common/random.h"
 
 namespace drover::agent {
@@ -47,7 +48,7 @@ struct Git {
     ProcessSpec spec{args,    cwd, env, scratch, options.deadline, std::chrono::seconds(5),
                      nullptr, "",  ""};
     auto r = RunProcess(spec);
-    std::string out = ReadWholeFile(scratch);
+    std::string out = ReadFile(scratch).value_or("");
     if (!options.log_path.empty()) {
       std::string cmd;
       for (const auto& a : args) cmd += (cmd.empty() ? "" : " ") + a;

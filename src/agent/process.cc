@@ -25,13 +25,6 @@ std::vector<std::string> CurrentEnvironment() {
   return out;
 }
 
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void PrepareChild(int in, int out, int err) {
   // Default dispositions and an empty mask: drover blocks signals in its threads.
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGQUIT}) ::signal(sig, SIG_DFL);

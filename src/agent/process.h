@@ -39,9 +39,6 @@ ProcessResult RunProcess(const ProcessSpec& spec);
 // The environment of this process as "NAME=value" strings.
 std::vector<std::string> CurrentEnvironment();
 
-// The whole content of `path` ("" when it cannot be read).
-std::string ReadWholeFile(const std::string& path);
-
 // In a forked child before exec (async-signal-safe calls only): default signal dispositions, an
 // empty signal mask, `in`/`out`/`err` as fds 0/1/2, and every other descriptor closed on exec
 // (no inherited listening sockets or connections).

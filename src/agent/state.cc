@@ -10,33 +10,16 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/random.h"
+#include "common/files.h"
 
 namespace drover::agent {
 
-Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
-  std::string tmp = path + ".tmp-" + RandomHex(4);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0)
-    return Status::Unavailable(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
-  bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
-  ok = ::fsync(fd) == 0 && ok;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return Status::Unavailable(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-  }
-  return Status::Ok();
-}
-
 Result<AgentState> LoadState(const std::string& path) {
   AgentState s;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return s;
-  std::stringstream ss;
-  ss << in.rdbuf();
+  auto text = ReadFile(path);
+  if (!text) return s;
   boost::system::error_code ec;
-  auto v = boost::json::parse(ss.str(), ec);
+  auto v = boost::json::parse(*text, ec);
   if (ec || !v.is_object()) {
     return Status::InvalidArgument(fmt::format("{} is not a drover agent state file", path));
   }

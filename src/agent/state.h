@@ -28,7 +28,4 @@ struct AgentState {
 Result<AgentState> LoadState(const std::string& path);
 Status SaveState(const std::string& path, const AgentState& state);
 
-// Writes `data` to `path` atomically with the given mode.
-Status WriteFileAtomic(const std::string& path, std::string_view data, int mode);
-
 }  // namespace drover::agent

@@ -10,6 +10,7 @@
 
 #include "cmd/client_util.h"
 #include "common/duration.h"
+#include "common/files.h"
 #include "common/yaml.h"
 
 namespace drover::cmd {
@@ -36,14 +37,12 @@ bool LoadDocuments(const std::string& path, std::vector<Document>* out) {
     files.push_back(path);
   }
   for (const auto& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    if (!in) {
+    auto text = ReadFile(f.string());
+    if (!text) {
       std::cerr << "error: cannot read " << f.string() << "\n";
       return false;
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto docs = ParseYamlDocuments(ss.str());  // JSON is YAML too
+    auto docs = ParseYamlDocuments(*text);  // JSON is YAML too
     if (!docs.ok()) {
       std::cerr << "error: " << f.string() << ": " << docs.status().message() << "\n";
       return false;

@@ -17,6 +17,7 @@
 #include "api/app.h"
 #include "cmd/commands.h"
 #include "common/duration.h"
+#include "common/files.h"
 #include "common/log.h"
 #include "common/names.h"
 #include "common/random.h"
@@ -77,16 +78,6 @@ bool Seconds(const std::string& flag, const std::string& v, std::chrono::seconds
   }
   *out = std::chrono::duration_cast<std::chrono::seconds>(*d);
   return true;
-}
-
-void WriteFileAtomically(const std::string& path, const std::string& content, mode_t mode) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << content;
-  }
-  ::chmod(tmp.c_str(), mode);
-  std::filesystem::rename(tmp, path);
 }
 
 int RunServer() {
@@ -210,7 +201,9 @@ int RunServer() {
     }
     if (f.dev) {
       std::filesystem::create_directories(f.data_dir);
-      WriteFileAtomically(dev_key_file, **boot + "\n", 0600);
+      if (Status w = WriteFileAtomic(dev_key_file, **boot + "\n", 0600); !w.ok()) {
+        LogWarn("{}", w.message());
+      }
     }
   }
 
@@ -222,7 +215,11 @@ int RunServer() {
     return 1;
   }
   std::string addr = server.BoundAddress();
-  if (!f.addr_file.empty()) WriteFileAtomically(f.addr_file, addr + "\n", 0644);
+  if (!f.addr_file.empty()) {
+    if (Status w = WriteFileAtomic(f.addr_file, addr + "\n", 0644); !w.ok()) {
+      LogError("--addr-file: {}", w.message());
+    }
+  }
   app.coordinator().Start();
   // Local agents join this server: at its loopback address when it listens on every interface.
   std::string self = addr.starts_with("0.0.0.0:") ? "127.0.0.1:" + addr.substr(8) : addr;

@@ -124,9 +124,7 @@ class Views final : public ControlCenterViews {
   void Respond(std::string_view view, const std::string& env, std::string_view if_none_match,
                const http::Responder& respond, const View& v) {
     http::Response r;
-    if (!if_none_match.empty() &&
-        (if_none_match == v.etag || if_none_match == "*" ||
-         (if_none_match.starts_with("W/") && if_none_match.substr(2) == v.etag))) {
+    if (http::EtagMatches(if_none_match, v.etag)) {
       r.status = 304;
       r.extra_headers = v.index_head;
       return respond(std::move(r));

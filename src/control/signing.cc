@@ -7,30 +7,18 @@
 #include <charconv>
 #include <cstdio>
 
+#include "common/files.h"
 #include "common/random.h"
 
 namespace drover::control {
 namespace {
 
-std::string ReadFile(const std::string& path, bool* ok) {
-  std::string out;
-  FILE* f = std::fopen(path.c_str(), "rb");
-  *ok = f != nullptr;
-  if (!f) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  std::fclose(f);
-  return out;
-}
-
 using PkeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 
 Result<PkeyPtr> LoadPem(const std::string& path, bool is_private) {
-  bool ok;
-  std::string pem = ReadFile(path, &ok);
-  if (!ok) return Status::InvalidArgument(fmt::format("cannot read key file {}", path));
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  auto pem = ReadFile(path);
+  if (!pem) return Status::InvalidArgument(fmt::format("cannot read key file {}", path));
+  BIO* bio = BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size()));
   EVP_PKEY* k = is_private ? PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr)
                            : PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);

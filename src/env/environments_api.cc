@@ -143,6 +143,11 @@ boost::json::object EnvironmentJson(const Environment& e, const auth::Principal&
   return o;
 }
 
+// `next_cursor` of a list answer: null at the end.
+void SetNextCursor(boost::json::object& body, const std::string& next) {
+  body["next_cursor"] = next.empty() ? boost::json::value(nullptr) : boost::json::value(next);
+}
+
 Response JsonResponse(int code, const boost::json::value& v) {
   return Response::Json(code, boost::json::serialize(v));
 }
@@ -297,28 +302,27 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                                      index);
                                });
              });
-  router.Add(
-      http::Method::kGet, "/v1/environments", http::Access::kAny,
-      [&envs](Request& req, Responder respond) {
-        auto tenant = http::RequestTenant(req);
-        if (!tenant.ok()) return http::SendError(respond, tenant.status());
-        auto limit = http::ReadLimit(req, 100, 1000);
-        if (!limit.ok()) return http::SendError(respond, limit.status());
-        auto page = envs.List(*tenant, std::string(req.Query("cursor").value_or("")), *limit);
-        if (!page.ok()) return http::SendError(respond, page.status());
-        boost::json::array items;
-        for (const auto& e : page->items) {
-          auto inst = envs.Instances(e.tenant, e.name);
-          if (!inst.ok()) return http::SendError(respond, inst.status());
-          auto o = EnvironmentJson(e, *req.principal, &*inst);
-          o["status"].as_object().erase("instances");  // a summary per environment
-          items.push_back(std::move(o));
-        }
-        boost::json::object body{{"items", std::move(items)}};
-        body["next_cursor"] = page->next_cursor.empty() ? boost::json::value(nullptr)
-                                                        : boost::json::value(page->next_cursor);
-        respond(JsonResponse(200, body));
-      });
+  router.Add(http::Method::kGet, "/v1/environments", http::Access::kAny,
+             [&envs](Request& req, Responder respond) {
+               auto tenant = http::RequestTenant(req);
+               if (!tenant.ok()) return http::SendError(respond, tenant.status());
+               auto limit = http::ReadLimit(req, 100, 1000);
+               if (!limit.ok()) return http::SendError(respond, limit.status());
+               auto page =
+                   envs.List(*tenant, std::string(req.Query("cursor").value_or("")), *limit);
+               if (!page.ok()) return http::SendError(respond, page.status());
+               boost::json::array items;
+               for (const auto& e : page->items) {
+                 auto inst = envs.Instances(e.tenant, e.name);
+                 if (!inst.ok()) return http::SendError(respond, inst.status());
+                 auto o = EnvironmentJson(e, *req.principal, &*inst);
+                 o["status"].as_object().erase("instances");  // a summary per environment
+                 items.push_back(std::move(o));
+               }
+               boost::json::object body{{"items", std::move(items)}};
+               SetNextCursor(body, page->next_cursor);
+               respond(JsonResponse(200, body));
+             });
   router.Add(http::Method::kDelete, "/v1/environments/{name}", http::Access::kAny,
              [&envs](Request& req, Responder respond) {
                auto addr = EnvAddress(req);
@@ -392,8 +396,7 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                            {"reason", ev.reason}});
         }
         boost::json::object body{{"items", std::move(items)}};
-        body["next_cursor"] = page->next_cursor.empty() ? boost::json::value(nullptr)
-                                                        : boost::json::value(page->next_cursor);
+        SetNextCursor(body, page->next_cursor);
         respond(JsonResponse(200, body));
       });
 }
@@ -503,22 +506,21 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
                      respond(JsonResponse(r->second ? 201 : 200, RunJson(r->first, false)));
                    });
              });
-  router.Add(
-      http::Method::kGet, "/v1/instances/{id}/runs", http::Access::kAgent,
-      [&envs](Request& req, Responder respond) {
-        auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
-        if (!inst.ok()) return http::SendError(respond, inst.status());
-        auto limit = http::ReadLimit(req, 50, 1000);
-        if (!limit.ok()) return http::SendError(respond, limit.status());
-        auto page = envs.Runs(inst->id, std::string(req.Query("cursor").value_or("")), *limit);
-        if (!page.ok()) return http::SendError(respond, page.status());
-        boost::json::array items;
-        for (const auto& r : page->items) items.push_back(RunJson(r, false));
-        boost::json::object body{{"items", std::move(items)}};
-        body["next_cursor"] = page->next_cursor.empty() ? boost::json::value(nullptr)
-                                                        : boost::json::value(page->next_cursor);
-        respond(JsonResponse(200, body));
-      });
+  router.Add(http::Method::kGet, "/v1/instances/{id}/runs", http::Access::kAgent,
+             [&envs](Request& req, Responder respond) {
+               auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+               if (!inst.ok()) return http::SendError(respond, inst.status());
+               auto limit = http::ReadLimit(req, 50, 1000);
+               if (!limit.ok()) return http::SendError(respond, limit.status());
+               auto page =
+                   envs.Runs(inst->id, std::string(req.Query("cursor").value_or("")), *limit);
+               if (!page.ok()) return http::SendError(respond, page.status());
+               boost::json::array items;
+               for (const auto& r : page->items) items.push_back(RunJson(r, false));
+               boost::json::object body{{"items", std::move(items)}};
+               SetNextCursor(body, page->next_cursor);
+               respond(JsonResponse(200, body));
+             });
   router.Add(http::Method::kGet, "/v1/instances/{id}/runs/{n}", http::Access::kAgent,
              [&envs](Request& req, Responder respond) {
                auto run = RunInPath(envs, req);

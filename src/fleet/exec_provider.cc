@@ -9,6 +9,7 @@
 
 #include "agent/process.h"
 #include "common/duration.h"
+#include "common/files.h"
 #include "common/random.h"
 
 namespace drover::fleet {
@@ -47,7 +48,8 @@ Result<std::string> ExecProvider::Run(const env::Environment& env, const std::st
                           base + ".in",
                           base + ".out"};
   auto r = agent::RunProcess(spec);
-  std::string out = agent::ReadWholeFile(base + ".out"), err = agent::ReadWholeFile(base + ".err");
+  std::string out = ReadFile(base + ".out").value_or(""),
+              err = ReadFile(base + ".err").value_or("");
   for (auto ext : {".in", ".out", ".err"}) fs::remove(base + ext, ec);
   if (!r.error.empty()) return Status::Unavailable(fmt::format("{}: {}", what, r.error));
   if (r.timed_out) {

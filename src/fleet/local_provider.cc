@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "agent/process.h"
+#include "common/files.h"
 #include "common/log.h"
 
 extern char** environ;
@@ -196,7 +197,7 @@ void LocalProvider::Sweep(const std::set<std::string>& keep) {
   for (const auto& e : fs::directory_iterator(o_.data_dir + "/instances", ec)) {
     std::string id = e.path().filename().string();
     if (keep.count(id)) continue;
-    Stop(ReadPidInfo(agent::ReadWholeFile(e.path() / "instance.json")));
+    Stop(ReadPidInfo(ReadFile(e.path() / "instance.json").value_or("")));
     fs::remove_all(e.path(), ec);
     LogInfo("local instance {} is not in the store: stopped and removed", id);
   }
@@ -205,7 +206,7 @@ void LocalProvider::Sweep(const std::set<std::string>& keep) {
 void LocalProvider::StopAll() {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(o_.data_dir + "/instances", ec)) {
-    Stop(ReadPidInfo(agent::ReadWholeFile(e.path() / "instance.json")));
+    Stop(ReadPidInfo(ReadFile(e.path() / "instance.json").value_or("")));
   }
 }
 

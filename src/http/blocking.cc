@@ -38,12 +38,17 @@ void ServeRead(Waiters& waiters, std::string_view topic, const Request& req,
   waiters.Wait(std::string(topic), (*blocking)->index, (*blocking)->wait, std::move(read));
 }
 
+bool EtagMatches(std::string_view if_none_match, std::string_view etag) {
+  if (if_none_match.empty()) return false;
+  if (if_none_match == "*" || if_none_match == etag) return true;
+  return if_none_match.starts_with("W/") && if_none_match.substr(2) == etag;
+}
+
 void RespondWithIndex(const Responder& respond, std::string_view if_none_match, Response r,
                       int64_t index) {
   std::string etag = "\"" + std::to_string(index) + "\"";
   bool ok = r.status == 200;
-  if (ok && !if_none_match.empty() &&
-      (if_none_match == etag || if_none_match == "W/" + etag || if_none_match == "*")) {
+  if (ok && EtagMatches(if_none_match, etag)) {
     r = Response();
     r.status = 304;
   }

@@ -37,6 +37,9 @@ void ServeRead(Waiters& waiters, std::string_view topic, const Request& req,
 void RespondWithIndex(const Responder& respond, std::string_view if_none_match, Response r,
                       int64_t index);
 
+// Whether a request's If-None-Match names `etag` (exactly, weakly as W/"...", or with *).
+bool EtagMatches(std::string_view if_none_match, std::string_view etag);
+
 class Waiters {
  public:
   explicit Waiters(store::Store& store);

@@ -205,7 +205,7 @@ TEST(Migrations, DialectTokensAreReplacedPerBackend) {
   }
 }
 
-TEST(Postgres, PlaceholdersAreNumberedOutsideQuotes) {
+TEST(Postgres, QuestionMarksOutsideQuotesBecomeNumberedParameters) {
   EXPECT_EQ(postgres::ToPositional("SELECT ? , ?"), "SELECT $1 , $2");
   EXPECT_EQ(postgres::ToPositional("SELECT '?', \"a?\", ? WHERE x = 'it''s?' AND y = ?"),
             "SELECT '?', \"a?\", $1 WHERE x = 'it''s?' AND y = $2");

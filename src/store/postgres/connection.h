@@ -19,8 +19,8 @@ struct ResultDeleter {
 };
 using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
 
-// `sql` with each `?` outside quotes replaced by PostgreSQL's numbered placeholder: the first
-// becomes `$1`, the second `$2`, and so on.
+// `sql` with each `?` outside quotes turned into PostgreSQL's numbered parameter, in order:
+// the first is `$1`, the second `$2`, the third `$3`.
 std::string ToPositional(std::string_view sql);
 
 class Connection {
