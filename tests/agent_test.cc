@@ -462,6 +462,92 @@ TEST_F(SignedAgentTest, VerifiedSetsRunAndTamperedReplayedOrUnsignedOnesRunNothi
   EXPECT_NE(reasons[3].find("does not match"), std::string::npos) << reasons[3];
 }
 
+// The agent-side watcher with the bundled AWS script and a fake `aws` on PATH that records calls.
+TEST_F(AgentTest, WatcherAppliesItsResolvedCapacityOnceAndFollowsTheStop) {
+  repo_.Commit({{"run.sh", "#!/bin/sh\ntrue\n"}}, "v1");
+  std::string token = CreateEnv("watch", {{"repository", repo_.url()}, {"main_run", "./run.sh"}});
+  std::filesystem::create_directories(dir_.File("bin"));
+  std::string calls = dir_.File("calls.log");
+  { std::ofstream(dir_.File("bin/aws")) << "#!/bin/sh\necho \"aws $*\" >> \"$CALLS\"\n"; }
+  std::filesystem::permissions(dir_.File("bin/aws"), std::filesystem::perms::owner_all);
+  const char* path = std::getenv("PATH");
+  auto env = AgentEnv();
+  env.push_back("PATH=" + dir_.File("bin") + ":" + (path ? path : "/usr/bin:/bin"));
+  env.push_back("CALLS=" + calls);
+  env.push_back("ASG_NAME=sim-asg");
+  std::string work = dir_.File("w");
+  std::string script =
+      std::string(DROVER_SOURCE_DIR) + "/contrib/providers/aws-asg/set-capacity.sh";
+  auto run_once = [&] {
+    TestProcess p(AgentArgs("watch", token, work, true,
+                            {"--watcher", "--watcher-command", script, "--cloud", "aws", "--region",
+                             "eu-central-1"}),
+                  work + ".log", env);
+    return p.Wait(120000);
+  };
+  auto recorded = [&] {
+    std::ifstream in(calls);
+    std::vector<std::string> out;
+    for (std::string l; std::getline(in, l);) out.push_back(l);
+    return out;
+  };
+  auto call = [](int n) {
+    return "aws autoscaling set-desired-capacity --auto-scaling-group-name sim-asg "
+           "--desired-capacity " +
+           std::to_string(n) + " --region eu-central-1";
+  };
+  PutVar("cc-a-desired-capacity", R"({"all":3,"aws":{"eu-central-1":5}})", "watch");
+  ASSERT_EQ(run_once(), 0);
+  EXPECT_EQ(recorded(), std::vector<std::string>{call(5)});
+  ASSERT_EQ(run_once(), 0);
+  EXPECT_EQ(recorded().size(), 1u) << "a no-op change is not applied";
+  PutVar("cc-a-desired-capacity", R"({"all":3,"aws":{"all":2}})", "watch");
+  ASSERT_EQ(run_once(), 0);
+  EXPECT_EQ(recorded(), (std::vector<std::string>{call(5), call(2)}));
+  // Within 60 s of a scheduled stop nothing changes; once the stop has passed, 0.
+  auto now = SystemClock::Get().Now();
+  PutVar("cc-a-desired-capacity", "7", "watch");
+  PutVar("cc-a-stop", FormatRfc3339(now + std::chrono::seconds(40)), "watch");
+  ASSERT_EQ(run_once(), 0);
+  EXPECT_EQ(recorded().size(), 2u);
+  PutVar("cc-a-stop", FormatRfc3339(now - std::chrono::seconds(1)), "watch");
+  ASSERT_EQ(run_once(), 0);
+  EXPECT_EQ(recorded(), (std::vector<std::string>{call(5), call(2), call(0)}));
+}
+
+// A watcher command that fails is logged and retried at the next run; the run itself is not
+// failed by it.
+TEST_F(AgentTest, AFailingWatcherCommandIsRetriedAtTheNextRun) {
+  repo_.Commit({{"run.sh", "#!/bin/sh\ntrue\n"}}, "v1");
+  std::string token = CreateEnv("watchf", {{"repository", repo_.url()}, {"main_run", "./run.sh"}});
+  PutVar("cc-a-desired-capacity", "4", "watchf");
+  std::string work = dir_.File("w"), seen = dir_.File("seen");
+  std::string fail = dir_.File("fail");
+  std::ofstream(fail) << "x";
+  // Fails while the file `fail` exists; records its input otherwise.
+  std::string command =
+      "test ! -e " + fail + " || { echo 'no quota' >&2; exit 3; }; cat >> " + seen;
+  auto run_once = [&] {
+    TestProcess p(
+        AgentArgs("watchf", token, work, true, {"--watcher", "--watcher-command", command}),
+        work + ".log", AgentEnv());
+    return p.Wait(120000);
+  };
+  ASSERT_EQ(run_once(), 0);
+  EXPECT_FALSE(FileExists(seen));
+  std::ifstream log(work + ".log");
+  std::string text((std::istreambuf_iterator<char>(log)), {});
+  EXPECT_NE(text.find("no quota"), std::string::npos) << text;
+  std::filesystem::remove(fail);
+  ASSERT_EQ(run_once(), 0);
+  std::ifstream in(seen);
+  std::string input((std::istreambuf_iterator<char>(in)), {});
+  auto v = Json(input);
+  EXPECT_EQ(Str(v, "desired"), "4");
+  EXPECT_EQ(Str(v, "environment"), "watchf");
+  EXPECT_FALSE(Str(v, "instance_id").empty());
+}
+
 TEST_F(AgentTest, AnAgentKeyActsForItsOwnInstanceAndEnvironmentOnly) {
   std::string t1 = CreateEnv("one", {{"ref", "main"}});
   std::string t2 = CreateEnv("two", {{"ref", "other"}});

@@ -20,8 +20,10 @@
 
 #include "agent/cc_source.h"
 #include "agent/git.h"
+#include "agent/json_command.h"
 #include "agent/process.h"
 #include "agent/state.h"
+#include "agent/watcher.h"
 #include "client/client.h"
 #include "common/clock.h"
 #include "common/duration.h"
@@ -159,6 +161,7 @@ class Agent {
   // One run; returns its status ("ok", "failed", "skipped", or "overlap").
   std::string RunOnce();
   Vars Effective(const Vars& cc) const;
+  void Watch(const Vars& vars);  // the agent-side watcher, when configured
   int64_t StepExit(const std::string& step, std::vector<std::string> argv, const std::string& cwd,
                    const std::vector<std::string>& env, const std::string& log,
                    Clock::time_point deadline, std::string* why);
@@ -495,6 +498,7 @@ std::string Agent::RunOnce() {
     Save();
   }
   Vars vars = Effective(cc);
+  Watch(vars);
   auto get = [&](const char* k) {
     auto it = vars.find(k);
     return it == vars.end() ? std::string() : it->second;
@@ -572,6 +576,50 @@ std::string Agent::RunOnce() {
   }
   Save();
   return finish();
+}
+
+void Agent::Watch(const Vars& vars) {
+  if (!o_.watcher) return;
+  std::string target = o_.watcher_command + "\n" + o_.cloud + "\n" + o_.region;
+  std::optional<int64_t> last;
+  std::string instance_id, server_url;
+  {
+    std::lock_guard lock(state_mu_);
+    if (state_.watcher_target == target) last = state_.watcher_applied;
+    instance_id = state_.instance_id;
+  }
+  auto d = DecideCapacity(vars, o_.cloud, o_.region, SystemClock::Get().Now(), last);
+  if (!d.apply) {
+    LogInfo("watcher: nothing to apply: {}", d.why);
+    return;
+  }
+  boost::json::value capacity = nullptr;
+  if (auto it = vars.find("cc-a-desired-capacity"); it != vars.end()) {
+    boost::system::error_code ec;
+    capacity = boost::json::parse(it->second, ec);
+    if (ec) capacity = it->second;
+  }
+  boost::json::object in{{"environment", o_.environment}, {"desired", *d.apply},
+                         {"capacity", capacity},          {"cloud", o_.cloud},
+                         {"region", o_.region},           {"instance_id", instance_id},
+                         {"join_token", o_.join_token},   {"server_url", o_.server}};
+  // Run where the agent was started, so a relative script path means what it says.
+  std::error_code ec;
+  JsonCommand c{
+      "set_capacity",    o_.watcher_command, o_.work_dir + "/watcher", fs::current_path(ec), {},
+      o_.watcher_timeout};
+  if (auto r = RunJsonCommand(c, boost::json::serialize(in)); !r.ok()) {
+    LogWarn("watcher: setting capacity {} failed (retried at the next run): {}", *d.apply,
+            r.status().message());
+    return;
+  }
+  LogInfo("watcher: set capacity {} ({})", *d.apply, d.why);
+  {
+    std::lock_guard lock(state_mu_);
+    state_.watcher_applied = *d.apply;
+    state_.watcher_target = target;
+  }
+  Save();
 }
 
 void Agent::WaitForNextRun(std::chrono::milliseconds interval) {
@@ -730,6 +778,16 @@ int Agent::Main() {
       auto interval = std::chrono::milliseconds(600000);
       if (auto it = vars.find("cc-a-interval"); it != vars.end()) {
         if (auto ms = control::ParseSeconds(it->second); ms && ms->count() > 0) interval = *ms;
+      }
+      if (o_.watcher) {
+        // Wake for the watcher window's next boundary too (a run that finds the commit unchanged
+        // costs a fetch).
+        auto now = SystemClock::Get().Now();
+        if (auto next = NextWatcherChange(vars, now)) {
+          auto until = std::chrono::duration_cast<std::chrono::milliseconds>(*next - now) +
+                       std::chrono::milliseconds(100);
+          interval = std::min(interval, until);
+        }
       }
       WaitForNextRun(interval);
     }

@@ -27,6 +27,12 @@ struct AgentOptions {
   std::chrono::milliseconds kill_grace{std::chrono::seconds(10)};  // SIGTERM -> SIGKILL
   std::chrono::milliseconds heartbeat_interval{0};                 // 0: the environment's
   int keep_logs = 20;                                              // run logs kept in the work dir
+  // The agent-side watcher (agent/watcher.h): applies cc-a-desired-capacity for cloud/region
+  // with `watcher_command` (a set-capacity script: JSON on stdin, as the exec provider's).
+  bool watcher = false;
+  std::string watcher_command;
+  std::string cloud, region;
+  std::chrono::milliseconds watcher_timeout{std::chrono::seconds(60)};
 };
 
 // Runs the agent until SIGTERM/SIGINT (daemon) or one run (--once). Returns the exit code:

@@ -41,6 +41,10 @@ Result<AgentState> LoadState(const std::string& path) {
   s.signed_index = num("signed_index");
   s.signed_digest = str("signed_digest");
   s.last_set_index = num("last_set_index");
+  if (auto* w = o.if_contains("watcher_applied"); w && w->is_int64()) {
+    s.watcher_applied = w->as_int64();
+  }
+  s.watcher_target = str("watcher_target");
   if (auto* set = o.if_contains("last_set"); set && set->is_object()) {
     for (const auto& [k, val] : set->as_object()) {
       if (val.is_string()) s.last_set[std::string(k)] = std::string(val.as_string());
@@ -61,7 +65,9 @@ Status SaveState(const std::string& path, const AgentState& s) {
                         {"signed_index", s.signed_index},
                         {"signed_digest", s.signed_digest},
                         {"last_set", std::move(set)},
-                        {"last_set_index", s.last_set_index}};
+                        {"last_set_index", s.last_set_index},
+                        {"watcher_target", s.watcher_target}};
+  if (s.watcher_applied) o["watcher_applied"] = *s.watcher_applied;
   return WriteFileAtomic(path, boost::json::serialize(o), 0600);
 }
 

@@ -5,6 +5,7 @@
 // Writes are atomic (temp file, fsync, rename).
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
@@ -22,6 +23,10 @@ struct AgentState {
   std::string signed_digest;                    // SHA-256 of that set's body
   std::map<std::string, std::string> last_set;  // last control-center set read
   int64_t last_set_index = 0;
+  // The agent-side watcher: the capacity it last applied, and to what (command, cloud, region):
+  // a new target is applied afresh.
+  std::optional<int64_t> watcher_applied;
+  std::string watcher_target;
 };
 
 // Loads `path`; a missing file is an empty state. InvalidArgument for a corrupt file.

@@ -27,7 +27,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       keys_(store, clock),
       variables_(store, clock),
       environments_(store, clock, keys_),
-      coordinator_(store, std::move(coord)),
+      coordinator_(store, WithControllerPokes(std::move(coord))),
       waiters_(store) {
   controller_ =
       std::make_unique<fleet::Controller>(store_, environments_, coordinator_, std::move(fleet));
@@ -49,7 +49,26 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       std::make_unique<http::Pipeline>(router_, *metrics_, keys_, limiter_, clock_, options);
 }
 
-App::~App() = default;
+App::~App() {
+  // The controller first (no reconcile after its leases go), then the coordinator, whose last
+  // callbacks still reach a live controller.
+  controller_->Stop();
+  coordinator_.Stop();
+}
+
+coord::CoordinatorOptions App::WithControllerPokes(coord::CoordinatorOptions o) {
+  // A lease gained or lost changes which environments this server reconciles: look at once.
+  // (The coordinator starts after the controller exists: Start() comes after construction.)
+  o.on_acquired = [this, then = std::move(o.on_acquired)](const store::Lease& l) {
+    if (then) then(l);
+    if (controller_) controller_->Poke();
+  };
+  o.on_lost = [this, then = std::move(o.on_lost)](const std::string& name) {
+    if (then) then(name);
+    if (controller_) controller_->Poke();
+  };
+  return o;
+}
 
 void App::AddSystemRoutes() {
   router_.Add(Method::kGet, "/healthz", Access::kPublic, [](Request&, Responder respond) {
@@ -63,7 +82,9 @@ void App::AddSystemRoutes() {
     respond(Response::Json(200, "{\"status\":\"ready\"}"));
   });
   router_.Add(Method::kGet, "/metrics", Access::kPublic, [this](Request&, Responder respond) {
-    Response r = Response::Json(200, metrics_->Render());
+    std::string text = metrics_->Render();
+    controller_->RenderMetrics(text);
+    Response r = Response::Json(200, std::move(text));
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     respond(std::move(r));
   });

@@ -55,6 +55,7 @@ class App {
   control::VariableService variables_;
   env::EnvironmentService environments_;
   std::unique_ptr<control::ControlCenterViews> cc_views_;
+  coord::CoordinatorOptions WithControllerPokes(coord::CoordinatorOptions o);
   coord::Coordinator coordinator_;
   std::unique_ptr<fleet::Controller> controller_;
   http::Waiters waiters_;

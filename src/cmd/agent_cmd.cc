@@ -10,7 +10,8 @@ namespace drover::cmd {
 
 void AddAgentCommand(CLI::App& app, Run& run) {
   static agent::AgentOptions o;
-  static std::string run_timeout = "1h", stop_grace = "30s", kill_grace = "10s", heartbeat;
+  static std::string run_timeout = "1h", stop_grace = "30s", kill_grace = "10s", heartbeat,
+                     watcher_timeout = "60s";
   auto* a = app.add_subcommand(
       "agent",
       "Run the agent: read the cc-a-* set, fetch the Git repository, run pre/main/post, report.");
@@ -44,6 +45,17 @@ void AddAgentCommand(CLI::App& app, Run& run) {
       ->capture_default_str();
   a->add_option("--heartbeat-interval", heartbeat,
                 "heartbeat period (default: the environment's health.heartbeat_interval)");
+  a->add_flag("--watcher", o.watcher,
+              "apply cc-a-desired-capacity (for --cloud/--region) with --watcher-command");
+  a->add_option("--watcher-command", o.watcher_command,
+                "set-capacity command, run with sh -c and JSON on stdin (e.g. "
+                "contrib/providers/aws-asg/set-capacity.sh)");
+  a->add_option("--cloud", o.cloud, "this instance's cloud, to resolve a capacity map (aws, gcp)")
+      ->envname("DROVER_CLOUD");
+  a->add_option("--region", o.region, "this instance's region, to resolve a capacity map")
+      ->envname("DROVER_REGION");
+  a->add_option("--watcher-timeout", watcher_timeout, "time limit of the watcher command")
+      ->capture_default_str();
   a->add_option("--keep-logs", o.keep_logs, "run logs kept in the work dir")->capture_default_str();
   a->callback([&run] {
     run = [] {
@@ -61,13 +73,24 @@ void AddAgentCommand(CLI::App& app, Run& run) {
       if (!dur("--run-timeout", run_timeout, &o.run_timeout) ||
           !dur("--stop-grace", stop_grace, &o.stop_grace) ||
           !dur("--kill-grace", kill_grace, &o.kill_grace) ||
-          !dur("--heartbeat-interval", heartbeat, &o.heartbeat_interval)) {
+          !dur("--heartbeat-interval", heartbeat, &o.heartbeat_interval) ||
+          !dur("--watcher-timeout", watcher_timeout, &o.watcher_timeout)) {
         return 2;
       }
       if (o.server.empty() && o.cc_urls.empty() && o.defaults_file.empty()) {
         std::fprintf(stderr,
                      "error: give --server (with --join-token and --environment), --cc URL, or "
                      "--defaults FILE\n");
+        return 2;
+      }
+      if (o.watcher && o.watcher_command.empty()) {
+        std::fprintf(stderr,
+                     "error: --watcher needs --watcher-command (a set-capacity script, see "
+                     "contrib/providers/)\n");
+        return 2;
+      }
+      if (!o.watcher && !o.watcher_command.empty()) {
+        std::fprintf(stderr, "error: --watcher-command is used only with --watcher\n");
         return 2;
       }
       if (o.keep_logs < 1) {

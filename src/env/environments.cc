@@ -373,6 +373,16 @@ Result<Instance> EnvironmentService::InstanceFor(const auth::Principal& caller,
   return std::move(*found);
 }
 
+Result<std::optional<std::string>> EnvironmentService::InstanceState(const std::string& id) {
+  std::optional<std::string> state;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query("SELECT state FROM instances WHERE id = ?", {id},
+                    [&](const store::Row& r) { state = r.String(0); });
+  });
+  if (!s.ok()) return s;
+  return state;
+}
+
 Result<std::vector<Instance>> EnvironmentService::Instances(const std::string& tenant,
                                                             const std::string& env) {
   std::vector<Instance> out;
@@ -564,6 +574,18 @@ void EnvironmentService::Scale(std::string tenant, std::string name, std::string
         if (!s.ok()) return done(s);
         done(std::move(*out));
       });
+}
+
+Result<std::vector<EnvironmentService::Version>> EnvironmentService::Versions() {
+  std::vector<Version> out;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query("SELECT tenant, name, modify_index FROM environments", {},
+                    [&](const store::Row& r) {
+                      out.push_back({std::string(r.Text(0)), std::string(r.Text(1)), r.Int(2)});
+                    });
+  });
+  if (!s.ok()) return s;
+  return out;
 }
 
 Result<std::vector<Environment>> EnvironmentService::AllEnvironments() {

@@ -112,6 +112,13 @@ class EnvironmentService {
   void Put(std::string tenant, std::string name, EnvironmentSpec spec,
            std::function<void(Result<std::pair<Environment, bool>>)> done);
   Result<Environment> Get(const std::string& tenant, const std::string& name);
+  // Every environment's (tenant, name, modify_index): what the controller compares to find
+  // the ones that changed without reading every spec.
+  struct Version {
+    std::string tenant, name;
+    int64_t modify_index = 0;
+  };
+  Result<std::vector<Version>> Versions();
   Result<Page<Environment>> List(const std::string& tenant, const std::string& cursor, int limit);
   // Deletes the environment with its instances, runs, events and agent keys.
   void Delete(std::string tenant, std::string name, std::function<void(Status)> done);
@@ -131,6 +138,8 @@ class EnvironmentService {
   // PermissionDenied for an agent key of another instance.
   Result<Instance> InstanceFor(const auth::Principal& caller, const std::string& id);
   Result<std::vector<Instance>> Instances(const std::string& tenant, const std::string& env);
+  // The state of instance `id`; nullopt when there is no such instance.
+  Result<std::optional<std::string>> InstanceState(const std::string& id);
 
   // Records a heartbeat; a starting or unhealthy instance becomes running.
   void RecordHeartbeat(Instance inst, Heartbeat hb, std::function<void(Status)> done);

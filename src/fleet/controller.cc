@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -13,6 +15,7 @@
 #include "common/log.h"
 #include "control/values.h"
 #include "fleet/exec_provider.h"
+#include "http/metrics.h"
 
 namespace drover::fleet {
 namespace {
@@ -51,13 +54,32 @@ struct Controller::Impl {
   std::mutex mu;
   std::condition_variable cv;
   bool stop = false;   // GUARDED_BY(mu)
-  bool dirty = false;  // GUARDED_BY(mu): an environment changed
+  bool dirty = false;  // GUARDED_BY(mu): an environment changed, or a lease came or went
+  // When the oldest change not yet handled arrived (for the lag metric). GUARDED_BY(mu)
+  std::optional<std::chrono::steady_clock::time_point> changed_at;
   int sub = -1;
   // When an environment may start instances again after a failed start or a replacement
   // (exponential backoff), by resource name. Controller thread only.
   std::map<std::string, std::pair<int64_t, int>> backoff;  // until (db ms), attempts
   // When each unhealthy instance was first seen unhealthy here (its backoff runs from then).
   std::map<std::string, int64_t> unhealthy_since;
+
+  // An environment this server holds, as last reconciled, and when it needs a look again by the
+  // clock alone (a heartbeat deadline, a backoff, the idle timeout). Controller thread only.
+  struct Tracked {
+    env::Environment env;
+    int64_t due = kNever;  // database clock, ms
+  };
+  static constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+  std::map<std::string, Tracked> tracked;  // by resource name
+  std::chrono::steady_clock::time_point next_full{};
+
+  http::Histogram change_lag{LagBuckets()}, deadline_lag{LagBuckets()};
+  std::atomic<uint64_t> reconciles{0};
+  std::atomic<int64_t> held{0};
+  static std::vector<double> LagBuckets() {
+    return {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  }
 
   Provider* For(const env::Environment& e) {
     if (e.spec.provider == "local") return &local;
@@ -75,18 +97,23 @@ struct Controller::Impl {
   }
 
   // Group mode: asks set_capacity for the desired size when it changed (with backoff on failure).
-  Status ApplyGroupSize(const env::Environment& e, const store::Lease& lease, int64_t now) {
+  Status ApplyGroupSize(const env::Environment& e, const store::Lease& lease, int64_t now,
+                        int64_t* due) {
     auto desired = Desired(e);
     if (!desired) return Status::Ok();
     std::string key = ResourceName(e);
     auto it = applied.find(key);
     if (it != applied.end() && it->second == *desired) return Status::Ok();  // a no-op change
     auto& [until, attempts] = backoff[key];
-    if (now < until) return Status::Ok();
+    if (now < until) {
+      *due = std::min(*due, until);
+      return Status::Ok();
+    }
     Status s = exec.SetCapacity(e, *desired);
     if (!s.ok()) {
       attempts++;
       until = now + std::min<int64_t>(1000LL << std::min(attempts, 8), 300000);
+      *due = std::min(*due, until);
       return envs.RecordEvent(e, "set-capacity-failed", s.message(), &lease);
     }
     attempts = 0;
@@ -98,44 +125,105 @@ struct Controller::Impl {
   void Loop() {
     std::unique_lock lock(mu);
     while (!stop) {
+      bool list = dirty;
+      auto since = changed_at;
       dirty = false;
+      changed_at.reset();
       lock.unlock();
-      ReconcileAll();
+      auto start = std::chrono::steady_clock::now();
+      bool full = start >= next_full;
+      if (full) next_full = start + opts.full_resync;
+      auto wait = Pass(full, list || full);
+      if (since) {
+        change_lag.Observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - *since).count());
+      }
       lock.lock();
-      cv.wait_for(lock, opts.resync, [&] { return stop || dirty; });
+      auto until = std::min(std::chrono::steady_clock::now() + wait, next_full);
+      cv.wait_until(lock, until, [&] { return stop || dirty; });
     }
   }
 
-  void ReconcileAll() {
-    auto all = envs.AllEnvironments();
-    if (!all.ok()) return;  // the store is away: next round
-    std::vector<std::string> names;
-    for (const auto& e : *all) names.push_back(ResourceName(e));
-    coord.SetResources(names);
-    for (const auto& e : *all) {
-      auto lease = coord.Held(ResourceName(e));
-      if (!lease) continue;
-      Status s = Reconcile(e, *lease);
-      if (!s.ok() && s.code() != Status::Code::kConflict) {
-        LogWarn("reconcile of {}/{}: {}", e.tenant, e.name, s.message());
-      }
-    }
-    // Local agents of instances that no longer exist (their environment was deleted) go.
-    std::set<std::string> keep;
-    for (const auto& e : *all) {
-      auto insts = envs.Instances(e.tenant, e.name);
-      if (!insts.ok()) return;  // cannot tell: sweep nothing
-      for (const auto& i : *insts) {
-        if (Live(i)) keep.insert(i.id);
-      }
-    }
-    local.Sweep(keep);
-  }
-
-  Status Reconcile(const env::Environment& e, const store::Lease& lease) {
-    Provider* provider = For(e);
+  // One pass: with `list`, compares every environment's version with what it reconciled last
+  // (reading only the changed ones) and follows the leases; then reconciles the environments
+  // that changed, were just acquired, or are due by the clock (all of them when `full`).
+  // Returns how long the loop may sleep before the next one is due.
+  std::chrono::milliseconds Pass(bool full, bool list) {
+    constexpr std::chrono::milliseconds kRetry{1000};
     auto now = envs.Now();
-    if (!now.ok()) return now.status();
+    if (!now.ok()) return kRetry;  // the store is away: soon again
+    if (list) {
+      auto versions = envs.Versions();
+      if (!versions.ok()) return kRetry;
+      std::vector<std::string> names;
+      names.reserve(versions->size());
+      for (const auto& v : *versions) names.push_back("env/" + v.tenant + "/" + v.name);
+      coord.SetResources(names);
+      std::map<std::string, Tracked> next;
+      for (size_t i = 0; i < versions->size(); ++i) {
+        const auto& v = (*versions)[i];
+        if (!coord.Held(names[i])) continue;
+        auto old = tracked.find(names[i]);
+        bool same = old != tracked.end() && old->second.env.modify_index == v.modify_index;
+        if (same) {
+          next.emplace(names[i], std::move(old->second));
+          continue;
+        }
+        auto e = envs.Get(v.tenant, v.name);
+        if (e.ok()) next.emplace(names[i], Tracked{std::move(*e), 0});  // due now
+      }
+      tracked = std::move(next);
+      held.store(static_cast<int64_t>(tracked.size()));
+      // Forget what belongs to environments this server no longer reconciles: a takeover or a
+      // new lease starts afresh (and applies the group size once again).
+      std::erase_if(applied, [&](const auto& kv) { return !tracked.count(kv.first); });
+      std::erase_if(backoff, [&](const auto& kv) { return !tracked.count(kv.first); });
+      SweepLocal();
+    }
+    int64_t next_due = kNever;
+    for (auto& [name, t] : tracked) {
+      if (full || t.due <= *now) {
+        auto lease = coord.Held(name);
+        if (!lease) {
+          t.due = kNever;  // lost meanwhile: the next list pass drops it
+          continue;
+        }
+        t.due = kNever;
+        Status s = Reconcile(t.env, *lease, *now, &t.due);
+        reconciles.fetch_add(1, std::memory_order_relaxed);
+        if (s.code() == Status::Code::kConflict) {
+          // Changed under us: read it again and look once more.
+          if (auto e = envs.Get(t.env.tenant, t.env.name); e.ok()) t.env = std::move(*e);
+          t.due = *now + 1;
+        } else if (!s.ok()) {
+          LogWarn("reconcile of {}/{}: {}", t.env.tenant, t.env.name, s.message());
+          t.due = std::min(t.due, *now + kRetry.count());
+        }
+      }
+      next_due = std::min(next_due, t.due);
+    }
+    if (next_due == kNever) return opts.full_resync;
+    auto after = envs.Now();
+    int64_t left = next_due - (after.ok() ? *after : *now);
+    return std::chrono::milliseconds(std::clamp<int64_t>(left, 0, opts.full_resync.count()));
+  }
+
+  // Local agents of instances that are no longer live (terminated, or their environment was
+  // deleted) are stopped and their dirs removed.
+  void SweepLocal() {
+    local.Sweep([&](const std::string& id) -> std::optional<bool> {
+      auto state = envs.InstanceState(id);
+      if (!state.ok()) return std::nullopt;
+      if (!*state) return false;
+      return **state == "starting" || **state == "running" || **state == "unhealthy";
+    });
+  }
+
+  // Reconciles one environment at `now` (database clock); lowers `*due` to when it needs a look
+  // again by the clock alone.
+  Status Reconcile(const env::Environment& e, const store::Lease& lease, int64_t now,
+                   int64_t* due) {
+    Provider* provider = For(e);
     auto insts = envs.Instances(e.tenant, e.name);
     if (!insts.ok()) return insts.status();
     const auto& health = e.spec.health;
@@ -155,11 +243,17 @@ struct Controller::Impl {
         int64_t allowed = inst.last_heartbeat_ms ? grace : grace + 30000;
         if (alive && !*alive) {
           why = "its agent process is gone";
-        } else if (*now - last > allowed) {
+        } else if (now - last > allowed) {
           why = fmt::format("no heartbeat for {}",
-                            FormatDuration(std::chrono::milliseconds((*now - last) / 1000 * 1000)));
+                            FormatDuration(std::chrono::milliseconds((now - last) / 1000 * 1000)));
+          deadline_lag.Observe(static_cast<double>(now - last - allowed) / 1000.0);
         }
-        if (why.empty()) continue;
+        if (why.empty()) {
+          *due = std::min(*due, last + allowed + 1);
+          // A process the provider watches (local agents) is looked at every resync.
+          if (alive) *due = std::min(*due, now + opts.resync.count());
+          continue;
+        }
         auto moved = envs.Transition(inst, "unhealthy", "unhealthy", why, &lease);
         if (!moved.ok()) return moved.status();
         if (!*moved) continue;
@@ -168,7 +262,7 @@ struct Controller::Impl {
       }
       // Unhealthy: the restart policy decides. An instance that ran 10 minutes before it failed
       // starts a fresh count (a crash loop is what the count and the backoff are for).
-      int64_t since = unhealthy_since.emplace(inst.id, *now).first->second;
+      int64_t since = unhealthy_since.emplace(inst.id, now).first->second;
       bool long_lived = since - inst.created_at_ms > kHealthyResetMs;
       int64_t restarts = long_lived ? 0 : inst.restarts;
       bool restart = health.restart == "always" || health.restart == "on-failure";
@@ -193,7 +287,10 @@ struct Controller::Impl {
       int64_t delay = restarts == 0
                           ? 0
                           : std::min<int64_t>(1000LL << std::min<int64_t>(restarts - 1, 9), 300000);
-      if (*now < since + delay) continue;
+      if (now < since + delay) {
+        *due = std::min(*due, since + delay);
+        continue;
+      }
       if (provider->StartsInstances()) {
         // Replaced: the old one stops, a new one starts below with one more restart.
         auto t = envs.Transition(inst, "terminating", "replacing", "replaced: " + inst.state_reason,
@@ -211,7 +308,9 @@ struct Controller::Impl {
     }
     if (!provider->StartsInstances()) {
       // static: desired is shown against joined agents; exec group: the group sizes itself.
-      if (e.spec.exec && !e.spec.exec->set_capacity.empty()) return ApplyGroupSize(e, lease, *now);
+      if (e.spec.exec && !e.spec.exec->set_capacity.empty()) {
+        return ApplyGroupSize(e, lease, now, due);
+      }
       return Status::Ok();
     }
 
@@ -227,10 +326,11 @@ struct Controller::Impl {
       for (const auto& i : *insts) {
         if (i.last_run) activity = std::max(activity, i.last_run->finished_at_ms);
       }
-      if (*now - activity > e.spec.idle_timeout.count()) {
+      *due = std::min(*due, activity + e.spec.idle_timeout.count() + 1);
+      if (now - activity > e.spec.idle_timeout.count()) {
         std::string why =
             fmt::format("idle: no activity for {} (idle_timeout {}); scaled to 0",
-                        FormatDuration(std::chrono::milliseconds((*now - activity) / 1000 * 1000)),
+                        FormatDuration(std::chrono::milliseconds((now - activity) / 1000 * 1000)),
                         FormatDuration(e.spec.idle_timeout));
         Status s = envs.SetCapacity(e, "0", "idle", why, &lease);
         if (!s.ok()) return s;
@@ -248,7 +348,10 @@ struct Controller::Impl {
     std::string key = ResourceName(e);
     auto& [until, attempts] = backoff[key];
     for (int64_t n = have; n < *desired; ++n) {
-      if (*now < until) break;  // backing off after failures or a replacement
+      if (now < until) {  // backing off after failures or a replacement
+        *due = std::min(*due, until);
+        break;
+      }
       int64_t restarts = 0;
       std::string reason = fmt::format("{} of {} instances", n, *desired);
       if (!replacements.empty()) {
@@ -266,7 +369,8 @@ struct Controller::Impl {
       auto started = provider->Create(e, *id);
       if (!started.ok()) {
         attempts++;
-        until = *now + std::min<int64_t>(1000LL << std::min(attempts, 8), 300000);
+        until = now + std::min<int64_t>(1000LL << std::min(attempts, 8), 300000);
+        *due = std::min(*due, until);
         auto f = envs.Transition(inst, "failed", "start-failed",
                                  "the provider could not start it: " + started.status().message(),
                                  &lease);
@@ -320,6 +424,7 @@ void Controller::Start() {
     if (!ours) return;
     std::lock_guard lock(im->mu);
     im->dirty = true;
+    if (!im->changed_at) im->changed_at = std::chrono::steady_clock::now();
     im->cv.notify_one();
   });
   impl_->thread = std::thread([im = impl_.get()] { im->Loop(); });
@@ -337,6 +442,22 @@ void Controller::Stop() {
   if (impl_->opts.local.stop_with_server) impl_->local.StopAll();
 }
 
-void Controller::ReconcileAll() { impl_->ReconcileAll(); }
+void Controller::ReconcileAll() { impl_->Pass(true, true); }
+
+void Controller::Poke() {
+  std::lock_guard lock(impl_->mu);
+  impl_->dirty = true;
+  impl_->cv.notify_one();
+}
+
+void Controller::RenderMetrics(std::string& out) const {
+  out += "# TYPE drover_fleet_reconcile_lag_seconds histogram\n";
+  impl_->change_lag.Render(out, "drover_fleet_reconcile_lag_seconds", "trigger=\"change\"");
+  impl_->deadline_lag.Render(out, "drover_fleet_reconcile_lag_seconds", "trigger=\"deadline\"");
+  out += fmt::format(
+      "# TYPE drover_fleet_reconciles_total counter\ndrover_fleet_reconciles_total {}\n"
+      "# TYPE drover_fleet_environments_held gauge\ndrover_fleet_environments_held {}\n",
+      impl_->reconciles.load(std::memory_order_relaxed), impl_->held.load());
+}
 
 }  // namespace drover::fleet

@@ -3,26 +3,10 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
-#include "agent/process.h"
-#include "common/duration.h"
-#include "common/files.h"
-#include "common/random.h"
+#include "agent/json_command.h"
 
 namespace drover::fleet {
-namespace {
-
-namespace fs = std::filesystem;
-
-std::string Tail(std::string s, std::size_t n) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s.size() > n ? "..." + s.substr(s.size() - n) : s;
-}
-
-}  // namespace
 
 void ExecProvider::SetServerUrl(std::string url) {
   std::lock_guard lock(mu_);
@@ -32,37 +16,10 @@ void ExecProvider::SetServerUrl(std::string url) {
 Result<std::string> ExecProvider::Run(const env::Environment& env, const std::string& what,
                                       const std::string& command, const std::string& input) {
   const auto& x = *env.spec.exec;
-  std::error_code ec;
-  fs::create_directories(dir_, ec);
-  std::string base = dir_ + "/" + env.name + "-" + what + "-" + RandomHex(4);
-  { std::ofstream(base + ".in") << input; }
-  auto vars = agent::CurrentEnvironment();
-  for (const auto& [k, v] : x.env) vars.push_back(k + "=" + v);
-  agent::ProcessSpec spec{{"sh", "-c", command},
-                          dir_,
-                          vars,
-                          base + ".err",
-                          std::chrono::steady_clock::now() + x.timeout,
-                          std::chrono::seconds(5),
-                          nullptr,
-                          base + ".in",
-                          base + ".out"};
-  auto r = agent::RunProcess(spec);
-  std::string out = ReadFile(base + ".out").value_or(""),
-              err = ReadFile(base + ".err").value_or("");
-  for (auto ext : {".in", ".out", ".err"}) fs::remove(base + ext, ec);
-  if (!r.error.empty()) return Status::Unavailable(fmt::format("{}: {}", what, r.error));
-  if (r.timed_out) {
-    return Status::Unavailable(fmt::format("{} timed out after {} and was killed; stderr: {}", what,
-                                           FormatDuration(x.timeout), Tail(err, 500)));
-  }
-  if (r.exit_code != 0) {
-    return Status::Unavailable(
-        fmt::format("{} exited {}; stderr: {}", what, r.exit_code, Tail(err, 500)));
-  }
-  return out;
+  agent::JsonCommand c{what, command, dir_, "", {}, x.timeout};
+  for (const auto& [k, v] : x.env) c.extra_env.push_back(k + "=" + v);
+  return agent::RunJsonCommand(c, input);
 }
-
 Result<Started> ExecProvider::Create(const env::Environment& env, const std::string& instance_id) {
   std::string url;
   {
@@ -81,8 +38,8 @@ Result<Started> ExecProvider::Create(const env::Environment& env, const std::str
   const boost::json::object* o = !ec && v.is_object() ? &v.as_object() : nullptr;
   const auto* id = o ? o->if_contains("provider_id") : nullptr;
   if (!id || !id->is_string() || id->as_string().empty()) {
-    return Status::Unavailable(
-        fmt::format("create printed no JSON object with a provider_id: {}", Tail(*out, 300)));
+    return Status::Unavailable(fmt::format("create printed no JSON object with a provider_id: {}",
+                                           agent::TailText(*out, 300)));
   }
   Started s;
   s.provider_id = std::string(id->as_string());

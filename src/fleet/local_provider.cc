@@ -189,14 +189,14 @@ std::optional<bool> LocalProvider::Alive(const env::Environment&, const env::Ins
   return Running(ReadPidInfo(inst.provider_data));
 }
 
-void LocalProvider::Sweep(const std::set<std::string>& keep) {
+void LocalProvider::Sweep(const std::function<std::optional<bool>(const std::string& id)>& live) {
   // Reap agents that exited (the server's only children): no zombies, and Alive() sees them gone.
   while (::waitpid(-1, nullptr, WNOHANG) > 0) {
   }
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(o_.data_dir + "/instances", ec)) {
     std::string id = e.path().filename().string();
-    if (keep.count(id)) continue;
+    if (live(id).value_or(true)) continue;
     Stop(ReadPidInfo(ReadFile(e.path() / "instance.json").value_or("")));
     fs::remove_all(e.path(), ec);
     LogInfo("local instance {} is not in the store: stopped and removed", id);

@@ -3,8 +3,9 @@
 // work dir (DATA_DIR/instances/<id>/) and process group, with a free loopback port exported as
 // PORT and its output in agent.log there. The pid and its start time (from /proc) identify it, so
 // a restarted server re-adopts the agents that still run and the controller replaces the rest.
+#include <functional>
 #include <mutex>
-#include <set>
+#include <optional>
 #include <string>
 
 #include "fleet/provider.h"
@@ -27,9 +28,10 @@ class LocalProvider final : public Provider {
   Result<Started> Create(const env::Environment& env, const std::string& instance_id) override;
   Status Delete(const env::Environment& env, const env::Instance& inst) override;
   std::optional<bool> Alive(const env::Environment& env, const env::Instance& inst) override;
-  // Stops and removes instance dirs whose id is not in `keep` (instances deleted with their
-  // environment, or never recorded).
-  void Sweep(const std::set<std::string>& keep);
+  // Reaps exited agents, then stops and removes the instance dirs for which `live(id)` says
+  // false (instances deleted with their environment, terminated, or never recorded); nullopt
+  // (cannot tell) keeps it.
+  void Sweep(const std::function<std::optional<bool>(const std::string& id)>& live);
   // Stops every agent it started (--local-instances=stop at shutdown).
   void StopAll();
 
