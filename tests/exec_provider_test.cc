@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <boost/json.hpp>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -167,6 +168,17 @@ TEST_F(ExecProviderTest, InstanceModeCreatesAndDeletesThroughTheCommands) {
   ASSERT_TRUE(WaitFor([&] { return Lines(ReadFile(log)).size() == 3; }, 60000));
   auto del = boost::json::parse(Lines(ReadFile(log))[2].substr(7));
   EXPECT_TRUE(del.at("provider_id").as_string().starts_with("vm-i-"));
+  // Deleting the environment deletes its last machine through the provider too.
+  std::string last = std::string(instances()[0].at("provider_id").as_string());
+  for (const auto& i : instances()) {
+    if (i.at("state").as_string() != "terminated")
+      last = std::string(i.at("provider_id").as_string());
+  }
+  auto gone = server_->NewClient().Do("DELETE", "/v1/environments/vms");
+  ASSERT_TRUE(gone->status == 200 || gone->status == 204) << gone->body;
+  ASSERT_TRUE(WaitFor([&] { return Lines(ReadFile(log)).size() == 4; }, 60000)) << server_->Log();
+  auto last_del = boost::json::parse(Lines(ReadFile(log))[3].substr(7));
+  EXPECT_EQ(last_del.at("provider_id").as_string(), last);
 }
 
 TEST_F(ExecProviderTest, FailingOrHangingCommandsBecomeEventsWithBackoffNotCrashes) {
@@ -205,6 +217,47 @@ TEST_F(ExecProviderTest, FailingOrHangingCommandsBecomeEventsWithBackoffNotCrash
                                    R"({"provider":"exec","exec":{"create":"x"}})");
   EXPECT_EQ(r->status, 422);
   EXPECT_NE(r->body.find("spec.exec.delete"), std::string::npos) << r->body;
+}
+
+TEST_F(ExecProviderTest, ListFindsInstancesTheCloudLostAndTheyAreReplaced) {
+  std::string cloud = dir_.File("cloud.txt"), down = dir_.File("api-down");
+  std::ofstream(cloud).close();
+  std::ofstream(down) << "x";
+  WriteScript(dir_.File("create.sh"),
+              "id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)[\"instance_id\"])')\n"
+              "echo \"vm-$id\" >> " +
+                  cloud + "\necho \"{\\\"provider_id\\\":\\\"vm-$id\\\"}\"\n");
+  WriteScript(dir_.File("delete.sh"), "cat >/dev/null\n");
+  WriteScript(
+      dir_.File("list.sh"),
+      "cat >/dev/null\nif [ -e " + down +
+          " ]; then echo 'cloud api down' >&2; exit 4; fi\n"
+          "python3 -c 'import json,sys; print(json.dumps({\"instances\": [{\"provider_id\": "
+          "l.strip()} for l in open(sys.argv[1]) if l.strip()]}))' " +
+          cloud + "\n");
+  std::string spec = R"({"provider":"exec","capacity":1,"exec":{"create":")" +
+                     dir_.File("create.sh") + R"(","delete":")" + dir_.File("delete.sh") +
+                     R"(","list":")" + dir_.File("list.sh") +
+                     R"("},"health":{"heartbeat_interval":"1s","unhealthy_after":2}})";
+  ASSERT_EQ(Put("listed", spec), 201);
+  // A failing list is an event, and judges nothing gone.
+  ASSERT_TRUE(
+      WaitFor([&] { return Events("listed").find("cloud api down") != std::string::npos; }, 60000))
+      << Events("listed");
+  EXPECT_EQ(Events("listed").find("no longer has it"), std::string::npos);
+  std::filesystem::remove(down);
+  ASSERT_TRUE(WaitFor([&] { return Lines(ReadFile(cloud)).size() == 1; }, 60000));
+  std::string first = Lines(ReadFile(cloud))[0];
+  // The cloud loses the machine: the next list notices, and a replacement is created.
+  std::ofstream(cloud, std::ios::trunc).close();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Events("listed").find("no longer has it (" + first + ")") != std::string::npos;
+      },
+      60000))
+      << Events("listed");
+  ASSERT_TRUE(WaitFor([&] { return Lines(ReadFile(cloud)).size() == 1; }, 60000));
+  EXPECT_NE(Lines(ReadFile(cloud))[0], first);
 }
 
 }  // namespace

@@ -36,6 +36,7 @@ class App {
   const http::Router& router() const { return router_; }
   auth::KeyService& keys() { return keys_; }
   coord::Coordinator& coordinator() { return coordinator_; }
+  env::EnvironmentService& environments() { return environments_; }
   // Started by the server process once it listens (local agents need its URL).
   fleet::Controller& controller() { return *controller_; }
   // Parked blocking reads; Shutdown() answers them when the server stops.

@@ -82,13 +82,19 @@ struct Coordinator::Impl {
       std::lock_guard lock(mu);
       mine = held;
     }
-    for (auto& [name, lease] : mine) {
-      auto r = leases.Renew(lease, opts.ttl);
-      if (r.ok()) {
-        std::lock_guard lock(mu);
-        held[name] = *r;
-      } else if (r.status().code() == Status::Code::kConflict) {
-        Lost(name, "lost (expired before renewal)");
+    std::vector<store::Lease> batch;
+    for (const auto& [name, lease] : mine) batch.push_back(lease);
+    auto renewed = leases.RenewAll(batch, opts.ttl);
+    if (renewed.ok()) {
+      size_t i = 0;
+      for (const auto& [name, lease] : mine) {
+        const auto& r = (*renewed)[i++];
+        if (r) {
+          std::lock_guard lock(mu);
+          held[name] = *r;
+        } else {
+          Lost(name, "lost (expired before renewal)");
+        }
       }
     }
 

@@ -11,6 +11,12 @@
 namespace drover::env {
 namespace {
 
+// What a heartbeat says, to recognise the same heartbeat again (HeartbeatBuffer::Quiet).
+std::string Fingerprint(const Heartbeat& hb) {
+  return fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}", hb.agent_version, hb.hostname, hb.facts_json,
+                     hb.current_run_json, hb.skipped_runs);
+}
+
 constexpr std::string_view kEnvColumns =
     "SELECT tenant, name, spec, join_token, create_index, modify_index, created_at, updated_at,"
     " scale_capacity FROM environments";
@@ -363,6 +369,7 @@ Result<Instance> EnvironmentService::InstanceFor(const auth::Principal& caller,
                     [&](const store::Row& r) { found = ReadInstance(r); });
   });
   if (!s.ok()) return s;
+  if (found) found->last_heartbeat_ms = beats_.Overlay(found->id, found->last_heartbeat_ms);
   if (!found || !caller.CanSeeTenant(found->tenant)) {
     return Status::NotFound(fmt::format("no instance '{}'", id));
   }
@@ -391,12 +398,29 @@ Result<std::vector<Instance>> EnvironmentService::Instances(const std::string& t
                         " WHERE i.tenant = ? AND i.environment = ? ORDER BY i.created_at, i.id",
                     {tenant, env}, [&](const store::Row& r) { out.push_back(ReadInstance(r)); });
   });
+  for (auto& i : out) i.last_heartbeat_ms = beats_.Overlay(i.id, i.last_heartbeat_ms);
   if (!s.ok()) return s;
   return out;
 }
 
+bool EnvironmentService::QuietHeartbeat(const auth::Principal& caller, const std::string& id,
+                                        const Heartbeat& hb) {
+  return caller.role == auth::Role::kAgent && caller.instance == id &&
+         beats_.Quiet(id, Fingerprint(hb));
+}
+
 void EnvironmentService::RecordHeartbeat(Instance inst, Heartbeat hb,
                                          std::function<void(Status)> done) {
+  // No news (running, and everything as reported before): only the time moves, buffered.
+  bool same = inst.state == "running" &&
+              (hb.agent_version.empty() || hb.agent_version == inst.agent_version) &&
+              (hb.hostname.empty() || hb.hostname == inst.hostname) &&
+              (hb.facts_json.empty() || hb.facts_json == inst.facts_json) &&
+              hb.current_run_json == inst.current_run_json && hb.skipped_runs == inst.skipped_runs;
+  if (same) {
+    beats_.Record(inst.id, Fingerprint(hb));
+    return done(Status::Ok());
+  }
   store_.Write(
       [inst = std::move(inst), hb = std::move(hb)](store::Tx& tx) -> Status {
         auto now = tx.NowMillis();
@@ -674,6 +698,7 @@ Result<bool> EnvironmentService::Transition(const Instance& inst, const std::str
     return tx.Notify(kTopic);
   });
   if (!s.ok()) return s;
+  if (moved) beats_.Forget(inst.id);
   return moved;
 }
 
@@ -686,6 +711,24 @@ Status EnvironmentService::RecordEvent(const Environment& env, const std::string
     DROVER_RETURN_IF_ERROR(AddEvent(tx, env.tenant, env.name, idx, "", kind, reason, now));
     return tx.Notify(kTopic);
   });
+}
+
+std::chrono::milliseconds EnvironmentService::HeartbeatInterval(const std::string& tenant,
+                                                                const std::string& name) {
+  constexpr auto kFresh = std::chrono::seconds(5);
+  auto now = std::chrono::steady_clock::now();
+  auto key = std::make_pair(tenant, name);
+  {
+    std::lock_guard lock(interval_mu_);
+    auto it = intervals_.find(key);
+    if (it != intervals_.end() && now - it->second.read_at < kFresh) return it->second.interval;
+  }
+  auto e = Get(tenant, name);
+  auto interval = e.ok() ? e->spec.health.heartbeat_interval : HealthSpec{}.heartbeat_interval;
+  std::lock_guard lock(interval_mu_);
+  if (intervals_.size() > 100000) intervals_.clear();  // bounded: deleted environments go too
+  intervals_[key] = {interval, now};
+  return interval;
 }
 
 Result<int64_t> EnvironmentService::Now() {

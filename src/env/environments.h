@@ -5,6 +5,7 @@
 // instance exists because an agent joined. Thread-safe; writes are group-committed.
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "auth/principal.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "env/heartbeats.h"
 #include "env/spec.h"
 #include "store/lease.h"
 #include "store/store.h"
@@ -106,7 +108,12 @@ struct Page {
 class EnvironmentService {
  public:
   EnvironmentService(store::Store& store, const Clock& clock, auth::KeyService& keys)
-      : store_(store), clock_(clock), keys_(keys) {}
+      : store_(store), clock_(clock), keys_(keys), beats_(store, clock) {}
+  // The environment's heartbeat interval, told to agents with each heartbeat answer: read at
+  // most every few seconds per environment (a changed spec reaches agents within that).
+  std::chrono::milliseconds HeartbeatInterval(const std::string& tenant, const std::string& name);
+  // Writes the buffered heartbeats and stops buffering (before the store closes).
+  void Stop() { beats_.Stop(); }
 
   // Creates (created = true) or updates the spec; the join token is made on creation.
   void Put(std::string tenant, std::string name, EnvironmentSpec spec,
@@ -140,6 +147,9 @@ class EnvironmentService {
   Result<std::vector<Instance>> Instances(const std::string& tenant, const std::string& env);
   // The state of instance `id`; nullopt when there is no such instance.
   Result<std::optional<std::string>> InstanceState(const std::string& id);
+  // The fast path of a heartbeat: the same heartbeat again from the instance's own agent key,
+  // while it was last seen running, is recorded without a store read. False: RecordHeartbeat.
+  bool QuietHeartbeat(const auth::Principal& caller, const std::string& id, const Heartbeat& hb);
 
   // Records a heartbeat; a starting or unhealthy instance becomes running.
   void RecordHeartbeat(Instance inst, Heartbeat hb, std::function<void(Status)> done);
@@ -186,6 +196,13 @@ class EnvironmentService {
   store::Store& store_;
   const Clock& clock_;
   auth::KeyService& keys_;
+  HeartbeatBuffer beats_;
+  struct CachedInterval {
+    std::chrono::milliseconds interval;
+    std::chrono::steady_clock::time_point read_at;
+  };
+  std::mutex interval_mu_;
+  std::map<std::pair<std::string, std::string>, CachedInterval> intervals_;  // GUARDED_BY above
 };
 
 }  // namespace drover::env

@@ -453,47 +453,52 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
                if (!inst.ok()) return http::SendError(respond, inst.status());
                respond(JsonResponse(200, InstanceJson(*inst)));
              });
-  router.Add(
-      http::Method::kPost, "/v1/instances/{id}/heartbeat", http::Access::kAgent,
-      [&envs](Request& req, Responder respond) {
-        auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
-        if (!inst.ok()) return http::SendError(respond, inst.status());
-        Heartbeat hb;
-        if (!req.body.empty()) {
-          auto body = http::ReadJsonBody(req);
-          if (!body.ok()) return http::SendError(respond, body.status());
-          JsonDecoder d(*body);
-          hb.agent_version = d.String("agent_version", false).value_or("");
-          hb.hostname = d.String("hostname", false).value_or("");
-          if (hb.agent_version.size() > 64) d.AddError("agent_version", "at most 64 characters");
-          if (hb.hostname.size() > 255) d.AddError("hostname", "at most 255 characters");
-          if (const auto* f = d.Raw("facts", false)) {
-            if (!f->is_object()) d.AddError("facts", "must be an object");
-            hb.facts_json = ToJson(*f);
-          }
-          if (const auto* c = d.Raw("current_run", false)) {
-            if (!c->is_object()) d.AddError("current_run", "must be an object or null");
-            hb.current_run_json = ToJson(*c);
-          }
-          if (hb.facts_json.size() + hb.current_run_json.size() > 16384) {
-            d.AddError("facts", "facts and current_run must be at most 16 KiB as JSON");
-          }
-          if (auto n = d.Int("skipped_runs", false)) {
-            if (*n < 0) d.AddError("skipped_runs", "must not be negative");
-            hb.skipped_runs = *n;
-          }
-          if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
-        }
-        std::string env = inst->environment, tenant = inst->tenant;
-        envs.RecordHeartbeat(
-            std::move(*inst), std::move(hb), [respond, &envs, env, tenant](Status s) {
-              if (!s.ok()) return http::SendError(respond, s);
-              auto e = envs.Get(tenant, env);
-              std::string interval =
-                  e.ok() ? FormatDuration(e->spec.health.heartbeat_interval) : "5s";
-              respond(JsonResponse(200, boost::json::object{{"heartbeat_interval", interval}}));
-            });
-      });
+  router.Add(http::Method::kPost, "/v1/instances/{id}/heartbeat", http::Access::kAgent,
+             [&envs](Request& req, Responder respond) {
+               Heartbeat hb;
+               if (!req.body.empty()) {
+                 auto body = http::ReadJsonBody(req);
+                 if (!body.ok()) return http::SendError(respond, body.status());
+                 JsonDecoder d(*body);
+                 hb.agent_version = d.String("agent_version", false).value_or("");
+                 hb.hostname = d.String("hostname", false).value_or("");
+                 if (hb.agent_version.size() > 64)
+                   d.AddError("agent_version", "at most 64 characters");
+                 if (hb.hostname.size() > 255) d.AddError("hostname", "at most 255 characters");
+                 if (const auto* f = d.Raw("facts", false)) {
+                   if (!f->is_object()) d.AddError("facts", "must be an object");
+                   hb.facts_json = ToJson(*f);
+                 }
+                 if (const auto* c = d.Raw("current_run", false)) {
+                   if (!c->is_object()) d.AddError("current_run", "must be an object or null");
+                   hb.current_run_json = ToJson(*c);
+                 }
+                 if (hb.facts_json.size() + hb.current_run_json.size() > 16384) {
+                   d.AddError("facts", "facts and current_run must be at most 16 KiB as JSON");
+                 }
+                 if (auto n = d.Int("skipped_runs", false)) {
+                   if (*n < 0) d.AddError("skipped_runs", "must not be negative");
+                   hb.skipped_runs = *n;
+                 }
+                 if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
+               }
+               auto answer = [respond, &envs](const std::string& tenant, const std::string& env) {
+                 std::string interval = FormatDuration(envs.HeartbeatInterval(tenant, env));
+                 respond(JsonResponse(200, boost::json::object{{"heartbeat_interval", interval}}));
+               };
+               const auto& caller = *req.principal;
+               if (envs.QuietHeartbeat(caller, req.Param("id"), hb)) {
+                 return answer(caller.tenant, caller.environment);
+               }
+               auto inst = envs.InstanceFor(caller, req.Param("id"));
+               if (!inst.ok()) return http::SendError(respond, inst.status());
+               std::string env = inst->environment, tenant = inst->tenant;
+               envs.RecordHeartbeat(std::move(*inst), std::move(hb),
+                                    [respond, answer, env, tenant](Status s) {
+                                      if (!s.ok()) return http::SendError(respond, s);
+                                      answer(tenant, env);
+                                    });
+             });
   router.Add(http::Method::kPost, "/v1/instances/{id}/runs", http::Access::kAgent,
              [&envs](Request& req, Responder respond) {
                auto inst = envs.InstanceFor(*req.principal, req.Param("id"));

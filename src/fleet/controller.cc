@@ -38,7 +38,15 @@ struct Controller::Impl {
         coord(c),
         opts(std::move(o)),
         local(opts.local),
-        exec(opts.local.data_dir) {}
+        exec(opts.local.data_dir) {
+    // A local agent that exits wakes the controller at once (time to repair is milliseconds,
+    // not a poll period).
+    local.SetOnExit([this] {
+      std::lock_guard lock(mu);
+      local_exit = true;
+      cv.notify_one();
+    });
+  }
 
   store::Store& store;
   env::EnvironmentService& envs;
@@ -53,8 +61,9 @@ struct Controller::Impl {
   std::thread thread;
   std::mutex mu;
   std::condition_variable cv;
-  bool stop = false;   // GUARDED_BY(mu)
-  bool dirty = false;  // GUARDED_BY(mu): an environment changed, or a lease came or went
+  bool stop = false;        // GUARDED_BY(mu)
+  bool dirty = false;       // GUARDED_BY(mu): an environment changed, or a lease came or went
+  bool local_exit = false;  // GUARDED_BY(mu): a local agent exited
   // When the oldest change not yet handled arrived (for the lag metric). GUARDED_BY(mu)
   std::optional<std::chrono::steady_clock::time_point> changed_at;
   int sub = -1;
@@ -63,12 +72,22 @@ struct Controller::Impl {
   std::map<std::string, std::pair<int64_t, int>> backoff;  // until (db ms), attempts
   // When each unhealthy instance was first seen unhealthy here (its backoff runs from then).
   std::map<std::string, int64_t> unhealthy_since;
+  // Exec instance mode with a `list` command: what it printed last, and when (db ms), by
+  // resource name.
+  struct Listed {
+    int64_t at = 0;
+    std::optional<std::set<std::string>> ids;  // nullopt: the last call failed
+  };
+  std::map<std::string, Listed> listed;
 
   // An environment this server holds, as last reconciled, and when it needs a look again by the
   // clock alone (a heartbeat deadline, a backoff, the idle timeout). Controller thread only.
   struct Tracked {
     env::Environment env;
     int64_t due = kNever;  // database clock, ms
+    // Exec instance mode: the live instances seen last, so that the provider deletes them when
+    // the environment is deleted (its rows go with it).
+    std::vector<env::Instance> provider_instances;
   };
   static constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
   std::map<std::string, Tracked> tracked;  // by resource name
@@ -94,6 +113,27 @@ struct Controller::Impl {
     if (!cap.ok()) return std::nullopt;
     if (e.spec.exec) return control::ResolveCapacity(*cap, e.spec.exec->cloud, e.spec.exec->region);
     return control::ResolveCapacity(*cap, e.spec.provider, "");
+  }
+
+  // Exec instance mode with a `list` command: the provider ids it lists, called at most every
+  // `every` per environment; null without a list command or when the call failed (an event
+  // says why; nothing is judged gone on a failed list).
+  const std::set<std::string>* ListedIds(const env::Environment& e, const store::Lease& lease,
+                                         int64_t now, int64_t every, int64_t* due) {
+    if (For(e) != &exec || e.spec.exec->list.empty()) return nullptr;
+    auto& l = listed[ResourceName(e)];
+    if (l.at == 0 || now - l.at >= every) {
+      l.at = now;
+      auto ids = exec.List(e);
+      if (ids.ok()) {
+        l.ids = std::move(*ids);
+      } else {
+        l.ids.reset();
+        (void)envs.RecordEvent(e, "list-failed", ids.status().message(), &lease);
+      }
+    }
+    *due = std::min(*due, l.at + every);
+    return l.ids ? &*l.ids : nullptr;
   }
 
   // Group mode: asks set_capacity for the desired size when it changed (with backoff on failure).
@@ -125,14 +165,19 @@ struct Controller::Impl {
   void Loop() {
     std::unique_lock lock(mu);
     while (!stop) {
-      bool list = dirty;
+      bool list = dirty, exited = local_exit;
       auto since = changed_at;
-      dirty = false;
+      dirty = local_exit = false;
       changed_at.reset();
       lock.unlock();
       auto start = std::chrono::steady_clock::now();
       bool full = start >= next_full;
       if (full) next_full = start + opts.full_resync;
+      if (exited) {
+        for (auto& [name, t] : tracked) {
+          if (t.env.spec.provider == "local") t.due = 0;
+        }
+      }
       auto wait = Pass(full, list || full);
       if (since) {
         change_lag.Observe(
@@ -140,7 +185,7 @@ struct Controller::Impl {
       }
       lock.lock();
       auto until = std::min(std::chrono::steady_clock::now() + wait, next_full);
-      cv.wait_until(lock, until, [&] { return stop || dirty; });
+      cv.wait_until(lock, until, [&] { return stop || dirty || local_exit; });
     }
   }
 
@@ -170,7 +215,22 @@ struct Controller::Impl {
           continue;
         }
         auto e = envs.Get(v.tenant, v.name);
-        if (e.ok()) next.emplace(names[i], Tracked{std::move(*e), 0});  // due now
+        if (!e.ok()) continue;
+        Tracked t{std::move(*e), 0, {}};  // due now
+        if (old != tracked.end()) t.provider_instances = std::move(old->second.provider_instances);
+        next.emplace(names[i], std::move(t));
+      }
+      // Deleted environments (gone from the store, not just from this server): the machines an
+      // exec provider made for them are deleted through it.
+      std::set<std::string> exists(names.begin(), names.end());
+      for (auto& [name, t] : tracked) {
+        if (exists.count(name)) continue;
+        for (const auto& inst : t.provider_instances) {
+          Status s = exec.Delete(t.env, inst);
+          LogInfo("environment {}/{} was deleted: instance {} ({}) {}", t.env.tenant, t.env.name,
+                  inst.id, inst.provider_id,
+                  s.ok() ? "deleted by the provider" : "could not be deleted: " + s.message());
+        }
       }
       tracked = std::move(next);
       held.store(static_cast<int64_t>(tracked.size()));
@@ -178,6 +238,7 @@ struct Controller::Impl {
       // new lease starts afresh (and applies the group size once again).
       std::erase_if(applied, [&](const auto& kv) { return !tracked.count(kv.first); });
       std::erase_if(backoff, [&](const auto& kv) { return !tracked.count(kv.first); });
+      std::erase_if(listed, [&](const auto& kv) { return !tracked.count(kv.first); });
       SweepLocal();
     }
     int64_t next_due = kNever;
@@ -191,6 +252,7 @@ struct Controller::Impl {
         t.due = kNever;
         Status s = Reconcile(t.env, *lease, *now, &t.due);
         reconciles.fetch_add(1, std::memory_order_relaxed);
+        if (For(t.env) == &exec) RememberProviderInstances(t);
         if (s.code() == Status::Code::kConflict) {
           // Changed under us: read it again and look once more.
           if (auto e = envs.Get(t.env.tenant, t.env.name); e.ok()) t.env = std::move(*e);
@@ -206,6 +268,15 @@ struct Controller::Impl {
     auto after = envs.Now();
     int64_t left = next_due - (after.ok() ? *after : *now);
     return std::chrono::milliseconds(std::clamp<int64_t>(left, 0, opts.full_resync.count()));
+  }
+
+  void RememberProviderInstances(Tracked& t) {
+    auto insts = envs.Instances(t.env.tenant, t.env.name);
+    if (!insts.ok()) return;  // keep what was known
+    t.provider_instances.clear();
+    for (auto& i : *insts) {
+      if (Live(i) && !i.provider_id.empty()) t.provider_instances.push_back(std::move(i));
+    }
   }
 
   // Local agents of instances that are no longer live (terminated, or their environment was
@@ -228,6 +299,10 @@ struct Controller::Impl {
     if (!insts.ok()) return insts.status();
     const auto& health = e.spec.health;
     int64_t grace = health.heartbeat_interval.count() * health.unhealthy_after;
+    // The list is asked as often as heartbeats are judged, and a new instance may be missing
+    // from it for as long (clouds list new machines with a delay).
+    int64_t list_every = std::max<int64_t>(grace, 1000);
+    const std::set<std::string>* provider_ids = ListedIds(e, lease, now, list_every, due);
     std::vector<int64_t> replacements;  // restart counts of the replacements to start
 
     // 1. Health: gone or silent instances are unhealthy; unhealthy ones are replaced per policy.
@@ -239,10 +314,16 @@ struct Controller::Impl {
         auto alive = provider->Alive(e, inst);
         int64_t last = inst.last_heartbeat_ms.value_or(inst.created_at_ms);
         // A starting agent gets the start-up time of a first heartbeat on top (fetching a
-        // repository may come first).
-        int64_t allowed = inst.last_heartbeat_ms ? grace : grace + 30000;
+        // repository may come first); heartbeats another server buffers arrive within a flush
+        // period (env/heartbeats.h).
+        int64_t allowed = (inst.last_heartbeat_ms ? grace : grace + 30000) +
+                          env::HeartbeatBuffer::kDefaultPeriod.count();
         if (alive && !*alive) {
           why = "its agent process is gone";
+        } else if (provider_ids && !inst.provider_id.empty() &&
+                   !provider_ids->count(inst.provider_id) &&
+                   now - inst.created_at_ms > list_every) {
+          why = "the provider's list no longer has it (" + inst.provider_id + ")";
         } else if (now - last > allowed) {
           why = fmt::format("no heartbeat for {}",
                             FormatDuration(std::chrono::milliseconds((now - last) / 1000 * 1000)));
@@ -380,6 +461,9 @@ struct Controller::Impl {
       DROVER_RETURN_IF_ERROR(
           envs.SetProviderInfo(*id, started->provider_id, started->address, started->data));
       attempts = 0;
+      // Instances this reconcile started were not among those it judged: look again soon, when
+      // their deadlines and processes are known.
+      *due = std::min(*due, now + opts.resync.count());
     }
     if (have > *desired) {
       std::sort(up.begin(), up.end(), [](const auto& a, const auto& b) {

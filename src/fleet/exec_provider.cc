@@ -59,6 +59,38 @@ Status ExecProvider::Delete(const env::Environment& env, const env::Instance& in
   return Run(env, "delete", env.spec.exec->del, boost::json::serialize(in)).status();
 }
 
+Result<std::set<std::string>> ExecProvider::List(const env::Environment& env) {
+  boost::json::object in{{"environment", env.name}, {"tenant", env.tenant}};
+  auto out = Run(env, "list", env.spec.exec->list, boost::json::serialize(in));
+  if (!out.ok()) return out.status();
+  boost::system::error_code ec;
+  auto v = boost::json::parse(*out, ec);
+  const boost::json::array* items = nullptr;
+  if (!ec && v.is_array()) items = &v.as_array();
+  if (!ec && v.is_object()) {
+    if (auto* i = v.as_object().if_contains("instances"); i && i->is_array())
+      items = &i->as_array();
+  }
+  if (!items) {
+    return Status::Unavailable(fmt::format(
+        "list printed no {{\"instances\": [...]}} or JSON array: {}", agent::TailText(*out, 300)));
+  }
+  std::set<std::string> ids;
+  for (const auto& item : *items) {
+    if (item.is_string()) {
+      ids.emplace(item.as_string());
+    } else if (const auto* id =
+                   item.is_object() ? item.as_object().if_contains("provider_id") : nullptr;
+               id && id->is_string()) {
+      ids.emplace(id->as_string());
+    } else {
+      return Status::Unavailable(fmt::format("list: an item without a provider_id: {}",
+                                             agent::TailText(boost::json::serialize(item), 200)));
+    }
+  }
+  return ids;
+}
+
 Status ExecProvider::SetCapacity(const env::Environment& env, int64_t desired) {
   std::string url;
   {

@@ -6,9 +6,12 @@
 //   create        {environment, tenant, instance_id, join_token, server_url}
 //                 -> {provider_id, address}   (the instance's agent joins with --instance-id)
 //   delete        {environment, tenant, instance_id, provider_id} -> anything
+//   list          {environment, tenant} -> {"instances": [{"provider_id": ...}, ...]}
+//                 (instance mode, optional: an instance it no longer lists is gone)
 //   set_capacity  {environment, tenant, desired, capacity, cloud, region, join_token, server_url}
 //                 (group mode: a cloud's group sets its own size; its agents join by themselves)
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "fleet/provider.h"
@@ -25,6 +28,9 @@ class ExecProvider final : public Provider {
   std::optional<bool> Alive(const env::Environment&, const env::Instance&) override {
     return std::nullopt;  // heartbeats decide
   }
+  // The provider ids `list` prints: {"instances":[{"provider_id":..}]}, or a bare array of such
+  // objects or of id strings.
+  Result<std::set<std::string>> List(const env::Environment& env);
   // Group mode: the group's size is `desired` (the capacity map resolved for its cloud/region).
   Status SetCapacity(const env::Environment& env, int64_t desired);
 

@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -110,6 +112,67 @@ LocalProvider::LocalProvider(LocalOptions options) : o_(std::move(options)) {
   if (o_.binary.empty()) o_.binary = fs::read_symlink("/proc/self/exe").string();
 }
 
+LocalProvider::~LocalProvider() {
+  if (watcher_.joinable()) {
+    uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+    watcher_.join();
+  }
+  for (auto& [pid, fd] : watched_) ::close(fd);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void LocalProvider::SetOnExit(std::function<void()> fn) {
+  on_exit_ = std::move(fn);
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) return;  // no watching: the controller's poll remains
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = 0;  // the wake fd
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  watcher_ = std::thread([this] { WatchLoop(); });
+}
+
+void LocalProvider::Watch(int pid) {
+  if (!watcher_.joinable() || pid <= 0) return;
+  std::lock_guard lock(watch_mu_);
+  if (watched_.count(pid)) return;
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return;  // gone already: the controller's next look sees it
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = static_cast<uint64_t>(pid);
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    ::close(fd);
+    return;
+  }
+  watched_[pid] = fd;
+}
+
+void LocalProvider::WatchLoop() {
+  epoll_event events[16];
+  for (;;) {
+    int n = ::epoll_wait(epoll_fd_, events, 16, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return;
+    bool exited = false;
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.u64 == 0) return;  // the wake fd: stopping
+      int pid = static_cast<int>(events[i].data.u64);
+      std::lock_guard lock(watch_mu_);
+      if (auto it = watched_.find(pid); it != watched_.end()) {
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second, nullptr);
+        ::close(it->second);
+        watched_.erase(it);
+        exited = true;
+      }
+    }
+    if (exited && on_exit_) on_exit_();
+  }
+}
+
 void LocalProvider::SetServerUrl(std::string url) {
   std::lock_guard lock(mu_);
   o_.server_url = std::move(url);
@@ -173,6 +236,7 @@ Result<Started> LocalProvider::Create(const env::Environment& env, const std::st
   s.data = boost::json::serialize(
       boost::json::object{{"pid", pid}, {"start", start}, {"port", port}, {"dir", dir}});
   std::ofstream(dir + "/instance.json") << s.data;
+  Watch(pid);
   return s;
 }
 
@@ -186,7 +250,10 @@ Status LocalProvider::Delete(const env::Environment&, const env::Instance& inst)
 
 std::optional<bool> LocalProvider::Alive(const env::Environment&, const env::Instance& inst) {
   if (inst.provider_data.empty()) return std::nullopt;  // not started yet (or not by us)
-  return Running(ReadPidInfo(inst.provider_data));
+  auto p = ReadPidInfo(inst.provider_data);
+  bool running = Running(p);
+  if (running) Watch(p.pid);  // e.g. adopted after a server restart
+  return running;
 }
 
 void LocalProvider::Sweep(const std::function<std::optional<bool>(const std::string& id)>& live) {

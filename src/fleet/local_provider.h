@@ -4,9 +4,11 @@
 // PORT and its output in agent.log there. The pid and its start time (from /proc) identify it, so
 // a restarted server re-adopts the agents that still run and the controller replaces the rest.
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "fleet/provider.h"
 
@@ -22,6 +24,10 @@ struct LocalOptions {
 class LocalProvider final : public Provider {
  public:
   explicit LocalProvider(LocalOptions options);
+  ~LocalProvider() override;
+  // Called (on a thread of its own) when an agent it started or saw running exits: the
+  // controller looks at once instead of at its next poll. Set before the first Create.
+  void SetOnExit(std::function<void()> fn);
   // The URL agents join (known once the server listens).
   void SetServerUrl(std::string url);
   bool StartsInstances() const override { return true; }
@@ -36,8 +42,17 @@ class LocalProvider final : public Provider {
   void StopAll();
 
  private:
+  // Watches `pid` for its exit (a pidfd in the epoll set), once.
+  void Watch(int pid);
+  void WatchLoop();
   LocalOptions o_;
   std::mutex mu_;
+  std::function<void()> on_exit_;
+  std::mutex watch_mu_;
+  std::map<int, int> watched_;  // GUARDED_BY(watch_mu_): pid -> pidfd
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd: ends the watch thread
+  std::thread watcher_;
 };
 
 // The start time of process `pid` (field 22 of /proc/PID/stat), or -1 when there is none.

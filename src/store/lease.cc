@@ -82,6 +82,31 @@ Result<Lease> Leases::Renew(const Lease& lease, std::chrono::milliseconds ttl) {
   return out;
 }
 
+Result<std::vector<std::optional<Lease>>> Leases::RenewAll(const std::vector<Lease>& leases,
+                                                           std::chrono::milliseconds ttl) {
+  std::vector<std::optional<Lease>> out;
+  Status s = WriteSync(store_, [&](Tx& tx) -> Status {
+    out.clear();  // a retried transaction starts over
+    auto now = tx.NowMillis();
+    if (!now.ok()) return now.status();
+    for (const auto& lease : leases) {
+      auto n = tx.Exec(
+          "UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND generation = ?"
+          " AND expires_at > ?",
+          {*now + ttl.count(), lease.name, lease.holder, lease.generation, *now});
+      if (!n.ok()) return n.status();
+      if (*n == 0) {
+        out.emplace_back();
+        continue;
+      }
+      out.emplace_back(lease)->expires_at = *now + ttl.count();
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
 Status Leases::Release(const Lease& lease) {
   return WriteSync(store_, [&](Tx& tx) -> Status {
     // Keeps the row: generations must never repeat.

@@ -11,6 +11,7 @@
 // Calls block on a store write: use them from controller threads, never on an I/O thread.
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,10 @@ class Leases {
   // Extends a lease still held with the same generation; Conflict when it was lost (expired,
   // released or taken over): the holder must stop the work it guarded.
   Result<Lease> Renew(const Lease& lease, std::chrono::milliseconds ttl);
+  // Renew for many leases in one transaction (one commit for a server's thousand environment
+  // leases); per lease the renewed one, or nullopt when it was lost.
+  Result<std::vector<std::optional<Lease>>> RenewAll(const std::vector<Lease>& leases,
+                                                     std::chrono::milliseconds ttl);
   // Gives the lease up at once (others may take it without waiting for the expiry).
   Status Release(const Lease& lease);
   // Every lease whose name starts with `prefix`, by name.

@@ -88,6 +88,23 @@ TEST_P(LeaseTest, ReleaseFreesAtOnceAndGenerationsNeverRepeat) {
   EXPECT_EQ((*list)[1].name, "env/other");
 }
 
+TEST_P(LeaseTest, RenewAllExtendsTheHeldOnesAndNamesTheLostOnes) {
+  auto a = leases_->Acquire("env/a", "server-a", 30s);
+  auto b = leases_->Acquire("env/b", "server-a", 30s);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(leases_->Release(*b).ok());
+  auto c = leases_->Acquire("env/b", "server-c", 30s);  // b changed hands
+  ASSERT_TRUE(c.ok());
+  auto r = leases_->RenewAll({*a, *b}, 60s);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->size(), 2u);
+  ASSERT_TRUE((*r)[0].has_value());
+  EXPECT_EQ((*r)[0]->generation, a->generation);
+  EXPECT_GT((*r)[0]->expires_at, a->expires_at);
+  EXPECT_FALSE((*r)[1].has_value());
+  EXPECT_FALSE(leases_->Acquire("env/a", "server-c", 30s).ok()) << "a is still server-a's";
+}
+
 TEST_P(LeaseTest, RacingAcquirersGetOneWinner) {
   std::atomic<int> won{0};
   std::vector<std::thread> threads;
