@@ -7,6 +7,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 APT_PACKAGES := build-essential cmake ninja-build ccache pkg-config git curl ca-certificates \
   libboost1.81-dev libboost-json1.81-dev libsqlite3-dev libpq-dev libssl-dev \
+  libhowardhinnant-date-dev tzdata \
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev \
   libgtest-dev libgmock-dev libbenchmark-dev clang-format \
   postgresql postgresql-contrib sqlite3 wrk hyperfine nginx-light ansible-core
