@@ -8,6 +8,7 @@
 #include "control/cc_api.h"
 #include "control/variables_api.h"
 #include "env/environments_api.h"
+#include "schedule/schedules_api.h"
 
 namespace drover::api {
 
@@ -27,10 +28,13 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       keys_(store, clock),
       variables_(store, clock),
       environments_(store, clock, keys_),
-      coordinator_(store, WithControllerPokes(std::move(coord))),
+      coordinator_(store, WithControllerPokes(coord)),
+      schedules_(store, clock),
       waiters_(store) {
   controller_ =
       std::make_unique<fleet::Controller>(store_, environments_, coordinator_, std::move(fleet));
+  scheduler_ = std::make_unique<schedule::Scheduler>(
+      schedules_, environments_, coordinator_, store_, schedule::SchedulerOptions{coord.server_id});
   AddSystemRoutes();
   AddClusterRoute();
   auth::AddKeyRoutes(router_, keys_);
@@ -42,6 +46,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       },
       store_, waiters_, std::move(cc));
   env::AddEnvironmentRoutes(router_, environments_, store_, waiters_);
+  schedule::AddScheduleRoutes(router_, schedules_, *scheduler_);
   std::vector<std::string> names;
   for (const auto& r : router_.routes()) names.push_back(r.pattern);
   metrics_ = std::make_unique<http::Metrics>(std::move(names));
@@ -52,6 +57,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
 App::~App() {
   // The controller first (no reconcile after its leases go), then the coordinator, whose last
   // callbacks still reach a live controller.
+  scheduler_->Stop();
   controller_->Stop();
   coordinator_.Stop();
 }
@@ -62,10 +68,12 @@ coord::CoordinatorOptions App::WithControllerPokes(coord::CoordinatorOptions o) 
   o.on_acquired = [this, then = std::move(o.on_acquired)](const store::Lease& l) {
     if (then) then(l);
     if (controller_) controller_->Poke();
+    if (scheduler_) scheduler_->Poke();
   };
   o.on_lost = [this, then = std::move(o.on_lost)](const std::string& name) {
     if (then) then(name);
     if (controller_) controller_->Poke();
+    if (scheduler_) scheduler_->Poke();
   };
   return o;
 }
@@ -84,6 +92,7 @@ void App::AddSystemRoutes() {
   router_.Add(Method::kGet, "/metrics", Access::kPublic, [this](Request&, Responder respond) {
     std::string text = metrics_->Render();
     controller_->RenderMetrics(text);
+    scheduler_->RenderMetrics(text);
     Response r = Response::Json(200, std::move(text));
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     respond(std::move(r));

@@ -18,6 +18,8 @@
 #include "http/metrics.h"
 #include "http/pipeline.h"
 #include "http/router.h"
+#include "schedule/scheduler.h"
+#include "schedule/schedules.h"
 #include "store/store.h"
 
 namespace drover::api {
@@ -39,6 +41,8 @@ class App {
   env::EnvironmentService& environments() { return environments_; }
   // Started by the server process once it listens (local agents need its URL).
   fleet::Controller& controller() { return *controller_; }
+  // Started by the server process too; fires schedules while this server is the leader.
+  schedule::Scheduler& scheduler() { return *scheduler_; }
   // Parked blocking reads; Shutdown() answers them when the server stops.
   http::Waiters& waiters() { return waiters_; }
 
@@ -59,6 +63,8 @@ class App {
   coord::CoordinatorOptions WithControllerPokes(coord::CoordinatorOptions o);
   coord::Coordinator coordinator_;
   std::unique_ptr<fleet::Controller> controller_;
+  schedule::ScheduleService schedules_;
+  std::unique_ptr<schedule::Scheduler> scheduler_;
   http::Waiters waiters_;
   std::unique_ptr<http::Metrics> metrics_;
   std::unique_ptr<http::Pipeline> pipeline_;

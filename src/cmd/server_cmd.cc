@@ -225,6 +225,7 @@ int RunServer() {
   std::string self = addr.starts_with("0.0.0.0:") ? "127.0.0.1:" + addr.substr(8) : addr;
   app.controller().SetServerUrl("http://" + self);
   app.controller().Start();
+  app.scheduler().Start();
   LogInfo("drover {} listening on http://{} (store: {} {}, server id {})", DROVER_VERSION, addr,
           store->Backend(), store::RedactUrl(db), coord_opts.server_id);
   if (f.dev) {
@@ -245,6 +246,7 @@ int RunServer() {
   app.waiters().Shutdown();  // parked blocking reads answer now instead of holding the drain
   server.Stop();
   LogInfo("HTTP server stopped; stopping the fleet controller and releasing leases");
+  app.scheduler().Stop();
   app.controller().Stop();
   app.coordinator().Stop();  // releases its leases: other servers take over at once
   app.environments().Stop();  // buffered heartbeat times are written

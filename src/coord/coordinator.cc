@@ -247,6 +247,13 @@ std::optional<store::Lease> Coordinator::Held(const std::string& name) const {
   return it->second;
 }
 
+std::optional<store::Lease> Coordinator::Leader() const {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->held.find(std::string(kLeader));
+  if (it == impl_->held.end()) return std::nullopt;
+  return it->second;
+}
+
 Result<ClusterView> Coordinator::View() { return impl_->View(); }
 
 }  // namespace drover::coord

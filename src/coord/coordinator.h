@@ -48,6 +48,8 @@ class Coordinator {
   void SetResources(std::vector<std::string> resources);
   // The lease this server holds on `name`, if any (for fencing work done under it).
   std::optional<store::Lease> Held(const std::string& name) const;
+  // The leader lease, when this server holds it (the scheduler fences its firings with it).
+  std::optional<store::Lease> Leader() const;
   // A fresh read of the cluster's state from the database.
   Result<ClusterView> View();
 

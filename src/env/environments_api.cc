@@ -26,27 +26,6 @@ boost::json::value ParseOr(std::string_view json, boost::json::value fallback) {
   return ec ? fallback : v;
 }
 
-// The request body as a JSON value: application/json, or YAML (application/yaml, text/yaml).
-Result<boost::json::value> ReadDocument(const Request& req) {
-  std::string_view ct = req.Header("Content-Type");
-  ct = ct.substr(0, ct.find(';'));
-  while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
-  if (ct == "application/yaml" || ct == "application/x-yaml" || ct == "text/yaml") {
-    if (req.body.empty()) return Status::InvalidArgument("request body is empty");
-    return ParseYaml(req.body);
-  }
-  auto obj = http::ReadJsonBody(req);
-  if (!obj.ok()) {
-    if (obj.status().code() == Status::Code::kUnsupportedMedia) {
-      return Status::UnsupportedMedia(fmt::format(
-          "Content-Type '{}' is not supported here; send application/json or application/yaml",
-          ct));
-    }
-    return obj.status();
-  }
-  return boost::json::value(std::move(*obj));
-}
-
 boost::json::object InstanceJson(const Instance& i) {
   boost::json::object o{
       {"id", i.id},
@@ -141,15 +120,6 @@ boost::json::object EnvironmentJson(const Environment& e, const auth::Principal&
     o["status"] = std::move(status);
   }
   return o;
-}
-
-// `next_cursor` of a list answer: null at the end.
-void SetNextCursor(boost::json::object& body, const std::string& next) {
-  body["next_cursor"] = next.empty() ? boost::json::value(nullptr) : boost::json::value(next);
-}
-
-Response JsonResponse(int code, const boost::json::value& v) {
-  return Response::Json(code, boost::json::serialize(v));
 }
 
 // The environment named in the path, as the caller's tenant sees it.
@@ -265,7 +235,7 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
              [&envs](Request& req, Responder respond) {
                auto addr = EnvAddress(req);
                if (!addr.ok()) return http::SendError(respond, addr.status());
-               auto doc = ReadDocument(req);
+               auto doc = http::ReadDocument(req);
                if (!doc.ok()) return http::SendError(respond, doc.status());
                auto spec = ParseEnvironmentDocument(*doc, addr->second);
                if (!spec.ok()) return http::SendError(respond, spec.status());
@@ -281,7 +251,7 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                           std::vector<Instance> none;
                           auto body = EnvironmentJson(r->first, *caller, nullptr);
                           if (r->second) body["join_token"] = r->first.join_token;
-                          respond(JsonResponse(r->second ? 201 : 200, body));
+                          respond(http::JsonResponse(r->second ? 201 : 200, body));
                         });
              });
   router.Add(http::Method::kGet, "/v1/environments/{name}", http::Access::kAny,
@@ -298,7 +268,7 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                                  if (!inst.ok()) return http::SendError(respond, inst.status());
                                  http::RespondWithIndex(
                                      respond, inm,
-                                     JsonResponse(200, EnvironmentJson(*e, *caller, &*inst)),
+                                     http::JsonResponse(200, EnvironmentJson(*e, *caller, &*inst)),
                                      index);
                                });
              });
@@ -320,8 +290,8 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                  items.push_back(std::move(o));
                }
                boost::json::object body{{"items", std::move(items)}};
-               SetNextCursor(body, page->next_cursor);
-               respond(JsonResponse(200, body));
+               http::SetNextCursor(body, page->next_cursor);
+               respond(http::JsonResponse(200, body));
              });
   router.Add(http::Method::kDelete, "/v1/environments/{name}", http::Access::kAny,
              [&envs](Request& req, Responder respond) {
@@ -356,7 +326,7 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                envs.Scale(addr->first, addr->second, std::move(capacity),
                           [respond, caller](Result<Environment> e) {
                             if (!e.ok()) return http::SendError(respond, e.status());
-                            respond(JsonResponse(200, EnvironmentJson(*e, *caller, nullptr)));
+                            respond(http::JsonResponse(200, EnvironmentJson(*e, *caller, nullptr)));
                           });
              });
   router.Add(http::Method::kGet, "/v1/environments/{name}/instances", http::Access::kAny,
@@ -370,8 +340,8 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                if (!inst.ok()) return http::SendError(respond, inst.status());
                boost::json::array items;
                for (const auto& i : *inst) items.push_back(InstanceJson(i));
-               respond(JsonResponse(200, boost::json::object{{"items", std::move(items)},
-                                                             {"next_cursor", nullptr}}));
+               respond(http::JsonResponse(200, boost::json::object{{"items", std::move(items)},
+                                                                   {"next_cursor", nullptr}}));
              });
   router.Add(
       http::Method::kGet, "/v1/environments/{name}/events", http::Access::kAny,
@@ -396,8 +366,8 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                            {"reason", ev.reason}});
         }
         boost::json::object body{{"items", std::move(items)}};
-        SetNextCursor(body, page->next_cursor);
-        respond(JsonResponse(200, body));
+        http::SetNextCursor(body, page->next_cursor);
+        respond(http::JsonResponse(200, body));
       });
 }
 
@@ -439,7 +409,7 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
                   std::move(instance_id), [respond](Result<Joined> j) {
                     if (!j.ok()) return http::SendError(respond, j.status());
                     const auto& h = j->environment.spec.health;
-                    respond(JsonResponse(
+                    respond(http::JsonResponse(
                         201, boost::json::object{
                                  {"instance_id", j->instance_id},
                                  {"agent_key", j->agent_key},
@@ -451,54 +421,54 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
              [&envs](Request& req, Responder respond) {
                auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
                if (!inst.ok()) return http::SendError(respond, inst.status());
-               respond(JsonResponse(200, InstanceJson(*inst)));
+               respond(http::JsonResponse(200, InstanceJson(*inst)));
              });
-  router.Add(http::Method::kPost, "/v1/instances/{id}/heartbeat", http::Access::kAgent,
-             [&envs](Request& req, Responder respond) {
-               Heartbeat hb;
-               if (!req.body.empty()) {
-                 auto body = http::ReadJsonBody(req);
-                 if (!body.ok()) return http::SendError(respond, body.status());
-                 JsonDecoder d(*body);
-                 hb.agent_version = d.String("agent_version", false).value_or("");
-                 hb.hostname = d.String("hostname", false).value_or("");
-                 if (hb.agent_version.size() > 64)
-                   d.AddError("agent_version", "at most 64 characters");
-                 if (hb.hostname.size() > 255) d.AddError("hostname", "at most 255 characters");
-                 if (const auto* f = d.Raw("facts", false)) {
-                   if (!f->is_object()) d.AddError("facts", "must be an object");
-                   hb.facts_json = ToJson(*f);
-                 }
-                 if (const auto* c = d.Raw("current_run", false)) {
-                   if (!c->is_object()) d.AddError("current_run", "must be an object or null");
-                   hb.current_run_json = ToJson(*c);
-                 }
-                 if (hb.facts_json.size() + hb.current_run_json.size() > 16384) {
-                   d.AddError("facts", "facts and current_run must be at most 16 KiB as JSON");
-                 }
-                 if (auto n = d.Int("skipped_runs", false)) {
-                   if (*n < 0) d.AddError("skipped_runs", "must not be negative");
-                   hb.skipped_runs = *n;
-                 }
-                 if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
-               }
-               auto answer = [respond, &envs](const std::string& tenant, const std::string& env) {
-                 std::string interval = FormatDuration(envs.HeartbeatInterval(tenant, env));
-                 respond(JsonResponse(200, boost::json::object{{"heartbeat_interval", interval}}));
-               };
-               const auto& caller = *req.principal;
-               if (envs.QuietHeartbeat(caller, req.Param("id"), hb)) {
-                 return answer(caller.tenant, caller.environment);
-               }
-               auto inst = envs.InstanceFor(caller, req.Param("id"));
-               if (!inst.ok()) return http::SendError(respond, inst.status());
-               std::string env = inst->environment, tenant = inst->tenant;
-               envs.RecordHeartbeat(std::move(*inst), std::move(hb),
-                                    [respond, answer, env, tenant](Status s) {
-                                      if (!s.ok()) return http::SendError(respond, s);
-                                      answer(tenant, env);
-                                    });
-             });
+  router.Add(
+      http::Method::kPost, "/v1/instances/{id}/heartbeat", http::Access::kAgent,
+      [&envs](Request& req, Responder respond) {
+        Heartbeat hb;
+        if (!req.body.empty()) {
+          auto body = http::ReadJsonBody(req);
+          if (!body.ok()) return http::SendError(respond, body.status());
+          JsonDecoder d(*body);
+          hb.agent_version = d.String("agent_version", false).value_or("");
+          hb.hostname = d.String("hostname", false).value_or("");
+          if (hb.agent_version.size() > 64) d.AddError("agent_version", "at most 64 characters");
+          if (hb.hostname.size() > 255) d.AddError("hostname", "at most 255 characters");
+          if (const auto* f = d.Raw("facts", false)) {
+            if (!f->is_object()) d.AddError("facts", "must be an object");
+            hb.facts_json = ToJson(*f);
+          }
+          if (const auto* c = d.Raw("current_run", false)) {
+            if (!c->is_object()) d.AddError("current_run", "must be an object or null");
+            hb.current_run_json = ToJson(*c);
+          }
+          if (hb.facts_json.size() + hb.current_run_json.size() > 16384) {
+            d.AddError("facts", "facts and current_run must be at most 16 KiB as JSON");
+          }
+          if (auto n = d.Int("skipped_runs", false)) {
+            if (*n < 0) d.AddError("skipped_runs", "must not be negative");
+            hb.skipped_runs = *n;
+          }
+          if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
+        }
+        auto answer = [respond, &envs](const std::string& tenant, const std::string& env) {
+          std::string interval = FormatDuration(envs.HeartbeatInterval(tenant, env));
+          respond(http::JsonResponse(200, boost::json::object{{"heartbeat_interval", interval}}));
+        };
+        const auto& caller = *req.principal;
+        if (envs.QuietHeartbeat(caller, req.Param("id"), hb)) {
+          return answer(caller.tenant, caller.environment);
+        }
+        auto inst = envs.InstanceFor(caller, req.Param("id"));
+        if (!inst.ok()) return http::SendError(respond, inst.status());
+        std::string env = inst->environment, tenant = inst->tenant;
+        envs.RecordHeartbeat(std::move(*inst), std::move(hb),
+                             [respond, answer, env, tenant](Status s) {
+                               if (!s.ok()) return http::SendError(respond, s);
+                               answer(tenant, env);
+                             });
+      });
   router.Add(http::Method::kPost, "/v1/instances/{id}/runs", http::Access::kAgent,
              [&envs](Request& req, Responder respond) {
                auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
@@ -508,7 +478,7 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
                envs.RecordRun(
                    std::move(*inst), std::move(*report), [respond](Result<std::pair<Run, bool>> r) {
                      if (!r.ok()) return http::SendError(respond, r.status());
-                     respond(JsonResponse(r->second ? 201 : 200, RunJson(r->first, false)));
+                     respond(http::JsonResponse(r->second ? 201 : 200, RunJson(r->first, false)));
                    });
              });
   router.Add(http::Method::kGet, "/v1/instances/{id}/runs", http::Access::kAgent,
@@ -523,14 +493,14 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
                boost::json::array items;
                for (const auto& r : page->items) items.push_back(RunJson(r, false));
                boost::json::object body{{"items", std::move(items)}};
-               SetNextCursor(body, page->next_cursor);
-               respond(JsonResponse(200, body));
+               http::SetNextCursor(body, page->next_cursor);
+               respond(http::JsonResponse(200, body));
              });
   router.Add(http::Method::kGet, "/v1/instances/{id}/runs/{n}", http::Access::kAgent,
              [&envs](Request& req, Responder respond) {
                auto run = RunInPath(envs, req);
                if (!run.ok()) return http::SendError(respond, run.status());
-               respond(JsonResponse(200, RunJson(*run, true)));
+               respond(http::JsonResponse(200, RunJson(*run, true)));
              });
   router.Add(http::Method::kGet, "/v1/instances/{id}/runs/{n}/log", http::Access::kAgent,
              [&envs](Request& req, Responder respond) {

@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <boost/json.hpp>
 #include <charconv>
 
 #include "common/json.h"
 #include "common/names.h"
+#include "common/yaml.h"
 
 namespace drover::http {
 
@@ -49,6 +51,34 @@ Result<std::string> RequestTenant(const Request& req) {
   }
   if (!req.caller().CanSeeTenant(*t)) return Status::NotFound("no such tenant");
   return *t;
+}
+
+Result<boost::json::value> ReadDocument(const Request& req) {
+  std::string_view ct = req.Header("Content-Type");
+  ct = ct.substr(0, ct.find(';'));
+  while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
+  if (ct == "application/yaml" || ct == "application/x-yaml" || ct == "text/yaml") {
+    if (req.body.empty()) return Status::InvalidArgument("request body is empty");
+    return ParseYaml(req.body);
+  }
+  auto obj = ReadJsonBody(req);
+  if (!obj.ok()) {
+    if (obj.status().code() == Status::Code::kUnsupportedMedia) {
+      return Status::UnsupportedMedia(fmt::format(
+          "Content-Type '{}' is not supported here; send application/json or application/yaml",
+          ct));
+    }
+    return obj.status();
+  }
+  return boost::json::value(std::move(*obj));
+}
+
+void SetNextCursor(boost::json::object& body, const std::string& next) {
+  body["next_cursor"] = next.empty() ? boost::json::value(nullptr) : boost::json::value(next);
+}
+
+Response JsonResponse(int code, const boost::json::value& v) {
+  return Response::Json(code, boost::json::serialize(v));
 }
 
 }  // namespace drover::http

@@ -22,6 +22,15 @@ Result<std::string> RequestTenant(const Request& req);
 // Appends `,"next_cursor":"..."` (or null when `next` is empty) to a list body.
 void AppendNextCursor(std::string& out, const std::string& next);
 
+// The request body as a JSON value: application/json, or YAML (application/yaml, text/yaml).
+Result<boost::json::value> ReadDocument(const Request& req);
+
+// `next_cursor` of a list answer: null at the end.
+void SetNextCursor(boost::json::object& body, const std::string& next);
+
+// `v` serialized as an application/json response.
+Response JsonResponse(int code, const boost::json::value& v);
+
 // Sends `s` as problem+json.
 inline void SendError(const Responder& respond, const Status& s) { respond(Response::Problem(s)); }
 

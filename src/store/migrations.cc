@@ -119,6 +119,32 @@ std::span<const Migration> AllMigrations() {
            "ALTER TABLE instances ADD COLUMN provider_data TEXT",
            "ALTER TABLE instances ADD COLUMN state_reason TEXT",
        }},
+      {5,
+       "schedules and their firings",
+       {
+           "CREATE TABLE schedules ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " name TEXT {{bytes}} NOT NULL,"
+           " spec TEXT NOT NULL,"  // canonical JSON
+           " create_index BIGINT NOT NULL,"
+           " modify_index BIGINT NOT NULL,"
+           " created_at BIGINT NOT NULL,"
+           " updated_at BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, name))",
+           // One row per firing: the key makes a second firing of the same due time impossible,
+           // whichever server tries (exactly once across failovers).
+           "CREATE TABLE schedule_firings ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " name TEXT {{bytes}} NOT NULL,"
+           " due BIGINT NOT NULL,"
+           " seq BIGINT NOT NULL,"  // change index of the write that recorded it
+           " fired_at BIGINT NOT NULL,"
+           " kind TEXT NOT NULL,"    // schedule | catch-up | manual
+           " status TEXT NOT NULL,"   // pending | ok | failed
+           " result TEXT NOT NULL,"
+           " server TEXT NOT NULL,"
+           " PRIMARY KEY (tenant, name, due))",
+       }},
   };
   return kMigrations;
 }

@@ -1,0 +1,42 @@
+#pragma once
+// The scheduler (SPEC §7): fires due schedules on the server holding the leader lease. Each
+// firing is first recorded under its (schedule, due time) key, fenced by the leader lease, so a
+// due time fires once even when two servers race or the leader changes mid-firing; then its
+// action runs and the outcome is recorded. A firing missed while no server ran fires once when
+// one does (unless `catch_up: false`). Manual triggers run on whichever server got them.
+// Also runs the built-in cleanup every minute. docs/schedules.md.
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "coord/coordinator.h"
+#include "env/environments.h"
+#include "schedule/schedules.h"
+
+namespace drover::schedule {
+
+struct SchedulerOptions {
+  std::string server_id;
+  int64_t keep_firings = 1000;  // per schedule, kept by the cleanup
+};
+
+class Scheduler {
+ public:
+  Scheduler(ScheduleService& schedules, env::EnvironmentService& envs, coord::Coordinator& coord,
+            store::Store& store, SchedulerOptions options);
+  ~Scheduler();  // Stop()
+  void Start();
+  void Stop();
+  // Look again now (the leader lease came or went).
+  void Poke();
+  // Queues a manual firing of `s` now; the firing (due now, kind manual) it will record.
+  Firing Trigger(const Schedule& s);
+  // Firing lag and counts in Prometheus text.
+  void RenderMetrics(std::string& out) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace drover::schedule

@@ -1,0 +1,239 @@
+#include "schedule/schedules.h"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+
+namespace drover::schedule {
+namespace {
+
+constexpr std::string_view kColumns =
+    "SELECT tenant, name, spec, create_index, modify_index, created_at, updated_at FROM schedules";
+
+Schedule ReadSchedule(const store::Row& r) {
+  Schedule s;
+  s.tenant = r.String(0);
+  s.name = r.String(1);
+  s.spec_json = r.String(2);
+  s.create_index = r.Int(3);
+  s.modify_index = r.Int(4);
+  s.created_at_ms = r.Int(5);
+  s.updated_at_ms = r.Int(6);
+  // Stored specs were validated when written (a time zone removed from the tz database since
+  // would fall back to UTC here: the spec keeps its name).
+  boost::system::error_code ec;
+  auto doc = boost::json::parse(s.spec_json, ec);
+  if (!ec) {
+    if (auto spec = ParseScheduleDocument(doc, s.name); spec.ok()) s.spec = std::move(*spec);
+  }
+  return s;
+}
+
+constexpr std::string_view kFiringColumns =
+    "SELECT tenant, name, due, seq, fired_at, kind, status, result, server FROM schedule_firings";
+
+Firing ReadFiring(const store::Row& r) {
+  return Firing{r.String(0), r.String(1), r.Int(2),    r.Int(3),   r.Int(4),
+                r.String(5), r.String(6), r.String(7), r.String(8)};
+}
+
+Status NoSchedule(const std::string& name) {
+  return Status::NotFound(fmt::format("no schedule '{}'", name));
+}
+
+}  // namespace
+
+void ScheduleService::Put(std::string tenant, std::string name, ScheduleSpec spec,
+                          std::function<void(Result<std::pair<Schedule, bool>>)> done) {
+  auto out = std::make_shared<std::pair<Schedule, bool>>();
+  out->first.tenant = std::move(tenant);
+  out->first.name = std::move(name);
+  out->first.spec_json = SpecToJson(spec);
+  out->first.spec = std::move(spec);
+  int64_t now = NowMillis();
+  store_.Write(
+      [out, now](store::Tx& tx) -> Status {
+        auto& s = out->first;
+        auto idx = tx.NextIndex();
+        if (!idx.ok()) return idx.status();
+        std::optional<Schedule> old;
+        DROVER_RETURN_IF_ERROR(tx.Query(std::string(kColumns) + " WHERE tenant = ? AND name = ?",
+                                        {s.tenant, s.name},
+                                        [&](const store::Row& r) { old = ReadSchedule(r); }));
+        out->second = !old;
+        s.modify_index = *idx;
+        s.updated_at_ms = now;
+        if (old) {
+          s.create_index = old->create_index;
+          s.created_at_ms = old->created_at_ms;
+          DROVER_RETURN_IF_ERROR(
+              tx.Exec("UPDATE schedules SET spec = ?, modify_index = ?, updated_at = ?"
+                      " WHERE tenant = ? AND name = ?",
+                      {s.spec_json, *idx, now, s.tenant, s.name})
+                  .status());
+        } else {
+          s.create_index = *idx;
+          s.created_at_ms = now;
+          DROVER_RETURN_IF_ERROR(
+              tx.Exec("INSERT INTO schedules (tenant, name, spec, create_index, modify_index,"
+                      " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      {s.tenant, s.name, s.spec_json, *idx, *idx, now, now})
+                  .status());
+        }
+        return tx.Notify(kTopic);
+      },
+      [out, done = std::move(done)](Status st) {
+        if (!st.ok()) return done(st);
+        done(std::move(*out));
+      });
+}
+
+Result<Schedule> ScheduleService::Get(const std::string& tenant, const std::string& name) {
+  std::optional<Schedule> found;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(std::string(kColumns) + " WHERE tenant = ? AND name = ?", {tenant, name},
+                    [&](const store::Row& r) { found = ReadSchedule(r); });
+  });
+  if (!s.ok()) return s;
+  if (!found) return NoSchedule(name);
+  return std::move(*found);
+}
+
+Result<Page<Schedule>> ScheduleService::List(const std::string& tenant, const std::string& cursor,
+                                             int limit) {
+  Page<Schedule> page;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(std::string(kColumns) + " WHERE tenant = ? AND name > ? ORDER BY name LIMIT ?",
+                    {tenant, cursor, int64_t{limit + 1}},
+                    [&](const store::Row& r) { page.items.push_back(ReadSchedule(r)); });
+  });
+  if (!s.ok()) return s;
+  if (static_cast<int>(page.items.size()) > limit) {
+    page.items.pop_back();
+    page.next_cursor = page.items.back().name;
+  }
+  return page;
+}
+
+void ScheduleService::Delete(std::string tenant, std::string name,
+                             std::function<void(Status)> done) {
+  store_.Write(
+      [tenant, name](store::Tx& tx) -> Status {
+        auto n = tx.Exec("DELETE FROM schedules WHERE tenant = ? AND name = ?", {tenant, name});
+        if (!n.ok()) return n.status();
+        if (*n == 0) return NoSchedule(name);
+        DROVER_RETURN_IF_ERROR(
+            tx.Exec("DELETE FROM schedule_firings WHERE tenant = ? AND name = ?", {tenant, name})
+                .status());
+        DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
+        return tx.Notify(kTopic);
+      },
+      std::move(done));
+}
+
+Result<Page<Firing>> ScheduleService::Firings(const std::string& tenant, const std::string& name,
+                                              const std::string& cursor, int limit) {
+  int64_t before = INT64_MAX;
+  if (!cursor.empty()) {
+    try {
+      before = std::stoll(cursor);
+    } catch (const std::exception&) {
+      return Status::InvalidArgument("cursor: not one this server gave out");
+    }
+  }
+  Page<Firing> page;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(std::string(kFiringColumns) +
+                        " WHERE tenant = ? AND name = ? AND due < ? ORDER BY due DESC LIMIT ?",
+                    {tenant, name, before, int64_t{limit + 1}},
+                    [&](const store::Row& r) { page.items.push_back(ReadFiring(r)); });
+  });
+  if (!s.ok()) return s;
+  if (static_cast<int>(page.items.size()) > limit) {
+    page.items.pop_back();
+    page.next_cursor = std::to_string(page.items.back().due_ms);
+  }
+  return page;
+}
+
+Result<std::vector<Schedule>> ScheduleService::All() {
+  std::vector<Schedule> out;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(std::string(kColumns) + " ORDER BY tenant, name", {},
+                    [&](const store::Row& r) { out.push_back(ReadSchedule(r)); });
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<std::map<std::pair<std::string, std::string>, int64_t>> ScheduleService::LastDues() {
+  std::map<std::pair<std::string, std::string>, int64_t> out;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(
+        "SELECT tenant, name, MAX(due) FROM schedule_firings WHERE kind <> 'manual'"
+        " GROUP BY tenant, name",
+        {}, [&](const store::Row& r) {
+          out[{r.String(0), r.String(1)}] = r.Int(2);
+        });
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<std::vector<Firing>> ScheduleService::Record(std::vector<Firing> firings,
+                                                    const store::Lease* lease) {
+  std::vector<Firing> recorded;
+  int64_t now = NowMillis();
+  Status s = store::WriteSync(store_, [&](store::Tx& tx) -> Status {
+    recorded.clear();
+    if (lease) DROVER_RETURN_IF_ERROR(store::Leases::Fence(tx, *lease));
+    auto idx = tx.NextIndex();
+    if (!idx.ok()) return idx.status();
+    for (auto& f : firings) {
+      f.seq = *idx;
+      f.fired_at_ms = now;
+      f.status = "pending";
+      auto n = tx.Exec(
+          "INSERT INTO schedule_firings (tenant, name, due, seq, fired_at, kind, status, result,"
+          " server) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, name, due) DO NOTHING",
+          {f.tenant, f.name, f.due_ms, f.seq, f.fired_at_ms, f.kind, f.status, f.result, f.server});
+      if (!n.ok()) return n.status();
+      if (*n == 1) recorded.push_back(f);
+    }
+    return recorded.empty() ? Status::Ok() : tx.Notify(kTopic);
+  });
+  if (!s.ok()) return s;
+  return recorded;
+}
+
+Status ScheduleService::Finish(const std::vector<Firing>& firings) {
+  if (firings.empty()) return Status::Ok();
+  return store::WriteSync(store_, [&](store::Tx& tx) -> Status {
+    for (const auto& f : firings) {
+      DROVER_RETURN_IF_ERROR(tx.Exec("UPDATE schedule_firings SET status = ?, result = ?"
+                                     " WHERE tenant = ? AND name = ? AND due = ?",
+                                     {f.status, f.result, f.tenant, f.name, f.due_ms})
+                                 .status());
+    }
+    DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
+    return tx.Notify(kTopic);
+  });
+}
+
+Result<int64_t> ScheduleService::PruneFirings(int64_t keep) {
+  int64_t removed = 0;
+  Status s = store::WriteSync(store_, [&](store::Tx& tx) -> Status {
+    auto n = tx.Exec(
+        "DELETE FROM schedule_firings WHERE due < (SELECT g.due FROM schedule_firings g"
+        " WHERE g.tenant = schedule_firings.tenant AND g.name = schedule_firings.name"
+        " ORDER BY g.due DESC LIMIT 1 OFFSET ?)",
+        {keep - 1});
+    if (!n.ok()) return n.status();
+    removed = *n;
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return removed;
+}
+
+}  // namespace drover::schedule

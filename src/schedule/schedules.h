@@ -1,0 +1,78 @@
+#pragma once
+// Schedules and their firings as records (SPEC §7). The scheduler (scheduler.h) decides when
+// they fire; here they are stored, listed and their firings recorded exactly once per due time.
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "schedule/spec.h"
+#include "store/lease.h"
+#include "store/store.h"
+
+namespace drover::schedule {
+
+// Change topic of every schedule and firing write.
+inline constexpr std::string_view kTopic = "schedules";
+
+struct Schedule {
+  std::string tenant, name;
+  std::string spec_json;
+  ScheduleSpec spec;
+  int64_t create_index = 0, modify_index = 0;
+  int64_t created_at_ms = 0, updated_at_ms = 0;
+};
+
+struct Firing {
+  std::string tenant, name;
+  int64_t due_ms = 0;
+  int64_t seq = 0;
+  int64_t fired_at_ms = 0;
+  std::string kind;    // schedule | catch-up | manual
+  std::string status;  // pending | ok | failed
+  std::string result;
+  std::string server;
+};
+
+template <class T>
+struct Page {
+  std::vector<T> items;
+  std::string next_cursor;
+};
+
+class ScheduleService {
+ public:
+  ScheduleService(store::Store& store, const Clock& clock) : store_(store), clock_(clock) {}
+
+  // Creates (true) or updates the schedule.
+  void Put(std::string tenant, std::string name, ScheduleSpec spec,
+           std::function<void(Result<std::pair<Schedule, bool>>)> done);
+  Result<Schedule> Get(const std::string& tenant, const std::string& name);
+  Result<Page<Schedule>> List(const std::string& tenant, const std::string& cursor, int limit);
+  void Delete(std::string tenant, std::string name, std::function<void(Status)> done);
+  // Newest first; cursor = the last due (ms) seen.
+  Result<Page<Firing>> Firings(const std::string& tenant, const std::string& name,
+                               const std::string& cursor, int limit);
+
+  // --- for the scheduler: synchronous ----------------------------------------------------
+  Result<std::vector<Schedule>> All();
+  // The latest due time fired by the schedule itself (not manual triggers), per schedule.
+  Result<std::map<std::pair<std::string, std::string>, int64_t>> LastDues();
+  // Records firings as pending, fenced by `lease` (null: unfenced): the ones recorded now;
+  // a due time fired before (by this or another server) is left out.
+  Result<std::vector<Firing>> Record(std::vector<Firing> firings, const store::Lease* lease);
+  // Sets the outcome of recorded firings.
+  Status Finish(const std::vector<Firing>& firings);
+  // Keeps the newest `keep` firings per schedule; the number removed.
+  Result<int64_t> PruneFirings(int64_t keep);
+  int64_t NowMillis() const { return ToUnixMillis(clock_.Now()); }
+
+ private:
+  store::Store& store_;
+  const Clock& clock_;
+};
+
+}  // namespace drover::schedule

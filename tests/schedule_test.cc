@@ -1,0 +1,163 @@
+// Schedules end to end: real servers, real time with short periods (@every 1s), the fleet's
+// environments as the actions' targets.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <thread>
+
+#include "common/clock.h"
+#include "testing/test_server.h"
+
+namespace drover {
+namespace {
+
+using testing::TestServer;
+using testing::WaitFor;
+
+boost::json::value Json(const std::string& s) { return boost::json::parse(s); }
+
+class ScheduleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server_.Start());
+    auto r = Do("PUT", "/v1/environments/sim", R"({"provider":"static","capacity":1})");
+    ASSERT_EQ(r.first, 201) << r.second;
+  }
+  std::pair<int, std::string> Do(const std::string& method, const std::string& path,
+                                 const std::string& body = "") {
+    auto r = server_.NewClient().Do(method, path, body);
+    if (!r.ok()) return {0, r.status().message()};
+    return {r->status, r->body};
+  }
+  // The environment's capacity in force (its scale override, else the spec's).
+  std::string Capacity() {
+    auto r = Do("GET", "/v1/environments/sim");
+    if (r.first != 200) return "";
+    auto v = Json(r.second);
+    const auto& st = v.at("status").as_object();
+    if (const auto* d = st.if_contains("desired"); d && !d->is_null()) {
+      return boost::json::serialize(*d);
+    }
+    return "";
+  }
+  boost::json::array Firings(const std::string& name) {
+    auto r = Do("GET", "/v1/schedules/" + name + "/firings?limit=1000");
+    if (r.first != 200) return {};
+    auto v = Json(r.second);
+    return v.at("items").as_array();
+  }
+  int Count(const boost::json::array& firings, const std::string& kind) {
+    int n = 0;
+    for (const auto& f : firings) n += f.at("kind").as_string() == kind;
+    return n;
+  }
+
+  TestServer server_;
+};
+
+TEST_F(ScheduleTest, ACronScheduleScalesTheEnvironmentAndRecordsEachFiring) {
+  auto put =
+      Do("PUT", "/v1/schedules/grow",
+         R"({"cron":"@every 1s","action":{"type":"scale","environment":"sim","capacity":4}})");
+  ASSERT_EQ(put.first, 201) << put.second;
+  auto next = Json(put.second).at("status").at("next_fires").as_array();
+  ASSERT_EQ(next.size(), 5u);
+  auto t0 = ParseRfc3339(next[0].as_string());
+  auto t1 = ParseRfc3339(next[1].as_string());
+  ASSERT_TRUE(t0 && t1);
+  EXPECT_EQ(ToUnixMillis(*t1) - ToUnixMillis(*t0), 1000);
+  ASSERT_TRUE(WaitFor([&] { return Capacity() == "4"; }, 30000)) << Capacity() << server_.Log();
+  ASSERT_TRUE(WaitFor([&] { return Firings("grow").size() >= 3; }, 30000));
+  auto firings = Firings("grow");
+  for (const auto& f : firings) {
+    if (f.at("status").as_string() == "pending") continue;  // the newest may be running
+    EXPECT_EQ(f.at("status").as_string(), "ok") << boost::json::serialize(f);
+    EXPECT_EQ(f.at("result").as_string(), "sim scaled to 4");
+  }
+  // Newest first, each due time once.
+  for (size_t i = 1; i < firings.size(); ++i) {
+    EXPECT_GT(firings[i - 1].at("due").as_string(), firings[i].at("due").as_string());
+  }
+  auto got = Json(Do("GET", "/v1/schedules/grow").second);
+  EXPECT_FALSE(got.at("status").at("last_firing").is_null());
+  EXPECT_EQ(Do("DELETE", "/v1/schedules/grow").first, 204);
+  EXPECT_EQ(Do("GET", "/v1/schedules/grow").first, 404);
+  EXPECT_EQ(Do("GET", "/v1/schedules/grow/firings").first, 404);
+}
+
+TEST_F(ScheduleTest, TriggerFiresTheActionNowAsAManualFiring) {
+  ASSERT_EQ(Do("PUT", "/v1/schedules/stopper",
+               R"({"cron":"0 3 1 1 *","timezone":"Europe/Berlin",
+                   "action":{"type":"scale","environment":"sim","capacity":7}})")
+                .first,
+            201);
+  auto t = Do("POST", "/v1/schedules/stopper/trigger");
+  ASSERT_EQ(t.first, 202) << t.second;
+  EXPECT_EQ(Json(t.second).at("kind").as_string(), "manual");
+  ASSERT_TRUE(WaitFor([&] { return Capacity() == "7"; }, 30000)) << server_.Log();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto f = Firings("stopper");
+        return f.size() == 1 && f[0].at("status").as_string() == "ok";
+      },
+      30000));
+  // A stop action scales to 0.
+  ASSERT_EQ(Do("PUT", "/v1/schedules/stopper",
+               R"({"cron":"0 3 1 1 *","action":{"type":"stop","environment":"sim"}})")
+                .first,
+            200);
+  ASSERT_EQ(Do("POST", "/v1/schedules/stopper/trigger").first, 202);
+  ASSERT_TRUE(WaitFor([&] { return Capacity() == "0"; }, 30000));
+  // Triggering a schedule whose environment is gone is a failed firing with the reason.
+  ASSERT_EQ(Do("PUT", "/v1/schedules/orphan",
+               R"({"cron":"0 3 1 1 *","action":{"type":"stop","environment":"nowhere"}})")
+                .first,
+            201);
+  ASSERT_EQ(Do("POST", "/v1/schedules/orphan/trigger").first, 202);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto f = Firings("orphan");
+        return f.size() == 1 && f[0].at("status").as_string() == "failed";
+      },
+      30000));
+  EXPECT_NE(Firings("orphan")[0].at("result").as_string().find("nowhere"), std::string::npos);
+}
+
+TEST_F(ScheduleTest, AFiringMissedWhileTheServerWasDownFiresOnceOnRestart) {
+  server_.KeepPort();
+  for (const char* name : {"catchup", "nocatchup"}) {
+    std::string body = std::string(R"({"cron":"@every 2s","catch_up":)") +
+                       (std::string(name) == "catchup" ? "true" : "false") +
+                       R"(,"action":{"type":"scale","environment":"sim","capacity":2}})";
+    ASSERT_EQ(Do("PUT", std::string("/v1/schedules/") + name, body).first, 201);
+  }
+  ASSERT_TRUE(WaitFor([&] { return Firings("catchup").size() >= 1; }, 30000));
+  ASSERT_EQ(server_.Stop(), 0);
+  std::this_thread::sleep_for(std::chrono::seconds(7));  // three or four due times pass
+  ASSERT_TRUE(server_.Start());
+  ASSERT_TRUE(WaitFor([&] { return Count(Firings("catchup"), "schedule") >= 2; }, 30000));
+  EXPECT_EQ(Count(Firings("catchup"), "catch-up"), 1) << boost::json::serialize(Firings("catchup"));
+  ASSERT_TRUE(WaitFor([&] { return Count(Firings("nocatchup"), "schedule") >= 2; }, 30000));
+  EXPECT_EQ(Count(Firings("nocatchup"), "catch-up"), 0);
+}
+
+TEST_F(ScheduleTest, BadSchedulesGetProblemsWithTheField) {
+  auto r = Do("PUT", "/v1/schedules/bad",
+              R"({"cron":"0 25 * * *","action":{"type":"scale","environment":"sim"}})");
+  EXPECT_EQ(r.first, 422);
+  EXPECT_NE(r.second.find("spec.cron"), std::string::npos) << r.second;
+  EXPECT_NE(r.second.find("hour: 25 is out of range"), std::string::npos) << r.second;
+  EXPECT_NE(r.second.find("spec.action.capacity"), std::string::npos) << r.second;
+  r = Do("PUT", "/v1/schedules/wf",
+         R"({"cron":"@daily","action":{"type":"start_workflow","workflow":"nightly"}})");
+  EXPECT_EQ(r.first, 422);
+  EXPECT_NE(r.second.find("start_workflow is not available yet"), std::string::npos) << r.second;
+  EXPECT_EQ(Do("PUT", "/v1/schedules/Bad%20Name", R"({"cron":"@daily"})").first, 400);
+  EXPECT_EQ(Do("PUT", "/v1/schedules/x", "[1,2]").first, 400);
+  EXPECT_EQ(Do("POST", "/v1/schedules/none/trigger").first, 404);
+  EXPECT_EQ(Do("GET", "/v1/schedules/none/firings?cursor=zz").first, 404);
+  EXPECT_EQ(Do("GET", "/healthz").first, 200);
+}
+
+}  // namespace
+}  // namespace drover
