@@ -159,5 +159,77 @@ TEST_F(ScheduleTest, BadSchedulesGetProblemsWithTheField) {
   EXPECT_EQ(Do("GET", "/healthz").first, 200);
 }
 
+// Windows are levels the fleet controller holds: local agents start when one opens and go when
+// it closes; a server restarted mid-window keeps the window's capacity.
+TEST(ScheduleWindow, TheControllerHoldsAWindowsCapacityWhileItIsOpen) {
+  TestServer server({"--local-instances", "stop"});
+  ASSERT_TRUE(server.Start());
+  server.KeepPort();
+  auto c = [&] { return server.NewClient(); };
+  ASSERT_EQ(c().Do("PUT", "/v1/environments/web",
+                   R"({"provider":"local","capacity":0,"health":{"heartbeat_interval":"1s"}})")
+                ->status,
+            201);
+  auto running = [&] {
+    auto r = c().Do("GET", "/v1/environments/web");
+    if (!r.ok() || r->status != 200) return std::string("?");
+    auto v = Json(r->body);
+    return boost::json::serialize(v.at("status").at("running")) + "/" +
+           boost::json::serialize(v.at("status").at("desired")) + " " +
+           std::string(v.at("status").at("desired_from").as_string());
+  };
+  auto now = SystemClock::Get().Now();
+  std::string body = R"({"window":{"environment":"web","start":")" +
+                     FormatRfc3339(now - std::chrono::minutes(1)) + R"(","stop":")" +
+                     FormatRfc3339(now + std::chrono::minutes(10)) + R"(","capacity":2}})";
+  auto put = c().Do("PUT", "/v1/schedules/busy", body);
+  ASSERT_EQ(put->status, 201) << put->body;
+  EXPECT_TRUE(Json(put->body).at("status").at("window_open").as_bool());
+  ASSERT_TRUE(WaitFor([&] { return running() == "2/2 window busy"; }, 60000)) << running();
+  ASSERT_EQ(server.Stop(), 0);
+  ASSERT_TRUE(server.Start());
+  ASSERT_TRUE(WaitFor([&] { return running() == "2/2 window busy"; }, 60000)) << running();
+  // Closing it (the stop moved to now) brings the spec's capacity back.
+  body = R"({"window":{"environment":"web","start":")" +
+         FormatRfc3339(now - std::chrono::minutes(1)) + R"(","stop":")" +
+         FormatRfc3339(SystemClock::Get().Now() + std::chrono::seconds(2)) + R"(","capacity":2}})";
+  ASSERT_EQ(c().Do("PUT", "/v1/schedules/busy", body)->status, 200);
+  ASSERT_TRUE(WaitFor([&] { return running() == "0/0 spec"; }, 60000)) << running();
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+// The watcher's cc-w-* variables: a built-in window per environment.
+TEST_F(ScheduleTest, WatcherVariablesSetTheDesiredCapacityAndItsSource) {
+  auto put = [&](const char* key, const std::string& value) {
+    auto r = Do("PUT", std::string("/v1/variables/") + key,
+                R"({"environment":"sim","value":")" + value + R"("})");
+    ASSERT_TRUE(r.first == 200 || r.first == 201) << key << ": " << r.second;
+  };
+  auto status = [&] {
+    auto v = Json(Do("GET", "/v1/environments/sim").second);
+    return boost::json::serialize(v.at("status").at("desired")) + " " +
+           std::string(v.at("status").at("desired_from").as_string());
+  };
+  EXPECT_EQ(status(), "1 spec");
+  auto now = SystemClock::Get().Now();
+  put("cc-w-a-desired-capacity", "5");
+  put("cc-w-a-start", FormatRfc3339(now - std::chrono::minutes(1)));
+  put("cc-w-a-start-offset", "30s");  // started 30 s ago
+  ASSERT_TRUE(WaitFor([&] { return status().starts_with("5 watcher (cc-w-a-start"); }, 30000))
+      << status();
+  put("cc-w-a-stop", FormatRfc3339(SystemClock::Get().Now() + std::chrono::seconds(2)));
+  ASSERT_TRUE(WaitFor([&] { return status().starts_with("0 watcher (cc-w-a-stop"); }, 30000))
+      << status();
+  // A start after the passed stop opens the next window.
+  put("cc-w-a-start-offset", "-");
+  put("cc-w-a-start", FormatRfc3339(SystemClock::Get().Now() + std::chrono::seconds(1)));
+  ASSERT_TRUE(WaitFor([&] { return status().starts_with("5 watcher (cc-w-a-start"); }, 30000))
+      << status();
+  auto bad = Do("PUT", "/v1/variables/cc-w-scheduler", R"({"value":"*/10 * * *"})");
+  EXPECT_EQ(bad.first, 422);
+  EXPECT_NE(bad.second.find("expected 5 fields"), std::string::npos) << bad.second;
+  EXPECT_EQ(Do("PUT", "/v1/variables/cc-w-scheduler", R"({"value":"*/5 * * * *"})").first, 201);
+}
+
 }  // namespace
 }  // namespace drover

@@ -33,6 +33,10 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       waiters_(store) {
   controller_ =
       std::make_unique<fleet::Controller>(store_, environments_, coordinator_, std::move(fleet));
+  windows_ = std::make_unique<schedule::WindowBook>(schedules_, variables_, store_);
+  environments_.SetHolds([this](const std::string& tenant, const std::string& env,
+                                int64_t now) { return windows_->At(tenant, env, now); },
+                         [this] { return windows_->Version(); });
   scheduler_ = std::make_unique<schedule::Scheduler>(
       schedules_, environments_, coordinator_, store_, schedule::SchedulerOptions{coord.server_id});
   AddSystemRoutes();

@@ -20,6 +20,7 @@
 #include "http/router.h"
 #include "schedule/scheduler.h"
 #include "schedule/schedules.h"
+#include "schedule/windows.h"
 #include "store/store.h"
 
 namespace drover::api {
@@ -65,6 +66,7 @@ class App {
   std::unique_ptr<fleet::Controller> controller_;
   schedule::ScheduleService schedules_;
   std::unique_ptr<schedule::Scheduler> scheduler_;
+  std::unique_ptr<schedule::WindowBook> windows_;
   http::Waiters waiters_;
   std::unique_ptr<http::Metrics> metrics_;
   std::unique_ptr<http::Pipeline> pipeline_;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/names.h"
+#include "schedule/cron.h"
 
 namespace drover::control {
 namespace {
@@ -59,6 +60,10 @@ Status VariableService::Validate(std::string_view key, std::string_view environm
     errors.push_back({"value", "must not contain the NUL character (\\u0000)"});
   } else if (auto why = CheckValue(key, value)) {
     errors.push_back({"value", fmt::format("{}: {}", key, *why)});
+  } else if (key == "cc-w-scheduler" && !IsUnsetValue(value)) {
+    if (auto c = schedule::Cron::Parse(value); !c.ok()) {
+      errors.push_back({"value", "cc-w-scheduler: " + c.status().message()});
+    }
   }
   if (!errors.empty()) return Status::Validation(std::move(errors));
   return Status::Ok();
@@ -158,6 +163,20 @@ Result<VariablePage> VariableService::List(const std::string& tenant, const List
     page.next_cursor = EncodeCursor(page.items.back());
   }
   return page;
+}
+
+Result<std::vector<std::pair<std::string, Variable>>> VariableService::AllWithPrefix(
+    const std::string& prefix) {
+  std::vector<std::pair<std::string, Variable>> out;
+  std::string hi = prefix + "\x7f";
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(
+        "SELECT key, environment, value, create_index, modify_index, updated_at, tenant"
+        " FROM variables WHERE key >= ? AND key < ?",
+        {prefix, hi}, [&](const store::Row& r) { out.emplace_back(r.String(6), ReadVariable(r)); });
+  });
+  if (!s.ok()) return s;
+  return out;
 }
 
 Result<std::map<std::string, std::string>> VariableService::Effective(

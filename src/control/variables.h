@@ -71,6 +71,9 @@ class VariableService {
   Result<std::map<std::string, std::string>> Effective(
       const std::string& tenant, const std::string& environment, const std::string& prefix,
       const std::map<std::string, std::string>& env_defaults = {});
+  // Every variable of every tenant whose key starts with `prefix`, as (tenant, variable): for
+  // the watcher windows, which read all cc-w-* variables at once.
+  Result<std::vector<std::pair<std::string, Variable>>> AllWithPrefix(const std::string& prefix);
   // NotFound when absent; `done` after the commit.
   void Delete(std::string tenant, std::string key, std::string environment,
               std::function<void(Status)> done);

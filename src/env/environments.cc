@@ -713,6 +713,25 @@ Status EnvironmentService::RecordEvent(const Environment& env, const std::string
   });
 }
 
+DesiredCapacity EnvironmentService::CapacityOf(const Environment& e, int64_t now_ms) const {
+  DesiredCapacity d{e.capacity(), e.scale_capacity ? "scale" : "spec", std::nullopt, std::nullopt};
+  if (holds_) {
+    HoldView v = holds_(e.tenant, e.name, now_ms);
+    d.next_change_ms = v.next_change_ms;
+    if (v.hold) {
+      d.capacity = v.hold->capacity;
+      d.source = v.hold->source;
+    }
+  }
+  // The group's cloud/region: an exec group's, else the provider's name as the cloud.
+  if (auto cap = control::ParseCapacity(d.capacity); cap.ok()) {
+    d.desired = e.spec.exec
+                    ? control::ResolveCapacity(*cap, e.spec.exec->cloud, e.spec.exec->region)
+                    : control::ResolveCapacity(*cap, e.spec.provider, "");
+  }
+  return d;
+}
+
 std::chrono::milliseconds EnvironmentService::HeartbeatInterval(const std::string& tenant,
                                                                 const std::string& name) {
   constexpr auto kFresh = std::chrono::seconds(5);

@@ -99,6 +99,26 @@ struct Joined {
   Environment environment;
 };
 
+// Where an environment's desired capacity comes from (SPEC §7): while a schedule's window is
+// open, or the watcher's cc-w-* variables apply, they hold it; else a scale call; else the spec.
+struct CapacityHold {
+  std::string capacity;  // a number or a capacity map, as text
+  std::string source;    // "window <schedule>", "watcher (cc-w-*)"
+};
+struct HoldView {
+  std::optional<CapacityHold> hold;
+  std::optional<int64_t> next_change_ms;  // when a hold can next begin or end
+};
+using HoldFn =
+    std::function<HoldView(const std::string& tenant, const std::string& env, int64_t now_ms)>;
+
+struct DesiredCapacity {
+  std::string capacity;                   // text in force
+  std::string source;                     // spec | scale | window <name> | watcher (cc-w-*)
+  std::optional<int64_t> desired;         // resolved for the provider's cloud/region
+  std::optional<int64_t> next_change_ms;  // a hold may begin or end then
+};
+
 template <class T>
 struct Page {
   std::vector<T> items;
@@ -109,6 +129,16 @@ class EnvironmentService {
  public:
   EnvironmentService(store::Store& store, const Clock& clock, auth::KeyService& keys)
       : store_(store), clock_(clock), keys_(keys), beats_(store, clock) {}
+  // Installs where holds come from (the schedules' windows and the watcher; set once at start).
+  void SetHolds(HoldFn fn, std::function<uint64_t()> version) {
+    holds_ = std::move(fn);
+    holds_version_ = std::move(version);
+  }
+  // Moves when holds may have changed for any environment.
+  uint64_t HoldsVersion() const { return holds_version_ ? holds_version_() : 0; }
+  // The capacity in force for `e` at `now_ms` and where it comes from.
+  DesiredCapacity CapacityOf(const Environment& e, int64_t now_ms) const;
+
   // The environment's heartbeat interval, told to agents with each heartbeat answer: read at
   // most every few seconds per environment (a changed spec reaches agents within that).
   std::chrono::milliseconds HeartbeatInterval(const std::string& tenant, const std::string& name);
@@ -197,6 +227,8 @@ class EnvironmentService {
   const Clock& clock_;
   auth::KeyService& keys_;
   HeartbeatBuffer beats_;
+  HoldFn holds_;
+  std::function<uint64_t()> holds_version_;
   struct CachedInterval {
     std::chrono::milliseconds interval;
     std::chrono::steady_clock::time_point read_at;

@@ -61,15 +61,14 @@ boost::json::object InstanceJson(const Instance& i) {
 
 // Phase and counts from the instances (SPEC §5). Starting instances is the fleet controller's;
 // until it runs, a static environment is as ready as the agents that joined it.
-boost::json::object StatusJson(const Environment& e, const std::vector<Instance>& instances) {
+boost::json::object StatusJson(const DesiredCapacity& d, const std::vector<Instance>& instances) {
   int64_t running = 0, broken = 0, live = 0;
   for (const auto& i : instances) {
     if (i.state == "running") ++running;
     if (i.state == "unhealthy" || i.state == "failed") ++broken;
     if (i.state != "terminated") ++live;
   }
-  auto cap = control::ParseCapacity(e.capacity());
-  std::optional<int64_t> desired = cap.ok() ? control::ResolveCapacity(*cap, "", "") : std::nullopt;
+  std::optional<int64_t> desired = d.desired;
   std::string phase;
   if (desired && *desired == 0 && live == 0) {
     phase = "stopped";
@@ -90,6 +89,7 @@ boost::json::object StatusJson(const Environment& e, const std::vector<Instance>
   return {
       {"phase", phase},
       {"desired", desired ? boost::json::value(*desired) : boost::json::value(nullptr)},
+      {"desired_from", d.source},
       {"running", running},
       {"instances", std::move(list)},
       {"conditions",
@@ -98,7 +98,8 @@ boost::json::object StatusJson(const Environment& e, const std::vector<Instance>
 }
 
 boost::json::object EnvironmentJson(const Environment& e, const auth::Principal& caller,
-                                    const std::vector<Instance>* instances) {
+                                    const std::vector<Instance>* instances,
+                                    const DesiredCapacity* desired = nullptr) {
   boost::json::object o{
       {"kind", "Environment"},
       {"name", e.name},
@@ -112,7 +113,12 @@ boost::json::object EnvironmentJson(const Environment& e, const auth::Principal&
       {"updated_at", Time(e.updated_at_ms)},
   };
   if (instances) {
-    auto status = StatusJson(e, *instances);
+    DesiredCapacity plain{e.capacity(), e.scale_capacity ? "scale" : "spec", std::nullopt,
+                          std::nullopt};
+    if (auto cap = control::ParseCapacity(plain.capacity); cap.ok()) {
+      plain.desired = control::ResolveCapacity(*cap, "", "");
+    }
+    auto status = StatusJson(desired ? *desired : plain, *instances);
     // The join token is the environment owner's to hand out: not for read-only keys.
     if (caller.role == auth::Role::kAdmin || caller.role == auth::Role::kUser) {
       status["join_token"] = e.join_token;
@@ -120,6 +126,11 @@ boost::json::object EnvironmentJson(const Environment& e, const auth::Principal&
     o["status"] = std::move(status);
   }
   return o;
+}
+
+// The capacity in force now and where it comes from.
+DesiredCapacity CapacityNow(EnvironmentService& envs, const Environment& e) {
+  return envs.CapacityOf(e, ToUnixMillis(SystemClock::Get().Now()));
 }
 
 // The environment named in the path, as the caller's tenant sees it.
@@ -258,19 +269,20 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
              [&envs, &store, &waiters](Request& req, Responder respond) {
                auto addr = EnvAddress(req);
                if (!addr.ok()) return http::SendError(respond, addr.status());
-               http::ServeRead(waiters, kTopic, req, respond,
-                               [&envs, &store, respond, addr = *addr, caller = req.principal,
-                                inm = std::string(req.Header("If-None-Match"))] {
-                                 int64_t index = store.LastIndex();
-                                 auto e = envs.Get(addr.first, addr.second);
-                                 if (!e.ok()) return http::SendError(respond, e.status());
-                                 auto inst = envs.Instances(addr.first, addr.second);
-                                 if (!inst.ok()) return http::SendError(respond, inst.status());
-                                 http::RespondWithIndex(
-                                     respond, inm,
-                                     http::JsonResponse(200, EnvironmentJson(*e, *caller, &*inst)),
-                                     index);
-                               });
+               http::ServeRead(
+                   waiters, kTopic, req, respond,
+                   [&envs, &store, respond, addr = *addr, caller = req.principal,
+                    inm = std::string(req.Header("If-None-Match"))] {
+                     int64_t index = store.LastIndex();
+                     auto e = envs.Get(addr.first, addr.second);
+                     if (!e.ok()) return http::SendError(respond, e.status());
+                     auto inst = envs.Instances(addr.first, addr.second);
+                     if (!inst.ok()) return http::SendError(respond, inst.status());
+                     auto d = CapacityNow(envs, *e);
+                     http::RespondWithIndex(
+                         respond, inm,
+                         http::JsonResponse(200, EnvironmentJson(*e, *caller, &*inst, &d)), index);
+                   });
              });
   router.Add(http::Method::kGet, "/v1/environments", http::Access::kAny,
              [&envs](Request& req, Responder respond) {
@@ -285,7 +297,8 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                for (const auto& e : page->items) {
                  auto inst = envs.Instances(e.tenant, e.name);
                  if (!inst.ok()) return http::SendError(respond, inst.status());
-                 auto o = EnvironmentJson(e, *req.principal, &*inst);
+                 auto d = CapacityNow(envs, e);
+                 auto o = EnvironmentJson(e, *req.principal, &*inst, &d);
                  o["status"].as_object().erase("instances");  // a summary per environment
                  items.push_back(std::move(o));
                }

@@ -61,9 +61,11 @@ struct Controller::Impl {
   std::thread thread;
   std::mutex mu;
   std::condition_variable cv;
-  bool stop = false;        // GUARDED_BY(mu)
-  bool dirty = false;       // GUARDED_BY(mu): an environment changed, or a lease came or went
-  bool local_exit = false;  // GUARDED_BY(mu): a local agent exited
+  bool stop = false;           // GUARDED_BY(mu)
+  bool dirty = false;          // GUARDED_BY(mu): an environment changed, or a lease came or went
+  bool local_exit = false;     // GUARDED_BY(mu): a local agent exited
+  bool holds_changed = false;  // GUARDED_BY(mu): schedules or variables changed
+  uint64_t holds_version = 0;  // controller thread only
   // When the oldest change not yet handled arrived (for the lag metric). GUARDED_BY(mu)
   std::optional<std::chrono::steady_clock::time_point> changed_at;
   int sub = -1;
@@ -106,13 +108,12 @@ struct Controller::Impl {
     return &static_provider;  // static, and exec in group mode: agents join by themselves
   }
 
-  // The capacity for this environment's group (cloud/region of an exec group; else the
-  // provider's name as the cloud).
-  static std::optional<int64_t> Desired(const env::Environment& e) {
-    auto cap = control::ParseCapacity(e.capacity());
-    if (!cap.ok()) return std::nullopt;
-    if (e.spec.exec) return control::ResolveCapacity(*cap, e.spec.exec->cloud, e.spec.exec->region);
-    return control::ResolveCapacity(*cap, e.spec.provider, "");
+  // The capacity for this environment's group at `now` (a window or the watcher may hold it),
+  // resolved for its cloud/region; lowers `*due` to when a hold begins or ends.
+  std::optional<int64_t> Desired(const env::Environment& e, int64_t now, int64_t* due) {
+    auto d = envs.CapacityOf(e, now);
+    if (d.next_change_ms) *due = std::min(*due, *d.next_change_ms);
+    return d.desired;
   }
 
   // Exec instance mode with a `list` command: the provider ids it lists, called at most every
@@ -139,7 +140,7 @@ struct Controller::Impl {
   // Group mode: asks set_capacity for the desired size when it changed (with backoff on failure).
   Status ApplyGroupSize(const env::Environment& e, const store::Lease& lease, int64_t now,
                         int64_t* due) {
-    auto desired = Desired(e);
+    auto desired = Desired(e, now, due);
     if (!desired) return Status::Ok();
     std::string key = ResourceName(e);
     auto it = applied.find(key);
@@ -165,9 +166,9 @@ struct Controller::Impl {
   void Loop() {
     std::unique_lock lock(mu);
     while (!stop) {
-      bool list = dirty, exited = local_exit;
+      bool list = dirty, exited = local_exit, holds = holds_changed;
       auto since = changed_at;
-      dirty = local_exit = false;
+      dirty = local_exit = holds_changed = false;
       changed_at.reset();
       lock.unlock();
       auto start = std::chrono::steady_clock::now();
@@ -178,6 +179,13 @@ struct Controller::Impl {
           if (t.env.spec.provider == "local") t.due = 0;
         }
       }
+      if (holds) {
+        // A window or the watcher's variables changed: every environment may hold anew.
+        if (uint64_t v = envs.HoldsVersion(); v != holds_version) {
+          holds_version = v;
+          for (auto& [name, t] : tracked) t.due = 0;
+        }
+      }
       auto wait = Pass(full, list || full);
       if (since) {
         change_lag.Observe(
@@ -185,7 +193,7 @@ struct Controller::Impl {
       }
       lock.lock();
       auto until = std::min(std::chrono::steady_clock::now() + wait, next_full);
-      cv.wait_until(lock, until, [&] { return stop || dirty || local_exit; });
+      cv.wait_until(lock, until, [&] { return stop || dirty || local_exit || holds_changed; });
     }
   }
 
@@ -396,7 +404,7 @@ struct Controller::Impl {
     }
 
     // 2. Size: start the missing, terminate extras newest first.
-    std::optional<int64_t> desired = Desired(e);
+    std::optional<int64_t> desired = Desired(e, now, due);
     if (!desired) return Status::Ok();  // the capacity map leaves this group alone
     insts = envs.Instances(e.tenant, e.name);
     if (!insts.ok()) return insts.status();
@@ -503,8 +511,15 @@ void Controller::SetServerUrl(std::string url) {
 
 void Controller::Start() {
   impl_->sub = impl_->store.Subscribe([im = impl_.get()](const store::Change& c) {
-    bool ours =
-        c.resync || std::find(c.topics.begin(), c.topics.end(), env::kTopic) != c.topics.end();
+    auto has = [&](std::string_view t) {
+      return std::find(c.topics.begin(), c.topics.end(), t) != c.topics.end();
+    };
+    if (c.resync || has("schedules") || has("variables")) {
+      std::lock_guard lock(im->mu);
+      im->holds_changed = true;
+      im->cv.notify_one();
+    }
+    bool ours = c.resync || has(env::kTopic);
     if (!ours) return;
     std::lock_guard lock(im->mu);
     im->dirty = true;
