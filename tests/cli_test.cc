@@ -196,13 +196,62 @@ value: release-2
   EXPECT_NE(out.find("no environment 'sim-eu'"), std::string::npos) << out;
 }
 
+TEST_P(Cli, ApplyScheduleThenScheduleCommands) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("s.yaml")) << R"(kind: Environment
+name: sim
+spec: {provider: static, capacity: 1}
+---
+kind: Schedule
+name: weekday-fleet
+spec:
+  cron: "0 13 * * 1-5"
+  timezone: Europe/Berlin
+  offset: 3m
+  action: {type: scale, environment: sim, capacity: 3}
+---
+kind: Schedule
+name: office-hours
+spec:
+  window: {environment: sim, start: "0 8 * * 1-5", stop: "0 18 * * 1-5", capacity: 2}
+)";
+  std::string out;
+  ASSERT_EQ(Run({"apply", "-f", dir.File("s.yaml")}, &out), 0) << out;
+  EXPECT_NE(out.find("schedule/weekday-fleet created"), std::string::npos) << out;
+  EXPECT_NE(out.find("schedule/office-hours created"), std::string::npos) << out;
+  ASSERT_EQ(Run({"schedule", "ls"}, &out), 0) << out;
+  EXPECT_NE(out.find("weekday-fleet  0 13 * * 1-5"), std::string::npos) << out;
+  EXPECT_NE(out.find("scale sim to 3"), std::string::npos) << out;
+  EXPECT_NE(out.find("window sim at 2"), std::string::npos) << out;
+  ASSERT_EQ(Run({"schedule", "get", "weekday-fleet"}, &out), 0) << out;
+  EXPECT_NE(out.find("(Europe/Berlin, offset 3m)"), std::string::npos) << out;
+  // Five fire times, each at 12:03Z (winter) or 11:03Z (summer).
+  size_t fires = 0;
+  for (size_t p = out.find(":03:00.000Z"); p != std::string::npos;
+       p = out.find(":03:00.000Z", p + 1)) {
+    ++fires;
+  }
+  EXPECT_EQ(fires, 5u) << out;
+  ASSERT_EQ(Run({"schedule", "trigger", "weekday-fleet"}, &out), 0) << out;
+  EXPECT_NE(out.find("triggered weekday-fleet"), std::string::npos) << out;
+  ASSERT_TRUE(testing::WaitFor([&] {
+    Run({"schedule", "firings", "weekday-fleet"}, &out);
+    return out.find("manual") != std::string::npos && out.find(" ok ") != std::string::npos;
+  }, 30000)) << out;
+  EXPECT_NE(out.find("sim scaled to 3"), std::string::npos) << out;
+  ASSERT_EQ(Run({"schedule", "rm", "weekday-fleet"}, &out), 0) << out;
+  EXPECT_NE(Run({"schedule", "get", "weekday-fleet"}, &out), 0);
+  EXPECT_NE(out.find("no schedule 'weekday-fleet'"), std::string::npos) << out;
+}
+
 TEST_P(Cli, ApplyRefusesBadDocumentsBeforeChangingAnything) {
   testing::TempDir dir;
   std::ofstream(dir.File("a.yaml")) << "kind: Environment\nname: ok-env\nspec: {provider: static}\n"
                                        "---\nkind: Gadget\nname: x\n";
   std::string out;
   EXPECT_EQ(Run({"apply", "-f", dir.File("a.yaml")}, &out), 1);
-  EXPECT_NE(out.find("kind must be Environment or Variable, not 'Gadget'"), std::string::npos)
+  EXPECT_NE(out.find("kind must be Environment, Schedule or Variable, not 'Gadget'"),
+            std::string::npos)
       << out;
   EXPECT_NE(Run({"env", "get", "ok-env"}, &out), 0) << "nothing applied";
   std::ofstream(dir.File("b.yaml")) << "kind: Environment\nname: bad\nspec: {provider: cloud}\n";

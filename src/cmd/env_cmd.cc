@@ -75,9 +75,10 @@ int Apply(const ClientFlags& flags, const std::string& path, const std::string& 
   // Check every document's kind and name before changing anything.
   for (const auto& d : docs) {
     std::string kind = Str(d.body, "kind");
-    if (kind == "Environment") {
+    if (kind == "Environment" || kind == "Schedule") {
       if (Str(d.body, "name").empty()) {
-        std::cerr << "error: " << d.source << ": an Environment needs a name\n";
+        std::cerr << "error: " << d.source << ": a" << (kind == "Environment" ? "n " : " ")
+                  << kind << " needs a name\n";
         return 1;
       }
     } else if (kind == "Variable") {
@@ -86,22 +87,23 @@ int Apply(const ClientFlags& flags, const std::string& path, const std::string& 
         return 1;
       }
     } else {
-      std::cerr << "error: " << d.source << ": kind must be Environment or Variable, not '" << kind
-                << "'\n";
+      std::cerr << "error: " << d.source
+                << ": kind must be Environment, Schedule or Variable, not '" << kind << "'\n";
       return 1;
     }
   }
   for (const auto& d : docs) {
     std::string kind = Str(d.body, "kind");
-    if (kind == "Environment") {
+    if (kind == "Environment" || kind == "Schedule") {
       std::string name = Str(d.body, "name");
-      auto r =
-          Call(flags, "PUT", "/v1/environments/" + UrlEncode(name), boost::json::serialize(d.body));
+      std::string path = kind == "Environment" ? "environments" : "schedules";
+      auto r = Call(flags, "PUT", "/v1/" + path + "/" + UrlEncode(name),
+                    boost::json::serialize(d.body));
       if (!r) {
         std::cerr << "  in " << d.source << "\n";
         return 1;
       }
-      std::cout << "environment/" << name
+      std::cout << (kind == "Environment" ? "environment/" : "schedule/") << name
                 << (Text(*r, "create_index") == Text(*r, "modify_index") ? " created"
                                                                          : " configured")
                 << "\n";
@@ -174,7 +176,8 @@ void PrintInstances(const boost::json::array& items) {
 
 void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
   static std::string apply_path, apply_wait;
-  auto* apply = app.add_subcommand("apply", "Create or update Environment and Variable documents.");
+  auto* apply = app.add_subcommand(
+      "apply", "Create or update Environment, Schedule and Variable documents.");
   apply->add_option("-f,--file", apply_path, "a YAML/JSON file, or a directory of them")
       ->required();
   apply->add_option("--wait", apply_wait,
@@ -212,6 +215,7 @@ void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
       const auto& st = v->at("status");
       std::cout << "name:       " << Text(*v, "name") << "\nphase:      " << Text(st, "phase")
                 << "\nrunning:    " << Text(st, "running") << " of " << Text(st, "desired")
+                << " (desired from " << Text(st, "desired_from") << ")"
                 << "\nprovider:   " << Text(v->at("spec"), "provider");
       if (!Text(st, "join_token").empty()) std::cout << "\njoin token: " << Text(st, "join_token");
       std::cout << "\n\n";

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   drover::cmd::AddStatusCommand(app, flags, run);
   drover::cmd::AddAgentCommand(app, run);
   drover::cmd::AddEnvCommands(app, flags, run);
+  drover::cmd::AddScheduleCommands(app, flags, run);
 
   std::vector<std::string> args;
   std::string error;
