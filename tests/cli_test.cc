@@ -234,10 +234,13 @@ spec:
   EXPECT_EQ(fires, 5u) << out;
   ASSERT_EQ(Run({"schedule", "trigger", "weekday-fleet"}, &out), 0) << out;
   EXPECT_NE(out.find("triggered weekday-fleet"), std::string::npos) << out;
-  ASSERT_TRUE(testing::WaitFor([&] {
-    Run({"schedule", "firings", "weekday-fleet"}, &out);
-    return out.find("manual") != std::string::npos && out.find(" ok ") != std::string::npos;
-  }, 30000)) << out;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        Run({"schedule", "firings", "weekday-fleet"}, &out);
+        return out.find("manual") != std::string::npos && out.find(" ok ") != std::string::npos;
+      },
+      30000))
+      << out;
   EXPECT_NE(out.find("sim scaled to 3"), std::string::npos) << out;
   ASSERT_EQ(Run({"schedule", "rm", "weekday-fleet"}, &out), 0) << out;
   EXPECT_NE(Run({"schedule", "get", "weekday-fleet"}, &out), 0);

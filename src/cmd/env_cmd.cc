@@ -77,8 +77,8 @@ int Apply(const ClientFlags& flags, const std::string& path, const std::string& 
     std::string kind = Str(d.body, "kind");
     if (kind == "Environment" || kind == "Schedule") {
       if (Str(d.body, "name").empty()) {
-        std::cerr << "error: " << d.source << ": a" << (kind == "Environment" ? "n " : " ")
-                  << kind << " needs a name\n";
+        std::cerr << "error: " << d.source << ": a" << (kind == "Environment" ? "n " : " ") << kind
+                  << " needs a name\n";
         return 1;
       }
     } else if (kind == "Variable") {
@@ -97,8 +97,8 @@ int Apply(const ClientFlags& flags, const std::string& path, const std::string& 
     if (kind == "Environment" || kind == "Schedule") {
       std::string name = Str(d.body, "name");
       std::string path = kind == "Environment" ? "environments" : "schedules";
-      auto r = Call(flags, "PUT", "/v1/" + path + "/" + UrlEncode(name),
-                    boost::json::serialize(d.body));
+      auto r =
+          Call(flags, "PUT", "/v1/" + path + "/" + UrlEncode(name), boost::json::serialize(d.body));
       if (!r) {
         std::cerr << "  in " << d.source << "\n";
         return 1;
@@ -176,8 +176,8 @@ void PrintInstances(const boost::json::array& items) {
 
 void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
   static std::string apply_path, apply_wait;
-  auto* apply = app.add_subcommand(
-      "apply", "Create or update Environment, Schedule and Variable documents.");
+  auto* apply =
+      app.add_subcommand("apply", "Create or update Environment, Schedule and Variable documents.");
   apply->add_option("-f,--file", apply_path, "a YAML/JSON file, or a directory of them")
       ->required();
   apply->add_option("--wait", apply_wait,

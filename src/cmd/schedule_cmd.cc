@@ -69,9 +69,9 @@ void AddScheduleCommands(CLI::App& app, ClientFlags& flags, Run& run) {
         return 0;
       }
       const auto& st = v->at("status");
-      std::cout << "name:      " << Text(*v, "name") << "\nwhen:      " << Expression(*v)
-                << " (" << Text(v->at("spec"), "timezone") << ", offset "
-                << Text(v->at("spec"), "offset") << ")\naction:    " << What(*v) << "\n";
+      std::cout << "name:      " << Text(*v, "name") << "\nwhen:      " << Expression(*v) << " ("
+                << Text(v->at("spec"), "timezone") << ", offset " << Text(v->at("spec"), "offset")
+                << ")\naction:    " << What(*v) << "\n";
       if (const auto* next = st.as_object().if_contains("next_fires")) {
         std::cout << "next:\n";
         for (const auto& t : next->as_array()) std::cout << "  " << t.as_string() << "\n";

@@ -248,7 +248,7 @@ int RunServer() {
   LogInfo("HTTP server stopped; stopping the fleet controller and releasing leases");
   app.scheduler().Stop();
   app.controller().Stop();
-  app.coordinator().Stop();  // releases its leases: other servers take over at once
+  app.coordinator().Stop();   // releases its leases: other servers take over at once
   app.environments().Stop();  // buffered heartbeat times are written
   LogInfo("closing the store");
   store->Close();

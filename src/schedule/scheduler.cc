@@ -16,6 +16,8 @@ namespace drover::schedule {
 namespace {
 
 constexpr int64_t kCleanupEveryMs = 60 * 1000;
+// How long a firing may stay pending before the leader takes it for interrupted.
+constexpr int64_t kPendingCheckMs = 5 * 1000;
 // The built-in cleanup's firings are recorded under this (tenant, name): exactly once per
 // minute across servers too. Not a tenant's schedule: not listed.
 constexpr const char* kSystemTenant = "_system";
@@ -51,6 +53,7 @@ struct Scheduler::Impl {
   std::map<std::pair<std::string, std::string>, Entry> entries;
   bool loaded = false;
   int64_t next_cleanup = 0;
+  int64_t next_pending_check = 0;
 
   http::Histogram lag{{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}};
   std::atomic<uint64_t> fired{0}, failed{0};
@@ -80,6 +83,10 @@ struct Scheduler::Impl {
     int64_t now = schedules.NowMillis();
     if (reload || !loaded) {
       if (!Load(now)) return std::chrono::seconds(1);
+    }
+    if (now >= next_pending_check) {
+      FinishInterrupted(now);
+      next_pending_check = now + kPendingCheckMs;
     }
     // Everything due, in one recorded batch.
     std::vector<std::pair<Schedule, Firing>> due;
@@ -116,6 +123,31 @@ struct Scheduler::Impl {
     for (const auto& [key, e] : entries) earliest = std::min(earliest, e.due);
     now = schedules.NowMillis();
     return std::chrono::milliseconds(std::clamp<int64_t>(earliest - now, 0, 30000));
+  }
+
+  // Firings whose server died between recording them and finishing their action: run again.
+  void FinishInterrupted(int64_t now) {
+    auto pending = schedules.Pending(now - kPendingCheckMs);
+    if (!pending.ok() || pending->empty()) return;
+    for (auto& f : *pending) {
+      Schedule s;
+      if (f.tenant == kSystemTenant && f.name == kCleanupName) {
+        s.spec.action.type = "cleanup";
+      } else if (auto found = schedules.Get(f.tenant, f.name); found.ok()) {
+        s = std::move(*found);
+      } else {
+        f.status = "failed";
+        f.result = "the schedule is gone";
+        continue;
+      }
+      Status st = Act(s);
+      f.status = st.ok() ? "ok" : "failed";
+      f.result = (st.ok() ? Describe(s.spec.action) : st.message()) + " (finished by " +
+                 opts.server_id + " after its server stopped)";
+    }
+    if (Status s = schedules.Finish(*pending); !s.ok()) {
+      LogWarn("recording firing outcomes: {}", s.message());
+    }
   }
 
   // Reads every schedule and where each stands: the next due time after the last one fired

@@ -206,6 +206,17 @@ Result<std::vector<Firing>> ScheduleService::Record(std::vector<Firing> firings,
   return recorded;
 }
 
+Result<std::vector<Firing>> ScheduleService::Pending(int64_t before_ms) {
+  std::vector<Firing> out;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(std::string(kFiringColumns) +
+                        " WHERE status = 'pending' AND fired_at < ? ORDER BY due LIMIT 1000",
+                    {before_ms}, [&](const store::Row& r) { out.push_back(ReadFiring(r)); });
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
 Status ScheduleService::Finish(const std::vector<Firing>& firings) {
   if (firings.empty()) return Status::Ok();
   return store::WriteSync(store_, [&](store::Tx& tx) -> Status {

@@ -64,6 +64,9 @@ class ScheduleService {
   // Records firings as pending, fenced by `lease` (null: unfenced): the ones recorded now;
   // a due time fired before (by this or another server) is left out.
   Result<std::vector<Firing>> Record(std::vector<Firing> firings, const store::Lease* lease);
+  // Firings still pending that were recorded before `before_ms` (their server died before the
+  // action finished): the leader runs them again (actions are idempotent: scale to N).
+  Result<std::vector<Firing>> Pending(int64_t before_ms);
   // Sets the outcome of recorded firings.
   Status Finish(const std::vector<Firing>& firings);
   // Keeps the newest `keep` firings per schedule; the number removed.
