@@ -55,7 +55,7 @@ test-fast: build
 
 bench: build
 	bench/http.sh && bench/writes.sh && bench/writes.sh --db postgres && bench/scale_out.sh && \
-	  bench/cc.sh && bench/agent.sh && bench/fleet.sh && bench/fleet_scale.sh
+	  bench/cc.sh && bench/agent.sh && bench/fleet.sh && bench/fleet_scale.sh && bench/schedules.sh
 
 format:
 	find src testing tests -name '*.h' -o -name '*.cc' | xargs clang-format -i

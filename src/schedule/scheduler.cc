@@ -7,6 +7,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/log.h"
@@ -16,6 +17,8 @@ namespace drover::schedule {
 namespace {
 
 constexpr int64_t kCleanupEveryMs = 60 * 1000;
+// Firings due within this much of each other are recorded and run as one batch.
+constexpr int64_t kCoalesceMs = 20;
 // How long a firing may stay pending before the leader takes it for interrupted.
 constexpr int64_t kPendingCheckMs = 5 * 1000;
 // The built-in cleanup's firings are recorded under this (tenant, name): exactly once per
@@ -43,6 +46,7 @@ struct Scheduler::Impl {
   bool dirty = true;                                // GUARDED_BY(mu): schedules changed
   std::vector<std::pair<Schedule, Firing>> manual;  // GUARDED_BY(mu)
   int sub = -1;
+  int in_flight = 0;  // GUARDED_BY(mu): batches whose actions are still running
 
   // What the loop will fire next, per schedule (leader only). Loop thread only.
   struct Entry {
@@ -50,13 +54,33 @@ struct Scheduler::Impl {
     int64_t due = 0;
     std::string kind = "schedule";
   };
-  std::map<std::pair<std::string, std::string>, Entry> entries;
+  using Key = std::pair<std::string, std::string>;
+  std::map<Key, Entry> entries;
+  std::set<std::pair<int64_t, Key>> queue;  // (due, schedule) of every entry: the earliest first
+  std::map<Key, int64_t> known;             // modify_index of every schedule placed
+
+  void Enqueue(const Key& key, Entry e) {
+    if (auto it = entries.find(key); it != entries.end()) queue.erase({it->second.due, key});
+    queue.insert({e.due, key});
+    entries[key] = std::move(e);
+  }
+  void Unschedule(const Key& key) {
+    if (auto it = entries.find(key); it != entries.end()) {
+      queue.erase({it->second.due, key});
+      entries.erase(it);
+    }
+  }
   bool loaded = false;
   int64_t next_cleanup = 0;
   int64_t next_pending_check = 0;
 
   http::Histogram lag{{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}};
   std::atomic<uint64_t> fired{0}, failed{0};
+
+  void Poke() {
+    std::lock_guard lock(mu);
+    dirty = true;
+  }
 
   void Loop() {
     std::unique_lock lock(mu);
@@ -81,8 +105,10 @@ struct Scheduler::Impl {
       return std::chrono::seconds(1);
     }
     int64_t now = schedules.NowMillis();
-    if (reload || !loaded) {
+    if (!loaded) {
       if (!Load(now)) return std::chrono::seconds(1);
+    } else if (reload && !Sync(now)) {
+      Poke();  // try again next round
     }
     if (now >= next_pending_check) {
       FinishInterrupted(now);
@@ -90,8 +116,8 @@ struct Scheduler::Impl {
     }
     // Everything due, in one recorded batch.
     std::vector<std::pair<Schedule, Firing>> due;
-    for (auto& [key, e] : entries) {
-      if (e.due > now) continue;
+    for (auto it = queue.begin(); it != queue.end() && it->first <= now; ++it) {
+      const auto& e = entries.at(it->second);
       due.push_back({e.schedule, Firing{e.schedule.tenant, e.schedule.name, e.due, 0, 0, e.kind, "",
                                         "", opts.server_id}});
     }
@@ -108,21 +134,26 @@ struct Scheduler::Impl {
     if (!due.empty()) {
       if (!Run(due, &*leader)) return std::chrono::milliseconds(200);  // retry soon
       for (const auto& [s, f] : due) {
-        auto it = entries.find({s.tenant, s.name});
+        Key key{s.tenant, s.name};
+        auto it = entries.find(key);
         if (it == entries.end()) continue;
         auto next = NextFire(s.spec, FromUnixMillis(f.due_ms), FromUnixMillis(s.created_at_ms));
         if (next) {
-          it->second.due = ToUnixMillis(*next);
-          it->second.kind = "schedule";
+          Entry e = std::move(it->second);
+          e.due = ToUnixMillis(*next);
+          e.kind = "schedule";
+          Enqueue(key, std::move(e));
         } else {
-          entries.erase(it);  // a one-shot that fired
+          Unschedule(key);  // a one-shot that fired
         }
       }
     }
     int64_t earliest = next_cleanup;
-    for (const auto& [key, e] : entries) earliest = std::min(earliest, e.due);
+    if (!queue.empty()) earliest = std::min(earliest, queue.begin()->first);
     now = schedules.NowMillis();
-    return std::chrono::milliseconds(std::clamp<int64_t>(earliest - now, 0, 30000));
+    // Firings a few ms apart go out together (one commit for many): at most kCoalesceMs late.
+    int64_t wait = std::max<int64_t>(earliest - now, due.empty() ? 0 : kCoalesceMs);
+    return std::chrono::milliseconds(std::clamp<int64_t>(wait, 0, 30000));
   }
 
   // Firings whose server died between recording them and finishing their action: run again.
@@ -157,35 +188,70 @@ struct Scheduler::Impl {
     auto last = schedules.LastDues();
     if (!all.ok() || !last.ok()) return false;
     entries.clear();
+    queue.clear();
+    known.clear();
     for (auto& s : *all) {
-      if (s.spec.window) continue;  // windows are levels the fleet controller holds
-      auto created = FromUnixMillis(s.created_at_ms);
       auto it = last->find({s.tenant, s.name});
-      int64_t base = it != last->end() ? it->second : s.created_at_ms;
-      auto next = NextFire(s.spec, FromUnixMillis(base), created);
-      if (!next) continue;
-      Entry e{s, ToUnixMillis(*next), "schedule"};
-      if (e.due <= now - 1000) {
-        // Missed (no leader ran at the time): once, for the latest missed due time.
-        int64_t latest = e.due;
-        for (int i = 0; i < 100000; ++i) {
-          auto n = NextFire(s.spec, FromUnixMillis(latest), created);
-          if (!n || ToUnixMillis(*n) > now) break;
-          latest = ToUnixMillis(*n);
-        }
-        if (s.spec.catch_up) {
-          e.due = latest;
-          e.kind = "catch-up";
-        } else {
-          auto n = NextFire(s.spec, FromUnixMillis(now), created);
-          if (!n) continue;
-          e.due = ToUnixMillis(*n);
-        }
-      }
-      entries[{s.tenant, s.name}] = std::move(e);
+      Place(std::move(s), it != last->end() ? std::optional(it->second) : std::nullopt, now);
     }
     loaded = true;
     return true;
+  }
+
+  // After schedules changed: reads only the new and changed ones, drops the deleted ones.
+  bool Sync(int64_t now) {
+    auto versions = schedules.Versions();
+    if (!versions.ok()) return false;
+    std::set<Key> seen;
+    for (const auto& v : *versions) {
+      Key key{v.tenant, v.name};
+      seen.insert(key);
+      if (auto k = known.find(key); k != known.end() && k->second == v.modify_index) continue;
+      auto s = schedules.Get(v.tenant, v.name);
+      auto last = schedules.LastDue(v.tenant, v.name);
+      if (!s.ok() || !last.ok()) return false;
+      Place(std::move(*s), *last, now);
+    }
+    for (auto it = known.begin(); it != known.end();) {
+      if (seen.count(it->first)) {
+        ++it;
+        continue;
+      }
+      Unschedule(it->first);
+      it = known.erase(it);
+    }
+    return true;
+  }
+
+  // Queues a schedule's next firing: the next due time after the last one fired (or its
+  // creation); a due time already past was missed (no leader ran then) and fires once now,
+  // for the latest missed time (catch_up), or is skipped.
+  void Place(Schedule s, std::optional<int64_t> last_due, int64_t now) {
+    Key key{s.tenant, s.name};
+    known[key] = s.modify_index;
+    Unschedule(key);
+    if (s.spec.window) return;  // windows are levels the fleet controller holds
+    auto created = FromUnixMillis(s.created_at_ms);
+    auto next = NextFire(s.spec, FromUnixMillis(last_due.value_or(s.created_at_ms)), created);
+    if (!next) return;
+    Entry e{s, ToUnixMillis(*next), "schedule"};
+    if (e.due <= now - 1000) {
+      int64_t latest = e.due;
+      for (int i = 0; i < 100000; ++i) {
+        auto n = NextFire(s.spec, FromUnixMillis(latest), created);
+        if (!n || ToUnixMillis(*n) > now) break;
+        latest = ToUnixMillis(*n);
+      }
+      if (s.spec.catch_up) {
+        e.due = latest;
+        e.kind = "catch-up";
+      } else {
+        auto n = NextFire(s.spec, FromUnixMillis(now), created);
+        if (!n) return;
+        e.due = ToUnixMillis(*n);
+      }
+    }
+    Enqueue(key, std::move(e));
   }
 
   // Records the firings (fenced when `lease`), runs the actions of the ones recorded now, and
@@ -201,21 +267,43 @@ struct Scheduler::Impl {
       }
       return false;
     }
+    if (recorded->empty()) return true;
     std::map<std::tuple<std::string, std::string, int64_t>, const Schedule*> by_key;
     for (const auto& [s, f] : batch) by_key[{f.tenant, f.name, f.due_ms}] = &s;
-    for (auto& f : *recorded) {
-      const Schedule* s = by_key[{f.tenant, f.name, f.due_ms}];
-      Status st = Act(*s);
-      f.status = st.ok() ? "ok" : "failed";
-      f.result = st.ok() ? Describe(s->spec.action) : st.message();
-      if (f.kind != "manual") {
-        lag.Observe(static_cast<double>(std::max<int64_t>(f.fired_at_ms - f.due_ms, 0)) / 1000.0);
-      }
-      (st.ok() ? fired : failed).fetch_add(1, std::memory_order_relaxed);
-      if (!st.ok()) LogWarn("schedule {}/{}: {}", f.tenant, f.name, st.message());
+    // The actions run on (and their outcomes are recorded from) the store's completion thread:
+    // the next batch need not wait for this one's actions, and a batch's actions share group
+    // commits.
+    struct Outcomes {
+      std::vector<Firing> firings;
+      std::atomic<size_t> left;
+    };
+    auto out = std::make_shared<Outcomes>();
+    out->firings = std::move(*recorded);
+    out->left = out->firings.size();
+    {
+      std::lock_guard lock(mu);
+      ++in_flight;
     }
-    if (Status s = schedules.Finish(*recorded); !s.ok()) {
-      LogWarn("recording firing outcomes: {}", s.message());
+    for (size_t i = 0; i < out->firings.size(); ++i) {
+      auto& f = out->firings[i];
+      const Action action = by_key[{f.tenant, f.name, f.due_ms}]->spec.action;
+      Start(*by_key[{f.tenant, f.name, f.due_ms}], [this, out, i, action](Status st) {
+        auto& f = out->firings[i];
+        f.status = st.ok() ? "ok" : "failed";
+        f.result = st.ok() ? Describe(action) : st.message();
+        if (f.kind != "manual") {
+          lag.Observe(static_cast<double>(std::max<int64_t>(f.fired_at_ms - f.due_ms, 0)) / 1000.0);
+        }
+        (st.ok() ? fired : failed).fetch_add(1, std::memory_order_relaxed);
+        if (!st.ok()) LogWarn("schedule {}/{}: {}", f.tenant, f.name, st.message());
+        if (out->left.fetch_sub(1) != 1) return;
+        schedules.FinishAsync(std::move(out->firings), [this](Status s) {
+          if (!s.ok()) LogWarn("recording firing outcomes: {}", s.message());
+          std::lock_guard lock(mu);
+          --in_flight;
+          cv.notify_all();
+        });
+      });
     }
     return true;
   }
@@ -226,19 +314,22 @@ struct Scheduler::Impl {
     return a.type;
   }
 
-  Status Act(const Schedule& s) {
+  // Starts the action of `s`; `done` gets its outcome (maybe on another thread).
+  void Start(const Schedule& s, std::function<void(Status)> done) {
     const auto& a = s.spec.action;
     if (a.type == "scale" || a.type == "stop") {
-      std::promise<Status> done;
       envs.Scale(s.tenant, a.environment, std::to_string(a.type == "stop" ? 0 : a.capacity),
-                 [&done](Result<env::Environment> r) { done.set_value(r.status()); });
-      return done.get_future().get();
+                 [done = std::move(done)](Result<env::Environment> r) { done(r.status()); });
+    } else if (a.type == "cleanup") {
+      done(schedules.PruneFirings(opts.keep_firings).status());
+    } else {
+      done(Status::InvalidArgument("action " + a.type + " is not available"));
     }
-    if (a.type == "cleanup") {
-      auto n = schedules.PruneFirings(opts.keep_firings);
-      return n.status();
-    }
-    return Status::InvalidArgument("action " + a.type + " is not available");
+  }
+  Status Act(const Schedule& s) {
+    std::promise<Status> result;
+    Start(s, [&result](Status st) { result.set_value(st); });
+    return result.get_future().get();
   }
 };
 
@@ -267,6 +358,11 @@ void Scheduler::Stop() {
     impl_->cv.notify_one();
   }
   if (impl_->thread.joinable()) impl_->thread.join();
+  {
+    // Actions under way finish and are recorded before the store may close.
+    std::unique_lock lock(impl_->mu);
+    impl_->cv.wait_for(lock, std::chrono::seconds(30), [&] { return impl_->in_flight == 0; });
+  }
   if (impl_->sub >= 0) impl_->store.Unsubscribe(impl_->sub);
 }
 

@@ -37,6 +37,11 @@ Firing ReadFiring(const store::Row& r) {
                 r.String(5), r.String(6), r.String(7), r.String(8)};
 }
 
+store::Param WindowEnv(const Schedule& s) {
+  if (!s.spec.window) return store::Param(nullptr);
+  return store::Param(std::string_view(s.spec.window->environment));
+}
+
 Status NoSchedule(const std::string& name) {
   return Status::NotFound(fmt::format("no schedule '{}'", name));
 }
@@ -67,17 +72,17 @@ void ScheduleService::Put(std::string tenant, std::string name, ScheduleSpec spe
           s.create_index = old->create_index;
           s.created_at_ms = old->created_at_ms;
           DROVER_RETURN_IF_ERROR(
-              tx.Exec("UPDATE schedules SET spec = ?, modify_index = ?, updated_at = ?"
-                      " WHERE tenant = ? AND name = ?",
-                      {s.spec_json, *idx, now, s.tenant, s.name})
+              tx.Exec("UPDATE schedules SET spec = ?, window_env = ?, modify_index = ?,"
+                      " updated_at = ? WHERE tenant = ? AND name = ?",
+                      {s.spec_json, WindowEnv(s), *idx, now, s.tenant, s.name})
                   .status());
         } else {
           s.create_index = *idx;
           s.created_at_ms = now;
           DROVER_RETURN_IF_ERROR(
-              tx.Exec("INSERT INTO schedules (tenant, name, spec, create_index, modify_index,"
-                      " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      {s.tenant, s.name, s.spec_json, *idx, *idx, now, now})
+              tx.Exec("INSERT INTO schedules (tenant, name, spec, window_env, create_index,"
+                      " modify_index, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      {s.tenant, s.name, s.spec_json, WindowEnv(s), *idx, *idx, now, now})
                   .status());
         }
         return tx.Notify(kTopic);
@@ -166,6 +171,42 @@ Result<std::vector<Schedule>> ScheduleService::All() {
   return out;
 }
 
+Result<std::vector<Schedule>> ScheduleService::Windows() {
+  std::vector<Schedule> out;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(std::string(kColumns) + " WHERE window_env IS NOT NULL", {},
+                    [&](const store::Row& r) { out.push_back(ReadSchedule(r)); });
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<std::vector<ScheduleService::Version>> ScheduleService::Versions() {
+  std::vector<Version> out;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query("SELECT tenant, name, modify_index FROM schedules", {},
+                    [&](const store::Row& r) {
+                      out.push_back({r.String(0), r.String(1), r.Int(2)});
+                    });
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<std::optional<int64_t>> ScheduleService::LastDue(const std::string& tenant,
+                                                        const std::string& name) {
+  std::optional<int64_t> due;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query(
+        "SELECT MAX(due) FROM schedule_firings WHERE tenant = ? AND name = ? AND kind <> 'manual'",
+        {tenant, name}, [&](const store::Row& r) {
+          if (!r.IsNull(0)) due = r.Int(0);
+        });
+  });
+  if (!s.ok()) return s;
+  return due;
+}
+
 Result<std::map<std::pair<std::string, std::string>, int64_t>> ScheduleService::LastDues() {
   std::map<std::pair<std::string, std::string>, int64_t> out;
   Status s = store_.Read([&](store::Tx& tx) {
@@ -200,7 +241,7 @@ Result<std::vector<Firing>> ScheduleService::Record(std::vector<Firing> firings,
       if (!n.ok()) return n.status();
       if (*n == 1) recorded.push_back(f);
     }
-    return recorded.empty() ? Status::Ok() : tx.Notify(kTopic);
+    return recorded.empty() ? Status::Ok() : tx.Notify(kFiringsTopic);
   });
   if (!s.ok()) return s;
   return recorded;
@@ -217,18 +258,30 @@ Result<std::vector<Firing>> ScheduleService::Pending(int64_t before_ms) {
   return out;
 }
 
+namespace {
+
+Status WriteOutcomes(store::Tx& tx, const std::vector<Firing>& firings) {
+  for (const auto& f : firings) {
+    DROVER_RETURN_IF_ERROR(tx.Exec("UPDATE schedule_firings SET status = ?, result = ?"
+                                   " WHERE tenant = ? AND name = ? AND due = ?",
+                                   {f.status, f.result, f.tenant, f.name, f.due_ms})
+                               .status());
+  }
+  DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
+  return tx.Notify(kFiringsTopic);
+}
+
+}  // namespace
+
+void ScheduleService::FinishAsync(std::vector<Firing> firings, std::function<void(Status)> done) {
+  auto batch = std::make_shared<std::vector<Firing>>(std::move(firings));
+  store_.Write([batch](store::Tx& tx) { return WriteOutcomes(tx, *batch); }, std::move(done));
+}
+
 Status ScheduleService::Finish(const std::vector<Firing>& firings) {
   if (firings.empty()) return Status::Ok();
-  return store::WriteSync(store_, [&](store::Tx& tx) -> Status {
-    for (const auto& f : firings) {
-      DROVER_RETURN_IF_ERROR(tx.Exec("UPDATE schedule_firings SET status = ?, result = ?"
-                                     " WHERE tenant = ? AND name = ? AND due = ?",
-                                     {f.status, f.result, f.tenant, f.name, f.due_ms})
-                                 .status());
-    }
-    DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
-    return tx.Notify(kTopic);
-  });
+  return store::WriteSync(store_,
+                          [&](store::Tx& tx) -> Status { return WriteOutcomes(tx, firings); });
 }
 
 Result<int64_t> ScheduleService::PruneFirings(int64_t keep) {

@@ -15,8 +15,10 @@
 
 namespace drover::schedule {
 
-// Change topic of every schedule and firing write.
+// Change topic of every schedule write (firings go to kFiringsTopic: the scheduler reloads
+// schedules, not its own firings).
 inline constexpr std::string_view kTopic = "schedules";
+inline constexpr std::string_view kFiringsTopic = "firings";
 
 struct Schedule {
   std::string tenant, name;
@@ -59,6 +61,17 @@ class ScheduleService {
 
   // --- for the scheduler: synchronous ----------------------------------------------------
   Result<std::vector<Schedule>> All();
+  // The window schedules only (for the window book).
+  Result<std::vector<Schedule>> Windows();
+  // Every schedule's (tenant, name, modify_index): what the scheduler compares to read only
+  // the schedules that changed.
+  struct Version {
+    std::string tenant, name;
+    int64_t modify_index = 0;
+  };
+  Result<std::vector<Version>> Versions();
+  // The latest due time the schedule fired by itself (not manual), if any.
+  Result<std::optional<int64_t>> LastDue(const std::string& tenant, const std::string& name);
   // The latest due time fired by the schedule itself (not manual triggers), per schedule.
   Result<std::map<std::pair<std::string, std::string>, int64_t>> LastDues();
   // Records firings as pending, fenced by `lease` (null: unfenced): the ones recorded now;
@@ -69,6 +82,7 @@ class ScheduleService {
   Result<std::vector<Firing>> Pending(int64_t before_ms);
   // Sets the outcome of recorded firings.
   Status Finish(const std::vector<Firing>& firings);
+  void FinishAsync(std::vector<Firing> firings, std::function<void(Status)> done);
   // Keeps the newest `keep` firings per schedule; the number removed.
   Result<int64_t> PruneFirings(int64_t keep);
   int64_t NowMillis() const { return ToUnixMillis(clock_.Now()); }

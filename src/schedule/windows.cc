@@ -33,7 +33,7 @@ WindowBook::~WindowBook() {
 }
 
 bool WindowBook::Reload() {
-  auto all = schedules_.All();
+  auto all = schedules_.Windows();
   auto vars = variables_.AllWithPrefix("cc-w-");
   if (!all.ok() || !vars.ok()) return false;
   windows_.clear();

@@ -126,6 +126,7 @@ std::span<const Migration> AllMigrations() {
            " tenant TEXT {{bytes}} NOT NULL,"
            " name TEXT {{bytes}} NOT NULL,"
            " spec TEXT NOT NULL,"  // canonical JSON
+           " window_env TEXT,"     // the environment a window holds (NULL: not a window)
            " create_index BIGINT NOT NULL,"
            " modify_index BIGINT NOT NULL,"
            " created_at BIGINT NOT NULL,"
