@@ -231,5 +231,33 @@ TEST_F(ScheduleTest, WatcherVariablesSetTheDesiredCapacityAndItsSource) {
   EXPECT_EQ(Do("PUT", "/v1/variables/cc-w-scheduler", R"({"value":"*/5 * * * *"})").first, 201);
 }
 
+// The cleanup action (also run by the built-in cleanup every minute) keeps the newest
+// --keep-firings firings of each schedule.
+TEST(ScheduleCleanup, KeepsTheNewestFiringsOfEachSchedule) {
+  TestServer server({"--keep-firings", "3"});
+  ASSERT_TRUE(server.Start());
+  auto c = server.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/environments/sim", R"({"provider":"static","capacity":1})")->status,
+            201);
+  ASSERT_EQ(c.Do("PUT", "/v1/schedules/often",
+                 R"({"cron":"@every 1s","action":{"type":"scale","environment":"sim","capacity":1}})")
+                ->status,
+            201);
+  ASSERT_EQ(c.Do("PUT", "/v1/schedules/tidy", R"({"cron":"@yearly","action":{"type":"cleanup"}})")
+                ->status,
+            201);
+  auto count = [&] {
+    auto r = c.Do("GET", "/v1/schedules/often/firings?limit=1000");
+    return Json(r->body).at("items").as_array().size();
+  };
+  ASSERT_TRUE(WaitFor([&] { return count() >= 6; }, 30000)) << count();
+  ASSERT_EQ(c.Do("PUT", "/v1/schedules/often",
+                 R"({"cron":"@yearly","action":{"type":"scale","environment":"sim","capacity":1}})")
+                ->status,
+            200);  // no more firings
+  ASSERT_EQ(c.Do("POST", "/v1/schedules/tidy/trigger")->status, 202);
+  ASSERT_TRUE(WaitFor([&] { return count() == 3; }, 30000)) << count();
+}
+
 }  // namespace
 }  // namespace drover

@@ -20,7 +20,7 @@ using http::Response;
 
 App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
          coord::CoordinatorOptions coord, control::ControlCenterOptions cc,
-         fleet::ControllerOptions fleet)
+         fleet::ControllerOptions fleet, schedule::SchedulerOptions sched)
     : store_(store),
       clock_(clock),
       started_(clock.Steady()),
@@ -37,8 +37,9 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   environments_.SetHolds([this](const std::string& tenant, const std::string& env,
                                 int64_t now) { return windows_->At(tenant, env, now); },
                          [this] { return windows_->Version(); });
-  scheduler_ = std::make_unique<schedule::Scheduler>(
-      schedules_, environments_, coordinator_, store_, schedule::SchedulerOptions{coord.server_id});
+  if (sched.server_id.empty()) sched.server_id = coord.server_id;
+  scheduler_ = std::make_unique<schedule::Scheduler>(schedules_, environments_, coordinator_,
+                                                     store_, std::move(sched));
   AddSystemRoutes();
   AddClusterRoute();
   auth::AddKeyRoutes(router_, keys_);

@@ -31,7 +31,7 @@ class App {
   // the server process (cmd/server_cmd.cc), not here.
   App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       coord::CoordinatorOptions coord = {}, control::ControlCenterOptions cc = {},
-      fleet::ControllerOptions fleet = {});
+      fleet::ControllerOptions fleet = {}, schedule::SchedulerOptions schedules = {});
   ~App();
 
   http::Pipeline& pipeline() { return *pipeline_; }

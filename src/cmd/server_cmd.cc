@@ -54,6 +54,7 @@ struct ServerFlags {
   std::string signing_key;
   std::string signature_ttl = "5m";
   std::string local_instances = "keep";
+  int64_t keep_firings = 1000;
 };
 
 ServerFlags g_flags;
@@ -178,8 +179,10 @@ int RunServer() {
   fleet::ControllerOptions fleet_opts;
   fleet_opts.local.data_dir = f.data_dir;
   fleet_opts.local.stop_with_server = f.local_instances == "stop";
+  schedule::SchedulerOptions sched_opts;
+  sched_opts.keep_firings = f.keep_firings;
   api::App app(*store, SystemClock::Get(), pipe_opts, coord_opts, std::move(cc_opts),
-               std::move(fleet_opts));
+               std::move(fleet_opts), std::move(sched_opts));
   __atomic_store_n(&metrics, &app.metrics(), __ATOMIC_RELEASE);
 
   // First start on an empty store: an admin key, printed once (or DROVER_BOOTSTRAP_TOKEN).
@@ -330,6 +333,10 @@ void AddServerCommand(CLI::App& app, Run& run) {
                 "run on and a restarted server adopts them) or stop (they stop with it, also when "
                 "it dies)")
       ->check(CLI::IsMember({"keep", "stop"}))
+      ->capture_default_str();
+  s->add_option("--keep-firings", f.keep_firings,
+                "firings kept per schedule by the built-in cleanup (every minute)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}))
       ->capture_default_str();
   s->add_option("--addr-file", f.addr_file,
                 "write the bound host:port to this file once listening (for scripts and tests)");
