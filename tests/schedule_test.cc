@@ -189,7 +189,24 @@ TEST(ScheduleWindow, TheControllerHoldsAWindowsCapacityWhileItIsOpen) {
   ASSERT_EQ(server.Stop(), 0);
   ASSERT_TRUE(server.Start());
   ASSERT_TRUE(WaitFor([&] { return running() == "2/2 window busy"; }, 60000)) << running();
-  // Closing it (the stop moved to now) brings the spec's capacity back.
+  // A window that opens by itself at its start and closes at its stop.
+  ASSERT_EQ(c().Do("DELETE", "/v1/schedules/busy")->status, 204);
+  ASSERT_TRUE(WaitFor([&] { return running() == "0/0 spec"; }, 60000)) << running();
+  auto soon = SystemClock::Get().Now();
+  body = R"({"window":{"environment":"web","start":")" +
+         FormatRfc3339(soon + std::chrono::seconds(2)) + R"(","stop":")" +
+         FormatRfc3339(soon + std::chrono::seconds(6)) + R"(","capacity":1}})";
+  ASSERT_EQ(c().Do("PUT", "/v1/schedules/later", body)->status, 201);
+  ASSERT_TRUE(WaitFor([&] { return running() == "1/1 window later"; }, 60000)) << running();
+  ASSERT_TRUE(WaitFor([&] { return running() == "0/0 spec"; }, 60000)) << running();
+  // Closing one early (the stop moved to now) brings the spec's capacity back too.
+  ASSERT_EQ(c().Do("PUT", "/v1/schedules/busy",
+                   R"({"window":{"environment":"web","start":")" +
+                       FormatRfc3339(now - std::chrono::minutes(1)) + R"(","stop":")" +
+                       FormatRfc3339(now + std::chrono::minutes(10)) + R"(","capacity":2}})")
+                ->status,
+            201);
+  ASSERT_TRUE(WaitFor([&] { return running() == "2/2 window busy"; }, 60000)) << running();
   body = R"({"window":{"environment":"web","start":")" +
          FormatRfc3339(now - std::chrono::minutes(1)) + R"(","stop":")" +
          FormatRfc3339(SystemClock::Get().Now() + std::chrono::seconds(2)) + R"(","capacity":2}})";
@@ -239,10 +256,11 @@ TEST(ScheduleCleanup, KeepsTheNewestFiringsOfEachSchedule) {
   auto c = server.NewClient();
   ASSERT_EQ(c.Do("PUT", "/v1/environments/sim", R"({"provider":"static","capacity":1})")->status,
             201);
-  ASSERT_EQ(c.Do("PUT", "/v1/schedules/often",
-                 R"({"cron":"@every 1s","action":{"type":"scale","environment":"sim","capacity":1}})")
-                ->status,
-            201);
+  ASSERT_EQ(
+      c.Do("PUT", "/v1/schedules/often",
+           R"({"cron":"@every 1s","action":{"type":"scale","environment":"sim","capacity":1}})")
+          ->status,
+      201);
   ASSERT_EQ(c.Do("PUT", "/v1/schedules/tidy", R"({"cron":"@yearly","action":{"type":"cleanup"}})")
                 ->status,
             201);

@@ -71,7 +71,7 @@ TEST_P(VariablesTest, DeleteBumpsTheIndexAndReportsMissing) {
 }
 
 TEST_P(VariablesTest, ListFiltersByPrefixAndScopeAndPages) {
-  for (auto k : {"cc-a-ref", "cc-a-release", "cc-w-scheduler", "user-var"}) {
+  for (auto k : {"cc-a-ref", "cc-a-release", "cc-w-note", "user-var"}) {
     ASSERT_TRUE(Put("t", k, "", "g").ok());
   }
   ASSERT_TRUE(Put("t", "cc-a-ref", "sim-eu", "e").ok());
@@ -99,7 +99,7 @@ TEST_P(VariablesTest, ListFiltersByPrefixAndScopeAndPages) {
     paged.cursor = page->next_cursor;
   } while (!paged.cursor.empty());
   EXPECT_EQ(seen, (std::vector<std::string>{"cc-a-ref/", "cc-a-ref/sim-eu", "cc-a-release/",
-                                            "cc-w-scheduler/", "user-var/"}));
+                                            "cc-w-note/", "user-var/"}));
   paged.cursor = "zz";
   EXPECT_EQ(vars_->List("t", paged).status().code(), Status::Code::kInvalidArgument);
 }

@@ -118,7 +118,7 @@ struct Scheduler::Impl {
     std::vector<std::pair<Schedule, Firing>> due;
     for (auto it = queue.begin(); it != queue.end() && it->first <= now; ++it) {
       const auto& e = entries.at(it->second);
-      due.push_back({e.schedule, Firing{e.schedule.tenant, e.schedule.name, e.due, 0, 0, e.kind, "",
+      due.push_back({e.schedule, Firing{e.schedule.tenant, e.schedule.name, e.due, 0, e.kind, "",
                                         "", opts.server_id}});
     }
     if (now >= next_cleanup) {
@@ -127,7 +127,7 @@ struct Scheduler::Impl {
       cleanup.tenant = kSystemTenant;
       cleanup.name = kCleanupName;
       cleanup.spec.action.type = "cleanup";
-      due.push_back({cleanup, Firing{kSystemTenant, kCleanupName, at, 0, 0, "schedule", "", "",
+      due.push_back({cleanup, Firing{kSystemTenant, kCleanupName, at, 0, "schedule", "", "",
                                      opts.server_id}});
       next_cleanup = at + kCleanupEveryMs;
     }
@@ -373,7 +373,7 @@ void Scheduler::Poke() {
 }
 
 Firing Scheduler::Trigger(const Schedule& s) {
-  Firing f{s.tenant,  s.name, impl_->schedules.NowMillis(), 0, 0, "manual",
+  Firing f{s.tenant,  s.name, impl_->schedules.NowMillis(), 0, "manual",
            "pending", "",     impl_->opts.server_id};
   std::lock_guard lock(impl_->mu);
   impl_->manual.push_back({s, f});

@@ -30,11 +30,11 @@ Schedule ReadSchedule(const store::Row& r) {
 }
 
 constexpr std::string_view kFiringColumns =
-    "SELECT tenant, name, due, seq, fired_at, kind, status, result, server FROM schedule_firings";
+    "SELECT tenant, name, due, fired_at, kind, status, result, server FROM schedule_firings";
 
 Firing ReadFiring(const store::Row& r) {
-  return Firing{r.String(0), r.String(1), r.Int(2),    r.Int(3),   r.Int(4),
-                r.String(5), r.String(6), r.String(7), r.String(8)};
+  return Firing{r.String(0), r.String(1), r.Int(2),    r.Int(3),
+                r.String(4), r.String(5), r.String(6), r.String(7)};
 }
 
 store::Param WindowEnv(const Schedule& s) {
@@ -228,20 +228,17 @@ Result<std::vector<Firing>> ScheduleService::Record(std::vector<Firing> firings,
   Status s = store::WriteSync(store_, [&](store::Tx& tx) -> Status {
     recorded.clear();
     if (lease) DROVER_RETURN_IF_ERROR(store::Leases::Fence(tx, *lease));
-    auto idx = tx.NextIndex();
-    if (!idx.ok()) return idx.status();
     for (auto& f : firings) {
-      f.seq = *idx;
       f.fired_at_ms = now;
       f.status = "pending";
       auto n = tx.Exec(
-          "INSERT INTO schedule_firings (tenant, name, due, seq, fired_at, kind, status, result,"
-          " server) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, name, due) DO NOTHING",
-          {f.tenant, f.name, f.due_ms, f.seq, f.fired_at_ms, f.kind, f.status, f.result, f.server});
+          "INSERT INTO schedule_firings (tenant, name, due, fired_at, kind, status, result,"
+          " server) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, name, due) DO NOTHING",
+          {f.tenant, f.name, f.due_ms, f.fired_at_ms, f.kind, f.status, f.result, f.server});
       if (!n.ok()) return n.status();
       if (*n == 1) recorded.push_back(f);
     }
-    return recorded.empty() ? Status::Ok() : tx.Notify(kFiringsTopic);
+    return Status::Ok();
   });
   if (!s.ok()) return s;
   return recorded;
@@ -267,8 +264,7 @@ Status WriteOutcomes(store::Tx& tx, const std::vector<Firing>& firings) {
                                    {f.status, f.result, f.tenant, f.name, f.due_ms})
                                .status());
   }
-  DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
-  return tx.Notify(kFiringsTopic);
+  return Status::Ok();
 }
 
 }  // namespace

@@ -15,10 +15,9 @@
 
 namespace drover::schedule {
 
-// Change topic of every schedule write (firings go to kFiringsTopic: the scheduler reloads
-// schedules, not its own firings).
+// Change topic of every schedule write. Firings are bookkeeping: they take no change index and
+// notify nobody (the global index moves for what API readers wait on, not for every firing).
 inline constexpr std::string_view kTopic = "schedules";
-inline constexpr std::string_view kFiringsTopic = "firings";
 
 struct Schedule {
   std::string tenant, name;
@@ -31,7 +30,6 @@ struct Schedule {
 struct Firing {
   std::string tenant, name;
   int64_t due_ms = 0;
-  int64_t seq = 0;
   int64_t fired_at_ms = 0;
   std::string kind;    // schedule | catch-up | manual
   std::string status;  // pending | ok | failed

@@ -138,7 +138,6 @@ std::span<const Migration> AllMigrations() {
            " tenant TEXT {{bytes}} NOT NULL,"
            " name TEXT {{bytes}} NOT NULL,"
            " due BIGINT NOT NULL,"
-           " seq BIGINT NOT NULL,"  // change index of the write that recorded it
            " fired_at BIGINT NOT NULL,"
            " kind TEXT NOT NULL,"    // schedule | catch-up | manual
            " status TEXT NOT NULL,"   // pending | ok | failed
