@@ -195,7 +195,7 @@ TEST(ScheduleWindow, TheControllerHoldsAWindowsCapacityWhileItIsOpen) {
   auto soon = SystemClock::Get().Now();
   body = R"({"window":{"environment":"web","start":")" +
          FormatRfc3339(soon + std::chrono::seconds(2)) + R"(","stop":")" +
-         FormatRfc3339(soon + std::chrono::seconds(6)) + R"(","capacity":1}})";
+         FormatRfc3339(soon + std::chrono::seconds(15)) + R"(","capacity":1}})";
   ASSERT_EQ(c().Do("PUT", "/v1/schedules/later", body)->status, 201);
   ASSERT_TRUE(WaitFor([&] { return running() == "1/1 window later"; }, 60000)) << running();
   ASSERT_TRUE(WaitFor([&] { return running() == "0/0 spec"; }, 60000)) << running();
