@@ -232,6 +232,7 @@ spec:
     ++fires;
   }
   EXPECT_EQ(fires, 5u) << out;
+  EXPECT_EQ(out.find('"'), std::string::npos) << "times print bare: " << out;
   ASSERT_EQ(Run({"schedule", "trigger", "weekday-fleet"}, &out), 0) << out;
   EXPECT_NE(out.find("triggered weekday-fleet"), std::string::npos) << out;
   ASSERT_TRUE(testing::WaitFor(

@@ -74,7 +74,9 @@ void AddScheduleCommands(CLI::App& app, ClientFlags& flags, Run& run) {
                 << ")\naction:    " << What(*v) << "\n";
       if (const auto* next = st.as_object().if_contains("next_fires")) {
         std::cout << "next:\n";
-        for (const auto& t : next->as_array()) std::cout << "  " << t.as_string() << "\n";
+        for (const auto& t : next->as_array()) {
+          std::cout << "  " << std::string_view(t.as_string()) << "\n";
+        }
       } else {
         std::cout << "window:    " << When(*v) << "\n";
       }
