@@ -6,25 +6,7 @@ action: a store write and an event). Bounded: setup with per-request timeouts, a
 import argparse, asyncio, json, sys, time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from fleet_scale import Conn, parallel, proc_cpu, proc_rss_mb  # noqa: E402
-
-
-def buckets(metrics, name):
-    out = []
-    for line in metrics.splitlines():
-        if line.startswith(name + "_bucket"):
-            le = line.split('le="')[1].split('"')[0]
-            out.append((float("inf") if le == "+Inf" else float(le), int(float(line.split()[-1]))))
-    return out
-
-
-def quantile(before, after, q):
-    counts = [(le, a - b) for (le, a), (_, b) in zip(after, before)]
-    total = counts[-1][1] if counts else 0
-    for le, c in counts:
-        if total and c >= q * total:
-            return le, total
-    return None, total
+from fleet_scale import Conn, histogram, parallel, proc_cpu, proc_rss_mb, quantile  # noqa: E402
 
 
 async def main():
@@ -62,7 +44,7 @@ async def main():
     cpu = (proc_cpu(a.pid) - cpu0) / (time.monotonic() - t0)
     _, m1 = await c.do("GET", "/metrics", a.token)
     name = "drover_schedule_firing_lag_seconds"
-    b0, b1 = buckets(m0.decode(), name), buckets(m1.decode(), name)
+    b0, b1 = histogram(m0.decode(), name), histogram(m1.decode(), name)
     p50, n = quantile(b0, b1, 0.5)
     p99, _ = quantile(b0, b1, 0.99)
     print(f"firings: {n / a.measure:.0f}/s; lag p50 <= {p50} s, p99 <= {p99} s; "
