@@ -11,12 +11,7 @@ source "$(dirname "$0")/lib.sh"
 
 echo "# machine: $(machine_line)"
 for backend in $BACKENDS; do
-  args=(--rate-limit 0 --access-log false)
-  if [ "$backend" = postgres ]; then
-    start_pg "pg"
-    args+=(--db "$PG_URL")
-  fi
-  start_drover "scale-$backend" "${args[@]}"
+  start_drover_on "$backend" "scale-$backend"
   echo "## $backend: $ENVS environments x $PER_ENV agents, heartbeat every 10 s"
   python3 "$ROOT/bench/fleet_scale.py" --server "$DROVER_ADDR" --token "$TOKEN" --pid "$DROVER_PID" \
     --envs "$ENVS" --per-env "$PER_ENV" --interval 10 --measure "$MEASURE"

@@ -54,6 +54,16 @@ start_drover() {
   for _ in $(seq 1 100); do curl -fs "$DROVER_ADDR/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
   tail -n 20 "$T/$name/server.log" >&2; echo "drover did not start" >&2; exit 2
 }
+# start_drover_on BACKEND NAME : a server for load tests (no rate limit, no access log) on
+# sqlite (its data dir) or postgres (a private cluster started here).
+start_drover_on() {
+  local backend="$1" name="$2" args=(--rate-limit 0 --access-log false)
+  if [ "$backend" = postgres ]; then
+    start_pg "pg-$name"
+    args+=(--db "$PG_URL")
+  fi
+  start_drover "$name" "${args[@]}"
+}
 stop_drover() { kill "$DROVER_PID" 2>/dev/null || true; wait "$DROVER_PID" 2>/dev/null || true; }
 
 # wrk_run ARGS... : prints "rps p50_ms p99_ms"

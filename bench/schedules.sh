@@ -12,12 +12,7 @@ echo "# machine: $(machine_line)"
 echo "## next-fire computation (Google Benchmark)"
 "$ROOT/build/src/cron_bench" --benchmark_min_time=0.3 2>/dev/null | grep -E "^BM_"
 for backend in $BACKENDS; do
-  args=(--rate-limit 0 --access-log false)
-  if [ "$backend" = postgres ]; then
-    start_pg "pg"
-    args+=(--db "$PG_URL")
-  fi
-  start_drover "sched-$backend" "${args[@]}"
+  start_drover_on "$backend" "sched-$backend"
   echo "## $backend: $SCHEDULES schedules"
   python3 "$ROOT/bench/schedules.py" --server "$DROVER_ADDR" --token "$TOKEN" --pid "$DROVER_PID" \
     --schedules "$SCHEDULES" --measure "$MEASURE"

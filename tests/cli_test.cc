@@ -233,6 +233,10 @@ spec:
   }
   EXPECT_EQ(fires, 5u) << out;
   EXPECT_EQ(out.find('"'), std::string::npos) << "times print bare: " << out;
+  ASSERT_EQ(Run({"env", "get", "sim"}, &out), 0) << out;
+  EXPECT_NE(out.find("(desired from "), std::string::npos) << out;
+  EXPECT_NE(Run({"schedule", "trigger", "office-hours"}, &out), 0);
+  EXPECT_NE(out.find("a window has no action to trigger"), std::string::npos) << out;
   ASSERT_EQ(Run({"schedule", "trigger", "weekday-fleet"}, &out), 0) << out;
   EXPECT_NE(out.find("triggered weekday-fleet"), std::string::npos) << out;
   ASSERT_TRUE(testing::WaitFor(

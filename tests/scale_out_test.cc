@@ -240,7 +240,7 @@ TEST_F(ScaleOut, AgentViewBlockingOnOneServerWakesOnlyForItsSetChangedThroughAno
 TEST_F(ScaleOut, EnvironmentsAreReconciledByOneServerEachAndTakenOverAfterAKill) {
   testing::GitRepo repo;
   repo.Commit({{"run.sh", "#!/bin/sh\necho hi\n"}}, "v1");
-  // Environments are the only resources here, so the two servers split them 5/5.
+  // Environments are the only resources here, so the two servers split them 10/10.
   auto args = [&](int i) {
     return std::vector<std::string>{
         "--db", url_,           "--server-id", ServerId(i),         "--lease-ttl",
@@ -252,7 +252,7 @@ TEST_F(ScaleOut, EnvironmentsAreReconciledByOneServerEachAndTakenOverAfterAKill)
   TestServer a(args(0), da.path()), b(args(1), db.path());
   ASSERT_TRUE(a.Start());
   ASSERT_TRUE(b.Start());
-  constexpr int kEnvs = 10;
+  constexpr int kEnvs = 20;
   auto ca = a.NewClient();
   for (int e = 0; e < kEnvs; ++e) {
     std::string body =

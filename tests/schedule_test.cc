@@ -123,6 +123,30 @@ TEST_F(ScheduleTest, TriggerFiresTheActionNowAsAManualFiring) {
   EXPECT_NE(Firings("orphan")[0].at("result").as_string().find("nowhere"), std::string::npos);
 }
 
+// A trigger is recorded before it is acknowledged: killed right after the 202, the server
+// restarts with the firing there, and its action is finished (here, or by the recovery of
+// pending firings).
+TEST_F(ScheduleTest, AnAcknowledgedTriggerSurvivesAKill) {
+  server_.KeepPort();
+  ASSERT_EQ(Do("PUT", "/v1/schedules/now",
+               R"({"cron":"@yearly","action":{"type":"scale","environment":"sim","capacity":6}})")
+                .first,
+            201);
+  auto t = Do("POST", "/v1/schedules/now/trigger");
+  ASSERT_EQ(t.first, 202) << t.second;
+  server_.Kill();
+  ASSERT_TRUE(server_.Start());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto f = Firings("now");
+        return f.size() == 1 && f[0].at("status").as_string() == "ok";
+      },
+      60000))
+      << boost::json::serialize(Firings("now"));
+  EXPECT_EQ(Firings("now")[0].at("due").as_string(), Json(t.second).at("due").as_string());
+  EXPECT_EQ(Capacity(), "6");
+}
+
 TEST_F(ScheduleTest, AFiringMissedWhileTheServerWasDownFiresOnceOnRestart) {
   server_.KeepPort();
   for (const char* name : {"catchup", "nocatchup"}) {

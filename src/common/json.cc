@@ -142,4 +142,26 @@ Status JsonDecoder::Finish() {
   return Status::Validation(std::move(errors_));
 }
 
+void AppendErrors(std::vector<FieldError>& out, const Status& s) {
+  for (const auto& e : s.errors()) out.push_back(e);
+  if (!s.ok() && s.errors().empty()) out.push_back({"", s.message()});
+}
+
+const boost::json::object* DocumentSpec(const boost::json::object& top, std::string_view kind,
+                                        std::string_view name, std::vector<FieldError>& errors) {
+  if (!top.contains("spec") && !top.contains("kind")) return &top;
+  JsonDecoder d(top);
+  if (auto k = d.String("kind", false); k && *k != kind) {
+    d.AddError("kind", fmt::format("must be {}", kind));
+  }
+  if (auto n = d.String("name", false); n && *n != name) {
+    d.AddError("name", fmt::format("'{}' does not match '{}' in the path", *n, name));
+  }
+  const auto* spec = d.Raw("spec", false);
+  if (!spec) d.AddError("spec", "is required (object)");
+  if (spec && !spec->is_object()) d.AddError("spec", "must be an object");
+  AppendErrors(errors, d.Finish());
+  return spec && spec->is_object() ? &spec->as_object() : nullptr;
+}
+
 }  // namespace drover

@@ -48,4 +48,14 @@ class JsonDecoder {
   std::vector<FieldError> errors_;
 };
 
+// Appends the field errors of `s` (or its message, as one error) to `out`: the errors of
+// nested decoders gathered into one Validation status.
+void AppendErrors(std::vector<FieldError>& out, const Status& s);
+
+// The spec of a `{kind, name, spec}` document, or `top` itself when it is a bare spec (neither
+// `kind` nor `spec`). Checks the kind and that the name matches the one in the path; their
+// errors go to `errors`. Null when there is no spec object to read.
+const boost::json::object* DocumentSpec(const boost::json::object& top, std::string_view kind,
+                                        std::string_view name, std::vector<FieldError>& errors);
+
 }  // namespace drover

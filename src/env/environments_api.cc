@@ -97,8 +97,9 @@ boost::json::object StatusJson(const DesiredCapacity& d, const std::vector<Insta
   };
 }
 
+// With `instances` and `desired`, the status too.
 boost::json::object EnvironmentJson(const Environment& e, const auth::Principal& caller,
-                                    const std::vector<Instance>* instances,
+                                    const std::vector<Instance>* instances = nullptr,
                                     const DesiredCapacity* desired = nullptr) {
   boost::json::object o{
       {"kind", "Environment"},
@@ -112,13 +113,8 @@ boost::json::object EnvironmentJson(const Environment& e, const auth::Principal&
       {"created_at", Time(e.created_at_ms)},
       {"updated_at", Time(e.updated_at_ms)},
   };
-  if (instances) {
-    DesiredCapacity plain{e.capacity(), e.scale_capacity ? "scale" : "spec", std::nullopt,
-                          std::nullopt};
-    if (auto cap = control::ParseCapacity(plain.capacity); cap.ok()) {
-      plain.desired = control::ResolveCapacity(*cap, "", "");
-    }
-    auto status = StatusJson(desired ? *desired : plain, *instances);
+  if (instances && desired) {
+    auto status = StatusJson(*desired, *instances);
     // The join token is the environment owner's to hand out: not for read-only keys.
     if (caller.role == auth::Role::kAdmin || caller.role == auth::Role::kUser) {
       status["join_token"] = e.join_token;
@@ -260,7 +256,7 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                         [respond, caller](Result<std::pair<Environment, bool>> r) {
                           if (!r.ok()) return http::SendError(respond, r.status());
                           std::vector<Instance> none;
-                          auto body = EnvironmentJson(r->first, *caller, nullptr);
+                          auto body = EnvironmentJson(r->first, *caller);
                           if (r->second) body["join_token"] = r->first.join_token;
                           respond(http::JsonResponse(r->second ? 201 : 200, body));
                         });
@@ -339,7 +335,7 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                envs.Scale(addr->first, addr->second, std::move(capacity),
                           [respond, caller](Result<Environment> e) {
                             if (!e.ok()) return http::SendError(respond, e.status());
-                            respond(http::JsonResponse(200, EnvironmentJson(*e, *caller, nullptr)));
+                            respond(http::JsonResponse(200, EnvironmentJson(*e, *caller)));
                           });
              });
   router.Add(http::Method::kGet, "/v1/environments/{name}/instances", http::Access::kAny,

@@ -41,10 +41,7 @@ std::optional<std::string> ScalarText(const boost::json::value& v) {
 // Errors of nested decoders, gathered into one list.
 struct Errors {
   std::vector<FieldError> list;
-  void Take(Status s) {
-    for (auto& e : s.errors()) list.push_back(e);
-    if (!s.ok() && s.errors().empty()) list.push_back({"", s.message()});
-  }
+  void Take(const Status& s) { AppendErrors(list, s); }
 };
 
 const boost::json::object* Object(JsonDecoder& d, std::string_view field, const std::string& path,
@@ -175,20 +172,8 @@ Result<EnvironmentSpec> ParseEnvironmentDocument(const boost::json::value& doc,
   if (!doc.is_object()) return Status::InvalidArgument("the environment must be an object");
   const auto& top = doc.as_object();
   Errors errors;
-  const boost::json::object* spec_obj = &top;
-  if (top.contains("spec") || top.contains("kind")) {
-    JsonDecoder d(top);
-    if (auto kind = d.String("kind", false); kind && *kind != "Environment") {
-      d.AddError("kind", "must be Environment");
-    }
-    if (auto n = d.String("name", false); n && *n != name) {
-      d.AddError("name", fmt::format("'{}' does not match '{}' in the path", *n, name));
-    }
-    spec_obj = Object(d, "spec", "", errors);
-    if (!spec_obj && !top.contains("spec")) d.AddError("spec", "is required (object)");
-    errors.Take(d.Finish());
-    if (!spec_obj) return Status::Validation(std::move(errors.list));
-  }
+  const boost::json::object* spec_obj = DocumentSpec(top, "Environment", name, errors.list);
+  if (!spec_obj) return Status::Validation(std::move(errors.list));
   EnvironmentSpec spec;
   JsonDecoder d(*spec_obj, "spec.");
   if (auto p = d.String("provider", false)) {

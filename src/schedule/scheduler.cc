@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -44,7 +43,7 @@ struct Scheduler::Impl {
   std::condition_variable cv;
   bool stop = false;                                // GUARDED_BY(mu)
   bool dirty = true;                                // GUARDED_BY(mu): schedules changed
-  std::vector<std::pair<Schedule, Firing>> manual;  // GUARDED_BY(mu)
+  std::vector<std::pair<Schedule, Firing>> manual;  // GUARDED_BY(mu): recorded, to run
   int sub = -1;
   int in_flight = 0;  // GUARDED_BY(mu): batches whose actions are still running
 
@@ -90,7 +89,7 @@ struct Scheduler::Impl {
       auto triggers = std::move(manual);
       manual.clear();
       lock.unlock();
-      for (auto& [s, f] : triggers) Run({{s, f}});
+      if (!triggers.empty()) Execute(std::move(triggers));
       auto wait = Round(reload);
       lock.lock();
       cv.wait_for(lock, wait, [&] { return stop || dirty || !manual.empty(); });
@@ -123,12 +122,8 @@ struct Scheduler::Impl {
     }
     if (now >= next_cleanup) {
       int64_t at = now / kCleanupEveryMs * kCleanupEveryMs;
-      Schedule cleanup;
-      cleanup.tenant = kSystemTenant;
-      cleanup.name = kCleanupName;
-      cleanup.spec.action.type = "cleanup";
-      due.push_back({cleanup, Firing{kSystemTenant, kCleanupName, at, 0, "schedule", "", "",
-                                     opts.server_id}});
+      due.push_back({CleanupSchedule(), Firing{kSystemTenant, kCleanupName, at, 0, "schedule", "",
+                                               "", opts.server_id}});
       next_cleanup = at + kCleanupEveryMs;
     }
     if (!due.empty()) {
@@ -160,25 +155,31 @@ struct Scheduler::Impl {
   void FinishInterrupted(int64_t now) {
     auto pending = schedules.Pending(now - kPendingCheckMs);
     if (!pending.ok() || pending->empty()) return;
+    std::vector<std::pair<Schedule, Firing>> batch;
+    std::vector<Firing> orphans;
     for (auto& f : *pending) {
-      Schedule s;
       if (f.tenant == kSystemTenant && f.name == kCleanupName) {
-        s.spec.action.type = "cleanup";
+        batch.push_back({CleanupSchedule(), std::move(f)});
       } else if (auto found = schedules.Get(f.tenant, f.name); found.ok()) {
-        s = std::move(*found);
+        batch.push_back({std::move(*found), std::move(f)});
       } else {
         f.status = "failed";
         f.result = "the schedule is gone";
-        continue;
+        orphans.push_back(std::move(f));
       }
-      Status st = Act(s);
-      f.status = st.ok() ? "ok" : "failed";
-      f.result = (st.ok() ? Describe(s.spec.action) : st.message()) + " (finished by " +
-                 opts.server_id + " after its server stopped)";
     }
-    if (Status s = schedules.Finish(*pending); !s.ok()) {
+    if (Status s = schedules.Finish(orphans); !s.ok()) {
       LogWarn("recording firing outcomes: {}", s.message());
     }
+    Execute(std::move(batch), " (finished by " + opts.server_id + " after its server stopped)");
+  }
+
+  static Schedule CleanupSchedule() {
+    Schedule s;
+    s.tenant = kSystemTenant;
+    s.name = kCleanupName;
+    s.spec.action.type = "cleanup";
+    return s;
   }
 
   // Reads every schedule and where each stands: the next due time after the last one fired
@@ -254,8 +255,8 @@ struct Scheduler::Impl {
     Enqueue(key, std::move(e));
   }
 
-  // Records the firings (fenced when `lease`), runs the actions of the ones recorded now, and
-  // records their outcome. False when the store or the lease refused (nothing ran).
+  // Records the firings (fenced when `lease`) and runs the actions of the ones recorded now.
+  // False when the store or the lease refused (nothing ran).
   bool Run(const std::vector<std::pair<Schedule, Firing>>& batch,
            const store::Lease* lease = nullptr) {
     std::vector<Firing> firings;
@@ -267,30 +268,35 @@ struct Scheduler::Impl {
       }
       return false;
     }
-    if (recorded->empty()) return true;
     std::map<std::tuple<std::string, std::string, int64_t>, const Schedule*> by_key;
     for (const auto& [s, f] : batch) by_key[{f.tenant, f.name, f.due_ms}] = &s;
-    // The actions run on (and their outcomes are recorded from) the store's completion thread:
-    // the next batch need not wait for this one's actions, and a batch's actions share group
-    // commits.
+    std::vector<std::pair<Schedule, Firing>> run;
+    for (auto& f : *recorded) run.push_back({*by_key[{f.tenant, f.name, f.due_ms}], std::move(f)});
+    Execute(std::move(run));
+    return true;
+  }
+
+  // Runs the actions of recorded firings and records their outcomes (`note` appended to each
+  // result). The actions complete on the store's completion thread: the next batch need not
+  // wait for this one, and a batch's scale actions share group commits.
+  void Execute(std::vector<std::pair<Schedule, Firing>> batch, std::string note = "") {
+    if (batch.empty()) return;
     struct Outcomes {
       std::vector<Firing> firings;
       std::atomic<size_t> left;
     };
     auto out = std::make_shared<Outcomes>();
-    out->firings = std::move(*recorded);
+    for (auto& [s, f] : batch) out->firings.push_back(f);
     out->left = out->firings.size();
     {
       std::lock_guard lock(mu);
       ++in_flight;
     }
-    for (size_t i = 0; i < out->firings.size(); ++i) {
-      auto& f = out->firings[i];
-      const Action action = by_key[{f.tenant, f.name, f.due_ms}]->spec.action;
-      Start(*by_key[{f.tenant, f.name, f.due_ms}], [this, out, i, action](Status st) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Start(batch[i].first, [this, out, i, note, action = batch[i].first.spec.action](Status st) {
         auto& f = out->firings[i];
         f.status = st.ok() ? "ok" : "failed";
-        f.result = st.ok() ? Describe(action) : st.message();
+        f.result = (st.ok() ? Describe(action) : st.message()) + note;
         if (f.kind != "manual") {
           lag.Observe(static_cast<double>(std::max<int64_t>(f.fired_at_ms - f.due_ms, 0)) / 1000.0);
         }
@@ -305,7 +311,6 @@ struct Scheduler::Impl {
         });
       });
     }
-    return true;
   }
 
   static std::string Describe(const Action& a) {
@@ -325,11 +330,6 @@ struct Scheduler::Impl {
     } else {
       done(Status::InvalidArgument("action " + a.type + " is not available"));
     }
-  }
-  Status Act(const Schedule& s) {
-    std::promise<Status> result;
-    Start(s, [&result](Status st) { result.set_value(st); });
-    return result.get_future().get();
   }
 };
 
@@ -372,13 +372,18 @@ void Scheduler::Poke() {
   impl_->cv.notify_one();
 }
 
-Firing Scheduler::Trigger(const Schedule& s) {
-  Firing f{s.tenant,  s.name, impl_->schedules.NowMillis(), 0, "manual",
-           "pending", "",     impl_->opts.server_id};
-  std::lock_guard lock(impl_->mu);
-  impl_->manual.push_back({s, f});
-  impl_->cv.notify_one();
-  return f;
+void Scheduler::Trigger(const Schedule& s, std::function<void(Result<Firing>)> done) {
+  // Recorded (durably) before the answer, so an acknowledged trigger survives a kill -9: if
+  // this server dies before the action finishes, the leader finishes the pending firing.
+  impl_->schedules.RecordManual(s.tenant, s.name, impl_->opts.server_id,
+                                [im = impl_.get(), s, done = std::move(done)](Result<Firing> f) {
+                                  if (f.ok()) {
+                                    std::lock_guard lock(im->mu);
+                                    im->manual.push_back({s, *f});
+                                    im->cv.notify_one();
+                                  }
+                                  done(std::move(f));
+                                });
 }
 
 void Scheduler::RenderMetrics(std::string& out) const {

@@ -6,6 +6,7 @@
 // one does (unless `catch_up: false`). Manual triggers run on whichever server got them.
 // Also runs the built-in cleanup every minute. docs/schedules.md.
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -29,8 +30,9 @@ class Scheduler {
   void Stop();
   // Look again now (the leader lease came or went).
   void Poke();
-  // Queues a manual firing of `s` now; the firing (due now, kind manual) it will record.
-  Firing Trigger(const Schedule& s);
+  // Records a manual firing of `s` (due now, kind manual) and runs its action on this server;
+  // `done` gets the firing once it is recorded (or why it could not be).
+  void Trigger(const Schedule& s, std::function<void(Result<Firing>)> done);
   // Firing lag and counts in Prometheus text.
   void RenderMetrics(std::string& out) const;
 

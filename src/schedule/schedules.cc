@@ -42,6 +42,16 @@ store::Param WindowEnv(const Schedule& s) {
   return store::Param(std::string_view(s.spec.window->environment));
 }
 
+// Records `f` unless its (schedule, due) is recorded already: whether it was recorded now.
+Result<bool> InsertFiring(store::Tx& tx, const Firing& f) {
+  auto n = tx.Exec(
+      "INSERT INTO schedule_firings (tenant, name, due, fired_at, kind, status, result, server)"
+      " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, name, due) DO NOTHING",
+      {f.tenant, f.name, f.due_ms, f.fired_at_ms, f.kind, f.status, f.result, f.server});
+  if (!n.ok()) return n.status();
+  return *n == 1;
+}
+
 Status NoSchedule(const std::string& name) {
   return Status::NotFound(fmt::format("no schedule '{}'", name));
 }
@@ -231,17 +241,35 @@ Result<std::vector<Firing>> ScheduleService::Record(std::vector<Firing> firings,
     for (auto& f : firings) {
       f.fired_at_ms = now;
       f.status = "pending";
-      auto n = tx.Exec(
-          "INSERT INTO schedule_firings (tenant, name, due, fired_at, kind, status, result,"
-          " server) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, name, due) DO NOTHING",
-          {f.tenant, f.name, f.due_ms, f.fired_at_ms, f.kind, f.status, f.result, f.server});
-      if (!n.ok()) return n.status();
-      if (*n == 1) recorded.push_back(f);
+      auto inserted = InsertFiring(tx, f);
+      if (!inserted.ok()) return inserted.status();
+      if (*inserted) recorded.push_back(f);
     }
     return Status::Ok();
   });
   if (!s.ok()) return s;
   return recorded;
+}
+
+void ScheduleService::RecordManual(std::string tenant, std::string name, std::string server,
+                                   std::function<void(Result<Firing>)> done) {
+  auto f = std::make_shared<Firing>(
+      Firing{std::move(tenant), std::move(name), 0, 0, "manual", "pending", "", std::move(server)});
+  int64_t now = NowMillis();
+  store_.Write(
+      [f, now](store::Tx& tx) -> Status {
+        f->fired_at_ms = now;
+        for (f->due_ms = now; f->due_ms < now + 1000; ++f->due_ms) {
+          auto recorded = InsertFiring(tx, *f);
+          if (!recorded.ok()) return recorded.status();
+          if (*recorded) return Status::Ok();
+        }
+        return Status::Unavailable("too many triggers of this schedule at once; try again");
+      },
+      [f, done = std::move(done)](Status s) {
+        if (!s.ok()) return done(s);
+        done(*f);
+      });
 }
 
 Result<std::vector<Firing>> ScheduleService::Pending(int64_t before_ms) {

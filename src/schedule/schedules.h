@@ -75,6 +75,10 @@ class ScheduleService {
   // Records firings as pending, fenced by `lease` (null: unfenced): the ones recorded now;
   // a due time fired before (by this or another server) is left out.
   Result<std::vector<Firing>> Record(std::vector<Firing> firings, const store::Lease* lease);
+  // Records a manual firing of the schedule, due now (a millisecond later if one is recorded at
+  // this one already), as pending; `done` after the commit.
+  void RecordManual(std::string tenant, std::string name, std::string server,
+                    std::function<void(Result<Firing>)> done);
   // Firings still pending that were recorded before `before_ms` (their server died before the
   // action finished): the leader runs them again (actions are idempotent: scale to N).
   Result<std::vector<Firing>> Pending(int64_t before_ms);

@@ -135,8 +135,10 @@ void AddScheduleRoutes(http::Router& router, ScheduleService& schedules, Schedul
                                   "a window has no action to trigger: it holds its capacity "
                                   "while open"));
                }
-               auto f = scheduler.Trigger(*s);
-               respond(http::JsonResponse(202, FiringJson(f)));
+               scheduler.Trigger(*s, [respond](Result<Firing> f) {
+                 if (!f.ok()) return http::SendError(respond, f.status());
+                 respond(http::JsonResponse(202, FiringJson(*f)));
+               });
              });
   router.Add(http::Method::kGet, "/v1/schedules/{name}/firings", http::Access::kAny,
              [&schedules](Request& req, Responder respond) {

@@ -13,13 +13,16 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// "3m", "-5m", "1h30m": a duration that may be negative.
-std::optional<milliseconds> SignedDuration(std::string_view s) {
+// The `offset` field into `*out`: "3m", "-5m", "1h30m" (a duration that may be negative).
+void ParseOffset(JsonDecoder& d, milliseconds* out) {
+  auto text = d.String("offset", false);
+  if (!text) return;
+  std::string_view s = *text;
   bool negative = !s.empty() && s[0] == '-';
   if (negative) s.remove_prefix(1);
-  auto d = ParseDuration(s);
-  if (!d) return std::nullopt;
-  return negative ? -*d : *d;
+  auto v = ParseDuration(s);
+  if (!v) return d.AddError("offset", "must be a duration like 3m or -5m");
+  *out = negative ? -*v : *v;
 }
 
 std::optional<Boundary> ParseBoundary(JsonDecoder& d, std::string_view field, bool required) {
@@ -57,25 +60,9 @@ Result<ScheduleSpec> ParseScheduleDocument(const boost::json::value& doc, const 
   if (!doc.is_object()) return Status::InvalidArgument("the schedule must be an object");
   const auto& top = doc.as_object();
   std::vector<FieldError> errors;
-  auto take = [&](Status s) {
-    for (auto& e : s.errors()) errors.push_back(e);
-    if (!s.ok() && s.errors().empty()) errors.push_back({"", s.message()});
-  };
-  const boost::json::object* spec_obj = &top;
-  if (top.contains("spec") || top.contains("kind")) {
-    JsonDecoder d(top);
-    if (auto kind = d.String("kind", false); kind && *kind != "Schedule") {
-      d.AddError("kind", "must be Schedule");
-    }
-    if (auto n = d.String("name", false); n && *n != name) {
-      d.AddError("name", fmt::format("'{}' does not match '{}' in the path", *n, name));
-    }
-    const auto* s = d.Raw("spec", true);
-    spec_obj = s && s->is_object() ? &s->as_object() : nullptr;
-    if (s && !spec_obj) d.AddError("spec", "must be an object");
-    take(d.Finish());
-    if (!spec_obj) return Status::Validation(std::move(errors));
-  }
+  auto take = [&](const Status& s) { AppendErrors(errors, s); };
+  const boost::json::object* spec_obj = DocumentSpec(top, "Schedule", name, errors);
+  if (!spec_obj) return Status::Validation(std::move(errors));
   ScheduleSpec spec;
   JsonDecoder d(*spec_obj, "spec.");
   if (auto tz = d.String("timezone", false)) {
@@ -98,14 +85,7 @@ Result<ScheduleSpec> ParseScheduleDocument(const boost::json::value& doc, const 
     spec.at = ParseRfc3339(*at);
     if (!spec.at) d.AddError("at", "must be an RFC 3339 time like 2026-12-01T13:00:00Z");
   }
-  if (auto o = d.String("offset", false)) {
-    auto off = SignedDuration(*o);
-    if (!off) {
-      d.AddError("offset", "must be a duration like 3m or -5m");
-    } else {
-      spec.offset = *off;
-    }
-  }
+  ParseOffset(d, &spec.offset);
   if (auto c = d.Bool("catch_up", false)) spec.catch_up = *c;
   const auto* window = d.Raw("window", false);
   const auto* action = d.Raw("action", false);
@@ -142,14 +122,7 @@ Result<ScheduleSpec> ParseScheduleDocument(const boost::json::value& doc, const 
         if (*c < 0 || *c > 100000) w.AddError("capacity", "must be 0..100000");
         win.capacity = *c;
       }
-      if (auto o = w.String("offset", false)) {
-        auto off = SignedDuration(*o);
-        if (!off) {
-          w.AddError("offset", "must be a duration like 3m or -5m");
-        } else {
-          win.offset = *off;
-        }
-      }
+      ParseOffset(w, &win.offset);
       take(w.Finish());
       spec.window = std::move(win);
     }
