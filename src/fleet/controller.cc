@@ -278,13 +278,22 @@ struct Controller::Impl {
     return std::chrono::milliseconds(std::clamp<int64_t>(left, 0, opts.full_resync.count()));
   }
 
+  // What the provider made for the environment, for deleting it with the environment. An
+  // instance missing from the read is kept: its row can only have gone with the environment
+  // (deleted just now, maybe while this reconcile ran), and then it must still be deleted.
   void RememberProviderInstances(Tracked& t) {
     auto insts = envs.Instances(t.env.tenant, t.env.name);
     if (!insts.ok()) return;  // keep what was known
-    t.provider_instances.clear();
-    for (auto& i : *insts) {
-      if (Live(i) && !i.provider_id.empty()) t.provider_instances.push_back(std::move(i));
+    std::map<std::string, env::Instance> read;
+    for (auto& i : *insts) read.emplace(i.id, std::move(i));
+    std::vector<env::Instance> keep;
+    for (auto& old : t.provider_instances) {
+      if (!read.count(old.id)) keep.push_back(std::move(old));
     }
+    for (auto& [id, i] : read) {
+      if (Live(i) && !i.provider_id.empty()) keep.push_back(std::move(i));
+    }
+    t.provider_instances = std::move(keep);
   }
 
   // Local agents of instances that are no longer live (terminated, or their environment was
