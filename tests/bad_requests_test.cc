@@ -467,7 +467,7 @@ TEST(Limits, OutOfFileDescriptorsIsSurvived) {
   std::vector<int> held;
   for (int i = 0; i < 100; ++i) held.push_back(ConnectTo(port));  // the backlog takes the rest
   EXPECT_TRUE(testing::WaitFor([&] { return s.Log().find("accept failed") != std::string::npos; }))
-      << "the server should have run out of descriptors";
+      << "the server should have run out of descriptors\n" << s.Log();
   std::this_thread::sleep_for(std::chrono::seconds(1));  // let a busy loop show itself, if any
   for (int fd : held) close(fd);
   std::string log = s.Log();
@@ -481,7 +481,7 @@ TEST(Limits, OutOfFileDescriptorsIsSurvived) {
   EXPECT_TRUE(testing::WaitFor([&] {
     auto r = c.Do("GET", "/healthz");
     return r.ok() && r->status == 200;
-  })) << "serving again once descriptors are free";
+  })) << "serving again once descriptors are free\n" << s.Log();
 }
 
 }  // namespace
