@@ -44,6 +44,12 @@ bool DecodeCursor(std::string_view c, std::string* key, std::string* env) {
   return true;
 }
 
+Status NotifyWrite(store::Tx& tx, std::string_view key) {
+  DROVER_RETURN_IF_ERROR(tx.Notify(kTopic));
+  if (key.starts_with(kWatcherPrefix)) return tx.Notify(kWatcherTopic);
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status VariableService::Validate(std::string_view key, std::string_view environment,
@@ -89,7 +95,7 @@ void VariableService::Put(std::string tenant, std::string key, std::string envir
         auto idx = tx.NextIndex();
         if (!idx.ok()) return idx.status();
         v.modify_index = *idx;
-        DROVER_RETURN_IF_ERROR(tx.Notify(kTopic));
+        DROVER_RETURN_IF_ERROR(NotifyWrite(tx, v.key));
         // One statement, deferred (PostgreSQL sends a batch's worth in one round trip):
         // insert, or keep create_index and replace the rest; RETURNING says which.
         int64_t index = *idx;
@@ -170,9 +176,14 @@ Result<std::vector<std::pair<std::string, Variable>>> VariableService::AllWithPr
   std::vector<std::pair<std::string, Variable>> out;
   std::string hi = prefix + "\x7f";
   Status s = store_.Read([&](store::Tx& tx) {
+    // The key is second in the primary key: a loose index scan over the tenants (one seek
+    // each) and a range per tenant, rather than a scan of every variable.
     return tx.Query(
-        "SELECT key, environment, value, create_index, modify_index, updated_at, tenant"
-        " FROM variables WHERE key >= ? AND key < ?",
+        "WITH RECURSIVE t(tenant) AS (SELECT MIN(tenant) FROM variables UNION ALL"
+        " SELECT (SELECT MIN(tenant) FROM variables WHERE tenant > t.tenant) FROM t"
+        " WHERE t.tenant IS NOT NULL)"
+        " SELECT v.key, v.environment, v.value, v.create_index, v.modify_index, v.updated_at,"
+        " v.tenant FROM t JOIN variables v ON v.tenant = t.tenant WHERE v.key >= ? AND v.key < ?",
         {prefix, hi}, [&](const store::Row& r) { out.emplace_back(r.String(6), ReadVariable(r)); });
   });
   if (!s.ok()) return s;
@@ -213,7 +224,7 @@ void VariableService::Delete(std::string tenant, std::string key, std::string en
                          {tenant, key, environment});
         if (!n.ok()) return n.status();
         if (*n == 0) return Status::NotFound(fmt::format("variable '{}' is not set", key));
-        DROVER_RETURN_IF_ERROR(tx.Notify(kTopic));
+        DROVER_RETURN_IF_ERROR(NotifyWrite(tx, key));
         return tx.NextIndex().status();
       },
       std::move(done));

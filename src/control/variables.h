@@ -43,6 +43,10 @@ struct VariablePage {
 
 // The change topic (store::Tx::Notify) of every variable write: blocking reads wait on it.
 inline constexpr std::string_view kTopic = "variables";
+// Also notified by a write of a watcher variable (cc-w-*), so the capacity windows built from
+// them reload on those writes only, not on every variable write.
+inline constexpr std::string_view kWatcherPrefix = "cc-w-";
+inline constexpr std::string_view kWatcherTopic = "variables/cc-w";
 
 // Longest value accepted, in bytes.
 inline constexpr std::size_t kMaxValueBytes = 512 * 1024;

@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <future>
+#include <map>
+#include <mutex>
 
 #include "testing/store_fixture.h"
 
@@ -120,6 +123,43 @@ TEST_P(VariablesTest, ValuesKeepEveryByte) {
   std::string v = "line1\nline2 \"quoted\" {\"json\": [1,2]} \t tab";
   ASSERT_TRUE(Put("t", "k", "", v).ok());
   EXPECT_EQ(vars_->Get("t", "k", "")->value, v);
+}
+
+TEST_P(VariablesTest, OnlyWatcherVariablesNotifyTheWatcherTopic) {
+  std::mutex mu;
+  std::map<int64_t, std::vector<std::string>> topics;
+  int sub = store_->Subscribe([&](const store::Change& c) {
+    std::lock_guard lock(mu);
+    topics[c.index] = c.topics;
+  });
+  ASSERT_TRUE(Put("t", "cc-a-ref", "", "main").ok());
+  ASSERT_TRUE(Put("t", "cc-w-stop", "", "0 18 * * *").ok());
+  ASSERT_TRUE(Delete("t", "cc-w-stop", "").ok());
+  ASSERT_TRUE(testing::WaitFor([&] {
+    std::lock_guard lock(mu);
+    return topics.size() == 3;
+  }));
+  store_->Unsubscribe(sub);
+  std::lock_guard lock(mu);
+  using V = std::vector<std::string>;
+  EXPECT_EQ(topics[1], V{"variables"});
+  EXPECT_EQ(topics[2], (V{"variables", "variables/cc-w"}));
+  EXPECT_EQ(topics[3], (V{"variables", "variables/cc-w"})) << "a delete too";
+}
+
+TEST_P(VariablesTest, AllWithPrefixReadsEveryTenantAndOnlyThePrefix) {
+  for (auto t : {"a", "b", "c"}) {
+    for (auto k : {"cc-v-x", "cc-w-start", "cc-w-stop", "cc-x"}) ASSERT_TRUE(Put(t, k, "", t).ok());
+  }
+  ASSERT_TRUE(Put("b", "cc-w-start", "web", "scoped").ok());
+  auto all = vars_->AllWithPrefix("cc-w-");
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  std::vector<std::string> got;
+  for (auto& [tenant, v] : *all) got.push_back(tenant + "/" + v.key + "/" + v.environment);
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::string>{"a/cc-w-start/", "a/cc-w-stop/", "b/cc-w-start/",
+                                           "b/cc-w-start/web", "b/cc-w-stop/", "c/cc-w-start/",
+                                           "c/cc-w-stop/"}));
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "common/duration.h"
 #include "common/log.h"
 #include "control/values.h"
+#include "control/variables.h"
 #include "fleet/exec_provider.h"
 #include "http/metrics.h"
 
@@ -64,7 +65,7 @@ struct Controller::Impl {
   bool stop = false;           // GUARDED_BY(mu)
   bool dirty = false;          // GUARDED_BY(mu): an environment changed, or a lease came or went
   bool local_exit = false;     // GUARDED_BY(mu): a local agent exited
-  bool holds_changed = false;  // GUARDED_BY(mu): schedules or variables changed
+  bool holds_changed = false;  // GUARDED_BY(mu): schedules or watcher variables changed
   uint64_t holds_version = 0;  // controller thread only
   // When the oldest change not yet handled arrived (for the lag metric). GUARDED_BY(mu)
   std::optional<std::chrono::steady_clock::time_point> changed_at;
@@ -523,7 +524,8 @@ void Controller::Start() {
     auto has = [&](std::string_view t) {
       return std::find(c.topics.begin(), c.topics.end(), t) != c.topics.end();
     };
-    if (c.resync || has("schedules") || has("variables")) {
+    // What the capacity holds (windows) are built from: schedules and watcher variables.
+    if (c.resync || has("schedules") || has(control::kWatcherTopic)) {
       std::lock_guard lock(im->mu);
       im->holds_changed = true;
       im->cv.notify_one();

@@ -11,7 +11,7 @@ namespace {
 bool Ours(const store::Change& c) {
   if (c.resync) return true;
   for (const auto& t : c.topics) {
-    if (t == kTopic || t == control::kTopic) return true;
+    if (t == kTopic || t == control::kWatcherTopic) return true;
   }
   return false;
 }
@@ -34,7 +34,7 @@ WindowBook::~WindowBook() {
 
 bool WindowBook::Reload() {
   auto all = schedules_.Windows();
-  auto vars = variables_.AllWithPrefix("cc-w-");
+  auto vars = variables_.AllWithPrefix(std::string(control::kWatcherPrefix));
   if (!all.ok() || !vars.ok()) return false;
   windows_.clear();
   for (auto& s : *all) {
