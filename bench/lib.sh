@@ -86,6 +86,8 @@ to_ms() { # wrk prints 1.23ms, 456.00us, 1.20s
 }
 # CPU seconds (user+system) used so far by process $1.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14+$15)/hz}' "/proc/$1/stat"; }
+# Busy and total CPU ticks of the whole machine so far: "busy total".
+machine_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
 median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 # start_nginx : nginx `return 200 "ok"` with one worker on a free port; sets NGPORT.

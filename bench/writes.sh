@@ -5,6 +5,8 @@
 #   bench/writes.sh --db postgres   a private PostgreSQL cluster, 16 connections, beside
 #                                   pgbench's single-row inserts (one commit each) on the same
 #                                   cluster with the same client count, in the same run
+# Each rep also measures the same server and load with durability off (SQLite synchronous=NORMAL,
+# PostgreSQL synchronous_commit=off): the ceiling the machine's CPU allows, disk aside.
 # Environment: REPS=3 DURATION=10 CONNS=64|16
 source "$(dirname "$0")/lib.sh"
 BACKEND=sqlite
@@ -15,6 +17,7 @@ command -v wrk >/dev/null && [ -x "$PGBIN/pg_test_fsync" ] || { echo "needs wrk 
 
 echo "# machine: $(machine_line)"
 echo "# backend $BACKEND: wrk -t2 -c$CONNS -d${DURATION}s PUT (inserts, then updates), $REPS reps; drover default threads"
+echo "# each line: writes/s p50_ms p99_ms mean_batch server_cpu_us/write machine_busy_%"
 if [ "$BACKEND" = sqlite ]; then
   fsync="$("$PGBIN/pg_test_fsync" -s 1 -f "$T/fsync.test" | awk '/Compare file sync methods using one 8kB write/{s=1} s && $1=="fdatasync"{print $2; exit}')"
   echo "disk: pg_test_fsync fdatasync ${fsync} ops/s (one 8 kB write + sync)"
@@ -26,7 +29,23 @@ else
 fi
 
 metric() { curl -fs "$DROVER_ADDR/metrics" | awk -v m="$1" '$1==m{print $2}'; }
-: >"$T/w"
+# measure NAME : warm-up, then one wrk run against the running server; appends
+# "writes/s p50 p99 batch cpu_us machine_busy_%" to $T/NAME and prints it.
+measure() {
+  wrk -t2 -c"$CONNS" -d2s -s "$ROOT/bench/put.lua" "$DROVER_ADDR" >/dev/null  # warm-up
+  local c0 w0 cpu0 m0 res c1 w1 cpu1 m1 batch cpu_us busy
+  c0="$(metric drover_store_commits_total)"; w0="$(metric drover_store_writes_total)"
+  cpu0="$(cpu_seconds "$DROVER_PID")"; m0="$(machine_ticks)"
+  res="$(wrk_run -t2 -c"$CONNS" -d"${DURATION}s" -s "$ROOT/bench/put.lua" "$DROVER_ADDR")"
+  cpu1="$(cpu_seconds "$DROVER_PID")"; m1="$(machine_ticks)"
+  c1="$(metric drover_store_commits_total)"; w1="$(metric drover_store_writes_total)"
+  batch="$(awk -v c=$((c1 - c0)) -v w=$((w1 - w0)) 'BEGIN{printf "%.1f", (c>0)? w/c : 0}')"
+  cpu_us="$(awk -v a="$cpu0" -v b="$cpu1" -v w=$((w1 - w0)) 'BEGIN{printf "%.1f", (w>0)? (b-a)*1e6/w : 0}')"
+  busy="$(echo "$m0 $m1" | awk '{printf "%.0f", ($4>$2)? 100*($3-$1)/($4-$2) : 0}')"
+  echo "$res $batch $cpu_us $busy" >>"$T/$1"
+  echo "$res $batch $cpu_us $busy"
+}
+: >"$T/w"; : >"$T/ceiling"
 for r in $(seq 1 "$REPS"); do
   peer=""
   if [ "$BACKEND" = postgres ]; then
@@ -39,25 +58,29 @@ for r in $(seq 1 "$REPS"); do
     start_drover "writes$r" --log-format json --rate-limit 0
   fi
   export TOKEN
-  wrk -t2 -c"$CONNS" -d2s -s "$ROOT/bench/put.lua" "$DROVER_ADDR" >/dev/null  # warm-up
-  c0="$(metric drover_store_commits_total)"; w0="$(metric drover_store_writes_total)"
-  cpu0="$(cpu_seconds "$DROVER_PID")"
-  res="$(wrk_run -t2 -c"$CONNS" -d"${DURATION}s" -s "$ROOT/bench/put.lua" "$DROVER_ADDR")"
-  cpu1="$(cpu_seconds "$DROVER_PID")"
-  c1="$(metric drover_store_commits_total)"; w1="$(metric drover_store_writes_total)"
-  batch="$(awk -v c=$((c1 - c0)) -v w=$((w1 - w0)) 'BEGIN{printf "%.1f", (c>0)? w/c : 0}')"
-  cpu_us="$(awk -v a="$cpu0" -v b="$cpu1" -v w=$((w1 - w0)) 'BEGIN{printf "%.1f", (w>0)? (b-a)*1e6/w : 0}')"
-  echo "$res $batch $cpu_us ${peer:-0}" >>"$T/w"
-  echo "rep $r: $res  mean batch $batch  server CPU ${cpu_us} us/write${peer:+  pgbench ${peer} inserts/s}   (writes/s p50ms p99ms)"
+  res="$(measure w)"
+  sed -i '$ s/$/ '"${peer:-0}"'/' "$T/w"
+  echo "rep $r: durable $res${peer:+  pgbench ${peer} inserts/s}"
+  stop_drover
+  # The ceiling: the same server and load with durability switched off (no disk sync per
+  # commit), which shows how much of the limit is the machine's CPU rather than the disk.
+  if [ "$BACKEND" = postgres ]; then
+    psql_pg -c "CREATE DATABASE nosync$r" -c "ALTER DATABASE nosync$r SET synchronous_commit = off" postgres
+    start_drover "nosync$r" --log-format json --rate-limit 0 --db "postgres://postgres@127.0.0.1:$PG_PORT/nosync$r"
+  else
+    start_drover "nosync$r" --log-format json --rate-limit 0 --sqlite-synchronous normal
+  fi
+  echo "rep $r: no-sync ceiling $(measure ceiling)"
   stop_drover
 done
-rps="$(awk '{print $1}' "$T/w" | median)"; p50="$(awk '{print $2}' "$T/w" | median)"
-p99="$(awk '{print $3}' "$T/w" | median)"; batch="$(awk '{print $4}' "$T/w" | median)"
-cpu="$(awk '{print $5}' "$T/w" | median)"
+col() { awk -v c="$2" '{print $c}' "$T/$1" | median; }
+rps="$(col w 1)"; p50="$(col w 2)"; p99="$(col w 3)"; batch="$(col w 4)"; cpu="$(col w 5)"
+busy="$(col w 6)"; ceiling="$(col ceiling 1)"; ceiling_busy="$(col ceiling 6)"
+echo "no-sync ceiling: ${ceiling} writes/s with the machine ${ceiling_busy}% busy (durable runs: ${busy}% busy)"
 if [ "$BACKEND" = sqlite ]; then
   echo "median: drover ${rps} durable writes/s, p50 ${p50} ms, p99 ${p99} ms, mean batch ${batch}, server CPU ${cpu} us/write | disk fdatasync ${fsync}/s | goal >= 40000/s, p99 < 10 ms"
 else
-  peer="$(awk '{print $6}' "$T/w" | median)"
-  ratio="$(awk '{if ($6>0) print $1/$6}' "$T/w" | median)"
+  peer="$(col w 7)"
+  ratio="$(awk '{if ($7>0) print $1/$7}' "$T/w" | median)"
   echo "median: drover on PostgreSQL ${rps} durable writes/s, p50 ${p50} ms, p99 ${p99} ms, mean batch ${batch}, server CPU ${cpu} us/write | pgbench ${peer} single-row inserts/s at ${CONNS} clients | ratio ${ratio} (per rep, median) | goal >= 2x, p99 < 20 ms"
 fi
