@@ -375,7 +375,7 @@ void Scheduler::Poke() {
 void Scheduler::Trigger(const Schedule& s, std::function<void(Result<Firing>)> done) {
   // Recorded (durably) before the answer, so an acknowledged trigger survives a kill -9: if
   // this server dies before the action finishes, the leader finishes the pending firing.
-  impl_->schedules.RecordManual(s.tenant, s.name, impl_->opts.server_id,
+  impl_->schedules.RecordManual(s, impl_->opts.server_id,
                                 [im = impl_.get(), s, done = std::move(done)](Result<Firing> f) {
                                   if (f.ok()) {
                                     std::lock_guard lock(im->mu);

@@ -251,23 +251,30 @@ Result<std::vector<Firing>> ScheduleService::Record(std::vector<Firing> firings,
   return recorded;
 }
 
-void ScheduleService::RecordManual(std::string tenant, std::string name, std::string server,
+void ScheduleService::RecordManual(const Schedule& s, std::string server,
                                    std::function<void(Result<Firing>)> done) {
   auto f = std::make_shared<Firing>(
-      Firing{std::move(tenant), std::move(name), 0, 0, "manual", "pending", "", std::move(server)});
+      Firing{s.tenant, s.name, 0, 0, "manual", "pending", "", std::move(server)});
   int64_t now = NowMillis();
+  // Firings are keyed by (schedule, due): a manual firing never takes one of the schedule's own
+  // fire times, or the scheduled firing of that time would find its key taken and not run.
+  auto own = [spec = s.spec, created = FromUnixMillis(s.created_at_ms)](int64_t due) {
+    auto next = NextFire(spec, FromUnixMillis(due - 1), created);
+    return next && ToUnixMillis(*next) == due;
+  };
   store_.Write(
-      [f, now](store::Tx& tx) -> Status {
+      [f, now, own](store::Tx& tx) -> Status {
         f->fired_at_ms = now;
         for (f->due_ms = now; f->due_ms < now + 1000; ++f->due_ms) {
+          if (own(f->due_ms)) continue;
           auto recorded = InsertFiring(tx, *f);
           if (!recorded.ok()) return recorded.status();
           if (*recorded) return Status::Ok();
         }
         return Status::Unavailable("too many triggers of this schedule at once; try again");
       },
-      [f, done = std::move(done)](Status s) {
-        if (!s.ok()) return done(s);
+      [f, done = std::move(done)](Status st) {
+        if (!st.ok()) return done(st);
         done(*f);
       });
 }

@@ -75,9 +75,10 @@ class ScheduleService {
   // Records firings as pending, fenced by `lease` (null: unfenced): the ones recorded now;
   // a due time fired before (by this or another server) is left out.
   Result<std::vector<Firing>> Record(std::vector<Firing> firings, const store::Lease* lease);
-  // Records a manual firing of the schedule, due now (a millisecond later if one is recorded at
-  // this one already), as pending; `done` after the commit.
-  void RecordManual(std::string tenant, std::string name, std::string server,
+  // Records a manual firing of the schedule as pending, due now (or the next millisecond that is
+  // neither taken by another firing nor one of the schedule's own fire times); `done` after
+  // the commit.
+  void RecordManual(const Schedule& s, std::string server,
                     std::function<void(Result<Firing>)> done);
   // Firings still pending that were recorded before `before_ms` (their server died before the
   // action finished): the leader runs them again (actions are idempotent: scale to N).
