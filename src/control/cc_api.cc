@@ -205,14 +205,14 @@ std::unique_ptr<ControlCenterViews> AddControlCenterRoutes(
   auto views =
       std::make_unique<Views>(vars, std::move(agent_defaults), store, waiters, std::move(options));
   auto* self = views.get();
-  static const std::string kAgentPrefix = "cc-a-", kWatcherPrefix = "cc-w-";
+  static const std::string kAgentPrefix = "cc-a-", kWatcher{kWatcherPrefix};
   router.Add(http::Method::kGet, "/v1/cc/agent", http::Access::kAgent,
              [self](http::Request& req, http::Responder respond) {
                self->Serve("agent", kAgentPrefix, req, std::move(respond));
              });
   router.Add(http::Method::kGet, "/v1/cc/watcher", http::Access::kAgent,
              [self](http::Request& req, http::Responder respond) {
-               self->Serve("watcher", kWatcherPrefix, req, std::move(respond));
+               self->Serve("watcher", kWatcher, req, std::move(respond));
              });
   return views;
 }
