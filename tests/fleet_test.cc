@@ -219,7 +219,12 @@ TEST_F(FleetTest, AnIdleEnvironmentScalesItselfToZero) {
       60000))
       << server_->Log();
   EXPECT_NE(Events("idle").find("idle: no activity for"), std::string::npos) << Events("idle");
-  for (int p : pids) EXPECT_TRUE(WaitFor([&] { return ::kill(p, 0) != 0; }, 20000));
+  for (int p : pids) {
+    EXPECT_TRUE(WaitFor([&] { return ::kill(p, 0) != 0; }, 60000))
+        << "agent " << p << " still runs\n"
+        << Events("idle") << "\n"
+        << server_->Log();
+  }
   // Scaling it up again wakes it.
   Scale("idle", 1);
   ASSERT_TRUE(WaitRunning("idle", 1)) << server_->Log();

@@ -84,6 +84,7 @@ void Stop(const PidInfo& p) {
   }
   if (pidfd >= 0) ::close(pidfd);
   if (Running(p)) {
+    LogWarn("local agent {} did not stop within 5 s of SIGTERM: killed", p.pid);
     ::kill(-p.pid, SIGKILL);
     ::waitpid(p.pid, nullptr, 0);  // our child: gone at once after SIGKILL (ECHILD if adopted)
   }
@@ -242,6 +243,7 @@ Result<Started> LocalProvider::Create(const env::Environment& env, const std::st
 
 Status LocalProvider::Delete(const env::Environment&, const env::Instance& inst) {
   auto p = ReadPidInfo(inst.provider_data);
+  if (p.pid > 0 && !Running(p)) LogInfo("local instance {}: agent {} already gone", inst.id, p.pid);
   Stop(p);
   std::error_code ec;
   fs::remove_all(o_.data_dir + "/instances/" + inst.id, ec);
