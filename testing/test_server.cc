@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstring>
 #include <fstream>
@@ -110,6 +111,10 @@ bool TestServer::Start() {
   unlink(addr_file.c_str());
   std::vector<std::string> args = {"server",      "--listen", listen_,     "--data-dir", data_dir_,
                                    "--addr-file", addr_file,  "--threads", "2"};
+  // Tests run every provider (the local one starts real agents) unless they choose.
+  if (std::find(extra_args_.begin(), extra_args_.end(), "--providers") == extra_args_.end()) {
+    args.insert(args.end(), {"--providers", "static,exec,local"});
+  }
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<std::string> env = env_;
   if (use_token_) env.push_back("DROVER_BOOTSTRAP_TOKEN=" + admin_key_);

@@ -125,12 +125,21 @@ TEST_P(BadRequests, EachGetsAClearProblem) {
        {}},
       {"bad limit", "admin", "GET", "/v1/variables?limit=0", "", {}, 400, "limit", {}},
       {"bad cursor", "admin", "GET", "/v1/variables?cursor=nothex", "", {}, 400, "cursor", {}},
-      {"wrong content type",
+      {"a form that is not JSON",
        "admin",
        "PUT",
        "/v1/variables/a",
        "value=x",
        {{"Content-Type", "application/x-www-form-urlencoded"}},
+       415,
+       "application/json",
+       {}},
+      {"wrong content type",
+       "admin",
+       "PUT",
+       "/v1/variables/a",
+       "<value>x</value>",
+       {{"Content-Type", "application/xml"}},
        415,
        "application/json",
        {}},
@@ -427,6 +436,154 @@ TEST_P(BadRequests, ChunkedBodyOverTheLimitIs413) {
   EXPECT_EQ(c.Do("GET", "/v1/variables/chunky")->status, 404) << "nothing was stored";
 }
 
+// Counts the HTTP responses in what a server sent back.
+int Responses(const std::string& got) {
+  int n = 0;
+  for (size_t p = got.find("HTTP/1.1 "); p != std::string::npos; p = got.find("HTTP/1.1 ", p + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+// RFC 9112 §6.3: a Transfer-Encoding that does not end in chunked is refused and the connection
+// closed; reading such a body by its Content-Length is how a request hidden in it gets served
+// (request smuggling behind any proxy that honours Transfer-Encoding).
+TEST_P(BadRequests, TransferEncodingThatIsNotChunkedIsRefused) {
+  std::string hidden = "GET /v1/variables/existing HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                       server_->admin_key() + "\r\n\r\n";
+  std::string body = "{\"value\":\"smuggled\"}" + hidden;
+  for (std::string te : {"identity", "gzip", "xchunked", "chunked, identity", "chunked;q=1"}) {
+    SCOPED_TRACE(te);
+    std::string req = "PUT /v1/variables/smuggle HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                      server_->admin_key() + "\r\nContent-Type: application/json\r\n" +
+                      "Transfer-Encoding: " + te +
+                      "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    std::string got = RawExchange(PortOf(*server_), req);
+    EXPECT_TRUE(got.starts_with("HTTP/1.1 400")) << got.substr(0, 200);
+    EXPECT_EQ(Responses(got), 1) << "the hidden request must not be served:\n" << got;
+    EXPECT_NE(got.find("Connection: close"), std::string::npos);
+  }
+  // Codings before chunked are well-formed but not something this server decodes.
+  std::string gz = "PUT /v1/variables/smuggle HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                   server_->admin_key() + "\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
+  EXPECT_TRUE(RawExchange(PortOf(*server_), gz).starts_with("HTTP/1.1 501"));
+  auto c = server_->NewClient();
+  EXPECT_EQ(c.Do("GET", "/v1/variables/smuggle")->status, 404) << "nothing was stored";
+}
+
+// A chunk size that is not hex gets a 400 (not a silent close); absolute-form targets are served.
+TEST_P(BadRequests, MalformedChunksAndAbsoluteTargets) {
+  std::string req = "PUT /v1/variables/chunky HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                    server_->admin_key() +
+                    "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "zz\r\n{}\r\n0\r\n\r\n";
+  std::string got = RawExchange(PortOf(*server_), req);
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 400")) << got.substr(0, 200);
+  EXPECT_NE(got.find("X-Request-Id: "), std::string::npos);
+  std::string abs = RawExchange(PortOf(*server_),
+                                "GET http://example.com/healthz HTTP/1.1\r\nHost: example.com\r\n"
+                                "Connection: close\r\n\r\n");
+  EXPECT_TRUE(abs.starts_with("HTTP/1.1 200")) << abs.substr(0, 200);
+  std::string abs_query =
+      RawExchange(PortOf(*server_),
+                  "GET HTTP://example.com/v1/variables?prefix=exist HTTP/1.1\r\nHost: x\r\n"
+                  "Authorization: Bearer " +
+                      server_->admin_key() + "\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(abs_query.starts_with("HTTP/1.1 200")) << abs_query.substr(0, 200);
+  EXPECT_NE(abs_query.find("\"existing\""), std::string::npos) << abs_query;
+}
+
+// Requests the transport refuses itself still get a real request id, and the log says which
+// method and path they were for.
+TEST_P(BadRequests, RefusedRequestsAreLoggedWithTheirIds) {
+  std::string big = RawExchange(PortOf(*server_),
+                                "PUT /v1/variables/too-big HTTP/1.1\r\nHost: x\r\n"
+                                "X-Request-Id: big-one-1\r\nContent-Length: 99999999\r\n\r\n");
+  EXPECT_TRUE(big.starts_with("HTTP/1.1 413")) << big.substr(0, 200);
+  EXPECT_NE(big.find("X-Request-Id: big-one-1"), std::string::npos) << big;
+  std::string bad = RawExchange(PortOf(*server_),
+                                "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n");
+  EXPECT_TRUE(bad.starts_with("HTTP/1.1 400")) << bad.substr(0, 200);
+  auto id_at = bad.find("X-Request-Id: ");
+  ASSERT_NE(id_at, std::string::npos) << bad;
+  std::string id = bad.substr(id_at + 14, bad.find("\r\n", id_at) - id_at - 14);
+  EXPECT_NE(id, "-");
+  EXPECT_TRUE(testing::WaitFor([&] {
+    std::string log = server_->Log();
+    return log.find("PUT") != std::string::npos &&
+           log.find("/v1/variables/too-big") != std::string::npos &&
+           log.find("big-one-1") != std::string::npos && log.find(id) != std::string::npos;
+  })) << server_->Log();
+}
+
+// All text is UTF-8 without NUL: bytes that are not get a 400 naming the parameter or field, the
+// same on both backends, and nothing about them (or a database's own error text) comes back.
+TEST_P(BadRequests, TextThatIsNotUtf8OrHoldsNulIsRefusedAtTheEdge) {
+  struct TextCase {
+    std::string method, target, body, content_type, field;
+    std::string who = "admin";
+  };
+  std::vector<TextCase> cases = {
+      {"GET", "/v1/instances/i-%FF%FE", "", "", "id"},
+      {"GET", "/v1/instances/i-%00", "", "", "id"},
+      {"DELETE", "/v1/keys/k_%C0%AF", "", "", "id"},
+      {"GET", "/v1/variables?prefix=cc-%FF", "", "", "query.prefix"},
+      {"GET", "/v1/variables?cursor=%00", "", "", "query.cursor"},
+      {"GET", "/v1/environments/web/events?cursor=a%ZZ", "", "", "query.cursor"},
+      {"GET", "/v1/variables?x%FF=1", "", "", "query.(name)"},
+      {"PUT", "/v1/variables/a", "{\"value\":\"caf\xe9\"}", "application/json", "value"},
+      {"PUT", "/v1/variables/a", "{\"value\":\"a\\u0000b\"}", "application/json", "value"},
+      {"PUT", "/v1/variables/a", "{\"value\":\"x\",\"environment\":\"\xff\"}", "", "environment"},
+      {"PUT", "/v1/environments/sim",
+       "kind: Environment\nname: sim\nspec:\n  capacity: 1\n"
+       "  agent: {ref: \"\xfe\"}\n",
+       "application/yaml", ""},
+      {"PUT", "/v1/environments/sim", "spec:\n  agent: {ref: \"a\\0b\"}\n", "application/yaml",
+       "spec.agent.ref"},
+      {"POST", "/v1/environments/web/join", "{\"hostname\":\"h\xc3\"}", "application/json",
+       "hostname", "join"},
+      {"POST", "/v1/instances/INSTANCE/heartbeat", "{\"facts\":{\"os\":\"\xff\"}}",
+       "application/json", "facts.os", "agent"},
+      {"POST", "/v1/instances/INSTANCE/runs",
+       "{\"run_id\":\"r\xff\",\"status\":\"ok\",\"started_at\":\"2026-01-01T00:00:00Z\","
+       "\"finished_at\":\"2026-01-01T00:00:01Z\"}",
+       "application/json", "run_id", "agent"},
+  };
+  auto admin = server_->NewClient();
+  auto env = boost::json::parse(admin.Do("GET", "/v1/environments/web")->body);
+  std::string join_token(env.at("status").at("join_token").as_string());
+  for (const auto& tc : cases) {
+    SCOPED_TRACE(tc.method + " " + tc.target + " " + tc.body);
+    std::string token = tc.who == "agent"  ? agent_
+                        : tc.who == "join" ? join_token
+                                           : server_->admin_key();
+    client::Client c({server_->addr(), token});
+    std::string target = tc.target;
+    if (auto at = target.find("INSTANCE"); at != std::string::npos)
+      target.replace(at, 8, instance_);
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (!tc.content_type.empty()) headers.push_back({"Content-Type", tc.content_type});
+    auto r = c.Do(tc.method, target, tc.body, headers);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 400) << r->body;
+    boost::system::error_code ec;
+    auto v = boost::json::parse(r->body, ec);
+    ASSERT_FALSE(ec) << "the problem must be valid JSON: " << r->body;
+    if (!tc.field.empty()) {
+      ASSERT_TRUE(v.as_object().contains("errors")) << r->body;
+      EXPECT_EQ(v.at("errors").at(0).at("field").as_string(), tc.field) << r->body;
+    }
+    for (const char* leak : {"PostgreSQL", "SQLite", "invalid byte sequence", "portal"}) {
+      EXPECT_EQ(r->body.find(leak), std::string::npos) << r->body;
+    }
+  }
+  // Nothing was stored: no variable 'a', no environment 'sim', no run.
+  EXPECT_EQ(admin.Do("GET", "/v1/variables/a")->status, 404);
+  EXPECT_EQ(admin.Do("GET", "/v1/environments/sim")->status, 404);
+  auto runs = admin.Do("GET", "/v1/instances/" + instance_ + "/runs");
+  EXPECT_EQ(boost::json::parse(runs->body).at("items").as_array().size(), 0u);
+}
+
 // A connection that says nothing, or sends half a header, is closed after its timeout: idle
 // clients and slowloris-style senders cannot hold connections forever.
 TEST(Timeouts, IdleAndSlowHeaderConnectionsAreClosed) {
@@ -457,6 +614,50 @@ TEST(Timeouts, IdleAndSlowHeaderConnectionsAreClosed) {
   EXPECT_EQ(c.Do("GET", "/healthz")->status, 200) << "still serving";
 }
 
+// The header timeout runs from the first byte of a request head: a client that trickles a byte
+// now and then (slowloris) is cut off after it, whatever the idle timeout.
+TEST(Timeouts, HeaderTimeoutRunsFromTheFirstByte) {
+  TestServer s({"--idle-timeout", "60s", "--header-timeout", "1s"});
+  ASSERT_TRUE(s.Start());
+  int fd = ConnectTo(PortOf(s));
+  std::string head = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(200, 'a');
+  auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (size_t i = 0; i < head.size() && !closed; ++i) {
+    if (write(fd, &head[i], 1) != 1) closed = true;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 250) > 0) {
+      char buf[512];
+      closed = read(fd, buf, sizeof buf) <= 0;
+    }
+  }
+  close(fd);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(closed) << "a trickling head must be cut off";
+  EXPECT_LT(took, std::chrono::seconds(30)) << "well before the idle timeout";
+}
+
+// Beyond --max-connections a new connection gets 503 and is closed; the server serves again once
+// connections close.
+TEST(Limits, ConnectionsBeyondTheCapGet503) {
+  TestServer s({"--max-connections", "4"});
+  ASSERT_TRUE(s.Start());
+  int port = PortOf(s);
+  std::vector<int> held;
+  for (int i = 0; i < 4; ++i) held.push_back(ConnectTo(port));
+  // The held connections are accepted (sessions open) before the extra one arrives.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::string got = RawExchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 503")) << got;
+  EXPECT_NE(got.find("Retry-After: 1"), std::string::npos) << got;
+  for (int fd : held) close(fd);
+  auto c = s.NewClient();
+  EXPECT_TRUE(testing::WaitFor([&] {
+    auto r = c.Do("GET", "/healthz");
+    return r.ok() && r->status == 200;
+  })) << s.Log();
+}
+
 // Out of file descriptors, accept fails: the server backs off instead of spinning, and serves
 // again once connections close.
 TEST(Limits, OutOfFileDescriptorsIsSurvived) {
@@ -467,7 +668,8 @@ TEST(Limits, OutOfFileDescriptorsIsSurvived) {
   std::vector<int> held;
   for (int i = 0; i < 100; ++i) held.push_back(ConnectTo(port));  // the backlog takes the rest
   EXPECT_TRUE(testing::WaitFor([&] { return s.Log().find("accept failed") != std::string::npos; }))
-      << "the server should have run out of descriptors\n" << s.Log();
+      << "the server should have run out of descriptors\n"
+      << s.Log();
   std::this_thread::sleep_for(std::chrono::seconds(1));  // let a busy loop show itself, if any
   for (int fd : held) close(fd);
   std::string log = s.Log();
@@ -481,7 +683,8 @@ TEST(Limits, OutOfFileDescriptorsIsSurvived) {
   EXPECT_TRUE(testing::WaitFor([&] {
     auto r = c.Do("GET", "/healthz");
     return r.ok() && r->status == 200;
-  })) << "serving again once descriptors are free\n" << s.Log();
+  })) << "serving again once descriptors are free\n"
+      << s.Log();
 }
 
 }  // namespace

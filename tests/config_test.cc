@@ -2,6 +2,7 @@
 // errors with a non-zero exit.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "testing/test_server.h"
@@ -60,6 +61,10 @@ TEST(Config, BadSettingsFailClearly) {
                 &out),
       0);
   EXPECT_NE(out.find("cannot connect to PostgreSQL"), std::string::npos) << out;
+  EXPECT_EQ(RunDrover({"server", "--data-dir", dir.path(), "--providers", "static,cloud"}, &out),
+            2);
+  EXPECT_NE(out.find("unknown provider 'cloud'"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir.File("drover.db"))) << "nothing made before the check";
   EXPECT_NE(RunDrover({"server", "--data-dir", dir.path(), "--listen", "nope"}, &out), 0);
   EXPECT_NE(out.find("--listen"), std::string::npos) << out;
   EXPECT_EQ(RunDrover({"server", "--help"}, &out), 0);

@@ -26,7 +26,10 @@ std::string Str(const boost::json::value& v, std::string_view k) {
 class FleetTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    repo_.Commit({{"run.sh", "#!/bin/sh\necho \"on port $PORT\"\n"}}, "v1");
+    repo_.Commit({{"run.sh",
+                   "#!/bin/sh\necho \"on port $PORT\"\n"
+                   "echo \"join token: ${DROVER_JOIN_TOKEN:-unset}\"\n"}},
+                 "v1");
     ASSERT_TRUE(server_->Start());
   }
   void TearDown() override {
@@ -103,6 +106,27 @@ TEST_F(FleetTest, CapacityStartsAgentsAKilledOneIsReplacedAndScaleGrowsAndShrink
   std::set<std::string> addresses;
   for (const auto& i : InState("web", "running")) addresses.insert(Str(i, "address"));
   EXPECT_EQ(addresses.size(), 3u);
+  // The join token is on no agent's command line (ps shows those to every user of the host)
+  // and not in what its runs inherit.
+  auto admin = server_->NewClient();
+  auto spec = boost::json::parse(admin.Do("GET", "/v1/environments/web")->body);
+  std::string token = Str(spec.at("status"), "join_token");
+  ASSERT_FALSE(token.empty());
+  for (const auto& i : InState("web", "running")) {
+    std::ifstream cmdline("/proc/" + std::to_string(Pid(i)) + "/cmdline");
+    std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+    EXPECT_FALSE(args.empty());
+    EXPECT_EQ(args.find(token), std::string::npos)
+        << "token on the command line of " << Str(i, "id");
+  }
+  std::string first = Str(InState("web", "running")[0], "id");
+  std::string log;
+  EXPECT_TRUE(WaitFor([&] {
+    auto r = admin.Do("GET", "/v1/instances/" + first + "/runs/1/log");
+    log = r.ok() ? r->body : "";
+    return r.ok() && r->status == 200;
+  }));
+  EXPECT_NE(log.find("join token: unset"), std::string::npos) << log;
 
   auto victim = InState("web", "running")[0];
   int pid = Pid(victim);

@@ -34,11 +34,12 @@ TEST_P(Server, HealthReadyMetricsAndStatus) {
             GetParam() == testing::Backend::kSqlite ? "sqlite" : "postgres");
   EXPECT_EQ(v.at("version").as_string(), DROVER_VERSION);
   auto m = c.Do("GET", "/metrics");
-  EXPECT_NE(m->body.find("drover_http_requests_total{route=\"/v1/status\",status=\"200\"} 1"),
+  EXPECT_NE(m->body.find(
+                "drover_http_requests_total{route=\"/v1/status\",method=\"GET\",status=\"200\"} 1"),
             std::string::npos)
       << m->body;
-  auto api = c.Do("GET", "/v1/openapi.json");
-  EXPECT_EQ(api->status, 200);
+  auto api = client::Client({s.addr(), ""}).Do("GET", "/v1/openapi.json");
+  EXPECT_EQ(api->status, 200) << "the API description needs no key";
   EXPECT_EQ(Json(*api).at("openapi").as_string(), "3.1.0");
   EXPECT_EQ(s.Stop(), 0);
 }
@@ -251,6 +252,43 @@ TEST_P(Server, KeysTenantsAndRoles) {
   EXPECT_EQ(la->body.find("\"key\""), std::string::npos) << "secrets are never listed";
   EXPECT_EQ(admin.Do("DELETE", "/v1/keys/" + bid)->status, 204);
   EXPECT_EQ(cb.Do("GET", "/v1/status")->status, 401) << "a deleted key stops working";
+}
+
+// `curl -d '{"value":"x"}'` sends JSON as a form, or with no Content-Type at all: taken as JSON
+// when it parses as JSON, as Consul and Nomad do.
+TEST_P(Server, JsonSentAsAFormOrWithoutContentTypeIsAccepted) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  auto form = c.Do("PUT", "/v1/variables/from-curl", R"({"value":"x"})",
+                   {{"Content-Type", "application/x-www-form-urlencoded"}});
+  EXPECT_EQ(form->status, 201) << form->body;
+  auto bare = c.Do("PUT", "/v1/variables/bare", R"({"value":"y"})", {{"Content-Type", ""}});
+  EXPECT_EQ(bare->status, 201) << bare->body;
+  EXPECT_EQ(Json(*c.Do("GET", "/v1/variables/from-curl")).at("value").as_string(), "x");
+}
+
+// local and exec run commands on the server's host: admin keys only (SPEC §2), and only the
+// providers a server enables exist on it.
+TEST_P(Server, ProvidersThatRunOnTheHostNeedAnAdminAndMustBeEnabled) {
+  TestServer s(DbArgs({"--providers", "static,exec,local"}));
+  ASSERT_TRUE(s.Start());
+  auto admin = s.NewClient();
+  auto user = admin.Do("POST", "/v1/keys", R"({"name":"u","role":"user"})");
+  auto u = s.NewClient(std::string(Json(*user).at("key").as_string()));
+  auto local = u.Do("PUT", "/v1/environments/mine", R"({"provider":"local","capacity":0})");
+  EXPECT_EQ(local->status, 403) << local->body;
+  EXPECT_EQ(u.Do("PUT", "/v1/environments/mine", R"({"provider":"static"})")->status, 201);
+  EXPECT_EQ(admin.Do("PUT", "/v1/environments/ops", R"({"provider":"local","capacity":0})")->status,
+            201);
+  s.Stop();
+  TestServer only_static(DbArgs({"--providers", "static"}), s.data_dir());
+  ASSERT_TRUE(only_static.Start());
+  auto r = only_static.NewClient().Do("PUT", "/v1/environments/ops2",
+                                      R"({"provider":"local","capacity":0})");
+  EXPECT_EQ(r->status, 422) << r->body;
+  EXPECT_NE(r->body.find("not enabled on this server"), std::string::npos) << r->body;
+  EXPECT_EQ(Json(*r).at("errors").at(0).at("field").as_string(), "spec.provider");
 }
 
 TEST_P(Server, GracefulShutdownFinishesAndExitsZero) {

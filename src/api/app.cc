@@ -27,10 +27,11 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       started_at_(FormatRfc3339(clock.Now())),
       keys_(store, clock),
       variables_(store, clock),
-      environments_(store, clock, keys_),
+      environments_(store, clock),
       coordinator_(store, WithControllerPokes(coord)),
       schedules_(store, clock),
       waiters_(store) {
+  env::ProviderPolicy providers = fleet.providers;
   controller_ =
       std::make_unique<fleet::Controller>(store_, environments_, coordinator_, std::move(fleet));
   windows_ = std::make_unique<schedule::WindowBook>(schedules_, variables_, store_);
@@ -50,10 +51,12 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
         return environments_.AgentVars(tenant, env);
       },
       store_, waiters_, std::move(cc));
-  env::AddEnvironmentRoutes(router_, environments_, store_, waiters_);
+  env::AddEnvironmentRoutes(router_, environments_, store_, waiters_, std::move(providers));
   schedule::AddScheduleRoutes(router_, schedules_, *scheduler_);
-  std::vector<std::string> names;
-  for (const auto& r : router_.routes()) names.push_back(r.pattern);
+  std::vector<std::pair<std::string, std::string>> names;
+  for (const auto& r : router_.routes()) {
+    names.emplace_back(std::string(http::MethodName(r.method)), r.pattern);
+  }
   metrics_ = std::make_unique<http::Metrics>(std::move(names));
   pipeline_ =
       std::make_unique<http::Pipeline>(router_, *metrics_, keys_, limiter_, clock_, options);
@@ -102,7 +105,7 @@ void App::AddSystemRoutes() {
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     respond(std::move(r));
   });
-  router_.Add(Method::kGet, "/v1/openapi.json", Access::kAgent, [](Request&, Responder respond) {
+  router_.Add(Method::kGet, "/v1/openapi.json", Access::kPublic, [](Request&, Responder respond) {
     respond(Response::Json(200, std::string(OpenApiDocument())));
   });
   router_.Add(Method::kGet, "/v1/status", Access::kAny, [this](Request&, Responder respond) {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <future>
 #include <mutex>
 
@@ -55,7 +56,21 @@ Status InsertKey(store::Tx& tx, const KeyRecord& k, const std::string& hash) {
 }  // namespace
 
 KeyService::KeyService(store::Store& store, const Clock& clock, std::chrono::seconds cache_ttl)
-    : store_(store), clock_(clock), ttl_(cache_ttl) {}
+    : store_(store), clock_(clock), ttl_(cache_ttl) {
+  subscription_ = store_.Subscribe([this](const store::Change& c) {
+    if (c.resync || std::find(c.topics.begin(), c.topics.end(), kTopic) != c.topics.end()) {
+      Revoked();
+    }
+  });
+}
+
+KeyService::~KeyService() { store_.Unsubscribe(subscription_); }
+
+void KeyService::Revoked() {
+  std::unique_lock lock(mu_);
+  cache_.clear();
+  ++generation_;
+}
 
 std::string KeyService::NewSecret() { return "drv_" + RandomBase64Url(32); }
 
@@ -66,6 +81,7 @@ Result<std::shared_ptr<const Principal>> KeyService::Authenticate(std::string_vi
     return std::string_view(reinterpret_cast<const char*>(d.data()), d.size());
   };
   auto now = clock_.Steady();
+  uint64_t generation = 0;
   {
     std::shared_lock lock(mu_);
     auto it = cache_.find(digest);
@@ -73,6 +89,7 @@ Result<std::shared_ptr<const Principal>> KeyService::Authenticate(std::string_vi
         ConstantTimeEqual(as_view(it->second.hash), as_view(digest))) {
       return it->second.principal;
     }
+    generation = generation_;
   }
   std::string hash = DigestHex(digest);
   std::optional<KeyRecord> found;
@@ -91,8 +108,12 @@ Result<std::shared_ptr<const Principal>> KeyService::Authenticate(std::string_vi
       Principal{found->id, found->name, found->role, found->tenant, found->rate_rps,
                 found->rate_burst, found->environment, found->instance});
   std::unique_lock lock(mu_);
-  if (cache_.size() > 100000) cache_.clear();  // bound memory against key churn
-  cache_[digest] = CacheEntry{digest, p, now + ttl_};
+  // A revocation committed while the row was read may have been read too late to see it: then
+  // this answer stands for this request only and is not cached.
+  if (generation == generation_) {
+    if (cache_.size() > 100000) cache_.clear();  // bound memory against key churn
+    cache_[digest] = CacheEntry{digest, p, now + ttl_};
+  }
   return std::shared_ptr<const Principal>(p);
 }
 
@@ -165,29 +186,19 @@ void KeyService::Delete(const Principal& caller, std::string id, std::function<v
                        : tx.Exec("DELETE FROM api_keys WHERE id = ? AND tenant = ?", {id, tenant});
         if (!n.ok()) return n.status();
         if (*n == 0) return Status::NotFound("no key with id '" + id + "'");
-        return Status::Ok();
+        return tx.Notify(kTopic);
       },
-      [this, id, done = std::move(done)](Status s) {
-        if (s.ok()) Forget(id);
-        done(std::move(s));
-      });
+      std::move(done));
 }
 
 Status KeyService::Insert(store::Tx& tx, const KeyRecord& record, std::string_view secret) {
   return InsertKey(tx, record, Sha256Hex(secret));
 }
 
-void KeyService::ForgetEnvironment(const std::string& tenant, const std::string& environment) {
-  std::unique_lock lock(mu_);
-  std::erase_if(cache_, [&](const auto& kv) {
-    const auto& p = *kv.second.principal;
-    return p.tenant == tenant && p.environment == environment;
-  });
-}
-
-void KeyService::Forget(const std::string& key_id) {
-  std::unique_lock lock(mu_);
-  std::erase_if(cache_, [&](const auto& kv) { return kv.second.principal->key_id == key_id; });
+Status KeyService::RevokeInstance(store::Tx& tx, const std::string& id) {
+  auto n = tx.Exec("DELETE FROM api_keys WHERE instance = ?", {id});
+  if (!n.ok()) return n.status();
+  return *n > 0 ? tx.Notify(kTopic) : Status::Ok();
 }
 
 Result<std::optional<std::string>> KeyService::Bootstrap(std::optional<std::string> token) {

@@ -1,7 +1,9 @@
 #pragma once
 // API keys: random 256-bit secrets shown once, stored as SHA-256 hashes, verified in constant
 // time. Authenticate() is on every request's path, so verified keys are cached in memory for a
-// few seconds (a key deleted through this server is dropped from the cache at once).
+// few seconds. Every write that deletes keys notifies kTopic in its transaction; each server
+// empties its cache when that change arrives (its own at commit, others' through the database's
+// notifications), so a revoked key stops working everywhere within milliseconds.
 // Thread-safe.
 #include <chrono>
 #include <cstring>
@@ -20,6 +22,9 @@
 #include "store/store.h"
 
 namespace drover::auth {
+
+// Change topic of writes that delete keys (a key, an environment's or an instance's agent keys).
+inline constexpr std::string_view kTopic = "keys";
 
 struct KeyRecord {
   std::string id;
@@ -55,6 +60,7 @@ class KeyService {
  public:
   KeyService(store::Store& store, const Clock& clock,
              std::chrono::seconds cache_ttl = std::chrono::seconds(5));
+  ~KeyService();
 
   // The caller behind a bearer token. Unauthenticated when unknown; Unavailable when the store
   // cannot be read.
@@ -84,8 +90,9 @@ class KeyService {
   // stored as its hash only.
   static Status Insert(store::Tx& tx, const KeyRecord& record, std::string_view secret);
 
-  // Drops cached principals of keys bound to `environment` of `tenant` (their rows are gone).
-  void ForgetEnvironment(const std::string& tenant, const std::string& environment);
+  // Deletes the agent keys bound to instance `id` inside a caller's transaction (the instance
+  // left or was terminated) and notifies kTopic when there were any.
+  static Status RevokeInstance(store::Tx& tx, const std::string& id);
 
  private:
   struct CacheEntry {
@@ -100,13 +107,17 @@ class KeyService {
       return h;
     }
   };
-  void Forget(const std::string& key_id);
+  // Empties the cache: keys were deleted somewhere.
+  void Revoked();
 
   store::Store& store_;
   const Clock& clock_;
   const std::chrono::seconds ttl_;
+  int subscription_ = -1;
   std::shared_mutex mu_;
   std::unordered_map<Sha256Digest, CacheEntry, DigestHash> cache_;  // GUARDED_BY(mu_)
+  // Moves with every revocation: a lookup that began before one does not cache what it read.
+  uint64_t generation_ = 0;  // GUARDED_BY(mu_)
 };
 
 }  // namespace drover::auth

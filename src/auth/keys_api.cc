@@ -98,12 +98,11 @@ void AddKeyRoutes(http::Router& router, KeyService& keys) {
       http::Method::kGet, "/v1/keys", http::Access::kAny, [&keys](Request& req, Responder respond) {
         auto limit = http::ReadLimit(req, 100, 1000);
         if (!limit.ok()) return http::SendError(respond, limit.status());
-        auto tenant = req.Query("tenant");
-        if (tenant && !tenant->empty() && !IsValidName(*tenant)) {
-          return http::SendError(respond, Status::InvalidArgument("query parameter 'tenant' " +
-                                                                  std::string(kNameRule)));
-        }
-        if (tenant && tenant->empty()) tenant.reset();
+        // Like every other list: a non-admin naming another tenant gets 404.
+        auto in = http::RequestTenant(req);
+        if (!in.ok()) return http::SendError(respond, in.status());
+        std::optional<std::string> tenant;
+        if (auto t = req.Query("tenant"); t && !t->empty()) tenant = *in;
         auto page = keys.List(req.caller(), tenant, req.Query("cursor").value_or(""), *limit);
         if (!page.ok()) return http::SendError(respond, page.status());
         std::string out = "{\"items\":[";

@@ -4,11 +4,10 @@
 #include <strings.h>
 
 #include <atomic>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
@@ -86,7 +85,13 @@ Result<Response> Client::Do(std::string_view method, std::string_view target, st
     req.set(bhttp::field::user_agent, "drover/" DROVER_VERSION);
     if (!options_.token.empty()) req.set(bhttp::field::authorization, "Bearer " + options_.token);
     if (!body.empty()) req.set(bhttp::field::content_type, "application/json");
-    for (auto& [k, v] : headers) req.set(k, v);
+    for (auto& [k, v] : headers) {
+      if (v.empty()) {
+        req.erase(k);  // an empty value removes a default header (e.g. Content-Type)
+      } else {
+        req.set(k, v);
+      }
+    }
     req.body() = std::string(body);
     req.prepare_payload();
     req.keep_alive(true);

@@ -1,10 +1,13 @@
 // `drover agent`: runs on each instance (SPEC §8).
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdio>
+#include <cstdlib>
 
 #include "agent/agent.h"
 #include "cmd/commands.h"
 #include "common/duration.h"
+#include "common/files.h"
 
 namespace drover::cmd {
 
@@ -17,8 +20,12 @@ void AddAgentCommand(CLI::App& app, Run& run) {
       "Run the agent: read the cc-a-* set, fetch the Git repository, run pre/main/post, report.");
   a->add_option("--server", o.server, "drover server URL, http://host:port")
       ->envname("DROVER_SERVER");
-  a->add_option("--join-token", o.join_token, "the environment's join token")
+  static std::string join_token_file;
+  a->add_option("--join-token", o.join_token,
+                "the environment's join token (better: DROVER_JOIN_TOKEN or --join-token-file, "
+                "which ps does not show)")
       ->envname("DROVER_JOIN_TOKEN");
+  a->add_option("--join-token-file", join_token_file, "a file holding the join token");
   a->add_option("--environment,-e", o.environment, "the environment to join and read")
       ->envname("DROVER_ENVIRONMENT");
   a->add_option("--token", o.token, "an agent key to use instead of joining")
@@ -77,6 +84,26 @@ void AddAgentCommand(CLI::App& app, Run& run) {
           !dur("--watcher-timeout", watcher_timeout, &o.watcher_timeout)) {
         return 2;
       }
+      if (!join_token_file.empty()) {
+        if (!o.join_token.empty()) {
+          std::fprintf(stderr, "error: give --join-token or --join-token-file, not both\n");
+          return 2;
+        }
+        auto t = ReadFile(join_token_file);
+        if (!t) {
+          std::fprintf(stderr, "error: --join-token-file: cannot read %s\n",
+                       join_token_file.c_str());
+          return 2;
+        }
+        std::string_view token = *t;
+        while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
+          token.remove_suffix(1);
+        }
+        o.join_token = std::string(token);
+      }
+      // Runs and watcher commands inherit the environment: the credentials stay with the agent.
+      ::unsetenv("DROVER_JOIN_TOKEN");
+      ::unsetenv("DROVER_AGENT_TOKEN");
       if (o.server.empty() && o.cc_urls.empty() && o.defaults_file.empty()) {
         std::fprintf(stderr,
                      "error: give --server (with --join-token and --environment), --cc URL, or "

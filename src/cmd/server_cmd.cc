@@ -1,5 +1,6 @@
 // `drover server`: the API gateway and, as later capabilities land, controllers and scheduler.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -55,6 +56,8 @@ struct ServerFlags {
   std::string signature_ttl = "5m";
   std::string local_instances = "keep";
   int64_t keep_firings = 1000;
+  int max_connections = 0;
+  std::string providers;  // "" = static,exec (and local with --dev)
 };
 
 ServerFlags g_flags;
@@ -79,6 +82,14 @@ bool Seconds(const std::string& flag, const std::string& v, std::chrono::seconds
   }
   *out = std::chrono::duration_cast<std::chrono::seconds>(*d);
   return true;
+}
+
+// Servers hold a descriptor per connection: use the hard limit, not the (often 1024) soft one.
+void RaiseOpenFileLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 1 << 20);
+  setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 int RunServer() {
@@ -106,6 +117,12 @@ int RunServer() {
     return 2;
   }
   http_opts.body_limit = static_cast<size_t>(f.body_limit);
+  if (f.max_connections < 0) {
+    std::fprintf(stderr, "error: --max-connections must be 0 (automatic) or more\n");
+    return 2;
+  }
+  http_opts.max_connections = f.max_connections;
+  RaiseOpenFileLimit();
   if (!Seconds("idle-timeout", f.idle_timeout, &http_opts.idle_timeout) ||
       !Seconds("header-timeout", f.header_timeout, &http_opts.header_timeout) ||
       !Seconds("read-timeout", f.read_timeout, &http_opts.read_timeout) ||
@@ -147,6 +164,12 @@ int RunServer() {
     return 2;
   }
   cc_opts.signature_ttl = std::chrono::duration_cast<std::chrono::seconds>(*signature_ttl);
+  auto providers = f.providers.empty() ? env::ProviderPolicy::Default(f.dev)
+                                       : env::ProviderPolicy::Parse(f.providers, f.dev);
+  if (!providers.ok()) {
+    std::fprintf(stderr, "error: --providers: %s\n", providers.status().message().c_str());
+    return 2;
+  }
   std::string db = f.db.empty() ? "sqlite://" + f.data_dir + "/drover.db" : f.db;
   http::Metrics* metrics = nullptr;  // set once the app exists; commits before that are not counted
   store::StoreOptions store_opts;
@@ -179,6 +202,7 @@ int RunServer() {
   fleet::ControllerOptions fleet_opts;
   fleet_opts.local.data_dir = f.data_dir;
   fleet_opts.local.stop_with_server = f.local_instances == "stop";
+  fleet_opts.providers = std::move(*providers);
   schedule::SchedulerOptions sched_opts;
   sched_opts.keep_firings = f.keep_firings;
   api::App app(*store, SystemClock::Get(), pipe_opts, coord_opts, std::move(cc_opts),
@@ -289,6 +313,10 @@ void AddServerCommand(CLI::App& app, Run& run) {
   s->add_option("--threads", f.threads, "I/O threads (0 = one per core)")->capture_default_str();
   s->add_option("--body-limit", f.body_limit, "largest request body in bytes (larger: 413)")
       ->capture_default_str();
+  s->add_option("--max-connections", f.max_connections,
+                "open connections at most; beyond it new ones get 503 and are closed (0 = three "
+                "quarters of the open-file limit, at most 16384)")
+      ->capture_default_str();
   s->add_option("--idle-timeout", f.idle_timeout, "close a kept-alive connection idle this long")
       ->capture_default_str();
   s->add_option("--header-timeout", f.header_timeout, "time allowed to send request headers")
@@ -328,6 +356,10 @@ void AddServerCommand(CLI::App& app, Run& run) {
   s->add_option("--signature-ttl", f.signature_ttl,
                 "how long a signed control-center answer stays valid")
       ->capture_default_str();
+  s->add_option("--providers", f.providers,
+                "providers this server runs, comma-separated from static, exec, local (default: "
+                "static,exec; with --dev also local). local and exec run commands on this host: "
+                "admin keys only (local: any key with --dev)");
   s->add_option("--local-instances", f.local_instances,
                 "what happens to the local provider's agents when the server stops: keep (they "
                 "run on and a restarted server adopts them) or stop (they stop with it, also when "

@@ -7,15 +7,63 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "common/text.h"
+
 namespace drover {
+
+namespace {
+
+void CheckText(const boost::json::value& v, std::string& path, std::vector<FieldError>& errors) {
+  constexpr size_t kMaxReported = 10;
+  auto bad = [&](std::string_view s, std::string_view what) {
+    std::string_view problem = TextProblem(s);
+    if (problem.empty() || errors.size() >= kMaxReported) return;
+    errors.push_back({path.empty() ? "(body)" : path,
+                      fmt::format("{} {}: text must be UTF-8 without NUL", what, problem)});
+  };
+  if (v.is_string()) return bad(v.get_string(), "the value");
+  size_t len = path.size();
+  if (v.is_object()) {
+    for (const auto& kv : v.get_object()) {
+      if (len) path += '.';
+      // The key itself goes into the path as valid text (escaped by the problem's writer).
+      path.append(kv.key().data(), kv.key().size());
+      bad(kv.key(), "the key");
+      CheckText(kv.value(), path, errors);
+      path.resize(len);
+    }
+  } else if (v.is_array()) {
+    size_t i = 0;
+    for (const auto& item : v.get_array()) {
+      path += fmt::format("[{}]", i++);
+      CheckText(item, path, errors);
+      path.resize(len);
+    }
+  }
+}
+
+}  // namespace
+
+Status CheckJsonText(const boost::json::value& v) {
+  std::string path;
+  std::vector<FieldError> errors;
+  CheckText(v, path, errors);
+  if (errors.empty()) return Status::Ok();
+  return Status::InvalidArgument("request body has text that is not UTF-8 without NUL",
+                                 std::move(errors));
+}
 
 Result<boost::json::object> ParseJsonObject(std::string_view body) {
   boost::system::error_code ec;
   boost::json::parse_options opts;
   opts.max_depth = 64;
+  // Bytes that are not UTF-8 are let through the parser so that the check below can name the
+  // field they are in.
+  opts.allow_invalid_utf8 = true;
   boost::json::value v = boost::json::parse(body, ec, {}, opts);
   if (ec) return Status::InvalidArgument("request body is not valid JSON: " + ec.message());
   if (!v.is_object()) return Status::InvalidArgument("request body must be a JSON object");
+  DROVER_RETURN_IF_ERROR(CheckJsonText(v));
   return std::move(v.as_object());
 }
 
@@ -35,7 +83,8 @@ void AppendJsonString(std::string& out, std::string_view s) {
       __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
       __m128i special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
       special = _mm_or_si128(special, _mm_cmpeq_epi8(_mm_min_epu8(v, ctl_max), v));
-      int mask = _mm_movemask_epi8(special);
+      // Bytes with the high bit set start or continue a UTF-8 sequence: checked one by one.
+      int mask = _mm_movemask_epi8(special) | _mm_movemask_epi8(v);
       if (mask == 0) {
         i += 16;
         continue;
@@ -43,6 +92,18 @@ void AppendJsonString(std::string& out, std::string_view s) {
       i += static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
     }
     unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      // Well-formed UTF-8 is copied; any other byte becomes U+FFFD, so the output is always
+      // valid JSON whatever bytes came in.
+      if (size_t n = Utf8SequenceLength(s, i)) {
+        i += n;
+        continue;
+      }
+      out.append(s.data() + start, i - start);
+      out += "\\ufffd";
+      start = ++i;
+      continue;
+    }
     if (c >= 0x20 && c != '"' && c != '\\') {
       ++i;
       continue;

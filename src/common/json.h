@@ -15,7 +15,12 @@
 namespace drover {
 
 // Parses `body` as a JSON object. Malformed JSON or another top-level type: InvalidArgument.
+// Strings and keys must be UTF-8 without NUL (CheckJsonText).
 Result<boost::json::object> ParseJsonObject(std::string_view body);
+
+// InvalidArgument naming each field (`spec.agent.ref`, `items[2]`) whose key or string value is
+// not UTF-8 without NUL; OK otherwise. REQUIRES: `v` nests at most a few hundred levels.
+Status CheckJsonText(const boost::json::value& v);
 
 // Serializes a value compactly.
 std::string ToJson(const boost::json::value& v);

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "common/text.h"
+
 namespace drover {
 namespace {
 
@@ -50,10 +52,22 @@ TEST(Json, IntRejectsFractionsAndPrefixesNestedFields) {
 }
 
 TEST(Json, EscapingMatchesAByteAtATimeReference) {
-  // Long strings take the 16-byte path; specials at every offset, UTF-8 bytes left alone.
+  // Long strings take the 16-byte path; specials at every offset (also inside a UTF-8 sequence,
+  // which it then breaks), well-formed UTF-8 left alone.
   auto reference = [](std::string_view in) {
     std::string out = "\"";
-    for (unsigned char c : in) {
+    for (size_t i = 0; i < in.size(); ++i) {
+      unsigned char c = static_cast<unsigned char>(in[i]);
+      if (c >= 0x80) {  // whole UTF-8 sequences are copied, stray bytes become U+FFFD
+        size_t n = Utf8SequenceLength(in, i);
+        if (n == 0) {
+          out += "\\ufffd";
+        } else {
+          out.append(in.substr(i, n));
+          i += n - 1;
+        }
+        continue;
+      }
       if (c == '"')
         out += "\\\"";
       else if (c == '\\')

@@ -10,6 +10,7 @@ std::string Status::ToString() const {
   std::string s = kNames[static_cast<int>(code_)];
   if (!message_.empty()) s += ": " + message_;
   for (const auto& e : errors_) s += "; " + e.field + ": " + e.message;
+  if (!detail_.empty()) s += " (" + detail_ + ")";
   return s;
 }
 

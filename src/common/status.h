@@ -34,6 +34,12 @@ class Status {
   Status() = default;
   static Status Ok() { return {}; }
   static Status InvalidArgument(std::string m) { return {Code::kInvalidArgument, std::move(m)}; }
+  // Malformed input with the fields it is about (400 with errors[]).
+  static Status InvalidArgument(std::string m, std::vector<FieldError> errors) {
+    Status s{Code::kInvalidArgument, std::move(m)};
+    s.errors_ = std::move(errors);
+    return s;
+  }
   static Status Validation(std::vector<FieldError> errors, std::string m = "validation failed") {
     Status s{Code::kValidation, std::move(m)};
     s.errors_ = std::move(errors);
@@ -55,8 +61,16 @@ class Status {
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
   const std::vector<FieldError>& errors() const { return errors_; }
+  // Text for the server's log only, never for a client: e.g. the database's own error message
+  // behind a generic "the database is unavailable".
+  const std::string& detail() const { return detail_; }
+  Status WithDetail(std::string d) && {
+    detail_ = std::move(d);
+    return std::move(*this);
+  }
   bool IsNotFound() const { return code_ == Code::kNotFound; }
   bool IsUnavailable() const { return code_ == Code::kUnavailable; }
+  // Code, message, field errors and detail: for logs.
   std::string ToString() const;
 
  private:
@@ -64,6 +78,7 @@ class Status {
   Code code_ = Code::kOk;
   std::string message_;
   std::vector<FieldError> errors_;
+  std::string detail_;
 };
 
 // A value or the Status explaining why there is none.

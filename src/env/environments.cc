@@ -261,13 +261,11 @@ void EnvironmentService::Delete(std::string tenant, std::string name,
           DROVER_RETURN_IF_ERROR(tx.Exec(sql, {tenant, name}).status());
         }
         DROVER_RETURN_IF_ERROR(tx.Notify(kTopic));
+        DROVER_RETURN_IF_ERROR(tx.Notify(auth::kTopic));  // its agent keys stop working everywhere
         DROVER_RETURN_IF_ERROR(tx.Notify("variables"));
         return tx.NextIndex().status();
       },
-      [this, tenant, name, done = std::move(done)](Status s) {
-        if (s.ok()) keys_.ForgetEnvironment(tenant, name);
-        done(std::move(s));
-      });
+      std::move(done));
 }
 
 Result<std::map<std::string, std::string>> EnvironmentService::AgentVars(const std::string& tenant,
@@ -695,6 +693,8 @@ Result<bool> EnvironmentService::Transition(const Instance& inst, const std::str
     if (!idx.ok()) return idx.status();
     DROVER_RETURN_IF_ERROR(
         AddEvent(tx, inst.tenant, inst.environment, *idx, inst.id, kind, reason, *now));
+    // A terminated instance's agent has nothing left to read or report.
+    if (to == "terminated") DROVER_RETURN_IF_ERROR(auth::KeyService::RevokeInstance(tx, inst.id));
     return tx.Notify(kTopic);
   });
   if (!s.ok()) return s;

@@ -127,8 +127,8 @@ struct Page {
 
 class EnvironmentService {
  public:
-  EnvironmentService(store::Store& store, const Clock& clock, auth::KeyService& keys)
-      : store_(store), clock_(clock), keys_(keys), beats_(store, clock) {}
+  EnvironmentService(store::Store& store, const Clock& clock)
+      : store_(store), clock_(clock), beats_(store, clock) {}
   // Installs where holds come from (the schedules' windows and the watcher; set once at start).
   void SetHolds(HoldFn fn, std::function<uint64_t()> version) {
     holds_ = std::move(fn);
@@ -225,7 +225,6 @@ class EnvironmentService {
  private:
   store::Store& store_;
   const Clock& clock_;
-  auth::KeyService& keys_;
   HeartbeatBuffer beats_;
   HoldFn holds_;
   std::function<uint64_t()> holds_version_;

@@ -237,19 +237,18 @@ Result<Run> RunInPath(EnvironmentService& envs, const Request& req) {
 }
 
 void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::Store& store,
-                        http::Waiters& waiters) {
+                        http::Waiters& waiters, ProviderPolicy providers) {
   router.Add(http::Method::kPut, "/v1/environments/{name}", http::Access::kAny,
-             [&envs](Request& req, Responder respond) {
+             [&envs, providers](Request& req, Responder respond) {
                auto addr = EnvAddress(req);
                if (!addr.ok()) return http::SendError(respond, addr.status());
                auto doc = http::ReadDocument(req);
                if (!doc.ok()) return http::SendError(respond, doc.status());
                auto spec = ParseEnvironmentDocument(*doc, addr->second);
                if (!spec.ok()) return http::SendError(respond, spec.status());
-               if (spec->provider == "exec" && req.caller().role != auth::Role::kAdmin) {
-                 return http::SendError(
-                     respond, Status::PermissionDenied("provider exec runs its commands on the "
-                                                       "server's host: admin keys only"));
+               bool admin = req.caller().role == auth::Role::kAdmin;
+               if (Status s = providers.Allow(*spec, admin); !s.ok()) {
+                 return http::SendError(respond, s);
                }
                auto caller = req.principal;
                envs.Put(addr->first, addr->second, std::move(*spec),
@@ -524,8 +523,8 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
 }  // namespace
 
 void AddEnvironmentRoutes(http::Router& router, EnvironmentService& envs, store::Store& store,
-                          http::Waiters& waiters) {
-  AddEnvironmentCrud(router, envs, store, waiters);
+                          http::Waiters& waiters, ProviderPolicy providers) {
+  AddEnvironmentCrud(router, envs, store, waiters, std::move(providers));
   AddAgentRoutes(router, envs);
 }
 

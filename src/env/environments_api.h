@@ -13,6 +13,6 @@
 namespace drover::env {
 
 void AddEnvironmentRoutes(http::Router& router, EnvironmentService& envs, store::Store& store,
-                          http::Waiters& waiters);
+                          http::Waiters& waiters, ProviderPolicy providers);
 
 }  // namespace drover::env

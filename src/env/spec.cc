@@ -291,4 +291,52 @@ std::map<std::string, std::string> AgentVarsFromJson(std::string_view json) {
   return out;
 }
 
+ProviderPolicy ProviderPolicy::Default(bool dev) {
+  ProviderPolicy p;
+  p.dev = dev;
+  if (dev) p.enabled.insert("local");
+  return p;
+}
+
+Result<ProviderPolicy> ProviderPolicy::Parse(std::string_view list, bool dev) {
+  ProviderPolicy p;
+  p.dev = dev;
+  p.enabled.clear();
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    std::string name(list.substr(0, comma));
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    if (name.empty()) continue;
+    if (name != "static" && name != "exec" && name != "local") {
+      return Status::InvalidArgument(
+          fmt::format("unknown provider '{}' (providers: static, exec, local)", name));
+    }
+    p.enabled.insert(std::move(name));
+  }
+  if (p.enabled.empty()) return Status::InvalidArgument("name at least one provider");
+  return p;
+}
+
+Status ProviderPolicy::Allow(const EnvironmentSpec& spec, bool admin) const {
+  if (!Enabled(spec.provider)) {
+    std::string on;
+    for (const auto& e : enabled) on += (on.empty() ? "" : ", ") + e;
+    return Status::Validation(
+        {{"spec.provider", fmt::format("provider {} is not enabled on this server (drover "
+                                       "server --providers; enabled: {})",
+                                       spec.provider, on)}});
+  }
+  if (admin) return Status::Ok();
+  if (spec.provider == "exec") {
+    return Status::PermissionDenied(
+        "provider exec runs its commands on the server's host: admin keys only");
+  }
+  if (spec.provider == "local" && !dev) {
+    return Status::PermissionDenied(
+        "provider local runs agents on the server's host: admin keys only (any key with "
+        "drover server --dev)");
+  }
+  return Status::Ok();
+}
+
 }  // namespace drover::env

@@ -6,7 +6,9 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 
@@ -43,6 +45,22 @@ struct EnvironmentSpec {
   std::chrono::milliseconds idle_timeout{0};  // 0 = never
   std::optional<ServiceSpec> service;
   std::optional<ExecSpec> exec;
+};
+
+// Which providers a server runs (drover server --providers) and who may use them. `local` and
+// `exec` run commands on the server's host with its rights: exec needs an admin key, and so
+// does local except on a --dev server (a laptop, where the user is the admin anyway).
+struct ProviderPolicy {
+  std::set<std::string> enabled = {"static", "exec"};
+  bool dev = false;
+  // The default set: static and exec, plus local with --dev.
+  static ProviderPolicy Default(bool dev);
+  // Parses --providers ("static,exec,local"); InvalidArgument names an unknown one.
+  static Result<ProviderPolicy> Parse(std::string_view list, bool dev);
+  bool Enabled(const std::string& provider) const { return enabled.count(provider) > 0; }
+  // Whether a caller (admin or not) may create or change an environment with `spec`:
+  // Validation when its provider is not enabled here, PermissionDenied when it needs an admin.
+  Status Allow(const EnvironmentSpec& spec, bool admin) const;
 };
 
 // Parses a document: {kind: Environment, name, spec: {...}} (kind and name optional; a name

@@ -103,3 +103,32 @@ TEST(EnvironmentSpec, WrongShapes) {
 
 }  // namespace
 }  // namespace drover::env
+
+namespace drover::env {
+namespace {
+
+TEST(ProviderPolicy, LocalAndExecRunOnTheHostSoTheyNeedAnAdmin) {
+  EnvironmentSpec local, exec, stat;
+  local.provider = "local";
+  exec.provider = "exec";
+  stat.provider = "static";
+  auto prod = ProviderPolicy::Default(false);
+  EXPECT_EQ(prod.enabled, (std::set<std::string>{"static", "exec"}));
+  EXPECT_EQ(prod.Allow(local, true).code(), Status::Code::kValidation) << "not enabled";
+  EXPECT_EQ(prod.Allow(local, true).errors().at(0).field, "spec.provider");
+  EXPECT_EQ(prod.Allow(exec, false).code(), Status::Code::kPermissionDenied);
+  EXPECT_TRUE(prod.Allow(exec, true).ok());
+  EXPECT_TRUE(prod.Allow(stat, false).ok());
+  auto all = ProviderPolicy::Parse("static,exec,local", false);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->Allow(local, false).code(), Status::Code::kPermissionDenied);
+  EXPECT_TRUE(all->Allow(local, true).ok());
+  auto dev = ProviderPolicy::Default(true);
+  EXPECT_TRUE(dev.Allow(local, false).ok()) << "a --dev server is a laptop";
+  EXPECT_EQ(dev.Allow(exec, false).code(), Status::Code::kPermissionDenied);
+  EXPECT_FALSE(ProviderPolicy::Parse("static,cloud", false).ok());
+  EXPECT_FALSE(ProviderPolicy::Parse("", false).ok());
+}
+
+}  // namespace
+}  // namespace drover::env

@@ -82,6 +82,8 @@ struct Controller::Impl {
     std::optional<std::set<std::string>> ids;  // nullopt: the last call failed
   };
   std::map<std::string, Listed> listed;
+  // Environments whose provider this server does not run, already told so (by resource name).
+  std::set<std::string> disabled_noted;
 
   // An environment this server holds, as last reconciled, and when it needs a look again by the
   // clock alone (a heartbeat deadline, a backoff, the idle timeout). Controller thread only.
@@ -104,6 +106,7 @@ struct Controller::Impl {
   }
 
   Provider* For(const env::Environment& e) {
+    if (!opts.providers.Enabled(e.spec.provider)) return &static_provider;  // see Reconcile
     if (e.spec.provider == "local") return &local;
     if (e.spec.provider == "exec" && e.spec.exec && !e.spec.exec->create.empty()) return &exec;
     return &static_provider;  // static, and exec in group mode: agents join by themselves
@@ -248,6 +251,7 @@ struct Controller::Impl {
       std::erase_if(applied, [&](const auto& kv) { return !tracked.count(kv.first); });
       std::erase_if(backoff, [&](const auto& kv) { return !tracked.count(kv.first); });
       std::erase_if(listed, [&](const auto& kv) { return !tracked.count(kv.first); });
+      std::erase_if(disabled_noted, [&](const auto& name) { return !tracked.count(name); });
       SweepLocal();
     }
     int64_t next_due = kNever;
@@ -312,6 +316,19 @@ struct Controller::Impl {
   // again by the clock alone.
   Status Reconcile(const env::Environment& e, const store::Lease& lease, int64_t now,
                    int64_t* due) {
+    if (!opts.providers.Enabled(e.spec.provider)) {
+      // E.g. a local environment from before --providers, on a server without local: nothing
+      // runs on this host for it; said once per lease.
+      if (disabled_noted.insert(ResourceName(e)).second) {
+        return envs.RecordEvent(
+            e, "provider-disabled",
+            fmt::format("provider {} is not enabled on this server (drover server --providers); "
+                        "nothing is started",
+                        e.spec.provider),
+            &lease);
+      }
+      return Status::Ok();
+    }
     Provider* provider = For(e);
     auto insts = envs.Instances(e.tenant, e.name);
     if (!insts.ok()) return insts.status();

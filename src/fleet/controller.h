@@ -24,6 +24,9 @@ struct ControllerOptions {
   // deadlines wake the controller by themselves).
   std::chrono::milliseconds full_resync{30000};
   LocalOptions local;  // server_url may be set later with SetServerUrl
+  // The providers this server runs: an environment of another provider starts nothing here
+  // (an event says why).
+  env::ProviderPolicy providers;
 };
 
 class Controller {

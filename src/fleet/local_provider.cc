@@ -187,15 +187,18 @@ Result<Started> LocalProvider::Create(const env::Environment& env, const std::st
   if (ec) return Status::Unavailable(fmt::format("cannot create {}: {}", dir, ec.message()));
   int port = FreePort();
   // Everything the child needs is built before fork (the server has many threads).
-  std::vector<std::string> args = {o_.binary,       "agent",        "--server",      o_.server_url,
-                                   "--join-token",  env.join_token, "--environment", env.name,
-                                   "--instance-id", instance_id,    "--work-dir",    dir + "/work"};
+  std::vector<std::string> args = {o_.binary,       "agent",      "--server",      o_.server_url,
+                                   "--environment", env.name,     "--instance-id", instance_id,
+                                   "--work-dir",    dir + "/work"};
   std::vector<std::string> vars;
   for (char** e = environ; e && *e; ++e) {
     std::string_view kv(*e);
     if (!kv.starts_with("PORT=") && !kv.starts_with("DROVER_")) vars.emplace_back(kv);
   }
   vars.push_back("PORT=" + std::to_string(port));
+  // The join token goes in the environment, never on the command line (ps shows that to every
+  // user of the host); the agent removes it from what its runs inherit.
+  vars.push_back("DROVER_JOIN_TOKEN=" + env.join_token);
   std::vector<char*> argv, envp;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

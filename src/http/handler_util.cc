@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <cctype>
 #include <charconv>
 
 #include "common/json.h"
@@ -11,16 +12,36 @@
 
 namespace drover::http {
 
-Result<boost::json::object> ReadJsonBody(const Request& req) {
+namespace {
+
+// The media type of the body, without parameters, lower case.
+std::string MediaType(const Request& req) {
   std::string_view ct = req.Header("Content-Type");
   ct = ct.substr(0, ct.find(';'));
   while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
-  if (!ct.empty() && ct != "application/json" && !ct.ends_with("+json")) {
+  while (!ct.empty() && ct.front() == ' ') ct.remove_prefix(1);
+  std::string out(ct);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+Result<boost::json::object> ReadJsonBody(const Request& req) {
+  std::string ct = MediaType(req);
+  // `curl -d` sends JSON as a form; like Consul and Nomad, take it when it parses as JSON.
+  bool form = ct == "application/x-www-form-urlencoded";
+  if (!ct.empty() && !form && ct != "application/json" && !ct.ends_with("+json")) {
     return Status::UnsupportedMedia(
         fmt::format("Content-Type '{}' is not supported here; send application/json", ct));
   }
   if (req.body.empty()) return Status::InvalidArgument("request body is empty; send a JSON object");
-  return ParseJsonObject(req.body);
+  auto obj = ParseJsonObject(req.body);
+  if (form && !obj.ok() && obj.status().errors().empty()) {
+    return Status::UnsupportedMedia(
+        "the body is a form, not JSON; send a JSON object (Content-Type: application/json)");
+  }
+  return obj;
 }
 
 Result<int> ReadLimit(const Request& req, int def, int max) {
@@ -54,9 +75,7 @@ Result<std::string> RequestTenant(const Request& req) {
 }
 
 Result<boost::json::value> ReadDocument(const Request& req) {
-  std::string_view ct = req.Header("Content-Type");
-  ct = ct.substr(0, ct.find(';'));
-  while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
+  std::string ct = MediaType(req);
   if (ct == "application/yaml" || ct == "application/x-yaml" || ct == "text/yaml") {
     if (req.body.empty()) return Status::InvalidArgument("request body is empty");
     return ParseYaml(req.body);

@@ -179,6 +179,11 @@ Response Response::Problem(const Status& s) {
   std::string_view detail = r.status == 500 ? std::string_view("internal error; see the server log")
                                             : std::string_view(s.message());
   r.body = ProblemBody(r.status, ReasonPhrase(r.status), detail, &s.errors());
+  if (r.status == 500) {
+    r.log_detail = s.detail().empty() ? s.message() : s.message() + ": " + s.detail();
+  } else {
+    r.log_detail = s.detail();
+  }
   if (r.status == 503 || r.status == 429) r.AddHeader("Retry-After", "1");
   return r;
 }

@@ -54,6 +54,9 @@ struct Response {
   // Header lines prepared once and shared by many answers ("Name: value\r\n" each), sent as
   // they are after `headers` (e.g. a cached control-center view's).
   std::shared_ptr<const std::string> extra_headers;
+  // What the server's log gets about a failure and the client never sees (a database's own
+  // error text, a 500's cause): logged with the request id by the pipeline.
+  std::string log_detail;
 
   Response() { headers.reserve(4); }  // X-Request-Id and a few more, without regrowing
   static Response Json(int status, std::string body) {

@@ -43,11 +43,13 @@ void Histogram::Render(std::string& out, const std::string& name, const std::str
 
 Metrics::RouteStats::RouteStats() : latency(kLatencyBounds) {}
 
-Metrics::Metrics(std::vector<std::string> routes)
+Metrics::Metrics(std::vector<std::pair<std::string, std::string>> routes)
     : commit_latency_(kLatencyBounds), commit_batch_(kBatchBounds) {
-  names_.push_back("unmatched");
-  for (auto& r : routes) names_.push_back(std::move(r));
-  for (size_t i = 0; i < names_.size(); ++i) routes_.push_back(std::make_unique<RouteStats>());
+  labels_.push_back("route=\"unmatched\"");
+  for (const auto& [method, pattern] : routes) {
+    labels_.push_back(fmt::format("route=\"{}\",method=\"{}\"", pattern, method));
+  }
+  for (size_t i = 0; i < labels_.size(); ++i) routes_.push_back(std::make_unique<RouteStats>());
 }
 
 void Metrics::ObserveRequest(int route, int status, double seconds) {
@@ -67,23 +69,22 @@ void Metrics::ObserveCommit(double seconds, std::size_t batch) {
 std::string Metrics::Render() const {
   std::string out;
   out.reserve(16384);
-  out += "# HELP drover_http_requests_total HTTP requests by route pattern and status.\n";
+  out += "# HELP drover_http_requests_total HTTP requests by route pattern, method and status.\n";
   out += "# TYPE drover_http_requests_total counter\n";
-  for (size_t i = 0; i < names_.size(); ++i) {
+  for (size_t i = 0; i < labels_.size(); ++i) {
     for (size_t s = 0; s < 600; ++s) {
       uint64_t n = routes_[i]->by_status[s].load(std::memory_order_relaxed);
       if (n) {
-        out += fmt::format("drover_http_requests_total{{route=\"{}\",status=\"{}\"}} {}\n",
-                           names_[i], s, n);
+        out += fmt::format("drover_http_requests_total{{{},status=\"{}\"}} {}\n", labels_[i], s, n);
       }
     }
   }
-  out += "# HELP drover_http_request_duration_seconds Request latency by route pattern.\n";
+  out +=
+      "# HELP drover_http_request_duration_seconds Request latency by route pattern and method.\n";
   out += "# TYPE drover_http_request_duration_seconds histogram\n";
-  for (size_t i = 0; i < names_.size(); ++i) {
+  for (size_t i = 0; i < labels_.size(); ++i) {
     if (routes_[i]->latency.count() == 0) continue;
-    routes_[i]->latency.Render(out, "drover_http_request_duration_seconds",
-                               fmt::format("route=\"{}\"", names_[i]));
+    routes_[i]->latency.Render(out, "drover_http_request_duration_seconds", labels_[i]);
   }
   out += "# HELP drover_http_requests_in_flight Requests being handled now.\n";
   out += "# TYPE drover_http_requests_in_flight gauge\n";

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace drover::http {
@@ -28,8 +29,10 @@ class Histogram {
 
 class Metrics {
  public:
-  // `routes` are the route patterns, in router order; index -1 records unmatched requests.
-  explicit Metrics(std::vector<std::string> routes);
+  // `routes` are the routes' (method, pattern), in router order; index -1 records unmatched
+  // requests. Series are labelled with both: a pattern served for several methods has one
+  // series per method (Prometheus refuses a scrape with the same labels twice).
+  explicit Metrics(std::vector<std::pair<std::string, std::string>> routes);
   void ObserveRequest(int route, int status, double seconds);
   void AddInFlight(int delta) { in_flight_.fetch_add(delta, std::memory_order_relaxed); }
   void ObserveCommit(double seconds, std::size_t batch);
@@ -41,7 +44,7 @@ class Metrics {
     Histogram latency;
     RouteStats();
   };
-  std::vector<std::string> names_;  // index 0 is "unmatched"
+  std::vector<std::string> labels_;  // `route="...",method="..."`; index 0 is unmatched
   std::vector<std::unique_ptr<RouteStats>> routes_;
   std::atomic<int64_t> in_flight_{0};
   Histogram commit_latency_;

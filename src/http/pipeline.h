@@ -30,6 +30,10 @@ class Pipeline {
   // REQUIRES: `req` outlives the response.
   void Dispatch(Request& req, const Responder& responder, int* route);
 
+  // Sets req.request_id: the client's X-Request-Id when it is sane, else a new one. Dispatch
+  // does it; the transport calls it for requests it answers itself (malformed, too large).
+  void AssignRequestId(Request& req);
+
   // Completes a response before it is written: X-Request-Id, metrics, access log.
   void Finish(const Request& req, int route, Response& resp, double seconds);
 

@@ -198,11 +198,13 @@ TEST_P(PipelineTest, MetricsCountRequestsByRouteAndStatus) {
   Call(Method::kGet, "/v1/status", kAdmin);
   Call(Method::kGet, "/v1/status", "");
   std::string out = app_->metrics().Render();
-  EXPECT_NE(out.find("drover_http_requests_total{route=\"/v1/status\",status=\"200\"} 1"),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("drover_http_requests_total{route=\"/v1/status\",method=\"GET\",status=\"200\"} 1"),
+      std::string::npos)
       << out;
-  EXPECT_NE(out.find("drover_http_requests_total{route=\"/v1/status\",status=\"401\"} 1"),
-            std::string::npos);
+  EXPECT_NE(
+      out.find("drover_http_requests_total{route=\"/v1/status\",method=\"GET\",status=\"401\"} 1"),
+      std::string::npos);
 }
 
 TEST_P(PipelineTest, BlockingReadWaitsForAChangeThenAnswersWithTheNewIndex) {

@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
@@ -44,6 +45,50 @@ auto AsyncAwaitReply(const Responder& responder, asio::any_io_executor ex, Token
       token);
 }
 
+// Sets req.target/path/query from a request target. The absolute form
+// (`GET http://host/healthz`, RFC 9112 §3.2.2) is accepted and reduced to its path and query.
+void SplitTarget(std::string_view target, Request& req) {
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.size() >= scheme.size() && beast::iequals(target.substr(0, scheme.size()), scheme)) {
+      auto slash = target.find('/', scheme.size());
+      auto query = target.find('?', scheme.size());
+      auto rest = std::min(slash, query);
+      target = rest == std::string_view::npos ? std::string_view("/") : target.substr(rest);
+      if (target.front() == '?') target = "/";  // "http://host?x": no path (RFC 9112: "/")
+      break;
+    }
+  }
+  req.target = target;
+  auto q = target.find('?');
+  req.path = target.substr(0, q);
+  if (q != std::string_view::npos) req.query = target.substr(q + 1);
+}
+
+// RFC 9112 §6.3: a Transfer-Encoding whose last coding is not chunked leaves the body's length
+// unknown; reading it by Content-Length instead is how requests are smuggled past proxies.
+// "" when the framing is sound, else "400 reason" or "501 reason".
+std::string CheckFraming(const bhttp::request_parser<bhttp::string_body>& parser) {
+  const auto& h = parser.get();
+  auto te = h.find(bhttp::field::transfer_encoding);
+  if (te == h.end()) return "";
+  if (!parser.chunked()) {
+    return "400 Transfer-Encoding must end with chunked (the only coding this server reads)";
+  }
+  if (h.count(bhttp::field::content_length)) {
+    return "400 a request must not have both Transfer-Encoding and Content-Length";
+  }
+  for (const auto& f : h) {
+    if (f.name() != bhttp::field::transfer_encoding) continue;
+    for (auto coding : bhttp::token_list{f.value()}) {
+      if (!beast::iequals(coding, "chunked")) {
+        return fmt::format("501 transfer coding '{}' is not supported; send the body chunked",
+                           std::string_view(coding.data(), coding.size()));
+      }
+    }
+  }
+  return "";
+}
+
 // Per-connection state shared with Stop(), which closes connections that are waiting idle.
 struct Conn {
   beast::tcp_stream* stream = nullptr;
@@ -67,33 +112,69 @@ struct Server::Impl {
   uint64_t next_conn = 0;
   std::unordered_map<uint64_t, std::pair<asio::io_context*, std::shared_ptr<Conn>>> conns;
   bool stopped = false;
+  int max_connections = 0;  // resolved at Start
+  std::atomic<int> open_connections{0};
+  std::atomic<uint64_t> refused_connections{0};
 
   Impl(ServerOptions o, Pipeline& p) : opts(std::move(o)), pipeline(p) {}
 
   asio::awaitable<void> Accept() {
+    auto backoff = std::chrono::milliseconds(10);
+    auto last_warning = std::chrono::steady_clock::time_point{};
+    uint64_t failures = 0;
     for (;;) {
       auto& ctx = *contexts[next_ctx.fetch_add(1) % contexts.size()];
       auto [ec, socket] = co_await acceptor->async_accept(ctx, kTuple);
       if (stopping) co_return;
       if (ec) {
         if (ec == asio::error::operation_aborted) co_return;
-        // E.g. out of file descriptors: back off instead of spinning (and logging) at full speed.
-        LogWarn("accept failed: {}; retrying in 100 ms", ec.message());
-        asio::steady_timer pause(co_await asio::this_coro::executor,
-                                 std::chrono::milliseconds(100));
+        // E.g. out of file descriptors: back off (10 ms doubling to 1 s) instead of spinning,
+        // and warn at most every 10 s with the count.
+        ++failures;
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_warning >= std::chrono::seconds(10)) {
+          LogWarn("accept failed: {} ({} times since the last warning); retrying with backoff",
+                  ec.message(), failures);
+          last_warning = now;
+          failures = 0;
+        }
+        asio::steady_timer pause(co_await asio::this_coro::executor, backoff);
         co_await pause.async_wait(kTuple);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+        continue;
+      }
+      backoff = std::chrono::milliseconds(10);
+      if (open_connections.load() >= max_connections) {
+        asio::co_spawn(ctx, RefuseConnection(std::move(socket)), asio::detached);
         continue;
       }
       asio::co_spawn(ctx, Session(std::move(socket), &ctx), asio::detached);
     }
   }
 
+  // Over --max-connections: a 503 with Retry-After, then close (nothing of the request is read).
+  asio::awaitable<void> RefuseConnection(tcp::socket socket) {
+    ++refused_connections;
+    static const std::string kBusy =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+        "Retry-After: 1\r\nConnection: close\r\nContent-Length: 119\r\n\r\n"
+        "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,"
+        "\"detail\":\"too many open connections; retry later\"}";
+    beast::tcp_stream stream(std::move(socket));
+    stream.expires_after(std::chrono::seconds(2));
+    co_await asio::async_write(stream, asio::buffer(kBusy), kTuple);
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  }
+
   uint64_t Register(asio::io_context* ctx, std::shared_ptr<Conn> c) {
+    ++open_connections;
     std::lock_guard lock(mu);
     conns.emplace(++next_conn, std::make_pair(ctx, std::move(c)));
     return next_conn;
   }
   void Unregister(uint64_t id) {
+    --open_connections;
     std::lock_guard lock(mu);
     conns.erase(id);
     cv.notify_all();
@@ -131,15 +212,25 @@ struct Server::Impl {
     }
   }
 
-  // Answers 413 to a request whose body is over the limit, then closes with a lingering close.
-  asio::awaitable<void> RefuseBody(beast::tcp_stream& stream, std::string& out, unsigned version,
-                                   std::chrono::steady_clock::time_point start) {
-    Request big;
-    big.request_id = "-";
-    auto r = Response::Problem(
-        413, "", fmt::format("request body exceeds the limit of {} bytes", opts.body_limit));
-    co_await Write(stream, out, big, r, version, false, -1, start);
-    co_await LingeringClose(stream);
+  // What the transport knows of a request it answers itself (malformed, too large): method and
+  // path for the access log, and a request id (the client's, when sane).
+  void DescribeRequest(const bhttp::request_parser<bhttp::string_body>& parser, Request& req) {
+    req.Reset();
+    const auto& h = parser.get();
+    req.method = ParseMethod(h.method_string());
+    for (const auto& f : h) req.headers.emplace_back(f.name_string(), f.value());
+    SplitTarget(h.target(), req);
+    pipeline.AssignRequestId(req);
+  }
+
+  // Answers `status` for a request the transport refuses and closes the connection: a body over
+  // the limit (413, then a lingering close) or a malformed request (400).
+  asio::awaitable<void> Refuse(beast::tcp_stream& stream, std::string& out, Request& req,
+                               int status, std::string detail, unsigned version,
+                               std::chrono::steady_clock::time_point start) {
+    auto r = Response::Problem(status, "", detail);
+    co_await Write(stream, out, req, r, version, false, -1, start);
+    if (status == 413) co_await LingeringClose(stream);
   }
 
   asio::awaitable<void> Session(tcp::socket socket, asio::io_context* ctx) {
@@ -157,28 +248,47 @@ struct Server::Impl {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.body_limit(opts.body_limit);
       parser.header_limit(32 * 1024);
-      stream.expires_after(buffer.size() == 0 ? opts.idle_timeout : opts.header_timeout);
-      auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+      if (buffer.size() == 0) {
+        // Waiting for the next request: the idle timeout, until its first byte arrives.
+        stream.expires_after(opts.idle_timeout);
+        auto [ec, n] = co_await stream.async_read_some(buffer.prepare(8192), kTuple);
+        if (ec) break;  // closed, reset, idle too long or stopping: nothing to answer
+        buffer.commit(n);
+      }
       conn->idle = false;
+      // From the first byte, the whole head must arrive within the header timeout
+      // (slow-header clients cannot hold a connection).
       auto start = std::chrono::steady_clock::now();
+      stream.expires_after(opts.header_timeout);
+      auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
       if (ec == bhttp::error::body_limit) {  // Content-Length already over the limit
-        co_await RefuseBody(stream, out, 11, start);
+        DescribeRequest(parser, req);
+        co_await Refuse(stream, out, req, 413, TooLarge(), 11, start);
         break;
       }
       if (ec) {
-        if (ec != bhttp::error::end_of_stream && ec != asio::error::operation_aborted &&
-            ec != beast::error::timeout && ec != asio::error::connection_reset && !stopping) {
-          Request bad;
-          bad.request_id = "-";
-          auto r = Response::Problem(ec == bhttp::error::header_limit ? 431 : 400, "",
-                                     "malformed HTTP request: " + ec.message());
-          co_await Write(stream, out, bad, r, 11, false, -1, start);
+        // A request that is not HTTP gets a 400 (431 for a huge head); a client that closed,
+        // went silent or was cut off by a stop gets nothing.
+        bool malformed =
+            ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
+            ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message;
+        if (malformed && !stopping) {
+          DescribeRequest(parser, req);
+          co_await Refuse(stream, out, req, ec == bhttp::error::header_limit ? 431 : 400,
+                          "malformed HTTP request: " + ec.message(), 11, start);
         }
         break;
       }
       auto& header = parser.get();
+      if (std::string why = CheckFraming(parser); !why.empty()) {
+        DescribeRequest(parser, req);
+        co_await Refuse(stream, out, req, why.starts_with("501") ? 501 : 400, why.substr(4),
+                        header.version(), start);
+        break;
+      }
       if (parser.content_length() && *parser.content_length() > opts.body_limit) {
-        co_await RefuseBody(stream, out, header.version(), start);
+        DescribeRequest(parser, req);
+        co_await Refuse(stream, out, req, 413, TooLarge(), header.version(), start);
         break;
       }
       if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
@@ -192,7 +302,15 @@ struct Server::Impl {
         auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
         if (rec) {
           if (rec == bhttp::error::body_limit) {  // a chunked body grew over the limit
-            co_await RefuseBody(stream, out, header.version(), start);
+            DescribeRequest(parser, req);
+            co_await Refuse(stream, out, req, 413, TooLarge(), header.version(), start);
+          } else if (rec.category() == bhttp::make_error_code(bhttp::error::bad_chunk).category() &&
+                     rec != bhttp::error::partial_message && !stopping) {
+            // A malformed chunk size or trailer: the client gets told, then the connection
+            // closes (where the next request would start is unknown).
+            DescribeRequest(parser, req);
+            co_await Refuse(stream, out, req, 400, "malformed request body: " + rec.message(),
+                            header.version(), start);
           }
           break;
         }
@@ -200,10 +318,7 @@ struct Server::Impl {
       auto& msg = parser.get();
       req.Reset();
       req.method = ParseMethod(msg.method_string());
-      req.target = msg.target();
-      auto q = req.target.find('?');
-      req.path = req.target.substr(0, q);
-      if (q != std::string_view::npos) req.query = req.target.substr(q + 1);
+      SplitTarget(msg.target(), req);
       for (const auto& f : msg) req.headers.emplace_back(f.name_string(), f.value());
       req.body = std::move(msg.body());
       bool keep_alive = msg.keep_alive();
@@ -226,6 +341,10 @@ struct Server::Impl {
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     conn->stream = nullptr;
     Unregister(id);
+  }
+
+  std::string TooLarge() const {
+    return fmt::format("request body exceeds the limit of {} bytes", opts.body_limit);
   }
 };
 
@@ -251,6 +370,12 @@ Status Server::Start() {
   }
   if (port < 0 || port > 65535) {
     return Status::InvalidArgument("--listen has a bad port: '" + o.listen + "'");
+  }
+  impl_->max_connections = o.max_connections;
+  if (impl_->max_connections <= 0) {
+    rlimit rl{};
+    rlim_t files = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    impl_->max_connections = static_cast<int>(std::clamp<rlim_t>(files / 4 * 3, 16, 16384));
   }
   int n = o.threads > 0 ? o.threads
                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -21,6 +21,9 @@ struct ServerOptions {
   std::chrono::seconds read_timeout{30};  // the body
   std::chrono::seconds write_timeout{30};
   std::chrono::seconds drain_timeout{30};  // how long Stop() waits for in-flight requests
+  // Open connections beyond this get 503 and are closed. 0: three quarters of the open-file
+  // limit, at most 16384 (the rest is for the store, agents and logs).
+  int max_connections = 0;
 };
 
 class Server {

@@ -97,6 +97,9 @@ struct StoreOptions {
   std::size_t max_queue = 20000;  // queued writes beyond this are refused with Unavailable
   int readers = 8;                // read connections kept open
   std::function<void(const CommitStats&)> on_commit;  // metrics hook, called on the writer thread
+  // SQLite: syncs the WAL file (default fdatasync); tests inject a failing one. A failed sync
+  // ends the process (exit code 74): docs/architecture.md.
+  std::function<int(int fd)> sqlite_sync;
 };
 
 class Store {

@@ -445,3 +445,33 @@ TEST_P(SharedDatabaseTest, ServersStartingAtOnceMigrateOnce) {
 
 }  // namespace
 }  // namespace drover::store
+
+namespace drover::store {
+namespace {
+
+// A failed fdatasync leaves committed batches of unknown durability: the server stops (exit 74)
+// instead of answering them, and the next start recovers from the WAL (as PostgreSQL panics).
+TEST(SqliteStoreDeathTest, FailedSyncStopsTheProcess) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  testing::TempDir dir;
+  EXPECT_EXIT(
+      {
+        StoreOptions o;
+        o.sqlite_sync = [](int) {
+          errno = EIO;
+          return -1;
+        };
+        auto s = testing::OpenTestStore(dir, "t.db", o);
+        bool answered_ok = false;
+        Status st = WriteSync(*s, [](Tx& tx) {
+          return tx.Exec("INSERT INTO counters (name, value) VALUES ('x', 1)").status();
+        });
+        answered_ok = st.ok();
+        std::fprintf(stderr, "answered %s\n", answered_ok ? "ok" : "error");
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(74), "fdatasync of the SQLite WAL failed");
+}
+
+}  // namespace
+}  // namespace drover::store

@@ -72,7 +72,7 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& url) {
     std::string msg = PQerrorMessage(c);
     PQfinish(c);
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-    return Status::Unavailable("cannot connect to PostgreSQL: " + msg);
+    return Status::Unavailable("cannot connect to PostgreSQL").WithDetail(msg);
   }
   // Server notices ("relation already exists, skipping") are not errors: keep them off stderr.
   PQsetNoticeProcessor(
@@ -83,18 +83,26 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& url) {
 Status Connection::Error(const PGresult* r, std::string_view what) {
   std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(conn_);
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  // PostgreSQL's own text goes to the log only (Status::detail); clients get a generic reason.
   msg = fmt::format("PostgreSQL {}: {}", what, msg);
   const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
   last_sqlstate_ = state ? state : "";
   std::string_view cls = state ? std::string_view(state, 2) : std::string_view();
-  if (broken() || !state) return Status::Unavailable(msg);
-  if (cls == "23") return Status::Conflict(msg);         // integrity constraint violation
-  if (cls == "22") return Status::InvalidArgument(msg);  // data exception (e.g. bad encoding)
+  auto unavailable = [&] {
+    return Status::Unavailable("the database is unavailable").WithDetail(msg);
+  };
+  if (broken() || !state) return unavailable();
+  if (cls == "23") {  // integrity constraint violation
+    return Status::Conflict("the write conflicts with what is stored").WithDetail(msg);
+  }
+  if (cls == "22") {  // data exception: a value the database cannot hold
+    return Status::InvalidArgument("the database refused a value").WithDetail(msg);
+  }
   // connection, serialization/deadlock, resources, operator intervention, system, lock wait
   for (auto c : {"08", "40", "53", "55", "57", "58"}) {
-    if (cls == c) return Status::Unavailable(msg);
+    if (cls == c) return unavailable();
   }
-  return Status::Internal(msg);  // our SQL is wrong: a bug
+  return Status::Internal("database error").WithDetail(msg);  // our SQL is wrong: a bug
 }
 
 Status Connection::ExecSimple(const char* sql) {
@@ -127,7 +135,8 @@ Result<const std::string*> Connection::Prepared(std::string_view sql) {
     if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
       Status s = Error(r.get(), "prepare");
       if (s.code() == Status::Code::kInternal) {
-        return Status::Internal(fmt::format("{} in: {}", s.message(), sql));
+        return Status::Internal("database error")
+            .WithDetail(fmt::format("{} in: {}", s.detail(), sql));
       }
       return s;
     }

@@ -238,11 +238,12 @@ class PostgresStore final : public Store {
       }
       if (!commit.ok()) {
         if (commit.code() != Status::Code::kUnavailable) {
-          LogError("PostgreSQL commit failed: {}", commit.message());
+          LogError("PostgreSQL commit failed: {}", commit.ToString());
         }
         // Not committed, or (connection lost during COMMIT) not known to be: never a 2xx.
         for (auto& r : results) {
-          r = Status::Unavailable("storage unavailable: " + commit.message());
+          r = Status::Unavailable("storage unavailable: " + commit.message())
+                  .WithDetail(commit.detail());
         }
       } else if (max_index > 0) {
         RaiseLastIndex(max_index);

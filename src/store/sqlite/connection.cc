@@ -46,7 +46,7 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);
-    return Status::Unavailable(fmt::format("cannot open SQLite database {}: {}", path, msg));
+    return Status::Unavailable(fmt::format("cannot open SQLite database {}", path)).WithDetail(msg);
   }
   std::unique_ptr<Connection> conn(new Connection(db));
   sqlite3_busy_timeout(db, 5000);
@@ -64,7 +64,7 @@ Status Connection::ExecScript(const char* sql) {
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
-    return Status::Unavailable(fmt::format("SQLite: {}", msg));
+    return Status::Unavailable("storage error").WithDetail(fmt::format("SQLite: {}", msg));
   }
   return Status::Ok();
 }
@@ -79,8 +79,8 @@ Result<sqlite3_stmt*> Connection::Prepare(std::string_view sql) {
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
                          &stmt, nullptr) != SQLITE_OK) {
-    return Status::Internal(
-        fmt::format("SQLite prepare failed: {} in: {}", sqlite3_errmsg(db_), sql));
+    return Status::Internal("database error")
+        .WithDetail(fmt::format("SQLite prepare failed: {} in: {}", sqlite3_errmsg(db_), sql));
   }
   cache_.emplace(std::string(sql), stmt);
   return stmt;
@@ -88,9 +88,12 @@ Result<sqlite3_stmt*> Connection::Prepare(std::string_view sql) {
 
 Status Connection::Error(std::string_view what) const {
   int code = sqlite3_extended_errcode(db_);
+  // SQLite's own text goes to the log only (Status::detail); clients get a generic reason.
   std::string msg = fmt::format("SQLite {}: {}", what, sqlite3_errmsg(db_));
-  if ((code & 0xff) == SQLITE_CONSTRAINT) return Status::Conflict(msg);
-  return Status::Unavailable(msg);
+  if ((code & 0xff) == SQLITE_CONSTRAINT) {
+    return Status::Conflict("the write conflicts with what is stored").WithDetail(msg);
+  }
+  return Status::Unavailable("storage error").WithDetail(msg);
 }
 
 Result<sqlite3_stmt*> SqliteTx::Bind(std::string_view sql, std::initializer_list<Param> params) {

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -219,8 +220,10 @@ class SqliteStore final : public Store {
       Status commit =
           RunBatch(tx, batch, results, {begin, reset, commit_batch, rollback, on_write, flush});
       if (!commit.ok()) {
-        LogError("SQLite commit failed: {}", commit.message());
-        for (auto& r : results) r = Status::Unavailable("storage error: " + commit.message());
+        LogError("SQLite commit failed: {}", commit.ToString());
+        for (auto& r : results) {
+          r = Status::Unavailable("storage error: " + commit.message()).WithDetail(commit.detail());
+        }
       } else {
         committed_index_ = next_index_;
         MaybeFinishCheckpoint();
@@ -273,26 +276,34 @@ class SqliteStore final : public Store {
       SetSyncing(true);
       work.swap(sync_queue_);
       lock.unlock();
-      Status synced;
       if (wal_fd_ >= 0 &&
           std::any_of(work.begin(), work.end(), [](auto& w) { return w.committed; })) {
-        if (::fdatasync(wal_fd_) != 0) {
-          LogError("fdatasync of the SQLite WAL failed: {}", std::strerror(errno));
-          synced = Status::Unavailable("storage error: the disk did not confirm the write");
+        int rc = options_.sqlite_sync ? options_.sqlite_sync(wal_fd_) : ::fdatasync(wal_fd_);
+        if (rc != 0) {
+          // The batches are committed (readers may have seen them) but not known to be on disk,
+          // and after a failed fsync the kernel may have dropped the dirty pages: answering
+          // "not stored" would be a lie either way. Stop, as PostgreSQL does, and let the next
+          // start recover from what the WAL holds. Nobody was told the write was durable.
+          LogError(
+              "fdatasync of the SQLite WAL failed: {}; stopping the server (exit 74) so that "
+              "recovery replays the WAL",
+              std::strerror(errno));
+          FlushLogs();
+          std::_Exit(kExitSyncFailed);
         }
       }
       // The disk is done: let the writer commit the next batch while this one is answered.
       SetSyncing(false);
       for (auto& item : work) {
-        if (synced.ok() && item.max_index > 0) {
+        if (item.max_index > 0) {
           last_index_.store(std::max(last_index_.load(), item.max_index),
                             std::memory_order_release);
         }
         for (auto& [done, status] : item.answers) {
           if (!done) continue;
-          done(item.committed && !synced.ok() ? synced : std::move(status));
+          done(std::move(status));
         }
-        if (synced.ok() && item.committed && (item.max_index > 0 || !item.topics.empty())) {
+        if (item.committed && (item.max_index > 0 || !item.topics.empty())) {
           changes_.Publish({LastIndex(), std::move(item.topics), false});
         }
       }
@@ -362,7 +373,8 @@ class SqliteStore final : public Store {
     std::vector<std::pair<DoneFn, Status>> answers;
   };
   static constexpr size_t kGatherWhileSyncing = 32;
-  std::atomic<bool> syncing_{false};  // the syncer is syncing or answering
+  static constexpr int kExitSyncFailed = 74;  // EX_IOERR
+  std::atomic<bool> syncing_{false};          // the syncer is syncing or answering
   std::thread syncer_;
   int wal_fd_ = -1;  // our own descriptor of the WAL file, for fdatasync (-1: synchronous=NORMAL)
   std::mutex sync_mu_;
