@@ -16,6 +16,7 @@
 #include <iostream>
 #include <vector>
 
+#include "common/files.h"
 #include "common/random.h"
 
 namespace drover::testing {
@@ -121,14 +122,17 @@ Status PgCluster::Restart() {
                dir_ + "/pg_ctl.log");
 }
 
-Status PgCluster::Stop() {
-  return RunPg({PgBin() + "/pg_ctl", "-D", dir_ + "/data", "-m", "fast", "-w", "-t", "60", "stop"},
+Status PgCluster::Stop(bool keep_data) {
+  // A shutdown checkpoint of a cluster that hundreds of tests wrote to can take a minute on a
+  // busy disk; a cluster being thrown away needs none.
+  return RunPg({PgBin() + "/pg_ctl", "-D", dir_ + "/data", "-m", keep_data ? "fast" : "immediate",
+                "-w", "-t", "60", "stop"},
                dir_ + "/pg_ctl.log");
 }
 
 PgCluster::~PgCluster() {
   if (owned_) {
-    (void)Stop();
+    (void)Stop(/*keep_data=*/false);
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
@@ -202,7 +206,11 @@ int PgClusterToolMain(int argc, char** argv) {
   if (cmd == "stop") {
     PgCluster c;
     c.dir_ = dir;
-    Status s = c.Stop();
+    Status s = c.Stop(/*keep_data=*/false);
+    if (!s.ok()) {
+      std::cerr << "stopping the test cluster: " << s.ToString() << "\n"
+                << ReadFile(dir + "/pg_ctl.log").value_or("") << "\n";
+    }
     std::error_code ec;
     fs::remove_all(dir, ec);
     return s.ok() ? 0 : 1;

@@ -24,7 +24,9 @@ class PgCluster {
   // A new empty database with a unique name; returns its URL.
   std::string NewDatabase();
   // Stops (fast: connections are cut) and starts the cluster again on the same port.
-  Status Stop();
+  // Stops the server: a fast shutdown (checkpoint, data kept for a restart), or an immediate
+  // one for a cluster whose data is about to be deleted (no checkpoint to wait for).
+  Status Stop(bool keep_data = true);
   Status Restart();
   int port() const { return port_; }
 

@@ -7,8 +7,10 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "common/clock.h"
+#include "common/files.h"
 #include "testing/fixed_http.h"
 #include "testing/git_repo.h"
 #include "testing/test_server.h"
@@ -82,9 +84,10 @@ class AgentTest : public ::testing::Test {
   // A HOME of its own, so ansible's temp and cache dirs stay inside the test's temp dir.
   std::vector<std::string> AgentEnv() { return {"HOME=" + dir_.path(), "ANSIBLE_NOCOLOR=1"}; }
 
-  boost::json::array Instances(const std::string& env) {
+  // Instances of `env`; terminated ones (agents that left) too with `all`.
+  boost::json::array Instances(const std::string& env, bool all = false) {
     auto c = Admin();
-    auto r = c.Do("GET", "/v1/environments/" + env + "/instances");
+    auto r = c.Do("GET", "/v1/environments/" + env + "/instances" + (all ? "?all=true" : ""));
     if (!r.ok() || r->status != 200) return {};
     return Json(r->body).at("items").as_array();
   }
@@ -103,12 +106,12 @@ class AgentTest : public ::testing::Test {
     return out;
   }
 
-  // The only instance of `env` (waits for the join).
+  // The only instance of `env`, whatever its state (waits for the join).
   std::string OnlyInstance(const std::string& env) {
     std::string id;
     WaitFor(
         [&] {
-          auto all = Instances(env);
+          auto all = Instances(env, true);
           if (all.size() == 1) id = Str(all[0], "id");
           return !id.empty();
         },
@@ -707,6 +710,92 @@ TEST_F(SignedAgentTest, AnExpiredSignedSetIsRefused) {
       work + ".log", AgentEnv());
   EXPECT_EQ(p.Wait(120000), 1) << p.Log();
   EXPECT_NE(p.Log().find("expired"), std::string::npos) << p.Log();
+}
+
+}  // namespace
+}  // namespace drover
+
+namespace drover {
+namespace {
+
+// An agent stopped with SIGTERM leaves: its instance is terminated (not unhealthy), its agent key
+// no longer works, default listings leave it out (?all=true shows it), and a static environment
+// whose agents left cleanly is not degraded. A stopped instance can then be forgotten.
+TEST_F(AgentTest, AnAgentStoppedWithSigtermLeavesAndIsForgotten) {
+  repo_.Commit({{"run.sh", "#!/bin/sh\necho hi\n"}}, "v1");
+  std::string token = CreateEnv("leave", {{"repository", repo_.url()}, {"main_run", "./run.sh"}});
+  std::string work = dir_.File("leaver");
+  auto agent = StartAgent("leave", token, work);
+  std::string id = OnlyInstance("leave");
+  ASSERT_FALSE(id.empty()) << agent->Log();
+  ASSERT_FALSE(WaitForRuns(id, 1).is_null()) << agent->Log();
+  auto state = Json(ReadFile(work + "/state.json").value_or("{}"));
+  std::string key = Str(state, "agent_key");
+  ASSERT_FALSE(key.empty());
+  auto as_agent = server_.NewClient(key);
+  EXPECT_EQ(as_agent.Do("GET", "/v1/cc/agent")->status, 200);
+
+  EXPECT_EQ(agent->Stop(SIGTERM), 0) << agent->Log();
+  auto c = Admin();
+  auto all = Json(c.Do("GET", "/v1/environments/leave/instances?all=true")->body).at("items");
+  ASSERT_EQ(all.as_array().size(), 1u);
+  EXPECT_EQ(Str(all.at(0), "state"), "terminated");
+  EXPECT_NE(Str(all.at(0), "state_reason").find("left"), std::string::npos) << all;
+  EXPECT_TRUE(Instances("leave").empty()) << "terminated instances leave the default listing";
+  EXPECT_EQ(as_agent.Do("GET", "/v1/cc/agent")->status, 401) << "its key is revoked";
+  auto env = Json(c.Do("GET", "/v1/environments/leave")->body);
+  EXPECT_NE(Str(env.at("status"), "phase"), "degraded") << env;
+  EXPECT_NE(c.Do("GET", "/v1/environments/leave/events")->body.find("\"left\""), std::string::npos);
+
+  // Forgotten: gone from every listing, runs and all.
+  EXPECT_EQ(c.Do("DELETE", "/v1/instances/" + id)->status, 204);
+  EXPECT_TRUE(Json(c.Do("GET", "/v1/environments/leave/instances?all=true")->body)
+                  .at("items")
+                  .as_array()
+                  .empty());
+  EXPECT_EQ(c.Do("GET", "/v1/instances/" + id)->status, 404);
+  EXPECT_EQ(c.Do("DELETE", "/v1/instances/" + id)->status, 404);
+}
+
+// Agents run by cron (--once) are judged by the age of their last run against their interval,
+// not by heartbeats: silent between runs is healthy; runs that stop coming is not.
+TEST_F(AgentTest, CronAgentsAreJudgedByTheirRunsNotHeartbeats) {
+  repo_.Commit({{"run.sh", "#!/bin/sh\necho tick\n"}}, "v1");
+  boost::json::object doc{{"provider", "static"},
+                          {"capacity", 1},
+                          {"agent",
+                           {{"repository", repo_.url()},
+                            {"main_run", "./run.sh"},
+                            {"interval", 3},
+                            {"force_run", true}}},
+                          {"health", {{"heartbeat_interval", "1s"}, {"unhealthy_after", 2}}}};
+  auto c = Admin();
+  auto put = c.Do("PUT", "/v1/environments/cron", boost::json::serialize(doc));
+  ASSERT_EQ(put->status, 201) << put->body;
+  std::string token = Str(Json(put->body), "join_token");
+  std::string work = dir_.File("cron");
+  auto run_once = [&] {
+    TestProcess p(AgentArgs("cron", token, work, true), work + ".log", AgentEnv());
+    return p.Wait(120000);
+  };
+  ASSERT_EQ(run_once(), 0);
+  std::string id = OnlyInstance("cron");
+  auto inst = Json(c.Do("GET", "/v1/instances/" + id)->body);
+  EXPECT_EQ(Str(inst, "mode"), "once");
+  EXPECT_EQ(Str(inst, "interval"), "3s");
+  // Heartbeats stopped with the process: by heartbeats it would be unhealthy after ~3 s. Runs
+  // every 3 s keep it running.
+  for (int i = 0; i < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    ASSERT_EQ(run_once(), 0);
+    EXPECT_EQ(Str(Json(c.Do("GET", "/v1/instances/" + id)->body), "state"), "running");
+  }
+  // Cron stops running it: after two missed runs (and one interval of slack) it is unhealthy.
+  EXPECT_TRUE(WaitFor(
+      [&] { return Str(Json(c.Do("GET", "/v1/instances/" + id)->body), "state") == "unhealthy"; },
+      60000));
+  EXPECT_NE(c.Do("GET", "/v1/environments/cron/events")->body.find("no run for"),
+            std::string::npos);
 }
 
 }  // namespace

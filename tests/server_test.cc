@@ -291,6 +291,50 @@ TEST_P(Server, ProvidersThatRunOnTheHostNeedAnAdminAndMustBeEnabled) {
   EXPECT_EQ(Json(*r).at("errors").at(0).at("field").as_string(), "spec.provider");
 }
 
+// A stored spec that no longer parses (damaged, or written under older rules) is shown as a
+// condition and acted on by nothing; it is never silently read as the defaults (capacity 0).
+TEST_P(Server, AStoredSpecThatNoLongerParsesIsReportedNotActedOn) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  ASSERT_EQ(s.NewClient()
+                .Do("PUT", "/v1/environments/web", R"({"provider":"static","capacity":2})")
+                ->status,
+            201);
+  ASSERT_EQ(s.Stop(), 0);
+  auto args = DbArgs();
+  std::string url = args.size() > 1 ? args[1] : "sqlite://" + s.data_dir() + "/drover.db";
+  {
+    auto store = testing::OpenStoreAt(url);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store::WriteSync(*store, [](store::Tx& tx) {
+                  return tx
+                      .Exec("UPDATE environments SET spec = ? WHERE name = 'web'",
+                            {std::string_view(R"({"provider":"cloud","capacity":2})")})
+                      .status();
+                }).ok());
+    store->Close();
+  }
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  auto env = Json(*c.Do("GET", "/v1/environments/web"));
+  const auto& st = env.at("status");
+  EXPECT_EQ(st.at("phase").as_string(), "degraded");
+  const auto& cond = st.at("conditions").at(0);
+  EXPECT_EQ(cond.at("type").as_string(), "SpecValid");
+  EXPECT_EQ(cond.at("status").as_bool(), false);
+  EXPECT_NE(std::string(cond.at("reason").as_string()).find("spec.provider"), std::string::npos)
+      << cond;
+  EXPECT_TRUE(testing::WaitFor([&] {
+    return c.Do("GET", "/v1/environments/web/events")->body.find("spec-invalid") !=
+           std::string::npos;
+  })) << "the controller says why it does nothing";
+  // Writing the spec again fixes it.
+  ASSERT_EQ(c.Do("PUT", "/v1/environments/web", R"({"provider":"static","capacity":2})")->status,
+            200);
+  auto fixed = Json(*c.Do("GET", "/v1/environments/web"));
+  EXPECT_EQ(fixed.at("status").at("conditions").at(0).at("type").as_string(), "Ready");
+}
+
 TEST_P(Server, GracefulShutdownFinishesAndExitsZero) {
   TestServer s(DbArgs());
   ASSERT_TRUE(s.Start());

@@ -150,6 +150,10 @@ class Agent {
   }
   void HeartbeatLoop();
   Status SendHeartbeat();
+  // The agent stops for good: its instance is terminated (not left to turn unhealthy).
+  void Leave();
+  // The effective cc-a-interval of the last set read (default 600 s).
+  std::chrono::milliseconds Interval();
   void DeliverReports();
   void QueueReport(const boost::json::object& report);
   int64_t SkippedRuns() const {
@@ -243,7 +247,10 @@ Status Agent::SendHeartbeat() {
   boost::json::object body{{"agent_version", DROVER_VERSION},
                            {"hostname", HostName()},
                            {"facts", Facts()},
-                           {"skipped_runs", SkippedRuns()}};
+                           {"skipped_runs", SkippedRuns()},
+                           {"mode", o_.once ? "once" : "daemon"}};
+  // Run by cron, the agent is silent between runs: the server judges it by its interval.
+  if (o_.once) body["interval"] = FormatDuration(Interval());
   {
     std::lock_guard lock(mu_);
     if (current_) {
@@ -279,6 +286,43 @@ Status Agent::SendHeartbeat() {
     }
   }
   return Status::Ok();
+}
+
+std::chrono::milliseconds Agent::Interval() {
+  Vars vars;
+  {
+    std::lock_guard lock(state_mu_);
+    vars = Effective(state_.last_set);
+  }
+  if (auto it = vars.find("cc-a-interval"); it != vars.end()) {
+    if (auto ms = control::ParseSeconds(it->second); ms && ms->count() >= 1000) return *ms;
+  }
+  return std::chrono::milliseconds(600000);
+}
+
+void Agent::Leave() {
+  std::string id;
+  {
+    std::lock_guard lock(state_mu_);
+    id = state_.instance_id;
+  }
+  if (id.empty() || o_.server.empty()) return;
+  client::Client authed({o_.server, AgentKey(), std::chrono::seconds(5)});
+  auto r = authed.Do("POST", "/v1/instances/" + id + "/leave",
+                     R"j({"reason":"its agent stopped (SIGTERM)"})j");
+  if (!r.ok() || !r->ok()) {
+    LogWarn("could not deregister instance {}: {} (it turns unhealthy instead)", id,
+            r.ok() ? client::Client::ToStatus(*r).message() : r.status().message());
+    return;
+  }
+  {
+    // The key is revoked: a later start joins afresh instead of failing a heartbeat first.
+    std::lock_guard lock(state_mu_);
+    state_.instance_id.clear();
+    state_.agent_key.clear();
+  }
+  Save();
+  LogInfo("deregistered: instance {} is terminated", id);
 }
 
 void Agent::QueueReport(const boost::json::object& report) {
@@ -737,6 +781,22 @@ int Agent::Main() {
   source_ = std::make_unique<CcSource>(urls, o_.environment, verify_);
   source_->SetToken(AgentKey());
 
+  if (!o_.server.empty() && state_.instance_id.empty() && !o_.join_token.empty()) {
+    if (Status s = Join(); !s.ok()) {
+      // A server that answers "no" (wrong environment, wrong token) will not say yes later:
+      // one clear error. One that does not answer yet is retried.
+      if (s.code() != Status::Code::kUnavailable) {
+        std::fprintf(stderr,
+                     "error: cannot join environment '%s' at %s: %s (check --environment and the "
+                     "join token)\n",
+                     o_.environment.c_str(), o_.server.c_str(), s.message().c_str());
+        return 2;
+      }
+      LogWarn("cannot join {} yet: {} (running with what is known; retrying)", o_.server,
+              s.message());
+    }
+  }
+
   // Signals go to the signal thread only; children get a clean mask (process.cc).
   sigset_t block;
   sigemptyset(&block);
@@ -746,12 +806,6 @@ int Agent::Main() {
   pthread_sigmask(SIG_BLOCK, &block, nullptr);
   std::thread signals([this] { SignalLoop(); });
 
-  if (!o_.server.empty() && state_.instance_id.empty() && !o_.join_token.empty()) {
-    if (Status s = Join(); !s.ok()) {
-      LogWarn("cannot join {} yet: {} (running with what is known; retrying)", o_.server,
-              s.message());
-    }
-  }
   std::thread heartbeats;
   // Heartbeats from their own thread, also during a long run (and for --once: a cron run shows as
   // the instance's current run too).
@@ -760,7 +814,12 @@ int Agent::Main() {
   int rc = 0;
   if (o_.once) {
     std::string status = RunOnce();
-    if (!o_.server.empty()) DeliverReports();
+    if (!o_.server.empty()) {
+      DeliverReports();
+      // The last word of a cron run: idle now, and the interval of the set just read (the
+      // server judges this instance by it until the next run).
+      if (Status s = SendHeartbeat(); !s.ok()) LogWarn("heartbeat failed: {}", s.message());
+    }
     rc = status == "failed" ? 1 : 0;
   } else {
     for (;;) {
@@ -799,7 +858,11 @@ int Agent::Main() {
   }
   cv_.notify_all();
   if (heartbeats.joinable()) heartbeats.join();
-  if (!o_.server.empty() && !o_.once) DeliverReports();
+  if (!o_.server.empty() && !o_.once) {
+    DeliverReports();
+    // A daemon only gets here on SIGTERM/SIGINT: it leaves. A cron run (--once) comes back.
+    Leave();
+  }
   ::kill(::getpid(), SIGUSR1);
   signals.join();
   LogInfo("agent stopped");

@@ -27,7 +27,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       started_at_(FormatRfc3339(clock.Now())),
       keys_(store, clock),
       variables_(store, clock),
-      environments_(store, clock),
+      environments_(store, clock, keys_),
       coordinator_(store, WithControllerPokes(coord)),
       schedules_(store, clock),
       waiters_(store) {

@@ -188,7 +188,10 @@ void KeyService::Delete(const Principal& caller, std::string id, std::function<v
         if (*n == 0) return Status::NotFound("no key with id '" + id + "'");
         return tx.Notify(kTopic);
       },
-      std::move(done));
+      [this, done = std::move(done)](Status s) {
+        if (s.ok()) Revoked();
+        done(std::move(s));
+      });
 }
 
 Status KeyService::Insert(store::Tx& tx, const KeyRecord& record, std::string_view secret) {

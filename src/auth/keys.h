@@ -94,6 +94,10 @@ class KeyService {
   // left or was terminated) and notifies kTopic when there were any.
   static Status RevokeInstance(store::Tx& tx, const std::string& id);
 
+  // Empties the cache: keys were deleted. Writes that delete keys call it once committed, so
+  // this server refuses them before the answer goes out (other servers: on kTopic).
+  void Revoked();
+
  private:
   struct CacheEntry {
     Sha256Digest hash;
@@ -107,9 +111,6 @@ class KeyService {
       return h;
     }
   };
-  // Empties the cache: keys were deleted somewhere.
-  void Revoked();
-
   store::Store& store_;
   const Clock& clock_;
   const std::chrono::seconds ttl_;

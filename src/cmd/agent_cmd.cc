@@ -18,8 +18,8 @@ void AddAgentCommand(CLI::App& app, Run& run) {
   auto* a = app.add_subcommand(
       "agent",
       "Run the agent: read the cc-a-* set, fetch the Git repository, run pre/main/post, report.");
-  a->add_option("--server", o.server, "drover server URL, http://host:port")
-      ->envname("DROVER_SERVER");
+  a->add_option("--addr,--server", o.server,
+                "drover server URL, http://host:port (also DROVER_ADDR or DROVER_SERVER)");
   static std::string join_token_file;
   a->add_option("--join-token", o.join_token,
                 "the environment's join token (better: DROVER_JOIN_TOKEN or --join-token-file, "
@@ -83,6 +83,15 @@ void AddAgentCommand(CLI::App& app, Run& run) {
           !dur("--heartbeat-interval", heartbeat, &o.heartbeat_interval) ||
           !dur("--watcher-timeout", watcher_timeout, &o.watcher_timeout)) {
         return 2;
+      }
+      // Like every other subcommand: the server from DROVER_ADDR (DROVER_SERVER too).
+      if (o.server.empty()) {
+        for (const char* name : {"DROVER_ADDR", "DROVER_SERVER"}) {
+          if (const char* v = std::getenv(name); v && *v) {
+            o.server = v;
+            break;
+          }
+        }
       }
       if (!join_token_file.empty()) {
         if (!o.join_token.empty()) {

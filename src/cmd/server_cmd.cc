@@ -58,6 +58,7 @@ struct ServerFlags {
   int64_t keep_firings = 1000;
   int max_connections = 0;
   std::string providers;  // "" = static,exec (and local with --dev)
+  std::string instance_retention = "24h";
 };
 
 ServerFlags g_flags;
@@ -164,6 +165,13 @@ int RunServer() {
     return 2;
   }
   cc_opts.signature_ttl = std::chrono::duration_cast<std::chrono::seconds>(*signature_ttl);
+  auto instance_retention = ParseDuration(f.instance_retention);
+  if (!instance_retention) {
+    std::fprintf(stderr,
+                 "error: --instance-retention must be a duration like 24h or 7d; got '%s'\n",
+                 f.instance_retention.c_str());
+    return 2;
+  }
   auto providers = f.providers.empty() ? env::ProviderPolicy::Default(f.dev)
                                        : env::ProviderPolicy::Parse(f.providers, f.dev);
   if (!providers.ok()) {
@@ -205,6 +213,7 @@ int RunServer() {
   fleet_opts.providers = std::move(*providers);
   schedule::SchedulerOptions sched_opts;
   sched_opts.keep_firings = f.keep_firings;
+  sched_opts.instance_retention = *instance_retention;
   api::App app(*store, SystemClock::Get(), pipe_opts, coord_opts, std::move(cc_opts),
                std::move(fleet_opts), std::move(sched_opts));
   __atomic_store_n(&metrics, &app.metrics(), __ATOMIC_RELEASE);
@@ -365,6 +374,9 @@ void AddServerCommand(CLI::App& app, Run& run) {
                 "run on and a restarted server adopts them) or stop (they stop with it, also when "
                 "it dies)")
       ->check(CLI::IsMember({"keep", "stop"}))
+      ->capture_default_str();
+  s->add_option("--instance-retention", f.instance_retention,
+                "terminated instances (and their runs) are removed by the cleanup after this long")
       ->capture_default_str();
   s->add_option("--keep-firings", f.keep_firings,
                 "firings kept per schedule by the built-in cleanup (every minute)")

@@ -3,6 +3,7 @@
 // JSON and YAML strings and keys, path and query parameters — is checked once, at the edge
 // (http/handler_util.h, http/pipeline.cc), so nothing behind it ever sees other bytes.
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -29,5 +30,9 @@ std::string LineColumn(std::string_view s, std::size_t offset);
 
 // The offset of the first byte that is not UTF-8 text (invalid UTF-8 or NUL), or npos.
 std::size_t FirstBadTextByte(std::string_view s);
+
+// A boolean as drover reads one everywhere (variables, query parameters): true/false, yes/no,
+// 1/0 in any case; nullopt for anything else.
+std::optional<bool> ParseBool(std::string_view v);
 
 }  // namespace drover

@@ -12,10 +12,6 @@
 namespace drover::control {
 namespace {
 
-bool EqualsNoCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
 std::optional<int64_t> WholeNumber(std::string_view v) {
   if (v.empty() || v.size() > 12) return std::nullopt;
   int64_t n = 0;
@@ -44,16 +40,6 @@ Result<CapacityLevel> Level(const boost::json::value& v, const std::string& wher
 }
 
 }  // namespace
-
-std::optional<bool> ParseBool(std::string_view v) {
-  for (auto t : {"true", "yes", "1"}) {
-    if (EqualsNoCase(v, t)) return true;
-  }
-  for (auto f : {"false", "no", "0"}) {
-    if (EqualsNoCase(v, f)) return false;
-  }
-  return std::nullopt;
-}
 
 std::optional<std::chrono::milliseconds> ParseSeconds(std::string_view v) {
   if (auto n = WholeNumber(v)) return std::chrono::seconds(*n);

@@ -16,13 +16,14 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "common/text.h"
 
 namespace drover::control {
 
 // SPEC §4: an empty value or "-" means "not set, use the default", for every cc-* variable.
 inline bool IsUnsetValue(std::string_view v) { return v.empty() || v == "-"; }
 
-std::optional<bool> ParseBool(std::string_view v);
+using drover::ParseBool;  // common/text.h: the one boolean form, everywhere
 
 // cc-a-delay / cc-a-interval / cc-a-timeout: "30" (seconds) or a duration ("30s", "2 minutes").
 std::optional<std::chrono::milliseconds> ParseSeconds(std::string_view v);

@@ -32,11 +32,16 @@ Environment ReadEnvironment(const store::Row& r) {
   e.created_at_ms = r.Int(6);
   e.updated_at_ms = r.Int(7);
   if (!r.IsNull(8)) e.scale_capacity = r.String(8);
-  // Stored specs were validated when written; parsing them again cannot fail.
+  // Stored specs were validated when written, but the rules may have changed since (or the row
+  // been damaged): such a spec is reported, never silently replaced by defaults.
   boost::system::error_code ec;
   auto doc = boost::json::parse(e.spec_json, ec);
-  if (!ec) {
-    if (auto spec = ParseEnvironmentDocument(doc, e.name); spec.ok()) e.spec = std::move(*spec);
+  if (ec) {
+    e.spec_error = "the stored spec is not JSON: " + ec.message();
+  } else if (auto spec = ParseEnvironmentDocument(doc, e.name); spec.ok()) {
+    e.spec = std::move(*spec);
+  } else {
+    e.spec_error = "the stored spec is no longer valid: " + spec.status().ToString();
   }
   return e;
 }
@@ -45,7 +50,7 @@ constexpr std::string_view kInstanceColumns =
     "SELECT i.id, i.tenant, i.environment, i.state, i.hostname, i.address, i.provider_id,"
     " i.facts, i.agent_version, i.current_run, i.skipped_runs, i.last_heartbeat, i.restarts,"
     " i.created_at, r.seq, r.commit_sha, r.status, r.main_exit, r.started_at, r.finished_at,"
-    " i.provider_data, i.state_reason"
+    " i.provider_data, i.state_reason, i.updated_at, i.run_mode, i.run_interval_ms"
     " FROM instances i LEFT JOIN runs r ON r.instance = i.id AND r.seq = i.last_run_seq";
 
 Instance ReadInstance(const store::Row& r) {
@@ -76,6 +81,9 @@ Instance ReadInstance(const store::Row& r) {
   }
   if (!r.IsNull(20)) i.provider_data = r.String(20);
   if (!r.IsNull(21)) i.state_reason = r.String(21);
+  i.updated_at_ms = r.IsNull(22) ? i.created_at_ms : r.Int(22);
+  if (!r.IsNull(23)) i.run_mode = r.String(23);
+  if (!r.IsNull(24)) i.run_interval_ms = r.Int(24);
   return i;
 }
 
@@ -265,7 +273,10 @@ void EnvironmentService::Delete(std::string tenant, std::string name,
         DROVER_RETURN_IF_ERROR(tx.Notify("variables"));
         return tx.NextIndex().status();
       },
-      std::move(done));
+      [this, done = std::move(done)](Status s) {
+        if (s.ok()) keys_.Revoked();
+        done(std::move(s));
+      });
 }
 
 Result<std::map<std::string, std::string>> EnvironmentService::AgentVars(const std::string& tenant,
@@ -389,12 +400,15 @@ Result<std::optional<std::string>> EnvironmentService::InstanceState(const std::
 }
 
 Result<std::vector<Instance>> EnvironmentService::Instances(const std::string& tenant,
-                                                            const std::string& env) {
+                                                            const std::string& env,
+                                                            bool terminated) {
   std::vector<Instance> out;
   Status s = store_.Read([&](store::Tx& tx) {
     return tx.Query(std::string(kInstanceColumns) +
-                        " WHERE i.tenant = ? AND i.environment = ? ORDER BY i.created_at, i.id",
-                    {tenant, env}, [&](const store::Row& r) { out.push_back(ReadInstance(r)); });
+                        " WHERE i.tenant = ? AND i.environment = ? AND (? = 1 OR i.state <>"
+                        " 'terminated') ORDER BY i.created_at, i.id",
+                    {tenant, env, int64_t{terminated}},
+                    [&](const store::Row& r) { out.push_back(ReadInstance(r)); });
   });
   for (auto& i : out) i.last_heartbeat_ms = beats_.Overlay(i.id, i.last_heartbeat_ms);
   if (!s.ok()) return s;
@@ -410,11 +424,14 @@ bool EnvironmentService::QuietHeartbeat(const auth::Principal& caller, const std
 void EnvironmentService::RecordHeartbeat(Instance inst, Heartbeat hb,
                                          std::function<void(Status)> done) {
   // No news (running, and everything as reported before): only the time moves, buffered.
-  bool same = inst.state == "running" &&
-              (hb.agent_version.empty() || hb.agent_version == inst.agent_version) &&
-              (hb.hostname.empty() || hb.hostname == inst.hostname) &&
-              (hb.facts_json.empty() || hb.facts_json == inst.facts_json) &&
-              hb.current_run_json == inst.current_run_json && hb.skipped_runs == inst.skipped_runs;
+  bool same =
+      inst.state == "running" &&
+      (hb.agent_version.empty() || hb.agent_version == inst.agent_version) &&
+      (hb.hostname.empty() || hb.hostname == inst.hostname) &&
+      (hb.facts_json.empty() || hb.facts_json == inst.facts_json) &&
+      hb.current_run_json == inst.current_run_json && hb.skipped_runs == inst.skipped_runs &&
+      (hb.run_mode.empty() || (hb.run_mode == (inst.run_mode.empty() ? "daemon" : inst.run_mode) &&
+                               hb.run_interval_ms == inst.run_interval_ms));
   if (same) {
     beats_.Record(inst.id, Fingerprint(hb));
     return done(Status::Ok());
@@ -443,6 +460,14 @@ void EnvironmentService::RecordHeartbeat(Instance inst, Heartbeat hb,
                     {*now, hb.agent_version, hb.agent_version, hb.hostname, hb.hostname,
                      hb.facts_json, hb.facts_json, current_param, hb.skipped_runs, *now, inst.id})
                 .status());
+        if (!hb.run_mode.empty()) {
+          std::string_view mode = hb.run_mode == "once" ? "once" : "";
+          DROVER_RETURN_IF_ERROR(
+              tx.Exec("UPDATE instances SET run_mode = ?, run_interval_ms = ? WHERE id = ?",
+                      {mode.empty() ? store::Param(nullptr) : store::Param(mode),
+                       hb.run_interval_ms, inst.id})
+                  .status());
+        }
         if (!up) return Status::Ok();
         // A state change is news: it takes an index, an event and a notification.
         auto idx = tx.NextIndex();
@@ -507,6 +532,106 @@ void EnvironmentService::RecordRun(Instance inst, RunReport report,
         if (!s.ok()) return op->done(s);
         op->done(std::make_pair(std::move(op->run), op->created));
       });
+}
+
+void EnvironmentService::Leave(Instance inst, std::string reason,
+                               std::function<void(Status)> done) {
+  std::string id = inst.id;
+  store_.Write(
+      [inst = std::move(inst), reason = std::move(reason)](store::Tx& tx) -> Status {
+        auto now = tx.NowMillis();
+        if (!now.ok()) return now.status();
+        auto n = tx.Exec(
+            "UPDATE instances SET state = 'terminated', state_reason = ?, current_run = NULL,"
+            " updated_at = ? WHERE id = ? AND state IN ('pending', 'starting', 'running',"
+            " 'unhealthy', 'terminating')",
+            {reason, *now, inst.id});
+        if (!n.ok()) return n.status();
+        DROVER_RETURN_IF_ERROR(auth::KeyService::RevokeInstance(tx, inst.id));
+        if (*n == 0) return Status::Ok();  // gone already (or failed): nothing to record
+        auto idx = tx.NextIndex();
+        if (!idx.ok()) return idx.status();
+        DROVER_RETURN_IF_ERROR(
+            AddEvent(tx, inst.tenant, inst.environment, *idx, inst.id, "left", reason, *now));
+        return tx.Notify(kTopic);
+      },
+      [this, id, done = std::move(done)](Status s) {
+        if (s.ok()) {
+          beats_.Forget(id);
+          keys_.Revoked();
+        }
+        done(std::move(s));
+      });
+}
+
+void EnvironmentService::Forget(Instance inst, std::function<void(Status)> done) {
+  std::string id = inst.id;
+  store_.Write(
+      [inst = std::move(inst)](store::Tx& tx) -> Status {
+        std::string state, spec;
+        DROVER_RETURN_IF_ERROR(tx.Query(
+            "SELECT i.state, e.spec FROM instances i JOIN environments e ON e.tenant = i.tenant"
+            " AND e.name = i.environment WHERE i.id = ?",
+            {inst.id}, [&](const store::Row& r) {
+              state = r.String(0);
+              spec = r.String(1);
+            }));
+        if (state.empty()) return Status::NotFound(fmt::format("no instance '{}'", inst.id));
+        bool live = state != "terminated" && state != "failed";
+        boost::system::error_code ec;
+        auto doc = boost::json::parse(spec, ec);
+        bool started_by_provider = true;
+        if (!ec && doc.is_object()) {
+          const auto* p = doc.as_object().if_contains("provider");
+          started_by_provider = !p || !p->is_string() || p->as_string() != "static";
+        }
+        if (live && started_by_provider) {
+          return Status::Conflict(fmt::format(
+              "instance '{}' is {} and its provider started it: scale the environment down (or "
+              "let the controller replace it) instead of forgetting it",
+              inst.id, state));
+        }
+        for (std::string_view sql :
+             {"DELETE FROM runs WHERE instance = ?", "DELETE FROM instances WHERE id = ?"}) {
+          DROVER_RETURN_IF_ERROR(tx.Exec(sql, {inst.id}).status());
+        }
+        DROVER_RETURN_IF_ERROR(auth::KeyService::RevokeInstance(tx, inst.id));
+        auto now = tx.NowMillis();
+        if (!now.ok()) return now.status();
+        auto idx = tx.NextIndex();
+        if (!idx.ok()) return idx.status();
+        DROVER_RETURN_IF_ERROR(AddEvent(tx, inst.tenant, inst.environment, *idx, inst.id,
+                                        "forgotten", fmt::format("removed (was {})", state), *now));
+        return tx.Notify(kTopic);
+      },
+      [this, id, done = std::move(done)](Status s) {
+        if (s.ok()) {
+          beats_.Forget(id);
+          keys_.Revoked();
+        }
+        done(std::move(s));
+      });
+}
+
+Result<int64_t> EnvironmentService::PruneTerminated(int64_t retention_ms) {
+  int64_t removed = 0;
+  Status s = store::WriteSync(store_, [&](store::Tx& tx) -> Status {
+    auto now = tx.NowMillis();
+    if (!now.ok()) return now.status();
+    int64_t before = *now - retention_ms;
+    DROVER_RETURN_IF_ERROR(
+        tx.Exec("DELETE FROM runs WHERE instance IN (SELECT id FROM instances WHERE state ="
+                " 'terminated' AND updated_at < ?)",
+                {before})
+            .status());
+    auto n =
+        tx.Exec("DELETE FROM instances WHERE state = 'terminated' AND updated_at < ?", {before});
+    if (!n.ok()) return n.status();
+    removed = *n;
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return removed;
 }
 
 Result<Page<Run>> EnvironmentService::Runs(const std::string& instance, const std::string& cursor,

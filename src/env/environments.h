@@ -29,6 +29,9 @@ struct Environment {
   std::string name;
   std::string spec_json;  // canonical (SpecToJson)
   EnvironmentSpec spec;
+  // Why the stored spec does not parse (written by an older version, or damaged): then `spec`
+  // is the default and nothing acts on it. Empty when it parses.
+  std::string spec_error;
   std::string join_token;
   int64_t create_index = 0;
   int64_t modify_index = 0;
@@ -59,6 +62,13 @@ struct Instance {
   std::optional<LastRun> last_run;
   std::string provider_data;  // the provider's (JSON)
   std::string state_reason;   // why it is in its state
+  // When its state last changed (or, while starting or running, it last reported news): for an
+  // unhealthy instance, when it became unhealthy (its restart backoff runs from then).
+  int64_t updated_at_ms = 0;
+  // "once" for an agent run by cron (drover agent --once), judged by the age of its last run
+  // against `run_interval_ms` rather than by heartbeats; "" for a daemon.
+  std::string run_mode;
+  int64_t run_interval_ms = 0;
 };
 
 struct Event {
@@ -91,6 +101,8 @@ struct Heartbeat {
   std::string facts_json;               // "" keeps the instance's
   std::string current_run_json;         // "" when idle
   int64_t skipped_runs = 0;
+  std::string run_mode;         // "daemon" or "once"; "" keeps the instance's
+  int64_t run_interval_ms = 0;  // with run_mode "once": the cron period (cc-a-interval)
 };
 
 struct Joined {
@@ -127,8 +139,8 @@ struct Page {
 
 class EnvironmentService {
  public:
-  EnvironmentService(store::Store& store, const Clock& clock)
-      : store_(store), clock_(clock), beats_(store, clock) {}
+  EnvironmentService(store::Store& store, const Clock& clock, auth::KeyService& keys)
+      : store_(store), clock_(clock), keys_(keys), beats_(store, clock) {}
   // Installs where holds come from (the schedules' windows and the watcher; set once at start).
   void SetHolds(HoldFn fn, std::function<uint64_t()> version) {
     holds_ = std::move(fn);
@@ -174,7 +186,17 @@ class EnvironmentService {
   // The instance `id` as `caller` may act on it: NotFound for another tenant's (or none),
   // PermissionDenied for an agent key of another instance.
   Result<Instance> InstanceFor(const auth::Principal& caller, const std::string& id);
-  Result<std::vector<Instance>> Instances(const std::string& tenant, const std::string& env);
+  // The environment's instances, oldest first; terminated ones only with `terminated`.
+  Result<std::vector<Instance>> Instances(const std::string& tenant, const std::string& env,
+                                          bool terminated = false);
+  // The instance's agent stopped for good (SIGTERM): it is terminated, not unhealthy, and its
+  // agent key is revoked. OK (and nothing changes) when it already left.
+  void Leave(Instance inst, std::string reason, std::function<void(Status)> done);
+  // Forgets an instance: its row, runs and agent key. Conflict for a live instance that a
+  // provider started (scale down, or let the controller replace it, instead).
+  void Forget(Instance inst, std::function<void(Status)> done);
+  // Removes instances terminated more than `retention_ms` ago, with their runs; how many.
+  Result<int64_t> PruneTerminated(int64_t retention_ms);
   // The state of instance `id`; nullopt when there is no such instance.
   Result<std::optional<std::string>> InstanceState(const std::string& id);
   // The fast path of a heartbeat: the same heartbeat again from the instance's own agent key,
@@ -225,6 +247,7 @@ class EnvironmentService {
  private:
   store::Store& store_;
   const Clock& clock_;
+  auth::KeyService& keys_;
   HeartbeatBuffer beats_;
   HoldFn holds_;
   std::function<uint64_t()> holds_version_;

@@ -43,7 +43,11 @@ boost::json::object InstanceJson(const Instance& i) {
       {"current_run", i.current_run_json.empty() ? boost::json::value(nullptr)
                                                  : ParseOr(i.current_run_json, nullptr)},
       {"created_at", Time(i.created_at_ms)},
+      {"state_reason", i.state_reason},
+      {"mode", i.run_mode.empty() ? "daemon" : i.run_mode},
   };
+  if (i.run_mode == "once")
+    o["interval"] = FormatDuration(std::chrono::milliseconds(i.run_interval_ms));
   if (i.last_run) {
     const auto& r = *i.last_run;
     o["last_run"] = {
@@ -61,7 +65,8 @@ boost::json::object InstanceJson(const Instance& i) {
 
 // Phase and counts from the instances (SPEC §5). Starting instances is the fleet controller's;
 // until it runs, a static environment is as ready as the agents that joined it.
-boost::json::object StatusJson(const DesiredCapacity& d, const std::vector<Instance>& instances) {
+boost::json::object StatusJson(const Environment& e, const DesiredCapacity& d,
+                               const std::vector<Instance>& instances) {
   int64_t running = 0, broken = 0, live = 0;
   for (const auto& i : instances) {
     if (i.state == "running") ++running;
@@ -86,14 +91,20 @@ boost::json::object StatusJson(const DesiredCapacity& d, const std::vector<Insta
   std::string reason =
       desired ? fmt::format("{} of {} instances running", running, *desired)
               : fmt::format("{} instances running; capacity map leaves this group alone", running);
+  boost::json::array conditions;
+  if (!e.spec_error.empty()) {
+    // Nothing acts on a spec that does not parse: say so rather than show its defaults.
+    phase = "degraded";
+    conditions.push_back({{"type", "SpecValid"}, {"status", false}, {"reason", e.spec_error}});
+  }
+  conditions.push_back({{"type", "Ready"}, {"status", phase == "ready"}, {"reason", reason}});
   return {
       {"phase", phase},
       {"desired", desired ? boost::json::value(*desired) : boost::json::value(nullptr)},
       {"desired_from", d.source},
       {"running", running},
       {"instances", std::move(list)},
-      {"conditions",
-       boost::json::array{{{"type", "Ready"}, {"status", phase == "ready"}, {"reason", reason}}}},
+      {"conditions", std::move(conditions)},
   };
 }
 
@@ -114,7 +125,7 @@ boost::json::object EnvironmentJson(const Environment& e, const auth::Principal&
       {"updated_at", Time(e.updated_at_ms)},
   };
   if (instances && desired) {
-    auto status = StatusJson(*desired, *instances);
+    auto status = StatusJson(e, *desired, *instances);
     // The join token is the environment owner's to hand out: not for read-only keys.
     if (caller.role == auth::Role::kAdmin || caller.role == auth::Role::kUser) {
       status["join_token"] = e.join_token;
@@ -341,10 +352,12 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
              [&envs](Request& req, Responder respond) {
                auto addr = EnvAddress(req);
                if (!addr.ok()) return http::SendError(respond, addr.status());
+               auto all = http::ReadBool(req, "all");
+               if (!all.ok()) return http::SendError(respond, all.status());
                if (auto e = envs.Get(addr->first, addr->second); !e.ok()) {
                  return http::SendError(respond, e.status());
                }
-               auto inst = envs.Instances(addr->first, addr->second);
+               auto inst = envs.Instances(addr->first, addr->second, *all);
                if (!inst.ok()) return http::SendError(respond, inst.status());
                boost::json::array items;
                for (const auto& i : *inst) items.push_back(InstanceJson(i));
@@ -458,6 +471,21 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
             if (*n < 0) d.AddError("skipped_runs", "must not be negative");
             hb.skipped_runs = *n;
           }
+          if (auto m = d.String("mode", false)) {
+            if (*m != "daemon" && *m != "once") d.AddError("mode", "must be daemon or once");
+            hb.run_mode = *m;
+          }
+          if (auto iv = d.String("interval", false)) {
+            auto ms = ParseDuration(*iv);
+            if (!ms || ms->count() < 1000) {
+              d.AddError("interval", "must be a duration of at least 1s, like 10m");
+            } else {
+              hb.run_interval_ms = ms->count();
+            }
+          }
+          if (hb.run_mode == "once" && hb.run_interval_ms == 0) {
+            d.AddError("interval", "is required with mode once (how often cron runs the agent)");
+          }
           if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
         }
         auto answer = [respond, &envs](const std::string& tenant, const std::string& env) {
@@ -477,6 +505,41 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
                                answer(tenant, env);
                              });
       });
+  // The agent stops for good (SIGTERM): the instance is terminated, its key revoked.
+  router.Add(http::Method::kPost, "/v1/instances/{id}/leave", http::Access::kAgent,
+             [&envs](Request& req, Responder respond) {
+               std::string reason = "its agent stopped";
+               if (!req.body.empty()) {
+                 auto body = http::ReadJsonBody(req);
+                 if (!body.ok()) return http::SendError(respond, body.status());
+                 JsonDecoder d(*body);
+                 reason = d.String("reason", false).value_or(reason);
+                 if (reason.empty() || reason.size() > 1024) {
+                   d.AddError("reason", "must be 1..1024 characters");
+                 }
+                 if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
+               }
+               auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+               if (!inst.ok()) return http::SendError(respond, inst.status());
+               envs.Leave(std::move(*inst), "left: " + reason, [respond](Status s) {
+                 if (!s.ok()) return http::SendError(respond, s);
+                 Response r;
+                 r.status = 204;
+                 respond(std::move(r));
+               });
+             });
+  // Forget an instance (drover env instances rm): its row, runs and agent key.
+  router.Add(http::Method::kDelete, "/v1/instances/{id}", http::Access::kAny,
+             [&envs](Request& req, Responder respond) {
+               auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+               if (!inst.ok()) return http::SendError(respond, inst.status());
+               envs.Forget(std::move(*inst), [respond](Status s) {
+                 if (!s.ok()) return http::SendError(respond, s);
+                 Response r;
+                 r.status = 204;
+                 respond(std::move(r));
+               });
+             });
   router.Add(http::Method::kPost, "/v1/instances/{id}/runs", http::Access::kAgent,
              [&envs](Request& req, Responder respond) {
                auto inst = envs.InstanceFor(*req.principal, req.Param("id"));

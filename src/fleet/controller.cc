@@ -73,8 +73,6 @@ struct Controller::Impl {
   // When an environment may start instances again after a failed start or a replacement
   // (exponential backoff), by resource name. Controller thread only.
   std::map<std::string, std::pair<int64_t, int>> backoff;  // until (db ms), attempts
-  // When each unhealthy instance was first seen unhealthy here (its backoff runs from then).
-  std::map<std::string, int64_t> unhealthy_since;
   // Exec instance mode with a `list` command: what it printed last, and when (db ms), by
   // resource name.
   struct Listed {
@@ -82,8 +80,9 @@ struct Controller::Impl {
     std::optional<std::set<std::string>> ids;  // nullopt: the last call failed
   };
   std::map<std::string, Listed> listed;
-  // Environments whose provider this server does not run, already told so (by resource name).
-  std::set<std::string> disabled_noted;
+  // Environments told in an event why nothing is done for them (a provider this server does not
+  // run, a spec that no longer parses), by resource name and reason: said once per lease.
+  std::set<std::string> noted;
 
   // An environment this server holds, as last reconciled, and when it needs a look again by the
   // clock alone (a heartbeat deadline, a backoff, the idle timeout). Controller thread only.
@@ -251,7 +250,8 @@ struct Controller::Impl {
       std::erase_if(applied, [&](const auto& kv) { return !tracked.count(kv.first); });
       std::erase_if(backoff, [&](const auto& kv) { return !tracked.count(kv.first); });
       std::erase_if(listed, [&](const auto& kv) { return !tracked.count(kv.first); });
-      std::erase_if(disabled_noted, [&](const auto& name) { return !tracked.count(name); });
+      std::erase_if(
+          noted, [&](const auto& key) { return !tracked.count(key.substr(0, key.find('\x1f'))); });
       SweepLocal();
     }
     int64_t next_due = kNever;
@@ -316,10 +316,24 @@ struct Controller::Impl {
   // again by the clock alone.
   Status Reconcile(const env::Environment& e, const store::Lease& lease, int64_t now,
                    int64_t* due) {
+    if (e.spec_error.empty()) noted.erase(ResourceName(e) + "\x1fspec");
+    if (opts.providers.Enabled(e.spec.provider)) noted.erase(ResourceName(e) + "\x1fprovider");
+    if (!e.spec_error.empty()) {
+      // A spec that no longer parses would read as the defaults (capacity 0): act on nothing
+      // until it is fixed; the status shows why.
+      if (noted.insert(ResourceName(e) + "\x1fspec").second) {
+        return envs.RecordEvent(e, "spec-invalid",
+                                e.spec_error +
+                                    "; nothing is done until the spec "
+                                    "is written again",
+                                &lease);
+      }
+      return Status::Ok();
+    }
     if (!opts.providers.Enabled(e.spec.provider)) {
       // E.g. a local environment from before --providers, on a server without local: nothing
       // runs on this host for it; said once per lease.
-      if (disabled_noted.insert(ResourceName(e)).second) {
+      if (noted.insert(ResourceName(e) + "\x1fprovider").second) {
         return envs.RecordEvent(
             e, "provider-disabled",
             fmt::format("provider {} is not enabled on this server (drover server --providers); "
@@ -343,8 +357,8 @@ struct Controller::Impl {
     // 1. Health: gone or silent instances are unhealthy; unhealthy ones are replaced per policy.
     for (auto inst : *insts) {
       if (!Live(inst)) continue;
+      int64_t since = inst.updated_at_ms;  // when it became unhealthy (its row says)
       if (inst.state != "unhealthy") {
-        unhealthy_since.erase(inst.id);  // recovered (a heartbeat came back): a fresh backoff
         std::string why;
         auto alive = provider->Alive(e, inst);
         int64_t last = inst.last_heartbeat_ms.value_or(inst.created_at_ms);
@@ -353,6 +367,15 @@ struct Controller::Impl {
         // period (env/heartbeats.h).
         int64_t allowed = (inst.last_heartbeat_ms ? grace : grace + 30000) +
                           env::HeartbeatBuffer::kDefaultPeriod.count();
+        // An agent run by cron (--once) is silent between runs: it is judged by the age of its
+        // last run (or heartbeat) against its interval, missed runs counted like heartbeats,
+        // plus one interval (at most a minute) for cron's jitter and cc-a-delay.
+        bool cron = inst.run_mode == "once" && inst.run_interval_ms > 0;
+        if (cron) {
+          if (inst.last_run) last = std::max(last, inst.last_run->finished_at_ms);
+          allowed = inst.run_interval_ms * std::max<int64_t>(health.unhealthy_after, 1) +
+                    std::min<int64_t>(inst.run_interval_ms, 60000);
+        }
         if (alive && !*alive) {
           why = "its agent process is gone";
         } else if (provider_ids && !inst.provider_id.empty() &&
@@ -360,8 +383,10 @@ struct Controller::Impl {
                    now - inst.created_at_ms > list_every) {
           why = "the provider's list no longer has it (" + inst.provider_id + ")";
         } else if (now - last > allowed) {
-          why = fmt::format("no heartbeat for {}",
-                            FormatDuration(std::chrono::milliseconds((now - last) / 1000 * 1000)));
+          auto silent = FormatDuration(std::chrono::milliseconds((now - last) / 1000 * 1000));
+          why = cron ? fmt::format("no run for {} (cron runs it every {})", silent,
+                                   FormatDuration(std::chrono::milliseconds(inst.run_interval_ms)))
+                     : fmt::format("no heartbeat for {}", silent);
           deadline_lag.Observe(static_cast<double>(now - last - allowed) / 1000.0);
         }
         if (why.empty()) {
@@ -375,10 +400,11 @@ struct Controller::Impl {
         if (!*moved) continue;
         inst.state = "unhealthy";
         inst.state_reason = why;
+        since = now;
       }
       // Unhealthy: the restart policy decides. An instance that ran 10 minutes before it failed
-      // starts a fresh count (a crash loop is what the count and the backoff are for).
-      int64_t since = unhealthy_since.emplace(inst.id, now).first->second;
+      // starts a fresh count (a crash loop is what the count and the backoff are for). The
+      // backoff runs from the time in its row, so a server taking over goes on with it.
       bool long_lived = since - inst.created_at_ms > kHealthyResetMs;
       int64_t restarts = long_lived ? 0 : inst.restarts;
       bool restart = health.restart == "always" || health.restart == "on-failure";
@@ -419,7 +445,6 @@ struct Controller::Impl {
         auto done = envs.Transition(gone, "terminated", "terminated", "replaced", &lease);
         if (!done.ok()) return done.status();
         replacements.push_back(restarts + 1);
-        unhealthy_since.erase(inst.id);
       }
     }
     if (!provider->StartsInstances()) {

@@ -8,6 +8,7 @@
 
 #include "common/json.h"
 #include "common/names.h"
+#include "common/text.h"
 #include "common/yaml.h"
 
 namespace drover::http {
@@ -53,6 +54,15 @@ Result<int> ReadLimit(const Request& req, int def, int max) {
     return Status::InvalidArgument(fmt::format("query parameter 'limit' must be 1..{}", max));
   }
   return n;
+}
+
+Result<bool> ReadBool(const Request& req, std::string_view name) {
+  auto v = req.Query(name);
+  if (!v) return false;
+  if (v->empty()) return true;  // ?all
+  if (auto b = ParseBool(*v)) return *b;
+  return Status::InvalidArgument(
+      fmt::format("query parameter '{}' must be true or false (or yes/no, 1/0)", name));
 }
 
 void AppendNextCursor(std::string& out, const std::string& next) {

@@ -14,6 +14,10 @@ Result<boost::json::object> ReadJsonBody(const Request& req);
 // Parses ?limit= (default `def`, 1..max); InvalidArgument names the parameter.
 Result<int> ReadLimit(const Request& req, int def, int max);
 
+// Parses a boolean query parameter (true/false/yes/no/1/0; present without a value: true);
+// false when absent. InvalidArgument names the parameter.
+Result<bool> ReadBool(const Request& req, std::string_view name);
+
 // The tenant a request acts in: the key's own, or for admin keys `?tenant=` when given.
 // A non-admin naming another tenant gets NotFound (another tenant's resources do not exist
 // for it); a bad name gets InvalidArgument.

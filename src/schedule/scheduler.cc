@@ -27,7 +27,7 @@ constexpr const char* kCleanupName = "cleanup";
 
 }  // namespace
 
-struct Scheduler::Impl {
+struct Scheduler::Impl : std::enable_shared_from_this<Scheduler::Impl> {
   Impl(ScheduleService& s, env::EnvironmentService& e, coord::Coordinator& c, store::Store& st,
        SchedulerOptions o)
       : schedules(s), envs(e), coord(c), store(st), opts(std::move(o)) {}
@@ -128,15 +128,19 @@ struct Scheduler::Impl {
     }
     if (!due.empty()) {
       if (!Run(due, &*leader)) return std::chrono::milliseconds(200);  // retry soon
+      int64_t after = schedules.NowMillis();
       for (const auto& [s, f] : due) {
         Key key{s.tenant, s.name};
         auto it = entries.find(key);
         if (it == entries.end()) continue;
-        auto next = NextFire(s.spec, FromUnixMillis(f.due_ms), FromUnixMillis(s.created_at_ms));
+        // From the time just fired: normally the next one ahead; after a long stall of this
+        // leader, the latest missed one once (never each missed one in turn).
+        auto next = NextDue(s.spec, FromUnixMillis(f.due_ms), FromUnixMillis(s.created_at_ms),
+                            FromUnixMillis(after));
         if (next) {
           Entry e = std::move(it->second);
-          e.due = ToUnixMillis(*next);
-          e.kind = "schedule";
+          e.due = ToUnixMillis(next->at);
+          e.kind = next->catch_up ? "catch-up" : "schedule";
           Enqueue(key, std::move(e));
         } else {
           Unschedule(key);  // a one-shot that fired
@@ -232,27 +236,12 @@ struct Scheduler::Impl {
     known[key] = s.modify_index;
     Unschedule(key);
     if (s.spec.window) return;  // windows are levels the fleet controller holds
-    auto created = FromUnixMillis(s.created_at_ms);
-    auto next = NextFire(s.spec, FromUnixMillis(last_due.value_or(s.created_at_ms)), created);
+    std::optional<TimePoint> last;
+    if (last_due) last = FromUnixMillis(*last_due);
+    auto next = NextDue(s.spec, last, FromUnixMillis(s.created_at_ms), FromUnixMillis(now));
     if (!next) return;
-    Entry e{s, ToUnixMillis(*next), "schedule"};
-    if (e.due <= now - 1000) {
-      int64_t latest = e.due;
-      for (int i = 0; i < 100000; ++i) {
-        auto n = NextFire(s.spec, FromUnixMillis(latest), created);
-        if (!n || ToUnixMillis(*n) > now) break;
-        latest = ToUnixMillis(*n);
-      }
-      if (s.spec.catch_up) {
-        e.due = latest;
-        e.kind = "catch-up";
-      } else {
-        auto n = NextFire(s.spec, FromUnixMillis(now), created);
-        if (!n) return;
-        e.due = ToUnixMillis(*n);
-      }
-    }
-    Enqueue(key, std::move(e));
+    int64_t at = ToUnixMillis(next->at);
+    Enqueue(key, Entry{std::move(s), at, next->catch_up ? "catch-up" : "schedule"});
   }
 
   // Records the firings (fenced when `lease`) and runs the actions of the ones recorded now.
@@ -293,7 +282,8 @@ struct Scheduler::Impl {
       ++in_flight;
     }
     for (size_t i = 0; i < batch.size(); ++i) {
-      Start(batch[i].first, [this, out, i, note, action = batch[i].first.spec.action](Status st) {
+      Start(batch[i].first, [this, self = shared_from_this(), out, i, note,
+                             action = batch[i].first.spec.action](Status st) {
         auto& f = out->firings[i];
         f.status = st.ok() ? "ok" : "failed";
         f.result = (st.ok() ? Describe(action) : st.message()) + note;
@@ -303,7 +293,7 @@ struct Scheduler::Impl {
         (st.ok() ? fired : failed).fetch_add(1, std::memory_order_relaxed);
         if (!st.ok()) LogWarn("schedule {}/{}: {}", f.tenant, f.name, st.message());
         if (out->left.fetch_sub(1) != 1) return;
-        schedules.FinishAsync(std::move(out->firings), [this](Status s) {
+        schedules.FinishAsync(std::move(out->firings), [this, self](Status s) {
           if (!s.ok()) LogWarn("recording firing outcomes: {}", s.message());
           std::lock_guard lock(mu);
           --in_flight;
@@ -326,7 +316,10 @@ struct Scheduler::Impl {
       envs.Scale(s.tenant, a.environment, std::to_string(a.type == "stop" ? 0 : a.capacity),
                  [done = std::move(done)](Result<env::Environment> r) { done(r.status()); });
     } else if (a.type == "cleanup") {
-      done(schedules.PruneFirings(opts.keep_firings).status());
+      Status s = schedules.PruneFirings(opts.keep_firings).status();
+      auto pruned = envs.PruneTerminated(opts.instance_retention.count());
+      if (s.ok()) s = pruned.status();
+      done(s);
     } else {
       done(Status::InvalidArgument("action " + a.type + " is not available"));
     }
@@ -335,12 +328,12 @@ struct Scheduler::Impl {
 
 Scheduler::Scheduler(ScheduleService& schedules, env::EnvironmentService& envs,
                      coord::Coordinator& coord, store::Store& store, SchedulerOptions options)
-    : impl_(std::make_unique<Impl>(schedules, envs, coord, store, std::move(options))) {}
+    : impl_(std::make_shared<Impl>(schedules, envs, coord, store, std::move(options))) {}
 
 Scheduler::~Scheduler() { Stop(); }
 
 void Scheduler::Start() {
-  impl_->sub = impl_->store.Subscribe([im = impl_.get()](const store::Change& c) {
+  impl_->sub = impl_->store.Subscribe([im = impl_.get()](const store::Change& c) {  // ends in Stop
     bool ours = c.resync || std::find(c.topics.begin(), c.topics.end(), kTopic) != c.topics.end();
     if (!ours) return;
     std::lock_guard lock(im->mu);
@@ -359,9 +352,13 @@ void Scheduler::Stop() {
   }
   if (impl_->thread.joinable()) impl_->thread.join();
   {
-    // Actions under way finish and are recorded before the store may close.
+    // Actions under way finish and are recorded before the store may close. If some take
+    // longer, their callbacks keep the state they use alive (they hold impl_).
     std::unique_lock lock(impl_->mu);
-    impl_->cv.wait_for(lock, std::chrono::seconds(30), [&] { return impl_->in_flight == 0; });
+    if (!impl_->cv.wait_for(lock, impl_->opts.drain, [&] { return impl_->in_flight == 0; })) {
+      LogWarn("{} batches of schedule actions still running after {} ms; not waiting longer",
+              impl_->in_flight, impl_->opts.drain.count());
+    }
   }
   if (impl_->sub >= 0) impl_->store.Unsubscribe(impl_->sub);
 }
@@ -376,7 +373,7 @@ void Scheduler::Trigger(const Schedule& s, std::function<void(Result<Firing>)> d
   // Recorded (durably) before the answer, so an acknowledged trigger survives a kill -9: if
   // this server dies before the action finishes, the leader finishes the pending firing.
   impl_->schedules.RecordManual(s, impl_->opts.server_id,
-                                [im = impl_.get(), s, done = std::move(done)](Result<Firing> f) {
+                                [im = impl_, s, done = std::move(done)](Result<Firing> f) {
                                   if (f.ok()) {
                                     std::lock_guard lock(im->mu);
                                     im->manual.push_back({s, *f});

@@ -19,6 +19,10 @@ namespace drover::schedule {
 struct SchedulerOptions {
   std::string server_id;
   int64_t keep_firings = 1000;  // per schedule, kept by the cleanup
+  // Terminated instances older than this are removed by the cleanup.
+  std::chrono::milliseconds instance_retention{24 * 3600 * 1000};
+  // How long Stop() waits for actions under way to finish and be recorded.
+  std::chrono::milliseconds drain{30000};
 };
 
 class Scheduler {
@@ -38,7 +42,9 @@ class Scheduler {
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  // Shared with the completion callbacks of actions under way: they may outlive a Stop() that
+  // gave up waiting for them.
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace drover::schedule

@@ -197,6 +197,43 @@ std::optional<TimePoint> NextFire(const ScheduleSpec& spec, TimePoint after, Tim
   return std::nullopt;
 }
 
+namespace {
+
+// The latest fire time in [first, now], given that `first` is one. Looks back from `now` over a
+// window that doubles until it holds a fire time, then steps forward: the cost follows the
+// fires near `now`, not the length of the gap (a per-second cron missed for days).
+TimePoint LatestFireUpTo(const ScheduleSpec& spec, TimePoint first, TimePoint created,
+                         TimePoint now) {
+  TimePoint latest = first;
+  for (auto back = std::chrono::milliseconds(1000);; back *= 2) {
+    TimePoint from = now - back;
+    if (from <= first) break;  // the whole gap: step from `first`
+    if (auto t = NextFire(spec, from, created); t && *t <= now) {
+      latest = *t;
+      break;
+    }
+  }
+  for (int i = 0; i < 100000; ++i) {
+    auto n = NextFire(spec, latest, created);
+    if (!n || *n > now) break;
+    latest = *n;
+  }
+  return latest;
+}
+
+}  // namespace
+
+std::optional<Due> NextDue(const ScheduleSpec& spec, std::optional<TimePoint> last_due,
+                           TimePoint created, TimePoint now) {
+  auto next = NextFire(spec, last_due.value_or(created), created);
+  if (!next) return std::nullopt;
+  if (*next > now - std::chrono::seconds(1)) return Due{*next, false};
+  if (spec.catch_up) return Due{LatestFireUpTo(spec, *next, created, now), true};
+  auto after = NextFire(spec, now, created);
+  if (!after) return std::nullopt;
+  return Due{*after, false};
+}
+
 WindowState WindowAt(const Window& w, const Zone& zone, TimePoint now, TimePoint created) {
   auto next_start = [&](TimePoint after) -> std::optional<TimePoint> {
     auto t = NextBoundary(w.start, zone, after - w.offset, created);

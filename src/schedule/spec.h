@@ -66,6 +66,17 @@ std::string SpecToJson(const ScheduleSpec& spec);
 // @every. nullopt: no more (an `at` that passed, a window).
 std::optional<TimePoint> NextFire(const ScheduleSpec& spec, TimePoint after, TimePoint created);
 
+// What a schedule fires next, looked at `now` after its last firing was due at `last_due`
+// (nullopt: none yet, counted from `created`). A due time more than a second past was missed
+// (no server ran then): with catch_up it fires once, for the latest missed time however long
+// the gap; without, the next time after now is due. nullopt: nothing more to fire.
+struct Due {
+  TimePoint at;
+  bool catch_up = false;
+};
+std::optional<Due> NextDue(const ScheduleSpec& spec, std::optional<TimePoint> last_due,
+                           TimePoint created, TimePoint now);
+
 // A window's state at `now`: whether it is open, and when that can next change.
 struct WindowState {
   bool open = false;

@@ -113,3 +113,56 @@ TEST(ScheduleSpec, WindowsOpenBetweenStartAndStop) {
 
 }  // namespace
 }  // namespace drover::schedule
+
+namespace drover::schedule {
+namespace {
+
+// A per-second cron missed for 28 hours (about 100,000 due times): catch-up fires once, for the
+// latest missed second, and then goes on from now (the old 100,000-step search stopped short and
+// the stale due time fired again every few milliseconds through the whole backlog).
+TEST(ScheduleSpec, CatchUpFiresOnceForTheLatestMissedTimeHoweverLongTheGap) {
+  auto s = ParseScheduleDocument(
+      boost::json::parse(R"({"cron":"* * * * * *","action":{"type":"cleanup"}})"), "s");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  TimePoint created = T("2026-11-01T00:00:00Z");
+  TimePoint last = T("2026-11-02T00:00:00Z");
+  TimePoint now = T("2026-11-03T04:00:00.500Z");  // 28 h later
+  auto due = NextDue(*s, last, created, now);
+  ASSERT_TRUE(due.has_value());
+  EXPECT_TRUE(due->catch_up);
+  EXPECT_EQ(FormatRfc3339(due->at), "2026-11-03T04:00:00.000Z");
+  // Fired: the next is ahead, not the next missed second.
+  auto after = NextDue(*s, due->at, created, now);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_FALSE(after->catch_up);
+  EXPECT_EQ(FormatRfc3339(after->at), "2026-11-03T04:00:01.000Z");
+  // Without catch_up the missed times are skipped.
+  s->catch_up = false;
+  auto skip = NextDue(*s, last, created, now);
+  EXPECT_FALSE(skip->catch_up);
+  EXPECT_EQ(FormatRfc3339(skip->at), "2026-11-03T04:00:01.000Z");
+}
+
+TEST(ScheduleSpec, NextDueOfSparseAndOneShotSchedules) {
+  auto monthly = ParseScheduleDocument(
+      boost::json::parse(R"({"cron":"0 3 1 * *","action":{"type":"cleanup"}})"), "m");
+  ASSERT_TRUE(monthly.ok());
+  TimePoint created = T("2024-01-15T00:00:00Z");
+  // Missed for years: the latest first-of-month 03:00 before now.
+  auto due = NextDue(*monthly, std::nullopt, created, T("2026-11-20T10:00:00Z"));
+  ASSERT_TRUE(due && due->catch_up);
+  EXPECT_EQ(FormatRfc3339(due->at), "2026-11-01T03:00:00.000Z");
+  // On time: not a catch-up.
+  auto on_time = NextDue(*monthly, T("2026-11-01T03:00:00Z"), created, T("2026-11-20T10:00:00Z"));
+  EXPECT_FALSE(on_time->catch_up);
+  EXPECT_EQ(FormatRfc3339(on_time->at), "2026-12-01T03:00:00.000Z");
+  auto at = ParseScheduleDocument(
+      boost::json::parse(R"({"at":"2026-12-01T13:00:00Z","action":{"type":"cleanup"}})"), "a");
+  ASSERT_TRUE(at.ok());
+  auto missed = NextDue(*at, std::nullopt, created, T("2026-12-02T00:00:00Z"));
+  ASSERT_TRUE(missed && missed->catch_up);
+  EXPECT_FALSE(NextDue(*at, missed->at, created, T("2026-12-02T00:00:00Z")).has_value());
+}
+
+}  // namespace
+}  // namespace drover::schedule

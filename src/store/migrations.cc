@@ -72,9 +72,9 @@ std::span<const Migration> AllMigrations() {
            " hostname TEXT NOT NULL,"
            " address TEXT NOT NULL,"
            " provider_id TEXT NOT NULL,"
-           " facts TEXT NOT NULL,"        // JSON object
+           " facts TEXT NOT NULL,"  // JSON object
            " agent_version TEXT NOT NULL,"
-           " current_run TEXT,"           // JSON object while a run is going
+           " current_run TEXT,"  // JSON object while a run is going
            " skipped_runs BIGINT NOT NULL,"
            " last_heartbeat BIGINT,"
            " restarts BIGINT NOT NULL,"
@@ -140,10 +140,20 @@ std::span<const Migration> AllMigrations() {
            " due BIGINT NOT NULL,"
            " fired_at BIGINT NOT NULL,"
            " kind TEXT NOT NULL,"    // schedule | catch-up | manual
-           " status TEXT NOT NULL,"   // pending | ok | failed
+           " status TEXT NOT NULL,"  // pending | ok | failed
            " result TEXT NOT NULL,"
            " server TEXT NOT NULL,"
            " PRIMARY KEY (tenant, name, due))",
+       }},
+      {6,
+       "instances that leave: run mode and interval of cron agents",
+       {
+           // 'once' for agents run by cron (drover agent --once): judged by the age of their
+           // last run against their interval, not by heartbeats. NULL: a daemon.
+           "ALTER TABLE instances ADD COLUMN run_mode TEXT",
+           "ALTER TABLE instances ADD COLUMN run_interval_ms BIGINT",
+           // Terminated instances are removed after a retention by the cleanup.
+           "CREATE INDEX instances_state ON instances (state, updated_at)",
        }},
   };
   return kMigrations;
