@@ -8,6 +8,7 @@
 #include <future>
 #include <sstream>
 
+#include "common/yaml.h"
 #include "testing/store_fixture.h"
 #include "testing/test_server.h"
 
@@ -16,6 +17,14 @@ namespace {
 
 using testing::RunDrover;
 using testing::TestServer;
+
+// The CLI's YAML output read back (drover's own YAML reader); fails the test when it is not one
+// document.
+boost::json::value ParseYamlForTest(const std::string& text) {
+  auto v = ParseYaml(text);
+  EXPECT_TRUE(v.ok()) << v.status().ToString() << "\n" << text;
+  return v.ok() ? *v : boost::json::value();
+}
 
 class Cli : public testing::BackendTest {
  protected:
@@ -153,10 +162,23 @@ value: release-2
   std::string out;
   ASSERT_EQ(Run({"apply", "-f", dir.path()}, &out), 0) << out;
   EXPECT_NE(out.find("environment/sim-eu created"), std::string::npos) << out;
-  EXPECT_NE(out.find("variable/cc-a-ref (sim-eu) set"), std::string::npos) << out;
-  EXPECT_NE(out.find("variable/cc-a-delay set"), std::string::npos) << out;
+  EXPECT_NE(out.find("variable/cc-a-ref (sim-eu) created"), std::string::npos) << out;
+  EXPECT_NE(out.find("variable/cc-a-delay created"), std::string::npos) << out;
+  // The same documents again change nothing and say so; a changed one is configured.
+  auto index_before = server_.NewClient().Do("GET", "/v1/status")->Header("X-Drover-Index");
   ASSERT_EQ(Run({"apply", "-f", dir.File("10-env.yaml")}, &out), 0) << out;
-  EXPECT_NE(out.find("environment/sim-eu configured"), std::string::npos) << out;
+  EXPECT_NE(out.find("environment/sim-eu unchanged"), std::string::npos) << out;
+  EXPECT_NE(out.find("variable/cc-a-ref (sim-eu) unchanged"), std::string::npos) << out;
+  EXPECT_EQ(server_.NewClient().Do("GET", "/v1/status")->Header("X-Drover-Index"), index_before)
+      << "an unchanged apply writes nothing";
+  std::ofstream(dir.File("11-env-changed.yaml"))
+      << "kind: Environment\nname: sim-eu\nspec:\n  provider: static\n  capacity: 2\n"
+         "  agent:\n    repository: file:///srv/repos/sim.git\n    ref: main\n"
+         "    main_run: ./run.sh\n    interval: 120\n";
+  ASSERT_EQ(Run({"-o", "json", "apply", "-f", dir.File("11-env-changed.yaml")}, &out), 0) << out;
+  auto applied = boost::json::parse(out);
+  EXPECT_EQ(applied.at(0).at("result").as_string(), "configured") << out;
+  ASSERT_EQ(Run({"apply", "-f", dir.File("10-env.yaml")}, &out), 0) << out;  // back again
   // The agent: block and the explicit variable meet in the agent view: the variable wins.
   client::Client c({server_.addr(), server_.admin_key()});
   auto view = c.Do("GET", "/v1/cc/agent?environment=sim-eu");
@@ -289,6 +311,123 @@ TEST_P(Cli, KeyGenSigningWritesAPairOnceAndTheServerSigns) {
       RunDrover({"server", "--signing-key", dir.File("cc.pub"), "--data-dir", dir.path()}, &out),
       0);
   EXPECT_NE(out.find("not a PEM ed25519 private key"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace drover
+
+namespace drover {
+namespace {
+
+// Every usage error exits 2 with a message that says what is wrong and a usage line that names
+// the program; nothing changes before every argument is checked.
+TEST_P(Cli, UsageErrorsExit2AndChangeNothing) {
+  std::string out;
+  auto admin = server_.NewClient();
+  ASSERT_EQ(
+      admin.Do("PUT", "/v1/environments/sim", R"({"provider":"static","capacity":1})")->status,
+      201);
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  for (const auto& c : std::vector<Case>{
+           {{"lss"}, "unknown command 'lss' for 'drover'"},
+           {{"env", "lss"}, "unknown command 'lss' for 'drover env' (did you mean 'ls'?)"},
+           {{"sched", "ls"}, "did you mean 'schedule'?"},
+           {{"env"}, "'drover env' needs a command: ls, get"},
+           {{"env", "scale", "sim", "-1"}, "capacity must be a whole number >= 0, got '-1'"},
+           {{"env", "scale", "sim", "2", "--wait", "5"}, "--wait takes a duration"},
+           {{"env", "scale", "sim"}, "Usage: drover env scale [OPTIONS] name capacity"},
+           {{"env", "logs", "sim", "--run", "3"}, "--run needs --instance"},
+           {{"env", "instances"}, "give the environment"},
+           {{"var", "ls", "--effective"}, "--effective needs --env"},
+           {{"-o", "xml", "env", "ls"}, "xml"},
+       }) {
+    SCOPED_TRACE(::testing::PrintToString(c.args));
+    EXPECT_EQ(Run(c.args, &out), 2) << out;
+    EXPECT_NE(out.find(c.says), std::string::npos) << out;
+  }
+  auto env = boost::json::parse(admin.Do("GET", "/v1/environments/sim")->body);
+  EXPECT_TRUE(env.at("scale_capacity").is_null()) << "a refused command scaled nothing";
+  // Help is not an error; it names the whole command.
+  EXPECT_EQ(Run({"env", "scale", "--help"}, &out), 0);
+  EXPECT_NE(out.find("Usage: drover env scale"), std::string::npos) << out;
+  // A missing key says where a key comes from.
+  EXPECT_EQ(RunDrover({"env", "ls"}, &out, {"DROVER_ADDR=" + server_.addr()}), 2);
+  EXPECT_NE(out.find("DROVER_TOKEN"), std::string::npos) << out;
+  EXPECT_NE(out.find("--token"), std::string::npos) << out;
+  // Not found is a failure of the command, not of its usage.
+  EXPECT_EQ(Run({"env", "logs", "sim", "--instance", "i-nope"}, &out), 1);
+  EXPECT_NE(out.find("no instance 'i-nope'"), std::string::npos) << out;
+}
+
+// -o json and -o yaml on every command, so scripts never parse sentences; --wait bare or with
+// a duration.
+TEST_P(Cli, EveryCommandSpeaksJsonAndYaml) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("a.yaml")) << "kind: Environment\nname: web\nspec: {provider: static, "
+                                       "capacity: 0, agent: {ref: main}}\n---\nkind: Variable\n"
+                                       "key: cc-a-ref\nenvironment: web\nvalue: \"007\"\n";
+  std::string out;
+  ASSERT_EQ(Run({"-o", "json", "apply", "-f", dir.File("a.yaml")}, &out), 0) << out;
+  auto applied = boost::json::parse(out);
+  EXPECT_EQ(applied.at(0).at("result").as_string(), "created");
+  EXPECT_EQ(applied.at(1).at("kind").as_string(), "Variable");
+  ASSERT_EQ(Run({"-o", "yaml", "apply", "-f", dir.File("a.yaml")}, &out), 0) << out;
+  auto again = ParseYamlForTest(out);
+  EXPECT_EQ(again.at(0).at("result").as_string(), "unchanged") << out;
+  ASSERT_EQ(Run({"-o", "yaml", "var", "ls", "--effective", "--env", "web"}, &out), 0) << out;
+  auto effective = ParseYamlForTest(out);
+  EXPECT_EQ(effective.at("cc-a-ref").as_string(), "007") << "a string that reads as a number";
+  ASSERT_EQ(Run({"var", "ls", "--effective", "--env", "web"}, &out), 0) << out;
+  EXPECT_NE(out.find("cc-a-ref  007"), std::string::npos) << out;
+  ASSERT_EQ(Run({"-o", "json", "env", "scale", "web", "0"}, &out), 0) << out;
+  EXPECT_EQ(boost::json::parse(out).at("name").as_string(), "web");
+  ASSERT_EQ(Run({"env", "scale", "web", "0", "--wait"}, &out), 0) << out;
+  EXPECT_NE(out.find("0/0 running, phase stopped"), std::string::npos) << out;
+  ASSERT_EQ(Run({"env", "scale", "web", "0", "--wait=30s"}, &out), 0) << out;
+  EXPECT_NE(out.find("scaled to 0"), std::string::npos) << out;
+  ASSERT_EQ(Run({"-o", "json", "env", "instances", "web"}, &out), 0) << out;
+  EXPECT_TRUE(boost::json::parse(out).as_array().empty()) << out;
+  ASSERT_EQ(Run({"-o", "json", "var", "rm", "cc-a-ref", "-e", "web"}, &out), 0) << out;
+  EXPECT_EQ(boost::json::parse(out).at("result").as_string(), "deleted");
+  ASSERT_EQ(Run({"-o", "yaml", "env", "rm", "web"}, &out), 0) << out;
+  EXPECT_EQ(ParseYamlForTest(out).at("name").as_string(), "web");
+}
+
+// Admin keys act in another tenant with --tenant, as the API's ?tenant=.
+TEST_P(Cli, AdminsActInAnotherTenant) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("e.yaml"))
+      << "kind: Environment\nname: theirs\nspec: {provider: static}\n";
+  std::string out;
+  ASSERT_EQ(Run({"--tenant", "team-b", "apply", "-f", dir.File("e.yaml")}, &out), 0) << out;
+  ASSERT_EQ(Run({"--tenant", "team-b", "env", "ls"}, &out), 0) << out;
+  EXPECT_NE(out.find("theirs"), std::string::npos) << out;
+  ASSERT_EQ(Run({"env", "ls"}, &out), 0) << out;
+  EXPECT_EQ(out.find("theirs"), std::string::npos) << "not in the admin's own tenant: " << out;
+  auto key =
+      server_.NewClient().Do("POST", "/v1/keys", R"({"name":"b","role":"user","tenant":"team-b"})");
+  std::string user(boost::json::parse(key->body).at("key").as_string());
+  EXPECT_EQ(Run({"--tenant", "default", "env", "ls"}, &out, user), 1);
+  EXPECT_NE(out.find("no such tenant"), std::string::npos) << out;
+}
+
+// A schedule may name an environment that comes later: accepted, with a warning.
+TEST_P(Cli, ASchedulesEnvironmentMayComeLater) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("s.yaml"))
+      << "kind: Schedule\nname: nightly\nspec: {cron: \"0 2 * * *\", timezone: Europe/Berlin, "
+         "action: {type: stop, environment: later}}\n";
+  std::string out;
+  ASSERT_EQ(Run({"apply", "-f", dir.File("s.yaml")}, &out), 0) << out;
+  EXPECT_NE(out.find("schedule/nightly created"), std::string::npos) << out;
+  EXPECT_NE(out.find("warning: environment 'later' does not exist (yet)"), std::string::npos)
+      << out;
+  ASSERT_EQ(Run({"schedule", "get", "nightly"}, &out), 0) << out;
+  // Fire times in the schedule's own zone: 02:00 on Berlin's clock (CET or CEST).
+  EXPECT_NE(out.find(" 02:00:00 CE"), std::string::npos) << out;
 }
 
 }  // namespace

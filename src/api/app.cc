@@ -52,7 +52,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       },
       store_, waiters_, std::move(cc));
   env::AddEnvironmentRoutes(router_, environments_, store_, waiters_, std::move(providers));
-  schedule::AddScheduleRoutes(router_, schedules_, *scheduler_);
+  schedule::AddScheduleRoutes(router_, schedules_, *scheduler_, environments_);
   std::vector<std::pair<std::string, std::string>> names;
   for (const auto& r : router_.routes()) {
     names.emplace_back(std::string(http::MethodName(r.method)), r.pattern);

@@ -1,19 +1,56 @@
 #include "cmd/client_util.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <boost/json.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+
+#include "cmd/usage.h"
+#include "common/duration.h"
+#include "common/yaml.h"
 
 namespace drover::cmd {
 
-std::optional<boost::json::value> Call(const ClientFlags& flags, std::string_view method,
-                                       std::string_view target, std::string_view body) {
+namespace {
+
+// Every request needs a key: without one, say how to give it before sending anything.
+void RequireToken(const ClientFlags& flags) {
+  if (!flags.token.empty()) return;
+  std::fprintf(stderr,
+               "error: no API key: set DROVER_TOKEN or pass --token (a server prints an admin "
+               "key on its first start)\n");
+  std::exit(kUsageError);
+}
+
+std::string WithTenant(const ClientFlags& flags, std::string_view target) {
+  std::string out(target);
+  if (!flags.tenant.empty()) {
+    out += (out.find('?') == std::string::npos ? "?tenant=" : "&tenant=") + UrlEncode(flags.tenant);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<client::Response> Peek(const ClientFlags& flags, const std::string& target) {
+  RequireToken(flags);
   client::Client c({flags.addr, flags.token});
-  auto r = c.Do(method, target, body);
+  return c.Do("GET", WithTenant(flags, target));
+}
+
+std::optional<boost::json::value> Call(const ClientFlags& flags, std::string_view method,
+                                       std::string_view target, std::string_view body,
+                                       client::Response* raw) {
+  RequireToken(flags);
+  client::Client c({flags.addr, flags.token});
+  auto r = c.Do(method, WithTenant(flags, target), body);
   if (!r.ok()) {
     std::fprintf(stderr, "error: %s\n", r.status().message().c_str());
     return std::nullopt;
   }
+  if (raw) *raw = *r;
   if (!r->ok()) {
     Status s = client::Client::ToStatus(*r);
     std::fprintf(stderr, "error: %s\n", s.message().c_str());
@@ -105,6 +142,48 @@ void PrintJson(const boost::json::value& v) {
   std::cout << "\n";
 }
 
+namespace {
+
+void EmitYaml(YAML::Emitter& out, const boost::json::value& v) {
+  if (v.is_object()) {
+    out << YAML::BeginMap;
+    for (const auto& kv : v.as_object()) {
+      out << YAML::Key;
+      EmitYaml(out, boost::json::value(kv.key()));
+      out << YAML::Value;
+      EmitYaml(out, kv.value());
+    }
+    out << YAML::EndMap;
+  } else if (v.is_array()) {
+    out << YAML::BeginSeq;
+    for (const auto& item : v.as_array()) EmitYaml(out, item);
+    out << YAML::EndSeq;
+  } else if (v.is_string()) {
+    std::string s(v.as_string());
+    // A string that drover's YAML reader would take for a null, bool or number is quoted.
+    auto typed = ParseYaml("v: " + s);
+    bool plain = !s.empty() && typed.ok() && typed->is_object() &&
+                 typed->as_object().contains("v") && typed->as_object().at("v").is_string() &&
+                 typed->as_object().at("v").as_string() == s;
+    if (!plain) out << YAML::DoubleQuoted;
+    out << s;
+  } else if (v.is_null()) {
+    out << YAML::Null;
+  } else {
+    out << boost::json::serialize(v);  // numbers and booleans as JSON writes them
+  }
+}
+
+}  // namespace
+
+void PrintData(const ClientFlags& flags, const boost::json::value& v) {
+  if (flags.output != "yaml") return PrintJson(v);
+  YAML::Emitter out;
+  out.SetIndent(2);
+  EmitYaml(out, v);
+  std::cout << out.c_str() << "\n";
+}
+
 std::string Text(const boost::json::value& obj, std::string_view field) {
   if (!obj.is_object()) return "";
   const auto* v = obj.as_object().if_contains(field);
@@ -133,13 +212,41 @@ int PrintList(const ClientFlags& flags, const std::string& target,
               const std::function<std::vector<std::string>(const boost::json::value&)>& row) {
   auto all = FetchAll(flags, target);
   if (!all) return 1;
-  if (flags.output == "json") {
-    PrintJson(*all);
+  if (flags.structured()) {
+    PrintData(flags, *all);
     return 0;
   }
   std::vector<std::vector<std::string>> rows;
   for (const auto& item : *all) rows.push_back(row(item));
   PrintTable(header, rows);
+  return 0;
+}
+
+CLI::Option* AddWaitFlag(CLI::App* cmd, std::string* value, const std::string& help) {
+  return cmd->add_option("--wait", *value, help + " (--wait: up to 5m; --wait=DURATION)")
+      ->expected(0, 1);
+}
+
+std::optional<std::chrono::milliseconds> WaitLimit(const CLI::App* cmd, const CLI::Option* flag,
+                                                   const std::string& value, int* rc) {
+  *rc = 0;
+  if (!flag || flag->count() == 0) return std::nullopt;
+  if (value.empty()) return std::chrono::minutes(5);
+  auto d = ParseDuration(value);
+  if (!d || d->count() == 0) {
+    *rc = UsageError(
+        cmd, "--wait takes a duration like 90s or 5m, written --wait=5m; got '" + value + "'");
+    return std::nullopt;
+  }
+  return *d;
+}
+
+int Deleted(const ClientFlags& flags, std::string_view kind, const std::string& name) {
+  if (flags.structured()) {
+    PrintData(flags, boost::json::object{{"kind", kind}, {"name", name}, {"result", "deleted"}});
+  } else {
+    std::cout << "deleted " << kind << " " << name << "\n";
+  }
   return 0;
 }
 

@@ -16,7 +16,10 @@ using Run = std::function<int()>;
 struct ClientFlags {
   std::string addr = "http://127.0.0.1:7400";
   std::string token;
-  std::string output = "table";  // table | json
+  std::string output = "table";  // table | json | yaml
+  std::string tenant;            // admin keys: act in this tenant (?tenant=)
+  // -o json or -o yaml: data for scripts instead of tables and sentences.
+  bool structured() const { return output != "table"; }
 };
 
 void AddServerCommand(CLI::App& app, Run& run);

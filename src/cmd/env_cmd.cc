@@ -1,14 +1,14 @@
-// `drover apply -f FILE|DIR` and `drover env ls|get|rm|instances|events|logs`.
+// `drover apply -f FILE|DIR` and `drover env ls|get|rm|scale|instances|events|logs`.
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
+#include <charconv>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <thread>
 
 #include "cmd/client_util.h"
+#include "cmd/usage.h"
 #include "common/duration.h"
 #include "common/files.h"
 #include "common/yaml.h"
@@ -45,6 +45,9 @@ bool LoadDocuments(const std::string& path, std::vector<Document>* out) {
     auto docs = ParseYamlDocuments(*text);  // JSON is YAML too
     if (!docs.ok()) {
       std::cerr << "error: " << f.string() << ": " << docs.status().message() << "\n";
+      for (const auto& e : docs.status().errors()) {
+        std::cerr << "  " << e.field << ": " << e.message << "\n";
+      }
       return false;
     }
     int n = 0;
@@ -66,79 +69,15 @@ std::string Str(const boost::json::object& o, std::string_view k) {
   return v && v->is_string() ? std::string(v->as_string()) : std::string();
 }
 
-int WaitReady(const ClientFlags& flags, const std::string& name, const std::string& timeout);
-
-// Applies every document; with `wait`, then waits for each Environment to be ready.
-int Apply(const ClientFlags& flags, const std::string& path, const std::string& wait) {
-  std::vector<Document> docs;
-  if (!LoadDocuments(path, &docs)) return 1;
-  // Check every document's kind and name before changing anything.
-  for (const auto& d : docs) {
-    std::string kind = Str(d.body, "kind");
-    if (kind == "Environment" || kind == "Schedule") {
-      if (Str(d.body, "name").empty()) {
-        std::cerr << "error: " << d.source << ": a" << (kind == "Environment" ? "n " : " ") << kind
-                  << " needs a name\n";
-        return 1;
-      }
-    } else if (kind == "Variable") {
-      if (Str(d.body, "key").empty()) {
-        std::cerr << "error: " << d.source << ": a Variable needs a key\n";
-        return 1;
-      }
-    } else {
-      std::cerr << "error: " << d.source
-                << ": kind must be Environment, Schedule or Variable, not '" << kind << "'\n";
-      return 1;
-    }
-  }
-  for (const auto& d : docs) {
-    std::string kind = Str(d.body, "kind");
-    if (kind == "Environment" || kind == "Schedule") {
-      std::string name = Str(d.body, "name");
-      std::string path = kind == "Environment" ? "environments" : "schedules";
-      auto r =
-          Call(flags, "PUT", "/v1/" + path + "/" + UrlEncode(name), boost::json::serialize(d.body));
-      if (!r) {
-        std::cerr << "  in " << d.source << "\n";
-        return 1;
-      }
-      std::cout << (kind == "Environment" ? "environment/" : "schedule/") << name
-                << (Text(*r, "create_index") == Text(*r, "modify_index") ? " created"
-                                                                         : " configured")
-                << "\n";
-    } else {
-      boost::json::object body;
-      for (const auto& [k, v] : d.body) {
-        if (k != "kind" && k != "key") body[k] = v;
-      }
-      std::string key = Str(d.body, "key");
-      if (!Call(flags, "PUT", "/v1/variables/" + UrlEncode(key), boost::json::serialize(body))) {
-        std::cerr << "  in " << d.source << "\n";
-        return 1;
-      }
-      std::string env = Str(d.body, "environment");
-      std::cout << "variable/" << key << (env.empty() ? "" : " (" + env + ")") << " set\n";
-    }
-  }
-  if (wait.empty()) return 0;
-  for (const auto& d : docs) {
-    if (Str(d.body, "kind") != "Environment") continue;
-    std::cout << "environment/" << Str(d.body, "name") << ":\n";
-    if (int rc = WaitReady(flags, Str(d.body, "name"), wait); rc != 0) return rc;
-  }
-  return 0;
+// Where progress goes: stdout for people, stderr when stdout carries -o json/yaml data.
+std::ostream& Progress(const ClientFlags& flags) {
+  return flags.structured() ? std::cerr : std::cout;
 }
 
-// Polls the environment until running == desired (phase ready) or `timeout` passes, printing
+// Polls the environment until running == desired (phase ready) or `limit` passes, printing
 // progress whenever it changes. 0 when ready, 1 otherwise.
-int WaitReady(const ClientFlags& flags, const std::string& name, const std::string& timeout) {
-  auto limit = ParseDuration(timeout);
-  if (!limit) {
-    std::cerr << "error: --wait: '" << timeout << "' is not a duration like 90s or 5m\n";
-    return 2;
-  }
-  auto deadline = std::chrono::steady_clock::now() + *limit;
+int WaitReady(const ClientFlags& flags, const std::string& name, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
   std::string last;
   for (bool first = true; std::chrono::steady_clock::now() < deadline; first = false) {
     if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -150,12 +89,123 @@ int WaitReady(const ClientFlags& flags, const std::string& name, const std::stri
     for (const auto& i : st.at("instances").as_array()) {
       if (Text(i, "state") != "terminated") line += " " + Text(i, "id") + "=" + Text(i, "state");
     }
-    if (line != last) std::cout << line << "\n" << std::flush;
+    if (line != last) Progress(flags) << line << "\n" << std::flush;
     last = line;
-    if (Text(st, "phase") == "ready") return 0;
+    // Ready: running == desired; scaled to 0 that is the stopped phase.
+    if (Text(st, "phase") == "ready" ||
+        (Text(st, "desired") == "0" && Text(st, "phase") == "stopped")) {
+      return 0;
+    }
   }
-  std::cerr << "error: not ready within " << timeout << "\n";
+  std::cerr << "error: " << name << " not ready within " << FormatDuration(limit) << "\n";
   return 1;
+}
+
+// A kind's API collection and its lower-case name in messages.
+struct Kind {
+  std::string_view kind, collection, noun;
+};
+constexpr Kind kKinds[] = {{"Environment", "environments", "environment"},
+                           {"Schedule", "schedules", "schedule"},
+                           {"Variable", "variables", "variable"}};
+const Kind* FindKind(std::string_view kind) {
+  for (const auto& k : kKinds) {
+    if (k.kind == kind) return &k;
+  }
+  return nullptr;
+}
+
+// Applies one document; its result for the output, or nullopt after printing the problem.
+std::optional<boost::json::object> ApplyOne(const ClientFlags& flags, const Document& d) {
+  const Kind& kind = *FindKind(Str(d.body, "kind"));
+  boost::json::object result{{"kind", kind.kind}};
+  client::Response raw;
+  if (kind.kind == "Variable") {
+    std::string key = Str(d.body, "key"), env = Str(d.body, "environment");
+    result["name"] = key;
+    if (!env.empty()) result["environment"] = env;
+    std::string target = "/v1/variables/" + UrlEncode(key) + "?environment=" + UrlEncode(env);
+    boost::json::object body;
+    for (const auto& [k, v] : d.body) {
+      if (k != "kind" && k != "key") body[k] = v;
+    }
+    // The same value again is left alone (a write would wake every watcher for nothing).
+    if (auto now = Peek(flags, target); now.ok() && now->status == 200) {
+      boost::system::error_code ec;
+      auto stored = boost::json::parse(now->body, ec);
+      const auto* value = body.if_contains("value");
+      if (!ec && value && value->is_string() && Text(stored, "value") == value->as_string()) {
+        result["result"] = "unchanged";
+        return result;
+      }
+    }
+    if (!Call(flags, "PUT", "/v1/variables/" + UrlEncode(key), boost::json::serialize(body),
+              &raw)) {
+      return std::nullopt;
+    }
+    result["result"] = raw.status == 201 ? "created" : "configured";
+    return result;
+  }
+  std::string name = Str(d.body, "name");
+  result["name"] = name;
+  auto r = Call(flags, "PUT", "/v1/" + std::string(kind.collection) + "/" + UrlEncode(name),
+                boost::json::serialize(d.body), &raw);
+  if (!r) return std::nullopt;
+  result["result"] = raw.status == 201                            ? "created"
+                     : raw.Header("X-Drover-Unchanged") == "true" ? "unchanged"
+                                                                  : "configured";
+  if (const auto* w = r->as_object().if_contains("warnings")) result["warnings"] = *w;
+  return result;
+}
+
+// Applies every document; with `wait`, then waits for each Environment to be ready.
+int Apply(const ClientFlags& flags, const std::string& path,
+          std::optional<std::chrono::milliseconds> wait) {
+  std::vector<Document> docs;
+  if (!LoadDocuments(path, &docs)) return 1;
+  // Check every document's kind and name before changing anything.
+  for (const auto& d : docs) {
+    const Kind* kind = FindKind(Str(d.body, "kind"));
+    if (!kind) {
+      std::cerr << "error: " << d.source
+                << ": kind must be Environment, Schedule or Variable, not '" << Str(d.body, "kind")
+                << "'\n";
+      return 1;
+    }
+    std::string_view field = kind->kind == "Variable" ? "key" : "name";
+    if (Str(d.body, field).empty()) {
+      std::cerr << "error: " << d.source << ": a " << kind->kind << " needs a " << field << "\n";
+      return 1;
+    }
+  }
+  boost::json::array results;
+  for (const auto& d : docs) {
+    auto r = ApplyOne(flags, d);
+    if (!r) {
+      std::cerr << "  in " << d.source << "\n";
+      if (flags.structured()) PrintData(flags, results);  // what was applied before it
+      return 1;
+    }
+    if (!flags.structured()) {
+      std::cout << FindKind(Str(d.body, "kind"))->noun << "/" << Text(*r, "name");
+      if (!Text(*r, "environment").empty()) std::cout << " (" << Text(*r, "environment") << ")";
+      std::cout << " " << Text(*r, "result") << "\n";
+      if (const auto* w = r->if_contains("warnings")) {
+        for (const auto& msg : w->as_array()) {
+          std::cout << "  warning: " << std::string_view(msg.as_string()) << "\n";
+        }
+      }
+    }
+    results.push_back(std::move(*r));
+  }
+  if (flags.structured()) PrintData(flags, results);
+  if (!wait) return 0;
+  for (const auto& d : docs) {
+    if (Str(d.body, "kind") != "Environment") continue;
+    Progress(flags) << "environment/" << Str(d.body, "name") << ":\n";
+    if (int rc = WaitReady(flags, Str(d.body, "name"), *wait); rc != 0) return rc;
+  }
+  return 0;
 }
 
 void PrintInstances(const boost::json::array& items) {
@@ -172,6 +222,14 @@ void PrintInstances(const boost::json::array& items) {
   PrintTable({"ID", "STATE", "HOST", "LAST HEARTBEAT", "LAST RUN"}, rows);
 }
 
+// A capacity as typed: a whole number >= 0.
+std::optional<int64_t> Capacity(const std::string& s) {
+  int64_t n = -1;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc() || p != s.data() + s.size() || n < 0) return std::nullopt;
+  return n;
+}
+
 }  // namespace
 
 void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
@@ -180,13 +238,19 @@ void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
       app.add_subcommand("apply", "Create or update Environment, Schedule and Variable documents.");
   apply->add_option("-f,--file", apply_path, "a YAML/JSON file, or a directory of them")
       ->required();
-  apply->add_option("--wait", apply_wait,
-                    "then wait up to this long (e.g. 5m) until each environment is ready, "
-                    "showing progress");
-  apply->callback([&] { run = [&] { return Apply(flags, apply_path, apply_wait); }; });
+  auto* apply_wait_flag = AddWaitFlag(
+      apply, &apply_wait, "then wait until each environment is ready, showing progress");
+  apply->callback([&, apply, apply_wait_flag] {
+    run = [&, apply, apply_wait_flag] {
+      int rc = 0;
+      auto wait = WaitLimit(apply, apply_wait_flag, apply_wait, &rc);
+      if (rc) return rc;
+      return Apply(flags, apply_path, wait);
+    };
+  });
 
-  auto* env =
-      app.add_subcommand("env", "Environments: list, show, delete, instances, events, logs.");
+  auto* env = app.add_subcommand(
+      "env", "Environments: list, show, scale, delete, instances, events, logs.");
   env->require_subcommand(1);
 
   env->add_subcommand("ls", "List environments.")->callback([&] {
@@ -208,8 +272,8 @@ void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
     run = [&] {
       auto v = Call(flags, "GET", "/v1/environments/" + UrlEncode(name));
       if (!v) return 1;
-      if (flags.output == "json") {
-        PrintJson(*v);
+      if (flags.structured()) {
+        PrintData(flags, *v);
         return 0;
       }
       const auto& st = v->at("status");
@@ -218,6 +282,11 @@ void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
                 << " (desired from " << Text(st, "desired_from") << ")"
                 << "\nprovider:   " << Text(v->at("spec"), "provider");
       if (!Text(st, "join_token").empty()) std::cout << "\njoin token: " << Text(st, "join_token");
+      for (const auto& c : st.at("conditions").as_array()) {
+        if (Text(c, "status") == "false" && Text(c, "type") != "Ready") {
+          std::cout << "\ncondition:  " << Text(c, "type") << " false: " << Text(c, "reason");
+        }
+      }
       std::cout << "\n\n";
       PrintInstances(st.at("instances").as_array());
       return 0;
@@ -229,19 +298,37 @@ void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
   rm->callback([&] {
     run = [&] {
       if (!Call(flags, "DELETE", "/v1/environments/" + UrlEncode(name))) return 1;
-      if (flags.output != "json") std::cout << "deleted environment " << name << "\n";
-      return 0;
+      return Deleted(flags, "environment", name);
     };
   });
 
-  auto* inst = env->add_subcommand("instances", "List an environment's instances.");
-  inst->add_option("name", name, "environment")->required();
-  inst->callback([&] {
+  static bool all_instances = false;
+  static std::string forget_id;
+  auto* inst = env->add_subcommand(
+      "instances", "List an environment's instances (terminated ones with --all), or forget one.");
+  inst->add_option("name", name, "environment");
+  inst->add_flag("--all", all_instances, "also terminated instances (until their retention ends)");
+  auto* inst_rm = inst->add_subcommand(
+      "rm",
+      "Forget an instance: its record, runs and agent key (a live one a provider started "
+      "is refused: scale down instead).");
+  inst_rm->add_option("id", forget_id, "instance id (i-...)")->required();
+  inst_rm->callback([&] {
     run = [&] {
-      auto v = Call(flags, "GET", "/v1/environments/" + UrlEncode(name) + "/instances");
+      if (!Call(flags, "DELETE", "/v1/instances/" + UrlEncode(forget_id))) return 1;
+      return Deleted(flags, "instance", forget_id);
+    };
+  });
+  inst->callback([&, inst, inst_rm] {
+    if (inst_rm->parsed()) return;
+    run = [&, inst] {
+      if (name.empty()) return UsageError(inst, "give the environment: drover env instances NAME");
+      auto v = Call(flags, "GET",
+                    "/v1/environments/" + UrlEncode(name) + "/instances" +
+                        (all_instances ? "?all=true" : ""));
       if (!v) return 1;
-      if (flags.output == "json") {
-        PrintJson(v->at("items"));
+      if (flags.structured()) {
+        PrintData(flags, v->at("items"));
       } else {
         PrintInstances(v->at("items").as_array());
       }
@@ -262,24 +349,32 @@ void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
     };
   });
 
-  static int64_t scale_to = 0;
-  static std::string wait_for;
+  static std::string scale_to, scale_wait;
   auto* scale = env->add_subcommand("scale", "Set an environment's capacity.");
   scale->add_option("name", name, "environment")->required();
-  scale->add_option("capacity", scale_to, "instances wanted")
-      ->required()
-      ->check(CLI::NonNegativeNumber);
-  scale->add_option("--wait", wait_for,
-                    "wait up to this long (e.g. 2m) until running == capacity, showing progress");
-  scale->callback([&] {
-    run = [&] {
+  scale->add_option("capacity", scale_to, "instances wanted (a whole number >= 0)")->required();
+  auto* scale_wait_flag =
+      AddWaitFlag(scale, &scale_wait, "then wait until running == capacity, showing progress");
+  scale->callback([&, scale, scale_wait_flag] {
+    run = [&, scale, scale_wait_flag] {
+      // Every argument is checked before anything changes.
+      auto capacity = Capacity(scale_to);
+      if (!capacity) {
+        return UsageError(scale, "capacity must be a whole number >= 0, got '" + scale_to + "'");
+      }
+      int rc = 0;
+      auto wait = WaitLimit(scale, scale_wait_flag, scale_wait, &rc);
+      if (rc) return rc;
       auto v = Call(flags, "POST", "/v1/environments/" + UrlEncode(name) + "/scale",
-                    "{\"capacity\":" + std::to_string(scale_to) + "}");
+                    "{\"capacity\":" + std::to_string(*capacity) + "}");
       if (!v) return 1;
-      if (flags.output != "json")
-        std::cout << "environment/" << name << " scaled to " << scale_to << "\n";
-      if (wait_for.empty()) return 0;
-      return WaitReady(flags, name, wait_for);
+      if (flags.structured()) {
+        PrintData(flags, *v);
+      } else {
+        std::cout << "environment/" << name << " scaled to " << *capacity << "\n";
+      }
+      if (!wait) return 0;
+      return WaitReady(flags, name, *wait);
     };
   });
 
@@ -288,34 +383,53 @@ void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
   auto* logs = env->add_subcommand("logs", "Print the latest run log of each instance.");
   logs->add_option("name", name, "environment")->required();
   logs->add_option("--instance", instance, "only this instance");
-  logs->add_option("--run", run_no, "this run number (with --instance)");
-  logs->callback([&] {
-    run = [&] {
-      auto v = Call(flags, "GET", "/v1/environments/" + UrlEncode(name) + "/instances");
+  auto* run_flag = logs->add_option("--run", run_no, "this run number (with --instance)")
+                       ->check(CLI::PositiveNumber);
+  logs->callback([&, logs, run_flag] {
+    run = [&, logs, run_flag] {
+      if (run_flag->count() > 0 && instance.empty()) {
+        return UsageError(logs, "--run needs --instance (run numbers are per instance)");
+      }
+      auto v = Call(flags, "GET", "/v1/environments/" + UrlEncode(name) + "/instances?all=true");
       if (!v) return 1;
-      int shown = 0;
+      boost::json::array shown;
+      bool found = instance.empty();
       for (const auto& i : v->at("items").as_array()) {
         std::string id = Text(i, "id");
         if (!instance.empty() && id != instance) continue;
+        found = true;
         int64_t n = run_no;
-        std::string header;
         if (n == 0) {
-          auto runs = Call(flags, "GET", "/v1/instances/" + id + "/runs?limit=1");
+          auto runs = Call(flags, "GET", "/v1/instances/" + UrlEncode(id) + "/runs?limit=1");
           if (!runs) return 1;
           const auto& items = runs->at("items").as_array();
           if (items.empty()) continue;
           n = items[0].at("seq").as_int64();
         }
-        auto r = Call(flags, "GET", "/v1/instances/" + id + "/runs/" + std::to_string(n));
+        auto r =
+            Call(flags, "GET", "/v1/instances/" + UrlEncode(id) + "/runs/" + std::to_string(n));
         if (!r) return 1;
+        if (flags.structured()) {
+          r->as_object()["instance"] = id;
+          shown.push_back(std::move(*r));
+          continue;
+        }
         std::cout << "==> " << id << " run " << n << " (" << Text(*r, "status") << ", commit "
                   << Text(*r, "commit").substr(0, 12) << ", " << Text(*r, "finished_at")
                   << ") <==\n"
                   << Text(*r, "log_tail");
         if (!Text(*r, "log_tail").ends_with("\n")) std::cout << "\n";
-        ++shown;
+        shown.push_back(nullptr);
       }
-      if (shown == 0) std::cerr << "no runs reported yet\n";
+      if (!found) {
+        std::cerr << "error: environment " << name << " has no instance '" << instance << "'\n";
+        return 1;
+      }
+      if (flags.structured()) {
+        PrintData(flags, shown);
+      } else if (shown.empty()) {
+        std::cerr << "no runs reported yet\n";
+      }
       return 0;
     };
   });

@@ -41,8 +41,8 @@ void AddKeyCommands(CLI::App& app, ClientFlags& flags, Run& run) {
       }
       auto v = Call(flags, "POST", "/v1/keys", boost::json::serialize(body));
       if (!v) return 1;
-      if (flags.output == "json") {
-        PrintJson(*v);
+      if (flags.structured()) {
+        PrintData(flags, *v);
       } else {
         std::cout << "id:     " << Text(*v, "id") << "\nrole:   " << Text(*v, "role")
                   << "\ntenant: " << Text(*v, "tenant") << "\nkey:    " << Text(*v, "key")
@@ -98,6 +98,11 @@ void AddKeyCommands(CLI::App& app, ClientFlags& flags, Run& run) {
         std::cerr << "error: cannot write the key files\n";
         return 1;
       }
+      if (flags.structured()) {
+        PrintData(flags, boost::json::object{{"private_key", sign_out},
+                                             {"public_key", sign_out + ".pub"}});
+        return 0;
+      }
       std::cout << "private key: " << sign_out << "  (drover server --signing-key)\n"
                 << "public key:  " << sign_out << ".pub  (drover agent --verify-key)\n";
       return 0;
@@ -110,8 +115,7 @@ void AddKeyCommands(CLI::App& app, ClientFlags& flags, Run& run) {
   rm->callback([&] {
     run = [&] {
       if (!Call(flags, "DELETE", "/v1/keys/" + UrlEncode(rm_id))) return 1;
-      if (flags.output != "json") std::cout << "deleted " << rm_id << "\n";
-      return 0;
+      return Deleted(flags, "key", rm_id);
     };
   });
 }

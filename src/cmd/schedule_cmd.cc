@@ -5,18 +5,30 @@
 
 #include "cmd/client_util.h"
 #include "cmd/commands.h"
+#include "schedule/cron.h"
 
 namespace drover::cmd {
 namespace {
 
-// "next fires" or the window's state, for a table cell.
+// An RFC 3339 time from the API as the schedule's time zone shows it ("2026-12-07 13:00:00
+// CET"); as given when it does not parse.
+std::string Local(const boost::json::value& s, std::string_view rfc3339) {
+  auto t = ParseRfc3339(rfc3339);
+  auto zone = schedule::Zone::Locate(Text(s.at("spec"), "timezone"));
+  if (!t || !zone.ok()) return std::string(rfc3339);
+  return schedule::FormatInZone(*t, *zone);
+}
+
+// "next fires" or the window's state, for a table cell, in the schedule's time zone.
 std::string When(const boost::json::value& s) {
   const auto& st = s.at("status");
   if (const auto* open = st.as_object().if_contains("window_open")) {
-    return std::string(open->as_bool() ? "open" : "closed") + " until " + Text(st, "next_change");
+    std::string change = Text(st, "next_change");
+    return std::string(open->as_bool() ? "open" : "closed") + " until " +
+           (change.empty() ? "-" : Local(s, change));
   }
   const auto& next = st.at("next_fires").as_array();
-  return next.empty() ? "-" : std::string(next[0].as_string());
+  return next.empty() ? "-" : Local(s, next[0].as_string());
 }
 
 std::string What(const boost::json::value& s) {
@@ -64,8 +76,8 @@ void AddScheduleCommands(CLI::App& app, ClientFlags& flags, Run& run) {
     run = [&] {
       auto v = Call(flags, "GET", "/v1/schedules/" + UrlEncode(name));
       if (!v) return 1;
-      if (flags.output == "json") {
-        PrintJson(*v);
+      if (flags.structured()) {
+        PrintData(flags, *v);
         return 0;
       }
       const auto& st = v->at("status");
@@ -75,15 +87,16 @@ void AddScheduleCommands(CLI::App& app, ClientFlags& flags, Run& run) {
       if (const auto* next = st.as_object().if_contains("next_fires")) {
         std::cout << "next:\n";
         for (const auto& t : next->as_array()) {
-          std::cout << "  " << std::string_view(t.as_string()) << "\n";
+          std::cout << "  " << Local(*v, t.as_string()) << "  (" << std::string_view(t.as_string())
+                    << ")\n";
         }
       } else {
         std::cout << "window:    " << When(*v) << "\n";
       }
       const auto& last = st.at("last_firing");
       if (!last.is_null()) {
-        std::cout << "last:      " << Text(last, "due") << " " << Text(last, "kind") << " "
-                  << Text(last, "status") << ": " << Text(last, "result") << "\n";
+        std::cout << "last:      " << Local(*v, Text(last, "due")) << " " << Text(last, "kind")
+                  << " " << Text(last, "status") << ": " << Text(last, "result") << "\n";
       }
       return 0;
     };
@@ -95,8 +108,8 @@ void AddScheduleCommands(CLI::App& app, ClientFlags& flags, Run& run) {
     run = [&] {
       auto v = Call(flags, "POST", "/v1/schedules/" + UrlEncode(name) + "/trigger");
       if (!v) return 1;
-      if (flags.output == "json") {
-        PrintJson(*v);
+      if (flags.structured()) {
+        PrintData(flags, *v);
       } else {
         std::cout << "triggered " << name << " (firing due " << Text(*v, "due")
                   << "; see drover schedule firings " << name << ")\n";
@@ -123,8 +136,7 @@ void AddScheduleCommands(CLI::App& app, ClientFlags& flags, Run& run) {
   rm->callback([&] {
     run = [&] {
       if (!Call(flags, "DELETE", "/v1/schedules/" + UrlEncode(name))) return 1;
-      if (flags.output != "json") std::cout << "deleted schedule " << name << "\n";
-      return 0;
+      return Deleted(flags, "schedule", name);
     };
   });
 }

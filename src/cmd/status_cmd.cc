@@ -13,8 +13,8 @@ void AddStatusCommand(CLI::App& app, ClientFlags& flags, Run& run) {
     run = [&] {
       auto v = Call(flags, "GET", "/v1/status");
       if (!v) return 1;
-      if (flags.output == "json") {
-        PrintJson(*v);
+      if (flags.structured()) {
+        PrintData(flags, *v);
         return 0;
       }
       std::cout << "server:   " << flags.addr << "\nversion:  " << Text(*v, "version")

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "cmd/client_util.h"
+#include "cmd/usage.h"
 
 namespace drover::cmd {
 namespace {
@@ -37,8 +38,8 @@ void AddVarCommands(CLI::App& app, ClientFlags& flags, Run& run) {
       auto v =
           Call(flags, "PUT", "/v1/variables/" + UrlEncode(a.key), boost::json::serialize(body));
       if (!v) return 1;
-      if (flags.output == "json") {
-        PrintJson(*v);
+      if (flags.structured()) {
+        PrintData(flags, *v);
       } else {
         std::cout << a.key << (a.env.empty() ? "" : " (" + a.env + ")") << " = " << a.value
                   << "  [index " << Text(*v, "modify_index") << "]\n";
@@ -54,8 +55,8 @@ void AddVarCommands(CLI::App& app, ClientFlags& flags, Run& run) {
     run = [&] {
       auto v = Call(flags, "GET", "/v1/variables/" + UrlEncode(a.key) + Scope(a));
       if (!v) return 1;
-      if (flags.output == "json") {
-        PrintJson(*v);
+      if (flags.structured()) {
+        PrintData(flags, *v);
       } else {
         std::cout << Text(*v, "value") << "\n";
       }
@@ -63,11 +64,31 @@ void AddVarCommands(CLI::App& app, ClientFlags& flags, Run& run) {
     };
   });
 
+  static bool effective = false;
   auto* ls = var->add_subcommand("ls", "List variables.");
   ls->add_option("--prefix", a.prefix, "only keys starting with this");
   ls->add_option("-e,--env", a.env, "only this environment's scope");
-  ls->callback([&] {
-    run = [&] {
+  ls->add_flag("--effective", effective,
+               "the environment's effective cc-a-* set, as its agents read it (with --env)");
+  ls->callback([&, ls] {
+    run = [&, ls] {
+      if (effective) {
+        if (a.env.empty()) return UsageError(ls, "--effective needs --env ENVIRONMENT");
+        // Globals, the agent: block and the environment's own variables, layered (docs/api.md).
+        auto v = Call(flags, "GET", "/v1/cc/agent?environment=" + UrlEncode(a.env));
+        if (!v) return 1;
+        if (flags.structured()) {
+          PrintData(flags, *v);
+          return 0;
+        }
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& [k, val] : v->as_object()) {
+          if (!a.prefix.empty() && !std::string_view(k).starts_with(a.prefix)) continue;
+          rows.push_back({std::string(k), Text(*v, k)});
+        }
+        PrintTable({"KEY", "VALUE"}, rows);
+        return 0;
+      }
       std::string target = "/v1/variables?limit=1000&prefix=" + UrlEncode(a.prefix);
       if (!a.env.empty()) target += "&environment=" + UrlEncode(a.env);
       return PrintList(flags, target, {"KEY", "SCOPE", "VALUE", "INDEX"},
@@ -118,8 +139,12 @@ void AddVarCommands(CLI::App& app, ClientFlags& flags, Run& run) {
         std::string state = r->status == 404 ? "unset" : (ec ? "" : Text(v, "modify_index"));
         if (state == last) continue;  // another variable changed: wait again
         last = state;
-        if (flags.output == "json") {
+        if (flags.output == "json") {  // one line per change
           std::cout << (r->status == 404 ? std::string("null") : r->body) << std::endl;
+        } else if (flags.output == "yaml") {  // one document per change
+          std::cout << "---\n" << std::flush;
+          PrintData(flags, r->status == 404 ? boost::json::value(nullptr) : v);
+          std::cout << std::flush;
         } else if (r->status == 404) {
           std::cout << "[index " << index << "] " << a.key << " is not set" << std::endl;
         } else {
@@ -137,8 +162,7 @@ void AddVarCommands(CLI::App& app, ClientFlags& flags, Run& run) {
   rm->callback([&] {
     run = [&] {
       if (!Call(flags, "DELETE", "/v1/variables/" + UrlEncode(a.key) + Scope(a))) return 1;
-      if (flags.output != "json") std::cout << "deleted " << a.key << "\n";
-      return 0;
+      return Deleted(flags, "variable", a.key);
     };
   });
 }

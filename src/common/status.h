@@ -102,6 +102,10 @@ class Result {
   Status status_;
 };
 
+// What a declarative PUT did: created the resource, changed it, or found it as asked (then
+// nothing was written: no new index, no event, nobody woken).
+enum class Written { kCreated, kUpdated, kUnchanged };
+
 #define DROVER_RETURN_IF_ERROR(expr) \
   do {                               \
     ::drover::Status _st = (expr);   \

@@ -156,12 +156,12 @@ Status NoEnvironment(const std::string& name) {
 }  // namespace
 
 void EnvironmentService::Put(std::string tenant, std::string name, EnvironmentSpec spec,
-                             std::function<void(Result<std::pair<Environment, bool>>)> done) {
+                             std::function<void(Result<std::pair<Environment, Written>>)> done) {
   struct Op {
     Environment env;
     std::string agent_vars;
-    bool created = false;
-    std::function<void(Result<std::pair<Environment, bool>>)> done;
+    Written written = Written::kCreated;
+    std::function<void(Result<std::pair<Environment, Written>>)> done;
   };
   auto op = std::make_shared<Op>();
   op->env.tenant = std::move(tenant);
@@ -175,13 +175,19 @@ void EnvironmentService::Put(std::string tenant, std::string name, EnvironmentSp
   store_.Write(
       [op, new_token](store::Tx& tx) -> Status {
         auto& e = op->env;
-        auto idx = tx.NextIndex();
-        if (!idx.ok()) return idx.status();
         std::optional<Environment> old;
         DROVER_RETURN_IF_ERROR(tx.Query(std::string(kEnvColumns) + " WHERE tenant = ? AND name = ?",
                                         {e.tenant, e.name},
                                         [&](const store::Row& r) { old = ReadEnvironment(r); }));
-        op->created = !old;
+        if (old && old->spec_json == e.spec_json) {
+          // The same spec again (an apply re-run): nothing to write, nobody to wake.
+          op->written = Written::kUnchanged;
+          e = std::move(*old);
+          return Status::Ok();
+        }
+        op->written = old ? Written::kUpdated : Written::kCreated;
+        auto idx = tx.NextIndex();
+        if (!idx.ok()) return idx.status();
         e.modify_index = *idx;
         if (old) {
           e.create_index = old->create_index;
@@ -220,7 +226,7 @@ void EnvironmentService::Put(std::string tenant, std::string name, EnvironmentSp
       },
       [op](Status s) {
         if (!s.ok()) return op->done(s);
-        op->done(std::make_pair(std::move(op->env), op->created));
+        op->done(std::make_pair(std::move(op->env), op->written));
       });
 }
 

@@ -157,9 +157,10 @@ class EnvironmentService {
   // Writes the buffered heartbeats and stops buffering (before the store closes).
   void Stop() { beats_.Stop(); }
 
-  // Creates (created = true) or updates the spec; the join token is made on creation.
+  // Creates or updates the spec (unchanged: the same spec again, nothing written); the join
+  // token is made on creation.
   void Put(std::string tenant, std::string name, EnvironmentSpec spec,
-           std::function<void(Result<std::pair<Environment, bool>>)> done);
+           std::function<void(Result<std::pair<Environment, Written>>)> done);
   Result<Environment> Get(const std::string& tenant, const std::string& name);
   // Every environment's (tenant, name, modify_index): what the controller compares to find
   // the ones that changed without reading every spec.

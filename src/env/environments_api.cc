@@ -263,12 +263,12 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                }
                auto caller = req.principal;
                envs.Put(addr->first, addr->second, std::move(*spec),
-                        [respond, caller](Result<std::pair<Environment, bool>> r) {
+                        [respond, caller](Result<std::pair<Environment, Written>> r) {
                           if (!r.ok()) return http::SendError(respond, r.status());
-                          std::vector<Instance> none;
                           auto body = EnvironmentJson(r->first, *caller);
-                          if (r->second) body["join_token"] = r->first.join_token;
-                          respond(http::JsonResponse(r->second ? 201 : 200, body));
+                          bool created = r->second == Written::kCreated;
+                          if (created) body["join_token"] = r->first.join_token;
+                          respond(http::WrittenResponse(r->second, body));
                         });
              });
   router.Add(http::Method::kGet, "/v1/environments/{name}", http::Access::kAny,

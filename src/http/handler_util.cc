@@ -110,4 +110,13 @@ Response JsonResponse(int code, const boost::json::value& v) {
   return Response::Json(code, boost::json::serialize(v));
 }
 
+Response WrittenResponse(Written written, const boost::json::value& v) {
+  auto r = JsonResponse(written == Written::kCreated ? 201 : 200, v);
+  if (written == Written::kUnchanged) {
+    static const std::string kUnchanged = "X-Drover-Unchanged";
+    r.headers.emplace_back(kUnchanged, "true");
+  }
+  return r;
+}
+
 }  // namespace drover::http

@@ -35,6 +35,10 @@ void SetNextCursor(boost::json::object& body, const std::string& next);
 // `v` serialized as an application/json response.
 Response JsonResponse(int code, const boost::json::value& v);
 
+// The answer to a declarative PUT: 201 created, 200 updated, or 200 with
+// `X-Drover-Unchanged: true` when the resource already was as asked.
+Response WrittenResponse(Written written, const boost::json::value& v);
+
 // Sends `s` as problem+json.
 inline void SendError(const Responder& respond, const Status& s) { respond(Response::Problem(s)); }
 

@@ -156,6 +156,12 @@ Result<Zone> Zone::Locate(std::string_view name) {
 
 Zone Zone::Utc() { return Zone("UTC", nullptr); }
 
+std::string FormatInZone(TimePoint t, const Zone& zone) {
+  auto secs = std::chrono::floor<std::chrono::seconds>(t);
+  if (!zone.tz()) return date::format("%F %T UTC", secs);
+  return date::format("%F %T %Z", date::make_zoned(zone.tz(), secs));
+}
+
 Result<Cron> Cron::Parse(std::string_view expression) {
   Cron c;
   c.expression_ = std::string(expression);

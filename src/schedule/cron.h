@@ -44,6 +44,10 @@ class Zone {
   const date::time_zone* tz_;  // null: UTC
 };
 
+// `t` as the wall clock of `zone` shows it, with the zone's abbreviation:
+// "2026-12-07 13:00:00 CET" (whole seconds).
+std::string FormatInZone(TimePoint t, const Zone& zone);
+
 class Cron {
  public:
   // InvalidArgument naming the field and why: "day-of-week: 8 is out of range 0-7".

@@ -59,8 +59,8 @@ Status NoSchedule(const std::string& name) {
 }  // namespace
 
 void ScheduleService::Put(std::string tenant, std::string name, ScheduleSpec spec,
-                          std::function<void(Result<std::pair<Schedule, bool>>)> done) {
-  auto out = std::make_shared<std::pair<Schedule, bool>>();
+                          std::function<void(Result<std::pair<Schedule, Written>>)> done) {
+  auto out = std::make_shared<std::pair<Schedule, Written>>();
   out->first.tenant = std::move(tenant);
   out->first.name = std::move(name);
   out->first.spec_json = SpecToJson(spec);
@@ -69,13 +69,18 @@ void ScheduleService::Put(std::string tenant, std::string name, ScheduleSpec spe
   store_.Write(
       [out, now](store::Tx& tx) -> Status {
         auto& s = out->first;
-        auto idx = tx.NextIndex();
-        if (!idx.ok()) return idx.status();
         std::optional<Schedule> old;
         DROVER_RETURN_IF_ERROR(tx.Query(std::string(kColumns) + " WHERE tenant = ? AND name = ?",
                                         {s.tenant, s.name},
                                         [&](const store::Row& r) { old = ReadSchedule(r); }));
-        out->second = !old;
+        if (old && old->spec_json == s.spec_json) {
+          out->second = Written::kUnchanged;  // nothing to write, nobody to wake
+          s = std::move(*old);
+          return Status::Ok();
+        }
+        out->second = old ? Written::kUpdated : Written::kCreated;
+        auto idx = tx.NextIndex();
+        if (!idx.ok()) return idx.status();
         s.modify_index = *idx;
         s.updated_at_ms = now;
         if (old) {

@@ -49,7 +49,7 @@ class ScheduleService {
 
   // Creates (true) or updates the schedule.
   void Put(std::string tenant, std::string name, ScheduleSpec spec,
-           std::function<void(Result<std::pair<Schedule, bool>>)> done);
+           std::function<void(Result<std::pair<Schedule, Written>>)> done);
   Result<Schedule> Get(const std::string& tenant, const std::string& name);
   Result<Page<Schedule>> List(const std::string& tenant, const std::string& cursor, int limit);
   void Delete(std::string tenant, std::string name, std::function<void(Status)> done);

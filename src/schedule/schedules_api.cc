@@ -65,22 +65,41 @@ boost::json::object ScheduleJson(const Schedule& s, int64_t now_ms) {
 
 }  // namespace
 
-void AddScheduleRoutes(http::Router& router, ScheduleService& schedules, Scheduler& scheduler) {
+void AddScheduleRoutes(http::Router& router, ScheduleService& schedules, Scheduler& scheduler,
+                       env::EnvironmentService& envs) {
   router.Add(http::Method::kPut, "/v1/schedules/{name}", http::Access::kAny,
-             [&schedules](Request& req, Responder respond) {
+             [&schedules, &envs](Request& req, Responder respond) {
                auto addr = Address(req);
                if (!addr.ok()) return http::SendError(respond, addr.status());
                auto doc = http::ReadDocument(req);
                if (!doc.ok()) return http::SendError(respond, doc.status());
                auto spec = ParseScheduleDocument(*doc, addr->second);
                if (!spec.ok()) return http::SendError(respond, spec.status());
-               schedules.Put(
-                   addr->first, addr->second, std::move(*spec),
-                   [respond, &schedules](Result<std::pair<Schedule, bool>> r) {
-                     if (!r.ok()) return http::SendError(respond, r.status());
-                     respond(http::JsonResponse(r->second ? 201 : 200,
-                                                ScheduleJson(r->first, schedules.NowMillis())));
-                   });
+               // An environment that does not exist yet is allowed (it may be applied later in
+               // the same change): the answer says so.
+               boost::json::array warnings;
+               const std::string& env =
+                   spec->window ? spec->window->environment : spec->action.environment;
+               if (!env.empty()) {
+                 auto e = envs.Get(addr->first, env);
+                 if (!e.ok() && !e.status().IsNotFound()) {
+                   return http::SendError(respond, e.status());
+                 }
+                 if (!e.ok()) {
+                   warnings.push_back(boost::json::value(
+                       fmt::format("environment '{}' does not exist (yet): the schedule's {} "
+                                   "fails until it does",
+                                   env, spec->window ? "window" : "action")));
+                 }
+               }
+               schedules.Put(addr->first, addr->second, std::move(*spec),
+                             [respond, &schedules, warnings = std::move(warnings)](
+                                 Result<std::pair<Schedule, Written>> r) {
+                               if (!r.ok()) return http::SendError(respond, r.status());
+                               auto body = ScheduleJson(r->first, schedules.NowMillis());
+                               if (!warnings.empty()) body["warnings"] = warnings;
+                               respond(http::WrittenResponse(r->second, body));
+                             });
              });
   router.Add(http::Method::kGet, "/v1/schedules/{name}", http::Access::kAny,
              [&schedules](Request& req, Responder respond) {

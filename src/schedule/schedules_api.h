@@ -10,6 +10,9 @@
 
 namespace drover::schedule {
 
-void AddScheduleRoutes(http::Router& router, ScheduleService& schedules, Scheduler& scheduler);
+// `envs` tells whether the environment a schedule names exists (a warning in the answer when not:
+// it may be created later).
+void AddScheduleRoutes(http::Router& router, ScheduleService& schedules, Scheduler& scheduler,
+                       env::EnvironmentService& envs);
 
 }  // namespace drover::schedule
