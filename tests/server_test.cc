@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <cstdlib>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -393,6 +395,39 @@ TEST_P(Server, FirstStartPrintsABootstrapKeyOnce) {
   again.UseBootstrapToken(false);
   ASSERT_TRUE(again.Start());
   EXPECT_TRUE(again.admin_key().empty()) << "a key is printed on the first start only";
+}
+
+}  // namespace
+}  // namespace drover
+
+namespace drover {
+namespace {
+
+// /metrics is a scrape Prometheus accepts: promtool (Debian's prometheus package) checks the
+// exposition, after requests to routes that serve several methods (once exposed as duplicate
+// series) and to no route at all.
+TEST_P(Server, MetricsPassPromtool) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/variables/a", R"({"value":"x"})")->status, 201);
+  EXPECT_EQ(c.Do("GET", "/v1/variables/a")->status, 200);
+  EXPECT_EQ(c.Do("HEAD", "/v1/cc/agent")->status, 200);
+  EXPECT_EQ(c.Do("DELETE", "/v1/variables/a")->status, 204);
+  EXPECT_EQ(c.Do("GET", "/v1/variables/a")->status, 404);
+  EXPECT_EQ(c.Do("GET", "/nowhere")->status, 404);
+  auto m = c.Do("GET", "/metrics");
+  ASSERT_EQ(m->status, 200);
+  testing::TempDir dir;
+  std::ofstream(dir.File("metrics.txt")) << m->body;
+  std::string cmd = "promtool check metrics < " + dir.File("metrics.txt") + " > " +
+                    dir.File("promtool.txt") + " 2>&1";
+  int rc = std::system(cmd.c_str());
+  std::ifstream out(dir.File("promtool.txt"));
+  std::string report((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(rc, 0) << "promtool (make test installs Debian's prometheus package):\n" << report;
+  EXPECT_NE(m->body.find("route=\"/v1/variables/{key}\",method=\"PUT\""), std::string::npos);
+  EXPECT_NE(m->body.find("route=\"/v1/variables/{key}\",method=\"DELETE\""), std::string::npos);
 }
 
 }  // namespace

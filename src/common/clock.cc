@@ -117,7 +117,9 @@ std::optional<TimePoint> ParseRfc3339(std::string_view s) {
   }
   static constexpr unsigned kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  if (i != s.size() || mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] ||
+  // Years 1970-2199: a TimePoint counts nanoseconds and ends in 2262; nothing drover schedules
+  // or records lies outside.
+  if (i != s.size() || y < 1970 || y > 2199 || mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] ||
       (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 60) {
     return std::nullopt;
   }

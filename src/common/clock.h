@@ -37,6 +37,7 @@ std::string FormatRfc3339(TimePoint t);
 
 // Parses RFC 3339 with any offset ("2026-12-01T13:00:00Z", "...T14:00:00.5+01:00"); nullopt when
 // `s` is not one.
+// Years 1970-2199 (a TimePoint ends in 2262); nullopt for anything else.
 std::optional<TimePoint> ParseRfc3339(std::string_view s);
 
 }  // namespace drover

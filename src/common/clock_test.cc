@@ -28,3 +28,17 @@ TEST(Clock, MatchesGmtimeAcrossCenturies) {
 
 }  // namespace
 }  // namespace drover
+
+namespace drover {
+namespace {
+
+// Found by json_spec_fuzz: year 7026 overflowed the nanosecond TimePoint.
+TEST(Clock, Rfc3339YearsOutsideTheTimePointRangeAreRefused) {
+  EXPECT_FALSE(ParseRfc3339("7026-12-01T13:00:00Z").has_value());
+  EXPECT_FALSE(ParseRfc3339("2262-05-01T00:00:00Z").has_value());
+  EXPECT_FALSE(ParseRfc3339("1969-12-31T23:59:59Z").has_value());
+  EXPECT_TRUE(ParseRfc3339("2199-12-31T23:59:59Z").has_value());
+}
+
+}  // namespace
+}  // namespace drover

@@ -25,10 +25,11 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     if (!std::isdigit(static_cast<unsigned char>(s[i]))) return std::nullopt;
+    constexpr int64_t kCentury = 100LL * 365 * 86400000;  // ms; more is a typo
     int64_t n = 0;
     while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
       n = n * 10 + (s[i] - '0');
-      if (n > 1'000'000'000'000LL) return std::nullopt;
+      if (n > kCentury) return std::nullopt;  // even in ms: and no digit can overflow n
       ++i;
     }
     while (i < s.size() && s[i] == ' ') ++i;
@@ -36,8 +37,9 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view s) {
     while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) ++i;
     auto mult = UnitMillis(s.substr(u, i - u));
     if (!mult) return std::nullopt;
+    // Checked before multiplying, so nothing can overflow.
+    if (n > (kCentury - total) / *mult) return std::nullopt;
     total += n * *mult;
-    if (total > 100LL * 365 * 86400000) return std::nullopt;  // over a century: a typo
     while (i < s.size() && s[i] == ' ') ++i;
   }
   return std::chrono::milliseconds(total);

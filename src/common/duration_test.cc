@@ -35,3 +35,32 @@ TEST(Duration, FormatsShortest) {
 
 }  // namespace
 }  // namespace drover
+
+namespace drover {
+namespace {
+
+// Found by values_fuzz: a huge count of days overflowed before the century check.
+TEST(Duration, HugeCountsAreRefusedWithoutOverflow) {
+  EXPECT_FALSE(ParseDuration("540000000005d").has_value());
+  EXPECT_FALSE(ParseDuration("53d77d540000000005d").has_value());
+  EXPECT_FALSE(ParseDuration("999999999999h").has_value());
+  EXPECT_TRUE(ParseDuration("36499d").has_value());
+}
+
+}  // namespace
+}  // namespace drover
+
+namespace drover {
+namespace {
+
+// Found by values_fuzz: a valid duration whose short form had too many digits to read back.
+TEST(Duration, EveryDurationReadsBackFromItsShortForm) {
+  for (const char* s : {"557777s000001292516901s07777s0000010ms00ms", "36499d", "1h30m", "1ms"}) {
+    auto d = ParseDuration(s);
+    ASSERT_TRUE(d.has_value()) << s;
+    EXPECT_EQ(ParseDuration(FormatDuration(*d)), d) << s << " -> " << FormatDuration(*d);
+  }
+}
+
+}  // namespace
+}  // namespace drover

@@ -167,7 +167,8 @@ std::optional<int64_t> JsonDecoder::Int(std::string_view field, bool required) {
   }
   if (v->is_double()) {
     double d = v->as_double();
-    if (d == static_cast<double>(static_cast<int64_t>(d)) && d > -9e18 && d < 9e18) {
+    // In range before the cast: converting a double beyond int64 is undefined.
+    if (d > -9e18 && d < 9e18 && d == static_cast<double>(static_cast<int64_t>(d))) {
       return static_cast<int64_t>(d);
     }
   }

@@ -105,3 +105,21 @@ TEST(Json, EscapesControlCharacters) {
 
 }  // namespace
 }  // namespace drover
+
+namespace drover {
+namespace {
+
+// Found by json_spec_fuzz: a huge double was cast to an integer before its range was checked.
+TEST(Json, HugeNumbersAreNotIntegersAndNeverOverflow) {
+  auto obj = ParseJsonObject(R"({"a":8.66667e127,"b":-1e300,"c":3.0,"d":9.3e18})");
+  ASSERT_TRUE(obj.ok());
+  JsonDecoder d(*obj);
+  EXPECT_FALSE(d.Int("a", true).has_value());
+  EXPECT_FALSE(d.Int("b", true).has_value());
+  EXPECT_EQ(d.Int("c", true), 3);
+  EXPECT_FALSE(d.Int("d", true).has_value());
+  EXPECT_EQ(d.Finish().errors().size(), 3u);
+}
+
+}  // namespace
+}  // namespace drover

@@ -97,14 +97,19 @@ std::string LineColumn(std::string_view s, std::size_t offset) {
   return fmt::format("line {}, column {}", line, offset - start + 1);
 }
 
-std::optional<bool> ParseBool(std::string_view v) {
-  auto is = [&](std::string_view word) {
-    if (v.size() != word.size()) return false;
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (std::tolower(static_cast<unsigned char>(v[i])) != word[i]) return false;
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
     }
-    return true;
-  };
+  }
+  return true;
+}
+
+std::optional<bool> ParseBool(std::string_view v) {
+  auto is = [&](std::string_view word) { return EqualsIgnoreCase(v, word); };
   if (is("true") || is("yes") || is("1")) return true;
   if (is("false") || is("no") || is("0")) return false;
   return std::nullopt;

@@ -31,6 +31,10 @@ std::string LineColumn(std::string_view s, std::size_t offset);
 // The offset of the first byte that is not UTF-8 text (invalid UTF-8 or NUL), or npos.
 std::size_t FirstBadTextByte(std::string_view s);
 
+// ASCII case-insensitive equality (header values, URL schemes). Not Beast's iequals, which reads
+// one byte past its arguments when they differ only in case (found by http_request_fuzz).
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+
 // A boolean as drover reads one everywhere (variables, query parameters): true/false, yes/no,
 // 1/0 in any case; nullopt for anything else.
 std::optional<bool> ParseBool(std::string_view v);

@@ -59,3 +59,19 @@ TEST(Text, JsonBodiesNameTheFieldThatIsNotText) {
 
 }  // namespace
 }  // namespace drover
+
+namespace drover {
+namespace {
+
+TEST(Text, CaseInsensitiveEqualityStaysInBounds) {
+  EXPECT_TRUE(EqualsIgnoreCase("htTp://", "http://"));
+  EXPECT_TRUE(EqualsIgnoreCase("", ""));
+  EXPECT_FALSE(EqualsIgnoreCase("http", "https"));
+  EXPECT_FALSE(EqualsIgnoreCase("chunked", "chunkeX"));
+  EXPECT_EQ(ParseBool("YES"), true);
+  EXPECT_EQ(ParseBool("0"), false);
+  EXPECT_FALSE(ParseBool("maybe").has_value());
+}
+
+}  // namespace
+}  // namespace drover

@@ -603,11 +603,16 @@ void Controller::Poke() {
 }
 
 void Controller::RenderMetrics(std::string& out) const {
-  out += "# TYPE drover_fleet_reconcile_lag_seconds histogram\n";
+  out +=
+      "# HELP drover_fleet_reconcile_lag_seconds From a change (or a deadline) to the reconcile "
+      "that handled it.\n"
+      "# TYPE drover_fleet_reconcile_lag_seconds histogram\n";
   impl_->change_lag.Render(out, "drover_fleet_reconcile_lag_seconds", "trigger=\"change\"");
   impl_->deadline_lag.Render(out, "drover_fleet_reconcile_lag_seconds", "trigger=\"deadline\"");
   out += fmt::format(
+      "# HELP drover_fleet_reconciles_total Environment reconciles run by this server.\n"
       "# TYPE drover_fleet_reconciles_total counter\ndrover_fleet_reconciles_total {}\n"
+      "# HELP drover_fleet_environments_held Environments whose lease this server holds.\n"
       "# TYPE drover_fleet_environments_held gauge\ndrover_fleet_environments_held {}\n",
       impl_->reconciles.load(std::memory_order_relaxed), impl_->held.load());
 }

@@ -104,4 +104,9 @@ using Handler = std::function<void(Request&, Responder)>;
 // Percent-decodes `s` ('+' stays '+'); false on a malformed escape.
 bool PercentDecode(std::string_view s, std::string* out);
 
+// InvalidArgument naming the first path parameter (by name) or query parameter ("query.NAME")
+// that is not UTF-8 text without NUL or has a malformed %-escape. The pipeline checks every
+// request once, so handlers, stores and logs never see other bytes.
+Status CheckParameters(const Request& req);
+
 }  // namespace drover::http

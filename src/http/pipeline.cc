@@ -2,14 +2,12 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <exception>
 
 #include "common/log.h"
 #include "common/random.h"
-#include "common/text.h"
 
 namespace drover::http {
 namespace {
@@ -32,42 +30,6 @@ std::string_view BearerToken(std::string_view auth) {
   while (!auth.empty() && auth.front() == ' ') auth.remove_prefix(1);
   while (!auth.empty() && auth.back() == ' ') auth.remove_suffix(1);
   return auth;
-}
-
-// Every path and query parameter is text (UTF-8 without NUL) with well-formed %-escapes, checked
-// once here so that handlers, stores and logs never see anything else.
-Status CheckParameters(const Request& req) {
-  for (const auto& [name, value] : req.params) {
-    if (auto p = TextProblem(value); !p.empty()) {
-      return Status::InvalidArgument(fmt::format("path parameter '{}' {}", name, p),
-                                     {{std::string(name), fmt::format("{}: text must be UTF-8 "
-                                                                      "without NUL",
-                                                                      p)}});
-    }
-  }
-  std::string_view q = req.query;
-  std::string key, value, raw;
-  while (!q.empty()) {
-    auto amp = q.find('&');
-    std::string_view part = q.substr(0, amp);
-    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
-    auto eq = part.find('=');
-    std::string_view k = part.substr(0, eq);
-    std::string_view v = eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1);
-    raw.assign(v);
-    std::replace(raw.begin(), raw.end(), '+', ' ');
-    bool ok_key = PercentDecode(k, &key);
-    bool ok_value = PercentDecode(raw, &value);
-    std::string field = ok_key && IsValidText(key) ? key : "(name)";
-    std::string_view problem = !ok_key || !ok_value ? "has a malformed %-escape"
-                               : !IsValidText(key)  ? TextProblem(key)
-                                                    : TextProblem(value);
-    if (!problem.empty()) {
-      return Status::InvalidArgument(fmt::format("query parameter '{}' {}", field, problem),
-                                     {{"query." + field, std::string(problem)}});
-    }
-  }
-  return Status::Ok();
 }
 
 }  // namespace

@@ -22,6 +22,8 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "common/text.h"
+#include "http/framing.h"
 #include "http/serialize.h"
 
 namespace drover::http {
@@ -45,59 +47,15 @@ auto AsyncAwaitReply(const Responder& responder, asio::any_io_executor ex, Token
       token);
 }
 
-// Sets req.target/path/query from a request target. The absolute form
-// (`GET http://host/healthz`, RFC 9112 §3.2.2) is accepted and reduced to its path and query.
-void SplitTarget(std::string_view target, Request& req) {
-  for (std::string_view scheme : {"http://", "https://"}) {
-    if (target.size() >= scheme.size() && beast::iequals(target.substr(0, scheme.size()), scheme)) {
-      auto slash = target.find('/', scheme.size());
-      auto query = target.find('?', scheme.size());
-      auto rest = std::min(slash, query);
-      target = rest == std::string_view::npos ? std::string_view("/") : target.substr(rest);
-      if (target.front() == '?') target = "/";  // "http://host?x": no path (RFC 9112: "/")
-      break;
-    }
-  }
-  req.target = target;
-  auto q = target.find('?');
-  req.path = target.substr(0, q);
-  if (q != std::string_view::npos) req.query = target.substr(q + 1);
-}
-
-// RFC 9112 §6.3: a Transfer-Encoding whose last coding is not chunked leaves the body's length
-// unknown; reading it by Content-Length instead is how requests are smuggled past proxies.
-// "" when the framing is sound, else "400 reason" or "501 reason".
-std::string CheckFraming(const bhttp::request_parser<bhttp::string_body>& parser) {
-  const auto& h = parser.get();
-  auto te = h.find(bhttp::field::transfer_encoding);
-  if (te == h.end()) return "";
-  if (!parser.chunked()) {
-    return "400 Transfer-Encoding must end with chunked (the only coding this server reads)";
-  }
-  if (h.count(bhttp::field::content_length)) {
-    return "400 a request must not have both Transfer-Encoding and Content-Length";
-  }
-  for (const auto& f : h) {
-    if (f.name() != bhttp::field::transfer_encoding) continue;
-    for (auto coding : bhttp::token_list{f.value()}) {
-      if (!beast::iequals(coding, "chunked")) {
-        return fmt::format("501 transfer coding '{}' is not supported; send the body chunked",
-                           std::string_view(coding.data(), coding.size()));
-      }
-    }
-  }
-  return "";
-}
-
-// Per-connection state shared with Stop(), which closes connections that are waiting idle.
-struct Conn {
-  beast::tcp_stream* stream = nullptr;
-  bool idle = true;  // only touched on the connection's own thread
-};
-
 }  // namespace
 
 struct Server::Impl {
+  // Per-connection state shared with Stop(), which closes connections that are waiting idle.
+  struct Conn {
+    beast::tcp_stream* stream = nullptr;
+    bool idle = true;  // only touched on the connection's own thread
+  };
+
   ServerOptions opts;
   Pipeline& pipeline;
   std::vector<std::unique_ptr<asio::io_context>> contexts;
@@ -291,7 +249,7 @@ struct Server::Impl {
         co_await Refuse(stream, out, req, 413, TooLarge(), header.version(), start);
         break;
       }
-      if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
+      if (EqualsIgnoreCase(header[bhttp::field::expect], "100-continue")) {
         bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, header.version()};
         stream.expires_after(opts.write_timeout);
         auto [wec, wn] = co_await bhttp::async_write(stream, cont, kTuple);

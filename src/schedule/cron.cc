@@ -16,6 +16,8 @@ constexpr int64_t kDay = 86400;
 // How far ahead a fire time is searched for (an expression that matches nothing, such as
 // 30 February, gives up here).
 constexpr int64_t kHorizon = 30LL * 366 * kDay;
+// 2199-12-31T23:59:59Z: fire times end there (a TimePoint counts nanoseconds and ends in 2262).
+constexpr int64_t kLatestMillis = 7258118399000;
 
 struct FieldDef {
   const char* name;
@@ -172,9 +174,9 @@ Result<Cron> Cron::Parse(std::string_view expression) {
     auto rest = e.substr(6);
     while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
     auto d = ParseDuration(rest);
-    if (rest.empty() || !d || d->count() < 1000) {
+    if (rest.empty() || !d || d->count() < 1000 || *d > std::chrono::hours(24 * 366)) {
       return Status::InvalidArgument(fmt::format(
-          "@every: '{}' is not a duration of at least 1s (such as 10s, 5m, 2 hours)", rest));
+          "@every: '{}' is not a duration from 1s to 366d (such as 10s, 5m, 2 hours)", rest));
     }
     c.every_ = *d;
     return c;
@@ -299,7 +301,9 @@ std::optional<TimePoint> Cron::Next(TimePoint after, const Zone& zone, TimePoint
   using std::chrono::seconds;
   if (every()) {
     int64_t a = ToUnixMillis(anchor), x = ToUnixMillis(after), p = every_.count();
-    return FromUnixMillis(a + (FloorDiv(x - a, p) + 1) * p);
+    int64_t next = a + (FloorDiv(x - a, p) + 1) * p;
+    if (next > kLatestMillis) return std::nullopt;  // past what a TimePoint holds
+    return FromUnixMillis(next);
   }
   int64_t after_s = FloorDiv(ToUnixMillis(after), 1000);
   auto to_point = [](int64_t unix_s) { return FromUnixMillis(unix_s * 1000); };

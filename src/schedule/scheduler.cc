@@ -384,9 +384,12 @@ void Scheduler::Trigger(const Schedule& s, std::function<void(Result<Firing>)> d
 }
 
 void Scheduler::RenderMetrics(std::string& out) const {
-  out += "# TYPE drover_schedule_firing_lag_seconds histogram\n";
+  out +=
+      "# HELP drover_schedule_firing_lag_seconds From a firing's due time to its action.\n"
+      "# TYPE drover_schedule_firing_lag_seconds histogram\n";
   impl_->lag.Render(out, "drover_schedule_firing_lag_seconds", "");
   out += fmt::format(
+      "# HELP drover_schedule_firings_total Schedule firings run by this server, by outcome.\n"
       "# TYPE drover_schedule_firings_total counter\n"
       "drover_schedule_firings_total{{status=\"ok\"}} {}\n"
       "drover_schedule_firings_total{{status=\"failed\"}} {}\n",

@@ -1,0 +1,41 @@
+#pragma once
+// Shared by the fuzz targets: the input as text, and a check that what drover writes back as
+// JSON is always valid UTF-8 JSON (the promise of common/json.h), whatever came in.
+#include <boost/json/parse.hpp>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "common/json.h"
+#include "common/text.h"
+
+namespace drover::fuzz {
+
+inline std::string_view AsText(const uint8_t* data, size_t size) {
+  return {reinterpret_cast<const char*>(data), size};
+}
+
+// Aborts (a finding) unless `json` is valid UTF-8 JSON.
+inline void RequireValidJson(std::string_view json) {
+  boost::system::error_code ec;
+  boost::json::parse(json, ec);
+  if (ec || !IsUtf8(json)) std::abort();
+}
+
+// A status's message and field errors written as JSON strings, as a problem+json body has them:
+// the result must parse as JSON and be UTF-8 whatever bytes the status holds.
+inline void RequireWritable(const Status& s) {
+  std::string out = "[";
+  AppendJsonString(out, s.message());
+  for (const auto& e : s.errors()) {
+    out += ',';
+    AppendJsonString(out, e.field);
+    out += ',';
+    AppendJsonString(out, e.message);
+  }
+  out += ']';
+  RequireValidJson(out);
+}
+
+}  // namespace drover::fuzz
