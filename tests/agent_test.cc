@@ -800,3 +800,30 @@ TEST_F(AgentTest, CronAgentsAreJudgedByTheirRunsNotHeartbeats) {
 
 }  // namespace
 }  // namespace drover
+
+namespace drover {
+namespace {
+
+// A join the server refuses (a wrong environment name or token) is one clear error and exit 2,
+// not a cascade of retries; the server and token may come from the environment, as for every
+// other subcommand (DROVER_ADDR, DROVER_JOIN_TOKEN).
+TEST_F(AgentTest, AWrongEnvironmentIsOneClearError) {
+  std::string token = CreateEnv("right", {{"repository", repo_.url()}});
+  TestProcess p(
+      {"agent", "--environment", "wrong", "--work-dir", dir_.File("w"), "--once"},
+      dir_.File("w.log"),
+      {"DROVER_ADDR=" + server_.addr(), "DROVER_JOIN_TOKEN=" + token, "HOME=" + dir_.path()});
+  EXPECT_EQ(p.Wait(60000), 2) << p.Log();
+  std::string log = p.Log();
+  EXPECT_NE(log.find("cannot join environment 'wrong'"), std::string::npos) << log;
+  size_t lines = 0;
+  for (size_t at = log.find("cannot join"); at != std::string::npos;
+       at = log.find("cannot join", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1u) << log;
+  EXPECT_TRUE(Instances("right").empty()) << "nothing joined";
+}
+
+}  // namespace
+}  // namespace drover

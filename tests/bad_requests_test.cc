@@ -210,11 +210,12 @@ TEST_P(BadRequests, EachGetsAClearProblem) {
        422,
        "",
        {"rate_limit.rps", "name"}},
+      {"keys of another tenant", "team-b", "GET", "/v1/keys?tenant=default", "", {}, 404, "", {}},
       {"unknown route", "admin", "GET", "/v1/nothing", "", {}, 404, "no route", {}},
       {"method not allowed", "admin", "PATCH", "/v1/variables/a", "", {}, 405, "not allowed", {}},
       {"unknown key id", "admin", "DELETE", "/v1/keys/k_nope", "", {}, 404, "no key", {}},
   };
-  // Every known value form, wrong (SPEC §4): a field error on `value`.
+  // Every known value form, wrong (docs/environments.md): a field error on `value`.
   for (auto [key, value] : std::vector<std::pair<std::string, std::string>>{
            {"cc-a-force-run", "maybe"},
            {"cc-a-interval", "soon"},

@@ -270,8 +270,8 @@ TEST_P(Server, JsonSentAsAFormOrWithoutContentTypeIsAccepted) {
   EXPECT_EQ(Json(*c.Do("GET", "/v1/variables/from-curl")).at("value").as_string(), "x");
 }
 
-// local and exec run commands on the server's host: admin keys only (SPEC §2), and only the
-// providers a server enables exist on it.
+// local and exec run commands on the server's host: admin keys only (docs/architecture.md), and
+// only the providers a server enables exist on it.
 TEST_P(Server, ProvidersThatRunOnTheHostNeedAnAdminAndMustBeEnabled) {
   TestServer s(DbArgs({"--providers", "static,exec,local"}));
   ASSERT_TRUE(s.Start());

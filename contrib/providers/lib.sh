@@ -1,5 +1,5 @@
 # Shared by the set-capacity scripts: read drover's JSON from stdin once, pick fields from it.
-# drover runs each script with `sh -c` and JSON on stdin (docs/fleet.md, SPEC §9).
+# drover runs each script with `sh -c` and JSON on stdin (docs/fleet.md).
 set -eu
 DROVER_INPUT="$(cat)"
 # field NAME: a top-level field of the input as text ("" when absent).

@@ -1,5 +1,5 @@
 #pragma once
-// `drover agent` (SPEC §8): reads the effective cc-a-* set from the control center (or a
+// `drover agent` (docs/agent.md): reads the effective cc-a-* set from the control center (or a
 // defaults file), fetches the Git repository it names, runs pre/main/post through the shell or
 // Ansible, and reports each run; a separate thread sends heartbeats and delivers queued reports.
 // As a daemon it runs every cc-a-interval and wakes early when the set changes (a blocking

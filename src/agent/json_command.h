@@ -1,5 +1,5 @@
 #pragma once
-// A provider command (SPEC §9): `sh -c COMMAND` in a directory, one JSON object on stdin, its
+// A provider command (docs/fleet.md): `sh -c COMMAND` in a directory, one JSON object on stdin, its
 // stdout returned; a timeout kills its process group; a failure's message carries the tail of
 // its stderr. Used by the server's exec provider and by the agent-side watcher.
 #include <chrono>

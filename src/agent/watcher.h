@@ -1,8 +1,8 @@
 #pragma once
-// The agent-side watcher (SPEC §4, §8): an agent started with --watcher applies
-// cc-a-desired-capacity, resolved for its own cloud and region, to its instance group through a
-// provider script (the same set-capacity scripts as the exec provider's group mode, with the
-// same JSON on stdin). cc-a-start / cc-a-stop make it a window:
+// The agent-side watcher (docs/environments.md, docs/agent.md): an agent started with --watcher
+// applies cc-a-desired-capacity, resolved for its own cloud and region, to its instance group
+// through a provider script (the same set-capacity scripts as the exec provider's group mode, with
+// the same JSON on stdin). cc-a-start / cc-a-stop make it a window:
 //   before cc-a-start                  leave the group alone
 //   from cc-a-start to cc-a-stop       the desired capacity
 //   within 60 s before cc-a-stop       no change (the stop is about to scale it anyway)

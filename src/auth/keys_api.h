@@ -1,5 +1,5 @@
 #pragma once
-// HTTP routes for API keys (SPEC §3):
+// HTTP routes for API keys (docs/api.md):
 //   POST   /v1/keys {name, role, tenant?, rate_limit?: {rps, burst}} -> 201 {id, key, ...}
 //   GET    /v1/keys?tenant=&limit=&cursor=                         -> 200 {items, next_cursor}
 //   DELETE /v1/keys/{id}                                           -> 204 | 404

@@ -1,4 +1,4 @@
-// `drover agent`: runs on each instance (SPEC §8).
+// `drover agent`: runs on each instance (docs/agent.md).
 #include <CLI/CLI.hpp>
 #include <cctype>
 #include <cstdio>

@@ -1,5 +1,5 @@
-// `drover schedule ls|get|trigger|firings|rm` (SPEC §7, §17). Schedules are created with
-// `drover apply -f` (kind: Schedule) or PUT /v1/schedules/{name}.
+// `drover schedule ls|get|trigger|firings|rm` (docs/schedules.md, docs/api.md). Schedules are
+// created with `drover apply -f` (kind: Schedule) or PUT /v1/schedules/{name}.
 #include <CLI/CLI.hpp>
 #include <iostream>
 

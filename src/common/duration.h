@@ -1,6 +1,6 @@
 #pragma once
-// Durations as users write them (SPEC §3, §4): "90s", "10m", "2h", "1d", "500ms", compounds
-// like "1h30m", and the long form "3 minutes", "2 hours", "7 days", "1 second".
+// Durations as users write them (docs/api.md, docs/environments.md): "90s", "10m", "2h", "1d",
+// "500ms", compounds like "1h30m", and the long form "3 minutes", "2 hours", "7 days", "1 second".
 #include <chrono>
 #include <optional>
 #include <string>

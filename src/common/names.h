@@ -1,5 +1,5 @@
 #pragma once
-// Resource names: [a-z0-9][a-z0-9-]{0,62} (SPEC §3).
+// Resource names: [a-z0-9][a-z0-9-]{0,62} (docs/api.md).
 #include <string_view>
 
 namespace drover {

@@ -1,5 +1,5 @@
 #pragma once
-// The control center's read-only views (SPEC §4), for agents and watchers:
+// The control center's read-only views (docs/environments.md), for agents and watchers:
 //   GET|HEAD /v1/cc/agent?environment=E    the effective cc-a-* set
 //   GET|HEAD /v1/cc/watcher?environment=E  the effective cc-w-* set
 // Layers, lowest first: global variables, the environment's agent: block (cc-a-* only), the

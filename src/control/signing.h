@@ -1,5 +1,5 @@
 #pragma once
-// Signed control-center sets (SPEC §4): with `drover server --signing-key FILE` every
+// Signed control-center sets (docs/environments.md): with `drover server --signing-key FILE` every
 // /v1/cc/agent and /v1/cc/watcher answer carries
 //   X-Drover-Signature: v1; index=<N>; expires=<unix seconds>; sig=<base64url ed25519>
 // over SignedMessage(): the view, the environment, the index, the expiry and the exact body

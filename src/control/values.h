@@ -1,6 +1,6 @@
 #pragma once
-// The value rules of control-center variables (SPEC §4), in one place for the server (which
-// validates what is stored) and the agent (which interprets what it reads):
+// The value rules of control-center variables (docs/environments.md), in one place for the server
+// (which validates what is stored) and the agent (which interprets what it reads):
 // - an empty value or "-" means "not set, use the default";
 // - booleans: true/false/yes/no/1/0, any case;
 // - durations: "90s", "10m", and the long form "3 minutes", "2 hours", "7 days";
@@ -20,7 +20,8 @@
 
 namespace drover::control {
 
-// SPEC §4: an empty value or "-" means "not set, use the default", for every cc-* variable.
+// docs/environments.md: an empty value or "-" means "not set, use the default", for every cc-*
+// variable.
 inline bool IsUnsetValue(std::string_view v) { return v.empty() || v == "-"; }
 
 using drover::ParseBool;  // common/text.h: the one boolean form, everywhere

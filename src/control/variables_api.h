@@ -1,5 +1,5 @@
 #pragma once
-// HTTP routes for variables (SPEC §4, CRUD):
+// HTTP routes for variables (docs/environments.md):
 //   PUT    /v1/variables/{key}   {value, environment?}        201 created / 200 replaced
 //   GET    /v1/variables/{key}?environment=&index=&wait=      200 | 404
 //   GET    /v1/variables?prefix=&environment=&limit=&cursor=&index=&wait=

@@ -540,6 +540,19 @@ void EnvironmentService::RecordRun(Instance inst, RunReport report,
       });
 }
 
+std::function<void(Status)> EnvironmentService::InstanceGone(std::string id,
+                                                             std::function<void(Status)> done) {
+  // Its buffered heartbeat and cached key must not outlive it on this server (other servers
+  // drop their key caches on the notification).
+  return [this, id = std::move(id), done = std::move(done)](Status s) {
+    if (s.ok()) {
+      beats_.Forget(id);
+      keys_.Revoked();
+    }
+    done(std::move(s));
+  };
+}
+
 void EnvironmentService::Leave(Instance inst, std::string reason,
                                std::function<void(Status)> done) {
   std::string id = inst.id;
@@ -561,13 +574,7 @@ void EnvironmentService::Leave(Instance inst, std::string reason,
             AddEvent(tx, inst.tenant, inst.environment, *idx, inst.id, "left", reason, *now));
         return tx.Notify(kTopic);
       },
-      [this, id, done = std::move(done)](Status s) {
-        if (s.ok()) {
-          beats_.Forget(id);
-          keys_.Revoked();
-        }
-        done(std::move(s));
-      });
+      InstanceGone(std::move(id), std::move(done)));
 }
 
 void EnvironmentService::Forget(Instance inst, std::function<void(Status)> done) {
@@ -610,13 +617,7 @@ void EnvironmentService::Forget(Instance inst, std::function<void(Status)> done)
                                         "forgotten", fmt::format("removed (was {})", state), *now));
         return tx.Notify(kTopic);
       },
-      [this, id, done = std::move(done)](Status s) {
-        if (s.ok()) {
-          beats_.Forget(id);
-          keys_.Revoked();
-        }
-        done(std::move(s));
-      });
+      InstanceGone(std::move(id), std::move(done)));
 }
 
 Result<int64_t> EnvironmentService::PruneTerminated(int64_t retention_ms) {

@@ -1,7 +1,7 @@
 #pragma once
-// Environments and their instances as records (SPEC §5): the declarative spec, the join token
-// agents use, instances that joined, their heartbeats and run reports, and the event log of
-// every transition. Starting instances is the fleet controller's (a later capability); here an
+// Environments and their instances as records (docs/environments.md): the declarative spec, the
+// join token agents use, instances that joined, their heartbeats and run reports, and the event log
+// of every transition. Starting instances is the fleet controller's (a later capability); here an
 // instance exists because an agent joined. Thread-safe; writes are group-committed.
 #include <functional>
 #include <map>
@@ -77,7 +77,7 @@ struct Event {
   int64_t at_ms = 0;
 };
 
-// What an agent reports after a run (SPEC §8).
+// What an agent reports after a run (docs/agent.md).
 struct RunReport {
   std::string run_id;
   int64_t var_index = 0;
@@ -111,8 +111,8 @@ struct Joined {
   Environment environment;
 };
 
-// Where an environment's desired capacity comes from (SPEC §7): while a schedule's window is
-// open, or the watcher's cc-w-* variables apply, they hold it; else a scale call; else the spec.
+// Where an environment's desired capacity comes from (docs/schedules.md): while a schedule's window
+// is open, or the watcher's cc-w-* variables apply, they hold it; else a scale call; else the spec.
 struct CapacityHold {
   std::string capacity;  // a number or a capacity map, as text
   std::string source;    // "window <schedule>", "watcher (cc-w-*)"
@@ -246,6 +246,10 @@ class EnvironmentService {
   Result<int64_t> Now();
 
  private:
+  // The completion of a write that removed an instance's agent: forgets its buffered heartbeat
+  // and this server's cached keys, then calls `done`.
+  std::function<void(Status)> InstanceGone(std::string id, std::function<void(Status)> done);
+
   store::Store& store_;
   const Clock& clock_;
   auth::KeyService& keys_;

@@ -63,8 +63,8 @@ boost::json::object InstanceJson(const Instance& i) {
   return o;
 }
 
-// Phase and counts from the instances (SPEC §5). Starting instances is the fleet controller's;
-// until it runs, a static environment is as ready as the agents that joined it.
+// Phase and counts from the instances (docs/environments.md). Starting instances is the fleet
+// controller's; until it runs, a static environment is as ready as the agents that joined it.
 boost::json::object StatusJson(const Environment& e, const DesiredCapacity& d,
                                const std::vector<Instance>& instances) {
   int64_t running = 0, broken = 0, live = 0;

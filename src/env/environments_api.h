@@ -1,5 +1,5 @@
 #pragma once
-// HTTP routes of environments and instances (SPEC §5):
+// HTTP routes of environments and instances (docs/environments.md):
 //   PUT|GET|DELETE /v1/environments/{name}   (JSON or YAML spec; GET blocks with ?index=)
 //   GET  /v1/environments, .../{name}/instances, .../{name}/events
 //   POST /v1/environments/{name}/join         (join token as the bearer) -> instance + agent key

@@ -1,7 +1,8 @@
 #pragma once
-// An environment's spec (SPEC §5): parsed from the JSON or YAML document users send, validated
-// with a field error per problem, defaults filled in, and written back as canonical JSON (what
-// the store keeps and GET shows). The agent: block becomes the environment's cc-a-* variables.
+// An environment's spec (docs/environments.md): parsed from the JSON or YAML document users send,
+// validated with a field error per problem, defaults filled in, and written back as canonical JSON
+// (what the store keeps and GET shows). The agent: block becomes the environment's cc-a-*
+// variables.
 #include <boost/json/value.hpp>
 #include <chrono>
 #include <map>
@@ -26,7 +27,7 @@ struct ServiceSpec {
   std::string health_path = "/healthz";
 };
 
-// provider: exec — user commands do the work (SPEC §9). Instance mode: `create` and `delete`
+// provider: exec — user commands do the work (docs/fleet.md). Instance mode: `create` and `delete`
 // (and optionally `list`) per instance; group mode: `set_capacity` sets a group's size and the
 // instances' agents join by themselves.
 struct ExecSpec {

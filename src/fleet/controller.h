@@ -1,6 +1,6 @@
 #pragma once
-// The fleet controller (SPEC §6): keeps each environment at its desired size. One per server, no
-// per-environment process: the coordinator spreads one lease per environment over the servers,
+// The fleet controller (docs/fleet.md): keeps each environment at its desired size. One per server,
+// no per-environment process: the coordinator spreads one lease per environment over the servers,
 // and this server reconciles the environments whose lease it holds. A reconcile is
 // level-triggered (it re-reads everything and acts on the difference; running it twice does
 // nothing new) and every write it makes is fenced by the lease. It runs when environments change

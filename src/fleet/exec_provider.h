@@ -1,8 +1,8 @@
 #pragma once
-// The `exec` provider (SPEC §9): the environment's own commands do the work. Each command runs
-// with `sh -c` in DATA_DIR/exec, gets one JSON object on stdin and prints one on stdout; stderr is
-// kept for the event that explains a failure; a command over its timeout is killed with its
-// process group; a non-zero exit is a failed attempt (the controller backs off).
+// The `exec` provider (docs/fleet.md): the environment's own commands do the work. Each command
+// runs with `sh -c` in DATA_DIR/exec, gets one JSON object on stdin and prints one on stdout;
+// stderr is kept for the event that explains a failure; a command over its timeout is killed with
+// its process group; a non-zero exit is a failed attempt (the controller backs off).
 //   create        {environment, tenant, instance_id, join_token, server_url}
 //                 -> {provider_id, address}   (the instance's agent joins with --instance-id)
 //   delete        {environment, tenant, instance_id, provider_id} -> anything

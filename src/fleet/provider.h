@@ -1,5 +1,5 @@
 #pragma once
-// How instances come to exist (SPEC §9). The controller asks a provider to start and stop
+// How instances come to exist (docs/fleet.md). The controller asks a provider to start and stop
 // instances and whether one still exists; the instance's agent then joins by itself.
 #include <optional>
 #include <string>

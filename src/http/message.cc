@@ -74,25 +74,40 @@ const std::string& Request::Param(std::string_view name) const {
   return kEmpty;
 }
 
-std::optional<std::string> Request::Query(std::string_view name) const {
-  std::string_view q = query;
+namespace {
+
+// Calls fn(name, value) for each `name=value` of a raw query string (both still %-encoded);
+// stops when fn returns false.
+template <typename F>
+void ForEachQueryParam(std::string_view q, F&& fn) {
   while (!q.empty()) {
     auto amp = q.find('&');
     std::string_view part = q.substr(0, amp);
     q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
     auto eq = part.find('=');
-    std::string_view k = part.substr(0, eq);
-    if (k != name) continue;
-    std::string out;
-    std::string_view raw = eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1);
-    std::string plus_fixed(raw);
-    for (char& c : plus_fixed) {
-      if (c == '+') c = ' ';
-    }
-    if (!PercentDecode(plus_fixed, &out)) return std::nullopt;
-    return out;
+    std::string_view v = eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1);
+    if (!fn(part.substr(0, eq), v)) return;
   }
-  return std::nullopt;
+}
+
+// A query value decoded: '+' is a space, then %-escapes; false on a malformed escape.
+bool DecodeQueryValue(std::string_view raw, std::string* out) {
+  std::string plus_fixed(raw);
+  std::replace(plus_fixed.begin(), plus_fixed.end(), '+', ' ');
+  return PercentDecode(plus_fixed, out);
+}
+
+}  // namespace
+
+std::optional<std::string> Request::Query(std::string_view name) const {
+  std::optional<std::string> found;
+  ForEachQueryParam(query, [&](std::string_view k, std::string_view v) {
+    if (k != name) return true;
+    std::string out;
+    if (DecodeQueryValue(v, &out)) found = std::move(out);
+    return false;
+  });
+  return found;
 }
 
 bool PercentDecode(std::string_view s, std::string* out) {
@@ -158,29 +173,21 @@ Status CheckParameters(const Request& req) {
                                                                       p)}});
     }
   }
-  std::string_view q = req.query;
-  std::string key, value, raw;
-  while (!q.empty()) {
-    auto amp = q.find('&');
-    std::string_view part = q.substr(0, amp);
-    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
-    auto eq = part.find('=');
-    std::string_view k = part.substr(0, eq);
-    std::string_view v = eq == std::string_view::npos ? std::string_view{} : part.substr(eq + 1);
-    raw.assign(v);
-    std::replace(raw.begin(), raw.end(), '+', ' ');
+  Status bad;
+  std::string key, value;
+  ForEachQueryParam(req.query, [&](std::string_view k, std::string_view v) {
     bool ok_key = PercentDecode(k, &key);
-    bool ok_value = PercentDecode(raw, &value);
+    bool ok_value = DecodeQueryValue(v, &value);
     std::string field = ok_key && IsValidText(key) ? key : "(name)";
     std::string_view problem = !ok_key || !ok_value ? "has a malformed %-escape"
                                : !IsValidText(key)  ? TextProblem(key)
                                                     : TextProblem(value);
-    if (!problem.empty()) {
-      return Status::InvalidArgument(fmt::format("query parameter '{}' {}", field, problem),
-                                     {{"query." + field, std::string(problem)}});
-    }
-  }
-  return Status::Ok();
+    if (problem.empty()) return true;
+    bad = Status::InvalidArgument(fmt::format("query parameter '{}' {}", field, problem),
+                                  {{"query." + field, std::string(problem)}});
+    return false;
+  });
+  return bad;
 }
 
 namespace {

@@ -1,6 +1,6 @@
 #pragma once
-// Cron expressions and their next fire time (SPEC §7): a pure function of (expression, zone,
-// instant), no clock and no I/O besides the system tz database behind Zone.
+// Cron expressions and their next fire time (docs/schedules.md): a pure function of (expression,
+// zone, instant), no clock and no I/O besides the system tz database behind Zone.
 //
 //   5 fields    minute hour day-of-month month day-of-week
 //   6 fields    second minute hour day-of-month month day-of-week  (seconds first, as Spring

@@ -1,7 +1,7 @@
 #pragma once
-// The scheduler (SPEC §7): fires due schedules on the server holding the leader lease. Each
-// firing is first recorded under its (schedule, due time) key, fenced by the leader lease, so a
-// due time fires once even when two servers race or the leader changes mid-firing; then its
+// The scheduler (docs/schedules.md): fires due schedules on the server holding the leader lease.
+// Each firing is first recorded under its (schedule, due time) key, fenced by the leader lease, so
+// a due time fires once even when two servers race or the leader changes mid-firing; then its
 // action runs and the outcome is recorded. A firing missed while no server ran fires once when
 // one does (unless `catch_up: false`). Manual triggers run on whichever server got them.
 // Also runs the built-in cleanup every minute. docs/schedules.md.

@@ -1,6 +1,7 @@
 #pragma once
-// Schedules and their firings as records (SPEC §7). The scheduler (scheduler.h) decides when
-// they fire; here they are stored, listed and their firings recorded exactly once per due time.
+// Schedules and their firings as records (docs/schedules.md). The scheduler (scheduler.h) decides
+// when they fire; here they are stored, listed and their firings recorded exactly once per due
+// time.
 #include <functional>
 #include <map>
 #include <optional>

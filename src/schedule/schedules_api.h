@@ -1,5 +1,5 @@
 #pragma once
-// HTTP routes of schedules (SPEC §7):
+// HTTP routes of schedules (docs/schedules.md):
 //   PUT|GET|DELETE /v1/schedules/{name}   (JSON or YAML; GET shows next_fires, 5 RFC 3339 UTC)
 //   GET  /v1/schedules
 //   POST /v1/schedules/{name}/trigger     -> 202, the firing (kind manual)

@@ -1,5 +1,5 @@
 #pragma once
-// A schedule's declarative spec (SPEC §7) and when it fires. docs/schedules.md.
+// A schedule's declarative spec (docs/schedules.md) and when it fires. docs/schedules.md.
 //
 //   {cron: "0 13 * * 1-5" | at: "2026-12-01T13:00:00Z", timezone: "Europe/Berlin", offset: "3m",
 //    catch_up: true,

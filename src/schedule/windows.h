@@ -1,6 +1,6 @@
 #pragma once
-// Capacity windows as levels (SPEC §7): which environments a window holds right now, from the
-// schedules' `window` specs and from the watcher's cc-w-* variables (a built-in window per
+// Capacity windows as levels (docs/schedules.md): which environments a window holds right now, from
+// the schedules' `window` specs and from the watcher's cc-w-* variables (a built-in window per
 // environment: from cc-w-a-start + cc-w-a-start-offset at cc-w-a-desired-capacity, and 0 from
 // cc-w-a-stop on). The fleet controller asks it for each environment it reconciles (through
 // EnvironmentService::SetHolds), so a server restarted mid-window keeps the window's capacity.
