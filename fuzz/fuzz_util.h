@@ -9,6 +9,8 @@
 
 #include "common/json.h"
 #include "common/text.h"
+#include "env/spec.h"
+#include "schedule/spec.h"
 
 namespace drover::fuzz {
 
@@ -36,6 +38,24 @@ inline void RequireWritable(const Status& s) {
   }
   out += ']';
   RequireValidJson(out);
+}
+
+// Every spec decoder over one document: a spec that decodes writes valid JSON and reads back
+// the same; one that does not says why in writable text.
+inline void DecodeEverySpec(const boost::json::value& doc) {
+  if (auto env = env::ParseEnvironmentDocument(doc, "fuzz"); env.ok()) {
+    std::string json = env::SpecToJson(*env);
+    RequireValidJson(json);
+    auto again = env::ParseEnvironmentDocument(boost::json::parse(json), "fuzz");
+    if (!again.ok() || env::SpecToJson(*again) != json) std::abort();
+  } else {
+    RequireWritable(env.status());
+  }
+  if (auto s = schedule::ParseScheduleDocument(doc, "fuzz"); s.ok()) {
+    RequireValidJson(schedule::SpecToJson(*s));
+  } else {
+    RequireWritable(s.status());
+  }
 }
 
 }  // namespace drover::fuzz

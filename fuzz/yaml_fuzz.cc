@@ -2,9 +2,7 @@
 // then the spec decoders. Aliases, deep nesting and long scalars must cost bounded time and
 // memory; text must come out as UTF-8 without NUL.
 #include "common/yaml.h"
-#include "env/spec.h"
 #include "fuzz/fuzz_util.h"
-#include "schedule/spec.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace drover;
@@ -16,12 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& doc : *docs) {
     if (!CheckJsonText(doc).ok()) std::abort();  // the reader promised text
     fuzz::RequireValidJson(ToJson(doc));
-    if (auto env = env::ParseEnvironmentDocument(doc, "fuzz"); !env.ok()) {
-      fuzz::RequireWritable(env.status());
-    }
-    if (auto s = schedule::ParseScheduleDocument(doc, "fuzz"); !s.ok()) {
-      fuzz::RequireWritable(s.status());
-    }
+    fuzz::DecodeEverySpec(doc);
   }
   return 0;
 }

@@ -651,6 +651,17 @@ TEST(Limits, ConnectionsBeyondTheCapGet503) {
   std::string got = RawExchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_TRUE(got.starts_with("HTTP/1.1 503")) << got;
   EXPECT_NE(got.find("Retry-After: 1"), std::string::npos) << got;
+  EXPECT_NE(got.find("X-Request-Id: "), std::string::npos) << got;
+  // The whole problem arrives: exactly Content-Length bytes of valid JSON.
+  auto body_at = got.find("\r\n\r\n");
+  ASSERT_NE(body_at, std::string::npos);
+  std::string body = got.substr(body_at + 4);
+  auto cl = got.find("Content-Length: ");
+  ASSERT_NE(cl, std::string::npos);
+  EXPECT_EQ(std::stoul(got.substr(cl + 16)), body.size()) << got;
+  boost::system::error_code ec;
+  boost::json::parse(body, ec);
+  EXPECT_FALSE(ec) << body;
   for (int fd : held) close(fd);
   auto c = s.NewClient();
   EXPECT_TRUE(testing::WaitFor([&] {

@@ -118,12 +118,7 @@ void AddKeyRoutes(http::Router& router, KeyService& keys) {
 
   router.Add(http::Method::kDelete, "/v1/keys/{id}", http::Access::kAny,
              [&keys](Request& req, Responder respond) {
-               keys.Delete(req.caller(), req.Param("id"), [respond](Status s) {
-                 if (!s.ok()) return http::SendError(respond, s);
-                 Response r;
-                 r.status = 204;
-                 respond(std::move(r));
-               });
+               keys.Delete(req.caller(), req.Param("id"), http::NoContentOr(respond));
              });
 }
 

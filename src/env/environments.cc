@@ -560,14 +560,16 @@ void EnvironmentService::Leave(Instance inst, std::string reason,
       [inst = std::move(inst), reason = std::move(reason)](store::Tx& tx) -> Status {
         auto now = tx.NowMillis();
         if (!now.ok()) return now.status();
+        // A `terminating` instance is the controller's to finish, with its own reason (scaled
+        // down, replaced): its agent stopping is the provider doing its part.
         auto n = tx.Exec(
             "UPDATE instances SET state = 'terminated', state_reason = ?, current_run = NULL,"
             " updated_at = ? WHERE id = ? AND state IN ('pending', 'starting', 'running',"
-            " 'unhealthy', 'terminating')",
+            " 'unhealthy')",
             {reason, *now, inst.id});
         if (!n.ok()) return n.status();
         DROVER_RETURN_IF_ERROR(auth::KeyService::RevokeInstance(tx, inst.id));
-        if (*n == 0) return Status::Ok();  // gone already (or failed): nothing to record
+        if (*n == 0) return Status::Ok();  // terminating, gone or failed: nothing to record
         auto idx = tx.NextIndex();
         if (!idx.ok()) return idx.status();
         DROVER_RETURN_IF_ERROR(

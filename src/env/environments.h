@@ -191,7 +191,8 @@ class EnvironmentService {
   Result<std::vector<Instance>> Instances(const std::string& tenant, const std::string& env,
                                           bool terminated = false);
   // The instance's agent stopped for good (SIGTERM): it is terminated, not unhealthy, and its
-  // agent key is revoked. OK (and nothing changes) when it already left.
+  // agent key is revoked. Its key only when the controller is already terminating it (it then
+  // finishes with its own reason) or it is gone; OK either way.
   void Leave(Instance inst, std::string reason, std::function<void(Status)> done);
   // Forgets an instance: its row, runs and agent key. Conflict for a live instance that a
   // provider started (scale down, or let the controller replace it, instead).

@@ -316,12 +316,7 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
              [&envs](Request& req, Responder respond) {
                auto addr = EnvAddress(req);
                if (!addr.ok()) return http::SendError(respond, addr.status());
-               envs.Delete(addr->first, addr->second, [respond](Status s) {
-                 if (!s.ok()) return http::SendError(respond, s);
-                 Response r;
-                 r.status = 204;
-                 respond(std::move(r));
-               });
+               envs.Delete(addr->first, addr->second, http::NoContentOr(respond));
              });
   router.Add(http::Method::kPost, "/v1/environments/{name}/scale", http::Access::kAny,
              [&envs](Request& req, Responder respond) {
@@ -521,24 +516,14 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
                }
                auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
                if (!inst.ok()) return http::SendError(respond, inst.status());
-               envs.Leave(std::move(*inst), "left: " + reason, [respond](Status s) {
-                 if (!s.ok()) return http::SendError(respond, s);
-                 Response r;
-                 r.status = 204;
-                 respond(std::move(r));
-               });
+               envs.Leave(std::move(*inst), "left: " + reason, http::NoContentOr(respond));
              });
   // Forget an instance (drover env instances rm): its row, runs and agent key.
   router.Add(http::Method::kDelete, "/v1/instances/{id}", http::Access::kAny,
              [&envs](Request& req, Responder respond) {
                auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
                if (!inst.ok()) return http::SendError(respond, inst.status());
-               envs.Forget(std::move(*inst), [respond](Status s) {
-                 if (!s.ok()) return http::SendError(respond, s);
-                 Response r;
-                 r.status = 204;
-                 respond(std::move(r));
-               });
+               envs.Forget(std::move(*inst), http::NoContentOr(respond));
              });
   router.Add(http::Method::kPost, "/v1/instances/{id}/runs", http::Access::kAgent,
              [&envs](Request& req, Responder respond) {

@@ -108,6 +108,20 @@ TEST_P(InstancesTest, LeavingTerminatesOnceAndForgettingFollowsTheProvider) {
   EXPECT_TRUE(envs_->Instances("t", "web", true)->empty());
 }
 
+// The controller terminating an instance stops its agent, which then leaves: the controller's
+// own reason stands (scaled down, replaced), and the key goes at once.
+TEST_P(InstancesTest, AnAgentLeavingWhileTheControllerTerminatesItKeepsTheControllersReason) {
+  auto e = Put("web", "static");
+  auto j = Join(e);
+  auto inst = Get(j.instance_id);
+  ASSERT_TRUE(*envs_->Transition(inst, "terminating", "terminating", "scaling down", nullptr));
+  ASSERT_TRUE(Wait([&](auto done) { envs_->Leave(Get(j.instance_id), "left: bye", done); }).ok());
+  auto after = Get(j.instance_id);
+  EXPECT_EQ(after.state, "terminating");
+  EXPECT_EQ(after.state_reason, "scaling down");
+  EXPECT_EQ(keys_->Authenticate(j.agent_key).status().code(), Status::Code::kUnauthenticated);
+}
+
 TEST_P(InstancesTest, TerminatedInstancesArePrunedAfterTheirRetention) {
   auto e = Put("web", "static");
   auto old = Join(e);

@@ -287,7 +287,9 @@ struct Controller::Impl {
   // instance missing from the read is kept: its row can only have gone with the environment
   // (deleted just now, maybe while this reconcile ran), and then it must still be deleted.
   void RememberProviderInstances(Tracked& t) {
-    auto insts = envs.Instances(t.env.tenant, t.env.name);
+    // Terminated ones too: read as gone (not live), they are dropped here, where a row missing
+    // from the read would be kept.
+    auto insts = envs.Instances(t.env.tenant, t.env.name, /*terminated=*/true);
     if (!insts.ok()) return;  // keep what was known
     std::map<std::string, env::Instance> read;
     for (auto& i : *insts) read.emplace(i.id, std::move(i));

@@ -110,6 +110,15 @@ Response JsonResponse(int code, const boost::json::value& v) {
   return Response::Json(code, boost::json::serialize(v));
 }
 
+std::function<void(Status)> NoContentOr(Responder respond) {
+  return [respond = std::move(respond)](Status s) {
+    if (!s.ok()) return SendError(respond, s);
+    Response r;
+    r.status = 204;
+    respond(std::move(r));
+  };
+}
+
 Response WrittenResponse(Written written, const boost::json::value& v) {
   auto r = JsonResponse(written == Written::kCreated ? 201 : 200, v);
   if (written == Written::kUnchanged) {

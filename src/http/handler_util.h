@@ -1,6 +1,7 @@
 #pragma once
 // Small helpers shared by handlers: JSON bodies, paging limits, the tenant a request acts in.
 #include <boost/json/object.hpp>
+#include <functional>
 
 #include "common/status.h"
 #include "http/message.h"
@@ -38,6 +39,9 @@ Response JsonResponse(int code, const boost::json::value& v);
 // The answer to a declarative PUT: 201 created, 200 updated, or 200 with
 // `X-Drover-Unchanged: true` when the resource already was as asked.
 Response WrittenResponse(Written written, const boost::json::value& v);
+
+// The completion of a write answered without a body: 204, or the problem.
+std::function<void(Status)> NoContentOr(Responder respond);
 
 // Sends `s` as problem+json.
 inline void SendError(const Responder& respond, const Status& s) { respond(Response::Problem(s)); }

@@ -70,9 +70,8 @@ struct Server::Impl {
   uint64_t next_conn = 0;
   std::unordered_map<uint64_t, std::pair<asio::io_context*, std::shared_ptr<Conn>>> conns;
   bool stopped = false;
-  int max_connections = 0;  // resolved at Start
-  std::atomic<int> open_connections{0};
-  std::atomic<uint64_t> refused_connections{0};
+  int max_connections = 0;               // resolved at Start
+  std::atomic<int> open_connections{0};  // sessions accepted and not yet ended
 
   Impl(ServerOptions o, Pipeline& p) : opts(std::move(o)), pipeline(p) {}
 
@@ -102,7 +101,9 @@ struct Server::Impl {
         continue;
       }
       backoff = std::chrono::milliseconds(10);
-      if (open_connections.load() >= max_connections) {
+      // Counted here, not when the session first runs, so a burst cannot pass the cap.
+      if (open_connections.fetch_add(1) >= max_connections) {
+        --open_connections;
         asio::co_spawn(ctx, RefuseConnection(std::move(socket)), asio::detached);
         continue;
       }
@@ -111,22 +112,19 @@ struct Server::Impl {
   }
 
   // Over --max-connections: a 503 with Retry-After, then close (nothing of the request is read).
+  // It goes through the pipeline's Finish like any answer: request id, metrics, access log.
   asio::awaitable<void> RefuseConnection(tcp::socket socket) {
-    ++refused_connections;
-    static const std::string kBusy =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
-        "Retry-After: 1\r\nConnection: close\r\nContent-Length: 119\r\n\r\n"
-        "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,"
-        "\"detail\":\"too many open connections; retry later\"}";
     beast::tcp_stream stream(std::move(socket));
-    stream.expires_after(std::chrono::seconds(2));
-    co_await asio::async_write(stream, asio::buffer(kBusy), kTuple);
+    Request req;
+    pipeline.AssignRequestId(req);
+    auto r = Response::Problem(Status::Unavailable("too many open connections; retry later"));
+    std::string out;
+    co_await Write(stream, out, req, r, 11, false, -1, std::chrono::steady_clock::now());
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   }
 
   uint64_t Register(asio::io_context* ctx, std::shared_ptr<Conn> c) {
-    ++open_connections;
     std::lock_guard lock(mu);
     conns.emplace(++next_conn, std::make_pair(ctx, std::move(c)));
     return next_conn;

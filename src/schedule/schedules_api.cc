@@ -135,12 +135,7 @@ void AddScheduleRoutes(http::Router& router, ScheduleService& schedules, Schedul
              [&schedules](Request& req, Responder respond) {
                auto addr = Address(req);
                if (!addr.ok()) return http::SendError(respond, addr.status());
-               schedules.Delete(addr->first, addr->second, [respond](Status s) {
-                 if (!s.ok()) return http::SendError(respond, s);
-                 Response r;
-                 r.status = 204;
-                 respond(std::move(r));
-               });
+               schedules.Delete(addr->first, addr->second, http::NoContentOr(respond));
              });
   router.Add(http::Method::kPost, "/v1/schedules/{name}/trigger", http::Access::kAny,
              [&schedules, &scheduler](Request& req, Responder respond) {
