@@ -785,7 +785,10 @@ int Agent::Main() {
     if (Status s = Join(); !s.ok()) {
       // A server that answers "no" (wrong environment, wrong token) will not say yes later:
       // one clear error. One that does not answer yet is retried.
-      if (s.code() != Status::Code::kUnavailable) {
+      using C = Status::Code;
+      C c = s.code();
+      if (c == C::kUnauthenticated || c == C::kNotFound || c == C::kInvalidArgument ||
+          c == C::kValidation || c == C::kPermissionDenied || c == C::kConflict) {
         std::fprintf(stderr,
                      "error: cannot join environment '%s' at %s: %s (check --environment and the "
                      "join token)\n",

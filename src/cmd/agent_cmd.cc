@@ -115,7 +115,7 @@ void AddAgentCommand(CLI::App& app, Run& run) {
       ::unsetenv("DROVER_AGENT_TOKEN");
       if (o.server.empty() && o.cc_urls.empty() && o.defaults_file.empty()) {
         std::fprintf(stderr,
-                     "error: give --server (with --join-token and --environment), --cc URL, or "
+                     "error: give --addr (with a join token and --environment), --cc URL, or "
                      "--defaults FILE\n");
         return 2;
       }

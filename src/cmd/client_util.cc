@@ -13,9 +13,6 @@
 
 namespace drover::cmd {
 
-namespace {
-
-// Every request needs a key: without one, say how to give it before sending anything.
 void RequireToken(const ClientFlags& flags) {
   if (!flags.token.empty()) return;
   std::fprintf(stderr,
@@ -31,8 +28,6 @@ std::string WithTenant(const ClientFlags& flags, std::string_view target) {
   }
   return out;
 }
-
-}  // namespace
 
 Result<client::Response> Peek(const ClientFlags& flags, const std::string& target) {
   RequireToken(flags);

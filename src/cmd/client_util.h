@@ -21,6 +21,13 @@ std::optional<boost::json::value> Call(const ClientFlags& flags, std::string_vie
                                        std::string_view target, std::string_view body = {},
                                        client::Response* raw = nullptr);
 
+// Every request needs a key: without one, prints how to give it and exits with the usage-error
+// code before anything is sent.
+void RequireToken(const ClientFlags& flags);
+
+// `target` with ?tenant= (or &tenant=) when --tenant is given.
+std::string WithTenant(const ClientFlags& flags, std::string_view target);
+
 // GETs `target` (with ?tenant= like Call) and returns the response whatever its status,
 // printing nothing: for a command that looks before it acts.
 Result<client::Response> Peek(const ClientFlags& flags, const std::string& target);

@@ -109,8 +109,10 @@ void AddVarCommands(CLI::App& app, ClientFlags& flags, Run& run) {
     run = [&] {
       // Blocking reads: each GET answers when a variable changes after `index` (or after 60 s);
       // only a change of this variable (its index, or set/unset) is printed.
+      RequireToken(flags);
       client::Client c({flags.addr, flags.token, std::chrono::seconds(90)});
-      std::string base = "/v1/variables/" + UrlEncode(a.key) + "?environment=" + UrlEncode(a.env) +
+      std::string base = WithTenant(flags, "/v1/variables/" + UrlEncode(a.key) +
+                                               "?environment=" + UrlEncode(a.env)) +
                          "&wait=60s&index=";
       std::string index = "0", last;
       int changes = 0, failures = 0;
