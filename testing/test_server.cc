@@ -21,8 +21,7 @@ namespace {
 // Everything the child needs is built before fork: between fork and exec a child of a
 // multi-threaded process may only make async-signal-safe calls (no malloc, no putenv).
 pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
-            const std::string& log_path, int fd_limit = 0) {
-  std::string bin = DROVER_BIN;
+            const std::string& log_path, int fd_limit = 0, std::string bin = DROVER_BIN) {
   std::vector<char*> argv;
   argv.push_back(bin.data());
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -177,6 +176,11 @@ TestProcess::TestProcess(std::vector<std::string> args, std::string log_path,
                          std::vector<std::string> env)
     : log_(std::move(log_path)) {
   pid_ = Spawn(args, env, log_);
+}
+
+TestProcess::TestProcess(Program program, std::vector<std::string> args, std::string log_path)
+    : log_(std::move(log_path)) {
+  pid_ = Spawn(args, {}, log_, 0, std::move(program.path));
 }
 
 TestProcess::~TestProcess() { Kill(); }

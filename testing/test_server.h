@@ -26,6 +26,11 @@ class TestProcess {
  public:
   TestProcess(std::vector<std::string> args, std::string log_path,
               std::vector<std::string> env = {});
+  // Another program than drover (a test harness binary).
+  struct Program {
+    std::string path;
+  };
+  TestProcess(Program program, std::vector<std::string> args, std::string log_path);
   ~TestProcess();
   TestProcess(const TestProcess&) = delete;
   TestProcess& operator=(const TestProcess&) = delete;

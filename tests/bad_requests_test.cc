@@ -11,12 +11,16 @@
 #include <chrono>
 #include <thread>
 
+#include "testing/raw_http.h"
 #include "testing/store_fixture.h"
 #include "testing/test_server.h"
 
 namespace drover {
 namespace {
 
+using testing::ConnectTo;
+using testing::PortOf;
+using testing::RawExchange;
 using testing::TestServer;
 
 struct BadCase {
@@ -372,40 +376,6 @@ TEST_P(BadRequests, EachGetsAClearProblem) {
   auto runs = c.Do("GET", "/v1/instances/" + instance_ + "/runs");
   EXPECT_EQ(boost::json::parse(runs->body).at("items").as_array().size(), 0u);
   EXPECT_EQ(c.Do("GET", "/metrics")->body.find("status=\"500\""), std::string::npos);
-}
-
-int PortOf(const TestServer& s) {
-  std::string addr = s.addr().substr(7);
-  return std::stoi(addr.substr(addr.rfind(':') + 1));
-}
-
-// A plain TCP connection to 127.0.0.1:port.
-int ConnectTo(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-  return fd;
-}
-
-// Sends raw bytes on a new connection and returns everything the server sends back until it
-// closes the connection.
-std::string RawExchange(int port, const std::string& bytes) {
-  int fd = ConnectTo(port);
-  size_t sent = 0;
-  while (sent < bytes.size()) {
-    ssize_t w = write(fd, bytes.data() + sent, bytes.size() - sent);
-    if (w <= 0) break;  // the server may stop reading once it has answered
-    sent += static_cast<size_t>(w);
-  }
-  std::string got;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return got;
 }
 
 // Raw bytes that are not HTTP get a 400 and a closed connection, never a crash.

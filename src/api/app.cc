@@ -4,10 +4,12 @@
 
 #include "auth/keys_api.h"
 #include "common/json.h"
+#include "common/names.h"
 #include "common/random.h"
 #include "control/cc_api.h"
 #include "control/variables_api.h"
 #include "env/environments_api.h"
+#include "events/events_api.h"
 #include "schedule/schedules_api.h"
 
 namespace drover::api {
@@ -30,7 +32,8 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       environments_(store, clock, keys_),
       coordinator_(store, WithControllerPokes(coord)),
       schedules_(store, clock),
-      waiters_(store) {
+      waiters_(store),
+      change_log_(store) {
   env::ProviderPolicy providers = fleet.providers;
   controller_ =
       std::make_unique<fleet::Controller>(store_, environments_, coordinator_, std::move(fleet));
@@ -39,6 +42,8 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
                                 int64_t now) { return windows_->At(tenant, env, now); },
                          [this] { return windows_->Version(); });
   if (sched.server_id.empty()) sched.server_id = coord.server_id;
+  sched.cleanup_tasks.push_back(
+      [this, retention = sched.audit_retention] { return change_log_.Prune(retention).status(); });
   scheduler_ = std::make_unique<schedule::Scheduler>(schedules_, environments_, coordinator_,
                                                      store_, std::move(sched));
   AddSystemRoutes();
@@ -53,11 +58,15 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       store_, waiters_, std::move(cc));
   env::AddEnvironmentRoutes(router_, environments_, store_, waiters_, std::move(providers));
   schedule::AddScheduleRoutes(router_, schedules_, *scheduler_, environments_);
+  events::AddEventRoutes(router_, change_log_, store_, waiters_);
   std::vector<std::pair<std::string, std::string>> names;
   for (const auto& r : router_.routes()) {
     names.emplace_back(std::string(http::MethodName(r.method)), r.pattern);
   }
   metrics_ = std::make_unique<http::Metrics>(std::move(names));
+  options.on_refused = [this](const Request& req, const http::Route* route, const Response& resp) {
+    RecordRefusal(req, route, resp);
+  };
   pipeline_ =
       std::make_unique<http::Pipeline>(router_, *metrics_, keys_, limiter_, clock_, options);
 }
@@ -101,6 +110,11 @@ void App::AddSystemRoutes() {
     std::string text = metrics_->Render();
     controller_->RenderMetrics(text);
     scheduler_->RenderMetrics(text);
+    text += fmt::format(
+        "# HELP drover_audit_refusals_dropped_total Refused calls not written to the audit log "
+        "(over its rate limit).\n# TYPE drover_audit_refusals_dropped_total counter\n"
+        "drover_audit_refusals_dropped_total {}\n",
+        change_log_.dropped_refusals());
     Response r = Response::Json(200, std::move(text));
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     respond(std::move(r));
@@ -148,6 +162,69 @@ void App::AddClusterRoute() {
     out += "]}";
     respond(Response::Json(200, std::move(out)));
   });
+}
+
+namespace {
+
+// Printable ASCII of `s`, at most `max` bytes: a refused call's path may be anything.
+std::string Printable(std::string_view s, size_t max) {
+  std::string out;
+  for (char c : s.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return out;
+}
+
+// "environments" -> "environment": the kind of the resources a collection holds.
+std::string Singular(std::string_view collection) {
+  std::string k(collection);
+  if (k.ends_with("s")) k.pop_back();
+  return k;
+}
+
+}  // namespace
+
+void App::RecordRefusal(const Request& req, const http::Route* route, const Response& resp) {
+  events::Refusal r;
+  const auth::Principal& who = req.caller();
+  r.actor = who.authenticated() ? who.key_id : "anonymous";
+  r.role = who.authenticated() ? std::string(auth::RoleName(who.role)) : "none";
+  r.tenant = who.tenant;
+  if (who.role == auth::Role::kAdmin) {
+    if (auto t = req.Query("tenant"); t && IsValidName(*t)) r.tenant = *t;
+  }
+  r.request_id = req.request_id;
+  r.status = resp.status;
+  std::string method(http::MethodName(req.method));
+  for (auto& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  r.op = method;
+  // The kind and name: the last collection in the route followed by a parameter
+  // (/v1/environments/{environment}/instances/{id}/heartbeat: an instance, its id), else the
+  // route's first collection (/v1/keys: a key).
+  std::vector<std::string_view> segs;
+  std::string_view pattern = route ? std::string_view(route->pattern) : req.path;
+  for (size_t pos = 1; pos <= pattern.size();) {
+    size_t slash = pattern.find('/', pos);
+    if (slash == std::string_view::npos) slash = pattern.size();
+    segs.push_back(pattern.substr(pos, slash - pos));
+    pos = slash + 1;
+  }
+  if (segs.size() > 1) r.kind = Singular(segs[1]);
+  if (route) {
+    for (size_t i = 1; i + 1 < segs.size(); ++i) {
+      if (!segs[i].starts_with('{') && segs[i + 1].starts_with('{')) {
+        r.kind = Singular(segs[i]);
+        std::string_view param = segs[i + 1].substr(1, segs[i + 1].size() - 2);
+        r.name = Printable(req.Param(param), 256);
+      }
+    }
+  }
+  if (!IsValidName(r.kind)) r.kind = "unknown";
+  std::string summary = "{\"method\":";
+  AppendJsonString(summary, http::MethodName(req.method));
+  summary += ",\"path\":";
+  AppendJsonString(summary, Printable(req.path, 256));
+  summary += '}';
+  r.summary = std::move(summary);
+  change_log_.RecordRefusal(std::move(r));
 }
 
 }  // namespace drover::api

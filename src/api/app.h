@@ -13,6 +13,7 @@
 #include "control/variables.h"
 #include "coord/coordinator.h"
 #include "env/environments.h"
+#include "events/change_log.h"
 #include "fleet/controller.h"
 #include "http/blocking.h"
 #include "http/metrics.h"
@@ -46,10 +47,14 @@ class App {
   schedule::Scheduler& scheduler() { return *scheduler_; }
   // Parked blocking reads; Shutdown() answers them when the server stops.
   http::Waiters& waiters() { return waiters_; }
+  events::ChangeLog& change_log() { return change_log_; }
 
  private:
   void AddSystemRoutes();
   void AddClusterRoute();
+  // Writes a refused mutating call to the audit log (PipelineOptions::on_refused).
+  void RecordRefusal(const http::Request& req, const http::Route* route,
+                     const http::Response& resp);
 
   store::Store& store_;
   const Clock& clock_;
@@ -68,6 +73,7 @@ class App {
   std::unique_ptr<schedule::Scheduler> scheduler_;
   std::unique_ptr<schedule::WindowBook> windows_;
   http::Waiters waiters_;
+  events::ChangeLog change_log_;
   std::unique_ptr<http::Metrics> metrics_;
   std::unique_ptr<http::Pipeline> pipeline_;
 };

@@ -6,8 +6,10 @@
 #include <future>
 #include <mutex>
 
+#include "common/json.h"
 #include "common/names.h"
 #include "common/random.h"
+#include "events/change_log.h"
 
 namespace drover::auth {
 namespace {
@@ -150,11 +152,20 @@ void KeyService::CreateWithSecret(KeySpec spec, std::string secret,
       spec.rate_rps,       spec.rate_burst, "",        ""};
   key->secret = std::move(secret);
   std::string hash = Sha256Hex(key->secret);
-  store_.Write([key, hash](store::Tx& tx) { return InsertKey(tx, key->record, hash); },
-               [key, done = std::move(done)](Status s) {
-                 if (!s.ok()) return done(s);
-                 done(std::move(*key));
-               });
+  store_.Write(
+      [key, hash](store::Tx& tx) {
+        DROVER_RETURN_IF_ERROR(InsertKey(tx, key->record, hash));
+        std::string summary = "{\"name\":";
+        AppendJsonString(summary, key->record.name);
+        summary += ",\"role\":";
+        AppendJsonString(summary, RoleName(key->record.role));
+        summary += '}';
+        return events::Record(tx, {key->record.tenant, "key", key->record.id, "created", summary});
+      },
+      [key, done = std::move(done)](Status s) {
+        if (!s.ok()) return done(s);
+        done(std::move(*key));
+      });
 }
 
 Result<KeyPage> KeyService::List(const Principal& caller, std::optional<std::string> tenant,
@@ -182,10 +193,15 @@ void KeyService::Delete(const Principal& caller, std::string id, std::function<v
   auto tenant = caller.tenant;
   store_.Write(
       [id, admin, tenant](store::Tx& tx) -> Status {
-        auto n = admin ? tx.Exec("DELETE FROM api_keys WHERE id = ?", {id})
-                       : tx.Exec("DELETE FROM api_keys WHERE id = ? AND tenant = ?", {id, tenant});
-        if (!n.ok()) return n.status();
-        if (*n == 0) return Status::NotFound("no key with id '" + id + "'");
+        std::optional<std::string> owner;  // the deleted key's tenant
+        auto on_row = [&](const store::Row& r) { owner = r.String(0); };
+        Status s =
+            admin ? tx.Query("DELETE FROM api_keys WHERE id = ? RETURNING tenant", {id}, on_row)
+                  : tx.Query("DELETE FROM api_keys WHERE id = ? AND tenant = ? RETURNING tenant",
+                             {id, tenant}, on_row);
+        if (!s.ok()) return s;
+        if (!owner) return Status::NotFound("no key with id '" + id + "'");
+        DROVER_RETURN_IF_ERROR(events::Record(tx, {*owner, "key", id, "deleted", ""}));
         return tx.Notify(kTopic);
       },
       [this, done = std::move(done)](Status s) {

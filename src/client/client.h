@@ -40,9 +40,9 @@ class Client {
   const Options& options() const { return options_; }
   // Per-request time limit from now on (e.g. longer for a blocking query).
   void set_timeout(std::chrono::milliseconds t) { options_.timeout = t; }
-  // Makes the request in flight (and every later one) fail with Unavailable("interrupted") at once. The one
-  // method callable from another thread (e.g. a signal handler thread stopping an agent that
-  // waits in a blocking query).
+  // Makes the request in flight (and every later one) fail with Unavailable("interrupted") at once.
+  // The one method callable from another thread (e.g. a signal handler thread stopping an agent
+  // that waits in a blocking query).
   void Interrupt();
 
  private:

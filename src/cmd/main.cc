@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   drover::cmd::AddAgentCommand(app, run);
   drover::cmd::AddEnvCommands(app, flags, run);
   drover::cmd::AddScheduleCommands(app, flags, run);
+  drover::cmd::AddAuditCommand(app, flags, run);
 
   std::vector<std::string> args;
   std::string error;

@@ -59,6 +59,7 @@ struct ServerFlags {
   int max_connections = 0;
   std::string providers;  // "" = static,exec (and local with --dev)
   std::string instance_retention = "24h";
+  std::string audit_retention = "90d";
 };
 
 ServerFlags g_flags;
@@ -172,6 +173,13 @@ int RunServer() {
                  f.instance_retention.c_str());
     return 2;
   }
+  auto audit_retention = ParseDuration(f.audit_retention);
+  if (!audit_retention || audit_retention->count() < 60 * 1000) {
+    std::fprintf(stderr,
+                 "error: --audit-retention must be a duration of at least 1m like 90d; got '%s'\n",
+                 f.audit_retention.c_str());
+    return 2;
+  }
   auto providers = f.providers.empty() ? env::ProviderPolicy::Default(f.dev)
                                        : env::ProviderPolicy::Parse(f.providers, f.dev);
   if (!providers.ok()) {
@@ -214,6 +222,7 @@ int RunServer() {
   schedule::SchedulerOptions sched_opts;
   sched_opts.keep_firings = f.keep_firings;
   sched_opts.instance_retention = *instance_retention;
+  sched_opts.audit_retention = *audit_retention;
   api::App app(*store, SystemClock::Get(), pipe_opts, coord_opts, std::move(cc_opts),
                std::move(fleet_opts), std::move(sched_opts));
   __atomic_store_n(&metrics, &app.metrics(), __ATOMIC_RELEASE);
@@ -377,6 +386,10 @@ void AddServerCommand(CLI::App& app, Run& run) {
       ->capture_default_str();
   s->add_option("--instance-retention", f.instance_retention,
                 "terminated instances (and their runs) are removed by the cleanup after this long")
+      ->capture_default_str();
+  s->add_option("--audit-retention", f.audit_retention,
+                "change records (GET /v1/audit, the history of GET /v1/events) are removed by "
+                "the cleanup after this long")
       ->capture_default_str();
   s->add_option("--keep-firings", f.keep_firings,
                 "firings kept per schedule by the built-in cleanup (every minute)")

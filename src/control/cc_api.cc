@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <mutex>
 #include <unordered_map>
 
@@ -91,6 +92,11 @@ class Views final : public ControlCenterViews {
     q->respond = std::move(respond);
     q->after = (*blocking)->index;
     q->deadline = std::chrono::steady_clock::now() + (*blocking)->wait;
+    // A client that leaves releases its wait (and answers nobody) instead of holding it.
+    req.OnCancel([this, q] {
+      q->cancelled = true;
+      if (uint64_t t = q->ticket.load()) waiters_.Cancel(t);
+    });
     Step(std::move(q));
   }
 
@@ -102,6 +108,8 @@ class Views final : public ControlCenterViews {
     int64_t after = 0;  // ?index=
     std::chrono::steady_clock::time_point deadline;
     int rechecks = 0;  // looks after a wake-up that found the set unchanged
+    std::atomic<bool> cancelled{false};
+    std::atomic<uint64_t> ticket{0};  // of the current wait
   };
 
   // Answers once the view's index passed ?index= (or time is up); otherwise waits for the next
@@ -113,9 +121,13 @@ class Views final : public ControlCenterViews {
     auto now = std::chrono::steady_clock::now();
     // A wait may return at once when commits keep coming: after many unchanged looks in a row,
     // answer (clients compare the index) rather than loop on one stack.
-    if ((*v)->index <= q->after && now < q->deadline && !waiters_.stopped() && ++q->rechecks < 64) {
+    if ((*v)->index <= q->after && now < q->deadline && !waiters_.stopped() && !q->cancelled &&
+        ++q->rechecks < 64) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(q->deadline - now);
-      waiters_.Wait(std::string(kTopic), seen, left, [this, q] { Step(q); });
+      uint64_t t = waiters_.Wait(std::string(kTopic), seen, left, [this, q] { Step(q); });
+      q->ticket = t;
+      // A cancellation between Wait and storing the ticket missed it: release it here.
+      if (t && q->cancelled) waiters_.Cancel(t);
       return;
     }
     Respond(q->view, q->env, q->if_none_match, q->respond, **v);

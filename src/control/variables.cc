@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include "common/json.h"
 #include "common/names.h"
+#include "events/change_log.h"
 #include "schedule/cron.h"
 
 namespace drover::control {
@@ -42,6 +44,19 @@ bool DecodeCursor(std::string_view c, std::string* key, std::string* env) {
   *key = raw.substr(0, slash);
   *env = raw.substr(slash + 1);
   return true;
+}
+
+// The change record of a variable: its key and environment, never its value (values may be
+// secrets).
+Status RecordVariable(store::Tx& tx, const std::string& tenant, const std::string& key,
+                      const std::string& environment, std::string_view op) {
+  std::string summary;
+  if (!environment.empty()) {  // a variable for every environment: no summary
+    summary = "{\"environment\":";
+    AppendJsonString(summary, environment);
+    summary += '}';
+  }
+  return events::Record(tx, {tenant, "variable", key, std::string(op), summary});
 }
 
 Status NotifyWrite(store::Tx& tx, std::string_view key) {
@@ -96,6 +111,7 @@ void VariableService::Put(std::string tenant, std::string key, std::string envir
         if (!idx.ok()) return idx.status();
         v.modify_index = *idx;
         DROVER_RETURN_IF_ERROR(NotifyWrite(tx, v.key));
+        DROVER_RETURN_IF_ERROR(RecordVariable(tx, op->tenant, v.key, v.environment, "set"));
         // One statement, deferred (PostgreSQL sends a batch's worth in one round trip):
         // insert, or keep create_index and replace the rest; RETURNING says which.
         int64_t index = *idx;
@@ -225,7 +241,7 @@ void VariableService::Delete(std::string tenant, std::string key, std::string en
         if (!n.ok()) return n.status();
         if (*n == 0) return Status::NotFound(fmt::format("variable '{}' is not set", key));
         DROVER_RETURN_IF_ERROR(NotifyWrite(tx, key));
-        return tx.NextIndex().status();
+        return RecordVariable(tx, tenant, key, environment, "deleted");
       },
       std::move(done));
 }

@@ -144,9 +144,10 @@ TEST_P(VariablesTest, OnlyWatcherVariablesNotifyTheWatcherTopic) {
   std::lock_guard lock(mu);
   using V = std::vector<std::string>;
   ASSERT_EQ(topics.size(), 3u);
-  EXPECT_EQ(topics[0], V{"variables"});
-  EXPECT_EQ(topics[1], (V{"variables", "variables/cc-w"}));
-  EXPECT_EQ(topics[2], (V{"variables", "variables/cc-w"})) << "a delete too";
+  // Every change also notifies the change feed ("events").
+  EXPECT_EQ(topics[0], (V{"variables", "events"}));
+  EXPECT_EQ(topics[1], (V{"variables", "variables/cc-w", "events"}));
+  EXPECT_EQ(topics[2], (V{"variables", "variables/cc-w", "events"})) << "a delete too";
 }
 
 TEST_P(VariablesTest, AllWithPrefixReadsEveryTenantAndOnlyThePrefix) {

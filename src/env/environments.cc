@@ -4,8 +4,10 @@
 
 #include <boost/json/parse.hpp>
 
+#include "common/json.h"
 #include "common/random.h"
 #include "control/values.h"
+#include "events/change_log.h"
 #include "store/lease.h"
 
 namespace drover::env {
@@ -110,20 +112,38 @@ Run ReadRun(const store::Row& r) {
   return run;
 }
 
+// A change record with {"environment": ..., "reason": ...} as its summary.
+Status RecordChange(store::Tx& tx, const std::string& tenant, std::string_view kind,
+                    const std::string& name, std::string_view op, const std::string& env,
+                    const std::string& reason) {
+  std::string summary = "{\"environment\":";
+  AppendJsonString(summary, env);
+  if (!reason.empty()) {
+    summary += ",\"reason\":";
+    AppendJsonString(summary, reason);
+  }
+  summary += '}';
+  return events::Record(tx, {tenant, std::string(kind), name, std::string(op), summary});
+}
+
 store::Param OptInt(const std::optional<int64_t>& v) {
   if (!v) return nullptr;
   return *v;
 }
 
+// An environment's event (its own history, `drover env events`) is also a change record of
+// the environment or the instance (the change feed and the audit log).
 Status AddEvent(store::Tx& tx, const std::string& tenant, const std::string& env, int64_t seq,
                 const std::string& instance, std::string_view kind, const std::string& reason,
                 int64_t at) {
-  return tx
-      .Exec(
-          "INSERT INTO environment_events (tenant, environment, seq, instance, kind, reason, at)"
-          " VALUES (?, ?, ?, ?, ?, ?, ?)",
-          {tenant, env, seq, instance, kind, reason, at})
-      .status();
+  DROVER_RETURN_IF_ERROR(
+      tx.Exec(
+            "INSERT INTO environment_events (tenant, environment, seq, instance, kind, reason, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            {tenant, env, seq, instance, kind, reason, at})
+          .status());
+  return RecordChange(tx, tenant, instance.empty() ? "environment" : "instance",
+                      instance.empty() ? env : instance, kind, env, reason);
 }
 
 Result<int64_t> ParseCursor(const std::string& cursor) {
@@ -274,6 +294,7 @@ void EnvironmentService::Delete(std::string tenant, std::string name,
              }) {
           DROVER_RETURN_IF_ERROR(tx.Exec(sql, {tenant, name}).status());
         }
+        DROVER_RETURN_IF_ERROR(RecordChange(tx, tenant, "environment", name, "deleted", name, ""));
         DROVER_RETURN_IF_ERROR(tx.Notify(kTopic));
         DROVER_RETURN_IF_ERROR(tx.Notify(auth::kTopic));  // its agent keys stop working everywhere
         DROVER_RETURN_IF_ERROR(tx.Notify("variables"));

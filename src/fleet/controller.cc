@@ -17,6 +17,7 @@
 #include "control/variables.h"
 #include "fleet/exec_provider.h"
 #include "http/metrics.h"
+#include "store/origin.h"
 
 namespace drover::fleet {
 namespace {
@@ -581,7 +582,10 @@ void Controller::Start() {
     if (!im->changed_at) im->changed_at = std::chrono::steady_clock::now();
     im->cv.notify_one();
   });
-  impl_->thread = std::thread([im = impl_.get()] { im->Loop(); });
+  impl_->thread = std::thread([im = impl_.get()] {
+    store::ScopedOrigin origin({"controller", "system", ""});  // the actor of its change records
+    im->Loop();
+  });
 }
 
 void Controller::Stop() {

@@ -35,7 +35,9 @@ void ServeRead(Waiters& waiters, std::string_view topic, const Request& req,
   auto blocking = ReadBlockingParams(req);
   if (!blocking.ok()) return respond(Response::Problem(blocking.status()));
   if (!*blocking) return read();
-  waiters.Wait(std::string(topic), (*blocking)->index, (*blocking)->wait, std::move(read));
+  uint64_t ticket =
+      waiters.Wait(std::string(topic), (*blocking)->index, (*blocking)->wait, std::move(read));
+  if (ticket) req.OnCancel([&waiters, ticket] { waiters.Cancel(ticket); });
 }
 
 bool EtagMatches(std::string_view if_none_match, std::string_view etag) {
@@ -60,6 +62,7 @@ void RespondWithIndex(const Responder& respond, std::string_view if_none_match, 
 struct Waiters::Impl {
   using Clock = std::chrono::steady_clock;
   struct Parked {
+    uint64_t ticket;
     std::string topic;
     int64_t index;
     std::function<void()> ready;
@@ -100,7 +103,10 @@ struct Waiters::Impl {
       if (parked.empty()) {
         cv.wait(lock, [&] { return stopping || !changes.empty() || !parked.empty(); });
       } else {
-        cv.wait_until(lock, parked.begin()->first, [&] { return stopping || !changes.empty(); });
+        // A copy: Cancel may erase the entry meanwhile. A new earlier deadline re-arms the wait.
+        auto deadline = parked.begin()->first;
+        rearm = false;
+        cv.wait_until(lock, deadline, [&] { return stopping || !changes.empty() || rearm; });
       }
       std::vector<std::function<void()>> ready;
       for (const auto& c : changes) Release(c, ready);
@@ -121,7 +127,9 @@ struct Waiters::Impl {
   std::thread thread;
   mutable std::mutex mu;
   std::condition_variable cv;
-  bool stopping = false;                            // GUARDED_BY(mu)
+  bool stopping = false;     // GUARDED_BY(mu)
+  uint64_t last_ticket = 0;  // GUARDED_BY(mu)
+  bool rearm = false;  // GUARDED_BY(mu): a wait was parked, so the earliest deadline may be new
   std::multimap<Clock::time_point, Parked> parked;  // GUARDED_BY(mu): by deadline
   std::vector<store::Change> changes;               // GUARDED_BY(mu): not yet applied
 };
@@ -133,19 +141,38 @@ Waiters::~Waiters() {
   impl_->store.Unsubscribe(impl_->sub);
 }
 
-void Waiters::Wait(std::string topic, int64_t index, std::chrono::milliseconds wait,
-                   std::function<void()> ready) {
+uint64_t Waiters::Wait(std::string topic, int64_t index, std::chrono::milliseconds wait,
+                       std::function<void()> ready) {
   {
     std::lock_guard lock(impl_->mu);
     // Checked under the lock: a change arriving after this check is queued for the loop.
     if (!impl_->stopping && impl_->store.LastIndex() <= index) {
+      uint64_t ticket = ++impl_->last_ticket;
       impl_->parked.emplace(Impl::Clock::now() + wait,
-                            Impl::Parked{std::move(topic), index, std::move(ready)});
+                            Impl::Parked{ticket, std::move(topic), index, std::move(ready)});
+      impl_->rearm = true;
       impl_->cv.notify_one();
-      return;
+      return ticket;
     }
   }
   ready();
+  return 0;
+}
+
+void Waiters::Cancel(uint64_t ticket) {
+  std::function<void()> ready;
+  {
+    std::lock_guard lock(impl_->mu);
+    // A linear scan: cancellations are rare (a client that left) and parked reads are few.
+    for (auto it = impl_->parked.begin(); it != impl_->parked.end(); ++it) {
+      if (it->second.ticket == ticket) {
+        ready = std::move(it->second.ready);
+        impl_->parked.erase(it);
+        break;
+      }
+    }
+  }
+  if (ready) ready();
 }
 
 void Waiters::Shutdown() {

@@ -27,7 +27,7 @@ Result<std::optional<BlockingParams>> ReadBlockingParams(const Request& req);
 class Waiters;
 
 // Runs `read` at once, or — with ?index= — once a change of `topic` passes that index (or the
-// wait ends). Answers 400 itself for bad ?index=/&wait= values.
+// wait ends, or the client goes away). Answers 400 itself for bad ?index=/&wait= values.
 void ServeRead(Waiters& waiters, std::string_view topic, const Request& req,
                const Responder& respond, std::function<void()> read);
 
@@ -48,8 +48,11 @@ class Waiters {
   // Calls `ready` exactly once: at once when the store's index already passed `index`, else
   // after a committed change naming `topic` (or a resync) with a higher index, when `wait`
   // ends, or at Shutdown — on the caller's thread or the waiters' own thread.
-  void Wait(std::string topic, int64_t index, std::chrono::milliseconds wait,
-            std::function<void()> ready);
+  // Returns a ticket for Cancel (0 when `ready` already ran).
+  uint64_t Wait(std::string topic, int64_t index, std::chrono::milliseconds wait,
+                std::function<void()> ready);
+  // Releases the parked read `ticket` now (its client went away); nothing if it already ran.
+  void Cancel(uint64_t ticket);
   // Releases every parked read now (they answer with what they find) and makes later waits
   // return at once: a stopping server answers instead of holding connections.
   void Shutdown();

@@ -52,6 +52,37 @@ void Request::Reset() {
   request_id.clear();
   principal.reset();
   params.clear();
+  cancel_.reset();
+}
+
+struct Request::CancelSlot {
+  std::mutex mu;
+  bool fired = false;
+  std::vector<std::function<void()>> fns;
+};
+
+void Request::OnCancel(std::function<void()> fn) const {
+  if (!cancel_) cancel_ = std::make_shared<CancelSlot>();
+  {
+    std::lock_guard lock(cancel_->mu);
+    if (!cancel_->fired) {
+      cancel_->fns.push_back(std::move(fn));
+      return;
+    }
+  }
+  fn();
+}
+
+void Request::Cancel() const {
+  if (!cancel_) return;
+  std::vector<std::function<void()>> fns;
+  {
+    std::lock_guard lock(cancel_->mu);
+    if (cancel_->fired) return;
+    cancel_->fired = true;
+    fns.swap(cancel_->fns);
+  }
+  for (auto& fn : fns) fn();
 }
 
 std::string_view Request::Header(std::string_view name) const {

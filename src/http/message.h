@@ -36,8 +36,22 @@ struct Request {
   const auth::Principal& caller() const;
   std::vector<std::pair<std::string_view, std::string>> params;  // path parameters, decoded
 
+ private:
+  struct CancelSlot;
+  mutable std::shared_ptr<CancelSlot> cancel_;
+
+ public:
   // Clears every field for the next request on the connection, keeping vector capacity.
   void Reset();
+
+  // Cancellation: a handler that parks the request (a blocking read) says how to give up early;
+  // the transport calls Cancel() when the client goes away before the answer, so a killed
+  // client does not hold its wait until it runs out. `fn` runs once (at once if the request is
+  // already cancelled). OnCancel is called by the handler before it returns (on the I/O thread);
+  // Cancel from any thread.
+  void OnCancel(std::function<void()> fn) const;
+  bool cancellable() const { return cancel_ != nullptr; }
+  void Cancel() const;
   // A header's value (name case-insensitive), empty when absent.
   std::string_view Header(std::string_view name) const;
   // A path parameter by name ("" when absent).

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/random.h"
+#include "store/origin.h"
 
 namespace drover::http {
 namespace {
@@ -65,65 +66,29 @@ void Pipeline::AssignRequestId(Request& req) {
   req.request_id = ValidRequestId(given) ? std::string(given) : NewRequestId();
 }
 
-void Pipeline::Dispatch(Request& req, const Responder& respond, int* route_out) {
+Match Pipeline::Lookup(Request& req) {
   AssignRequestId(req);
-  *route_out = -1;
+  return router_.Find(req.method, req.path);
+}
 
-  Match m = router_.Find(req.method, req.path);
-  if (m.kind == Match::kNotFound) {
-    return respond(Response::Problem(404, "", fmt::format("no route for {}", req.path)));
-  }
-  if (m.kind == Match::kMethodNotAllowed) {
-    auto r = Response::Problem(405, "",
-                               fmt::format("{} is not allowed on {}; allowed: {}",
-                                           MethodName(req.method), req.path, m.allowed));
-    r.AddHeader("Allow", m.allowed);
-    return respond(std::move(r));
-  }
+void Pipeline::Dispatch(Request& req, const Responder& respond, int* route_out) {
+  Match m = Lookup(req);
   *route_out = m.route;
+  Dispatch(req, respond, std::move(m));
+}
+
+void Pipeline::Dispatch(Request& req, const Responder& respond, Match m) {
+  if (auto refusal = Admit(req, m)) return respond(std::move(*refusal));
   const Route& route = router_.routes()[static_cast<size_t>(m.route)];
-  req.params = std::move(m.params);
-
-  if (route.access != Access::kPublic) {
-    std::string_view token = BearerToken(req.Header("Authorization"));
-    if (token.empty()) {
-      auto r = Response::Problem(401, "", "missing API key: send 'Authorization: Bearer <key>'");
-      r.AddHeader("WWW-Authenticate", "Bearer");
-      return respond(std::move(r));
-    }
-    auto principal = keys_.Authenticate(token);
-    if (!principal.ok()) {
-      auto r = Response::Problem(principal.status());
-      if (r.status == 401) r.AddHeader("WWW-Authenticate", "Bearer error=\"invalid_token\"");
-      return respond(std::move(r));
-    }
-    req.principal = std::move(*principal);
-    const auth::Principal& caller = *req.principal;
-    const auto role = caller.role;
-    bool read = req.method == Method::kGet || req.method == Method::kHead;
-    if (role == auth::Role::kAgent && route.access != Access::kAgent) {
-      return respond(Response::Problem(403, "", "agent keys may only use agent endpoints"));
-    }
-    if (route.access == Access::kAdmin && role != auth::Role::kAdmin) {
-      return respond(Response::Problem(403, "", "this endpoint needs an admin key"));
-    }
-    if (role == auth::Role::kViewer && !read) {
-      return respond(Response::Problem(403, "", "viewer keys are read-only"));
-    }
-    double rps = caller.rate_rps.value_or(role == auth::Role::kAdmin ? 0 : options_.default_rps);
-    double burst =
-        caller.rate_burst.value_or(caller.rate_rps ? std::max(1.0, rps) : options_.default_burst);
-    auto d = limiter_.Take(caller.key_id, rps, burst, clock_.Steady());
-    if (!d.allowed) {
-      auto r = Response::Problem(429, "", "rate limit exceeded for this key");
-      r.AddHeader("Retry-After",
-                  std::to_string(static_cast<int64_t>(std::ceil(d.retry_after_seconds))));
-      return respond(std::move(r));
-    }
+  if (!route.handler) {
+    return respond(Response::Problem(Status::Internal("a streaming route needs the transport")));
   }
-
-  if (Status s = CheckParameters(req); !s.ok()) return respond(Response::Problem(s));
-
+  // Writes the handler starts carry who asked for them into their change records.
+  store::ScopedOrigin origin(req.principal
+                                 ? store::Origin{req.principal->key_id,
+                                                 std::string(auth::RoleName(req.principal->role)),
+                                                 req.request_id}
+                                 : store::Origin{"anonymous", "none", req.request_id});
   try {
     route.handler(req, respond);
   } catch (const std::exception& e) {
@@ -133,8 +98,72 @@ void Pipeline::Dispatch(Request& req, const Responder& respond, int* route_out) 
   }
 }
 
+std::optional<Response> Pipeline::Admit(Request& req, Match& m) {
+  if (m.kind == Match::kNotFound) {
+    return Response::Problem(404, "", fmt::format("no route for {}", req.path));
+  }
+  if (m.kind == Match::kMethodNotAllowed) {
+    auto r = Response::Problem(405, "",
+                               fmt::format("{} is not allowed on {}; allowed: {}",
+                                           MethodName(req.method), req.path, m.allowed));
+    r.AddHeader("Allow", m.allowed);
+    return r;
+  }
+  const Route& route = router_.routes()[static_cast<size_t>(m.route)];
+  req.params = std::move(m.params);
+
+  if (route.access != Access::kPublic) {
+    std::string_view token = BearerToken(req.Header("Authorization"));
+    if (token.empty()) {
+      auto r = Response::Problem(401, "", "missing API key: send 'Authorization: Bearer <key>'");
+      r.AddHeader("WWW-Authenticate", "Bearer");
+      return r;
+    }
+    auto principal = keys_.Authenticate(token);
+    if (!principal.ok()) {
+      auto r = Response::Problem(principal.status());
+      if (r.status == 401) r.AddHeader("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+      return r;
+    }
+    req.principal = std::move(*principal);
+    const auth::Principal& caller = *req.principal;
+    const auto role = caller.role;
+    bool read = req.method == Method::kGet || req.method == Method::kHead;
+    if (role == auth::Role::kAgent && route.access != Access::kAgent) {
+      return Response::Problem(403, "", "agent keys may only use agent endpoints");
+    }
+    if (route.access == Access::kAdmin && role != auth::Role::kAdmin) {
+      return Response::Problem(403, "", "this endpoint needs an admin key");
+    }
+    if (role == auth::Role::kViewer && !read) {
+      return Response::Problem(403, "", "viewer keys are read-only");
+    }
+    double rps = caller.rate_rps.value_or(role == auth::Role::kAdmin ? 0 : options_.default_rps);
+    double burst =
+        caller.rate_burst.value_or(caller.rate_rps ? std::max(1.0, rps) : options_.default_burst);
+    auto d = limiter_.Take(caller.key_id, rps, burst, clock_.Steady());
+    if (!d.allowed) {
+      auto r = Response::Problem(429, "", "rate limit exceeded for this key");
+      r.AddHeader("Retry-After",
+                  std::to_string(static_cast<int64_t>(std::ceil(d.retry_after_seconds))));
+      return r;
+    }
+  }
+
+  if (Status s = CheckParameters(req); !s.ok()) return Response::Problem(s);
+  return std::nullopt;
+}
+
 void Pipeline::Finish(const Request& req, int route, Response& resp, double seconds) {
   resp.AddHeader("X-Request-Id", req.request_id);
+  if (options_.on_refused && req.method != Method::kGet && req.method != Method::kHead &&
+      req.method != Method::kOptions) {
+    int st = resp.status;
+    if (st == 401 || st == 403 || st == 404 || st == 409 || st == 422) {
+      options_.on_refused(req, route >= 0 ? &router_.routes()[static_cast<size_t>(route)] : nullptr,
+                          resp);
+    }
+  }
   metrics_.ObserveRequest(route, resp.status, seconds);
   if (!resp.log_detail.empty() || resp.status == 500) {
     Log(resp.status >= 500 ? LogLevel::kError : LogLevel::kWarn, "request failed",

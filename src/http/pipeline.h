@@ -3,6 +3,8 @@
 // authentication, role checks, rate limiting; and after it: X-Request-Id, metrics and the access
 // log. Transport-neutral and thread-safe.
 #include <atomic>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "auth/keys.h"
@@ -18,6 +20,9 @@ struct PipelineOptions {
   double default_rps = 0;
   double default_burst = 0;
   bool access_log = true;
+  // Called for a mutating call (not GET/HEAD/OPTIONS) refused with 401, 403, 404, 409 or 422:
+  // the audit log records it. `route` is null when no route matched.
+  std::function<void(const Request&, const Route* route, const Response&)> on_refused;
 };
 
 class Pipeline {
@@ -29,6 +34,19 @@ class Pipeline {
   // (possibly later, from another thread). Sets *route to the matched route index (-1 if none).
   // REQUIRES: `req` outlives the response.
   void Dispatch(Request& req, const Responder& responder, int* route);
+
+  // The same in steps, for the transport, which needs the route before it reads a body:
+  // Lookup assigns the request id and finds the route (the body may still be unread);
+  // Admit answers 404/405, authenticates, checks the role, the rate limit and the parameters,
+  // and returns the refusal, or nullopt to go on; Dispatch(req, responder, match) is both plus
+  // the handler.
+  Match Lookup(Request& req);
+  std::optional<Response> Admit(Request& req, Match& match);
+  void Dispatch(Request& req, const Responder& responder, Match match);
+  const Route* RouteOf(const Match& match) const {
+    return match.kind == Match::kFound ? &router_.routes()[static_cast<size_t>(match.route)]
+                                       : nullptr;
+  }
 
   // Sets req.request_id: the client's X-Request-Id when it is sane, else a new one. Dispatch
   // does it; the transport calls it for requests it answers itself (malformed, too large).

@@ -162,7 +162,8 @@ TEST_P(PipelineTest, PerKeyRateLimitAnswers429WithRetryAfter) {
 }
 
 TEST_P(PipelineTest, ServerDefaultRateLimitAppliesToNonAdminKeys) {
-  Init({.default_rps = 0.001, .default_burst = 1, .access_log = false}, "limited.db");
+  Init({.default_rps = 0.001, .default_burst = 1, .access_log = false, .on_refused = nullptr},
+       "limited.db");
   std::string user = NewKey("user");
   EXPECT_EQ(Call(Method::kGet, "/v1/status", user).status, 200);
   EXPECT_EQ(Call(Method::kGet, "/v1/status", user).status, 429);

@@ -1,6 +1,10 @@
 #pragma once
 // Maps (method, path) to a handler. Patterns are literal segments and {name} parameters:
-// "/v1/variables/{key}". Routes are added at start-up; Match is then thread-safe (read-only).
+// "/v1/variables/{key}", and may end with a catch-all {*name}: "/svc/{route}/{*rest}" matches
+// "/svc/api", "/svc/api/" and "/svc/api/a/b". Exact routes win over catch-alls; a catch-all's
+// value is the rest of the path as sent (raw, not percent-decoded; "" or starting with '/').
+// Routes are added at start-up; Find is then thread-safe (read-only).
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,11 +20,14 @@ enum class Access {
   kAdmin,   // admin keys only
 };
 
+struct StreamRoute;  // http/stream.h: a handler that takes over the exchange
+
 struct Route {
   Method method;
   std::string pattern;
   Access access;
-  Handler handler;
+  Handler handler;                      // answers with one Response, or:
+  std::shared_ptr<StreamRoute> stream;  // reads and writes the exchange as streams
 };
 
 struct Match {
@@ -34,6 +41,9 @@ class Router {
  public:
   // REQUIRES: not called after serving starts.
   void Add(Method method, std::string pattern, Access access, Handler handler);
+  // A streaming route (see http/stream.h, AddStreamRoute).
+  void AddStream(Method method, std::string pattern, Access access,
+                 std::shared_ptr<StreamRoute> stream);
   Match Find(Method method, std::string_view path) const;
   const std::vector<Route>& routes() const { return routes_; }
 
@@ -42,8 +52,11 @@ class Router {
     std::vector<std::pair<std::string, int>> literals;  // segment -> node index
     int param = -1;                                     // node index of {param}
     std::string param_name;
+    int rest = -1;                                // node index of a trailing {*rest}
+    std::string rest_name;                        // on the catch-all's own node
     std::vector<std::pair<Method, int>> methods;  // method -> route index
   };
+  void AddRoute(Route route);
   std::vector<Node> nodes_{Node{}};
   std::vector<Route> routes_;
 };

@@ -8,6 +8,8 @@ std::string_view ReasonPhrase(int status) {
   switch (status) {
     case 100:
       return "Continue";
+    case 101:
+      return "Switching Protocols";
     case 200:
       return "OK";
     case 201:
@@ -42,8 +44,12 @@ std::string_view ReasonPhrase(int status) {
       return "Request Header Fields Too Large";
     case 500:
       return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
     case 503:
       return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
     default:
       return "Unknown";
   }
@@ -56,6 +62,48 @@ void AppendInt(std::string& out, uint64_t v) {
   out.append(buf, static_cast<size_t>(r.ptr - buf));
 }
 }  // namespace
+
+void SerializeHead(const Response& head, unsigned version, bool keep_alive, BodyFraming framing,
+                   uint64_t length, std::string& out) {
+  out.clear();
+  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  AppendInt(out, static_cast<uint64_t>(head.status));
+  out += ' ';
+  out += ReasonPhrase(head.status);
+  out += "\r\n";
+  if (framing != BodyFraming::kNone) {
+    out += "Content-Type: ";
+    out += head.content_type;
+    out += "\r\n";
+  }
+  for (const auto& [k, v] : head.headers) {
+    out += k;
+    out += ": ";
+    out += v;
+    out += "\r\n";
+  }
+  if (head.extra_headers) out += *head.extra_headers;
+  switch (framing) {
+    case BodyFraming::kLength:
+      out += "Content-Length: ";
+      AppendInt(out, length);
+      out += "\r\n";
+      break;
+    case BodyFraming::kChunked:
+      out += "Transfer-Encoding: chunked\r\n";
+      break;
+    case BodyFraming::kClose:
+      keep_alive = false;
+      break;
+    case BodyFraming::kNone:
+      break;
+  }
+  if (head.status != 101) {
+    if (!keep_alive && version != 10) out += "Connection: close\r\n";
+    if (keep_alive && version == 10) out += "Connection: keep-alive\r\n";
+  }
+  out += "\r\n";
+}
 
 void SerializeResponse(const Response& resp, unsigned version, bool keep_alive, bool head,
                        std::string& out) {

@@ -12,6 +12,19 @@ namespace drover::http {
 void SerializeResponse(const Response& resp, unsigned version, bool keep_alive, bool head,
                        std::string& out);
 
+// How a streamed response's body is delimited.
+enum class BodyFraming {
+  kLength,   // Content-Length: `length`
+  kChunked,  // Transfer-Encoding: chunked
+  kClose,    // until the connection closes (HTTP/1.0 clients)
+  kNone,     // no body: 101 Switching Protocols, 204, 304
+};
+
+// The status line and headers of a streamed response (head.body is ignored): Content-Type when
+// there is a body, then head.headers, then the framing and Connection headers.
+void SerializeHead(const Response& head, unsigned version, bool keep_alive, BodyFraming framing,
+                   uint64_t length, std::string& out);
+
 // The reason phrase for a status code, e.g. "OK" for 200 and "Not Found" for 404.
 std::string_view ReasonPhrase(int status);
 

@@ -3,10 +3,12 @@
 #include <fmt/format.h>
 #include <sys/resource.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -16,8 +18,12 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <charconv>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
+#include <optional>
+#include <stdexcept>
 #include <thread>
 #include <unordered_map>
 
@@ -25,6 +31,7 @@
 #include "common/text.h"
 #include "http/framing.h"
 #include "http/serialize.h"
+#include "http/stream.h"
 
 namespace drover::http {
 
@@ -53,7 +60,8 @@ struct Server::Impl {
   // Per-connection state shared with Stop(), which closes connections that are waiting idle.
   struct Conn {
     beast::tcp_stream* stream = nullptr;
-    bool idle = true;  // only touched on the connection's own thread
+    bool idle = true;        // only touched on the connection's own thread
+    bool streaming = false;  // a streaming handler runs: a stop cancels it
   };
 
   ServerOptions opts;
@@ -171,12 +179,17 @@ struct Server::Impl {
   // What the transport knows of a request it answers itself (malformed, too large): method and
   // path for the access log, and a request id (the client's, when sane).
   void DescribeRequest(const bhttp::request_parser<bhttp::string_body>& parser, Request& req) {
+    ReadHead(parser.get(), req);
+    pipeline.AssignRequestId(req);
+  }
+
+  // Method, target and header views of a parsed head.
+  template <typename Header>
+  static void ReadHead(const Header& h, Request& req) {
     req.Reset();
-    const auto& h = parser.get();
     req.method = ParseMethod(h.method_string());
     for (const auto& f : h) req.headers.emplace_back(f.name_string(), f.value());
     SplitTarget(h.target(), req);
-    pipeline.AssignRequestId(req);
   }
 
   // Answers `status` for a request the transport refuses and closes the connection: a body over
@@ -198,11 +211,13 @@ struct Server::Impl {
     std::string out;  // serialized responses; capacity reused across requests
     Request req;      // likewise: its vectors keep their capacity
     req.headers.reserve(16);
+    bool upgraded = false;
     for (;;) {
       conn->idle = true;
       if (stopping) break;
       bhttp::request_parser<bhttp::string_body> parser;
-      parser.body_limit(opts.body_limit);
+      // The limit depends on the route, known after the head: checked below.
+      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
       parser.header_limit(32 * 1024);
       if (buffer.size() == 0) {
         // Waiting for the next request: the idle timeout, until its first byte arrives.
@@ -217,11 +232,6 @@ struct Server::Impl {
       auto start = std::chrono::steady_clock::now();
       stream.expires_after(opts.header_timeout);
       auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
-      if (ec == bhttp::error::body_limit) {  // Content-Length already over the limit
-        DescribeRequest(parser, req);
-        co_await Refuse(stream, out, req, 413, TooLarge(), 11, start);
-        break;
-      }
       if (ec) {
         // A request that is not HTTP gets a 400 (431 for a huge head); a client that closed,
         // went silent or was cut off by a stop gets nothing.
@@ -242,67 +252,379 @@ struct Server::Impl {
                         header.version(), start);
         break;
       }
-      if (parser.content_length() && *parser.content_length() > opts.body_limit) {
-        DescribeRequest(parser, req);
-        co_await Refuse(stream, out, req, 413, TooLarge(), header.version(), start);
+      ReadHead(header, req);  // the body may still be unread
+      Match match = pipeline.Lookup(req);
+      const Route* route = pipeline.RouteOf(match);
+      const StreamRoute* streaming = route ? route->stream.get() : nullptr;
+      bool stream_body = streaming && streaming->options.body;
+      std::uint64_t limit = opts.body_limit;
+      if (stream_body) {
+        limit = streaming->options.body_limit ? streaming->options.body_limit
+                                              : std::numeric_limits<std::uint64_t>::max();
+      }
+      if (parser.content_length() && *parser.content_length() > limit) {
+        co_await Refuse(stream, out, req, 413, TooLarge(limit), header.version(), start);
         break;
       }
-      if (EqualsIgnoreCase(header[bhttp::field::expect], "100-continue")) {
-        bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, header.version()};
-        stream.expires_after(opts.write_timeout);
-        auto [wec, wn] = co_await bhttp::async_write(stream, cont, kTuple);
-        if (wec) break;
-      }
-      if (!parser.is_done()) {
-        stream.expires_after(opts.read_timeout);
-        auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
-        if (rec) {
-          if (rec == bhttp::error::body_limit) {  // a chunked body grew over the limit
-            DescribeRequest(parser, req);
-            co_await Refuse(stream, out, req, 413, TooLarge(), header.version(), start);
-          } else if (rec.category() == bhttp::make_error_code(bhttp::error::bad_chunk).category() &&
-                     rec != bhttp::error::partial_message && !stopping) {
-            // A malformed chunk size or trailer: the client gets told, then the connection
-            // closes (where the next request would start is unknown).
-            DescribeRequest(parser, req);
-            co_await Refuse(stream, out, req, 400, "malformed request body: " + rec.message(),
-                            header.version(), start);
-          }
-          break;
+      parser.body_limit(limit);
+      bool expect_continue = EqualsIgnoreCase(header[bhttp::field::expect], "100-continue");
+      unsigned version = header.version();
+      bool keep_alive = header.keep_alive();
+      if (!stream_body) {
+        if (expect_continue && !parser.is_done()) {
+          if (!co_await SendContinue(stream, version)) break;
         }
+        if (!parser.is_done()) {
+          stream.expires_after(opts.read_timeout);
+          auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+          if (rec) {
+            if (rec == bhttp::error::body_limit) {  // a chunked body grew over the limit
+              co_await Refuse(stream, out, req, 413, TooLarge(limit), version, start);
+            } else if (rec.category() ==
+                           bhttp::make_error_code(bhttp::error::bad_chunk).category() &&
+                       rec != bhttp::error::partial_message && !stopping) {
+              // A malformed chunk size or trailer: the client gets told, then the connection
+              // closes (where the next request would start is unknown).
+              co_await Refuse(stream, out, req, 400, "malformed request body: " + rec.message(),
+                              version, start);
+            }
+            break;
+          }
+        }
+        req.body = std::move(parser.get().body());
       }
-      auto& msg = parser.get();
-      req.Reset();
-      req.method = ParseMethod(msg.method_string());
-      SplitTarget(msg.target(), req);
-      for (const auto& f : msg) req.headers.emplace_back(f.name_string(), f.value());
-      req.body = std::move(msg.body());
-      bool keep_alive = msg.keep_alive();
-      unsigned version = msg.version();
+
+      if (streaming) {
+        conn->streaming = true;
+        Outcome o = co_await RunStream(stream, buffer, parser, req, std::move(match), *streaming,
+                                       version, keep_alive, expect_continue, start, out);
+        conn->streaming = false;
+        if (o == Outcome::kUpgraded) upgraded = true;
+        if (o != Outcome::kKeep) break;
+        continue;
+      }
 
       pipeline.metrics().AddInFlight(1);
       Responder responder;
-      int route = -1;
-      pipeline.Dispatch(req, responder, &route);
+      int route_index = match.route;
+      pipeline.Dispatch(req, responder, std::move(match));
       // Most handlers answer before Dispatch returns: only wait (and hop through the
       // scheduler) when the answer comes later, e.g. after a group commit.
+      bool gone = false;
       if (!responder.ready()) {
-        co_await AsyncAwaitReply(responder, stream.get_executor(), asio::use_awaitable);
+        if (req.cancellable()) {
+          // A parked request (a blocking read): give up early if the client goes away.
+          using namespace asio::experimental::awaitable_operators;
+          co_await (AsyncAwaitReply(responder, stream.get_executor(), asio::use_awaitable) ||
+                    WatchClient(stream, buffer, req, &gone));
+        } else {
+          co_await AsyncAwaitReply(responder, stream.get_executor(), asio::use_awaitable);
+        }
       }
       Response resp = responder.Take();
       pipeline.metrics().AddInFlight(-1);
-      if (!co_await Write(stream, out, req, resp, version, keep_alive, route, start)) break;
+      if (gone) {
+        // Nobody to answer: logged as nginx does, 499 "client closed request".
+        resp.status = 499;
+        double secs =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        pipeline.Finish(req, route_index, resp, secs);
+        break;
+      }
+      if (!co_await Write(stream, out, req, resp, version, keep_alive, route_index, start)) break;
     }
-    beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if (!upgraded) {
+      beast::error_code ignored;
+      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
     conn->stream = nullptr;
     Unregister(id);
   }
 
-  std::string TooLarge() const {
-    return fmt::format("request body exceeds the limit of {} bytes", opts.body_limit);
+  asio::awaitable<bool> SendContinue(beast::tcp_stream& stream, unsigned version) {
+    bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, version};
+    stream.expires_after(opts.write_timeout);
+    auto [wec, wn] = co_await bhttp::async_write(stream, cont, kTuple);
+    co_return !wec;
+  }
+
+  // Watches a connection whose request is being handled without reading from it: returns when
+  // the client goes away (setting *gone and cancelling the request), when the server stops, or
+  // when cancelled because the handler finished first. Bytes a client pipelines meanwhile are
+  // kept for the next request (up to 64 KiB; then it stops reading until the answer).
+  asio::awaitable<void> WatchClient(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                    const Request& req, bool* gone) {
+    auto& socket = stream.socket();
+    for (;;) {
+      if (buffer.size() >= 64 * 1024) {
+        asio::steady_timer forever(co_await asio::this_coro::executor,
+                                   std::chrono::steady_clock::time_point::max());
+        co_await forever.async_wait(kTuple);
+        co_return;
+      }
+      auto [ec, n] = co_await socket.async_read_some(buffer.prepare(4096), kTuple);
+      if (ec == asio::error::operation_aborted && !stopping) co_return;
+      if (ec) {
+        *gone = true;
+        req.Cancel();
+        co_return;
+      }
+      buffer.commit(n);
+    }
+  }
+
+  enum class Outcome { kKeep, kClose, kUpgraded };
+  struct StreamExchange;
+  asio::awaitable<Outcome> RunStream(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                     bhttp::request_parser<bhttp::string_body>& parser,
+                                     Request& req, Match match, const StreamRoute& route,
+                                     unsigned version, bool keep_alive, bool expect_continue,
+                                     std::chrono::steady_clock::time_point start, std::string& out);
+
+  std::string TooLarge(std::uint64_t limit) const {
+    return fmt::format("request body exceeds the limit of {} bytes", limit);
   }
 };
+
+// The exchange a streaming handler drives: the connection's stream and buffer, the parser (its
+// body read on demand through a buffer_body parser) and the response framing.
+struct Server::Impl::StreamExchange final : Exchange {
+  using BodyParser = bhttp::request_parser<bhttp::buffer_body>;
+
+  Impl& server;
+  beast::tcp_stream& stream;
+  beast::flat_buffer& buffer;
+  bhttp::request_parser<bhttp::string_body>& head_parser;
+  std::optional<BodyParser> body_parser;  // once the handler reads the body
+  Request& req;
+  int route;
+  unsigned version;
+  bool keep_alive;
+  bool expect_continue;
+  bool stream_body;
+  std::chrono::steady_clock::time_point start;
+  std::string& out;
+
+  bool began_ = false;
+  bool ended = false;
+  bool upgraded = false;
+  bool gone = false;     // the client went away (or a write failed)
+  bool watched = false;  // the transport is reading the socket: no Upgrade
+  BodyFraming framing = BodyFraming::kNone;
+  std::uint64_t length = 0;   // kLength: promised bytes
+  std::uint64_t written = 0;  // body bytes written
+
+  StreamExchange(Impl& s, beast::tcp_stream& st, beast::flat_buffer& b,
+                 bhttp::request_parser<bhttp::string_body>& p, Request& r, int rt, unsigned v,
+                 bool ka, bool ec, bool sb, std::chrono::steady_clock::time_point t0,
+                 std::string& o)
+      : server(s),
+        stream(st),
+        buffer(b),
+        head_parser(p),
+        req(r),
+        route(rt),
+        version(v),
+        keep_alive(ka),
+        expect_continue(ec),
+        stream_body(sb),
+        start(t0),
+        out(o) {}
+
+  Request& request() override { return req; }
+  asio::any_io_executor executor() override { return stream.get_executor(); }
+  bool began() const override { return began_; }
+
+  bool body_done() const { return body_parser ? body_parser->is_done() : head_parser.is_done(); }
+
+  asio::awaitable<Result<bool>> ReadBody(std::string& piece) override {
+    piece.clear();
+    if (!stream_body) co_return false;  // the transport read it into request().body
+    if (!body_parser) {
+      body_parser.emplace(std::move(head_parser));
+      if (expect_continue && !body_parser->is_done()) {
+        if (!co_await server.SendContinue(stream, version)) {
+          gone = true;
+          co_return Status::Unavailable("the client went away");
+        }
+      }
+    }
+    if (body_parser->is_done()) co_return false;
+    constexpr std::size_t kPiece = 64 * 1024;
+    piece.resize(kPiece);
+    auto& body = body_parser->get().body();
+    body.data = piece.data();
+    body.size = kPiece;
+    stream.expires_after(server.opts.read_timeout);
+    auto [ec, n] = co_await bhttp::async_read(stream, buffer, *body_parser, kTuple);
+    if (ec == bhttp::error::need_buffer) ec = {};
+    piece.resize(kPiece - body.size);
+    if (ec == bhttp::error::body_limit) {
+      co_return Status::TooLarge("request body exceeds this route's limit");
+    }
+    if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_chunk).category() &&
+        ec != bhttp::error::partial_message) {
+      co_return Status::InvalidArgument("malformed request body: " + ec.message());
+    }
+    if (ec) {
+      gone = true;
+      co_return Status::Unavailable("the client went away or stalled while sending the body");
+    }
+    co_return !piece.empty() || !body_parser->is_done();
+  }
+
+  double Seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+
+  asio::awaitable<bool> Send(const std::string& data) {
+    stream.expires_after(server.opts.write_timeout);
+    auto [ec, n] = co_await asio::async_write(stream, asio::buffer(data), kTuple);
+    if (ec) gone = true;
+    co_return !ec;
+  }
+
+  asio::awaitable<bool> Begin(Response head, std::optional<std::uint64_t> len) override {
+    if (began_) throw std::logic_error("Exchange::Begin after the response began");
+    began_ = true;
+    bool no_body = head.status == 204 || head.status == 304 || head.status < 200;
+    framing = no_body         ? BodyFraming::kNone
+              : len           ? BodyFraming::kLength
+              : version == 10 ? BodyFraming::kClose
+                              : BodyFraming::kChunked;
+    length = len.value_or(0);
+    if (framing == BodyFraming::kClose || server.stopping) keep_alive = false;
+    server.pipeline.Finish(req, route, head, Seconds());
+    SerializeHead(head, version, keep_alive, framing, length, out);
+    co_return co_await Send(out);
+  }
+
+  asio::awaitable<bool> Write(std::string_view data) override {
+    if (!began_ || ended) throw std::logic_error("Exchange::Write outside a begun response");
+    if (gone) co_return false;
+    if (data.empty() || req.method == Method::kHead || framing == BodyFraming::kNone) {
+      co_return true;
+    }
+    written += data.size();
+    if (framing == BodyFraming::kLength && written > length) {
+      throw std::logic_error("Exchange::Write past the promised Content-Length");
+    }
+    stream.expires_after(server.opts.write_timeout);
+    beast::error_code ec;
+    if (framing == BodyFraming::kChunked) {
+      char size[20];
+      auto r = std::to_chars(size, size + sizeof size - 2, data.size(), 16);
+      *r.ptr++ = '\r';
+      *r.ptr++ = '\n';
+      std::array<asio::const_buffer, 3> parts{
+          asio::buffer(size, static_cast<std::size_t>(r.ptr - size)),
+          asio::buffer(data.data(), data.size()), asio::buffer("\r\n", 2)};
+      auto [wec, n] = co_await asio::async_write(stream, parts, kTuple);
+      ec = wec;
+    } else {
+      auto [wec, n] =
+          co_await asio::async_write(stream, asio::buffer(data.data(), data.size()), kTuple);
+      ec = wec;
+    }
+    if (ec) gone = true;
+    co_return !ec;
+  }
+
+  asio::awaitable<bool> End() override {
+    if (!began_ || ended) co_return !gone;
+    ended = true;
+    if (gone) co_return false;
+    if (framing == BodyFraming::kLength && written != length && req.method != Method::kHead) {
+      keep_alive = false;  // the client cannot tell where this answer ends: close
+      co_return false;
+    }
+    if (framing == BodyFraming::kChunked && req.method != Method::kHead) {
+      static const std::string kLast = "0\r\n\r\n";
+      co_return co_await Send(kLast);
+    }
+    co_return true;
+  }
+
+  asio::awaitable<bool> Reply(Response r) override {
+    if (began_) throw std::logic_error("Exchange::Reply after the response began");
+    began_ = ended = true;
+    if (!body_done()) keep_alive = false;  // the unread rest of the body ends the connection
+    if (server.stopping) keep_alive = false;
+    server.pipeline.Finish(req, route, r, Seconds());
+    SerializeResponse(r, version, keep_alive, req.method == Method::kHead, out);
+    co_return co_await Send(out);
+  }
+
+  asio::awaitable<Result<Upgraded>> Upgrade(Response head) override {
+    if (began_) throw std::logic_error("Exchange::Upgrade after the response began");
+    if (watched) throw std::logic_error("Exchange::Upgrade needs a route with a streamed body");
+    if (head.status != 101) throw std::logic_error("Exchange::Upgrade needs status 101");
+    began_ = ended = true;
+    server.pipeline.Finish(req, route, head, Seconds());
+    SerializeHead(head, version, true, BodyFraming::kNone, 0, out);
+    if (!co_await Send(out)) co_return Status::Unavailable("the client went away");
+    upgraded = true;
+    auto data = buffer.data();
+    std::string pending(static_cast<const char*>(data.data()), data.size());
+    buffer.consume(buffer.size());
+    co_return Upgraded{stream.release_socket(), std::move(pending)};
+  }
+};
+
+asio::awaitable<Server::Impl::Outcome> Server::Impl::RunStream(
+    beast::tcp_stream& stream, beast::flat_buffer& buffer,
+    bhttp::request_parser<bhttp::string_body>& parser, Request& req, Match match,
+    const StreamRoute& route, unsigned version, bool keep_alive, bool expect_continue,
+    std::chrono::steady_clock::time_point start, std::string& out) {
+  int route_index = match.route;
+  StreamExchange ex(*this, stream, buffer, parser, req, route_index, version, keep_alive,
+                    expect_continue, route.options.body, start, out);
+  if (auto refusal = pipeline.Admit(req, match)) {
+    co_await ex.Reply(std::move(*refusal));
+    co_return ex.keep_alive && !ex.gone ? Outcome::kKeep : Outcome::kClose;
+  }
+  pipeline.metrics().AddInFlight(1);
+  std::string failure;  // a handler's exception (answered outside the catch: no co_await there)
+  try {
+    if (!route.options.body) {
+      // Nothing left to read: watch the socket, and cancel the handler when the client leaves.
+      ex.watched = true;
+      bool gone = false;
+      using namespace asio::experimental::awaitable_operators;
+      co_await (route.handler(ex) || WatchClient(stream, buffer, req, &gone));
+      if (gone) ex.gone = true;
+    } else {
+      co_await route.handler(ex);
+    }
+  } catch (const boost::system::system_error& e) {
+    if (e.code() != asio::error::operation_aborted) {
+      LogError("streaming handler for {} {} failed: {} (request {})", MethodName(req.method),
+               req.path, e.what(), req.request_id);
+    }
+    ex.gone = ex.gone || e.code() == asio::error::operation_aborted;
+  } catch (const std::exception& e) {
+    LogError("streaming handler for {} {} threw: {} (request {})", MethodName(req.method), req.path,
+             e.what(), req.request_id);
+    failure = e.what();
+  }
+  if (!failure.empty()) {
+    if (!ex.began()) {
+      co_await ex.Reply(Response::Problem(Status::Internal(failure)));
+    } else {
+      ex.keep_alive = false;  // the answer is cut short: the client must see it end
+    }
+  }
+  pipeline.metrics().AddInFlight(-1);
+  if (ex.upgraded) co_return Outcome::kUpgraded;
+  if (!ex.gone && !ex.began()) {
+    co_await ex.Reply(Response::Problem(Status::Internal("the handler gave no answer")));
+  }
+  if (!ex.gone && !ex.ended) {
+    if (!co_await ex.End()) ex.keep_alive = false;
+  }
+  bool keep = ex.keep_alive && !ex.gone && ex.body_done() && !stopping;
+  co_return keep ? Outcome::kKeep : Outcome::kClose;
+}
 
 Server::Server(ServerOptions options, Pipeline& pipeline)
     : impl_(std::make_unique<Impl>(std::move(options), pipeline)) {}
@@ -376,7 +698,7 @@ void Server::Stop() {
     for (auto& [id, entry] : im.conns) {
       auto conn = entry.second;
       asio::post(*entry.first, [conn] {
-        if (conn->idle && conn->stream) conn->stream->cancel();
+        if ((conn->idle || conn->streaming) && conn->stream) conn->stream->cancel();
       });
     }
     if (im.conns.empty()) break;

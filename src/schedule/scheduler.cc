@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "http/metrics.h"
+#include "store/origin.h"
 
 namespace drover::schedule {
 namespace {
@@ -319,6 +320,10 @@ struct Scheduler::Impl : std::enable_shared_from_this<Scheduler::Impl> {
       Status s = schedules.PruneFirings(opts.keep_firings).status();
       auto pruned = envs.PruneTerminated(opts.instance_retention.count());
       if (s.ok()) s = pruned.status();
+      for (const auto& task : opts.cleanup_tasks) {
+        Status t = task();
+        if (s.ok()) s = t;
+      }
       done(s);
     } else {
       done(Status::InvalidArgument("action " + a.type + " is not available"));
@@ -340,7 +345,10 @@ void Scheduler::Start() {
     im->dirty = true;
     im->cv.notify_one();
   });
-  impl_->thread = std::thread([im = impl_.get()] { im->Loop(); });
+  impl_->thread = std::thread([im = impl_.get()] {
+    store::ScopedOrigin origin({"scheduler", "system", ""});  // the actor of its change records
+    im->Loop();
+  });
 }
 
 void Scheduler::Stop() {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "coord/coordinator.h"
 #include "env/environments.h"
@@ -21,6 +22,10 @@ struct SchedulerOptions {
   int64_t keep_firings = 1000;  // per schedule, kept by the cleanup
   // Terminated instances older than this are removed by the cleanup.
   std::chrono::milliseconds instance_retention{24 * 3600 * 1000};
+  // Change records (the audit log, the change feed's history) older than this are pruned.
+  std::chrono::milliseconds audit_retention{std::chrono::hours(24 * 90)};
+  // More work for the cleanup, each returning how it went (the change log's pruning: the app).
+  std::vector<std::function<Status()>> cleanup_tasks;
   // How long Stop() waits for actions under way to finish and be recorded.
   std::chrono::milliseconds drain{30000};
 };

@@ -32,8 +32,10 @@ TEST(Scheduler, AnActionFinishingAfterStopGaveUpIsStillRecorded) {
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   s.spec = *spec;
   {
-    Scheduler scheduler(schedules, envs, coord, store,
-                        {"srv", 1000, std::chrono::milliseconds(100)});
+    SchedulerOptions options;
+    options.server_id = "srv";
+    options.instance_retention = std::chrono::milliseconds(100);
+    Scheduler scheduler(schedules, envs, coord, store, options);
     scheduler.Start();
     store.hold_after = 1;  // the trigger's record is written; the action's write is held
     std::promise<Result<Firing>> recorded;

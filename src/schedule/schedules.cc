@@ -4,6 +4,10 @@
 
 #include <boost/json.hpp>
 
+#include "common/clock.h"
+#include "common/json.h"
+#include "events/change_log.h"
+
 namespace drover::schedule {
 namespace {
 
@@ -100,6 +104,8 @@ void ScheduleService::Put(std::string tenant, std::string name, ScheduleSpec spe
                       {s.tenant, s.name, s.spec_json, WindowEnv(s), *idx, *idx, now, now})
                   .status());
         }
+        DROVER_RETURN_IF_ERROR(
+            events::Record(tx, {s.tenant, "schedule", s.name, old ? "updated" : "created", ""}));
         return tx.Notify(kTopic);
       },
       [out, done = std::move(done)](Status st) {
@@ -145,7 +151,7 @@ void ScheduleService::Delete(std::string tenant, std::string name,
         DROVER_RETURN_IF_ERROR(
             tx.Exec("DELETE FROM schedule_firings WHERE tenant = ? AND name = ?", {tenant, name})
                 .status());
-        DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
+        DROVER_RETURN_IF_ERROR(events::Record(tx, {tenant, "schedule", name, "deleted", ""}));
         return tx.Notify(kTopic);
       },
       std::move(done));
@@ -274,7 +280,8 @@ void ScheduleService::RecordManual(const Schedule& s, std::string server,
           if (own(f->due_ms)) continue;
           auto recorded = InsertFiring(tx, *f);
           if (!recorded.ok()) return recorded.status();
-          if (*recorded) return Status::Ok();
+          if (*recorded)
+            return events::Record(tx, {f->tenant, "schedule", f->name, "triggered", ""});
         }
         return Status::Unavailable("too many triggers of this schedule at once; try again");
       },
@@ -303,6 +310,17 @@ Status WriteOutcomes(store::Tx& tx, const std::vector<Firing>& firings) {
                                    " WHERE tenant = ? AND name = ? AND due = ?",
                                    {f.status, f.result, f.tenant, f.name, f.due_ms})
                                .status());
+    if (f.tenant.starts_with('_')) continue;  // the server's own (the cleanup): not a change
+    std::string summary = "{\"due\":";
+    AppendJsonString(summary, FormatRfc3339(FromUnixMillis(f.due_ms)));
+    summary += ",\"kind\":";
+    AppendJsonString(summary, f.kind);
+    summary += ",\"status\":";
+    AppendJsonString(summary, f.status);
+    summary += ",\"result\":";
+    AppendJsonString(summary, f.result);
+    summary += '}';
+    DROVER_RETURN_IF_ERROR(events::Record(tx, {f.tenant, "firing", f.name, f.status, summary}));
   }
   return Status::Ok();
 }

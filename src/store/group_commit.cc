@@ -7,6 +7,7 @@ namespace drover::store {
 namespace {
 
 Status RunWrite(const WriteFn& fn, Tx& tx) {
+  tx.StartWrite();
   try {
     return fn(tx);
   } catch (const std::exception& e) {  // a bug in a write function must not kill the writer

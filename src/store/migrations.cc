@@ -155,6 +155,25 @@ std::span<const Migration> AllMigrations() {
            // Terminated instances are removed after a retention by the cleanup.
            "CREATE INDEX instances_state ON instances (state, updated_at)",
        }},
+      {7,
+       "the change log: the live feed and the audit log",
+       {
+           // One row per change, in the transaction of the change; seq is the change index.
+           "CREATE TABLE changes ("
+           " seq BIGINT PRIMARY KEY,"
+           " at BIGINT NOT NULL,"
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " kind TEXT NOT NULL,"
+           " name TEXT {{bytes}} NOT NULL,"
+           " op TEXT NOT NULL,"
+           " actor TEXT {{bytes}} NOT NULL,"  // a key id, or the part of the server
+           " role TEXT NOT NULL,"             // the key's role, or 'system'
+           " request_id TEXT NOT NULL,"
+           " status INTEGER NOT NULL,"  // 0: applied; the HTTP status of a refused call
+           " summary TEXT NOT NULL)",
+           "CREATE INDEX changes_at ON changes (at)",
+           "CREATE INDEX changes_actor ON changes (actor, seq)",
+       }},
   };
   return kMigrations;
 }

@@ -21,9 +21,9 @@ Status Tx::Defer(std::string_view sql, std::initializer_list<Param> params, Defe
   DROVER_RETURN_IF_ERROR(Query(sql, params, [&](const Row& r) {
     if (called) return;
     called = true;
-    done(&r);
+    if (done) done(&r);
   }));
-  if (!called) done(nullptr);
+  if (!called && done) done(nullptr);
   return Status::Ok();
 }
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <utility>
 #include <vector>
 
 #include "common/function_ref.h"
@@ -61,14 +62,24 @@ class Tx {
   // may send the deferred statements of a whole batch, and the COMMIT, at once (PostgreSQL: one
   // round trip, in pipeline mode). An error of the statement fails the write like an Exec
   // error; `done` receives the first result row (null when there is none) to read results
-  // from, maybe only after COMMIT, so it cannot fail the write. Parameters are copied. An Exec
-  // or Query later in the same Tx runs after every deferred statement before it. The default
-  // runs the statement at once.
+  // from, maybe only after COMMIT, so it cannot fail the write (`done` may be empty). Parameters
+  // are copied. An Exec or Query later in the same Tx runs after every deferred statement before
+  // it. The default runs the statement at once.
   using DeferredFn = std::function<void(const Row* first_row)>;
   virtual Status Defer(std::string_view sql, std::initializer_list<Param> params, DeferredFn done);
 
   // Convenience: the first column of the first row as an integer, or NotFound.
   Result<int64_t> QueryInt(std::string_view sql, std::initializer_list<Param> params = {});
+
+  // For change records (events/change_log.h): the index the current write allocated last and
+  // no record took yet, taken now (0 when there is none), so a write that allocates one index
+  // and records one change shows one sequence number for both.
+  int64_t TakeWriteIndex() { return std::exchange(write_index_, 0); }
+  // Called by the store before each write function of a batch.
+  void StartWrite() { write_index_ = 0; }
+
+ protected:
+  int64_t write_index_ = 0;  // set by NextIndex
 };
 
 using WriteFn = std::function<Status(Tx&)>;

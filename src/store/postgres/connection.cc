@@ -308,7 +308,7 @@ Status PgTx::Flush(std::vector<Status>& results, std::vector<Connection::Queued>
     }
     std::optional<PgRow> row;
     if (PQntuples(r) > 0) row.emplace(r, 0);
-    deferred[i].done(row ? &*row : nullptr);
+    if (deferred[i].done) deferred[i].done(row ? &*row : nullptr);
   });
   return s.ok() ? tail_status : s;
 }
@@ -342,6 +342,7 @@ Result<int64_t> PgTx::NextIndex() {
     locked_ = true;
   }
   max_index_ = ++next_;
+  write_index_ = max_index_;
   return max_index_;
 }
 

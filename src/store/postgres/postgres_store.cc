@@ -19,6 +19,7 @@
 #include "store/changes.h"
 #include "store/group_commit.h"
 #include "store/migrations.h"
+#include "store/origin.h"
 #include "store/postgres/connection.h"
 #include "store/postgres/libpq_shim.h"
 
@@ -109,7 +110,9 @@ class PostgresStore final : public Store {
 
   std::string_view Backend() const override { return "postgres"; }
 
-  void Write(WriteFn fn, DoneFn done) override { queue_.Push(std::move(fn), std::move(done)); }
+  void Write(WriteFn fn, DoneFn done) override {
+    queue_.Push(WithCurrentOrigin(std::move(fn)), std::move(done));
+  }
 
   // Reads run in autocommit: one snapshot per statement, as PostgreSQL's READ COMMITTED gives
   // inside a transaction anyway, and no BEGIN/COMMIT round trips.

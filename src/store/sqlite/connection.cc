@@ -141,6 +141,7 @@ Status SqliteTx::Query(std::string_view sql, std::initializer_list<Param> params
 Result<int64_t> SqliteTx::NextIndex() {
   if (!writable_ || !next_index_) return Status::Internal("NextIndex outside a write");
   max_index_ = ++*next_index_;
+  write_index_ = max_index_;
   return max_index_;
 }
 

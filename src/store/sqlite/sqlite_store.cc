@@ -23,6 +23,7 @@
 #include "store/changes.h"
 #include "store/group_commit.h"
 #include "store/migrations.h"
+#include "store/origin.h"
 #include "store/sqlite/connection.h"
 
 namespace drover::store {
@@ -76,7 +77,9 @@ class SqliteStore final : public Store {
 
   std::string_view Backend() const override { return "sqlite"; }
 
-  void Write(WriteFn fn, DoneFn done) override { queue_.Push(std::move(fn), std::move(done)); }
+  void Write(WriteFn fn, DoneFn done) override {
+    queue_.Push(WithCurrentOrigin(std::move(fn)), std::move(done));
+  }
 
   Status Read(FunctionRef<Status(Tx&)> fn) override {
     auto reader = AcquireReader();

@@ -1,0 +1,79 @@
+#include "http/blocking.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "testing/store_fixture.h"
+
+namespace drover::http {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+class WaitersTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = testing::OpenTestStore(dir_);
+    ASSERT_TRUE(store_);
+    waiters_ = std::make_unique<Waiters>(*store_);
+  }
+  void Change(const char* topic) {
+    ASSERT_TRUE(store::WriteSync(*store_, [topic](store::Tx& tx) -> Status {
+                  auto i = tx.NextIndex();
+                  if (!i.ok()) return i.status();
+                  return tx.Notify(topic);
+                }).ok());
+  }
+  testing::TempDir dir_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<Waiters> waiters_;
+};
+
+TEST_F(WaitersTest, AShortWaitParkedAfterALongOneEndsOnItsOwnDeadline) {
+  std::promise<void> long_ready, short_ready;
+  int64_t index = store_->LastIndex();
+  waiters_->Wait("t", index, minutes(10), [&] { long_ready.set_value(); });
+  waiters_->Wait("t", index, milliseconds(50), [&] { short_ready.set_value(); });
+  // Far below the long wait's ten minutes, far above the short one's 50 ms on any machine.
+  EXPECT_EQ(short_ready.get_future().wait_for(seconds(60)), std::future_status::ready);
+  EXPECT_EQ(long_ready.get_future().wait_for(milliseconds(0)), std::future_status::timeout);
+  waiters_->Shutdown();  // releases the long one
+}
+
+TEST_F(WaitersTest, CancellingTheEarliestWaitLeavesTheOthersOnTheirDeadlines) {
+  std::promise<void> first, second;
+  int64_t index = store_->LastIndex();
+  uint64_t t1 = waiters_->Wait("t", index, minutes(5), [&] { first.set_value(); });
+  ASSERT_NE(t1, 0u);
+  waiters_->Wait("t", index, milliseconds(200), [&] { second.set_value(); });
+  waiters_->Cancel(t1);  // runs its callback now
+  EXPECT_EQ(first.get_future().wait_for(milliseconds(0)), std::future_status::ready);
+  EXPECT_EQ(second.get_future().wait_for(seconds(60)), std::future_status::ready);
+  EXPECT_EQ(waiters_->parked(), 0u);
+  waiters_->Cancel(t1);  // already gone: nothing
+}
+
+TEST_F(WaitersTest, AChangeOfTheTopicReleasesOnlyItsWaits) {
+  std::promise<void> mine, other;
+  int64_t index = store_->LastIndex();
+  waiters_->Wait("mine", index, minutes(10), [&] { mine.set_value(); });
+  waiters_->Wait("other", index, minutes(10), [&] { other.set_value(); });
+  Change("mine");
+  EXPECT_EQ(mine.get_future().wait_for(seconds(60)), std::future_status::ready);
+  EXPECT_EQ(other.get_future().wait_for(milliseconds(0)), std::future_status::timeout);
+  EXPECT_EQ(waiters_->parked(), 1u);
+  waiters_->Shutdown();
+}
+
+TEST_F(WaitersTest, AWaitForAnIndexAlreadyPassedRunsAtOnce) {
+  Change("t");
+  bool ran = false;
+  EXPECT_EQ(waiters_->Wait("t", 0, minutes(10), [&] { ran = true; }), 0u);
+  EXPECT_TRUE(ran);
+}
+
+}  // namespace
+}  // namespace drover::http
