@@ -5,7 +5,8 @@
 REPS="${REPS:-5}" DURATION="${DURATION:-8}"
 source "$(dirname "$0")/lib.sh"
 start_nginx
-start_drover http --threads 1 --log-format json --rate-limit 0
+# DROVER_ARGS: more server flags (e.g. --store-threads 4: the store pool on SQLite too).
+start_drover http --threads 1 --log-format json --rate-limit 0 ${DROVER_ARGS:-}
 curl -fs -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   -d '{"value":"https://github.com/example/sim.git"}' "$DROVER_ADDR/v1/variables/cc-a-repository" >/dev/null
 

@@ -428,6 +428,33 @@ TEST_P(Server, MetricsPassPromtool) {
   EXPECT_EQ(rc, 0) << "promtool (make test installs Debian's prometheus package):\n" << report;
   EXPECT_NE(m->body.find("route=\"/v1/variables/{key}\",method=\"PUT\""), std::string::npos);
   EXPECT_NE(m->body.find("route=\"/v1/variables/{key}\",method=\"DELETE\""), std::string::npos);
+  EXPECT_NE(m->body.find("drover_build_info{version=\"" DROVER_VERSION "\",backend=\""),
+            std::string::npos);
+  EXPECT_NE(m->body.find("\nprocess_resident_memory_bytes "), std::string::npos);
+}
+
+// The gauges read from the store follow changes (refreshed off the request path).
+TEST_P(Server, GaugesCountEnvironmentsInstancesAndSchedules) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/environments/web", R"({"provider":"static","capacity":0})")->status,
+            201);
+  ASSERT_EQ(c.Do("PUT", "/v1/schedules/nightly",
+                 R"({"cron":"0 3 * * *","action":{"type":"stop","environment":"web"}})")
+                ->status,
+            201);
+  bool seen = false;
+  std::string body;
+  for (int i = 0; i < 600 && !seen; ++i) {
+    body = c.Do("GET", "/metrics")->body;
+    seen = body.find("\ndrover_environments{phase=\"stopped\"} 1\n") != std::string::npos &&
+           body.find("\ndrover_schedules 1\n") != std::string::npos;
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(seen) << body;
+  EXPECT_NE(body.find("\ndrover_instances{state=\"running\"} 0\n"), std::string::npos) << body;
+  EXPECT_NE(body.find("\ndrover_environments{phase=\"ready\"} 0\n"), std::string::npos);
 }
 
 }  // namespace

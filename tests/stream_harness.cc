@@ -10,13 +10,13 @@
 //   GET  /stats             {"ticks_cancelled": N}: /tick handlers ended by a departed client
 //
 // Usage: stream_harness DATA_DIR ADDR_FILE   (listens on a free loopback port, writes it)
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -155,8 +155,8 @@ int main(int argc, char** argv) {
                        {.body = true, .body_limit = 0});
   http::AddStreamRoute(router, Method::kGet, "/tick", Access::kPublic, Tick);
   router.Add(Method::kGet, "/stats", Access::kPublic, [](http::Request&, http::Responder r) {
-    r(Response::Json(200, "{\"ticks_cancelled\":" + std::to_string(g_ticks_cancelled.load()) +
-                              "}"));
+    r(Response::Json(200,
+                     "{\"ticks_cancelled\":" + std::to_string(g_ticks_cancelled.load()) + "}"));
   });
   std::vector<std::pair<std::string, std::string>> names;
   for (const auto& r : router.routes()) {

@@ -98,7 +98,8 @@ TEST_F(Stream, ABodyOverTheRoutesLimitIs413) {
   EXPECT_TRUE(got.starts_with("HTTP/1.1 413")) << got;
   // Chunked: refused once it passes the limit.
   int fd = testing::ConnectTo(port_);
-  ASSERT_TRUE(WriteAll(fd, "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  ASSERT_TRUE(
+      WriteAll(fd, "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
   SendBody(fd, 2 << 20, true);
   got = Response(fd);
   EXPECT_TRUE(got.starts_with("HTTP/1.1 413")) << got;
@@ -116,7 +117,8 @@ TEST_F(Stream, AResponseIsWrittenWithALengthOrChunked) {
     EXPECT_EQ(r->status, 200);
     ASSERT_EQ(r->body.size(), 1000003u) << q;
     bool pattern = true;
-    for (size_t i = 0; i < r->body.size(); ++i) pattern &= r->body[i] == static_cast<char>('a' + i % 26);
+    for (size_t i = 0; i < r->body.size(); ++i)
+      pattern &= r->body[i] == static_cast<char>('a' + i % 26);
     EXPECT_TRUE(pattern) << q;
     if (q.empty()) {
       EXPECT_EQ(r->Header("Content-Length"), "1000003");

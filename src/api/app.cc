@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <map>
+#include <set>
+
 #include "auth/keys_api.h"
 #include "common/json.h"
 #include "common/names.h"
@@ -64,6 +67,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
     names.emplace_back(std::string(http::MethodName(r.method)), r.pattern);
   }
   metrics_ = std::make_unique<http::Metrics>(std::move(names));
+  RegisterMetrics();
   options.on_refused = [this](const Request& req, const http::Route* route, const Response& resp) {
     RecordRefusal(req, route, resp);
   };
@@ -72,6 +76,10 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
 }
 
 App::~App() {
+  if (gauges_) {
+    store_.Unsubscribe(gauges_sub_);
+    gauges_->Stop();
+  }
   // The controller first (no reconcile after its leases go), then the coordinator, whose last
   // callbacks still reach a live controller.
   scheduler_->Stop();
@@ -106,16 +114,9 @@ void App::AddSystemRoutes() {
     }
     respond(Response::Json(200, "{\"status\":\"ready\"}"));
   });
+  router_.MarkMayBlock();  // it pings the store
   router_.Add(Method::kGet, "/metrics", Access::kPublic, [this](Request&, Responder respond) {
-    std::string text = metrics_->Render();
-    controller_->RenderMetrics(text);
-    scheduler_->RenderMetrics(text);
-    text += fmt::format(
-        "# HELP drover_audit_refusals_dropped_total Refused calls not written to the audit log "
-        "(over its rate limit).\n# TYPE drover_audit_refusals_dropped_total counter\n"
-        "drover_audit_refusals_dropped_total {}\n",
-        change_log_.dropped_refusals());
-    Response r = Response::Json(200, std::move(text));
+    Response r = Response::Json(200, registry_.Render());
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     respond(std::move(r));
   });
@@ -132,6 +133,81 @@ void App::AddSystemRoutes() {
     r.AddHeader("X-Drover-Index", std::to_string(store_.LastIndex()));
     respond(std::move(r));
   });
+}
+
+void App::RegisterMetrics() {
+  registry_
+      .GaugeFamily("drover_build_info", "The running drover's version and store backend.",
+                   {"version", "backend"})
+      .With({DROVER_VERSION, store_.Backend()})
+      .Set(1);
+  metrics_->Register(registry_);
+  registry_.AddCollector([this](std::string& out) { controller_->RenderMetrics(out); });
+  registry_.AddCollector([this](std::string& out) { scheduler_->RenderMetrics(out); });
+  registry_.AddCollector([this](std::string& out) {
+    out += fmt::format(
+        "# HELP drover_audit_refusals_dropped_total Refused calls not written to the audit log "
+        "(over its rate limit).\n# TYPE drover_audit_refusals_dropped_total counter\n"
+        "drover_audit_refusals_dropped_total {}\n"
+        "# HELP drover_auth_unknown_keys_total Unknown API keys refused without a store read "
+        "(no signature of this database, or remembered as unknown).\n"
+        "# TYPE drover_auth_unknown_keys_total counter\ndrover_auth_unknown_keys_total {}\n",
+        change_log_.dropped_refusals(), keys_.unknown_without_read());
+  });
+  instances_by_state_ = &registry_.GaugeFamily(
+      "drover_instances", "Instances by state, every tenant (refreshed every 15 s).", {"state"});
+  environments_by_phase_ = &registry_.GaugeFamily(
+      "drover_environments", "Environments by phase, every tenant (refreshed every 15 s).",
+      {"phase"});
+  schedules_total_ =
+      &registry_.Gauge("drover_schedules", "Schedules, every tenant (refreshed every 15 s).");
+  firings_by_status_ = &registry_.GaugeFamily(
+      "drover_schedule_firings", "Firings kept, by status (refreshed every 15 s).", {"status"});
+  metrics::AddProcessCollector(registry_);
+}
+
+void App::StartGauges() {
+  if (gauges_) return;
+  gauges_ =
+      std::make_unique<runtime::WorkQueue>(runtime::WorkQueueOptions{.name = "gauges"},
+                                           [this](const std::string&) { return RefreshGauges(); });
+  gauges_->Start();
+  gauges_->Add("store");
+  // A change refreshes them within a second (coalesced: one refresh for a burst of changes).
+  gauges_sub_ = store_.Subscribe(
+      [this](const store::Change&) { gauges_->AddAfter("store", std::chrono::seconds(1)); });
+}
+
+runtime::Outcome App::RefreshGauges() {
+  constexpr auto kEvery = std::chrono::seconds(15);
+  auto envs = environments_.Count(ToUnixMillis(clock_.Now()));
+  if (!envs.ok()) return runtime::Outcome::Failed(envs.status());
+  auto scheds = schedules_.Count();
+  if (!scheds.ok()) return runtime::Outcome::Failed(scheds.status());
+  // Every value a series ever had stays, at 0 when nothing has it now: a series that vanishes
+  // would read as "no data" rather than "none".
+  auto set = [](metrics::Family<metrics::Gauge>& fam, std::set<std::string>& seen,
+                const std::map<std::string, int64_t>& counts) {
+    for (const auto& [k, n] : counts) seen.insert(k);
+    for (const auto& k : seen) {
+      auto it = counts.find(k);
+      fam.With({k}).Set(it == counts.end() ? 0 : static_cast<double>(it->second));
+    }
+  };
+  static const std::set<std::string> kStates = {"starting", "running", "unhealthy", "failed",
+                                                "terminated"};
+  static const std::set<std::string> kPhases = {"ready", "scaling", "pending", "degraded",
+                                                "stopped"};
+  static const std::set<std::string> kStatuses = {"pending", "ok", "failed"};
+  std::lock_guard lock(gauges_mu_);
+  if (seen_states_.empty()) seen_states_ = kStates;
+  if (seen_phases_.empty()) seen_phases_ = kPhases;
+  if (seen_statuses_.empty()) seen_statuses_ = kStatuses;
+  set(*instances_by_state_, seen_states_, envs->instances_by_state);
+  set(*environments_by_phase_, seen_phases_, envs->environments_by_phase);
+  set(*firings_by_status_, seen_statuses_, scheds->firings_by_status);
+  schedules_total_->Set(static_cast<double>(scheds->schedules));
+  return runtime::Outcome::After(kEvery);
 }
 
 // Which servers share the database and who holds which lease: for operators (admin keys).

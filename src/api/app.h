@@ -4,6 +4,8 @@
 // process (cmd/server_cmd.cc) sit outside; tests can drive the pipeline without sockets.
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "auth/keys.h"
@@ -19,6 +21,8 @@
 #include "http/metrics.h"
 #include "http/pipeline.h"
 #include "http/router.h"
+#include "metrics/registry.h"
+#include "runtime/work_queue.h"
 #include "schedule/scheduler.h"
 #include "schedule/schedules.h"
 #include "schedule/windows.h"
@@ -37,6 +41,12 @@ class App {
 
   http::Pipeline& pipeline() { return *pipeline_; }
   http::Metrics& metrics() { return *metrics_; }
+  // Every metric of the server: what GET /metrics renders.
+  metrics::Registry& registry() { return registry_; }
+  // Starts refreshing the gauges read from the store (instances by state, environments by
+  // phase, schedules and firings): a second after changes, and every 15 s, off the request
+  // path (/metrics itself never reads the store).
+  void StartGauges();
   const http::Router& router() const { return router_; }
   auth::KeyService& keys() { return keys_; }
   coord::Coordinator& coordinator() { return coordinator_; }
@@ -52,6 +62,8 @@ class App {
  private:
   void AddSystemRoutes();
   void AddClusterRoute();
+  void RegisterMetrics();
+  runtime::Outcome RefreshGauges();
   // Writes a refused mutating call to the audit log (PipelineOptions::on_refused).
   void RecordRefusal(const http::Request& req, const http::Route* route,
                      const http::Response& resp);
@@ -74,7 +86,16 @@ class App {
   std::unique_ptr<schedule::WindowBook> windows_;
   http::Waiters waiters_;
   events::ChangeLog change_log_;
+  metrics::Registry registry_;
   std::unique_ptr<http::Metrics> metrics_;
+  metrics::Family<metrics::Gauge>* instances_by_state_ = nullptr;
+  metrics::Family<metrics::Gauge>* environments_by_phase_ = nullptr;
+  metrics::Family<metrics::Gauge>* firings_by_status_ = nullptr;
+  metrics::Gauge* schedules_total_ = nullptr;
+  std::mutex gauges_mu_;
+  std::set<std::string> seen_states_, seen_phases_, seen_statuses_;  // GUARDED_BY(gauges_mu_)
+  std::unique_ptr<runtime::WorkQueue> gauges_;
+  int gauges_sub_ = -1;
   std::unique_ptr<http::Pipeline> pipeline_;
 };
 

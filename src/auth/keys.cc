@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "common/json.h"
+#include "common/log.h"
 #include "common/names.h"
 #include "common/random.h"
 #include "events/change_log.h"
@@ -55,10 +56,51 @@ Status InsertKey(store::Tx& tx, const KeyRecord& k, const std::string& hash) {
   return r.status();
 }
 
+// The first 8 bytes of a key's SHA-256, from its digest or its stored hex hash.
+uint64_t Prefix(const Sha256Digest& d) {
+  uint64_t p;
+  std::memcpy(&p, d.data(), sizeof p);
+  return p;
+}
+std::optional<uint64_t> Prefix(std::string_view hex) {
+  if (hex.size() < 16) return std::nullopt;
+  Sha256Digest d{};
+  for (size_t i = 0; i < 8; ++i) {
+    auto nib = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      return -1;
+    };
+    int hi = nib(hex[2 * i]), lo = nib(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    d[i] = static_cast<unsigned char>(hi * 16 + lo);
+  }
+  return Prefix(d);
+}
+
+// How long after expiry a cached key still serves while the store fails, and how long after a
+// failed read the store is not asked again for a key it has an expired entry of.
+constexpr auto kStaleFor = std::chrono::hours(1);
+constexpr auto kTroubleFor = std::chrono::seconds(5);
+
+constexpr size_t kRandomChars = 32;  // 24 bytes
+constexpr size_t kMacChars = 11;     // 8 bytes
+constexpr size_t kSignedSize = 4 + kRandomChars + kMacChars;
+
+std::string Mac(std::string_view key, std::string_view body) {
+  auto mac = HmacSha256(key, body);
+  return Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(mac.data()), 8));
+}
+
 }  // namespace
 
 KeyService::KeyService(store::Store& store, const Clock& clock, std::chrono::seconds cache_ttl)
-    : store_(store), clock_(clock), ttl_(cache_ttl) {
+    : store_(store), clock_(clock), ttl_(cache_ttl), budget_refilled_(clock.Steady()) {
+  if (Status s = LoadSigningKey(); !s.ok()) {
+    // Keys made here are then unsigned: they still work, looked up like keys from before
+    // signing. Logged: another server's signed keys are refused here only within the budget.
+    LogError("cannot load the key-signing secret: {}", s.ToString());
+  }
   subscription_ = store_.Subscribe([this](const store::Change& c) {
     if (c.resync || std::find(c.topics.begin(), c.topics.end(), kTopic) != c.topics.end()) {
       Revoked();
@@ -74,7 +116,63 @@ void KeyService::Revoked() {
   ++generation_;
 }
 
-std::string KeyService::NewSecret() { return "drv_" + RandomBase64Url(32); }
+Status KeyService::LoadSigningKey() {
+  // Of several servers starting at once, the first insert wins and every one reads it.
+  std::string fresh = RandomBase64Url(32);
+  DROVER_RETURN_IF_ERROR(store::WriteSync(store_, [&](store::Tx& tx) {
+    return tx
+        .Exec(
+            "INSERT INTO settings (name, value) VALUES ('key_signing_secret', ?)"
+            " ON CONFLICT (name) DO NOTHING",
+            {fresh})
+        .status();
+  }));
+  std::string key;
+  std::unordered_set<uint64_t> prefixes;
+  DROVER_RETURN_IF_ERROR(store_.Read([&](store::Tx& tx) {
+    DROVER_RETURN_IF_ERROR(tx.Query("SELECT value FROM settings WHERE name = 'key_signing_secret'",
+                                    {}, [&](const store::Row& r) { key = r.String(0); }));
+    return tx.Query("SELECT hash FROM api_keys", {}, [&](const store::Row& r) {
+      if (auto p = Prefix(r.Text(0))) prefixes.insert(*p);
+    });
+  }));
+  if (key.empty()) return Status::Internal("the key-signing secret is missing");
+  std::unique_lock lock(mu_);
+  signing_key_ = std::move(key);
+  unsigned_keys_ = std::move(prefixes);
+  return Status::Ok();
+}
+
+std::string KeyService::NewSecret() const {
+  std::string body = "drv_" + RandomBase64Url(24);
+  if (signing_key_.empty()) return body + RandomBase64Url(8);  // unsigned: see the constructor
+  return body + Mac(signing_key_, body);
+}
+
+bool KeyService::WorthALookup(std::string_view token, const Sha256Digest& digest) {
+  auto now = clock_.Steady();
+  bool is_signed = token.size() == kSignedSize && token.starts_with("drv_") &&
+                   !signing_key_.empty() &&
+                   ConstantTimeEqual(token.substr(4 + kRandomChars),
+                                     Mac(signing_key_, token.substr(0, 4 + kRandomChars)));
+  std::unique_lock lock(mu_);
+  if (is_signed) {
+    auto it = unknown_.find(digest);
+    if (it == unknown_.end()) return true;
+    if (it->second > now) return false;
+    unknown_.erase(it);
+    return true;
+  }
+  if (unsigned_keys_.contains(Prefix(digest))) return true;
+  constexpr double kPerSecond = 20;
+  unsigned_budget_ = std::min(
+      kPerSecond, unsigned_budget_ +
+                      kPerSecond * std::chrono::duration<double>(now - budget_refilled_).count());
+  budget_refilled_ = now;
+  if (unsigned_budget_ < 1) return false;
+  unsigned_budget_ -= 1;
+  return true;
+}
 
 Result<std::shared_ptr<const Principal>> KeyService::Authenticate(std::string_view token) {
   if (token.empty() || token.size() > 512) return Status::Unauthenticated("invalid API key");
@@ -84,14 +182,22 @@ Result<std::shared_ptr<const Principal>> KeyService::Authenticate(std::string_vi
   };
   auto now = clock_.Steady();
   uint64_t generation = 0;
+  // An expired entry, for while the store does not answer (stale-if-error): nobody can revoke
+  // a key then either, and requests answered from memory keep being answered.
+  std::shared_ptr<const Principal> stale;
   {
     std::shared_lock lock(mu_);
     auto it = cache_.find(digest);
-    if (it != cache_.end() && it->second.expires > now &&
-        ConstantTimeEqual(as_view(it->second.hash), as_view(digest))) {
-      return it->second.principal;
+    if (it != cache_.end() && ConstantTimeEqual(as_view(it->second.hash), as_view(digest))) {
+      if (it->second.expires > now) return it->second.principal;
+      if (now < it->second.expires + kStaleFor) stale = it->second.principal;
     }
     generation = generation_;
+  }
+  if (stale && now < store_trouble_until_.load(std::memory_order_relaxed)) return stale;
+  if (!WorthALookup(token, digest)) {
+    unknown_without_read_.fetch_add(1, std::memory_order_relaxed);
+    return Status::Unauthenticated("invalid API key");
   }
   std::string hash = DigestHex(digest);
   std::optional<KeyRecord> found;
@@ -102,8 +208,16 @@ Result<std::shared_ptr<const Principal>> KeyService::Authenticate(std::string_vi
       stored_hash = r.String(7);
     });
   });
-  if (!s.ok()) return Status::Unavailable("cannot verify API key: " + s.message());
+  if (!s.ok()) {
+    // Answer from memory for a while rather than wait on the store for every request.
+    store_trouble_until_.store(now + kTroubleFor, std::memory_order_relaxed);
+    if (stale) return stale;
+    return Status::Unavailable("cannot verify API key: " + s.message());
+  }
   if (!found || !ConstantTimeEqual(stored_hash, hash)) {
+    std::unique_lock lock(mu_);
+    if (unknown_.size() >= 10000) unknown_.clear();  // bounded: a flood only costs a reread
+    unknown_[digest] = now + ttl_;
     return Status::Unauthenticated("invalid API key");
   }
   auto p = std::make_shared<const Principal>(
@@ -152,6 +266,10 @@ void KeyService::CreateWithSecret(KeySpec spec, std::string secret,
       spec.rate_rps,       spec.rate_burst, "",        ""};
   key->secret = std::move(secret);
   std::string hash = Sha256Hex(key->secret);
+  if (auto p = Prefix(hash)) {
+    std::unique_lock lock(mu_);
+    unsigned_keys_.insert(*p);  // harmless for a signed one; needed for a given secret
+  }
   store_.Write(
       [key, hash](store::Tx& tx) {
         DROVER_RETURN_IF_ERROR(InsertKey(tx, key->record, hash));
@@ -242,6 +360,10 @@ Result<std::optional<std::string>> KeyService::Bootstrap(std::optional<std::stri
     created = true;
     return InsertKey(tx, record, Sha256Hex(secret));
   });
+  if (s.ok() && created) {
+    std::unique_lock lock(mu_);
+    unsigned_keys_.insert(Prefix(Sha256(secret)));
+  }
   if (!s.ok()) return s;
   if (!created) return std::optional<std::string>{};
   return std::optional<std::string>(secret);

@@ -5,6 +5,7 @@
 // empties its cache when that change arrives (its own at commit, others' through the database's
 // notifications), so a revoked key stops working everywhere within milliseconds.
 // Thread-safe.
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -13,6 +14,7 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "auth/principal.h"
@@ -63,7 +65,8 @@ class KeyService {
   ~KeyService();
 
   // The caller behind a bearer token. Unauthenticated when unknown; Unavailable when the store
-  // cannot be read.
+  // cannot be read — unless the key was cached within the last hour: then, while the store
+  // fails, the cached answer stands (a stalled database does not lock every key out).
   Result<std::shared_ptr<const Principal>> Authenticate(std::string_view token);
 
   // Creates a key as `caller`. PermissionDenied when a non-admin asks for another tenant or an
@@ -83,8 +86,13 @@ class KeyService {
   // secret) and returns the secret to print once. nullopt when keys already exist.
   Result<std::optional<std::string>> Bootstrap(std::optional<std::string> token);
 
-  // A fresh secret: "drv_" + 43 base64url characters (256 bits).
-  static std::string NewSecret();
+  // A fresh secret: "drv_" + 43 base64url characters — 192 random bits and a 64-bit
+  // signature under this database's key-signing secret, so a token that is not one of ours is
+  // refused without a store read (docs/api.md, "Keys").
+  std::string NewSecret() const;
+
+  // Lookups of unknown tokens the server answered without reading the store (for /metrics).
+  uint64_t unknown_without_read() const { return unknown_without_read_.load(); }
 
   // Inserts a key inside a caller's transaction (an agent key made by a join); the secret is
   // stored as its hash only.
@@ -111,9 +119,27 @@ class KeyService {
       return h;
     }
   };
+  // Whether the store might hold `token` (whose digest is `digest`); false answers 401 without
+  // a read. REQUIRES: mu_ not held.
+  bool WorthALookup(std::string_view token, const Sha256Digest& digest);
+  Status LoadSigningKey();
+
   store::Store& store_;
   const Clock& clock_;
   const std::chrono::seconds ttl_;
+  std::string signing_key_;  // this database's key-signing secret (settings table)
+  // Prefixes of the stored keys' hashes, loaded at start: tokens without our signature (keys
+  // from before signing, DROVER_BOOTSTRAP_TOKEN) are looked up only when theirs is here...
+  std::unordered_set<uint64_t> unsigned_keys_;  // GUARDED_BY(mu_)
+  // ... or within a small budget (a key made elsewhere since: rare), a token bucket.
+  double unsigned_budget_ = 20;                            // GUARDED_BY(mu_)
+  std::chrono::steady_clock::time_point budget_refilled_;  // GUARDED_BY(mu_)
+  // Signed tokens the store did not have (revoked keys still in use), until they expire.
+  std::unordered_map<Sha256Digest, std::chrono::steady_clock::time_point, DigestHash>
+      unknown_;  // GUARDED_BY(mu_)
+  std::atomic<uint64_t> unknown_without_read_{0};
+  // Until then a failed key read is recent: expired cache entries answer without a read.
+  std::atomic<std::chrono::steady_clock::time_point> store_trouble_until_{};
   int subscription_ = -1;
   std::shared_mutex mu_;
   std::unordered_map<Sha256Digest, CacheEntry, DigestHash> cache_;  // GUARDED_BY(mu_)

@@ -5,6 +5,7 @@
 #include <future>
 
 #include "common/random.h"
+#include "testing/faulty_store.h"
 #include "testing/store_fixture.h"
 
 namespace drover::auth {
@@ -128,6 +129,100 @@ TEST_P(KeysTest, BootstrapOnlyOnAnEmptyStore) {
   auto second = keys_->Bootstrap(std::nullopt);
   ASSERT_TRUE(second.ok());
   EXPECT_FALSE(second->has_value());
+}
+
+// The negative paths of authentication, with the store made to fail reads: an answer of
+// Unauthenticated (not Unavailable) proves no read was tried.
+class UnknownKeysTest : public KeysTest {
+ protected:
+  void Rebuild() {
+    faulty_ = std::make_unique<testing::FaultyStore>(*store_);
+    keys_ = std::make_unique<KeyService>(*faulty_, clock_);
+  }
+  void TearDown() override { keys_.reset(); }  // before the store it reads
+  // A clock whose steady time stands still: the lookup budget never refills.
+  class StillSteady final : public Clock {
+   public:
+    TimePoint Now() const override { return std::chrono::system_clock::now(); }
+    std::chrono::steady_clock::time_point Steady() const override { return t; }
+    std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();
+  } clock_;
+  std::unique_ptr<testing::FaultyStore> faulty_;
+};
+
+DROVER_ON_ALL_BACKENDS(UnknownKeysTest);
+
+TEST_P(UnknownKeysTest, ATokenWithoutOurSignatureIsRefusedWithoutARead) {
+  Rebuild();
+  auto k = Create(admin_, {"ci", Role::kUser, "", {}, {}});
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(k->secret.size(), 47u);
+  EXPECT_TRUE(keys_->Authenticate(k->secret).ok());
+  faulty_->fail_reads = true;
+  // The same shape as ours, a signature that does not match: never looked up.
+  std::string forged = k->secret.substr(0, 36) + "AAAAAAAAAAA";
+  for (int i = 0; i < 1000; ++i) {
+    std::string random = "drv_" + RandomBase64Url(32);
+    auto r = keys_->Authenticate(i % 2 ? random : forged);
+    ASSERT_FALSE(r.ok());
+    if (i >= 100) {
+      ASSERT_EQ(r.status().code(), Status::Code::kUnauthenticated) << i;
+    }
+  }
+  EXPECT_GE(keys_->unknown_without_read(), 900u);
+  EXPECT_TRUE(keys_->Authenticate(k->secret).ok()) << "the real one is cached";
+}
+
+TEST_P(UnknownKeysTest, KeysWithoutASignatureStoredBeforeStartStillWork) {
+  // A key from before signing (or DROVER_BOOTSTRAP_TOKEN): any secret, stored by its hash.
+  std::promise<Result<NewKey>> p;
+  keys_->CreateWithSecret({"old", Role::kUser, "default", {}, {}}, "an-old-style-secret-123",
+                          [&](Result<NewKey> r) { p.set_value(std::move(r)); });
+  ASSERT_TRUE(p.get_future().get().ok());
+  Rebuild();  // a server starting now loads the stored keys' hashes
+  auto r = keys_->Authenticate("an-old-style-secret-123");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)->key_name, "old");
+}
+
+TEST_P(UnknownKeysTest, ARevokedKeyInUseIsRefusedFromMemoryAfterOneRead) {
+  Rebuild();
+  auto k = Create(admin_, {"ci", Role::kUser, "", {}, {}});
+  ASSERT_TRUE(k.ok());
+  ASSERT_TRUE(Delete(admin_, k->record.id).ok());
+  auto first = keys_->Authenticate(k->secret);
+  EXPECT_EQ(first.status().code(), Status::Code::kUnauthenticated);
+  faulty_->fail_reads = true;
+  auto again = keys_->Authenticate(k->secret);
+  EXPECT_EQ(again.status().code(), Status::Code::kUnauthenticated) << "no read: remembered";
+}
+
+TEST_P(UnknownKeysTest, EveryServerOnTheDatabaseSignsWithTheSameSecret) {
+  Rebuild();
+  auto k = Create(admin_, {"ci", Role::kUser, "", {}, {}});
+  ASSERT_TRUE(k.ok());
+  KeyService other(*store_, clock_);  // another server's
+  EXPECT_TRUE(other.Authenticate(k->secret).ok());
+  EXPECT_EQ(other.unknown_without_read(), 0u);
+}
+
+TEST_P(UnknownKeysTest, WhileTheStoreFailsAKeyCachedBeforeStillWorks) {
+  Rebuild();
+  auto k = Create(admin_, {"ci", Role::kUser, "", {}, {}});
+  ASSERT_TRUE(k.ok());
+  ASSERT_TRUE(keys_->Authenticate(k->secret).ok());  // cached
+  clock_.t += std::chrono::seconds(6);               // past the cache time
+  faulty_->fail_reads = true;
+  auto r = keys_->Authenticate(k->secret);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)->key_id, k->record.id);
+  // A key never seen is not guessed at.
+  auto other = Create(admin_, {"other", Role::kUser, "", {}, {}});
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(keys_->Authenticate(other->secret).status().code(), Status::Code::kUnavailable);
+  // A revocation empties the cache: nothing stale is left to stand.
+  keys_->Revoked();
+  EXPECT_EQ(keys_->Authenticate(k->secret).status().code(), Status::Code::kUnavailable);
 }
 
 }  // namespace

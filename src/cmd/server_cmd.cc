@@ -23,6 +23,7 @@
 #include "common/names.h"
 #include "common/random.h"
 #include "http/server.h"
+#include "runtime/blocking_pool.h"
 #include "store/store.h"
 
 namespace drover::cmd {
@@ -38,6 +39,9 @@ struct ServerFlags {
   std::string log_level = "info";
   bool access_log = true;
   int threads = 0;
+  int store_threads = -1;  // -1: 32 on PostgreSQL, 0 (the I/O threads) on SQLite
+  std::string store_read_timeout = "5s";
+  std::string store_write_timeout = "10s";
   int64_t body_limit = 1 << 20;
   std::string idle_timeout = "60s";
   std::string header_timeout = "10s";
@@ -186,11 +190,23 @@ int RunServer() {
     std::fprintf(stderr, "error: --providers: %s\n", providers.status().message().c_str());
     return 2;
   }
+  auto read_timeout = ParseDuration(f.store_read_timeout);
+  auto write_timeout = ParseDuration(f.store_write_timeout);
+  if (!read_timeout || read_timeout->count() < 100 || !write_timeout ||
+      write_timeout->count() < 100) {
+    std::fprintf(stderr,
+                 "error: --store-read-timeout and --store-write-timeout must be durations of at "
+                 "least 100ms like 5s; got '%s' and '%s'\n",
+                 f.store_read_timeout.c_str(), f.store_write_timeout.c_str());
+    return 2;
+  }
   std::string db = f.db.empty() ? "sqlite://" + f.data_dir + "/drover.db" : f.db;
   http::Metrics* metrics = nullptr;  // set once the app exists; commits before that are not counted
   store::StoreOptions store_opts;
   store_opts.url = db;
   store_opts.sqlite_sync_normal = f.sqlite_synchronous == "normal";
+  store_opts.read_timeout = *read_timeout;
+  store_opts.write_queue_timeout = *write_timeout;
   store_opts.on_commit = [&metrics](const store::CommitStats& s) {
     if (auto* m = __atomic_load_n(&metrics, __ATOMIC_ACQUIRE)) m->ObserveCommit(s.seconds, s.batch);
   };
@@ -252,6 +268,17 @@ int RunServer() {
     }
   }
 
+  // Where requests that may wait on the store run. PostgreSQL: a pool, so a slow or stalled
+  // database never holds an I/O thread. SQLite: the I/O threads (local reads are microseconds
+  // and a thread hop per request costs more than they do; bench/RESULTS.md).
+  int store_threads =
+      f.store_threads >= 0 ? f.store_threads : (store->Backend() == "postgres" ? 32 : 0);
+  std::unique_ptr<runtime::BlockingPool> store_pool;
+  if (store_threads > 0) {
+    store_pool = std::make_unique<runtime::BlockingPool>(
+        runtime::BlockingPoolOptions{.threads = store_threads});
+    http_opts.store_pool = store_pool.get();
+  }
   http::Server server(http_opts, app.pipeline());
   if (Status s = server.Start(); !s.ok()) {
     LogError("{}", s.ToString());
@@ -271,6 +298,7 @@ int RunServer() {
   app.controller().SetServerUrl("http://" + self);
   app.controller().Start();
   app.scheduler().Start();
+  app.StartGauges();
   LogInfo("drover {} listening on http://{} (store: {} {}, server id {})", DROVER_VERSION, addr,
           store->Backend(), store::RedactUrl(db), coord_opts.server_id);
   if (f.dev) {
@@ -290,6 +318,7 @@ int RunServer() {
   LogInfo("received {}; draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
   app.waiters().Shutdown();  // parked blocking reads answer now instead of holding the drain
   server.Stop();
+  if (store_pool) store_pool->Stop();
   LogInfo("HTTP server stopped; stopping the fleet controller and releasing leases");
   app.scheduler().Stop();
   app.controller().Stop();
@@ -329,6 +358,16 @@ void AddServerCommand(CLI::App& app, Run& run) {
   s->add_option("--access-log", f.access_log, "log one line per request (true/false)")
       ->capture_default_str();
   s->add_option("--threads", f.threads, "I/O threads (0 = one per core)")->capture_default_str();
+  s->add_option("--store-threads", f.store_threads,
+                "threads for requests that may wait on the store (default: 32 on PostgreSQL, "
+                "0 = on the I/O threads on SQLite)")
+      ->check(CLI::Range(-1, 1024));
+  s->add_option("--store-read-timeout", f.store_read_timeout,
+                "PostgreSQL: a read the database does not answer within this is 503")
+      ->capture_default_str();
+  s->add_option("--store-write-timeout", f.store_write_timeout,
+                "a write the store has not started within this is 503 (and never applied)")
+      ->capture_default_str();
   s->add_option("--body-limit", f.body_limit, "largest request body in bytes (larger: 413)")
       ->capture_default_str();
   s->add_option("--max-connections", f.max_connections,

@@ -1,6 +1,8 @@
 #include "common/random.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <sys/random.h>
 
@@ -101,6 +103,14 @@ Sha256Digest Sha256(std::string_view data) {
   Sha256Digest out{};
   SHA256_Final(out.data(), &ctx);
 #pragma GCC diagnostic pop
+  return out;
+}
+
+Sha256Digest HmacSha256(std::string_view key, std::string_view data) {
+  Sha256Digest out{};
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), &len);
   return out;
 }
 

@@ -26,6 +26,9 @@ Sha256Digest Sha256(std::string_view data);
 std::string Sha256Hex(std::string_view data);
 std::string DigestHex(const Sha256Digest& d);
 
+// HMAC-SHA-256 of `data` under `key`.
+Sha256Digest HmacSha256(std::string_view key, std::string_view data);
+
 // Constant-time equality of two strings of any length (length difference is not hidden).
 bool ConstantTimeEqual(std::string_view a, std::string_view b);
 

@@ -334,7 +334,7 @@ void EnvironmentService::Join(std::string name, std::string token, std::string h
   auto joined = std::make_shared<Joined>();
   bool precreated = !instance_id.empty();
   joined->instance_id = precreated ? instance_id : "i-" + RandomHex(8);
-  joined->agent_key = auth::KeyService::NewSecret();
+  joined->agent_key = keys_.NewSecret();
   joined->environment = std::move(*env);
   int64_t now = ToUnixMillis(clock_.Now());
   store_.Write(
@@ -866,6 +866,43 @@ Status EnvironmentService::RecordEvent(const Environment& env, const std::string
     DROVER_RETURN_IF_ERROR(AddEvent(tx, env.tenant, env.name, idx, "", kind, reason, now));
     return tx.Notify(kTopic);
   });
+}
+
+void InstanceTally::Add(std::string_view state) {
+  if (state == "running") ++running;
+  if (state == "unhealthy" || state == "failed") ++broken;
+  if (state != "terminated") ++live;
+}
+
+std::string_view PhaseOf(bool spec_error, std::optional<int64_t> desired, const InstanceTally& t) {
+  if (spec_error) return "degraded";  // nothing acts on a spec that does not parse
+  if (desired && *desired == 0 && t.live == 0) return "stopped";
+  if (desired && t.running == *desired && t.broken == 0) return "ready";
+  if (t.broken > 0) return "degraded";
+  if (t.live == 0) return "pending";
+  return "scaling";
+}
+
+Result<EnvironmentService::Counts> EnvironmentService::Count(int64_t now_ms) {
+  auto envs = AllEnvironments();
+  if (!envs.ok()) return envs.status();
+  Counts c;
+  std::map<std::pair<std::string, std::string>, InstanceTally> tallies;
+  Status s = store_.Read([&](store::Tx& tx) {
+    return tx.Query("SELECT tenant, environment, state FROM instances", {},
+                    [&](const store::Row& r) {
+                      std::string state = r.String(2);
+                      tallies[{r.String(0), r.String(1)}].Add(state);
+                      ++c.instances_by_state[state];
+                    });
+  });
+  if (!s.ok()) return s;
+  for (const auto& e : *envs) {
+    auto phase =
+        PhaseOf(!e.spec_error.empty(), CapacityOf(e, now_ms).desired, tallies[{e.tenant, e.name}]);
+    ++c.environments_by_phase[std::string(phase)];
+  }
+  return c;
 }
 
 DesiredCapacity EnvironmentService::CapacityOf(const Environment& e, int64_t now_ms) const {

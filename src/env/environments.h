@@ -124,6 +124,14 @@ struct HoldView {
 using HoldFn =
     std::function<HoldView(const std::string& tenant, const std::string& env, int64_t now_ms)>;
 
+// An environment's phase as its status shows it (docs/environments.md): stopped, ready,
+// degraded, pending or scaling, from what it should run and its instances' states.
+struct InstanceTally {
+  int64_t running = 0, broken = 0, live = 0;  // broken: unhealthy or failed; live: not terminated
+  void Add(std::string_view state);
+};
+std::string_view PhaseOf(bool spec_error, std::optional<int64_t> desired, const InstanceTally& t);
+
 struct DesiredCapacity {
   std::string capacity;                   // text in force
   std::string source;                     // spec | scale | window <name> | watcher (cc-w-*)
@@ -227,6 +235,12 @@ class EnvironmentService {
 
   // Every environment of every tenant.
   Result<std::vector<Environment>> AllEnvironments();
+  // Instances by state and environments by phase, over every tenant (for the gauges).
+  struct Counts {
+    std::map<std::string, int64_t> instances_by_state;
+    std::map<std::string, int64_t> environments_by_phase;
+  };
+  Result<Counts> Count(int64_t now_ms);
   // Sets the scale override as the controller decided (`kind` "idle"), fenced.
   Status SetCapacity(const Environment& env, const std::string& capacity, const std::string& kind,
                      const std::string& reason, const store::Lease* lease);

@@ -67,25 +67,11 @@ boost::json::object InstanceJson(const Instance& i) {
 // controller's; until it runs, a static environment is as ready as the agents that joined it.
 boost::json::object StatusJson(const Environment& e, const DesiredCapacity& d,
                                const std::vector<Instance>& instances) {
-  int64_t running = 0, broken = 0, live = 0;
-  for (const auto& i : instances) {
-    if (i.state == "running") ++running;
-    if (i.state == "unhealthy" || i.state == "failed") ++broken;
-    if (i.state != "terminated") ++live;
-  }
+  InstanceTally tally;
+  for (const auto& i : instances) tally.Add(i.state);
+  int64_t running = tally.running;
   std::optional<int64_t> desired = d.desired;
-  std::string phase;
-  if (desired && *desired == 0 && live == 0) {
-    phase = "stopped";
-  } else if (desired && running == *desired && broken == 0) {
-    phase = "ready";
-  } else if (broken > 0) {
-    phase = "degraded";
-  } else if (live == 0) {
-    phase = "pending";
-  } else {
-    phase = "scaling";
-  }
+  std::string phase(PhaseOf(!e.spec_error.empty(), desired, tally));
   boost::json::array list;
   for (const auto& i : instances) list.push_back(InstanceJson(i));
   std::string reason =
@@ -94,7 +80,6 @@ boost::json::object StatusJson(const Environment& e, const DesiredCapacity& d,
   boost::json::array conditions;
   if (!e.spec_error.empty()) {
     // Nothing acts on a spec that does not parse: say so rather than show its defaults.
-    phase = "degraded";
     conditions.push_back({{"type", "SpecValid"}, {"status", false}, {"reason", e.spec_error}});
   }
   conditions.push_back({{"type", "Ready"}, {"status", phase == "ready"}, {"reason", reason}});

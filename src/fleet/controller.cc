@@ -16,7 +16,7 @@
 #include "control/values.h"
 #include "control/variables.h"
 #include "fleet/exec_provider.h"
-#include "http/metrics.h"
+#include "metrics/registry.h"
 #include "store/origin.h"
 
 namespace drover::fleet {
@@ -98,7 +98,7 @@ struct Controller::Impl {
   std::map<std::string, Tracked> tracked;  // by resource name
   std::chrono::steady_clock::time_point next_full{};
 
-  http::Histogram change_lag{LagBuckets()}, deadline_lag{LagBuckets()};
+  metrics::Histogram change_lag{LagBuckets()}, deadline_lag{LagBuckets()};
   std::atomic<uint64_t> reconciles{0};
   std::atomic<int64_t> held{0};
   static std::vector<double> LagBuckets() {

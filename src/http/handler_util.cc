@@ -128,4 +128,11 @@ Response WrittenResponse(Written written, const boost::json::value& v) {
   return r;
 }
 
+Response Busy() {
+  auto r = Response::Problem(
+      Status::Unavailable("the server is waiting on its database; try again shortly"));
+  r.AddHeader("Retry-After", "1");
+  return r;
+}
+
 }  // namespace drover::http

@@ -43,6 +43,10 @@ Response WrittenResponse(Written written, const boost::json::value& v);
 // The completion of a write answered without a body: 204, or the problem.
 std::function<void(Status)> NoContentOr(Responder respond);
 
+// 503 with Retry-After: 1 — the server is waiting on its database (a full store pool, a
+// stalled read): nothing was done; try again shortly.
+Response Busy();
+
 // Sends `s` as problem+json.
 inline void SendError(const Responder& respond, const Status& s) { respond(Response::Problem(s)); }
 

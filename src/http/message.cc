@@ -61,6 +61,10 @@ struct Request::CancelSlot {
   std::vector<std::function<void()>> fns;
 };
 
+void Request::EnableCancel() const {
+  if (!cancel_) cancel_ = std::make_shared<CancelSlot>();
+}
+
 void Request::OnCancel(std::function<void()> fn) const {
   if (!cancel_) cancel_ = std::make_shared<CancelSlot>();
   {

@@ -50,6 +50,9 @@ struct Request {
   // already cancelled). OnCancel is called by the handler before it returns (on the I/O thread);
   // Cancel from any thread.
   void OnCancel(std::function<void()> fn) const;
+  // Makes the request cancellable before its handler runs on another thread (the transport
+  // then watches the client whatever the handler does; OnCancel and Cancel may race safely).
+  void EnableCancel() const;
   bool cancellable() const { return cancel_ != nullptr; }
   void Cancel() const;
   // A header's value (name case-insensitive), empty when absent.

@@ -4,47 +4,13 @@
 
 namespace drover::http {
 namespace {
-const std::vector<double> kLatencyBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                            0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 const std::vector<double> kBatchBounds = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 }  // namespace
 
-Histogram::Histogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)), buckets_(new std::atomic<uint64_t>[bounds_.size()]) {
-  for (size_t i = 0; i < bounds_.size(); ++i) buckets_[i] = 0;
-}
-
-void Histogram::Observe(double v) {
-  for (size_t i = 0; i < bounds_.size(); ++i) {
-    if (v <= bounds_[i]) {
-      buckets_[i].fetch_add(1, std::memory_order_relaxed);
-      break;
-    }
-  }
-  count_.fetch_add(1, std::memory_order_relaxed);
-  sum_micro_.fetch_add(static_cast<uint64_t>(v * 1e6), std::memory_order_relaxed);
-}
-
-void Histogram::Render(std::string& out, const std::string& name, const std::string& labels) const {
-  uint64_t cumulative = 0;
-  std::string sep = labels.empty() ? "" : ",";
-  for (size_t i = 0; i < bounds_.size(); ++i) {
-    cumulative += buckets_[i].load(std::memory_order_relaxed);
-    out +=
-        fmt::format("{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep, bounds_[i], cumulative);
-  }
-  uint64_t count = count_.load(std::memory_order_relaxed);
-  out += fmt::format("{}_bucket{{{}{}le=\"+Inf\"}} {}\n", name, labels, sep, count);
-  std::string braces = labels.empty() ? "" : "{" + labels + "}";
-  out += fmt::format("{}_sum{} {}\n", name, braces,
-                     static_cast<double>(sum_micro_.load(std::memory_order_relaxed)) / 1e6);
-  out += fmt::format("{}_count{} {}\n", name, braces, count);
-}
-
-Metrics::RouteStats::RouteStats() : latency(kLatencyBounds) {}
+Metrics::RouteStats::RouteStats() : latency(metrics::LatencyBounds()) {}
 
 Metrics::Metrics(std::vector<std::pair<std::string, std::string>> routes)
-    : commit_latency_(kLatencyBounds), commit_batch_(kBatchBounds) {
+    : commit_latency_(metrics::LatencyBounds()), commit_batch_(kBatchBounds) {
   labels_.push_back("route=\"unmatched\"");
   for (const auto& [method, pattern] : routes) {
     labels_.push_back(fmt::format("route=\"{}\",method=\"{}\"", pattern, method));
@@ -103,6 +69,10 @@ std::string Metrics::Render() const {
   out += "# TYPE drover_store_writes_total counter\n";
   out += fmt::format("drover_store_writes_total {}\n", committed_writes_.load());
   return out;
+}
+
+void Metrics::Register(metrics::Registry& registry) const {
+  registry.AddCollector([this](std::string& out) { out += Render(); });
 }
 
 }  // namespace drover::http

@@ -25,12 +25,14 @@ bool ForEachSegment(std::string_view path, F&& f) {
 }  // namespace
 
 void Router::Add(Method method, std::string pattern, Access access, Handler handler) {
-  AddRoute({method, std::move(pattern), access, std::move(handler), nullptr});
+  AddRoute(
+      {method, std::move(pattern), access, std::move(handler), nullptr, access != Access::kPublic});
 }
 
 void Router::AddStream(Method method, std::string pattern, Access access,
                        std::shared_ptr<StreamRoute> stream) {
-  AddRoute({method, std::move(pattern), access, nullptr, std::move(stream)});
+  AddRoute(
+      {method, std::move(pattern), access, nullptr, std::move(stream), access != Access::kPublic});
 }
 
 void Router::AddRoute(Route route) {

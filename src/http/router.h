@@ -28,6 +28,9 @@ struct Route {
   Access access;
   Handler handler;                      // answers with one Response, or:
   std::shared_ptr<StreamRoute> stream;  // reads and writes the exchange as streams
+  // Its key check or handler may wait on the store: with a store pool it runs there, never on
+  // an I/O thread. Every route with a key; public ones only when marked (MarkMayBlock).
+  bool may_block = true;
 };
 
 struct Match {
@@ -44,6 +47,8 @@ class Router {
   // A streaming route (see http/stream.h, AddStreamRoute).
   void AddStream(Method method, std::string pattern, Access access,
                  std::shared_ptr<StreamRoute> stream);
+  // Marks the public route added last as one that may wait on the store (/readyz).
+  void MarkMayBlock() { routes_.back().may_block = true; }
   Match Find(Method method, std::string_view path) const;
   const std::vector<Route>& routes() const { return routes_; }
 

@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "common/text.h"
 #include "http/framing.h"
+#include "http/handler_util.h"
 #include "http/serialize.h"
 #include "http/stream.h"
 
@@ -52,6 +53,32 @@ auto AsyncAwaitReply(const Responder& responder, asio::any_io_executor ex, Token
         responder.OnReady([h, ex] { asio::post(ex, [h]() mutable { (*h)(); }); });
       },
       token);
+}
+
+// Runs `fn` on `pool` (or here without one) and resumes on `ex`; false when the pool refused it
+// or it waited too long to start (then it did not run).
+asio::awaitable<bool> RunOnPool(runtime::BlockingPool* pool, asio::any_io_executor ex,
+                                std::function<void()> fn) {
+  if (!pool) {
+    fn();
+    co_return true;
+  }
+  auto ran = std::make_shared<bool>(false);
+  bool queued = false;
+  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+      [&](auto handler) {
+        auto h = std::make_shared<std::decay_t<decltype(handler)>>(std::move(handler));
+        queued = pool->TrySubmit([h, ex, ran, fn = std::move(fn)](bool in_time) {
+          if (in_time) {
+            fn();
+            *ran = true;
+          }
+          asio::post(ex, [h]() mutable { (*h)(); });
+        });
+        if (!queued) asio::post(ex, [h]() mutable { (*h)(); });
+      },
+      asio::use_awaitable);
+  co_return *ran;
 }
 
 }  // namespace
@@ -307,7 +334,18 @@ struct Server::Impl {
       pipeline.metrics().AddInFlight(1);
       Responder responder;
       int route_index = match.route;
-      pipeline.Dispatch(req, responder, std::move(match));
+      if (opts.store_pool && route && route->may_block) {
+        // Its key check and handler may wait on the store: on the pool, never on this thread.
+        req.EnableCancel();
+        auto m = std::make_shared<Match>(std::move(match));
+        bool queued = opts.store_pool->TrySubmit([this, &req, responder, m](bool in_time) {
+          if (!in_time) return responder(Busy());
+          pipeline.Dispatch(req, responder, std::move(*m));
+        });
+        if (!queued) responder(Busy());
+      } else {
+        pipeline.Dispatch(req, responder, std::move(match));
+      }
       // Most handlers answer before Dispatch returns: only wait (and hop through the
       // scheduler) when the answer comes later, e.g. after a group commit.
       bool gone = false;
@@ -320,6 +358,10 @@ struct Server::Impl {
         } else {
           co_await AsyncAwaitReply(responder, stream.get_executor(), asio::use_awaitable);
         }
+      }
+      if (gone && !responder.ready()) {
+        // The handler still runs (on the store pool) and uses the request: wait for it.
+        co_await AsyncAwaitReply(responder, stream.get_executor(), asio::use_awaitable);
       }
       Response resp = responder.Take();
       pipeline.metrics().AddInFlight(-1);
@@ -555,6 +597,10 @@ struct Server::Impl::StreamExchange final : Exchange {
     co_return co_await Send(out);
   }
 
+  asio::awaitable<bool> RunBlocking(std::function<void()> fn) override {
+    co_return co_await RunOnPool(server.opts.store_pool, stream.get_executor(), std::move(fn));
+  }
+
   asio::awaitable<Result<Upgraded>> Upgrade(Response head) override {
     if (began_) throw std::logic_error("Exchange::Upgrade after the response began");
     if (watched) throw std::logic_error("Exchange::Upgrade needs a route with a streamed body");
@@ -579,7 +625,18 @@ asio::awaitable<Server::Impl::Outcome> Server::Impl::RunStream(
   int route_index = match.route;
   StreamExchange ex(*this, stream, buffer, parser, req, route_index, version, keep_alive,
                     expect_continue, route.options.body, start, out);
-  if (auto refusal = pipeline.Admit(req, match)) {
+  std::optional<Response> refusal;
+  bool admitted = true;
+  const Route* matched = pipeline.RouteOf(match);
+  if (matched && matched->may_block) {
+    // A named std::function, not a lambda temporary, lives across the suspension.
+    std::function<void()> admit = [&] { refusal = pipeline.Admit(req, match); };
+    admitted = co_await RunOnPool(opts.store_pool, stream.get_executor(), std::move(admit));
+  } else {
+    refusal = pipeline.Admit(req, match);
+  }
+  if (!admitted) refusal = Busy();
+  if (refusal) {
     co_await ex.Reply(std::move(*refusal));
     co_return ex.keep_alive && !ex.gone ? Outcome::kKeep : Outcome::kClose;
   }

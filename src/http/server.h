@@ -9,6 +9,7 @@
 
 #include "common/status.h"
 #include "http/pipeline.h"
+#include "runtime/blocking_pool.h"
 
 namespace drover::http {
 
@@ -24,6 +25,10 @@ struct ServerOptions {
   // Open connections beyond this get 503 and are closed. 0: three quarters of the open-file
   // limit, at most 16384 (the rest is for the store, agents and logs).
   int max_connections = 0;
+  // Where requests that may wait on the store run (authentication and handlers of every
+  // non-public route, a streaming handler's RunBlocking): null runs them on the I/O thread
+  // (SQLite, whose reads are local and fast). Not owned; outlives the server.
+  runtime::BlockingPool* store_pool = nullptr;
 };
 
 class Server {

@@ -61,6 +61,11 @@ class Exchange {
 
   // Whether the response has started (Begin, Reply or Upgrade).
   virtual bool began() const = 0;
+
+  // Runs `fn` where it may block (a store read: the server's store pool, or here when it has
+  // none) and resumes on this exchange's thread. False, without running it, when the pool is
+  // full or `fn` waited past its queue timeout: answer 503.
+  virtual boost::asio::awaitable<bool> RunBlocking(std::function<void()> fn) = 0;
 };
 
 struct StreamOptions {

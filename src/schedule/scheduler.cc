@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "common/log.h"
-#include "http/metrics.h"
+#include "metrics/registry.h"
 #include "store/origin.h"
 
 namespace drover::schedule {
@@ -74,7 +74,7 @@ struct Scheduler::Impl : std::enable_shared_from_this<Scheduler::Impl> {
   int64_t next_cleanup = 0;
   int64_t next_pending_check = 0;
 
-  http::Histogram lag{{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}};
+  metrics::Histogram lag{{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}};
   std::atomic<uint64_t> fired{0}, failed{0};
 
   void Poke() {

@@ -354,4 +354,19 @@ Result<int64_t> ScheduleService::PruneFirings(int64_t keep) {
   return removed;
 }
 
+Result<ScheduleService::Counts> ScheduleService::Count() {
+  Counts c;
+  Status s = store_.Read([&](store::Tx& tx) {
+    auto n = tx.QueryInt("SELECT COUNT(*) FROM schedules");
+    if (!n.ok()) return n.status();
+    c.schedules = *n;
+    return tx.Query(
+        "SELECT status, COUNT(*) FROM schedule_firings WHERE tenant <> '_system'"
+        " GROUP BY status",
+        {}, [&](const store::Row& r) { c.firings_by_status[r.String(0)] = r.Int(1); });
+  });
+  if (!s.ok()) return s;
+  return c;
+}
+
 }  // namespace drover::schedule

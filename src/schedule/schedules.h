@@ -89,6 +89,13 @@ class ScheduleService {
   void FinishAsync(std::vector<Firing> firings, std::function<void(Status)> done);
   // Keeps the newest `keep` firings per schedule; the number removed.
   Result<int64_t> PruneFirings(int64_t keep);
+  // Schedules, and firings kept by status (pending, ok, failed), over every tenant (for the
+  // gauges; the built-in cleanup's own firings are not counted).
+  struct Counts {
+    int64_t schedules = 0;
+    std::map<std::string, int64_t> firings_by_status;
+  };
+  Result<Counts> Count();
   int64_t NowMillis() const { return ToUnixMillis(clock_.Now()); }
 
  private:

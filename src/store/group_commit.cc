@@ -64,14 +64,58 @@ Status AddTopic(bool writable, std::vector<std::string>& topics, std::string_vie
   return Status::Ok();
 }
 
+WriteQueue::WriteQueue(size_t max_queued, std::chrono::milliseconds max_wait)
+    : max_queued_(max_queued), max_wait_(max_wait) {
+  if (max_wait_.count() > 0) reaper_ = std::thread([this] { Reap(); });
+}
+
+WriteQueue::~WriteQueue() {
+  {
+    std::lock_guard lock(mu_);
+    reaper_stop_ = true;
+  }
+  reap_cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
+}
+
+void WriteQueue::Reap() {
+  std::unique_lock lock(mu_);
+  while (!reaper_stop_) {
+    if (queue_.empty()) {
+      reap_cv_.wait(lock);
+      continue;
+    }
+    auto due = queue_.front().queued_at + max_wait_;
+    if (std::chrono::steady_clock::now() < due) {
+      reap_cv_.wait_until(lock, due);
+      continue;
+    }
+    // The oldest writes waited too long for the writer (the database stalls): refuse them.
+    std::vector<DoneFn> expired;
+    auto now = std::chrono::steady_clock::now();
+    while (!queue_.empty() && queue_.front().queued_at + max_wait_ <= now) {
+      expired.push_back(std::move(queue_.front().done));
+      queue_.pop_front();
+    }
+    lock.unlock();
+    for (auto& done : expired) {
+      done(Status::Unavailable(
+          "the database did not take the write in time; it was not applied, retry"));
+    }
+    lock.lock();
+  }
+}
+
 void WriteQueue::Push(WriteFn fn, DoneFn done) {
   bool closed;
   {
     std::lock_guard lock(mu_);
     closed = closed_;
     if (!closed && queue_.size() < max_queued_) {
-      queue_.push_back({std::move(fn), std::move(done)});
+      bool was_empty = queue_.empty();
+      queue_.push_back({std::move(fn), std::move(done), std::chrono::steady_clock::now()});
       cv_.notify_one();
+      if (was_empty) reap_cv_.notify_one();
       return;
     }
   }

@@ -3,11 +3,13 @@
 // transaction, optimistically without savepoints first, and again with a savepoint per write
 // when one of them fails (so the failure rolls back alone).
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "common/function_ref.h"
@@ -18,12 +20,18 @@ namespace drover::store {
 struct PendingWrite {
   WriteFn fn;
   DoneFn done;
+  std::chrono::steady_clock::time_point queued_at;
 };
 
 // The queue between the threads that call Store::Write and a backend's writer thread.
 class WriteQueue {
  public:
-  explicit WriteQueue(size_t max_queued) : max_queued_(max_queued) {}
+  // A write still queued (not yet taken by the writer) after `max_wait` is answered
+  // Unavailable and never runs: a stalled database refuses writes after a bounded wait, and
+  // what it refused was not applied. 0: no limit.
+  explicit WriteQueue(size_t max_queued,
+                      std::chrono::milliseconds max_wait = std::chrono::milliseconds(0));
+  ~WriteQueue();
   // Queues a write; answers it Unavailable at once when the queue is closed or full.
   void Push(WriteFn fn, DoneFn done);
   // Waits until writes are queued and `ready(queued)` holds (re-checked on Wake), or the queue
@@ -37,11 +45,17 @@ class WriteQueue {
   bool closed() const { return closed_.load(std::memory_order_acquire); }
 
  private:
+  void Reap();
+
   const size_t max_queued_;
+  const std::chrono::milliseconds max_wait_;
   std::mutex mu_;
   std::condition_variable cv_;
+  std::condition_variable reap_cv_;
   std::deque<PendingWrite> queue_;   // GUARDED_BY(mu_)
   std::atomic<bool> closed_{false};  // written under mu_
+  bool reaper_stop_ = false;         // GUARDED_BY(mu_)
+  std::thread reaper_;
 };
 
 // Tx::Notify for the backends: adds `topic` to a write transaction's topics once.

@@ -174,6 +174,12 @@ std::span<const Migration> AllMigrations() {
            "CREATE INDEX changes_at ON changes (at)",
            "CREATE INDEX changes_actor ON changes (actor, seq)",
        }},
+      {8,
+       "settings: the key-signing secret",
+       {
+           // Values every server sharing the database must agree on, made once.
+           "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+       }},
   };
   return kMigrations;
 }

@@ -10,14 +10,15 @@
 // commit. A failing write rolls back alone: the batch is then run again with a savepoint per
 // write. So a write function may run more than once before it commits: it must depend only on
 // its inputs and the Tx, and leave captured results in a state its last run decides.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "common/function_ref.h"
@@ -106,7 +107,13 @@ struct StoreOptions {
       false;  // synchronous=NORMAL: faster, may lose the last commits on power loss
   std::size_t max_batch = 1024;   // writes per transaction
   std::size_t max_queue = 20000;  // queued writes beyond this are refused with Unavailable
-  int readers = 8;                // read connections kept open
+  // A write the writer has not taken after this long is refused (Unavailable, not applied):
+  // a stalled database answers writes after a bounded wait. 0: no limit.
+  std::chrono::milliseconds write_queue_timeout{10000};
+  int readers = 8;  // read connections kept open
+  // PostgreSQL: a read with no answer this long is Unavailable (its connection is dropped), so
+  // a stalled or stopped database costs a request this long, not forever.
+  std::chrono::milliseconds read_timeout{5000};
   std::function<void(const CommitStats&)> on_commit;  // metrics hook, called on the writer thread
   // SQLite: syncs the WAL file (default fdatasync); tests inject a failing one. A failed sync
   // ends the process (exit code 74): docs/architecture.md.
@@ -119,7 +126,8 @@ class Store {
   // "sqlite" or "postgres".
   virtual std::string_view Backend() const = 0;
   // Queues `fn` for the writer thread; `done` runs after the commit (OK or the error of `fn`), or
-  // with Unavailable if the commit failed or the queue is full, on the store's completion thread
+  // with Unavailable if the commit failed, the queue is full or the write waited in it past
+  // StoreOptions::write_queue_timeout (then it never runs), on the store's completion thread
   // (or at once on the caller's thread when the write is refused). Thread-safe.
   virtual void Write(WriteFn fn, DoneFn done) = 0;
   // Runs `fn` on a read connection on the calling thread; sees every committed write. Thread-safe.

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "store/group_commit.h"
 #include "store/migrations.h"
 #include "store/postgres/connection.h"
 #include "testing/store_fixture.h"
@@ -471,6 +472,26 @@ TEST(SqliteStoreDeathTest, FailedSyncStopsTheProcess) {
         std::exit(0);
       },
       ::testing::ExitedWithCode(74), "fdatasync of the SQLite WAL failed");
+}
+
+// A write the writer never takes (a stalled database) is refused after the queue's wait, and
+// never runs after that.
+TEST(WriteQueueTest, AWriteNotTakenInTimeIsRefusedAndNeverRuns) {
+  WriteQueue q(16, std::chrono::milliseconds(20));
+  std::atomic<int> refused{0}, ran{0};
+  for (int i = 0; i < 3; ++i) {
+    q.Push(
+        [&](Tx&) {
+          ++ran;
+          return Status::Ok();
+        },
+        [&](Status s) { refused += s.IsUnavailable(); });
+  }
+  ASSERT_TRUE(testing::WaitFor([&] { return refused == 3; }));
+  std::vector<PendingWrite> batch;
+  q.Close();
+  EXPECT_FALSE(q.Take(batch, 16, [](size_t) { return true; })) << "nothing left to run";
+  EXPECT_EQ(ran, 0);
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 #include "store/postgres/connection.h"
 
 #include <fmt/format.h>
+#include <poll.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 
@@ -105,7 +107,38 @@ Status Connection::Error(const PGresult* r, std::string_view what) {
   return Status::Internal("database error").WithDetail(msg);  // our SQL is wrong: a bug
 }
 
+Status Connection::WaitForResult(std::string_view what,
+                                 std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    int pending = PQflush(conn_);  // 1: more to send
+    if (pending < 0) return Error(nullptr, what);
+    if (pending == 0 && !PQisBusy(conn_)) return Status::Ok();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      poisoned_ = true;  // an answer may still come: the connection cannot be reused
+      return Status::Unavailable("the database is unavailable")
+          .WithDetail(
+              fmt::format("PostgreSQL {}: no answer within {} ms", what, deadline_.count()));
+    }
+    pollfd p{PQsocket(conn_), static_cast<short>(POLLIN | (pending ? POLLOUT : 0)), 0};
+    int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+    if (n < 0 && errno != EINTR) return Error(nullptr, what);
+    if (n > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(conn_)) {
+      return Error(nullptr, what);
+    }
+  }
+}
+
+Result<PgResult> Connection::Await(std::string_view what) {
+  DROVER_RETURN_IF_ERROR(WaitForResult(what, std::chrono::steady_clock::now() + deadline_));
+  PgResult last;
+  while (PGresult* r = PQgetResult(conn_)) last.reset(r);
+  return last;
+}
+
 Status Connection::ExecSimple(const char* sql) {
+  if (deadline_.count() > 0) return ExecSimpleResult(sql).status();
   PgResult r(PQexec(conn_, sql));
   auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return Error(r.get(), "exec");
@@ -113,7 +146,15 @@ Status Connection::ExecSimple(const char* sql) {
 }
 
 Result<PgResult> Connection::ExecSimpleResult(const std::string& sql) {
-  PgResult r(PQexec(conn_, sql.c_str()));
+  PgResult r;
+  if (deadline_.count() > 0) {
+    if (!PQsendQuery(conn_, sql.c_str())) return Error(nullptr, "exec");
+    auto got = Await("exec");
+    if (!got.ok()) return got.status();
+    r = std::move(*got);
+  } else {
+    r.reset(PQexec(conn_, sql.c_str()));
+  }
   auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return Error(r.get(), "exec");
   return r;
@@ -131,7 +172,17 @@ Result<const std::string*> Connection::Prepared(std::string_view sql) {
   auto it = cache_.find(sql);
   if (it == cache_.end()) {
     std::string name = fmt::format("s{}", cache_.size() + 1);
-    PgResult r(PQprepare(conn_, name.c_str(), ToPositional(sql).c_str(), 0, nullptr));
+    PgResult r;
+    if (deadline_.count() > 0) {
+      if (!PQsendPrepare(conn_, name.c_str(), ToPositional(sql).c_str(), 0, nullptr)) {
+        return Error(nullptr, "prepare");
+      }
+      auto got = Await("prepare");
+      if (!got.ok()) return got.status();
+      r = std::move(*got);
+    } else {
+      r.reset(PQprepare(conn_, name.c_str(), ToPositional(sql).c_str(), 0, nullptr));
+    }
     if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
       Status s = Error(r.get(), "prepare");
       if (s.code() == Status::Code::kInternal) {
@@ -171,8 +222,19 @@ Result<PgResult> Connection::Run(std::string_view sql, std::initializer_list<Par
     }
     ++i;
   }
-  PgResult r(
-      PQexecPrepared(conn_, (*name)->c_str(), static_cast<int>(i), values, lengths, formats, 0));
+  PgResult r;
+  if (deadline_.count() > 0) {
+    if (!PQsendQueryPrepared(conn_, (*name)->c_str(), static_cast<int>(i), values, lengths, formats,
+                             0)) {
+      return Error(nullptr, "statement");
+    }
+    auto got = Await("statement");
+    if (!got.ok()) return got.status();
+    r = std::move(*got);
+  } else {
+    r.reset(
+        PQexecPrepared(conn_, (*name)->c_str(), static_cast<int>(i), values, lengths, formats, 0));
+  }
   auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return Error(r.get(), "statement");
   return r;
@@ -228,7 +290,9 @@ Status Connection::Pipeline(const std::vector<Queued>& statements,
     }
     if (st.ok() && !PQpipelineSync(conn_)) st = Error(nullptr, "pipeline sync");
     if (!st.ok()) break;
+    auto deadline = std::chrono::steady_clock::now() + deadline_;
     for (size_t i = start; i < end; ++i) {
+      if (deadline_.count() > 0 && !(st = WaitForResult("pipeline", deadline)).ok()) break;
       PgResult r(PQgetResult(conn_));
       if (!r) {
         st = Error(nullptr, "pipeline result");
@@ -238,6 +302,7 @@ Status Connection::Pipeline(const std::vector<Queued>& statements,
       while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);  // to the end of this query
     }
     if (!st.ok()) break;
+    if (deadline_.count() > 0 && !(st = WaitForResult("pipeline", deadline)).ok()) break;
     PgResult sync(PQgetResult(conn_));
     if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
       st = Error(sync.get(), "pipeline sync");

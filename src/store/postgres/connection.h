@@ -3,6 +3,7 @@
 // Not thread-safe: one thread at a time.
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +60,10 @@ class Connection {
   // True once the connection is lost: the owner replaces it.
   bool broken() const { return poisoned_ || PQstatus(conn_) != CONNECTION_OK; }
   PGconn* raw() { return conn_; }
+  // Every statement of Run, ExecSimple and ExecSimpleResult must be answered within `d` (0:
+  // no limit); past it the connection is given up (broken) and the call is Unavailable. For
+  // readers: a stalled or stopped database costs a request this long, not forever.
+  void set_deadline(std::chrono::milliseconds d) { deadline_ = d; }
 
  private:
   explicit Connection(PGconn* c) : conn_(c) {}
@@ -72,6 +77,12 @@ class Connection {
   std::unordered_map<std::string, std::string, Hash, std::equal_to<>> cache_;  // SQL → name
   std::string last_sqlstate_;
   bool poisoned_ = false;  // a failed pipeline left it unusable
+  std::chrono::milliseconds deadline_{0};
+  // After a PQsend* call: the answer's last result, waiting at most deadline_.
+  Result<PgResult> Await(std::string_view what);
+  // Waits until PQgetResult will not block, or `deadline` passes (then the connection is given
+  // up: Unavailable).
+  Status WaitForResult(std::string_view what, std::chrono::steady_clock::time_point deadline);
 };
 
 class PgTx final : public Tx {

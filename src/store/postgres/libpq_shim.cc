@@ -137,6 +137,27 @@ int PQsendQueryPrepared(PGconn* conn, const char* stmtName, int nParams,
   return f(conn, stmtName, nParams, paramValues, paramLengths, paramFormats, resultFormat);
 }
 
+int PQsendQuery(PGconn* conn, const char* query) {
+  static const auto f = Fn<decltype(&::PQsendQuery)>("PQsendQuery");
+  return f(conn, query);
+}
+
+int PQsendPrepare(PGconn* conn, const char* stmtName, const char* query, int nParams,
+                  const Oid* paramTypes) {
+  static const auto f = Fn<decltype(&::PQsendPrepare)>("PQsendPrepare");
+  return f(conn, stmtName, query, nParams, paramTypes);
+}
+
+int PQflush(PGconn* conn) {
+  static const auto f = Fn<decltype(&::PQflush)>("PQflush");
+  return f(conn);
+}
+
+int PQisBusy(PGconn* conn) {
+  static const auto f = Fn<decltype(&::PQisBusy)>("PQisBusy");
+  return f(conn);
+}
+
 char* PQresultErrorMessage(const PGresult* res) {
   static const auto f = Fn<decltype(&::PQresultErrorMessage)>("PQresultErrorMessage");
   return f(res);

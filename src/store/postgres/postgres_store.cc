@@ -84,7 +84,9 @@ Change DecodePayload(std::string_view p) {
 class PostgresStore final : public Store {
  public:
   PostgresStore(std::string url, StoreOptions options)
-      : url_(std::move(url)), options_(std::move(options)), queue_(options_.max_queue) {}
+      : url_(std::move(url)),
+        options_(std::move(options)),
+        queue_(options_.max_queue, options_.write_queue_timeout) {}
   ~PostgresStore() override { Close(); }
 
   Status Init() {
@@ -92,6 +94,7 @@ class PostgresStore final : public Store {
     if (!c.ok()) return c.status();
     writer_conn_ = std::move(*c);
     DROVER_RETURN_IF_ERROR(Migrate(*writer_conn_));
+    writer_conn_->set_deadline(WriterDeadline());  // after migrations, which may take long
     PgTx tx(*writer_conn_);
     auto idx = tx.QueryInt("SELECT value FROM counters WHERE name = 'index'");
     if (!idx.ok()) return idx.status();
@@ -166,6 +169,13 @@ class PostgresStore final : public Store {
     return s;
   }
 
+  // A batch the database does not answer within this is given up (its writes answered
+  // Unavailable; one whose COMMIT was already sent may still apply: the client was told only
+  // that it could not be confirmed).
+  std::chrono::milliseconds WriterDeadline() const {
+    return std::max(options_.read_timeout, options_.write_queue_timeout);
+  }
+
   Result<std::unique_ptr<Connection>> AcquireReader() {
     {
       std::lock_guard lock(readers_mu_);
@@ -182,6 +192,7 @@ class PostgresStore final : public Store {
       return Status::Unavailable("the database is unavailable; retrying the connection");
     }
     auto c = Connection::Open(url_);
+    if (c.ok()) (*c)->set_deadline(options_.read_timeout);
     if (!c.ok()) {
       reader_retry_at_ = now + std::chrono::duration_cast<Clock::duration>(kReaderRetry).count();
     }
@@ -214,6 +225,7 @@ class PostgresStore final : public Store {
       return false;
     }
     writer_conn_ = std::move(*c);
+    writer_conn_->set_deadline(WriterDeadline());
     writer_backoff_.Succeeded();
     LogInfo("PostgreSQL writer connection re-established");
     return true;

@@ -38,7 +38,7 @@ class SqliteStore final : public Store {
       : path_(std::move(path)),
         options_(std::move(options)),
         lock_fd_(lock_fd),
-        queue_(options_.max_queue) {}
+        queue_(options_.max_queue, options_.write_queue_timeout) {}
   ~SqliteStore() override { Close(); }
 
   Status Init() {
