@@ -6,8 +6,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/process.h"
 #include "common/files.h"
+#include "common/process.h"
 #include "common/random.h"
 
 namespace drover::agent {

@@ -38,16 +38,12 @@ std::string KindList(const std::vector<std::string>& kinds) {
   return s;
 }
 
-Status Insert(store::Tx& tx, int64_t seq, int64_t at, const std::string& tenant,
-              const std::string& kind, const std::string& name, const std::string& op,
-              const std::string& actor, const std::string& role, const std::string& request_id,
-              int status, const std::string& summary) {
-  return tx.Defer(
-      "INSERT INTO changes (seq, at, tenant, kind, name, op, actor, role, request_id, status,"
-      " summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      {seq, at, tenant, kind, name, op, actor, role, request_id, int64_t{status},
-       summary.empty() ? std::string_view("{}") : std::string_view(summary)},
-      nullptr);
+void Insert(store::Tx& tx, int64_t seq, int64_t at, const std::string& tenant,
+            const std::string& kind, const std::string& name, const std::string& op,
+            const std::string& actor, const std::string& role, const std::string& request_id,
+            int status, const std::string& summary) {
+  tx.AddChangeRow({seq, at, tenant, kind, name, op, actor, role, request_id, int64_t{status},
+                   summary.empty() ? std::string("{}") : summary});
 }
 
 }  // namespace
@@ -63,10 +59,9 @@ Status Record(store::Tx& tx, const ChangeRecord& c) {
   auto at = tx.NowMillis();
   if (!at.ok()) return at.status();
   const store::Origin& o = store::CurrentOrigin();
-  DROVER_RETURN_IF_ERROR(Insert(tx, *seq, *at, c.tenant, c.kind, c.name, c.op,
-                                o.actor.empty() ? std::string("server") : o.actor,
-                                o.role.empty() ? std::string("system") : o.role, o.request_id, 0,
-                                c.summary));
+  Insert(tx, *seq, *at, c.tenant, c.kind, c.name, c.op,
+         o.actor.empty() ? std::string("server") : o.actor,
+         o.role.empty() ? std::string("system") : o.role, o.request_id, 0, c.summary);
   return tx.Notify(kTopic);
 }
 
@@ -171,8 +166,9 @@ void ChangeLog::RecordRefusal(Refusal r) {
         if (!seq.ok()) return seq.status();
         auto at = tx.NowMillis();
         if (!at.ok()) return at.status();
-        return Insert(tx, *seq, *at, rec->tenant, rec->kind, rec->name, rec->op, rec->actor,
-                      rec->role, rec->request_id, rec->status, rec->summary);
+        Insert(tx, *seq, *at, rec->tenant, rec->kind, rec->name, rec->op, rec->actor, rec->role,
+               rec->request_id, rec->status, rec->summary);
+        return Status::Ok();
       },
       [](Status s) {
         if (!s.ok()) LogWarn("could not record a refused call in the audit log: {}", s.ToString());
@@ -185,11 +181,25 @@ Result<int64_t> ChangeLog::Prune(std::chrono::milliseconds retention) {
     auto now = tx.NowMillis();
     if (!now.ok()) return now.status();
     int64_t cutoff = *now - retention.count();
+    // Records are written in seq order with the database's clock, so the old ones come first
+    // by seq: walk from the oldest until one is recent (no index on `at` to keep up on writes).
     int64_t through = 0;
-    DROVER_RETURN_IF_ERROR(
-        tx.Query("SELECT MAX(seq) FROM changes WHERE at < ?", {cutoff}, [&](const store::Row& r) {
-          if (!r.IsNull(0)) through = r.Int(0);
-        }));
+    for (;;) {
+      int rows = 0;
+      bool recent = false;
+      DROVER_RETURN_IF_ERROR(
+          tx.Query("SELECT seq, at FROM changes WHERE seq > ? ORDER BY seq LIMIT 1000", {through},
+                   [&](const store::Row& r) {
+                     ++rows;
+                     if (recent) return;
+                     if (r.Int(1) < cutoff) {
+                       through = r.Int(0);
+                     } else {
+                       recent = true;
+                     }
+                   }));
+      if (recent || rows < 1000) break;
+    }
     if (through == 0) return Status::Ok();
     auto n = tx.Exec("DELETE FROM changes WHERE seq <= ?", {through});
     if (!n.ok()) return n.status();

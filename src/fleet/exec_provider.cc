@@ -4,7 +4,7 @@
 
 #include <boost/json.hpp>
 
-#include "agent/json_command.h"
+#include "common/json_command.h"
 
 namespace drover::fleet {
 
@@ -16,9 +16,9 @@ void ExecProvider::SetServerUrl(std::string url) {
 Result<std::string> ExecProvider::Run(const env::Environment& env, const std::string& what,
                                       const std::string& command, const std::string& input) {
   const auto& x = *env.spec.exec;
-  agent::JsonCommand c{what, command, dir_, "", {}, x.timeout};
+  JsonCommand c{what, command, dir_, "", {}, x.timeout};
   for (const auto& [k, v] : x.env) c.extra_env.push_back(k + "=" + v);
-  return agent::RunJsonCommand(c, input);
+  return RunJsonCommand(c, input);
 }
 Result<Started> ExecProvider::Create(const env::Environment& env, const std::string& instance_id) {
   std::string url;
@@ -38,8 +38,8 @@ Result<Started> ExecProvider::Create(const env::Environment& env, const std::str
   const boost::json::object* o = !ec && v.is_object() ? &v.as_object() : nullptr;
   const auto* id = o ? o->if_contains("provider_id") : nullptr;
   if (!id || !id->is_string() || id->as_string().empty()) {
-    return Status::Unavailable(fmt::format("create printed no JSON object with a provider_id: {}",
-                                           agent::TailText(*out, 300)));
+    return Status::Unavailable(
+        fmt::format("create printed no JSON object with a provider_id: {}", TailText(*out, 300)));
   }
   Started s;
   s.provider_id = std::string(id->as_string());
@@ -73,7 +73,7 @@ Result<std::set<std::string>> ExecProvider::List(const env::Environment& env) {
   }
   if (!items) {
     return Status::Unavailable(fmt::format(
-        "list printed no {{\"instances\": [...]}} or JSON array: {}", agent::TailText(*out, 300)));
+        "list printed no {{\"instances\": [...]}} or JSON array: {}", TailText(*out, 300)));
   }
   std::set<std::string> ids;
   for (const auto& item : *items) {
@@ -85,7 +85,7 @@ Result<std::set<std::string>> ExecProvider::List(const env::Environment& env) {
       ids.emplace(id->as_string());
     } else {
       return Status::Unavailable(fmt::format("list: an item without a provider_id: {}",
-                                             agent::TailText(boost::json::serialize(item), 200)));
+                                             TailText(boost::json::serialize(item), 200)));
     }
   }
   return ids;

@@ -21,9 +21,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/process.h"
 #include "common/files.h"
 #include "common/log.h"
+#include "common/process.h"
 
 extern char** environ;
 
@@ -224,7 +224,7 @@ Result<Started> LocalProvider::Create(const env::Environment& env, const std::st
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != parent) ::_exit(0);
     }
-    agent::PrepareChild(devnull, out, out);
+    PrepareChild(devnull, out, out);
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }

@@ -27,6 +27,7 @@ Status Attempt(Tx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& re
   auto run = [&tx](std::string_view sql) { return tx.Exec(sql).status(); };
   results.assign(batch.size(), Status::Ok());
   steps.reset();
+  tx.TruncateChangeRows(0);
   *failed = false;
   Status s = steps.begin();
   if (!s.ok()) return s;
@@ -38,14 +39,19 @@ Status Attempt(Tx& tx, std::vector<PendingWrite>& batch, std::vector<Status>& re
   for (size_t i = 0; i < batch.size() && s.ok(); ++i) {
     if (savepoints && !(s = run("SAVEPOINT w")).ok()) break;
     steps.on_write(i);
+    size_t rows = tx.change_rows();
     results[i] = RunWrite(batch[i].fn, tx);
     if (!savepoints) {
       if (!results[i].ok()) return abandon();
       continue;
     }
     if (results[i].ok() && !(s = steps.flush(results, nullptr)).ok()) break;
+    if (!results[i].ok()) tx.TruncateChangeRows(rows);  // its change records go with it
     s = run(results[i].ok() ? "RELEASE w" : "ROLLBACK TO w");
   }
+  // The change records of every write that stands, in one go (ahead of the commit).
+  if (s.ok()) s = tx.FlushChangeRows();
+  if (s.ok() && savepoints) s = steps.flush(results, nullptr);
   bool committed = false;
   if (s.ok() && !savepoints) {
     s = steps.flush(results, &committed);
@@ -82,7 +88,9 @@ void WriteQueue::Reap() {
   std::unique_lock lock(mu_);
   while (!reaper_stop_) {
     if (queue_.empty()) {
+      reaper_idle_ = true;  // the next Push wakes it; until then no wake-ups at all
       reap_cv_.wait(lock);
+      reaper_idle_ = false;
       continue;
     }
     auto due = queue_.front().queued_at + max_wait_;
@@ -115,7 +123,9 @@ void WriteQueue::Push(WriteFn fn, DoneFn done) {
       bool was_empty = queue_.empty();
       queue_.push_back({std::move(fn), std::move(done), std::chrono::steady_clock::now()});
       cv_.notify_one();
-      if (was_empty) reap_cv_.notify_one();
+      // Only an idle reaper needs waking: a sleeping one wakes at its deadline anyway, finds
+      // the queue and sleeps until the new front's (no wake-up per write under load).
+      if (was_empty && reaper_idle_) reap_cv_.notify_one();
       return;
     }
   }

@@ -160,7 +160,7 @@ std::span<const Migration> AllMigrations() {
        {
            // One row per change, in the transaction of the change; seq is the change index.
            "CREATE TABLE changes ("
-           " seq BIGINT PRIMARY KEY,"
+           " seq {{rowid_bigint}} PRIMARY KEY,"
            " at BIGINT NOT NULL,"
            " tenant TEXT {{bytes}} NOT NULL,"
            " kind TEXT NOT NULL,"
@@ -171,7 +171,7 @@ std::span<const Migration> AllMigrations() {
            " request_id TEXT NOT NULL,"
            " status INTEGER NOT NULL,"  // 0: applied; the HTTP status of a refused call
            " summary TEXT NOT NULL)",
-           "CREATE INDEX changes_at ON changes (at)",
+           // Audit by actor. (No index on `at`: times follow seq, so pruning walks seq order.)
            "CREATE INDEX changes_actor ON changes (actor, seq)",
        }},
       {8,
@@ -185,15 +185,20 @@ std::span<const Migration> AllMigrations() {
 }
 
 std::string ForBackend(std::string_view sql, std::string_view backend) {
-  static constexpr std::pair<std::string_view, std::string_view> kTokens[] = {
-      {"{{without_rowid}}", "WITHOUT ROWID"},  // sqlite, "" elsewhere
-      {"{{bytes}}", "COLLATE \"C\""},          // postgres, "" elsewhere (SQLite's default)
+  struct Token {
+    std::string_view token, sqlite, postgres;
+  };
+  static constexpr Token kTokens[] = {
+      {"{{without_rowid}}", "WITHOUT ROWID", ""},
+      {"{{bytes}}", "", "COLLATE \"C\""},  // SQLite compares bytes by default
+      // A 64-bit key that is SQLite's rowid itself (one B-tree, integer compares).
+      {"{{rowid_bigint}}", "INTEGER", "BIGINT"},
   };
   std::string out(sql);
-  for (auto [token, text] : kTokens) {
-    bool applies = (token == "{{without_rowid}}") == (backend == "sqlite");
-    for (auto pos = out.find(token); pos != std::string::npos; pos = out.find(token, pos)) {
-      out.replace(pos, token.size(), applies ? text : "");
+  for (const auto& t : kTokens) {
+    std::string_view text = backend == "sqlite" ? t.sqlite : t.postgres;
+    for (auto pos = out.find(t.token); pos != std::string::npos; pos = out.find(t.token, pos)) {
+      out.replace(pos, t.token.size(), text);
     }
   }
   return out;

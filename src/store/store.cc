@@ -27,6 +27,25 @@ Status Tx::Defer(std::string_view sql, std::initializer_list<Param> params, Defe
   return Status::Ok();
 }
 
+Status Tx::FlushChangeRows() {
+  if (change_rows_.empty()) return Status::Ok();
+  Status s = InsertChangeRows(change_rows_);
+  change_rows_.clear();
+  return s;
+}
+
+Status Tx::InsertChangeRows(const std::vector<ChangeRow>& rows) {
+  for (const auto& r : rows) {
+    DROVER_RETURN_IF_ERROR(Defer(
+        "INSERT INTO changes (seq, at, tenant, kind, name, op, actor, role, request_id, status,"
+        " summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        {r.seq, r.at, r.tenant, r.kind, r.name, r.op, r.actor, r.role, r.request_id, r.status,
+         r.summary},
+        nullptr));
+  }
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
   std::string_view url = options.url;
   if (url.starts_with("sqlite://")) {

@@ -10,6 +10,7 @@
 // commit. A failing write rolls back alone: the batch is then run again with a savepoint per
 // write. So a write function may run more than once before it commits: it must depend only on
 // its inputs and the Tx, and leave captured results in a state its last run decides.
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -37,6 +38,16 @@ class Row {
   virtual int64_t Int(int col) const = 0;
   virtual std::string_view Text(int col) const = 0;
   std::string String(int col) const { return std::string(Text(col)); }
+};
+
+// One row of the `changes` table (events/change_log.h writes them): collected by the write's
+// Tx and inserted together when its batch commits.
+struct ChangeRow {
+  int64_t seq = 0;
+  int64_t at = 0;
+  std::string tenant, kind, name, op, actor, role, request_id;
+  int64_t status = 0;
+  std::string summary;
 };
 
 // Statements inside one transaction (Write) or on one read connection (Read).
@@ -79,8 +90,21 @@ class Tx {
   // Called by the store before each write function of a batch.
   void StartWrite() { write_index_ = 0; }
 
+  // A row for `changes`, inserted with the rest of the batch's when it commits (one statement
+  // for many rows: a change record costs far less than a statement of its own). Only in Write.
+  void AddChangeRow(ChangeRow row) { change_rows_.push_back(std::move(row)); }
+  // For the store's batch runner: rows so far; dropping a failed write's; inserting them all.
+  size_t change_rows() const { return change_rows_.size(); }
+  void TruncateChangeRows(size_t n) { change_rows_.resize(std::min(n, change_rows_.size())); }
+  Status FlushChangeRows();
+
  protected:
+  // Inserts `rows` into `changes`. The default runs one (deferred) statement per row; a
+  // backend may do better.
+  virtual Status InsertChangeRows(const std::vector<ChangeRow>& rows);
+
   int64_t write_index_ = 0;  // set by NextIndex
+  std::vector<ChangeRow> change_rows_;
 };
 
 using WriteFn = std::function<Status(Tx&)>;

@@ -195,6 +195,10 @@ TEST(Migrations, DialectTokensAreReplacedPerBackend) {
             "CREATE TABLE t (a TEXT PRIMARY KEY) WITHOUT ROWID");
   EXPECT_EQ(ForBackend("CREATE TABLE t (a TEXT PRIMARY KEY) {{without_rowid}}", "postgres"),
             "CREATE TABLE t (a TEXT PRIMARY KEY) ");
+  EXPECT_EQ(ForBackend("CREATE TABLE t (s {{rowid_bigint}} PRIMARY KEY)", "sqlite"),
+            "CREATE TABLE t (s INTEGER PRIMARY KEY)");
+  EXPECT_EQ(ForBackend("CREATE TABLE t (s {{rowid_bigint}} PRIMARY KEY)", "postgres"),
+            "CREATE TABLE t (s BIGINT PRIMARY KEY)");
   EXPECT_EQ(ForBackend("SELECT 1", "sqlite"), "SELECT 1");
   EXPECT_EQ(ForBackend("(a TEXT {{bytes}}, b TEXT {{bytes}})", "postgres"),
             "(a TEXT COLLATE \"C\", b TEXT COLLATE \"C\")");

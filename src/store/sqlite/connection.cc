@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 
 #include "store/group_commit.h"
@@ -135,6 +136,47 @@ Status SqliteTx::Query(std::string_view sql, std::initializer_list<Param> params
   int rc;
   while ((rc = sqlite3_step(*stmt)) == SQLITE_ROW) on_row(row);
   if (rc != SQLITE_DONE) return conn_.Error("query");
+  return Status::Ok();
+}
+
+Status SqliteTx::InsertChangeRows(const std::vector<ChangeRow>& rows) {
+  constexpr size_t kChunk = 64;  // 704 parameters a statement
+  // The statement text for n rows, built once per size (the connection caches the statement).
+  thread_local std::array<std::string, kChunk + 1> texts;
+  for (size_t at = 0; at < rows.size(); at += kChunk) {
+    size_t n = std::min(kChunk, rows.size() - at);
+    std::string& sql = texts[n];
+    if (sql.empty()) {
+      sql =
+          "INSERT INTO changes (seq, at, tenant, kind, name, op, actor, role, request_id, status,"
+          " summary) VALUES ";
+      for (size_t i = 0; i < n; ++i)
+        sql += i ? ",(?,?,?,?,?,?,?,?,?,?,?)" : "(?,?,?,?,?,?,?,?,?,?,?)";
+    }
+    auto stmt = conn_.Prepare(sql);
+    if (!stmt.ok()) return stmt.status();
+    sqlite3_stmt* st = *stmt;
+    ResetOnExit reset{st};
+    int col = 1;
+    auto text = [&](const std::string& v) {
+      sqlite3_bind_text(st, col++, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    };
+    for (size_t i = at; i < at + n; ++i) {
+      const ChangeRow& r = rows[i];
+      sqlite3_bind_int64(st, col++, r.seq);
+      sqlite3_bind_int64(st, col++, r.at);
+      text(r.tenant);
+      text(r.kind);
+      text(r.name);
+      text(r.op);
+      text(r.actor);
+      text(r.role);
+      text(r.request_id);
+      sqlite3_bind_int64(st, col++, r.status);
+      text(r.summary);
+    }
+    if (sqlite3_step(st) != SQLITE_DONE) return conn_.Error("insert change records");
+  }
   return Status::Ok();
 }
 

@@ -44,6 +44,8 @@ class SqliteTx final : public Tx {
   Result<int64_t> NextIndex() override;
   Status Notify(std::string_view topic) override;
   Result<int64_t> NowMillis() override;
+  // Many rows a statement (up to 64).
+  Status InsertChangeRows(const std::vector<ChangeRow>& rows) override;
   // The largest index allocated through this Tx (0 when none).
   int64_t max_index() const { return max_index_; }
   // Topics named by Notify since the last reset.

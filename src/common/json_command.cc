@@ -1,15 +1,15 @@
-#include "agent/json_command.h"
+#include "common/json_command.h"
 
 #include <fmt/format.h>
 
 #include <filesystem>
 
-#include "agent/process.h"
 #include "common/duration.h"
 #include "common/files.h"
+#include "common/process.h"
 #include "common/random.h"
 
-namespace drover::agent {
+namespace drover {
 
 namespace fs = std::filesystem;
 
@@ -52,4 +52,4 @@ Result<std::string> RunJsonCommand(const JsonCommand& c, const std::string& inpu
   return out;
 }
 
-}  // namespace drover::agent
+}  // namespace drover

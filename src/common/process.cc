@@ -1,4 +1,4 @@
-#include "agent/process.h"
+#include "common/process.h"
 
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -17,7 +17,7 @@
 
 extern char** environ;
 
-namespace drover::agent {
+namespace drover {
 
 std::vector<std::string> CurrentEnvironment() {
   std::vector<std::string> out;
@@ -155,4 +155,4 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   return result;
 }
 
-}  // namespace drover::agent
+}  // namespace drover

@@ -8,7 +8,7 @@
 
 #include "common/status.h"
 
-namespace drover::agent {
+namespace drover {
 
 struct JsonCommand {
   std::string what;                    // "create", "set_capacity": names the command in errors
@@ -26,4 +26,4 @@ Result<std::string> RunJsonCommand(const JsonCommand& c, const std::string& inpu
 // The last `n` characters of `s` without trailing blanks, "..." first when cut.
 std::string TailText(std::string s, std::size_t n);
 
-}  // namespace drover::agent
+}  // namespace drover

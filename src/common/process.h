@@ -11,7 +11,7 @@
 
 #include "common/status.h"
 
-namespace drover::agent {
+namespace drover {
 
 struct ProcessSpec {
   std::vector<std::string> argv;  // argv[0] is looked up in PATH
@@ -44,4 +44,4 @@ std::vector<std::string> CurrentEnvironment();
 // (no inherited listening sockets or connections).
 void PrepareChild(int in, int out, int err);
 
-}  // namespace drover::agent
+}  // namespace drover
