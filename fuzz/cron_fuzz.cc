@@ -1,7 +1,7 @@
 // Cron expressions: parsed or refused with the field and reason; a parsed one yields strictly
 // increasing fire times in UTC and in a zone with DST, without looping forever.
+#include "cron/cron.h"
 #include "fuzz/fuzz_util.h"
-#include "schedule/cron.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace drover;
@@ -10,8 +10,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::RequireWritable(cron.status());
     return 0;
   }
-  static const auto berlin = *schedule::Zone::Locate("Europe/Berlin");
-  for (const auto& z : {berlin, schedule::Zone::Utc()}) {
+  static const auto berlin = *cron::Zone::Locate("Europe/Berlin");
+  for (const auto& z : {berlin, cron::Zone::Utc()}) {
     TimePoint t = FromUnixMillis(1'790'000'000'000);  // 2026-09
     for (int i = 0; i < 5; ++i) {
       auto next = cron->Next(t, z, FromUnixMillis(1'780'000'000'000));

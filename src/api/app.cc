@@ -260,11 +260,11 @@ std::string Singular(std::string_view collection) {
 
 void App::RecordRefusal(const Request& req, const http::Route* route, const Response& resp) {
   events::Refusal r;
-  const auth::Principal& who = req.caller();
+  const http::Principal& who = req.caller();
   r.actor = who.authenticated() ? who.key_id : "anonymous";
-  r.role = who.authenticated() ? std::string(auth::RoleName(who.role)) : "none";
+  r.role = who.authenticated() ? std::string(http::RoleName(who.role)) : "none";
   r.tenant = who.tenant;
-  if (who.role == auth::Role::kAdmin) {
+  if (who.role == http::Role::kAdmin) {
     if (auto t = req.Query("tenant"); t && IsValidName(*t)) r.tenant = *t;
   }
   r.request_id = req.request_id;

@@ -9,7 +9,6 @@
 #include <string>
 
 #include "auth/keys.h"
-#include "auth/rate_limiter.h"
 #include "common/clock.h"
 #include "control/cc_api.h"
 #include "control/variables.h"
@@ -20,6 +19,7 @@
 #include "http/blocking.h"
 #include "http/metrics.h"
 #include "http/pipeline.h"
+#include "http/rate_limiter.h"
 #include "http/router.h"
 #include "metrics/registry.h"
 #include "runtime/work_queue.h"
@@ -74,7 +74,7 @@ class App {
   const std::string started_at_;
   http::Router router_;
   auth::KeyService keys_;
-  auth::RateLimiter limiter_;
+  http::RateLimiter limiter_;
   control::VariableService variables_;
   env::EnvironmentService environments_;
   std::unique_ptr<control::ControlCenterViews> cc_views_;

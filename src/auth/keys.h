@@ -17,13 +17,19 @@
 #include <unordered_set>
 #include <vector>
 
-#include "auth/principal.h"
 #include "common/clock.h"
 #include "common/random.h"
 #include "common/status.h"
+#include "http/principal.h"
 #include "store/store.h"
 
 namespace drover::auth {
+
+// The caller's identity types are the request's (http/principal.h); keys make them.
+using http::ParseRole;
+using http::Principal;
+using http::Role;
+using http::RoleName;
 
 // Change topic of writes that delete keys (a key, an environment's or an instance's agent keys).
 inline constexpr std::string_view kTopic = "keys";
@@ -58,7 +64,7 @@ struct KeyPage {
   std::string next_cursor;  // empty at the end
 };
 
-class KeyService {
+class KeyService final : public http::Authenticator {
  public:
   KeyService(store::Store& store, const Clock& clock,
              std::chrono::seconds cache_ttl = std::chrono::seconds(5));
@@ -67,7 +73,7 @@ class KeyService {
   // The caller behind a bearer token. Unauthenticated when unknown; Unavailable when the store
   // cannot be read — unless the key was cached within the last hour: then, while the store
   // fails, the cached answer stands (a stalled database does not lock every key out).
-  Result<std::shared_ptr<const Principal>> Authenticate(std::string_view token);
+  Result<std::shared_ptr<const Principal>> Authenticate(std::string_view token) override;
 
   // Creates a key as `caller`. PermissionDenied when a non-admin asks for another tenant or an
   // admin/agent role. `done` runs on the store's writer thread after the commit.

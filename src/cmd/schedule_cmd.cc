@@ -5,7 +5,7 @@
 
 #include "cmd/client_util.h"
 #include "cmd/commands.h"
-#include "schedule/cron.h"
+#include "cron/cron.h"
 
 namespace drover::cmd {
 namespace {
@@ -14,9 +14,9 @@ namespace {
 // CET"); as given when it does not parse.
 std::string Local(const boost::json::value& s, std::string_view rfc3339) {
   auto t = ParseRfc3339(rfc3339);
-  auto zone = schedule::Zone::Locate(Text(s.at("spec"), "timezone"));
+  auto zone = cron::Zone::Locate(Text(s.at("spec"), "timezone"));
   if (!t || !zone.ok()) return std::string(rfc3339);
-  return schedule::FormatInZone(*t, *zone);
+  return cron::FormatInZone(*t, *zone);
 }
 
 // "next fires" or the window's state, for a table cell, in the schedule's time zone.

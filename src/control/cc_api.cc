@@ -67,7 +67,7 @@ class Views final : public ControlCenterViews {
                                                               std::string(kNameRule)));
     }
     const auto& caller = req.caller();
-    if (caller.role == auth::Role::kAgent && !caller.environment.empty()) {
+    if (caller.role == http::Role::kAgent && !caller.environment.empty()) {
       if (env.empty()) env = caller.environment;
       if (env != caller.environment) {
         return http::SendError(

@@ -4,8 +4,8 @@
 
 #include "common/json.h"
 #include "common/names.h"
+#include "cron/cron.h"
 #include "events/change_log.h"
-#include "schedule/cron.h"
 
 namespace drover::control {
 namespace {
@@ -82,7 +82,7 @@ Status VariableService::Validate(std::string_view key, std::string_view environm
   } else if (auto why = CheckValue(key, value)) {
     errors.push_back({"value", fmt::format("{}: {}", key, *why)});
   } else if (key == "cc-w-scheduler" && !IsUnsetValue(value)) {
-    if (auto c = schedule::Cron::Parse(value); !c.ok()) {
+    if (auto c = cron::Cron::Parse(value); !c.ok()) {
       errors.push_back({"value", "cc-w-scheduler: " + c.status().message()});
     }
   }

@@ -378,7 +378,7 @@ void EnvironmentService::Join(std::string name, std::string token, std::string h
         }
         auth::KeyRecord key{"k_" + RandomHex(8),
                             "agent-" + joined->instance_id,
-                            auth::Role::kAgent,
+                            http::Role::kAgent,
                             e.tenant,
                             now,
                             std::nullopt,
@@ -397,7 +397,7 @@ void EnvironmentService::Join(std::string name, std::string token, std::string h
       });
 }
 
-Result<Instance> EnvironmentService::InstanceFor(const auth::Principal& caller,
+Result<Instance> EnvironmentService::InstanceFor(const http::Principal& caller,
                                                  const std::string& id) {
   std::optional<Instance> found;
   Status s = store_.Read([&](store::Tx& tx) {
@@ -409,7 +409,7 @@ Result<Instance> EnvironmentService::InstanceFor(const auth::Principal& caller,
   if (!found || !caller.CanSeeTenant(found->tenant)) {
     return Status::NotFound(fmt::format("no instance '{}'", id));
   }
-  if (caller.role == auth::Role::kAgent && !caller.instance.empty() && caller.instance != id) {
+  if (caller.role == http::Role::kAgent && !caller.instance.empty() && caller.instance != id) {
     return Status::PermissionDenied(
         fmt::format("this agent key acts for instance '{}' only", caller.instance));
   }
@@ -442,9 +442,9 @@ Result<std::vector<Instance>> EnvironmentService::Instances(const std::string& t
   return out;
 }
 
-bool EnvironmentService::QuietHeartbeat(const auth::Principal& caller, const std::string& id,
+bool EnvironmentService::QuietHeartbeat(const http::Principal& caller, const std::string& id,
                                         const Heartbeat& hb) {
-  return caller.role == auth::Role::kAgent && caller.instance == id &&
+  return caller.role == http::Role::kAgent && caller.instance == id &&
          beats_.Quiet(id, Fingerprint(hb));
 }
 

@@ -11,11 +11,11 @@
 #include <vector>
 
 #include "auth/keys.h"
-#include "auth/principal.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "env/heartbeats.h"
 #include "env/spec.h"
+#include "http/principal.h"
 #include "store/lease.h"
 #include "store/store.h"
 
@@ -194,7 +194,7 @@ class EnvironmentService {
 
   // The instance `id` as `caller` may act on it: NotFound for another tenant's (or none),
   // PermissionDenied for an agent key of another instance.
-  Result<Instance> InstanceFor(const auth::Principal& caller, const std::string& id);
+  Result<Instance> InstanceFor(const http::Principal& caller, const std::string& id);
   // The environment's instances, oldest first; terminated ones only with `terminated`.
   Result<std::vector<Instance>> Instances(const std::string& tenant, const std::string& env,
                                           bool terminated = false);
@@ -211,7 +211,7 @@ class EnvironmentService {
   Result<std::optional<std::string>> InstanceState(const std::string& id);
   // The fast path of a heartbeat: the same heartbeat again from the instance's own agent key,
   // while it was last seen running, is recorded without a store read. False: RecordHeartbeat.
-  bool QuietHeartbeat(const auth::Principal& caller, const std::string& id, const Heartbeat& hb);
+  bool QuietHeartbeat(const http::Principal& caller, const std::string& id, const Heartbeat& hb);
 
   // Records a heartbeat; a starting or unhealthy instance becomes running.
   void RecordHeartbeat(Instance inst, Heartbeat hb, std::function<void(Status)> done);

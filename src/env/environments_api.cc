@@ -94,7 +94,7 @@ boost::json::object StatusJson(const Environment& e, const DesiredCapacity& d,
 }
 
 // With `instances` and `desired`, the status too.
-boost::json::object EnvironmentJson(const Environment& e, const auth::Principal& caller,
+boost::json::object EnvironmentJson(const Environment& e, const http::Principal& caller,
                                     const std::vector<Instance>* instances = nullptr,
                                     const DesiredCapacity* desired = nullptr) {
   boost::json::object o{
@@ -112,7 +112,7 @@ boost::json::object EnvironmentJson(const Environment& e, const auth::Principal&
   if (instances && desired) {
     auto status = StatusJson(e, *desired, *instances);
     // The join token is the environment owner's to hand out: not for read-only keys.
-    if (caller.role == auth::Role::kAdmin || caller.role == auth::Role::kUser) {
+    if (caller.role == http::Role::kAdmin || caller.role == http::Role::kUser) {
       status["join_token"] = e.join_token;
     }
     o["status"] = std::move(status);
@@ -242,7 +242,7 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                if (!doc.ok()) return http::SendError(respond, doc.status());
                auto spec = ParseEnvironmentDocument(*doc, addr->second);
                if (!spec.ok()) return http::SendError(respond, spec.status());
-               bool admin = req.caller().role == auth::Role::kAdmin;
+               bool admin = req.caller().role == http::Role::kAdmin;
                if (Status s = providers.Allow(*spec, admin); !s.ok()) {
                  return http::SendError(respond, s);
                }

@@ -41,9 +41,9 @@ class InstancesTest : public ::testing::TestWithParam<testing::Backend> {
     return r.ok() ? *r : Joined{};
   }
   Instance Get(const std::string& id) {
-    auth::Principal admin;
+    http::Principal admin;
     admin.key_id = "k";
-    admin.role = auth::Role::kAdmin;
+    admin.role = http::Role::kAdmin;
     admin.tenant = "t";
     auto i = envs_->InstanceFor(admin, id);
     EXPECT_TRUE(i.ok()) << i.status().ToString();

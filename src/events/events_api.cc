@@ -60,7 +60,7 @@ Result<std::chrono::milliseconds> ReadDuration(const Request& req, std::string_v
 // one named by ?tenant=.
 Result<std::optional<std::string>> ReadScope(const Request& req) {
   auto t = req.Query("tenant");
-  if (req.caller().role == auth::Role::kAdmin && (!t || t->empty())) {
+  if (req.caller().role == http::Role::kAdmin && (!t || t->empty())) {
     return std::optional<std::string>{};
   }
   auto tenant = http::RequestTenant(req);

@@ -96,8 +96,8 @@ std::string_view Request::Header(std::string_view name) const {
   return {};
 }
 
-const auth::Principal& Request::caller() const {
-  static const auth::Principal kNobody;
+const http::Principal& Request::caller() const {
+  static const http::Principal kNobody;
   return principal ? *principal : kNobody;
 }
 

@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "auth/principal.h"
 #include "common/status.h"
+#include "http/principal.h"
 
 namespace drover::http {
 
@@ -31,9 +31,9 @@ struct Request {
 
   // Filled by the pipeline.
   std::string request_id;
-  std::shared_ptr<const auth::Principal> principal;  // null on public routes
+  std::shared_ptr<const http::Principal> principal;  // null on public routes
   // The authenticated caller (an empty principal on public routes).
-  const auth::Principal& caller() const;
+  const http::Principal& caller() const;
   std::vector<std::pair<std::string_view, std::string>> params;  // path parameters, decoded
 
  private:

@@ -35,8 +35,8 @@ std::string_view BearerToken(std::string_view auth) {
 
 }  // namespace
 
-Pipeline::Pipeline(const Router& router, Metrics& metrics, auth::KeyService& keys,
-                   auth::RateLimiter& limiter, const Clock& clock, PipelineOptions options)
+Pipeline::Pipeline(const Router& router, Metrics& metrics, Authenticator& keys,
+                   http::RateLimiter& limiter, const Clock& clock, PipelineOptions options)
     : router_(router),
       metrics_(metrics),
       keys_(keys),
@@ -86,7 +86,7 @@ void Pipeline::Dispatch(Request& req, const Responder& respond, Match m) {
   // Writes the handler starts carry who asked for them into their change records.
   store::ScopedOrigin origin(req.principal
                                  ? store::Origin{req.principal->key_id,
-                                                 std::string(auth::RoleName(req.principal->role)),
+                                                 std::string(http::RoleName(req.principal->role)),
                                                  req.request_id}
                                  : store::Origin{"anonymous", "none", req.request_id});
   try {
@@ -126,19 +126,19 @@ std::optional<Response> Pipeline::Admit(Request& req, Match& m) {
       return r;
     }
     req.principal = std::move(*principal);
-    const auth::Principal& caller = *req.principal;
+    const http::Principal& caller = *req.principal;
     const auto role = caller.role;
     bool read = req.method == Method::kGet || req.method == Method::kHead;
-    if (role == auth::Role::kAgent && route.access != Access::kAgent) {
+    if (role == http::Role::kAgent && route.access != Access::kAgent) {
       return Response::Problem(403, "", "agent keys may only use agent endpoints");
     }
-    if (route.access == Access::kAdmin && role != auth::Role::kAdmin) {
+    if (route.access == Access::kAdmin && role != http::Role::kAdmin) {
       return Response::Problem(403, "", "this endpoint needs an admin key");
     }
-    if (role == auth::Role::kViewer && !read) {
+    if (role == http::Role::kViewer && !read) {
       return Response::Problem(403, "", "viewer keys are read-only");
     }
-    double rps = caller.rate_rps.value_or(role == auth::Role::kAdmin ? 0 : options_.default_rps);
+    double rps = caller.rate_rps.value_or(role == http::Role::kAdmin ? 0 : options_.default_rps);
     double burst =
         caller.rate_burst.value_or(caller.rate_rps ? std::max(1.0, rps) : options_.default_burst);
     auto d = limiter_.Take(caller.key_id, rps, burst, clock_.Steady());

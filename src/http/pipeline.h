@@ -7,10 +7,10 @@
 #include <optional>
 #include <string>
 
-#include "auth/keys.h"
-#include "auth/rate_limiter.h"
 #include "common/clock.h"
 #include "http/metrics.h"
+#include "http/principal.h"
+#include "http/rate_limiter.h"
 #include "http/router.h"
 
 namespace drover::http {
@@ -27,8 +27,8 @@ struct PipelineOptions {
 
 class Pipeline {
  public:
-  Pipeline(const Router& router, Metrics& metrics, auth::KeyService& keys,
-           auth::RateLimiter& limiter, const Clock& clock, PipelineOptions options);
+  Pipeline(const Router& router, Metrics& metrics, Authenticator& keys, http::RateLimiter& limiter,
+           const Clock& clock, PipelineOptions options);
 
   // Routes and authorizes `req`, then runs its handler, which answers through `responder`
   // (possibly later, from another thread). Sets *route to the matched route index (-1 if none).
@@ -62,8 +62,8 @@ class Pipeline {
 
   const Router& router_;
   Metrics& metrics_;
-  auth::KeyService& keys_;
-  auth::RateLimiter& limiter_;
+  Authenticator& keys_;
+  http::RateLimiter& limiter_;
   const Clock& clock_;
   const PipelineOptions options_;
   const std::string id_prefix_;

@@ -61,28 +61,34 @@ void AppendInt(std::string& out, uint64_t v) {
   auto r = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, static_cast<size_t>(r.ptr - buf));
 }
-}  // namespace
 
-void SerializeHead(const Response& head, unsigned version, bool keep_alive, BodyFraming framing,
-                   uint64_t length, std::string& out) {
+// The status line, Content-Type (when `typed`) and the response's own header lines.
+void AppendHead(const Response& r, unsigned version, bool typed, std::string& out) {
   out.clear();
   out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  AppendInt(out, static_cast<uint64_t>(head.status));
+  AppendInt(out, static_cast<uint64_t>(r.status));
   out += ' ';
-  out += ReasonPhrase(head.status);
+  out += ReasonPhrase(r.status);
   out += "\r\n";
-  if (framing != BodyFraming::kNone) {
+  if (typed) {
     out += "Content-Type: ";
-    out += head.content_type;
+    out += r.content_type;
     out += "\r\n";
   }
-  for (const auto& [k, v] : head.headers) {
+  for (const auto& [k, v] : r.headers) {
     out += k;
     out += ": ";
     out += v;
     out += "\r\n";
   }
-  if (head.extra_headers) out += *head.extra_headers;
+  if (r.extra_headers) out += *r.extra_headers;
+}
+
+}  // namespace
+
+void SerializeHead(const Response& head, unsigned version, bool keep_alive, BodyFraming framing,
+                   uint64_t length, std::string& out) {
+  AppendHead(head, version, framing != BodyFraming::kNone, out);
   switch (framing) {
     case BodyFraming::kLength:
       out += "Content-Length: ";
@@ -107,25 +113,8 @@ void SerializeHead(const Response& head, unsigned version, bool keep_alive, Body
 
 void SerializeResponse(const Response& resp, unsigned version, bool keep_alive, bool head,
                        std::string& out) {
-  out.clear();
-  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  AppendInt(out, static_cast<uint64_t>(resp.status));
-  out += ' ';
-  out += ReasonPhrase(resp.status);
-  out += "\r\n";
+  AppendHead(resp, version, !resp.body.empty(), out);
   bool no_body = resp.status == 204 || resp.status == 304 || resp.status < 200;
-  if (!resp.body.empty()) {
-    out += "Content-Type: ";
-    out += resp.content_type;
-    out += "\r\n";
-  }
-  for (const auto& [k, v] : resp.headers) {
-    out += k;
-    out += ": ";
-    out += v;
-    out += "\r\n";
-  }
-  if (resp.extra_headers) out += *resp.extra_headers;
   if (!no_body) {
     out += "Content-Length: ";
     AppendInt(out, resp.body.size());

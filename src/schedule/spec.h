@@ -20,9 +20,15 @@
 
 #include "common/clock.h"
 #include "common/status.h"
-#include "schedule/cron.h"
+#include "cron/cron.h"
 
 namespace drover::schedule {
+
+// Schedules speak in cron expressions and time zones (src/cron: pure, shared with the control
+// center's value rules).
+using cron::Cron;
+using cron::FormatInZone;
+using cron::Zone;
 
 struct Action {
   std::string type;  // scale | stop | start_workflow | cleanup

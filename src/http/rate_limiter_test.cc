@@ -1,8 +1,8 @@
-#include "auth/rate_limiter.h"
+#include "http/rate_limiter.h"
 
 #include <gtest/gtest.h>
 
-namespace drover::auth {
+namespace drover::http {
 namespace {
 
 using std::chrono::milliseconds;
@@ -36,4 +36,4 @@ TEST(RateLimiter, RefillIsCappedAtBurst) {
 }
 
 }  // namespace
-}  // namespace drover::auth
+}  // namespace drover::http

@@ -1,10 +1,13 @@
 #pragma once
 // Who is calling: the key, its role and its tenant. Plain data, no I/O.
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
-namespace drover::auth {
+#include "common/status.h"
+
+namespace drover::http {
 
 // admin: everything, all tenants. user: its tenant's resources. viewer: read-only, its tenant.
 // agent: its own instance's endpoints and its environment's control-center variables.
@@ -30,4 +33,13 @@ struct Principal {
   bool CanSeeTenant(std::string_view t) const { return role == Role::kAdmin || t == tenant; }
 };
 
-}  // namespace drover::auth
+// Who is behind a bearer token: the key service (auth/keys.h) answers it for the pipeline.
+class Authenticator {
+ public:
+  virtual ~Authenticator() = default;
+  // The caller behind `token`. Unauthenticated when unknown; Unavailable when it cannot be
+  // told now.
+  virtual Result<std::shared_ptr<const Principal>> Authenticate(std::string_view token) = 0;
+};
+
+}  // namespace drover::http

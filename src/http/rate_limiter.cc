@@ -1,9 +1,9 @@
-#include "auth/rate_limiter.h"
+#include "http/rate_limiter.h"
 
 #include <algorithm>
 #include <functional>
 
-namespace drover::auth {
+namespace drover::http {
 
 RateLimiter::Decision RateLimiter::Take(const std::string& key, double rps, double burst,
                                         std::chrono::steady_clock::time_point now) {
@@ -25,4 +25,4 @@ RateLimiter::Decision RateLimiter::Take(const std::string& key, double rps, doub
   return {false, (1.0 - b.tokens) / rps};
 }
 
-}  // namespace drover::auth
+}  // namespace drover::http

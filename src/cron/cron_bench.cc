@@ -1,9 +1,9 @@
 // Next-fire computation, ns per call (issue 6 benchmark): `build/src/cron_bench`.
 #include <benchmark/benchmark.h>
 
-#include "schedule/cron.h"
+#include "cron/cron.h"
 
-namespace drover::schedule {
+namespace drover::cron {
 namespace {
 
 void BM_Next(benchmark::State& state, const char* expr, const char* zone_name) {
@@ -48,6 +48,6 @@ void BM_Parse(benchmark::State& state) {
 BENCHMARK(BM_Parse);
 
 }  // namespace
-}  // namespace drover::schedule
+}  // namespace drover::cron
 
 BENCHMARK_MAIN();

@@ -1,4 +1,4 @@
-#include "schedule/cron.h"
+#include "cron/cron.h"
 
 #include <date/tz.h>
 #include <fmt/format.h>
@@ -9,7 +9,7 @@
 
 #include "common/duration.h"
 
-namespace drover::schedule {
+namespace drover::cron {
 namespace {
 
 constexpr int64_t kDay = 86400;
@@ -336,4 +336,4 @@ std::optional<TimePoint> Cron::Next(TimePoint after, const Zone& zone, TimePoint
   }
 }
 
-}  // namespace drover::schedule
+}  // namespace drover::cron

@@ -1,6 +1,6 @@
-#include "auth/principal.h"
+#include "http/principal.h"
 
-namespace drover::auth {
+namespace drover::http {
 
 std::string_view RoleName(Role r) {
   switch (r) {
@@ -24,4 +24,4 @@ std::optional<Role> ParseRole(std::string_view s) {
   return std::nullopt;
 }
 
-}  // namespace drover::auth
+}  // namespace drover::http

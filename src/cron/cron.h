@@ -28,7 +28,7 @@ namespace date {
 class time_zone;
 }
 
-namespace drover::schedule {
+namespace drover::cron {
 
 // A time zone of the system tz database ("UTC", "Europe/Berlin").
 class Zone {
@@ -78,4 +78,4 @@ class Cron {
   std::optional<int64_t> NextWall(int64_t from, int64_t limit) const;
 };
 
-}  // namespace drover::schedule
+}  // namespace drover::cron

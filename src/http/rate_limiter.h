@@ -7,7 +7,7 @@
 #include <string>
 #include <unordered_map>
 
-namespace drover::auth {
+namespace drover::http {
 
 class RateLimiter {
  public:
@@ -31,4 +31,4 @@ class RateLimiter {
   std::array<Shard, 16> shards_;
 };
 
-}  // namespace drover::auth
+}  // namespace drover::http

@@ -1,4 +1,4 @@
-#include "schedule/cron.h"
+#include "cron/cron.h"
 
 #include <date/tz.h>
 #include <gtest/gtest.h>
@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-namespace drover::schedule {
+namespace drover::cron {
 namespace {
 
 TimePoint T(const char* rfc3339) { return *ParseRfc3339(rfc3339); }
@@ -233,4 +233,4 @@ TEST(Cron, SecondsMatchABruteForceReferenceAroundTransitions) {
 }
 
 }  // namespace
-}  // namespace drover::schedule
+}  // namespace drover::cron
