@@ -124,6 +124,31 @@ TEST_P(Cli, ValidationErrorsListFieldsAndExitNonZero) {
   EXPECT_NE(out.find("role: must be one of"), std::string::npos) << out;
 }
 
+TEST_P(Cli, AuditShowsCallsNewestFirstWithFilters) {
+  std::string out;
+  ASSERT_EQ(Run({"var", "set", "cc-a-audited", "x"}, &out), 0) << out;
+  ASSERT_EQ(Run({"var", "rm", "cc-a-audited"}, &out), 0) << out;
+  ASSERT_EQ(Run({"audit", "--kind", "variable", "--since", "1h"}, &out), 0) << out;
+  auto header = out.find("TIME");
+  auto removed = out.find("deleted");
+  auto set = out.find(" set ");
+  ASSERT_NE(header, std::string::npos) << out;
+  ASSERT_NE(removed, std::string::npos) << out;
+  ASSERT_NE(set, std::string::npos) << out;
+  EXPECT_LT(removed, set) << "newest first:\n" << out;
+  EXPECT_NE(out.find("accepted"), std::string::npos);
+  ASSERT_EQ(Run({"-o", "json", "audit", "--kind", "variable", "--limit", "1"}, &out), 0) << out;
+  auto items = boost::json::parse(out).as_array();
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].at("op").as_string(), "deleted");
+  EXPECT_EQ(items[0].at("name").as_string(), "cc-a-audited");
+  // Nothing in the future; bad times and limits are usage errors, before any request.
+  ASSERT_EQ(Run({"-o", "json", "audit", "--since", "2199-01-01T00:00:00Z"}, &out), 0) << out;
+  EXPECT_TRUE(boost::json::parse(out).as_array().empty()) << out;
+  EXPECT_EQ(Run({"audit", "--since", "yesterday"}, &out), 2) << out;
+  EXPECT_EQ(Run({"audit", "--limit", "0"}, &out), 2) << out;
+}
+
 TEST_P(Cli, UnreachableServerIsAClearError) {
   std::string out;
   int rc = RunDrover({"--addr", "http://127.0.0.1:1", "status"}, &out, {"DROVER_TOKEN=x"});

@@ -206,7 +206,7 @@ class Feed {
         co_await ex.Reply(std::move(r));
         co_return;
       }
-      p.query.after = p.query.upto;
+      p.query.after = std::max(p.query.after, p.query.upto);  // never back before the asked
       co_await http::WaitForChange(waiters_, kTopic, p.query.upto, left);
     }
   }
@@ -250,7 +250,7 @@ class Feed {
         p.query.after = entries->back().seq;  // more to catch up on
         continue;
       }
-      p.query.after = p.query.upto;
+      p.query.after = std::max(p.query.after, p.query.upto);
       if (waiters_.stopped()) co_return;
       auto idle = std::chrono::steady_clock::now() - last_write;
       if (idle >= p.heartbeat) {
