@@ -5,6 +5,7 @@
 #include <future>
 
 #include "common/random.h"
+#include "testing/fake_clock.h"
 #include "testing/faulty_store.h"
 #include "testing/store_fixture.h"
 
@@ -140,13 +141,8 @@ class UnknownKeysTest : public KeysTest {
     keys_ = std::make_unique<KeyService>(*faulty_, clock_);
   }
   void TearDown() override { keys_.reset(); }  // before the store it reads
-  // A clock whose steady time stands still: the lookup budget never refills.
-  class StillSteady final : public Clock {
-   public:
-    TimePoint Now() const override { return std::chrono::system_clock::now(); }
-    std::chrono::steady_clock::time_point Steady() const override { return t; }
-    std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();
-  } clock_;
+  // Stands still unless the test moves it: the lookup budget never refills.
+  testing::FakeClock clock_;
   std::unique_ptr<testing::FaultyStore> faulty_;
 };
 
@@ -211,7 +207,7 @@ TEST_P(UnknownKeysTest, WhileTheStoreFailsAKeyCachedBeforeStillWorks) {
   auto k = Create(admin_, {"ci", Role::kUser, "", {}, {}});
   ASSERT_TRUE(k.ok());
   ASSERT_TRUE(keys_->Authenticate(k->secret).ok());  // cached
-  clock_.t += std::chrono::seconds(6);               // past the cache time
+  clock_.Advance(std::chrono::seconds(6));           // past the cache time
   faulty_->fail_reads = true;
   auto r = keys_->Authenticate(k->secret);
   ASSERT_TRUE(r.ok()) << r.status().ToString();

@@ -1,7 +1,10 @@
 #pragma once
 // Time flows through Clock so tests can control it. Nothing else calls the system clock.
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,18 +15,26 @@ using TimePoint = std::chrono::system_clock::time_point;
 
 class Clock {
  public:
+  using SteadyTime = std::chrono::steady_clock::time_point;
   virtual ~Clock() = default;
   // Wall-clock time (for timestamps shown to users and stored).
   virtual TimePoint Now() const = 0;
   // Monotonic time (for durations, timeouts, rate limits).
-  virtual std::chrono::steady_clock::time_point Steady() const = 0;
+  virtual SteadyTime Steady() const = 0;
+  // Waits on `cv` (`lock` held on entry and on return) until `pred` holds or Steady() reaches
+  // `deadline`; returns pred(). Loops and threads that wait for time wait through here, so a
+  // test's fake clock (testing/fake_clock.h) decides when their time has come.
+  virtual bool WaitUntil(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                         SteadyTime deadline, const std::function<bool()>& pred) const = 0;
 };
 
 class SystemClock final : public Clock {
  public:
   TimePoint Now() const override { return std::chrono::system_clock::now(); }
-  std::chrono::steady_clock::time_point Steady() const override {
-    return std::chrono::steady_clock::now();
+  SteadyTime Steady() const override { return std::chrono::steady_clock::now(); }
+  bool WaitUntil(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                 SteadyTime deadline, const std::function<bool()>& pred) const override {
+    return cv.wait_until(lock, deadline, pred);
   }
   static SystemClock& Get();
 };

@@ -15,7 +15,10 @@ namespace drover::runtime {
 using SteadyClock = std::chrono::steady_clock;
 
 struct WorkQueue::Impl {
-  Impl(WorkQueueOptions o, Handler h) : opts(std::move(o)), handler(std::move(h)) {}
+  Impl(WorkQueueOptions o, Handler h)
+      : opts(std::move(o)),
+        clock(opts.clock ? *opts.clock : SystemClock::Get()),
+        handler(std::move(h)) {}
 
   // Sets `key` to be handled at `at`, unless it already is sooner. REQUIRES: mu held.
   void Schedule(const std::string& key, SteadyClock::time_point at) {
@@ -28,6 +31,7 @@ struct WorkQueue::Impl {
       due.emplace(key, at);
     }
     order.insert({at, key});
+    ++generation;
     cv.notify_one();
   }
 
@@ -48,7 +52,7 @@ struct WorkQueue::Impl {
     std::unique_lock lock(mu);
     while (!stopping) {
       // The earliest key that is due and not being handled by another worker.
-      auto now = SteadyClock::now();
+      auto now = clock.Steady();
       auto pick = order.end();
       SteadyClock::time_point next = SteadyClock::time_point::max();
       for (auto it = order.begin(); it != order.end(); ++it) {
@@ -60,10 +64,13 @@ struct WorkQueue::Impl {
         break;
       }
       if (pick == order.end()) {
+        // Until something changes (an add, a handler done, Stop) or the next key is due.
+        uint64_t seen = generation;
+        std::function<bool()> changed = [&] { return stopping || generation != seen; };
         if (next == SteadyClock::time_point::max()) {
-          cv.wait(lock);
+          cv.wait(lock, changed);
         } else {
-          cv.wait_until(lock, next);
+          clock.WaitUntil(lock, cv, next, changed);
         }
         continue;
       }
@@ -80,7 +87,8 @@ struct WorkQueue::Impl {
       }
       lock.lock();
       active.erase(key);
-      now = SteadyClock::now();
+      ++generation;
+      now = clock.Steady();
       if (!out.status.ok()) {
         int n = ++failures[key];
         auto wait = Backoff(n);
@@ -96,10 +104,12 @@ struct WorkQueue::Impl {
   }
 
   const WorkQueueOptions opts;
+  const Clock& clock;
   const Handler handler;
   mutable std::mutex mu;
   std::condition_variable cv;
-  bool stopping = false;                                            // GUARDED_BY(mu)
+  bool stopping = false;    // GUARDED_BY(mu)
+  uint64_t generation = 0;  // GUARDED_BY(mu): moves with every change a waiting worker awaits
   std::map<std::string, SteadyClock::time_point> due;               // GUARDED_BY(mu)
   std::set<std::pair<SteadyClock::time_point, std::string>> order;  // GUARDED_BY(mu)
   std::set<std::string> active;                                     // GUARDED_BY(mu)
@@ -127,7 +137,8 @@ void WorkQueue::Stop(std::chrono::milliseconds drain) {
     std::unique_lock lock(impl_->mu);
     impl_->stopping = true;
     impl_->cv.notify_all();
-    if (!impl_->cv.wait_for(lock, drain, [&] { return impl_->active.empty(); })) {
+    if (!impl_->clock.WaitUntil(lock, impl_->cv, impl_->clock.Steady() + drain,
+                                [&] { return impl_->active.empty(); })) {
       LogWarn("{}: {} handlers still running after {} ms; not waiting longer", impl_->opts.name,
               impl_->active.size(), drain.count());
       for (auto& t : impl_->threads) t.detach();
@@ -141,12 +152,12 @@ void WorkQueue::Stop(std::chrono::milliseconds drain) {
 
 void WorkQueue::Add(const std::string& key) {
   std::lock_guard lock(impl_->mu);
-  impl_->Schedule(key, SteadyClock::now());
+  impl_->Schedule(key, impl_->clock.Steady());
 }
 
 void WorkQueue::AddAfter(const std::string& key, std::chrono::milliseconds delay) {
   std::lock_guard lock(impl_->mu);
-  impl_->Schedule(key, SteadyClock::now() + delay);
+  impl_->Schedule(key, impl_->clock.Steady() + delay);
 }
 
 void WorkQueue::Forget(const std::string& key) {

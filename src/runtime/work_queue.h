@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "common/clock.h"
 #include "common/status.h"
 
 namespace drover::runtime {
@@ -21,6 +22,8 @@ struct WorkQueueOptions {
   int workers = 1;
   std::chrono::milliseconds backoff_base{100};  // the first retry of a failing key
   std::chrono::milliseconds backoff_max{std::chrono::minutes(5)};
+  // Whose time delays and backoffs follow (null: the system clock; tests: a FakeClock).
+  const Clock* clock = nullptr;
 };
 
 // What the handler of a key decides.

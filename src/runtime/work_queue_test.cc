@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "testing/fake_clock.h"
 #include "testing/temp_dir.h"
 
 namespace drover::runtime {
@@ -111,6 +112,58 @@ TEST(WorkQueueTest, AKeyAddedForLaterWaitsAndAnEarlierAddWins) {
   EXPECT_EQ(calls, 0);
   q.Add("k");  // sooner: replaces the later time
   ASSERT_TRUE(testing::WaitFor([&] { return calls == 1 && q.pending() == 0; }));
+  q.Stop();
+}
+
+// With a fake clock the retries come exactly when their backoff says: each call records the
+// fake time it ran at, and the clock only moves when the test moves it.
+TEST(WorkQueueTest, BackoffDoublesUpToItsMaximumOnTheClocksTime) {
+  testing::FakeClock clock;
+  std::mutex mu;
+  std::vector<Clock::SteadyTime> at;
+  WorkQueueOptions o{"t", 1, milliseconds(100), milliseconds(400), &clock};
+  WorkQueue q(o, [&](const std::string&) {
+    std::lock_guard lock(mu);
+    at.push_back(clock.Steady());
+    return at.size() < 5 ? Outcome::Failed(Status::Unavailable("not yet")) : Outcome::Done();
+  });
+  auto calls = [&] {
+    std::lock_guard lock(mu);
+    return at.size();
+  };
+  q.Start();
+  auto t0 = clock.Steady();
+  q.Add("k");
+  size_t done = 0;
+  for (auto step : {100, 200, 400, 400}) {
+    // Call `done + 1` ran and its retry is scheduled (the key is pending again): move on.
+    ++done;
+    ASSERT_TRUE(testing::WaitFor([&] { return calls() == done && q.pending() == 1; }));
+    clock.Advance(milliseconds(step));
+  }
+  ASSERT_TRUE(testing::WaitFor([&] { return calls() == 5 && q.pending() == 0; }));
+  q.Stop();
+  std::vector<int64_t> offsets;
+  for (auto t : at) {
+    offsets.push_back(std::chrono::duration_cast<milliseconds>(t - t0).count());
+  }
+  EXPECT_EQ(offsets, (std::vector<int64_t>{0, 100, 300, 700, 1100}));
+}
+
+TEST(WorkQueueTest, RequeueAfterWaitsForTheClock) {
+  testing::FakeClock clock;
+  std::atomic<int> calls{0};
+  WorkQueueOptions o{"t", 1, milliseconds(100), milliseconds(400), &clock};
+  WorkQueue q(o, [&](const std::string&) {
+    ++calls;
+    return Outcome::After(std::chrono::hours(1));
+  });
+  q.Start();
+  q.Add("tick");
+  ASSERT_TRUE(testing::WaitFor([&] { return calls == 1 && q.pending() == 1; }));
+  clock.Advance(std::chrono::minutes(59));
+  clock.Advance(std::chrono::minutes(1));
+  ASSERT_TRUE(testing::WaitFor([&] { return calls == 2 && q.pending() == 1; }));
   q.Stop();
 }
 

@@ -5,20 +5,11 @@
 #include <boost/json.hpp>
 #include <future>
 
+#include "testing/fake_clock.h"
 #include "testing/store_fixture.h"
 
 namespace drover::schedule {
 namespace {
-
-// A wall clock that stands still where the test puts it.
-class StillClock final : public Clock {
- public:
-  TimePoint Now() const override { return now; }
-  std::chrono::steady_clock::time_point Steady() const override {
-    return std::chrono::steady_clock::now();
-  }
-  TimePoint now;
-};
 
 class SchedulesTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
@@ -43,7 +34,7 @@ class SchedulesTest : public ::testing::TestWithParam<testing::Backend> {
     return p.get_future().get();
   }
   testing::TempDir dir_;
-  StillClock clock_;
+  testing::FakeClock clock_;  // stands still where the test puts it
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<ScheduleService> schedules_;
 };
@@ -53,7 +44,7 @@ DROVER_ON_ALL_BACKENDS(SchedulesTest);
 TEST_P(SchedulesTest, AManualTriggerNeverTakesTheSchedulesOwnDueTime) {
   auto s = Make(R"({"cron": "* * * * * *", "action": {"type": "stop", "environment": "web"}})");
   const int64_t due = 1'795'000'000'000;  // a whole second: one of this schedule's fire times
-  clock_.now = FromUnixMillis(due);
+  clock_.Set(FromUnixMillis(due));
   auto manual = Trigger(s);
   ASSERT_TRUE(manual.ok()) << manual.status().ToString();
   EXPECT_EQ(manual->due_ms, due + 1);
@@ -75,7 +66,7 @@ TEST_P(SchedulesTest, AManualTriggerNeverTakesTheSchedulesOwnDueTime) {
 TEST_P(SchedulesTest, AManualTriggerBetweenFireTimesIsDueWhenItWasMade) {
   auto s = Make(R"({"cron": "0 3 * * *", "action": {"type": "stop", "environment": "web"}})");
   const int64_t now = 1'795'000'000'123;
-  clock_.now = FromUnixMillis(now);
+  clock_.Set(FromUnixMillis(now));
   auto manual = Trigger(s);
   ASSERT_TRUE(manual.ok());
   EXPECT_EQ(manual->due_ms, now);
