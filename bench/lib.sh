@@ -62,7 +62,7 @@ start_drover_on() {
     start_pg "pg-$name"
     args+=(--db "$PG_URL")
   fi
-  start_drover "$name" "${args[@]}"
+  start_drover "$name" "${args[@]}" ${DROVER_ARGS:-}
 }
 stop_drover() { kill "$DROVER_PID" 2>/dev/null || true; wait "$DROVER_PID" 2>/dev/null || true; }
 

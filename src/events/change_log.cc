@@ -56,10 +56,10 @@ Status Record(store::Tx& tx, const ChangeRecord& c) {
     if (!seq.ok()) return seq.status();
     tx.TakeWriteIndex();  // this record's own: not the next record's
   }
-  auto at = tx.NowMillis();
-  if (!at.ok()) return at.status();
+  // The time is the database's, filled in when the batch's records are inserted (asking for it
+  // here would cost PostgreSQL a round trip per write).
   const store::Origin& o = store::CurrentOrigin();
-  Insert(tx, *seq, *at, c.tenant, c.kind, c.name, c.op,
+  Insert(tx, *seq, 0, c.tenant, c.kind, c.name, c.op,
          o.actor.empty() ? std::string("server") : o.actor,
          o.role.empty() ? std::string("system") : o.role, o.request_id, 0, c.summary);
   return tx.Notify(kTopic);
@@ -164,9 +164,7 @@ void ChangeLog::RecordRefusal(Refusal r) {
       [rec](store::Tx& tx) -> Status {
         auto seq = tx.NextIndex();
         if (!seq.ok()) return seq.status();
-        auto at = tx.NowMillis();
-        if (!at.ok()) return at.status();
-        Insert(tx, *seq, *at, rec->tenant, rec->kind, rec->name, rec->op, rec->actor, rec->role,
+        Insert(tx, *seq, 0, rec->tenant, rec->kind, rec->name, rec->op, rec->actor, rec->role,
                rec->request_id, rec->status, rec->summary);
         return Status::Ok();
       },

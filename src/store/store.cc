@@ -35,12 +35,18 @@ Status Tx::FlushChangeRows() {
 }
 
 Status Tx::InsertChangeRows(const std::vector<ChangeRow>& rows) {
+  int64_t now = 0;
   for (const auto& r : rows) {
+    if (r.at == 0 && now == 0) {
+      auto t = NowMillis();
+      if (!t.ok()) return t.status();
+      now = *t;
+    }
     DROVER_RETURN_IF_ERROR(Defer(
         "INSERT INTO changes (seq, at, tenant, kind, name, op, actor, role, request_id, status,"
         " summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        {r.seq, r.at, r.tenant, r.kind, r.name, r.op, r.actor, r.role, r.request_id, r.status,
-         r.summary},
+        {r.seq, r.at ? r.at : now, r.tenant, r.kind, r.name, r.op, r.actor, r.role, r.request_id,
+         r.status, r.summary},
         nullptr));
   }
   return Status::Ok();

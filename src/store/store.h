@@ -44,7 +44,7 @@ class Row {
 // Tx and inserted together when its batch commits.
 struct ChangeRow {
   int64_t seq = 0;
-  int64_t at = 0;
+  int64_t at = 0;  // 0: the database's clock when the rows are inserted
   std::string tenant, kind, name, op, actor, role, request_id;
   int64_t status = 0;
   std::string summary;

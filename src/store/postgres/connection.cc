@@ -440,6 +440,19 @@ Status PgTx::BeginLocked() {
 
 Status PgTx::Notify(std::string_view topic) { return AddTopic(writable_, topics_, topic); }
 
+Status PgTx::InsertChangeRows(const std::vector<ChangeRow>& rows) {
+  for (const auto& r : rows) {
+    DROVER_RETURN_IF_ERROR(Defer(
+        "INSERT INTO changes (seq, at, tenant, kind, name, op, actor, role, request_id, status,"
+        " summary) VALUES (?, CASE WHEN ? = 0 THEN (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
+        "::BIGINT ELSE ? END, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        {r.seq, r.at, r.at, r.tenant, r.kind, r.name, r.op, r.actor, r.role, r.request_id, r.status,
+         r.summary},
+        nullptr));
+  }
+  return Status::Ok();
+}
+
 Result<int64_t> PgTx::NowMillis() {
   return QueryInt("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT");
 }

@@ -97,6 +97,8 @@ class PgTx final : public Tx {
   Result<int64_t> NextIndex() override;
   Status Notify(std::string_view topic) override;
   Result<int64_t> NowMillis() override;
+  // One pipelined statement a row, the database's clock taken in the statement itself.
+  Status InsertChangeRows(const std::vector<ChangeRow>& rows) override;
   // While pipelining, deferred statements are queued and sent by Flush; otherwise they run at
   // once (the default).
   Status Defer(std::string_view sql, std::initializer_list<Param> params, DeferredFn done) override;

@@ -161,10 +161,11 @@ Status SqliteTx::InsertChangeRows(const std::vector<ChangeRow>& rows) {
     auto text = [&](const std::string& v) {
       sqlite3_bind_text(st, col++, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
     };
+    auto now = NowMillis();
     for (size_t i = at; i < at + n; ++i) {
       const ChangeRow& r = rows[i];
       sqlite3_bind_int64(st, col++, r.seq);
-      sqlite3_bind_int64(st, col++, r.at);
+      sqlite3_bind_int64(st, col++, r.at ? r.at : *now);
       text(r.tenant);
       text(r.kind);
       text(r.name);
