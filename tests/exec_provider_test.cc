@@ -108,7 +108,10 @@ TEST_F(ExecProviderTest, GroupModeScriptsCallEachCloudsCliWithTheResolvedCapacit
     EXPECT_NE(std::find(calls.begin(), calls.end(), c.want), calls.end())
         << "missing call: " << c.want << "\ncalls:\n"
         << ReadFile(calls_);
-    EXPECT_NE(Events(c.env).find("group size set to"), std::string::npos) << Events(c.env);
+    // The event is written once the call returned: wait for it rather than race it.
+    EXPECT_TRUE(WaitFor(
+        [&] { return Events(c.env).find("group size set to") != std::string::npos; }, 60000))
+        << Events(c.env);
   }
   EXPECT_EQ(calls.size(), cases.size()) << "one call per group";
   // A scale calls again; the same size again does not.
