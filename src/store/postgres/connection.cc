@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "common/json.h"
 #include "store/group_commit.h"
 
 namespace drover::store::postgres {
@@ -441,16 +442,37 @@ Status PgTx::BeginLocked() {
 Status PgTx::Notify(std::string_view topic) { return AddTopic(writable_, topics_, topic); }
 
 Status PgTx::InsertChangeRows(const std::vector<ChangeRow>& rows) {
+  // Every row in one statement, as one jsonb array (strings go out in binary format, and
+  // jsonb's binary form is a version byte, 1, then the text).
+  std::string json = "\x01[";
   for (const auto& r : rows) {
-    DROVER_RETURN_IF_ERROR(Defer(
-        "INSERT INTO changes (seq, at, tenant, kind, name, op, actor, role, request_id, status,"
-        " summary) VALUES (?, CASE WHEN ? = 0 THEN (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
-        "::BIGINT ELSE ? END, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        {r.seq, r.at, r.at, r.tenant, r.kind, r.name, r.op, r.actor, r.role, r.request_id, r.status,
-         r.summary},
-        nullptr));
+    if (json.size() > 2) json += ',';
+    json += "{\"seq\":" + std::to_string(r.seq) + ",\"at\":" + std::to_string(r.at) +
+            ",\"status\":" + std::to_string(r.status);
+    auto field = [&](std::string_view name, const std::string& v) {
+      json += ",\"";
+      json += name;
+      json += "\":";
+      AppendJsonString(json, v);
+    };
+    field("tenant", r.tenant);
+    field("kind", r.kind);
+    field("name", r.name);
+    field("op", r.op);
+    field("actor", r.actor);
+    field("role", r.role);
+    field("request_id", r.request_id);
+    field("summary", r.summary);
+    json += '}';
   }
-  return Status::Ok();
+  json += ']';
+  return Defer(
+      "INSERT INTO changes (seq, at, tenant, kind, name, op, actor, role, request_id, status,"
+      " summary) SELECT seq, CASE WHEN at = 0 THEN (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
+      "::BIGINT ELSE at END, tenant, kind, name, op, actor, role, request_id, status, summary"
+      " FROM jsonb_to_recordset(?::jsonb) AS x(seq BIGINT, at BIGINT, tenant TEXT, kind TEXT,"
+      " name TEXT, op TEXT, actor TEXT, role TEXT, request_id TEXT, status BIGINT, summary TEXT)",
+      {std::string_view(json)}, nullptr);
 }
 
 Result<int64_t> PgTx::NowMillis() {
