@@ -64,6 +64,13 @@ TEST(Config, BadSettingsFailClearly) {
   EXPECT_EQ(RunDrover({"server", "--data-dir", dir.path(), "--providers", "static,cloud"}, &out),
             2);
   EXPECT_NE(out.find("unknown provider 'cloud'"), std::string::npos) << out;
+  EXPECT_EQ(RunDrover({"server", "--data-dir", dir.path(), "--audit-retention", "30s"}, &out), 2);
+  EXPECT_NE(out.find("--audit-retention must be a duration of at least 1m"), std::string::npos)
+      << out;
+  EXPECT_EQ(RunDrover({"server", "--data-dir", dir.path(), "--store-read-timeout", "never"}, &out),
+            2);
+  EXPECT_NE(out.find("--store-read-timeout"), std::string::npos) << out;
+  EXPECT_NE(RunDrover({"server", "--data-dir", dir.path(), "--store-threads", "-5"}, &out), 0);
   EXPECT_FALSE(std::filesystem::exists(dir.File("drover.db"))) << "nothing made before the check";
   EXPECT_NE(RunDrover({"server", "--data-dir", dir.path(), "--listen", "nope"}, &out), 0);
   EXPECT_NE(out.find("--listen"), std::string::npos) << out;

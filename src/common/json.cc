@@ -226,4 +226,11 @@ const boost::json::object* DocumentSpec(const boost::json::object& top, std::str
   return spec && spec->is_object() ? &spec->as_object() : nullptr;
 }
 
+void AppendJsonField(std::string& out, std::string_view name, std::string_view value) {
+  out += ",\"";
+  out += name;
+  out += "\":";
+  AppendJsonString(out, value);
+}
+
 }  // namespace drover

@@ -28,6 +28,9 @@ std::string ToJson(const boost::json::value& v);
 // Appends `s` to `out` as a JSON string literal (with quotes).
 void AppendJsonString(std::string& out, std::string_view s);
 
+// Appends `,"name":"value"` (the value escaped): a field after the first of a hand-built object.
+void AppendJsonField(std::string& out, std::string_view name, std::string_view value);
+
 // Reads fields of one object. Not thread-safe; one per decode.
 class JsonDecoder {
  public:

@@ -38,11 +38,14 @@ std::string KindList(const std::vector<std::string>& kinds) {
   return s;
 }
 
-void Insert(store::Tx& tx, int64_t seq, int64_t at, const std::string& tenant,
-            const std::string& kind, const std::string& name, const std::string& op,
-            const std::string& actor, const std::string& role, const std::string& request_id,
-            int status, const std::string& summary) {
-  tx.AddChangeRow({seq, at, tenant, kind, name, op, actor, role, request_id, int64_t{status},
+void Insert(store::Tx& tx, int64_t seq, const std::string& tenant, const std::string& kind,
+            const std::string& name, const std::string& op, std::string_view actor,
+            std::string_view role, std::string_view request_id, int status,
+            const std::string& summary) {
+  // `at` 0: the database's clock when the batch's records are inserted (asking for it here
+  // would cost PostgreSQL a round trip per write).
+  tx.AddChangeRow({seq, 0, tenant, kind, name, op, std::string(actor), std::string(role),
+                   std::string(request_id), int64_t{status},
                    summary.empty() ? std::string("{}") : summary});
 }
 
@@ -56,34 +59,25 @@ Status Record(store::Tx& tx, const ChangeRecord& c) {
     if (!seq.ok()) return seq.status();
     tx.TakeWriteIndex();  // this record's own: not the next record's
   }
-  // The time is the database's, filled in when the batch's records are inserted (asking for it
-  // here would cost PostgreSQL a round trip per write).
   const store::Origin& o = store::CurrentOrigin();
-  Insert(tx, *seq, 0, c.tenant, c.kind, c.name, c.op,
-         o.actor.empty() ? std::string("server") : o.actor,
-         o.role.empty() ? std::string("system") : o.role, o.request_id, 0, c.summary);
+  Insert(tx, *seq, c.tenant, c.kind, c.name, c.op, o.actor.empty() ? "server" : o.actor,
+         o.role.empty() ? "system" : o.role, o.request_id, 0, c.summary);
   return tx.Notify(kTopic);
 }
 
 std::string EntryJson(const Entry& e) {
   std::string out = "{\"seq\":" + std::to_string(e.seq) + ",\"at\":";
   AppendJsonString(out, FormatRfc3339(FromUnixMillis(e.at_ms)));
-  auto field = [&](std::string_view name, std::string_view value) {
-    out += ",\"";
-    out += name;
-    out += "\":";
-    AppendJsonString(out, value);
-  };
-  field("tenant", e.tenant);
-  field("kind", e.kind);
-  field("name", e.name);
-  field("op", e.op);
+  AppendJsonField(out, "tenant", e.tenant);
+  AppendJsonField(out, "kind", e.kind);
+  AppendJsonField(out, "name", e.name);
+  AppendJsonField(out, "op", e.op);
   out += ",\"actor\":{\"key\":";
   AppendJsonString(out, e.actor);
   out += ",\"role\":";
   AppendJsonString(out, e.role);
   out += "}";
-  if (!e.request_id.empty()) field("request_id", e.request_id);
+  if (!e.request_id.empty()) AppendJsonField(out, "request_id", e.request_id);
   out += e.status == 0 ? ",\"result\":\"accepted\"" : ",\"result\":\"refused\"";
   if (e.status != 0) out += ",\"status\":" + std::to_string(e.status);
   out += ",\"summary\":";
@@ -164,7 +158,7 @@ void ChangeLog::RecordRefusal(Refusal r) {
       [rec](store::Tx& tx) -> Status {
         auto seq = tx.NextIndex();
         if (!seq.ok()) return seq.status();
-        Insert(tx, *seq, 0, rec->tenant, rec->kind, rec->name, rec->op, rec->actor, rec->role,
+        Insert(tx, *seq, rec->tenant, rec->kind, rec->name, rec->op, rec->actor, rec->role,
                rec->request_id, rec->status, rec->summary);
         return Status::Ok();
       },

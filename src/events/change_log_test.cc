@@ -20,7 +20,8 @@ class ChangeLogTest : public ::testing::TestWithParam<testing::Backend> {
   // One applied change, as `actor` would make it through the API.
   void Change(const std::string& tenant, const std::string& kind, const std::string& name,
               const std::string& actor = "k_1") {
-    store::ScopedOrigin origin({actor, "user", "req-" + name});
+    std::string request_id = "req-" + name;
+    store::ScopedOrigin origin({actor, "user", request_id});
     ASSERT_TRUE(store::WriteSync(*store_, [&](store::Tx& tx) {
                   return Record(tx, {tenant, kind, name, "created", "{\"n\":1}"});
                 }).ok());

@@ -84,11 +84,10 @@ void Pipeline::Dispatch(Request& req, const Responder& respond, Match m) {
     return respond(Response::Problem(Status::Internal("a streaming route needs the transport")));
   }
   // Writes the handler starts carry who asked for them into their change records.
-  store::ScopedOrigin origin(req.principal
-                                 ? store::Origin{req.principal->key_id,
-                                                 std::string(http::RoleName(req.principal->role)),
-                                                 req.request_id}
-                                 : store::Origin{"anonymous", "none", req.request_id});
+  store::ScopedOrigin origin(
+      req.principal
+          ? store::Origin{req.principal->key_id, RoleName(req.principal->role), req.request_id}
+          : store::Origin{"anonymous", "none", req.request_id});
   try {
     route.handler(req, respond);
   } catch (const std::exception& e) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <future>
 
@@ -55,6 +56,36 @@ TEST(Scheduler, AnActionFinishingAfterStopGaveUpIsStillRecorded) {
   })) << status;
   EXPECT_EQ(status, "failed") << "no environment 'web': the stop action fails, and says so";
   store.hold_after = -1;
+}
+
+// The leader's built-in cleanup also runs the tasks other parts hand it (the change log's
+// retention, wired by the app with --audit-retention).
+TEST(Scheduler, TheLeadersCleanupRunsTheCleanupTasks) {
+  testing::TempDir dir;
+  auto store = testing::OpenTestStore(dir);
+  ASSERT_TRUE(store);
+  auth::KeyService keys(*store, SystemClock::Get());
+  env::EnvironmentService envs(*store, SystemClock::Get(), keys);
+  ScheduleService schedules(*store, SystemClock::Get());
+  coord::Coordinator coord(*store, {"srv", std::chrono::seconds(10), {}, {}, {}});
+  std::atomic<int> ran{0};
+  SchedulerOptions options;
+  options.server_id = "srv";
+  options.cleanup_tasks.push_back([&] {
+    ++ran;
+    return Status::Ok();
+  });
+  Scheduler scheduler(schedules, envs, coord, *store, options);
+  coord.Start();
+  scheduler.Start();
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        scheduler.Poke();  // the leader lease may come after the first look
+        return ran > 0;
+      },
+      60000));
+  scheduler.Stop();
+  coord.Stop();
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "store/origin.h"
 
+#include <string>
+
 namespace drover::store {
 namespace {
 thread_local Origin current;
@@ -7,16 +9,16 @@ thread_local Origin current;
 
 const Origin& CurrentOrigin() { return current; }
 
-ScopedOrigin::ScopedOrigin(Origin origin) : saved_(std::move(current)) {
-  current = std::move(origin);
-}
+ScopedOrigin::ScopedOrigin(Origin origin) : saved_(current) { current = origin; }
 
-ScopedOrigin::~ScopedOrigin() { current = std::move(saved_); }
+ScopedOrigin::~ScopedOrigin() { current = saved_; }
 
 WriteFn WithCurrentOrigin(WriteFn fn) {
   if (current.empty()) return fn;
-  return [origin = current, fn = std::move(fn)](Tx& tx) {
-    ScopedOrigin scope(origin);
+  // Owned copies: the write runs later, on the writer thread, after the caller's scope ended.
+  return [actor = std::string(current.actor), role = std::string(current.role),
+          request_id = std::string(current.request_id), fn = std::move(fn)](Tx& tx) {
+    ScopedOrigin scope({actor, role, request_id});
     return fn(tx);
   };
 }

@@ -4,16 +4,18 @@
 // by the controllers; Store::Write captures it and restores it on the writer thread while the
 // write runs, so a change record written inside the transaction names its actor without every
 // service passing it along.
-#include <string>
+#include <string_view>
 
 #include "store/store.h"
 
 namespace drover::store {
 
+// Views of the caller's strings, valid for the scope that set them: setting the origin on every
+// request costs no allocation; a queued write copies it (WithCurrentOrigin).
 struct Origin {
-  std::string actor;  // an API key id, or "controller", "scheduler", ...; "" = unknown
-  std::string role;   // the key's role; "system" for the server's own work
-  std::string request_id;
+  std::string_view actor;  // an API key id, or "controller", "scheduler", ...; "" = unknown
+  std::string_view role;   // the key's role; "system" for the server's own work
+  std::string_view request_id;
   bool empty() const { return actor.empty() && request_id.empty(); }
 };
 

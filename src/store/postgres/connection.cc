@@ -449,20 +449,14 @@ Status PgTx::InsertChangeRows(const std::vector<ChangeRow>& rows) {
     if (json.size() > 2) json += ',';
     json += "{\"seq\":" + std::to_string(r.seq) + ",\"at\":" + std::to_string(r.at) +
             ",\"status\":" + std::to_string(r.status);
-    auto field = [&](std::string_view name, const std::string& v) {
-      json += ",\"";
-      json += name;
-      json += "\":";
-      AppendJsonString(json, v);
-    };
-    field("tenant", r.tenant);
-    field("kind", r.kind);
-    field("name", r.name);
-    field("op", r.op);
-    field("actor", r.actor);
-    field("role", r.role);
-    field("request_id", r.request_id);
-    field("summary", r.summary);
+    AppendJsonField(json, "tenant", r.tenant);
+    AppendJsonField(json, "kind", r.kind);
+    AppendJsonField(json, "name", r.name);
+    AppendJsonField(json, "op", r.op);
+    AppendJsonField(json, "actor", r.actor);
+    AppendJsonField(json, "role", r.role);
+    AppendJsonField(json, "request_id", r.request_id);
+    AppendJsonField(json, "summary", r.summary);
     json += '}';
   }
   json += ']';
