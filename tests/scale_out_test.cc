@@ -233,17 +233,30 @@ TEST_F(ScaleOut, ABlockingReadOnOneServerWakesOnAWriteThroughAnother) {
   ASSERT_EQ(a.NewClient().Do("PUT", "/v1/variables/cc-a-ref", R"({"value":"v1"})")->status, 201);
   std::vector<double> ms;
   for (int i = 2; i <= 11; ++i) {
-    auto first = b.NewClient().Do("GET", "/v1/variables?prefix=cc-a-");
-    std::string index = first->Header("X-Drover-Index");
     std::string want = "v" + std::to_string(i);
+    std::string index;
     std::promise<std::pair<client::Response, Clock::time_point>> got;
-    std::thread reader([&] {
-      auto r = b.NewClient().Do("GET", "/v1/variables?prefix=cc-a-&index=" + index + "&wait=60s");
-      got.set_value({*r, Clock::now()});
-    });
-    // The read is parked on B (no answer yet), then A writes.
-    auto fut = got.get_future();
-    EXPECT_EQ(fut.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+    std::future<std::pair<client::Response, Clock::time_point>> fut;
+    std::thread reader;
+    // Parks a read on B. Another change on the database (the leader's cleanup, say) may answer
+    // it before A writes — a wake-up the protocol allows, with a higher index (clients compare
+    // it, as with Consul): then park again.
+    for (int attempt = 0;; ++attempt) {
+      ASSERT_LT(attempt, 10) << "never parked";
+      auto first = b.NewClient().Do("GET", "/v1/variables?prefix=cc-a-");
+      index = first->Header("X-Drover-Index");
+      got = {};
+      fut = got.get_future();
+      reader = std::thread([&] {
+        auto r = b.NewClient().Do("GET", "/v1/variables?prefix=cc-a-&index=" + index + "&wait=60s");
+        got.set_value({*r, Clock::now()});
+      });
+      if (fut.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout) break;
+      auto early = fut.get().first;
+      reader.join();
+      ASSERT_GT(std::stoll(early.Header("X-Drover-Index")), std::stoll(index))
+          << "answered early without a change: " << early.body;
+    }
     auto put = a.NewClient().Do("PUT", "/v1/variables/cc-a-ref", R"({"value":")" + want + "\"}");
     auto acked = Clock::now();
     ASSERT_EQ(put->status, 200);
