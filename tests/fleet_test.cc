@@ -260,7 +260,8 @@ TEST_F(FleetTest, DeletingAnEnvironmentStopsItsAgents) {
   std::vector<int> pids;
   for (const auto& i : InState("gone", "running")) pids.push_back(Pid(i));
   ASSERT_EQ(server_->NewClient().Do("DELETE", "/v1/environments/gone")->status, 204);
-  for (int p : pids) EXPECT_TRUE(WaitFor([&] { return ::kill(p, 0) != 0; }, 30000)) << p;
+  for (int p : pids)
+    EXPECT_TRUE(WaitFor([&] { return ::kill(p, 0) != 0; }, 30000)) << p << server_->Log();
 }
 
 TEST(FleetRestart, AgentsOutliveAKilledServerAndAreAdoptedNotDuplicated) {

@@ -171,6 +171,9 @@ class Agent {
                    Clock::time_point deadline, std::string* why);
   void RotateLogs();
   bool SleepFor(std::chrono::milliseconds d);  // false when stopping
+  // Waits on cv_ (lock held) until `pred` or `d` passed, through the clock; returns pred().
+  bool WaitFor(std::unique_lock<std::mutex>& lock, std::chrono::milliseconds d,
+               const std::function<bool()>& pred);
   void WaitForNextRun(std::chrono::milliseconds interval);
 
   // --- signals ------------------------------------------------------------------------------
@@ -380,7 +383,7 @@ void Agent::HeartbeatLoop() {
     std::unique_lock lock(mu_);
     auto wait = s.ok() ? heartbeat_every_ : std::min(backoff, heartbeat_every_);
     if (!s.ok()) backoff = std::min(backoff * 2, std::chrono::milliseconds(30000));
-    if (cv_.wait_for(lock, wait, [&] { return stopping_ && !run_active_; })) return;
+    if (WaitFor(lock, wait, [&] { return stopping_ && !run_active_; })) return;
   }
 }
 
@@ -396,9 +399,15 @@ Vars Agent::Effective(const Vars& cc) const {
   return out;
 }
 
+bool Agent::WaitFor(std::unique_lock<std::mutex>& lock, std::chrono::milliseconds d,
+                    const std::function<bool()>& pred) {
+  const drover::Clock& clock = SystemClock::Get();
+  return clock.WaitUntil(lock, cv_, clock.Steady() + d, pred);
+}
+
 bool Agent::SleepFor(std::chrono::milliseconds d) {
   std::unique_lock lock(mu_);
-  return !cv_.wait_for(lock, d, [&] { return stopping_; });
+  return !WaitFor(lock, d, [&] { return stopping_; });
 }
 
 int64_t Agent::StepExit(const std::string& step, std::vector<std::string> argv,
@@ -718,7 +727,7 @@ void Agent::SignalLoop() {
   cv_.notify_all();
   if (source_) source_->Interrupt();
   std::unique_lock lock(mu_);
-  if (!cv_.wait_for(lock, o_.stop_grace, [&] { return !run_active_; })) {
+  if (!WaitFor(lock, o_.stop_grace, [&] { return !run_active_; })) {
     LogWarn("the run did not finish within the grace period: killing it");
     kill_run_ = true;
   }

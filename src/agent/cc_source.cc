@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <ctime>
 
+#include "common/clock.h"
 #include "common/random.h"
 
 namespace drover::agent {
@@ -42,7 +43,7 @@ Status CcSource::Verify(const client::Response& r, SignedMark& mark, int64_t* in
                        h->sig)) {
     return Status::PermissionDenied("refused: the signature does not match the set (tampered?)");
   }
-  if (h->expires < static_cast<int64_t>(std::time(nullptr))) {
+  if (h->expires < ToUnixMillis(SystemClock::Get().Now()) / 1000) {
     return Status::PermissionDenied("refused: the signed set has expired");
   }
   std::string digest = Sha256Hex(r.body);

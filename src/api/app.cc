@@ -32,23 +32,22 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       started_at_(FormatRfc3339(clock.Now())),
       keys_(store, clock),
       variables_(store, clock),
-      environments_(store, clock, keys_),
+      env_(store, clock, keys_),
       coordinator_(store, WithControllerPokes(coord)),
       schedules_(store, clock),
       waiters_(store),
       change_log_(store) {
   env::ProviderPolicy providers = fleet.providers;
-  controller_ =
-      std::make_unique<fleet::Controller>(store_, environments_, coordinator_, std::move(fleet));
+  controller_ = std::make_unique<fleet::Controller>(store_, env_, coordinator_, std::move(fleet));
   windows_ = std::make_unique<schedule::WindowBook>(schedules_, variables_, store_);
-  environments_.SetHolds([this](const std::string& tenant, const std::string& env,
-                                int64_t now) { return windows_->At(tenant, env, now); },
-                         [this] { return windows_->Version(); });
+  env_.environments.SetHolds([this](const std::string& tenant, const std::string& env,
+                                    int64_t now) { return windows_->At(tenant, env, now); },
+                             [this] { return windows_->Version(); });
   if (sched.server_id.empty()) sched.server_id = coord.server_id;
   sched.cleanup_tasks.push_back(
       [this, retention = sched.audit_retention] { return change_log_.Prune(retention).status(); });
-  scheduler_ = std::make_unique<schedule::Scheduler>(schedules_, environments_, coordinator_,
-                                                     store_, std::move(sched));
+  scheduler_ = std::make_unique<schedule::Scheduler>(schedules_, env_, coordinator_, store_,
+                                                     std::move(sched));
   AddSystemRoutes();
   AddClusterRoute();
   auth::AddKeyRoutes(router_, keys_);
@@ -56,11 +55,11 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   cc_views_ = control::AddControlCenterRoutes(
       router_, variables_,
       [this](const std::string& tenant, const std::string& env) {
-        return environments_.AgentVars(tenant, env);
+        return env_.environments.AgentVars(tenant, env);
       },
       store_, waiters_, std::move(cc));
-  env::AddEnvironmentRoutes(router_, environments_, store_, waiters_, std::move(providers));
-  schedule::AddScheduleRoutes(router_, schedules_, *scheduler_, environments_);
+  env::AddEnvironmentRoutes(router_, env_, store_, waiters_, std::move(providers));
+  schedule::AddScheduleRoutes(router_, schedules_, *scheduler_, env_.environments);
   events::AddEventRoutes(router_, change_log_, store_, waiters_);
   std::vector<std::pair<std::string, std::string>> names;
   for (const auto& r : router_.routes()) {
@@ -180,7 +179,7 @@ void App::StartGauges() {
 
 runtime::Outcome App::RefreshGauges() {
   constexpr auto kEvery = std::chrono::seconds(15);
-  auto envs = environments_.Count(ToUnixMillis(clock_.Now()));
+  auto envs = env_.environments.Count(ToUnixMillis(clock_.Now()));
   if (!envs.ok()) return runtime::Outcome::Failed(envs.status());
   auto scheds = schedules_.Count();
   if (!scheds.ok()) return runtime::Outcome::Failed(scheds.status());
@@ -194,17 +193,19 @@ runtime::Outcome App::RefreshGauges() {
       fam.With({k}).Set(it == counts.end() ? 0 : static_cast<double>(it->second));
     }
   };
-  static const std::set<std::string> kStates = {"starting", "running", "unhealthy", "failed",
-                                                "terminated"};
-  static const std::set<std::string> kPhases = {"ready", "scaling", "pending", "degraded",
-                                                "stopped"};
+  // Every state and phase always has its series, 0 when nothing is in it.
+  auto set_all = [](metrics::Family<metrics::Gauge>& fam, const auto& all, const auto& counts) {
+    for (auto k : all) {
+      auto it = counts.find(k);
+      fam.With({std::string(env::Name(k))})
+          .Set(it == counts.end() ? 0 : static_cast<double>(it->second));
+    }
+  };
   static const std::set<std::string> kStatuses = {"pending", "ok", "failed"};
   std::lock_guard lock(gauges_mu_);
-  if (seen_states_.empty()) seen_states_ = kStates;
-  if (seen_phases_.empty()) seen_phases_ = kPhases;
   if (seen_statuses_.empty()) seen_statuses_ = kStatuses;
-  set(*instances_by_state_, seen_states_, envs->instances_by_state);
-  set(*environments_by_phase_, seen_phases_, envs->environments_by_phase);
+  set_all(*instances_by_state_, env::kInstanceStates, envs->instances_by_state);
+  set_all(*environments_by_phase_, env::kPhases, envs->environments_by_phase);
   set(*firings_by_status_, seen_statuses_, scheds->firings_by_status);
   schedules_total_->Set(static_cast<double>(scheds->schedules));
   return runtime::Outcome::After(kEvery);

@@ -13,7 +13,7 @@
 #include "control/cc_api.h"
 #include "control/variables.h"
 #include "coord/coordinator.h"
-#include "env/environments.h"
+#include "env/services.h"
 #include "events/change_log.h"
 #include "fleet/controller.h"
 #include "http/blocking.h"
@@ -50,7 +50,7 @@ class App {
   const http::Router& router() const { return router_; }
   auth::KeyService& keys() { return keys_; }
   coord::Coordinator& coordinator() { return coordinator_; }
-  env::EnvironmentService& environments() { return environments_; }
+  env::Services& environments() { return env_; }
   // Started by the server process once it listens (local agents need its URL).
   fleet::Controller& controller() { return *controller_; }
   // Started by the server process too; fires schedules while this server is the leader.
@@ -76,7 +76,7 @@ class App {
   auth::KeyService keys_;
   http::RateLimiter limiter_;
   control::VariableService variables_;
-  env::EnvironmentService environments_;
+  env::Services env_;
   std::unique_ptr<control::ControlCenterViews> cc_views_;
   coord::CoordinatorOptions WithControllerPokes(coord::CoordinatorOptions o);
   coord::Coordinator coordinator_;
@@ -93,7 +93,7 @@ class App {
   metrics::Family<metrics::Gauge>* firings_by_status_ = nullptr;
   metrics::Gauge* schedules_total_ = nullptr;
   std::mutex gauges_mu_;
-  std::set<std::string> seen_states_, seen_phases_, seen_statuses_;  // GUARDED_BY(gauges_mu_)
+  std::set<std::string> seen_statuses_;  // GUARDED_BY(gauges_mu_)
   std::unique_ptr<runtime::WorkQueue> gauges_;
   int gauges_sub_ = -1;
   std::unique_ptr<http::Pipeline> pipeline_;

@@ -273,11 +273,20 @@ int RunServer() {
   // and a thread hop per request costs more than they do; bench/RESULTS.md).
   int store_threads =
       f.store_threads >= 0 ? f.store_threads : (store->Backend() == "postgres" ? 32 : 0);
-  std::unique_ptr<runtime::BlockingPool> store_pool;
+  std::shared_ptr<runtime::BlockingPool> store_pool;
   if (store_threads > 0) {
-    store_pool = std::make_unique<runtime::BlockingPool>(
+    store_pool = std::make_shared<runtime::BlockingPool>(
         runtime::BlockingPoolOptions{.threads = store_threads});
     http_opts.store_pool = store_pool.get();
+    // Blocking reads a change releases run their store read on the pool too.
+    app.waiters().SetExecutor([weak = std::weak_ptr(store_pool)](std::function<void()>& ready) {
+      auto pool = weak.lock();  // gone before the app on an early return: run it here
+      if (!pool) return false;
+      auto r = std::make_shared<std::function<void()>>(std::move(ready));
+      if (pool->TrySubmit([r](bool) { (*r)(); })) return true;
+      ready = std::move(*r);  // a full pool: the waiters' thread runs it
+      return false;
+    });
   }
   http::Server server(http_opts, app.pipeline());
   if (Status s = server.Start(); !s.ok()) {
@@ -322,8 +331,8 @@ int RunServer() {
   LogInfo("HTTP server stopped; stopping the fleet controller and releasing leases");
   app.scheduler().Stop();
   app.controller().Stop();
-  app.coordinator().Stop();   // releases its leases: other servers take over at once
-  app.environments().Stop();  // buffered heartbeat times are written
+  app.coordinator().Stop();             // releases its leases: other servers take over at once
+  app.environments().instances.Stop();  // buffered heartbeat times are written
   LogInfo("closing the store");
   store->Close();
   LogInfo("stopped cleanly");

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/json.h"
 
 namespace drover {
@@ -83,7 +84,7 @@ void AppendTime(std::string& out) {
   thread_local int64_t cached_sec = -1;
   thread_local char prefix[32];
   thread_local size_t prefix_len = 0;
-  auto now = std::chrono::system_clock::now();
+  auto now = SystemClock::Get().Now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   int64_t sec = ms / 1000;
   if (sec != cached_sec) {

@@ -1,50 +1,49 @@
 #include "coord/coordinator.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
-#include <thread>
 
 #include "common/log.h"
+#include "runtime/work_queue.h"
 
 namespace drover::coord {
 
 constexpr std::string_view kServerPrefix = "server/";
 constexpr std::string_view kResourcePrefix = "resource/";
 constexpr std::string_view kLeader = "leader";
+constexpr const char* kRoundKey = "round";  // its work queue's one key
 
 struct Coordinator::Impl {
   Impl(store::Store& s, CoordinatorOptions o) : store(s), leases(s), opts(std::move(o)) {
     std::sort(opts.resources.begin(), opts.resources.end());
     configured = opts.resources;
+    queue = std::make_unique<runtime::WorkQueue>(
+        runtime::WorkQueueOptions{.name = "coordinator",
+                                  .workers = 1,
+                                  .backoff_base = opts.ttl / 3,
+                                  .backoff_max = opts.ttl / 3,
+                                  .clock = nullptr},
+        [this](const std::string&) {
+          Tick();
+          return runtime::Outcome::After(
+              std::chrono::duration_cast<std::chrono::milliseconds>(opts.ttl / 3));
+        });
   }
 
   store::Store& store;
   store::Leases leases;
   CoordinatorOptions opts;
   std::vector<std::string> configured;  // the resources given in the options (immutable)
-  std::thread thread;
+  // One key, one worker: a round every ttl/3, at once when poked.
+  std::unique_ptr<runtime::WorkQueue> queue;
   mutable std::mutex mu;
-  std::condition_variable cv;
-  bool stop = false;                         // GUARDED_BY(mu)
-  bool poke = false;                         // GUARDED_BY(mu): run a round now
+  bool stopped = false;                      // GUARDED_BY(mu)
   std::map<std::string, store::Lease> held;  // GUARDED_BY(mu): resource and leader leases
   std::optional<store::Lease> membership;    // coordinator thread only
 
   std::string ResourceLease(const std::string& r) const { return std::string(kResourcePrefix) + r; }
-
-  void Loop() {
-    std::unique_lock lock(mu);
-    while (!stop) {
-      lock.unlock();
-      Tick();
-      lock.lock();
-      cv.wait_for(lock, opts.ttl / 3, [&] { return stop || poke; });
-      poke = false;
-    }
-  }
 
   void Gained(const store::Lease& l) {
     {
@@ -214,17 +213,17 @@ Coordinator::Coordinator(store::Store& store, CoordinatorOptions options)
 Coordinator::~Coordinator() { Stop(); }
 
 void Coordinator::Start() {
-  impl_->thread = std::thread([this] { impl_->Loop(); });
+  impl_->queue->Start();
+  impl_->queue->Add(kRoundKey);
 }
 
 void Coordinator::Stop() {
   {
     std::lock_guard lock(impl_->mu);
-    if (impl_->stop) return;
-    impl_->stop = true;
-    impl_->cv.notify_all();
+    if (impl_->stopped) return;
+    impl_->stopped = true;
   }
-  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->queue->Stop();
   impl_->ReleaseAll();
 }
 
@@ -236,8 +235,7 @@ void Coordinator::SetResources(std::vector<std::string> resources) {
   std::lock_guard lock(impl_->mu);
   if (impl_->opts.resources == resources) return;
   impl_->opts.resources = std::move(resources);
-  impl_->poke = true;  // a new resource should not wait a whole round for its lease
-  impl_->cv.notify_all();
+  impl_->queue->Add(kRoundKey);  // a new resource should not wait a whole round for its lease
 }
 
 std::optional<store::Lease> Coordinator::Held(const std::string& name) const {

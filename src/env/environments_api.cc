@@ -30,7 +30,7 @@ boost::json::object InstanceJson(const Instance& i) {
   boost::json::object o{
       {"id", i.id},
       {"environment", i.environment},
-      {"state", i.state},
+      {"state", Name(i.state)},
       {"hostname", i.hostname},
       {"address", i.address},
       {"provider_id", i.provider_id},
@@ -71,7 +71,7 @@ boost::json::object StatusJson(const Environment& e, const DesiredCapacity& d,
   for (const auto& i : instances) tally.Add(i.state);
   int64_t running = tally.running;
   std::optional<int64_t> desired = d.desired;
-  std::string phase(PhaseOf(!e.spec_error.empty(), desired, tally));
+  Phase phase = PhaseOf(!e.spec_error.empty(), desired, tally);
   boost::json::array list;
   for (const auto& i : instances) list.push_back(InstanceJson(i));
   std::string reason =
@@ -82,9 +82,9 @@ boost::json::object StatusJson(const Environment& e, const DesiredCapacity& d,
     // Nothing acts on a spec that does not parse: say so rather than show its defaults.
     conditions.push_back({{"type", "SpecValid"}, {"status", false}, {"reason", e.spec_error}});
   }
-  conditions.push_back({{"type", "Ready"}, {"status", phase == "ready"}, {"reason", reason}});
+  conditions.push_back({{"type", "Ready"}, {"status", phase == Phase::kReady}, {"reason", reason}});
   return {
-      {"phase", phase},
+      {"phase", Name(phase)},
       {"desired", desired ? boost::json::value(*desired) : boost::json::value(nullptr)},
       {"desired_from", d.source},
       {"running", running},
@@ -121,8 +121,8 @@ boost::json::object EnvironmentJson(const Environment& e, const http::Principal&
 }
 
 // The capacity in force now and where it comes from.
-DesiredCapacity CapacityNow(EnvironmentService& envs, const Environment& e) {
-  return envs.CapacityOf(e, ToUnixMillis(SystemClock::Get().Now()));
+DesiredCapacity CapacityNow(Services& envs, const Environment& e) {
+  return envs.environments.CapacityOf(e, ToUnixMillis(SystemClock::Get().Now()));
 }
 
 // The environment named in the path, as the caller's tenant sees it.
@@ -224,15 +224,15 @@ Result<int64_t> RunSeqParam(const Request& req) {
 }
 
 // The run /v1/instances/{id}/runs/{n} names, as the caller may see it.
-Result<Run> RunInPath(EnvironmentService& envs, const Request& req) {
-  auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+Result<Run> RunInPath(Services& envs, const Request& req) {
+  auto inst = envs.instances.InstanceFor(*req.principal, req.Param("id"));
   if (!inst.ok()) return inst.status();
   auto seq = RunSeqParam(req);
   if (!seq.ok()) return seq.status();
-  return envs.GetRun(inst->id, *seq);
+  return envs.runs.GetRun(inst->id, *seq);
 }
 
-void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::Store& store,
+void AddEnvironmentCrud(http::Router& router, Services& envs, store::Store& store,
                         http::Waiters& waiters, ProviderPolicy providers) {
   router.Add(http::Method::kPut, "/v1/environments/{name}", http::Access::kAny,
              [&envs, providers](Request& req, Responder respond) {
@@ -247,14 +247,14 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                  return http::SendError(respond, s);
                }
                auto caller = req.principal;
-               envs.Put(addr->first, addr->second, std::move(*spec),
-                        [respond, caller](Result<std::pair<Environment, Written>> r) {
-                          if (!r.ok()) return http::SendError(respond, r.status());
-                          auto body = EnvironmentJson(r->first, *caller);
-                          bool created = r->second == Written::kCreated;
-                          if (created) body["join_token"] = r->first.join_token;
-                          respond(http::WrittenResponse(r->second, body));
-                        });
+               envs.environments.Put(addr->first, addr->second, std::move(*spec),
+                                     [respond, caller](Result<std::pair<Environment, Written>> r) {
+                                       if (!r.ok()) return http::SendError(respond, r.status());
+                                       auto body = EnvironmentJson(r->first, *caller);
+                                       bool created = r->second == Written::kCreated;
+                                       if (created) body["join_token"] = r->first.join_token;
+                                       respond(http::WrittenResponse(r->second, body));
+                                     });
              });
   router.Add(http::Method::kGet, "/v1/environments/{name}", http::Access::kAny,
              [&envs, &store, &waiters](Request& req, Responder respond) {
@@ -265,9 +265,9 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                    [&envs, &store, respond, addr = *addr, caller = req.principal,
                     inm = std::string(req.Header("If-None-Match"))] {
                      int64_t index = store.LastIndex();
-                     auto e = envs.Get(addr.first, addr.second);
+                     auto e = envs.environments.Get(addr.first, addr.second);
                      if (!e.ok()) return http::SendError(respond, e.status());
-                     auto inst = envs.Instances(addr.first, addr.second);
+                     auto inst = envs.instances.Instances(addr.first, addr.second);
                      if (!inst.ok()) return http::SendError(respond, inst.status());
                      auto d = CapacityNow(envs, *e);
                      http::RespondWithIndex(
@@ -281,12 +281,12 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                if (!tenant.ok()) return http::SendError(respond, tenant.status());
                auto limit = http::ReadLimit(req, 100, 1000);
                if (!limit.ok()) return http::SendError(respond, limit.status());
-               auto page =
-                   envs.List(*tenant, std::string(req.Query("cursor").value_or("")), *limit);
+               auto page = envs.environments.List(
+                   *tenant, std::string(req.Query("cursor").value_or("")), *limit);
                if (!page.ok()) return http::SendError(respond, page.status());
                boost::json::array items;
                for (const auto& e : page->items) {
-                 auto inst = envs.Instances(e.tenant, e.name);
+                 auto inst = envs.instances.Instances(e.tenant, e.name);
                  if (!inst.ok()) return http::SendError(respond, inst.status());
                  auto d = CapacityNow(envs, e);
                  auto o = EnvironmentJson(e, *req.principal, &*inst, &d);
@@ -301,7 +301,7 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
              [&envs](Request& req, Responder respond) {
                auto addr = EnvAddress(req);
                if (!addr.ok()) return http::SendError(respond, addr.status());
-               envs.Delete(addr->first, addr->second, http::NoContentOr(respond));
+               envs.environments.Delete(addr->first, addr->second, http::NoContentOr(respond));
              });
   router.Add(http::Method::kPost, "/v1/environments/{name}/scale", http::Access::kAny,
              [&envs](Request& req, Responder respond) {
@@ -322,11 +322,12 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                }
                if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
                auto caller = req.principal;
-               envs.Scale(addr->first, addr->second, std::move(capacity),
-                          [respond, caller](Result<Environment> e) {
-                            if (!e.ok()) return http::SendError(respond, e.status());
-                            respond(http::JsonResponse(200, EnvironmentJson(*e, *caller)));
-                          });
+               envs.environments.Scale(
+                   addr->first, addr->second, std::move(capacity),
+                   [respond, caller](Result<Environment> e) {
+                     if (!e.ok()) return http::SendError(respond, e.status());
+                     respond(http::JsonResponse(200, EnvironmentJson(*e, *caller)));
+                   });
              });
   router.Add(http::Method::kGet, "/v1/environments/{name}/instances", http::Access::kAny,
              [&envs](Request& req, Responder respond) {
@@ -334,10 +335,10 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
                if (!addr.ok()) return http::SendError(respond, addr.status());
                auto all = http::ReadBool(req, "all");
                if (!all.ok()) return http::SendError(respond, all.status());
-               if (auto e = envs.Get(addr->first, addr->second); !e.ok()) {
+               if (auto e = envs.environments.Get(addr->first, addr->second); !e.ok()) {
                  return http::SendError(respond, e.status());
                }
-               auto inst = envs.Instances(addr->first, addr->second, *all);
+               auto inst = envs.instances.Instances(addr->first, addr->second, *all);
                if (!inst.ok()) return http::SendError(respond, inst.status());
                boost::json::array items;
                for (const auto& i : *inst) items.push_back(InstanceJson(i));
@@ -351,11 +352,11 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
         if (!addr.ok()) return http::SendError(respond, addr.status());
         auto limit = http::ReadLimit(req, 100, 1000);
         if (!limit.ok()) return http::SendError(respond, limit.status());
-        if (auto e = envs.Get(addr->first, addr->second); !e.ok()) {
+        if (auto e = envs.environments.Get(addr->first, addr->second); !e.ok()) {
           return http::SendError(respond, e.status());
         }
-        auto page = envs.Events(addr->first, addr->second,
-                                std::string(req.Query("cursor").value_or("")), *limit);
+        auto page = envs.events.Events(addr->first, addr->second,
+                                       std::string(req.Query("cursor").value_or("")), *limit);
         if (!page.ok()) return http::SendError(respond, page.status());
         boost::json::array items;
         for (const auto& ev : page->items) {
@@ -372,55 +373,56 @@ void AddEnvironmentCrud(http::Router& router, EnvironmentService& envs, store::S
       });
 }
 
-void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
+void AddAgentRoutes(http::Router& router, Services& envs) {
   // The join token is the credential here, not an API key: the route is public to the pipeline
   // and checks the token itself.
-  router.Add(
-      http::Method::kPost, "/v1/environments/{name}/join", http::Access::kPublic,
-      [&envs](Request& req, Responder respond) {
-        const std::string& name = req.Param("name");
-        if (!IsValidName(name)) {
-          return http::SendError(
-              respond, Status::InvalidArgument("environment name " + std::string(kNameRule)));
-        }
-        std::string_view auth = req.Header("Authorization");
-        if (!auth.starts_with("Bearer ") || auth.size() <= 7) {
-          auto r =
-              Response::Problem(401, "", "send the join token as 'Authorization: Bearer <token>'");
-          r.AddHeader("WWW-Authenticate", "Bearer");
-          return respond(std::move(r));
-        }
-        std::string hostname, facts = "{}", instance_id;
-        if (!req.body.empty()) {
-          auto body = http::ReadJsonBody(req);
-          if (!body.ok()) return http::SendError(respond, body.status());
-          JsonDecoder d(*body);
-          hostname = d.String("hostname", false).value_or("");
-          instance_id = d.String("instance_id", false).value_or("");
-          if (instance_id.size() > 64) d.AddError("instance_id", "at most 64 characters");
-          if (hostname.size() > 255) d.AddError("hostname", "must be at most 255 characters");
-          if (const auto* f = d.Raw("facts", false)) {
-            if (!f->is_object()) d.AddError("facts", "must be an object");
-            facts = ToJson(*f);
-            if (facts.size() > 16384) d.AddError("facts", "must be at most 16 KiB as JSON");
-          }
-          if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
-        }
-        envs.Join(name, std::string(auth.substr(7)), std::move(hostname), std::move(facts),
-                  std::move(instance_id), [respond](Result<Joined> j) {
-                    if (!j.ok()) return http::SendError(respond, j.status());
-                    const auto& h = j->environment.spec.health;
-                    respond(http::JsonResponse(
-                        201, boost::json::object{
-                                 {"instance_id", j->instance_id},
-                                 {"agent_key", j->agent_key},
-                                 {"environment", j->environment.name},
-                                 {"heartbeat_interval", FormatDuration(h.heartbeat_interval)}}));
-                  });
-      });
+  router.Add(http::Method::kPost, "/v1/environments/{name}/join", http::Access::kPublic,
+             [&envs](Request& req, Responder respond) {
+               const std::string& name = req.Param("name");
+               if (!IsValidName(name)) {
+                 return http::SendError(respond, Status::InvalidArgument("environment name " +
+                                                                         std::string(kNameRule)));
+               }
+               std::string_view auth = req.Header("Authorization");
+               if (!auth.starts_with("Bearer ") || auth.size() <= 7) {
+                 auto r = Response::Problem(
+                     401, "", "send the join token as 'Authorization: Bearer <token>'");
+                 r.AddHeader("WWW-Authenticate", "Bearer");
+                 return respond(std::move(r));
+               }
+               std::string hostname, facts = "{}", instance_id;
+               if (!req.body.empty()) {
+                 auto body = http::ReadJsonBody(req);
+                 if (!body.ok()) return http::SendError(respond, body.status());
+                 JsonDecoder d(*body);
+                 hostname = d.String("hostname", false).value_or("");
+                 instance_id = d.String("instance_id", false).value_or("");
+                 if (instance_id.size() > 64) d.AddError("instance_id", "at most 64 characters");
+                 if (hostname.size() > 255)
+                   d.AddError("hostname", "must be at most 255 characters");
+                 if (const auto* f = d.Raw("facts", false)) {
+                   if (!f->is_object()) d.AddError("facts", "must be an object");
+                   facts = ToJson(*f);
+                   if (facts.size() > 16384) d.AddError("facts", "must be at most 16 KiB as JSON");
+                 }
+                 if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
+               }
+               envs.instances.Join(
+                   name, std::string(auth.substr(7)), std::move(hostname), std::move(facts),
+                   std::move(instance_id), [respond](Result<Joined> j) {
+                     if (!j.ok()) return http::SendError(respond, j.status());
+                     const auto& h = j->environment.spec.health;
+                     respond(http::JsonResponse(
+                         201, boost::json::object{
+                                  {"instance_id", j->instance_id},
+                                  {"agent_key", j->agent_key},
+                                  {"environment", j->environment.name},
+                                  {"heartbeat_interval", FormatDuration(h.heartbeat_interval)}}));
+                   });
+             });
   router.Add(http::Method::kGet, "/v1/instances/{id}", http::Access::kAgent,
              [&envs](Request& req, Responder respond) {
-               auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+               auto inst = envs.instances.InstanceFor(*req.principal, req.Param("id"));
                if (!inst.ok()) return http::SendError(respond, inst.status());
                respond(http::JsonResponse(200, InstanceJson(*inst)));
              });
@@ -468,22 +470,13 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
           }
           if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
         }
-        auto answer = [respond, &envs](const std::string& tenant, const std::string& env) {
-          std::string interval = FormatDuration(envs.HeartbeatInterval(tenant, env));
-          respond(http::JsonResponse(200, boost::json::object{{"heartbeat_interval", interval}}));
-        };
-        const auto& caller = *req.principal;
-        if (envs.QuietHeartbeat(caller, req.Param("id"), hb)) {
-          return answer(caller.tenant, caller.environment);
-        }
-        auto inst = envs.InstanceFor(caller, req.Param("id"));
-        if (!inst.ok()) return http::SendError(respond, inst.status());
-        std::string env = inst->environment, tenant = inst->tenant;
-        envs.RecordHeartbeat(std::move(*inst), std::move(hb),
-                             [respond, answer, env, tenant](Status s) {
-                               if (!s.ok()) return http::SendError(respond, s);
-                               answer(tenant, env);
-                             });
+        envs.instances.RecordHeartbeat(
+            *req.principal, req.Param("id"), std::move(hb),
+            [respond](Result<std::chrono::milliseconds> interval) {
+              if (!interval.ok()) return http::SendError(respond, interval.status());
+              respond(http::JsonResponse(
+                  200, boost::json::object{{"heartbeat_interval", FormatDuration(*interval)}}));
+            });
       });
   // The agent stops for good (SIGTERM): the instance is terminated, its key revoked.
   router.Add(http::Method::kPost, "/v1/instances/{id}/leave", http::Access::kAgent,
@@ -499,24 +492,25 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
                  }
                  if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
                }
-               auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+               auto inst = envs.instances.InstanceFor(*req.principal, req.Param("id"));
                if (!inst.ok()) return http::SendError(respond, inst.status());
-               envs.Leave(std::move(*inst), "left: " + reason, http::NoContentOr(respond));
+               envs.instances.Leave(std::move(*inst), "left: " + reason,
+                                    http::NoContentOr(respond));
              });
   // Forget an instance (drover env instances rm): its row, runs and agent key.
   router.Add(http::Method::kDelete, "/v1/instances/{id}", http::Access::kAny,
              [&envs](Request& req, Responder respond) {
-               auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+               auto inst = envs.instances.InstanceFor(*req.principal, req.Param("id"));
                if (!inst.ok()) return http::SendError(respond, inst.status());
-               envs.Forget(std::move(*inst), http::NoContentOr(respond));
+               envs.instances.Forget(std::move(*inst), http::NoContentOr(respond));
              });
   router.Add(http::Method::kPost, "/v1/instances/{id}/runs", http::Access::kAgent,
              [&envs](Request& req, Responder respond) {
-               auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+               auto inst = envs.instances.InstanceFor(*req.principal, req.Param("id"));
                if (!inst.ok()) return http::SendError(respond, inst.status());
                auto report = ParseRunReport(req);
                if (!report.ok()) return http::SendError(respond, report.status());
-               envs.RecordRun(
+               envs.runs.RecordRun(
                    std::move(*inst), std::move(*report), [respond](Result<std::pair<Run, bool>> r) {
                      if (!r.ok()) return http::SendError(respond, r.status());
                      respond(http::JsonResponse(r->second ? 201 : 200, RunJson(r->first, false)));
@@ -524,12 +518,12 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
              });
   router.Add(http::Method::kGet, "/v1/instances/{id}/runs", http::Access::kAgent,
              [&envs](Request& req, Responder respond) {
-               auto inst = envs.InstanceFor(*req.principal, req.Param("id"));
+               auto inst = envs.instances.InstanceFor(*req.principal, req.Param("id"));
                if (!inst.ok()) return http::SendError(respond, inst.status());
                auto limit = http::ReadLimit(req, 50, 1000);
                if (!limit.ok()) return http::SendError(respond, limit.status());
                auto page =
-                   envs.Runs(inst->id, std::string(req.Query("cursor").value_or("")), *limit);
+                   envs.runs.Runs(inst->id, std::string(req.Query("cursor").value_or("")), *limit);
                if (!page.ok()) return http::SendError(respond, page.status());
                boost::json::array items;
                for (const auto& r : page->items) items.push_back(RunJson(r, false));
@@ -555,7 +549,7 @@ void AddAgentRoutes(http::Router& router, EnvironmentService& envs) {
 
 }  // namespace
 
-void AddEnvironmentRoutes(http::Router& router, EnvironmentService& envs, store::Store& store,
+void AddEnvironmentRoutes(http::Router& router, Services& envs, store::Store& store,
                           http::Waiters& waiters, ProviderPolicy providers) {
   AddEnvironmentCrud(router, envs, store, waiters, std::move(providers));
   AddAgentRoutes(router, envs);

@@ -6,13 +6,13 @@
 //   GET  /v1/instances/{id}
 //   POST /v1/instances/{id}/heartbeat, POST|GET /v1/instances/{id}/runs,
 //   GET  /v1/instances/{id}/runs/{n}, GET /v1/instances/{id}/runs/{n}/log
-#include "env/environments.h"
+#include "env/services.h"
 #include "http/blocking.h"
 #include "http/router.h"
 
 namespace drover::env {
 
-void AddEnvironmentRoutes(http::Router& router, EnvironmentService& envs, store::Store& store,
+void AddEnvironmentRoutes(http::Router& router, Services& envs, store::Store& store,
                           http::Waiters& waiters, ProviderPolicy providers);
 
 }  // namespace drover::env

@@ -3,12 +3,25 @@
 #include <vector>
 
 #include "common/log.h"
+#include "runtime/work_queue.h"
 
 namespace drover::env {
 
 HeartbeatBuffer::HeartbeatBuffer(store::Store& store, const Clock& clock,
                                  std::chrono::milliseconds period)
-    : store_(store), clock_(clock), period_(period) {}
+    : store_(store), clock_(clock), period_(period) {
+  flusher_ = std::make_unique<runtime::WorkQueue>(
+      runtime::WorkQueueOptions{.name = "heartbeats",
+                                .workers = 1,
+                                .backoff_base = period,
+                                .backoff_max = std::chrono::seconds(30),
+                                .clock = &clock},
+      [this](const std::string&) {
+        Status s = Flush();
+        if (!s.ok()) LogWarn("writing buffered heartbeats: {}", s.message());
+        return s.ok() ? runtime::Outcome::Done() : runtime::Outcome::Failed(s);
+      });
+}
 
 HeartbeatBuffer::~HeartbeatBuffer() { Stop(); }
 
@@ -19,7 +32,16 @@ void HeartbeatBuffer::Record(const std::string& id, std::string fingerprint) {
   pending_[id] = now;
   if (quiet_.size() > 1000000) quiet_.clear();  // bounded
   quiet_[id] = std::move(fingerprint);
-  if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+  Schedule();
+}
+
+// GUARDED_BY(mu_): the flusher starts with the first heartbeat and writes within a period.
+void HeartbeatBuffer::Schedule() {
+  if (!started_) {
+    started_ = true;
+    flusher_->Start();
+  }
+  flusher_->AddAfter(kFlushKey, period_);
 }
 
 bool HeartbeatBuffer::Quiet(const std::string& id, const std::string& fingerprint) {
@@ -28,6 +50,7 @@ bool HeartbeatBuffer::Quiet(const std::string& id, const std::string& fingerprin
   auto it = quiet_.find(id);
   if (stop_ || it == quiet_.end() || it->second != fingerprint) return false;
   pending_[id] = now;
+  Schedule();
   return true;
 }
 
@@ -81,25 +104,13 @@ Status HeartbeatBuffer::Flush() {
   return s;
 }
 
-void HeartbeatBuffer::Loop() {
-  std::unique_lock lock(mu_);
-  while (!stop_) {
-    cv_.wait_for(lock, period_, [&] { return stop_; });
-    if (stop_) break;
-    lock.unlock();
-    if (Status s = Flush(); !s.ok()) LogWarn("writing buffered heartbeats: {}", s.message());
-    lock.lock();
-  }
-}
-
 void HeartbeatBuffer::Stop() {
   {
     std::lock_guard lock(mu_);
-    if (stop_ && !thread_.joinable()) return;
+    if (stop_) return;
     stop_ = true;
   }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  flusher_->Stop();
   if (Status s = Flush(); !s.ok()) LogWarn("writing buffered heartbeats: {}", s.message());
 }
 

@@ -7,15 +7,18 @@
 // the next flush, which the controller allows for (docs/fleet.md). A crash loses at most one
 // period of heartbeat times, never a state.
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <unordered_map>
 
 #include "common/clock.h"
 #include "store/store.h"
+
+namespace drover::runtime {
+class WorkQueue;
+}
 
 namespace drover::env {
 
@@ -40,21 +43,23 @@ class HeartbeatBuffer {
   std::optional<int64_t> Overlay(const std::string& id, std::optional<int64_t> stored) const;
   // Writes what is buffered now.
   Status Flush();
-  // Flushes and stops the flusher thread. Idempotent.
+  // Flushes and stops the flusher. Idempotent.
   void Stop();
 
  private:
-  void Loop();
+  static constexpr const char* kFlushKey = "flush";
+  void Schedule();
   store::Store& store_;
   const Clock& clock_;
   std::chrono::milliseconds period_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::unordered_map<std::string, int64_t> pending_;    // GUARDED_BY(mu_): id -> local clock ms
   std::unordered_map<std::string, std::string> quiet_;  // GUARDED_BY(mu_): id -> fingerprint
   int64_t offset_ms_ = 0;  // GUARDED_BY(mu_): database clock minus local clock, at the last flush
   bool stop_ = false;      // GUARDED_BY(mu_)
-  std::thread thread_;     // started by the first Record
+  bool started_ = false;   // GUARDED_BY(mu_): the flusher runs (from the first heartbeat)
+  // Writes what is buffered a period after a heartbeat arrives (runtime/work_queue.h).
+  std::unique_ptr<runtime::WorkQueue> flusher_;
 };
 
 }  // namespace drover::env

@@ -4,78 +4,84 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
-#include <thread>
 
-#include "common/duration.h"
 #include "common/log.h"
-#include "control/values.h"
 #include "control/variables.h"
 #include "fleet/exec_provider.h"
 #include "metrics/registry.h"
+#include "runtime/work_queue.h"
 #include "store/origin.h"
 
 namespace drover::fleet {
 namespace {
 
-// The lease name of an environment among the coordinator's resources.
+using env::InstanceState;
+
+// Work queue keys besides the environments' ("env/<tenant>/<name>", their lease names too).
+constexpr std::string_view kListKey = "list";           // compare versions, follow the leases
+constexpr std::string_view kHoldsKey = "holds";         // windows or the watcher changed
+constexpr std::string_view kProviderKey = "provider/";  // + name: something it watches changed
+
 std::string ResourceName(const env::Environment& e) { return "env/" + e.tenant + "/" + e.name; }
 
-constexpr int64_t kHealthyResetMs = 10 * 60 * 1000;
+constexpr std::chrono::milliseconds kRetry{1000};
 
-bool Live(const env::Instance& i) {
-  return i.state == "starting" || i.state == "running" || i.state == "unhealthy";
-}
+// The plan could not be applied as made: the world moved under it (a heartbeat came in, the
+// environment changed). Planned again at once from a fresh read.
+Status Moved() { return Status::Conflict("changed meanwhile; planning again"); }
 
 }  // namespace
 
 struct Controller::Impl {
-  Impl(store::Store& s, env::EnvironmentService& e, coord::Coordinator& c, ControllerOptions o)
-      : store(s),
-        envs(e),
-        coord(c),
-        opts(std::move(o)),
-        local(opts.local),
-        exec(opts.local.data_dir) {
+  Impl(store::Store& s, env::Services& e, coord::Coordinator& c, ControllerOptions o)
+      : store(s), env(e), coord(c), opts(std::move(o)) {
+    clock = opts.clock ? opts.clock : &SystemClock::Get();
+    providers.Add(std::make_shared<StaticProvider>());
+    providers.Add(std::make_shared<LocalProvider>(opts.local));
+    providers.Add(std::make_shared<ExecProvider>(opts.local.data_dir));
+    for (auto& p : opts.extra_providers) providers.Add(p);
+    queue = std::make_unique<runtime::WorkQueue>(
+        runtime::WorkQueueOptions{.name = "fleet",
+                                  .workers = 1,
+                                  .backoff_base = kRetry,
+                                  .backoff_max = std::chrono::minutes(1),
+                                  .clock = clock},
+        [this](const std::string& key) { return Handle(key); });
     // A local agent that exits wakes the controller at once (time to repair is milliseconds,
     // not a poll period).
-    local.SetOnExit([this] {
-      std::lock_guard lock(mu);
-      local_exit = true;
-      cv.notify_one();
+    providers.ForEach([this](Provider& p) {
+      p.SetOnChange(
+          [this, key = std::string(kProviderKey) + std::string(p.Name())] { queue->Add(key); });
     });
   }
 
   store::Store& store;
-  env::EnvironmentService& envs;
+  env::Services& env;
   coord::Coordinator& coord;
   ControllerOptions opts;
-  LocalProvider local;
-  ExecProvider exec;
-  StaticProvider static_provider;
+  const Clock* clock;
+  // Declared before the providers, destroyed after them: a provider's watcher thread may add
+  // to it until the provider is gone.
+  std::unique_ptr<runtime::WorkQueue> queue;
+  ProviderRegistry providers;
+  int sub = -1;
+  std::atomic<bool> stopped{false};
+
+  // When the oldest change not yet listed arrived (for the lag metric).
+  std::mutex mu;
+  std::optional<Clock::SteadyTime> changed_at;  // GUARDED_BY(mu)
+
+  // The rest is the queue's single worker's.
   // Group mode: the size last set through set_capacity, by resource name (set again after a
   // restart or takeover: the command must be idempotent).
   std::map<std::string, int64_t> applied;
-  std::thread thread;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool stop = false;           // GUARDED_BY(mu)
-  bool dirty = false;          // GUARDED_BY(mu): an environment changed, or a lease came or went
-  bool local_exit = false;     // GUARDED_BY(mu): a local agent exited
-  bool holds_changed = false;  // GUARDED_BY(mu): schedules or watcher variables changed
-  uint64_t holds_version = 0;  // controller thread only
-  // When the oldest change not yet handled arrived (for the lag metric). GUARDED_BY(mu)
-  std::optional<std::chrono::steady_clock::time_point> changed_at;
-  int sub = -1;
-  // When an environment may start instances again after a failed start or a replacement
-  // (exponential backoff), by resource name. Controller thread only.
+  // When an environment may start instances again after a failed start (exponential backoff),
+  // by resource name.
   std::map<std::string, std::pair<int64_t, int>> backoff;  // until (db ms), attempts
-  // Exec instance mode with a `list` command: what it printed last, and when (db ms), by
-  // resource name.
+  // A `list` command's answer and when it was asked (db ms), by resource name.
   struct Listed {
     int64_t at = 0;
     std::optional<std::set<std::string>> ids;  // nullopt: the last call failed
@@ -84,19 +90,18 @@ struct Controller::Impl {
   // Environments told in an event why nothing is done for them (a provider this server does not
   // run, a spec that no longer parses), by resource name and reason: said once per lease.
   std::set<std::string> noted;
+  uint64_t holds_version = 0;
+  Clock::SteadyTime next_full{};
 
-  // An environment this server holds, as last reconciled, and when it needs a look again by the
-  // clock alone (a heartbeat deadline, a backoff, the idle timeout). Controller thread only.
+  // An environment this server holds, as last read.
   struct Tracked {
     env::Environment env;
-    int64_t due = kNever;  // database clock, ms
-    // Exec instance mode: the live instances seen last, so that the provider deletes them when
-    // the environment is deleted (its rows go with it).
-    std::vector<env::Instance> provider_instances;
+    // Instances its provider started that are live, so that they are deleted through the
+    // provider when the environment is deleted (its rows go with it).
+    std::map<std::string, env::Instance> provider_instances;
+    std::optional<Clock::SteadyTime> changed_at;  // a change not yet reconciled (lag metric)
   };
-  static constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
   std::map<std::string, Tracked> tracked;  // by resource name
-  std::chrono::steady_clock::time_point next_full{};
 
   metrics::Histogram change_lag{LagBuckets()}, deadline_lag{LagBuckets()};
   std::atomic<uint64_t> reconciles{0};
@@ -105,463 +110,341 @@ struct Controller::Impl {
     return {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
   }
 
-  Provider* For(const env::Environment& e) {
-    if (!opts.providers.Enabled(e.spec.provider)) return &static_provider;  // see Reconcile
-    if (e.spec.provider == "local") return &local;
-    if (e.spec.provider == "exec" && e.spec.exec && !e.spec.exec->create.empty()) return &exec;
-    return &static_provider;  // static, and exec in group mode: agents join by themselves
+  Provider& For(const env::Environment& e) {
+    Provider* p = providers.Find(e.spec.provider);
+    return p ? *p : *providers.Find("static");
   }
 
-  // The capacity for this environment's group at `now` (a window or the watcher may hold it),
-  // resolved for its cloud/region; lowers `*due` to when a hold begins or ends.
-  std::optional<int64_t> Desired(const env::Environment& e, int64_t now, int64_t* due) {
-    auto d = envs.CapacityOf(e, now);
-    if (d.next_change_ms) *due = std::min(*due, *d.next_change_ms);
-    return d.desired;
+  runtime::Outcome Handle(const std::string& key) {
+    store::ScopedOrigin origin({"controller", "system", ""});  // the actor of its change records
+    if (key == kListKey) return List();
+    if (key == kHoldsKey) {
+      // A window or the watcher's variables changed: every environment may hold anew.
+      if (uint64_t v = env.environments.HoldsVersion(); v != holds_version) {
+        holds_version = v;
+        for (const auto& [name, t] : tracked) queue->Add(name);
+      }
+      return runtime::Outcome::Done();
+    }
+    if (key.starts_with(kProviderKey)) {
+      auto name = std::string_view(key).substr(kProviderKey.size());
+      for (const auto& [n, t] : tracked) {
+        if (t.env.spec.provider == name) queue->Add(n);
+      }
+      return runtime::Outcome::Done();
+    }
+    return ReconcileKey(key);
   }
 
-  // Exec instance mode with a `list` command: the provider ids it lists, called at most every
-  // `every` per environment; null without a list command or when the call failed (an event
-  // says why; nothing is judged gone on a failed list).
-  const std::set<std::string>* ListedIds(const env::Environment& e, const store::Lease& lease,
-                                         int64_t now, int64_t every, int64_t* due) {
-    if (For(e) != &exec || e.spec.exec->list.empty()) return nullptr;
+  // Compares every environment's version with what was read last (reading only the changed
+  // ones), follows the leases, and queues the environments that changed or were just acquired
+  // (all of them on the periodic full resync).
+  runtime::Outcome List() {
+    std::optional<Clock::SteadyTime> since;
+    {
+      std::lock_guard lock(mu);
+      since = std::exchange(changed_at, std::nullopt);
+    }
+    auto versions = env.environments.Versions();
+    if (!versions.ok()) return runtime::Outcome::After(kRetry);  // the store is away: soon again
+    auto steady = clock->Steady();
+    bool full = steady >= next_full;
+    if (full) next_full = steady + opts.full_resync;
+    std::vector<std::string> names;
+    names.reserve(versions->size());
+    for (const auto& v : *versions) names.push_back("env/" + v.tenant + "/" + v.name);
+    coord.SetResources(names);
+    std::map<std::string, Tracked> next;
+    for (size_t i = 0; i < versions->size(); ++i) {
+      const auto& v = (*versions)[i];
+      if (!coord.Held(names[i])) continue;
+      auto old = tracked.find(names[i]);
+      if (old != tracked.end() && old->second.env.modify_index == v.modify_index) {
+        if (full) queue->Add(names[i]);
+        next.emplace(names[i], std::move(old->second));
+        continue;
+      }
+      auto e = env.environments.Get(v.tenant, v.name);
+      if (!e.ok()) continue;
+      Tracked t{std::move(*e), {}, since};
+      if (old != tracked.end()) t.provider_instances = std::move(old->second.provider_instances);
+      next.emplace(names[i], std::move(t));
+      queue->Add(names[i]);
+    }
+    // Deleted environments (gone from the store, not just from this server): the machines a
+    // provider made for them are deleted through it.
+    std::set<std::string> exists(names.begin(), names.end());
+    for (auto& [name, t] : tracked) {
+      if (!next.count(name)) queue->Forget(name);
+      if (exists.count(name)) continue;
+      for (const auto& [id, inst] : t.provider_instances) {
+        Status s = For(t.env).Delete(t.env, inst);
+        LogInfo("environment {}/{} was deleted: instance {} ({}) {}", t.env.tenant, t.env.name,
+                inst.id, inst.provider_id,
+                s.ok() ? "deleted by the provider" : "could not be deleted: " + s.message());
+      }
+    }
+    tracked = std::move(next);
+    held.store(static_cast<int64_t>(tracked.size()));
+    // Forget what belongs to environments this server no longer reconciles: a takeover or a
+    // new lease starts afresh (and applies the group size once again).
+    std::erase_if(applied, [&](const auto& kv) { return !tracked.count(kv.first); });
+    std::erase_if(backoff, [&](const auto& kv) { return !tracked.count(kv.first); });
+    std::erase_if(listed, [&](const auto& kv) { return !tracked.count(kv.first); });
+    std::erase_if(noted,
+                  [&](const auto& key) { return !tracked.count(key.substr(0, key.find('\x1f'))); });
+    // What runs on this host for instances that are no longer live is stopped.
+    providers.ForEach([&](Provider& p) {
+      p.Sweep([&](const std::string& id) -> std::optional<bool> {
+        auto state = env.instances.StateOf(id);
+        if (!state.ok()) return std::nullopt;
+        return *state && env::IsLive(**state);
+      });
+    });
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next_full - clock->Steady());
+    return runtime::Outcome::After(
+        std::clamp(left, std::chrono::milliseconds(1), opts.full_resync));
+  }
+
+  runtime::Outcome ReconcileKey(const std::string& key) {
+    auto it = tracked.find(key);
+    if (it == tracked.end()) return runtime::Outcome::Done();
+    Tracked& t = it->second;
+    auto lease = coord.Held(key);
+    if (!lease) return runtime::Outcome::Done();  // lost meanwhile: the next list drops it
+    auto now = env.environments.Now();
+    if (!now.ok()) return runtime::Outcome::After(kRetry);
+    int64_t due = kNever;
+    Status s = Reconcile(t, *lease, *now, &due);
+    reconciles.fetch_add(1, std::memory_order_relaxed);
+    if (t.changed_at) {
+      change_lag.Observe(std::chrono::duration<double>(clock->Steady() - *t.changed_at).count());
+      t.changed_at.reset();
+    }
+    if (s.code() == Status::Code::kConflict) {
+      // Changed under us: read it again and plan once more.
+      if (auto e = env.environments.Get(t.env.tenant, t.env.name); e.ok()) t.env = std::move(*e);
+      return runtime::Outcome::After(std::chrono::milliseconds(1));
+    }
+    if (!s.ok()) {
+      LogWarn("reconcile of {}/{}: {}", t.env.tenant, t.env.name, s.message());
+      due = std::min(due, *now + kRetry.count());
+    }
+    if (due == kNever) return runtime::Outcome::Done();
+    auto after = env.environments.Now();
+    int64_t left = due - (after.ok() ? *after : *now);
+    return runtime::Outcome::After(
+        std::chrono::milliseconds(std::clamp<int64_t>(left, 1, opts.full_resync.count())));
+  }
+
+  // An event saying once per lease why nothing is done for the environment.
+  Status Note(const env::Environment& e, const store::Lease& lease, const std::string& what,
+              const std::string& kind, const std::string& reason) {
+    if (!noted.insert(ResourceName(e) + "\x1f" + what).second) return Status::Ok();
+    return env.events.RecordEvent(e, kind, reason, &lease);
+  }
+
+  // A `list` command's provider ids, asked at most every `every` per environment; nullopt
+  // without one or when the call failed (an event says why; nothing is judged gone then).
+  std::optional<std::set<std::string>> ListedIds(Provider& p, const env::Environment& e,
+                                                 const store::Lease& lease, int64_t now,
+                                                 int64_t every, int64_t* due) {
     auto& l = listed[ResourceName(e)];
     if (l.at == 0 || now - l.at >= every) {
+      auto ids = p.List(e);
+      if (!ids) {
+        listed.erase(ResourceName(e));
+        return std::nullopt;
+      }
       l.at = now;
-      auto ids = exec.List(e);
-      if (ids.ok()) {
-        l.ids = std::move(*ids);
+      if (ids->ok()) {
+        l.ids = std::move(**ids);
       } else {
         l.ids.reset();
-        (void)envs.RecordEvent(e, "list-failed", ids.status().message(), &lease);
+        (void)env.events.RecordEvent(e, "list-failed", ids->status().message(), &lease);
       }
     }
     *due = std::min(*due, l.at + every);
-    return l.ids ? &*l.ids : nullptr;
+    return l.ids;
   }
 
-  // Group mode: asks set_capacity for the desired size when it changed (with backoff on failure).
-  Status ApplyGroupSize(const env::Environment& e, const store::Lease& lease, int64_t now,
-                        int64_t* due) {
-    auto desired = Desired(e, now, due);
-    if (!desired) return Status::Ok();
-    std::string key = ResourceName(e);
-    auto it = applied.find(key);
-    if (it != applied.end() && it->second == *desired) return Status::Ok();  // a no-op change
-    auto& [until, attempts] = backoff[key];
-    if (now < until) {
-      *due = std::min(*due, until);
-      return Status::Ok();
-    }
-    Status s = exec.SetCapacity(e, *desired);
-    if (!s.ok()) {
-      attempts++;
-      until = now + std::min<int64_t>(1000LL << std::min(attempts, 8), 300000);
-      *due = std::min(*due, until);
-      return envs.RecordEvent(e, "set-capacity-failed", s.message(), &lease);
-    }
-    attempts = 0;
-    applied[key] = *desired;
-    return envs.RecordEvent(e, "set-capacity", fmt::format("group size set to {}", *desired),
-                            &lease);
-  }
-
-  void Loop() {
-    std::unique_lock lock(mu);
-    while (!stop) {
-      bool list = dirty, exited = local_exit, holds = holds_changed;
-      auto since = changed_at;
-      dirty = local_exit = holds_changed = false;
-      changed_at.reset();
-      lock.unlock();
-      auto start = std::chrono::steady_clock::now();
-      bool full = start >= next_full;
-      if (full) next_full = start + opts.full_resync;
-      if (exited) {
-        for (auto& [name, t] : tracked) {
-          if (t.env.spec.provider == "local") t.due = 0;
-        }
-      }
-      if (holds) {
-        // A window or the watcher's variables changed: every environment may hold anew.
-        if (uint64_t v = envs.HoldsVersion(); v != holds_version) {
-          holds_version = v;
-          for (auto& [name, t] : tracked) t.due = 0;
-        }
-      }
-      auto wait = Pass(full, list || full);
-      if (since) {
-        change_lag.Observe(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - *since).count());
-      }
-      lock.lock();
-      auto until = std::min(std::chrono::steady_clock::now() + wait, next_full);
-      cv.wait_until(lock, until, [&] { return stop || dirty || local_exit || holds_changed; });
-    }
-  }
-
-  // One pass: with `list`, compares every environment's version with what it reconciled last
-  // (reading only the changed ones) and follows the leases; then reconciles the environments
-  // that changed, were just acquired, or are due by the clock (all of them when `full`).
-  // Returns how long the loop may sleep before the next one is due.
-  std::chrono::milliseconds Pass(bool full, bool list) {
-    constexpr std::chrono::milliseconds kRetry{1000};
-    auto now = envs.Now();
-    if (!now.ok()) return kRetry;  // the store is away: soon again
-    if (list) {
-      auto versions = envs.Versions();
-      if (!versions.ok()) return kRetry;
-      std::vector<std::string> names;
-      names.reserve(versions->size());
-      for (const auto& v : *versions) names.push_back("env/" + v.tenant + "/" + v.name);
-      coord.SetResources(names);
-      std::map<std::string, Tracked> next;
-      for (size_t i = 0; i < versions->size(); ++i) {
-        const auto& v = (*versions)[i];
-        if (!coord.Held(names[i])) continue;
-        auto old = tracked.find(names[i]);
-        bool same = old != tracked.end() && old->second.env.modify_index == v.modify_index;
-        if (same) {
-          next.emplace(names[i], std::move(old->second));
-          continue;
-        }
-        auto e = envs.Get(v.tenant, v.name);
-        if (!e.ok()) continue;
-        Tracked t{std::move(*e), 0, {}};  // due now
-        if (old != tracked.end()) t.provider_instances = std::move(old->second.provider_instances);
-        next.emplace(names[i], std::move(t));
-      }
-      // Deleted environments (gone from the store, not just from this server): the machines an
-      // exec provider made for them are deleted through it.
-      std::set<std::string> exists(names.begin(), names.end());
-      for (auto& [name, t] : tracked) {
-        if (exists.count(name)) continue;
-        for (const auto& inst : t.provider_instances) {
-          Status s = exec.Delete(t.env, inst);
-          LogInfo("environment {}/{} was deleted: instance {} ({}) {}", t.env.tenant, t.env.name,
-                  inst.id, inst.provider_id,
-                  s.ok() ? "deleted by the provider" : "could not be deleted: " + s.message());
-        }
-      }
-      tracked = std::move(next);
-      held.store(static_cast<int64_t>(tracked.size()));
-      // Forget what belongs to environments this server no longer reconciles: a takeover or a
-      // new lease starts afresh (and applies the group size once again).
-      std::erase_if(applied, [&](const auto& kv) { return !tracked.count(kv.first); });
-      std::erase_if(backoff, [&](const auto& kv) { return !tracked.count(kv.first); });
-      std::erase_if(listed, [&](const auto& kv) { return !tracked.count(kv.first); });
-      std::erase_if(
-          noted, [&](const auto& key) { return !tracked.count(key.substr(0, key.find('\x1f'))); });
-      SweepLocal();
-    }
-    int64_t next_due = kNever;
-    for (auto& [name, t] : tracked) {
-      if (full || t.due <= *now) {
-        auto lease = coord.Held(name);
-        if (!lease) {
-          t.due = kNever;  // lost meanwhile: the next list pass drops it
-          continue;
-        }
-        t.due = kNever;
-        Status s = Reconcile(t.env, *lease, *now, &t.due);
-        reconciles.fetch_add(1, std::memory_order_relaxed);
-        if (For(t.env) == &exec) RememberProviderInstances(t);
-        if (s.code() == Status::Code::kConflict) {
-          // Changed under us: read it again and look once more.
-          if (auto e = envs.Get(t.env.tenant, t.env.name); e.ok()) t.env = std::move(*e);
-          t.due = *now + 1;
-        } else if (!s.ok()) {
-          LogWarn("reconcile of {}/{}: {}", t.env.tenant, t.env.name, s.message());
-          t.due = std::min(t.due, *now + kRetry.count());
-        }
-      }
-      next_due = std::min(next_due, t.due);
-    }
-    if (next_due == kNever) return opts.full_resync;
-    auto after = envs.Now();
-    int64_t left = next_due - (after.ok() ? *after : *now);
-    return std::chrono::milliseconds(std::clamp<int64_t>(left, 0, opts.full_resync.count()));
-  }
-
-  // What the provider made for the environment, for deleting it with the environment. An
-  // instance missing from the read is kept: its row can only have gone with the environment
-  // (deleted just now, maybe while this reconcile ran), and then it must still be deleted.
-  void RememberProviderInstances(Tracked& t) {
-    // Terminated ones too: read as gone (not live), they are dropped here, where a row missing
-    // from the read would be kept.
-    auto insts = envs.Instances(t.env.tenant, t.env.name, /*terminated=*/true);
-    if (!insts.ok()) return;  // keep what was known
-    std::map<std::string, env::Instance> read;
-    for (auto& i : *insts) read.emplace(i.id, std::move(i));
-    std::vector<env::Instance> keep;
-    for (auto& old : t.provider_instances) {
-      if (!read.count(old.id)) keep.push_back(std::move(old));
-    }
-    for (auto& [id, i] : read) {
-      if (Live(i) && !i.provider_id.empty()) keep.push_back(std::move(i));
-    }
-    t.provider_instances = std::move(keep);
-  }
-
-  // Local agents of instances that are no longer live (terminated, or their environment was
-  // deleted) are stopped and their dirs removed.
-  void SweepLocal() {
-    local.Sweep([&](const std::string& id) -> std::optional<bool> {
-      auto state = envs.InstanceState(id);
-      if (!state.ok()) return std::nullopt;
-      if (!*state) return false;
-      return **state == "starting" || **state == "running" || **state == "unhealthy";
-    });
-  }
-
-  // Reconciles one environment at `now` (database clock); lowers `*due` to when it needs a look
-  // again by the clock alone.
-  Status Reconcile(const env::Environment& e, const store::Lease& lease, int64_t now,
-                   int64_t* due) {
+  // Reconciles one environment at `now` (database clock): observes, plans, applies; lowers
+  // `*due` to when it needs a look again by the clock alone.
+  Status Reconcile(Tracked& t, const store::Lease& lease, int64_t now, int64_t* due) {
+    const env::Environment& e = t.env;
     if (e.spec_error.empty()) noted.erase(ResourceName(e) + "\x1fspec");
     if (opts.providers.Enabled(e.spec.provider)) noted.erase(ResourceName(e) + "\x1fprovider");
     if (!e.spec_error.empty()) {
       // A spec that no longer parses would read as the defaults (capacity 0): act on nothing
       // until it is fixed; the status shows why.
-      if (noted.insert(ResourceName(e) + "\x1fspec").second) {
-        return envs.RecordEvent(e, "spec-invalid",
-                                e.spec_error +
-                                    "; nothing is done until the spec "
-                                    "is written again",
-                                &lease);
-      }
-      return Status::Ok();
+      return Note(e, lease, "spec", "spec-invalid",
+                  e.spec_error + "; nothing is done until the spec is written again");
     }
     if (!opts.providers.Enabled(e.spec.provider)) {
       // E.g. a local environment from before --providers, on a server without local: nothing
       // runs on this host for it; said once per lease.
-      if (noted.insert(ResourceName(e) + "\x1fprovider").second) {
-        return envs.RecordEvent(
-            e, "provider-disabled",
-            fmt::format("provider {} is not enabled on this server (drover server --providers); "
-                        "nothing is started",
-                        e.spec.provider),
-            &lease);
-      }
-      return Status::Ok();
+      return Note(e, lease, "provider", "provider-disabled",
+                  fmt::format("provider {} is not enabled on this server (drover server "
+                              "--providers); nothing is started",
+                              e.spec.provider));
     }
-    Provider* provider = For(e);
-    auto insts = envs.Instances(e.tenant, e.name);
-    if (!insts.ok()) return insts.status();
+    Provider& provider = For(e);
+    Observations obs;
+    obs.mode = provider.ModeFor(e);
+    // Instances the provider starts are remembered, to be deleted through it with their
+    // environment: the read then takes terminated ones too, to tell a terminated instance
+    // (dropped) from one whose row went with its environment just now (kept).
+    bool remember = obs.mode == Mode::kInstances;
+    auto rows = env.instances.Instances(e.tenant, e.name, /*terminated=*/remember);
+    if (!rows.ok()) return rows.status();
+    std::vector<env::Instance> insts;
+    std::map<std::string, env::Instance> started;
+    for (auto& i : *rows) {
+      if (remember) t.provider_instances.erase(i.id);
+      if (env::IsLive(i.state) && !i.provider_id.empty()) started.emplace(i.id, i);
+      if (i.state != InstanceState::kTerminated) insts.push_back(std::move(i));
+    }
+    if (remember) t.provider_instances.merge(started);
+    if (obs.mode != Mode::kJoin) {
+      auto d = env.environments.CapacityOf(e, now);
+      obs.desired = d.desired;
+      obs.desired_changes_at = d.next_change_ms;
+    }
+    for (const auto& i : insts) {
+      if (!env::IsLive(i.state) || i.state == InstanceState::kUnhealthy) continue;
+      if (auto alive = provider.Alive(e, i)) obs.alive[i.id] = *alive;
+    }
     const auto& health = e.spec.health;
-    int64_t grace = health.heartbeat_interval.count() * health.unhealthy_after;
-    // The list is asked as often as heartbeats are judged, and a new instance may be missing
-    // from it for as long (clouds list new machines with a delay).
-    int64_t list_every = std::max<int64_t>(grace, 1000);
-    const std::set<std::string>* provider_ids = ListedIds(e, lease, now, list_every, due);
-    std::vector<int64_t> replacements;  // restart counts of the replacements to start
-
-    // 1. Health: gone or silent instances are unhealthy; unhealthy ones are replaced per policy.
-    for (auto inst : *insts) {
-      if (!Live(inst)) continue;
-      int64_t since = inst.updated_at_ms;  // when it became unhealthy (its row says)
-      if (inst.state != "unhealthy") {
-        std::string why;
-        auto alive = provider->Alive(e, inst);
-        int64_t last = inst.last_heartbeat_ms.value_or(inst.created_at_ms);
-        // A starting agent gets the start-up time of a first heartbeat on top (fetching a
-        // repository may come first); heartbeats another server buffers arrive within a flush
-        // period (env/heartbeats.h).
-        int64_t allowed = (inst.last_heartbeat_ms ? grace : grace + 30000) +
-                          env::HeartbeatBuffer::kDefaultPeriod.count();
-        // An agent run by cron (--once) is silent between runs: it is judged by the age of its
-        // last run (or heartbeat) against its interval, missed runs counted like heartbeats,
-        // plus one interval (at most a minute) for cron's jitter and cc-a-delay.
-        bool cron = inst.run_mode == "once" && inst.run_interval_ms > 0;
-        if (cron) {
-          if (inst.last_run) last = std::max(last, inst.last_run->finished_at_ms);
-          allowed = inst.run_interval_ms * std::max<int64_t>(health.unhealthy_after, 1) +
-                    std::min<int64_t>(inst.run_interval_ms, 60000);
-        }
-        if (alive && !*alive) {
-          why = "its agent process is gone";
-        } else if (provider_ids && !inst.provider_id.empty() &&
-                   !provider_ids->count(inst.provider_id) &&
-                   now - inst.created_at_ms > list_every) {
-          why = "the provider's list no longer has it (" + inst.provider_id + ")";
-        } else if (now - last > allowed) {
-          auto silent = FormatDuration(std::chrono::milliseconds((now - last) / 1000 * 1000));
-          why = cron ? fmt::format("no run for {} (cron runs it every {})", silent,
-                                   FormatDuration(std::chrono::milliseconds(inst.run_interval_ms)))
-                     : fmt::format("no heartbeat for {}", silent);
-          deadline_lag.Observe(static_cast<double>(now - last - allowed) / 1000.0);
-        }
-        if (why.empty()) {
-          *due = std::min(*due, last + allowed + 1);
-          // A process the provider watches (local agents) is looked at every resync.
-          if (alive) *due = std::min(*due, now + opts.resync.count());
-          continue;
-        }
-        auto moved = envs.Transition(inst, "unhealthy", "unhealthy", why, &lease);
-        if (!moved.ok()) return moved.status();
-        if (!*moved) continue;
-        inst.state = "unhealthy";
-        inst.state_reason = why;
-        since = now;
-      }
-      // Unhealthy: the restart policy decides. An instance that ran 10 minutes before it failed
-      // starts a fresh count (a crash loop is what the count and the backoff are for). The
-      // backoff runs from the time in its row, so a server taking over goes on with it.
-      bool long_lived = since - inst.created_at_ms > kHealthyResetMs;
-      int64_t restarts = long_lived ? 0 : inst.restarts;
-      bool restart = health.restart == "always" || health.restart == "on-failure";
-      if (!restart) {
-        auto r = envs.Transition(inst, "failed", "failed",
-                                 "unhealthy and the restart policy is never", &lease);
-        if (!r.ok()) return r.status();
-        if (*r) (void)provider->Delete(e, inst);  // a hung agent does not linger
-        continue;
-      }
-      if (restarts >= health.max_restarts) {
-        auto r = envs.Transition(inst, "failed", "failed",
-                                 fmt::format("unhealthy after {} restarts (max_restarts {})",
-                                             restarts, health.max_restarts),
-                                 &lease);
-        if (!r.ok()) return r.status();
-        if (*r) (void)provider->Delete(e, inst);
-        continue;
-      }
-      // Exponential backoff per instance: the first replacement at once, then 1 s, 2 s, 4 s ...
-      // up to 5 min after it became unhealthy. Meanwhile it keeps its place.
-      int64_t delay = restarts == 0
-                          ? 0
-                          : std::min<int64_t>(1000LL << std::min<int64_t>(restarts - 1, 9), 300000);
-      if (now < since + delay) {
-        *due = std::min(*due, since + delay);
-        continue;
-      }
-      if (provider->StartsInstances()) {
-        // Replaced: the old one stops, a new one starts below with one more restart.
-        auto t = envs.Transition(inst, "terminating", "replacing", "replaced: " + inst.state_reason,
-                                 &lease);
-        if (!t.ok()) return t.status();
-        if (!*t) continue;
-        (void)provider->Delete(e, inst);
-        env::Instance gone = inst;
-        gone.state = "terminating";
-        auto done = envs.Transition(gone, "terminated", "terminated", "replaced", &lease);
-        if (!done.ok()) return done.status();
-        replacements.push_back(restarts + 1);
-      }
-    }
-    if (!provider->StartsInstances()) {
-      // static: desired is shown against joined agents; exec group: the group sizes itself.
-      if (e.spec.exec && !e.spec.exec->set_capacity.empty()) {
-        return ApplyGroupSize(e, lease, now, due);
-      }
-      return Status::Ok();
-    }
-
-    // 2. Size: start the missing, terminate extras newest first.
-    std::optional<int64_t> desired = Desired(e, now, due);
-    if (!desired) return Status::Ok();  // the capacity map leaves this group alone
-    insts = envs.Instances(e.tenant, e.name);
-    if (!insts.ok()) return insts.status();
-
-    // Idle: no spec or scale change and no run reported for idle_timeout → scale to 0.
-    if (e.spec.idle_timeout.count() > 0 && *desired > 0) {
-      int64_t activity = e.updated_at_ms;
-      for (const auto& i : *insts) {
-        if (i.last_run) activity = std::max(activity, i.last_run->finished_at_ms);
-      }
-      *due = std::min(*due, activity + e.spec.idle_timeout.count() + 1);
-      if (now - activity > e.spec.idle_timeout.count()) {
-        std::string why =
-            fmt::format("idle: no activity for {} (idle_timeout {}); scaled to 0",
-                        FormatDuration(std::chrono::milliseconds((now - activity) / 1000 * 1000)),
-                        FormatDuration(e.spec.idle_timeout));
-        Status s = envs.SetCapacity(e, "0", "idle", why, &lease);
-        if (!s.ok()) return s;
-        desired = 0;
-      }
-    }
-    // A failed instance keeps its place (its restarts are used up, or the policy is never):
-    // nothing replaces it until the capacity or the spec changes. Extras go failed first, then
-    // newest first.
-    std::vector<env::Instance> up;
-    for (const auto& i : *insts) {
-      if (Live(i) || i.state == "failed") up.push_back(i);  // unhealthy ones wait for backoff
-    }
-    int64_t have = static_cast<int64_t>(up.size());
+    int64_t list_every =
+        std::max<int64_t>(health.heartbeat_interval.count() * health.unhealthy_after, 1000);
+    obs.listed = ListedIds(provider, e, lease, now, list_every, due);
     std::string key = ResourceName(e);
-    auto& [until, attempts] = backoff[key];
-    for (int64_t n = have; n < *desired; ++n) {
-      if (now < until) {  // backing off after failures or a replacement
-        *due = std::min(*due, until);
-        break;
-      }
-      int64_t restarts = 0;
-      std::string reason = fmt::format("{} of {} instances", n, *desired);
-      if (!replacements.empty()) {
-        restarts = replacements.back();
-        replacements.pop_back();
-        reason = fmt::format("replacement (restart {})", restarts);
-      }
-      auto id = envs.AddInstance(e, restarts, reason, &lease);
-      if (!id.ok()) return id.status();
-      env::Instance inst;
-      inst.id = *id;
-      inst.tenant = e.tenant;
-      inst.environment = e.name;
-      inst.state = "starting";
-      auto started = provider->Create(e, *id);
-      if (!started.ok()) {
-        attempts++;
-        until = now + std::min<int64_t>(1000LL << std::min(attempts, 8), 300000);
-        *due = std::min(*due, until);
-        auto f = envs.Transition(inst, "failed", "start-failed",
-                                 "the provider could not start it: " + started.status().message(),
-                                 &lease);
-        if (!f.ok()) return f.status();
-        break;
-      }
-      DROVER_RETURN_IF_ERROR(
-          envs.SetProviderInfo(*id, started->provider_id, started->address, started->data));
-      attempts = 0;
-      // Instances this reconcile started were not among those it judged: look again soon, when
-      // their deadlines and processes are known.
-      *due = std::min(*due, now + opts.resync.count());
-    }
-    if (have > *desired) {
-      std::sort(up.begin(), up.end(), [](const auto& a, const auto& b) {
-        bool fa = a.state == "failed" || a.state == "unhealthy";
-        bool fb = b.state == "failed" || b.state == "unhealthy";
-        if (fa != fb) return fa;
-        return a.created_at_ms > b.created_at_ms;  // newest first
-      });
-      for (int64_t n = have; n > *desired; --n) {
-        const auto& inst = up[static_cast<size_t>(have - n)];
-        auto t = envs.Transition(inst, "terminating", "terminating",
-                                 fmt::format("scaling down to {}", *desired), &lease);
-        if (!t.ok()) return t.status();
-        if (!*t) continue;
-        (void)provider->Delete(e, inst);
-        env::Instance gone = inst;
-        gone.state = "terminating";
-        auto done = envs.Transition(gone, "terminated", "terminated",
-                                    fmt::format("scaled down to {}", *desired), &lease);
-        if (!done.ok()) return done.status();
+    if (auto b = backoff.find(key); b != backoff.end()) obs.backoff_until = b->second.first;
+    if (auto a = applied.find(key); a != applied.end()) obs.applied_group_size = a->second;
+
+    Plan plan = PlanReconcile(e, insts, obs, now,
+                              {opts.resync.count(), env::HeartbeatBuffer::kDefaultPeriod.count()});
+    for (double lag : plan.deadline_lags) deadline_lag.Observe(lag);
+    *due = std::min(*due, plan.due);
+
+    return Apply(t, plan, provider, lease, now, due);
+  }
+
+  // Moves `inst` to `to`; Moved() when it was no longer in the state the plan saw.
+  Status Move(const env::Instance& inst, InstanceState to, const std::string& kind,
+              const std::string& reason, const store::Lease& lease) {
+    auto moved = env.instances.Transition(inst, to, kind, reason, &lease);
+    if (!moved.ok()) return moved.status();
+    return *moved ? Status::Ok() : Moved();
+  }
+
+  // Terminating, deleted through the provider, terminated.
+  Status Stop(Tracked& t, Provider& provider, const env::Instance& inst, const std::string& kind,
+              const std::string& reason, const std::string& done, const store::Lease& lease) {
+    DROVER_RETURN_IF_ERROR(Move(inst, InstanceState::kTerminating, kind, reason, lease));
+    (void)provider.Delete(t.env, inst);
+    env::Instance gone = inst;
+    gone.state = InstanceState::kTerminating;
+    t.provider_instances.erase(inst.id);
+    auto r = env.instances.Transition(gone, InstanceState::kTerminated, "terminated", done, &lease);
+    return r.status();
+  }
+
+  // Applies the plan's actions in order; stops at the first that finds the world moved.
+  Status Apply(Tracked& t, const Plan& plan, Provider& provider, const store::Lease& lease,
+               int64_t now, int64_t* due) {
+    const env::Environment& e = t.env;
+    std::string key = ResourceName(e);
+    bool starts_failed = false;
+    for (const Action& a : plan.actions) {
+      switch (a.kind) {
+        case ActionKind::kMarkUnhealthy:
+          DROVER_RETURN_IF_ERROR(
+              Move(a.instance, InstanceState::kUnhealthy, "unhealthy", a.reason, lease));
+          break;
+        case ActionKind::kFail:
+          DROVER_RETURN_IF_ERROR(
+              Move(a.instance, InstanceState::kFailed, "failed", a.reason, lease));
+          (void)provider.Delete(e, a.instance);  // a hung agent does not linger
+          t.provider_instances.erase(a.instance.id);
+          break;
+        case ActionKind::kReplace:
+          DROVER_RETURN_IF_ERROR(
+              Stop(t, provider, a.instance, "replacing", a.reason, "replaced", lease));
+          break;
+        case ActionKind::kTerminate:
+          DROVER_RETURN_IF_ERROR(Stop(t, provider, a.instance, "terminating",
+                                      fmt::format("scaling down to {}", a.number), a.reason,
+                                      lease));
+          break;
+        case ActionKind::kIdle:
+          DROVER_RETURN_IF_ERROR(env.environments.SetCapacity(e, "0", "idle", a.reason, &lease));
+          break;
+        case ActionKind::kStart: {
+          if (starts_failed) break;
+          DROVER_RETURN_IF_ERROR(Start(t, provider, a, lease, now, due, &starts_failed));
+          break;
+        }
+        case ActionKind::kSetGroupSize: {
+          auto& [until, attempts] = backoff[key];
+          Status s = provider.SetCapacity(e, a.number);
+          if (!s.ok()) {
+            until = now + BackoffAfter(++attempts);
+            *due = std::min(*due, until);
+            return env.events.RecordEvent(e, "set-capacity-failed", s.message(), &lease);
+          }
+          attempts = 0;
+          applied[key] = a.number;
+          DROVER_RETURN_IF_ERROR(env.events.RecordEvent(e, "set-capacity", a.reason, &lease));
+          break;
+        }
       }
     }
     return Status::Ok();
   }
+
+  Status Start(Tracked& t, Provider& provider, const Action& a, const store::Lease& lease,
+               int64_t now, int64_t* due, bool* failed) {
+    const env::Environment& e = t.env;
+    auto id = env.instances.AddInstance(e, a.number, a.reason, &lease);
+    if (!id.ok()) return id.status();
+    env::Instance inst;
+    inst.id = *id;
+    inst.tenant = e.tenant;
+    inst.environment = e.name;
+    inst.state = InstanceState::kStarting;
+    auto& [until, attempts] = backoff[ResourceName(e)];
+    auto started = provider.Create(e, *id);
+    if (!started.ok()) {
+      *failed = true;
+      until = now + BackoffAfter(++attempts);
+      *due = std::min(*due, until);
+      // It never ran: it holds no place (as an auto-scaling group retries a failed launch);
+      // the next start waits for the backoff.
+      auto f = env.instances.Transition(
+          inst, InstanceState::kTerminated, "start-failed",
+          "the provider could not start it: " + started.status().message(), &lease);
+      return f.status();
+    }
+    DROVER_RETURN_IF_ERROR(
+        env.instances.SetProviderInfo(*id, started->provider_id, started->address, started->data));
+    attempts = 0;
+    inst.provider_id = started->provider_id;
+    inst.address = started->address;
+    inst.provider_data = started->data;
+    if (!inst.provider_id.empty()) t.provider_instances[inst.id] = inst;
+    return Status::Ok();
+  }
 };
 
-Controller::Controller(store::Store& store, env::EnvironmentService& envs,
-                       coord::Coordinator& coord, ControllerOptions options)
+Controller::Controller(store::Store& store, env::Services& envs, coord::Coordinator& coord,
+                       ControllerOptions options)
     : impl_(std::make_unique<Impl>(store, envs, coord, std::move(options))) {}
 
 Controller::~Controller() { Stop(); }
 
 void Controller::SetServerUrl(std::string url) {
-  impl_->exec.SetServerUrl(url);
-  impl_->local.SetServerUrl(std::move(url));
+  impl_->providers.ForEach([&](Provider& p) { p.SetServerUrl(url); });
 }
 
 void Controller::Start() {
@@ -571,42 +454,29 @@ void Controller::Start() {
     };
     // What the capacity holds (windows) are built from: schedules and watcher variables.
     if (c.resync || has("schedules") || has(control::kWatcherTopic)) {
-      std::lock_guard lock(im->mu);
-      im->holds_changed = true;
-      im->cv.notify_one();
+      im->queue->Add(std::string(kHoldsKey));
     }
-    bool ours = c.resync || has(env::kTopic);
-    if (!ours) return;
-    std::lock_guard lock(im->mu);
-    im->dirty = true;
-    if (!im->changed_at) im->changed_at = std::chrono::steady_clock::now();
-    im->cv.notify_one();
+    if (!c.resync && !has(env::kTopic)) return;
+    {
+      std::lock_guard lock(im->mu);
+      if (!im->changed_at) im->changed_at = im->clock->Steady();
+    }
+    im->queue->Add(std::string(kListKey));
   });
-  impl_->thread = std::thread([im = impl_.get()] {
-    store::ScopedOrigin origin({"controller", "system", ""});  // the actor of its change records
-    im->Loop();
-  });
+  impl_->queue->Start();
+  impl_->queue->Add(std::string(kListKey));
 }
 
 void Controller::Stop() {
-  {
-    std::lock_guard lock(impl_->mu);
-    if (impl_->stop) return;
-    impl_->stop = true;
-    impl_->cv.notify_one();
-  }
-  if (impl_->thread.joinable()) impl_->thread.join();
+  if (impl_->stopped.exchange(true)) return;
   if (impl_->sub >= 0) impl_->store.Unsubscribe(impl_->sub);
-  if (impl_->opts.local.stop_with_server) impl_->local.StopAll();
+  impl_->queue->Stop();
+  if (impl_->opts.local.stop_with_server) {
+    impl_->providers.ForEach([](Provider& p) { p.StopAll(); });
+  }
 }
 
-void Controller::ReconcileAll() { impl_->Pass(true, true); }
-
-void Controller::Poke() {
-  std::lock_guard lock(impl_->mu);
-  impl_->dirty = true;
-  impl_->cv.notify_one();
-}
+void Controller::Poke() { impl_->queue->Add(std::string(kListKey)); }
 
 void Controller::RenderMetrics(std::string& out) const {
   out +=

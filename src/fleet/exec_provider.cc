@@ -8,9 +8,16 @@
 
 namespace drover::fleet {
 
-void ExecProvider::SetServerUrl(std::string url) {
+void ExecProvider::SetServerUrl(const std::string& url) {
   std::lock_guard lock(mu_);
-  server_url_ = std::move(url);
+  server_url_ = url;
+}
+
+Mode ExecProvider::ModeFor(const env::Environment& env) const {
+  if (!env.spec.exec) return Mode::kJoin;
+  if (!env.spec.exec->create.empty()) return Mode::kInstances;
+  if (!env.spec.exec->set_capacity.empty()) return Mode::kGroup;
+  return Mode::kJoin;
 }
 
 Result<std::string> ExecProvider::Run(const env::Environment& env, const std::string& what,
@@ -59,7 +66,8 @@ Status ExecProvider::Delete(const env::Environment& env, const env::Instance& in
   return Run(env, "delete", env.spec.exec->del, boost::json::serialize(in)).status();
 }
 
-Result<std::set<std::string>> ExecProvider::List(const env::Environment& env) {
+std::optional<Result<std::set<std::string>>> ExecProvider::List(const env::Environment& env) {
+  if (ModeFor(env) != Mode::kInstances || env.spec.exec->list.empty()) return std::nullopt;
   boost::json::object in{{"environment", env.name}, {"tenant", env.tenant}};
   auto out = Run(env, "list", env.spec.exec->list, boost::json::serialize(in));
   if (!out.ok()) return out.status();

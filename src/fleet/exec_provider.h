@@ -21,18 +21,17 @@ namespace drover::fleet {
 class ExecProvider final : public Provider {
  public:
   explicit ExecProvider(std::string data_dir) : dir_(std::move(data_dir) + "/exec") {}
-  void SetServerUrl(std::string url);
-  bool StartsInstances() const override { return true; }
+  std::string_view Name() const override { return "exec"; }
+  // With create/delete commands each instance; with set_capacity a group.
+  Mode ModeFor(const env::Environment& env) const override;
+  void SetServerUrl(const std::string& url) override;
   Result<Started> Create(const env::Environment& env, const std::string& instance_id) override;
   Status Delete(const env::Environment& env, const env::Instance& inst) override;
-  std::optional<bool> Alive(const env::Environment&, const env::Instance&) override {
-    return std::nullopt;  // heartbeats decide
-  }
   // The provider ids `list` prints: {"instances":[{"provider_id":..}]}, or a bare array of such
-  // objects or of id strings.
-  Result<std::set<std::string>> List(const env::Environment& env);
+  // objects or of id strings; nullopt without a list command.
+  std::optional<Result<std::set<std::string>>> List(const env::Environment& env) override;
   // Group mode: the group's size is `desired` (the capacity map resolved for its cloud/region).
-  Status SetCapacity(const env::Environment& env, int64_t desired);
+  Status SetCapacity(const env::Environment& env, int64_t desired) override;
 
  private:
   // Runs `command` with `input` on stdin; its stdout parsed as JSON (null when empty).

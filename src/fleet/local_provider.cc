@@ -124,7 +124,7 @@ LocalProvider::~LocalProvider() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-void LocalProvider::SetOnExit(std::function<void()> fn) {
+void LocalProvider::SetOnChange(std::function<void()> fn) {
   on_exit_ = std::move(fn);
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -167,6 +167,8 @@ void LocalProvider::WatchLoop() {
         ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second, nullptr);
         ::close(it->second);
         watched_.erase(it);
+        // Our child: reaped at once, no zombie (ECHILD for one adopted after a restart).
+        ::waitpid(pid, nullptr, WNOHANG);
         exited = true;
       }
     }
@@ -174,7 +176,7 @@ void LocalProvider::WatchLoop() {
   }
 }
 
-void LocalProvider::SetServerUrl(std::string url) {
+void LocalProvider::SetServerUrl(const std::string& url) {
   std::lock_guard lock(mu_);
   o_.server_url = std::move(url);
 }

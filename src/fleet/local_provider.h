@@ -25,21 +25,21 @@ class LocalProvider final : public Provider {
  public:
   explicit LocalProvider(LocalOptions options);
   ~LocalProvider() override;
+  std::string_view Name() const override { return "local"; }
+  Mode ModeFor(const env::Environment&) const override { return Mode::kInstances; }
   // Called (on a thread of its own) when an agent it started or saw running exits: the
   // controller looks at once instead of at its next poll. Set before the first Create.
-  void SetOnExit(std::function<void()> fn);
-  // The URL agents join (known once the server listens).
-  void SetServerUrl(std::string url);
-  bool StartsInstances() const override { return true; }
+  void SetOnChange(std::function<void()> fn) override;
+  void SetServerUrl(const std::string& url) override;
   Result<Started> Create(const env::Environment& env, const std::string& instance_id) override;
   Status Delete(const env::Environment& env, const env::Instance& inst) override;
   std::optional<bool> Alive(const env::Environment& env, const env::Instance& inst) override;
   // Reaps exited agents, then stops and removes the instance dirs for which `live(id)` says
   // false (instances deleted with their environment, terminated, or never recorded); nullopt
   // (cannot tell) keeps it.
-  void Sweep(const std::function<std::optional<bool>(const std::string& id)>& live);
+  void Sweep(const std::function<std::optional<bool>(const std::string& id)>& live) override;
   // Stops every agent it started (--local-instances=stop at shutdown).
-  void StopAll();
+  void StopAll() override;
 
  private:
   // Watches `pid` for its exit (a pidfd in the epoll set), once.

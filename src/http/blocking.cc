@@ -116,8 +116,13 @@ struct Waiters::Impl {
         ready.push_back(std::move(parked.begin()->second.ready));
         parked.erase(parked.begin());
       }
+      auto submit = executor;
       lock.unlock();
-      for (auto& r : ready) r();  // each runs its read and answers
+      // Each runs its read and answers: on the executor's threads when there is one (a slow
+      // store read then holds up no other released read), else here.
+      for (auto& r : ready) {
+        if (!submit || !submit(r)) r();
+      }
       lock.lock();
     }
   }
@@ -127,8 +132,9 @@ struct Waiters::Impl {
   std::thread thread;
   mutable std::mutex mu;
   std::condition_variable cv;
-  bool stopping = false;     // GUARDED_BY(mu)
-  uint64_t last_ticket = 0;  // GUARDED_BY(mu)
+  bool stopping = false;                                 // GUARDED_BY(mu)
+  uint64_t last_ticket = 0;                              // GUARDED_BY(mu)
+  std::function<bool(std::function<void()>&)> executor;  // GUARDED_BY(mu)
   bool rearm = false;  // GUARDED_BY(mu): a wait was parked, so the earliest deadline may be new
   std::multimap<Clock::time_point, Parked> parked;  // GUARDED_BY(mu): by deadline
   std::vector<store::Change> changes;               // GUARDED_BY(mu): not yet applied
@@ -157,6 +163,11 @@ uint64_t Waiters::Wait(std::string topic, int64_t index, std::chrono::millisecon
   }
   ready();
   return 0;
+}
+
+void Waiters::SetExecutor(std::function<bool(std::function<void()>&)> submit) {
+  std::lock_guard lock(impl_->mu);
+  impl_->executor = std::move(submit);
 }
 
 void Waiters::Cancel(uint64_t ticket) {

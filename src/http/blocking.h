@@ -51,6 +51,9 @@ class Waiters {
   // Returns a ticket for Cancel (0 when `ready` already ran).
   uint64_t Wait(std::string topic, int64_t index, std::chrono::milliseconds wait,
                 std::function<void()> ready);
+  // Where released reads run: `submit(ready)` takes it (true) or leaves it to run on the
+  // waiters' thread (false, `ready` untouched). PostgreSQL servers hand them to the store pool.
+  void SetExecutor(std::function<bool(std::function<void()>&)> submit);
   // Releases the parked read `ticket` now (its client went away); nothing if it already ran.
   void Cancel(uint64_t ticket);
   // Releases every parked read now (they answer with what they find) and makes later waits

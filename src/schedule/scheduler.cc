@@ -7,10 +7,10 @@
 #include <map>
 #include <mutex>
 #include <set>
-#include <thread>
 
 #include "common/log.h"
 #include "metrics/registry.h"
+#include "runtime/work_queue.h"
 #include "store/origin.h"
 
 namespace drover::schedule {
@@ -25,24 +25,36 @@ constexpr int64_t kPendingCheckMs = 5 * 1000;
 // minute across servers too. Not a tenant's schedule: not listed.
 constexpr const char* kSystemTenant = "_system";
 constexpr const char* kCleanupName = "cleanup";
+// The scheduler's one work queue key: a round of firing what is due.
+constexpr const char* kRoundKey = "round";
 
 }  // namespace
 
 struct Scheduler::Impl : std::enable_shared_from_this<Scheduler::Impl> {
-  Impl(ScheduleService& s, env::EnvironmentService& e, coord::Coordinator& c, store::Store& st,
+  Impl(ScheduleService& s, env::Services& e, coord::Coordinator& c, store::Store& st,
        SchedulerOptions o)
-      : schedules(s), envs(e), coord(c), store(st), opts(std::move(o)) {}
+      : schedules(s), envs(e), coord(c), store(st), opts(std::move(o)) {
+    queue = std::make_unique<runtime::WorkQueue>(
+        runtime::WorkQueueOptions{.name = "scheduler",
+                                  .workers = 1,
+                                  .backoff_base = std::chrono::milliseconds(200),
+                                  .backoff_max = std::chrono::seconds(5),
+                                  .clock = &SystemClock::Get()},
+        [this](const std::string&) { return Handle(); });
+  }
 
   ScheduleService& schedules;
-  env::EnvironmentService& envs;
+  env::Services& envs;
   coord::Coordinator& coord;
   store::Store& store;
   SchedulerOptions opts;
 
-  std::thread thread;
+  // One key, one worker: rounds run one at a time, again after what Round() says, at once on
+  // a change, a trigger or a poke.
+  std::unique_ptr<runtime::WorkQueue> queue;
   std::mutex mu;
   std::condition_variable cv;
-  bool stop = false;                                // GUARDED_BY(mu)
+  bool stopped = false;                             // GUARDED_BY(mu)
   bool dirty = true;                                // GUARDED_BY(mu): schedules changed
   std::vector<std::pair<Schedule, Firing>> manual;  // GUARDED_BY(mu): recorded, to run
   int sub = -1;
@@ -56,17 +68,17 @@ struct Scheduler::Impl : std::enable_shared_from_this<Scheduler::Impl> {
   };
   using Key = std::pair<std::string, std::string>;
   std::map<Key, Entry> entries;
-  std::set<std::pair<int64_t, Key>> queue;  // (due, schedule) of every entry: the earliest first
-  std::map<Key, int64_t> known;             // modify_index of every schedule placed
+  std::set<std::pair<int64_t, Key>> timeline;  // (due, schedule) of every entry: earliest first
+  std::map<Key, int64_t> known;                // modify_index of every schedule placed
 
   void Enqueue(const Key& key, Entry e) {
-    if (auto it = entries.find(key); it != entries.end()) queue.erase({it->second.due, key});
-    queue.insert({e.due, key});
+    if (auto it = entries.find(key); it != entries.end()) timeline.erase({it->second.due, key});
+    timeline.insert({e.due, key});
     entries[key] = std::move(e);
   }
   void Unschedule(const Key& key) {
     if (auto it = entries.find(key); it != entries.end()) {
-      queue.erase({it->second.due, key});
+      timeline.erase({it->second.due, key});
       entries.erase(it);
     }
   }
@@ -82,19 +94,17 @@ struct Scheduler::Impl : std::enable_shared_from_this<Scheduler::Impl> {
     dirty = true;
   }
 
-  void Loop() {
-    std::unique_lock lock(mu);
-    while (!stop) {
-      bool reload = dirty;
-      dirty = false;
-      auto triggers = std::move(manual);
-      manual.clear();
-      lock.unlock();
-      if (!triggers.empty()) Execute(std::move(triggers));
-      auto wait = Round(reload);
-      lock.lock();
-      cv.wait_for(lock, wait, [&] { return stop || dirty || !manual.empty(); });
+  runtime::Outcome Handle() {
+    store::ScopedOrigin origin({"scheduler", "system", ""});  // the actor of its change records
+    bool reload;
+    std::vector<std::pair<Schedule, Firing>> triggers;
+    {
+      std::lock_guard lock(mu);
+      reload = std::exchange(dirty, false);
+      triggers = std::exchange(manual, {});
     }
+    if (!triggers.empty()) Execute(std::move(triggers));
+    return runtime::Outcome::After(Round(reload));
   }
 
   // One round as (maybe) the leader; how long to sleep.
@@ -116,7 +126,7 @@ struct Scheduler::Impl : std::enable_shared_from_this<Scheduler::Impl> {
     }
     // Everything due, in one recorded batch.
     std::vector<std::pair<Schedule, Firing>> due;
-    for (auto it = queue.begin(); it != queue.end() && it->first <= now; ++it) {
+    for (auto it = timeline.begin(); it != timeline.end() && it->first <= now; ++it) {
       const auto& e = entries.at(it->second);
       due.push_back({e.schedule, Firing{e.schedule.tenant, e.schedule.name, e.due, 0, e.kind, "",
                                         "", opts.server_id}});
@@ -149,7 +159,7 @@ struct Scheduler::Impl : std::enable_shared_from_this<Scheduler::Impl> {
       }
     }
     int64_t earliest = next_cleanup;
-    if (!queue.empty()) earliest = std::min(earliest, queue.begin()->first);
+    if (!timeline.empty()) earliest = std::min(earliest, timeline.begin()->first);
     now = schedules.NowMillis();
     // Firings a few ms apart go out together (one commit for many): at most kCoalesceMs late.
     int64_t wait = std::max<int64_t>(earliest - now, due.empty() ? 0 : kCoalesceMs);
@@ -194,7 +204,7 @@ struct Scheduler::Impl : std::enable_shared_from_this<Scheduler::Impl> {
     auto last = schedules.LastDues();
     if (!all.ok() || !last.ok()) return false;
     entries.clear();
-    queue.clear();
+    timeline.clear();
     known.clear();
     for (auto& s : *all) {
       auto it = last->find({s.tenant, s.name});
@@ -314,11 +324,12 @@ struct Scheduler::Impl : std::enable_shared_from_this<Scheduler::Impl> {
   void Start(const Schedule& s, std::function<void(Status)> done) {
     const auto& a = s.spec.action;
     if (a.type == "scale" || a.type == "stop") {
-      envs.Scale(s.tenant, a.environment, std::to_string(a.type == "stop" ? 0 : a.capacity),
-                 [done = std::move(done)](Result<env::Environment> r) { done(r.status()); });
+      envs.environments.Scale(
+          s.tenant, a.environment, std::to_string(a.type == "stop" ? 0 : a.capacity),
+          [done = std::move(done)](Result<env::Environment> r) { done(r.status()); });
     } else if (a.type == "cleanup") {
       Status s = schedules.PruneFirings(opts.keep_firings).status();
-      auto pruned = envs.PruneTerminated(opts.instance_retention.count());
+      auto pruned = envs.instances.PruneTerminated(opts.instance_retention.count());
       if (s.ok()) s = pruned.status();
       for (const auto& task : opts.cleanup_tasks) {
         Status t = task();
@@ -331,8 +342,8 @@ struct Scheduler::Impl : std::enable_shared_from_this<Scheduler::Impl> {
   }
 };
 
-Scheduler::Scheduler(ScheduleService& schedules, env::EnvironmentService& envs,
-                     coord::Coordinator& coord, store::Store& store, SchedulerOptions options)
+Scheduler::Scheduler(ScheduleService& schedules, env::Services& envs, coord::Coordinator& coord,
+                     store::Store& store, SchedulerOptions options)
     : impl_(std::make_shared<Impl>(schedules, envs, coord, store, std::move(options))) {}
 
 Scheduler::~Scheduler() { Stop(); }
@@ -341,40 +352,35 @@ void Scheduler::Start() {
   impl_->sub = impl_->store.Subscribe([im = impl_.get()](const store::Change& c) {  // ends in Stop
     bool ours = c.resync || std::find(c.topics.begin(), c.topics.end(), kTopic) != c.topics.end();
     if (!ours) return;
-    std::lock_guard lock(im->mu);
-    im->dirty = true;
-    im->cv.notify_one();
+    im->Poke();
+    im->queue->Add(kRoundKey);
   });
-  impl_->thread = std::thread([im = impl_.get()] {
-    store::ScopedOrigin origin({"scheduler", "system", ""});  // the actor of its change records
-    im->Loop();
-  });
+  impl_->queue->Start();
+  impl_->queue->Add(kRoundKey);
 }
 
 void Scheduler::Stop() {
   {
     std::lock_guard lock(impl_->mu);
-    if (impl_->stop) return;
-    impl_->stop = true;
-    impl_->cv.notify_one();
-  }
-  if (impl_->thread.joinable()) impl_->thread.join();
-  {
-    // Actions under way finish and are recorded before the store may close. If some take
-    // longer, their callbacks keep the state they use alive (they hold impl_).
-    std::unique_lock lock(impl_->mu);
-    if (!impl_->cv.wait_for(lock, impl_->opts.drain, [&] { return impl_->in_flight == 0; })) {
-      LogWarn("{} batches of schedule actions still running after {} ms; not waiting longer",
-              impl_->in_flight, impl_->opts.drain.count());
-    }
+    if (impl_->stopped) return;
+    impl_->stopped = true;
   }
   if (impl_->sub >= 0) impl_->store.Unsubscribe(impl_->sub);
+  impl_->queue->Stop(impl_->opts.drain);
+  // Actions under way finish and are recorded before the store may close. If some take
+  // longer, their callbacks keep the state they use alive (they hold impl_).
+  std::unique_lock lock(impl_->mu);
+  auto deadline = SystemClock::Get().Steady() + impl_->opts.drain;
+  if (!SystemClock::Get().WaitUntil(lock, impl_->cv, deadline,
+                                    [&] { return impl_->in_flight == 0; })) {
+    LogWarn("{} batches of schedule actions still running after {} ms; not waiting longer",
+            impl_->in_flight, impl_->opts.drain.count());
+  }
 }
 
 void Scheduler::Poke() {
-  std::lock_guard lock(impl_->mu);
-  impl_->dirty = true;
-  impl_->cv.notify_one();
+  impl_->Poke();
+  impl_->queue->Add(kRoundKey);
 }
 
 void Scheduler::Trigger(const Schedule& s, std::function<void(Result<Firing>)> done) {
@@ -383,9 +389,11 @@ void Scheduler::Trigger(const Schedule& s, std::function<void(Result<Firing>)> d
   impl_->schedules.RecordManual(s, impl_->opts.server_id,
                                 [im = impl_, s, done = std::move(done)](Result<Firing> f) {
                                   if (f.ok()) {
-                                    std::lock_guard lock(im->mu);
-                                    im->manual.push_back({s, *f});
-                                    im->cv.notify_one();
+                                    {
+                                      std::lock_guard lock(im->mu);
+                                      im->manual.push_back({s, *f});
+                                    }
+                                    im->queue->Add(kRoundKey);
                                   }
                                   done(std::move(f));
                                 });

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "coord/coordinator.h"
-#include "env/environments.h"
+#include "env/services.h"
 #include "schedule/schedules.h"
 
 namespace drover::schedule {
@@ -32,7 +32,7 @@ struct SchedulerOptions {
 
 class Scheduler {
  public:
-  Scheduler(ScheduleService& schedules, env::EnvironmentService& envs, coord::Coordinator& coord,
+  Scheduler(ScheduleService& schedules, env::Services& envs, coord::Coordinator& coord,
             store::Store& store, SchedulerOptions options);
   ~Scheduler();  // Stop()
   void Start();

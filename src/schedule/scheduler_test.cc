@@ -21,7 +21,7 @@ TEST(Scheduler, AnActionFinishingAfterStopGaveUpIsStillRecorded) {
   ASSERT_TRUE(real);
   testing::FaultyStore store(*real);
   auth::KeyService keys(store, SystemClock::Get());
-  env::EnvironmentService envs(store, SystemClock::Get(), keys);
+  env::Services envs(store, SystemClock::Get(), keys);
   ScheduleService schedules(store, SystemClock::Get());
   coord::Coordinator coord(store, {"srv", std::chrono::seconds(10), {}, {}, {}});
   Schedule s;
@@ -65,7 +65,7 @@ TEST(Scheduler, TheLeadersCleanupRunsTheCleanupTasks) {
   auto store = testing::OpenTestStore(dir);
   ASSERT_TRUE(store);
   auth::KeyService keys(*store, SystemClock::Get());
-  env::EnvironmentService envs(*store, SystemClock::Get(), keys);
+  env::Services envs(*store, SystemClock::Get(), keys);
   ScheduleService schedules(*store, SystemClock::Get());
   coord::Coordinator coord(*store, {"srv", std::chrono::seconds(10), {}, {}, {}});
   std::atomic<int> ran{0};

@@ -220,12 +220,13 @@ Status ApplyMigrations(Tx& tx, std::string_view backend, std::string_view begin)
       if (!s.ok()) break;
     }
     if (s.ok()) {
-      auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
-      s = tx.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                  {int64_t{m.version}, m.name, int64_t{now}})
-              .status();
+      auto now = tx.NowMillis();
+      s = now.ok() ? tx.Exec(
+                           "INSERT INTO schema_migrations (version, name, applied_at) VALUES"
+                           " (?, ?, ?)",
+                           {int64_t{m.version}, m.name, *now})
+                         .status()
+                   : now.status();
     }
     if (s.ok()) s = exec("COMMIT");
     if (!s.ok()) {

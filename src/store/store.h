@@ -22,6 +22,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/function_ref.h"
 #include "common/status.h"
 
@@ -142,6 +143,9 @@ struct StoreOptions {
   // SQLite: syncs the WAL file (default fdatasync); tests inject a failing one. A failed sync
   // ends the process (exit code 74): docs/architecture.md.
   std::function<int(int fd)> sqlite_sync;
+  // SQLite: the database's clock (one process owns the file); null: the system clock.
+  // PostgreSQL's clock is the server's.
+  const Clock* clock = nullptr;
 };
 
 class Store {

@@ -191,10 +191,6 @@ Result<int64_t> SqliteTx::NextIndex() {
 Status SqliteTx::Notify(std::string_view topic) { return AddTopic(writable_, topics_, topic); }
 
 // One process owns a SQLite database: its clock is the database's clock.
-Result<int64_t> SqliteTx::NowMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+Result<int64_t> SqliteTx::NowMillis() { return ToUnixMillis(clock_.Now()); }
 
 }  // namespace drover::store::sqlite

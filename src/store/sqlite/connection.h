@@ -37,7 +37,7 @@ class Connection {
 
 class SqliteTx final : public Tx {
  public:
-  explicit SqliteTx(Connection& conn) : conn_(conn) {}
+  SqliteTx(Connection& conn, const Clock& clock) : conn_(conn), clock_(clock) {}
   Result<int64_t> Exec(std::string_view sql, std::initializer_list<Param> params = {}) override;
   Status Query(std::string_view sql, std::initializer_list<Param> params,
                FunctionRef<void(const Row&)> on_row) override;
@@ -63,6 +63,7 @@ class SqliteTx final : public Tx {
  private:
   Result<sqlite3_stmt*> Bind(std::string_view sql, std::initializer_list<Param> params);
   Connection& conn_;
+  const Clock& clock_;
   int64_t max_index_ = 0;
   std::vector<std::string> topics_;
   bool writable_ = false;

@@ -48,7 +48,7 @@ class SqliteStore final : public Store {
     if (!w.ok()) return w.status();
     writer_conn_ = std::move(*w);
     DROVER_RETURN_IF_ERROR(Migrate());
-    SqliteTx tx(*writer_conn_);
+    SqliteTx tx(*writer_conn_, clock());
     auto idx = tx.QueryInt("SELECT value FROM counters WHERE name = 'index'");
     if (!idx.ok()) return idx.status();
     last_index_ = *idx;
@@ -85,7 +85,7 @@ class SqliteStore final : public Store {
     auto reader = AcquireReader();
     if (!reader.ok()) return reader.status();
     Reader& r = **reader;
-    SqliteTx tx(*r.conn);
+    SqliteTx tx(*r.conn, clock());
     // A read transaction stays open while no commit has happened since it began: a snapshot
     // that is still current needs no new WAL read lock (two fcntl calls per read otherwise).
     uint64_t seq = commit_seq_.load(std::memory_order_acquire);
@@ -136,7 +136,7 @@ class SqliteStore final : public Store {
 
  private:
   Status Migrate() {
-    SqliteTx tx(*writer_conn_);
+    SqliteTx tx(*writer_conn_, clock());
     return ApplyMigrations(tx, "sqlite", "BEGIN IMMEDIATE");
   }
 
@@ -148,7 +148,7 @@ class SqliteStore final : public Store {
 
   static Status EndRead(Reader& r) {
     r.in_txn = false;
-    SqliteTx tx(*r.conn);
+    SqliteTx tx(*r.conn, SystemClock::Get());  // a COMMIT reads no time
     return tx.Exec("COMMIT").status();
   }
 
@@ -187,7 +187,7 @@ class SqliteStore final : public Store {
   }
 
   void WriterLoop() {
-    SqliteTx tx(*writer_conn_);
+    SqliteTx tx(*writer_conn_, clock());
     tx.set_writable(true, &next_index_);
     std::vector<PendingWrite> batch;
     std::vector<Status> results;
@@ -340,7 +340,7 @@ class SqliteStore final : public Store {
   void CheckpointLoop(std::unique_ptr<Connection> conn) {
     std::unique_lock lock(ckpt_mu_);
     while (!ckpt_stop_) {
-      ckpt_cv_.wait_for(lock, std::chrono::seconds(1),
+      clock().WaitUntil(lock, ckpt_cv_, clock().Steady() + std::chrono::seconds(1),
                         [&] { return ckpt_stop_ || checkpoint_wanted_.load(); });
       if (ckpt_stop_) break;
       checkpoint_wanted_ = false;
@@ -360,6 +360,7 @@ class SqliteStore final : public Store {
 
   const std::string path_;
   const StoreOptions options_;
+  const Clock& clock() const { return options_.clock ? *options_.clock : SystemClock::Get(); }
   int lock_fd_;
   std::unique_ptr<Connection> writer_conn_;
   std::thread writer_;
