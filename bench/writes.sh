@@ -7,7 +7,9 @@
 #                                   cluster with the same client count, in the same run
 # Each rep also measures the same server and load with durability off (SQLite synchronous=NORMAL,
 # PostgreSQL synchronous_commit=off): the ceiling the machine's CPU allows, disk aside.
-# Environment: REPS=3 DURATION=10 CONNS=64|16
+# BEFORE_BIN=path/to/older/drover adds an A/B: each rep also measures that binary's durable
+# writes on the same backend, right after this one's, and the summary gives the ratio.
+# Environment: REPS=3 DURATION=10 CONNS=64|16 BEFORE_BIN=
 source "$(dirname "$0")/lib.sh"
 BACKEND=sqlite
 [ "${1:-}" = "--db" ] && BACKEND="${2:-}"
@@ -45,7 +47,7 @@ measure() {
   echo "$res $batch $cpu_us $busy" >>"$T/$1"
   echo "$res $batch $cpu_us $busy"
 }
-: >"$T/w"; : >"$T/ceiling"
+: >"$T/w"; : >"$T/ceiling"; : >"$T/before"
 for r in $(seq 1 "$REPS"); do
   peer=""
   if [ "$BACKEND" = postgres ]; then
@@ -62,6 +64,18 @@ for r in $(seq 1 "$REPS"); do
   sed -i '$ s/$/ '"${peer:-0}"'/' "$T/w"
   echo "rep $r: durable $res${peer:+  pgbench ${peer} inserts/s}"
   stop_drover
+  if [ -n "${BEFORE_BIN:-}" ]; then
+    # The same load on the older binary, alternating with this one (shared noise).
+    if [ "$BACKEND" = postgres ]; then
+      psql_pg -c "CREATE DATABASE before$r" postgres
+      DROVER_BIN="$BEFORE_BIN" start_drover "before$r" --log-format json --rate-limit 0 \
+        --db "postgres://postgres@127.0.0.1:$PG_PORT/before$r"
+    else
+      DROVER_BIN="$BEFORE_BIN" start_drover "before$r" --log-format json --rate-limit 0
+    fi
+    echo "rep $r: before (A/B) $(measure before)"
+    stop_drover
+  fi
   # The ceiling: the same server and load with durability switched off (no disk sync per
   # commit), which shows how much of the limit is the machine's CPU rather than the disk.
   if [ "$BACKEND" = postgres ]; then
@@ -76,6 +90,10 @@ done
 col() { awk -v c="$2" '{print $c}' "$T/$1" | median; }
 rps="$(col w 1)"; p50="$(col w 2)"; p99="$(col w 3)"; batch="$(col w 4)"; cpu="$(col w 5)"
 busy="$(col w 6)"; ceiling="$(col ceiling 1)"; ceiling_busy="$(col ceiling 6)"
+if [ -n "${BEFORE_BIN:-}" ]; then
+  ab="$(paste -d'|' "$T/w" "$T/before" | awk -F'|' '{split($1,a," "); split($2,b," "); if (b[1]>0) print a[1]/b[1]}' | median)"
+  echo "A/B: before $(col before 1) durable writes/s, server CPU $(col before 5) us/write | this ${rps}, ${cpu} us/write | ratio this/before ${ab} (per rep, median)"
+fi
 echo "no-sync ceiling: ${ceiling} writes/s with the machine ${ceiling_busy}% busy (durable runs: ${busy}% busy)"
 if [ "$BACKEND" = sqlite ]; then
   echo "median: drover ${rps} durable writes/s, p50 ${p50} ms, p99 ${p99} ms, mean batch ${batch}, server CPU ${cpu} us/write | disk fdatasync ${fsync}/s | goal >= 40000/s, p99 < 10 ms"

@@ -174,6 +174,15 @@ bool KeyService::WorthALookup(std::string_view token, const Sha256Digest& digest
   return true;
 }
 
+bool KeyService::Cached(std::string_view token) const {
+  if (token.empty() || token.size() > 512) return true;  // refused without a read
+  Sha256Digest digest = Sha256(token);
+  auto now = clock_.Steady();
+  std::shared_lock lock(mu_);
+  auto it = cache_.find(digest);
+  return it != cache_.end() && it->second.expires > now;
+}
+
 Result<std::shared_ptr<const Principal>> KeyService::Authenticate(std::string_view token) {
   if (token.empty() || token.size() > 512) return Status::Unauthenticated("invalid API key");
   Sha256Digest digest = Sha256(token);

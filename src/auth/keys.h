@@ -74,6 +74,8 @@ class KeyService final : public http::Authenticator {
   // cannot be read — unless the key was cached within the last hour: then, while the store
   // fails, the cached answer stands (a stalled database does not lock every key out).
   Result<std::shared_ptr<const Principal>> Authenticate(std::string_view token) override;
+  // A verified key cached and fresh (the common case on a hot path).
+  bool Cached(std::string_view token) const override;
 
   // Creates a key as `caller`. PermissionDenied when a non-admin asks for another tenant or an
   // admin/agent role. `done` runs on the store's writer thread after the commit.
@@ -147,7 +149,7 @@ class KeyService final : public http::Authenticator {
   // Until then a failed key read is recent: expired cache entries answer without a read.
   std::atomic<std::chrono::steady_clock::time_point> store_trouble_until_{};
   int subscription_ = -1;
-  std::shared_mutex mu_;
+  mutable std::shared_mutex mu_;
   std::unordered_map<Sha256Digest, CacheEntry, DigestHash> cache_;  // GUARDED_BY(mu_)
   // Moves with every revocation: a lookup that began before one does not cache what it read.
   uint64_t generation_ = 0;  // GUARDED_BY(mu_)

@@ -84,6 +84,7 @@ void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store
                                             store.LastIndex()));
                         });
              });
+  router.MarkQueuesWritesOnly();  // the hot write path: no hop to the store pool
 
   // Reads run at once or, with ?index=, once a variable change passes that index.
   auto serve = [&waiters](const Request& req, Responder respond, std::function<void()> read) {
@@ -149,6 +150,7 @@ void AddVariableRoutes(http::Router& router, VariableService& vars, store::Store
                              respond(WithIndex(std::move(r), store.LastIndex()));
                            });
              });
+  router.MarkQueuesWritesOnly();
 }
 
 }  // namespace drover::control

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "store/origin.h"
@@ -86,6 +90,50 @@ TEST_P(ChangeLogTest, ARecordCarriesItsOriginAndTheStoresIndexAsItsSequence) {
   std::string json = EntryJson(all[0]);
   EXPECT_NE(json.find("\"summary\":{\"n\":1}"), std::string::npos) << json;
   EXPECT_NE(json.find("\"result\":\"accepted\""), std::string::npos) << json;
+}
+
+// A batch's records go in with multi-row statements (16, 8, 4, 2, 1 rows on PostgreSQL); a
+// write that fails takes its records with it (the batch re-runs with savepoints).
+TEST_P(ChangeLogTest, EveryRecordOfABigBatchIsWrittenAndAFailedWritesAreNot) {
+  constexpr int kWrites = 61;
+  std::atomic<int> left{kWrites};
+  std::mutex mu;
+  std::condition_variable cv;
+  for (int i = 0; i < kWrites; ++i) {
+    std::string request_id = "req-" + std::to_string(i);  // the origin views it
+    store::ScopedOrigin origin({"k_batch", "user", request_id});
+    store_->Write(
+        [i](store::Tx& tx) -> Status {
+          DROVER_RETURN_IF_ERROR(
+              Record(tx, {"t", "variable", "v" + std::to_string(i), "set", "{}"}));
+          if (i == 29) return Status::InvalidArgument("refused");
+          return tx.NextIndex().status();
+        },
+        [&](Status) {
+          std::lock_guard lock(mu);
+          --left;
+          cv.notify_all();
+        });
+  }
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(SystemClock::Get().WaitUntil(lock, cv,
+                                             SystemClock::Get().Steady() + std::chrono::seconds(60),
+                                             [&] { return left == 0; }));
+  }
+  FeedQuery all;
+  all.limit = 1000;
+  auto feed = Feed(all);
+  ASSERT_EQ(feed.size(), static_cast<size_t>(kWrites - 1));
+  std::set<std::string> names;
+  for (const auto& e : feed) {
+    names.insert(e.name);
+    EXPECT_EQ(e.actor, "k_batch");
+    EXPECT_EQ(e.request_id, "req-" + e.name.substr(1));
+    EXPECT_GT(e.at_ms, 0);
+  }
+  EXPECT_EQ(names.size(), static_cast<size_t>(kWrites - 1));
+  EXPECT_FALSE(names.count("v29")) << "the failed write's record went with it";
 }
 
 TEST_P(ChangeLogTest, TheFeedFiltersByTenantKindAndPosition) {

@@ -97,6 +97,12 @@ void Pipeline::Dispatch(Request& req, const Responder& respond, Match m) {
   }
 }
 
+bool Pipeline::RunsFromMemory(const Request& req, const Route& route) const {
+  if (!route.may_block) return true;
+  if (route.reads_store || route.stream || route.access == Access::kPublic) return false;
+  return keys_.Cached(BearerToken(req.Header("Authorization")));
+}
+
 std::optional<Response> Pipeline::Admit(Request& req, Match& m) {
   if (m.kind == Match::kNotFound) {
     return Response::Problem(404, "", fmt::format("no route for {}", req.path));

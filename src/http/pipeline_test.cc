@@ -98,6 +98,32 @@ TEST_P(PipelineTest, PublicRoutesNeedNoKey) {
   EXPECT_EQ(m.content_type, "text/plain; version=0.0.4; charset=utf-8");
 }
 
+// Which requests the transport may run on its I/O thread although a store pool exists: a
+// write-only route (PUT /v1/variables/{key}) with a key already verified; never a read route,
+// never an unknown or uncached key (its lookup reads the store).
+TEST_P(PipelineTest, OnlyWriteOnlyRoutesWithACachedKeyRunFromMemory) {
+  std::string key = NewKey("user");
+  auto runs_from_memory = [&](Method m, std::string path, std::string_view token) {
+    Request req;
+    req.method = m;
+    req.path = path;
+    std::string auth = "Bearer " + std::string(token);
+    req.headers.emplace_back("Authorization", auth);
+    Match match = app_->pipeline().Lookup(req);
+    const Route* route = app_->pipeline().RouteOf(match);
+    EXPECT_NE(route, nullptr) << path;
+    return route && app_->pipeline().RunsFromMemory(req, *route);
+  };
+  EXPECT_FALSE(runs_from_memory(Method::kPut, "/v1/variables/a", key)) << "not verified yet";
+  ASSERT_EQ(Call(Method::kPut, "/v1/variables/a", key, R"({"value":"1"})").status, 201);
+  EXPECT_TRUE(runs_from_memory(Method::kPut, "/v1/variables/a", key));
+  EXPECT_TRUE(runs_from_memory(Method::kDelete, "/v1/variables/a", key));
+  EXPECT_FALSE(runs_from_memory(Method::kGet, "/v1/variables/a", key)) << "reads the store";
+  EXPECT_FALSE(runs_from_memory(Method::kPut, "/v1/variables/a", "drv_made-up")) << "unknown";
+  EXPECT_TRUE(runs_from_memory(Method::kGet, "/healthz", "")) << "public, never blocks";
+  EXPECT_FALSE(runs_from_memory(Method::kGet, "/readyz", "")) << "public, reads the store";
+}
+
 TEST_P(PipelineTest, MissingOrBadKeyIs401) {
   auto r = Call(Method::kGet, "/v1/status", "");
   EXPECT_EQ(r.status, 401);

@@ -40,6 +40,11 @@ class Authenticator {
   // The caller behind `token`. Unauthenticated when unknown; Unavailable when it cannot be
   // told now.
   virtual Result<std::shared_ptr<const Principal>> Authenticate(std::string_view token) = 0;
+  // True when Authenticate(token) would answer from memory now, without a store read.
+  virtual bool Cached(std::string_view token) const {
+    (void)token;
+    return false;
+  }
 };
 
 }  // namespace drover::http

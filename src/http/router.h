@@ -31,6 +31,11 @@ struct Route {
   // Its key check or handler may wait on the store: with a store pool it runs there, never on
   // an I/O thread. Every route with a key; public ones only when marked (MarkMayBlock).
   bool may_block = true;
+  // Its handler may read the store before it answers. False for handlers that only validate
+  // and queue a write (MarkQueuesWritesOnly): with a key the server has cached, such a request
+  // runs on its I/O thread, since nothing in it can wait (a write's answer comes from the
+  // commit, not a wait).
+  bool reads_store = true;
 };
 
 struct Match {
@@ -49,6 +54,8 @@ class Router {
                  std::shared_ptr<StreamRoute> stream);
   // Marks the public route added last as one that may wait on the store (/readyz).
   void MarkMayBlock() { routes_.back().may_block = true; }
+  // Marks the route added last as one whose handler reads nothing from the store (see Route).
+  void MarkQueuesWritesOnly() { routes_.back().reads_store = false; }
   Match Find(Method method, std::string_view path) const;
   const std::vector<Route>& routes() const { return routes_; }
 

@@ -334,7 +334,7 @@ struct Server::Impl {
       pipeline.metrics().AddInFlight(1);
       Responder responder;
       int route_index = match.route;
-      if (opts.store_pool && route && route->may_block) {
+      if (opts.store_pool && route && route->may_block && !pipeline.RunsFromMemory(req, *route)) {
         // Its key check and handler may wait on the store: on the pool, never on this thread.
         req.EnableCancel();
         auto m = std::make_shared<Match>(std::move(match));

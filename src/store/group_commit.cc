@@ -88,14 +88,17 @@ void WriteQueue::Reap() {
   std::unique_lock lock(mu_);
   while (!reaper_stop_) {
     if (queue_.empty()) {
-      reaper_idle_ = true;  // the next Push wakes it; until then no wake-ups at all
-      reap_cv_.wait(lock);
-      reaper_idle_ = false;
+      // A look every second (at most max_wait): a write is refused within max_wait + 1 s of
+      // being queued, and no Push ever wakes the reaper (under load the queue empties and
+      // fills once per batch: a wake-up each time would cost a context switch per batch).
+      auto every = std::min<std::chrono::milliseconds>(max_wait_, std::chrono::seconds(1));
+      const Clock& clock = SystemClock::Get();
+      clock.WaitUntil(lock, reap_cv_, clock.Steady() + every, [&] { return reaper_stop_; });
       continue;
     }
     auto due = queue_.front().queued_at + max_wait_;
     if (std::chrono::steady_clock::now() < due) {
-      reap_cv_.wait_until(lock, due);
+      SystemClock::Get().WaitUntil(lock, reap_cv_, due, [&] { return reaper_stop_; });
       continue;
     }
     // The oldest writes waited too long for the writer (the database stalls): refuse them.
@@ -120,12 +123,8 @@ void WriteQueue::Push(WriteFn fn, DoneFn done) {
     std::lock_guard lock(mu_);
     closed = closed_;
     if (!closed && queue_.size() < max_queued_) {
-      bool was_empty = queue_.empty();
       queue_.push_back({std::move(fn), std::move(done), std::chrono::steady_clock::now()});
       cv_.notify_one();
-      // Only an idle reaper needs waking: a sleeping one wakes at its deadline anyway, finds
-      // the queue and sleeps until the new front's (no wake-up per write under load).
-      if (was_empty && reaper_idle_) reap_cv_.notify_one();
       return;
     }
   }

@@ -55,7 +55,6 @@ class WriteQueue {
   std::deque<PendingWrite> queue_;   // GUARDED_BY(mu_)
   std::atomic<bool> closed_{false};  // written under mu_
   bool reaper_stop_ = false;         // GUARDED_BY(mu_)
-  bool reaper_idle_ = false;         // GUARDED_BY(mu_): waiting for a write, no deadline
   std::thread reaper_;
 };
 

@@ -282,6 +282,7 @@ class PostgresStore final : public Store {
   Status CommitBatch(std::vector<PendingWrite>& batch, std::vector<Status>& results, bool predict,
                      bool* mispredicted, int64_t* max_index) {
     PgTx tx(*writer_conn_, /*writable=*/true);
+    tx.set_commit_payload(&EncodePayload, kChannel);
     bool first_attempt = true;
     // Deferred statements are pipelined in the optimistic attempt; the savepoint attempt
     // (after a failure) runs them one by one so each failure stays with its write.
@@ -300,10 +301,10 @@ class PostgresStore final : public Store {
     // simple queries.
     auto commit_batch = [&]() -> Status {
       std::string sql;
-      if (tx.max_index() > 0) {
+      if (tx.max_index() > 0 && !tx.commit_folded()) {
         sql += fmt::format("UPDATE counters SET value = {} WHERE name = 'index'; ", tx.max_index());
       }
-      if (tx.max_index() > 0 || !tx.topics().empty()) {
+      if ((tx.max_index() > 0 || !tx.topics().empty()) && !tx.commit_folded()) {
         sql += fmt::format("SELECT pg_notify('{}', {}); ", kChannel,
                            writer_conn_->Literal(EncodePayload(tx.max_index(), tx.topics())));
       }
@@ -319,11 +320,11 @@ class PostgresStore final : public Store {
     auto flush = [&](std::vector<Status>& r, bool* committed) {
       if (!committed) return tx.Flush(r, nullptr, nullptr);
       std::vector<Connection::Queued> tail;
-      if (tx.max_index() > 0) {
+      if (tx.max_index() > 0 && !tx.commit_folded()) {
         tail.push_back(Connection::Copy("UPDATE counters SET value = ? WHERE name = 'index'",
                                         {tx.max_index()}));
       }
-      if (tx.max_index() > 0 || !tx.topics().empty()) {
+      if ((tx.max_index() > 0 || !tx.topics().empty()) && !tx.commit_folded()) {
         std::string payload = EncodePayload(tx.max_index(), tx.topics());
         tail.push_back(Connection::Copy("SELECT pg_notify(?, ?)", {kChannel, payload}));
       }
