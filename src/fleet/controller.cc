@@ -100,6 +100,7 @@ struct Controller::Impl {
     // provider when the environment is deleted (its rows go with it).
     std::map<std::string, env::Instance> provider_instances;
     std::optional<Clock::SteadyTime> changed_at;  // a change not yet reconciled (lag metric)
+    int conflicts = 0;                            // plans in a row that found the world moved
   };
   std::map<std::string, Tracked> tracked;  // by resource name
 
@@ -222,10 +223,16 @@ struct Controller::Impl {
       t.changed_at.reset();
     }
     if (s.code() == Status::Code::kConflict) {
-      // Changed under us: read it again and plan once more.
+      // Changed under us: read it again and plan once more, at once the first time. A world
+      // that keeps moving (or a row no plan can move, say a damaged state) backs off, 100 ms
+      // doubling to 5 s, instead of spinning.
       if (auto e = env.environments.Get(t.env.tenant, t.env.name); e.ok()) t.env = std::move(*e);
-      return runtime::Outcome::After(std::chrono::milliseconds(1));
+      int n = ++t.conflicts;
+      auto again = std::chrono::milliseconds(
+          n == 1 ? 1 : std::min<int64_t>(100LL << std::min(n - 2, 6), 5000));
+      return runtime::Outcome::After(again);
     }
+    t.conflicts = 0;
     if (!s.ok()) {
       LogWarn("reconcile of {}/{}: {}", t.env.tenant, t.env.name, s.message());
       due = std::min(due, *now + kRetry.count());

@@ -8,6 +8,7 @@
 #include <boost/json/parse.hpp>
 #include <future>
 #include <mutex>
+#include <thread>
 
 #include "testing/store_fixture.h"
 
@@ -209,6 +210,40 @@ TEST_P(ControllerTest, AFailedStartIsRecordedAndBackedOff) {
   EXPECT_EQ((*all)[0].state, InstanceState::kTerminated) << "a start that failed holds no place";
   EXPECT_NE((*all)[0].state_reason.find("no capacity in the fake cloud"), std::string::npos)
       << (*all)[0].state_reason;
+}
+
+// A row no plan can move (a state no version wrote reads as failed, and its terminate never
+// applies) makes every plan find the world moved: the controller backs off instead of
+// re-planning every millisecond, and keeps serving the environment's real changes.
+TEST_P(ControllerTest, ARowNoPlanCanMoveDoesNotSpinTheController) {
+  Put("0");
+  ASSERT_TRUE(store::WriteSync(*store_, [](store::Tx& tx) {
+                return tx
+                    .Exec(
+                        "INSERT INTO instances (id, tenant, environment, state, hostname,"
+                        " address, provider_id, facts, agent_version, skipped_runs, restarts,"
+                        " last_run_seq, created_at, updated_at) VALUES ('i-damaged', 't', 'web',"
+                        " 'bogus', '', '', 'fake-i-damaged', '{}', '', 0, 0, 0, 1, 1)")
+                    .status();
+              }).ok());
+  controller_->Poke();
+  auto reconciles = [&] {
+    std::string out;
+    controller_->RenderMetrics(out);
+    constexpr std::string_view kSample = "\ndrover_fleet_reconciles_total ";
+    auto at = out.find(kSample);
+    return at == std::string::npos ? -1 : std::stol(out.substr(at + kSample.size()));
+  };
+  ASSERT_TRUE(testing::WaitFor([&] { return reconciles() >= 3; })) << "it tried";
+  long before = reconciles();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  // Backing off (100 ms doubling), a handful; spinning at 1 ms, a thousand or more.
+  EXPECT_LT(reconciles() - before, 100);
+  // Real changes still go through at once.
+  std::promise<Status> p;
+  svc_->environments.Scale("t", "web", "2", [&](auto r) { p.set_value(r.status()); });
+  ASSERT_TRUE(p.get_future().get().ok());
+  EXPECT_TRUE(testing::WaitFor([&] { return fake_->Count("create") >= 1; }));
 }
 
 }  // namespace
