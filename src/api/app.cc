@@ -77,7 +77,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
 App::~App() {
   if (gauges_) {
     store_.Unsubscribe(gauges_sub_);
-    gauges_->Stop();
+    gauges_->Stop(runtime::WorkQueue::kUntilDone);
   }
   // The controller first (no reconcile after its leases go), then the coordinator, whose last
   // callbacks still reach a live controller.

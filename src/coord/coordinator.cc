@@ -223,7 +223,7 @@ void Coordinator::Stop() {
     if (impl_->stopped) return;
     impl_->stopped = true;
   }
-  impl_->queue->Stop();
+  impl_->queue->Stop(runtime::WorkQueue::kUntilDone);
   impl_->ReleaseAll();
 }
 

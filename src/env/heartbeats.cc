@@ -110,7 +110,7 @@ void HeartbeatBuffer::Stop() {
     if (stop_) return;
     stop_ = true;
   }
-  flusher_->Stop();
+  flusher_->Stop(runtime::WorkQueue::kUntilDone);
   if (Status s = Flush(); !s.ok()) LogWarn("writing buffered heartbeats: {}", s.message());
 }
 

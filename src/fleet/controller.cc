@@ -477,7 +477,7 @@ void Controller::Start() {
 void Controller::Stop() {
   if (impl_->stopped.exchange(true)) return;
   if (impl_->sub >= 0) impl_->store.Unsubscribe(impl_->sub);
-  impl_->queue->Stop();
+  impl_->queue->Stop(runtime::WorkQueue::kUntilDone);
   if (impl_->opts.local.stop_with_server) {
     impl_->providers.ForEach([](Provider& p) { p.StopAll(); });
   }

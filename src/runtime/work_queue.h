@@ -46,6 +46,10 @@ class WorkQueue {
   void Start();
   // Stops taking work; waits up to `drain` for handlers under way; joins the workers.
   void Stop(std::chrono::milliseconds drain = std::chrono::seconds(30));
+  // A drain with no end: for queues whose handlers use their owner, which is destroyed once
+  // Stop returns (a handler left running would use freed memory). Their handlers' own
+  // timeouts (store, provider commands) bound the wait.
+  static constexpr std::chrono::milliseconds kUntilDone = std::chrono::hours(24 * 365);
 
   // Handle `key` now (or as soon as a worker is free); nothing if it is already waiting to be
   // handled now.

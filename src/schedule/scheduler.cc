@@ -366,7 +366,7 @@ void Scheduler::Stop() {
     impl_->stopped = true;
   }
   if (impl_->sub >= 0) impl_->store.Unsubscribe(impl_->sub);
-  impl_->queue->Stop(impl_->opts.drain);
+  impl_->queue->Stop(runtime::WorkQueue::kUntilDone);  // a round uses impl_
   // Actions under way finish and are recorded before the store may close. If some take
   // longer, their callbacks keep the state they use alive (they hold impl_).
   std::unique_lock lock(impl_->mu);
