@@ -332,7 +332,11 @@ struct Controller::Impl {
     Plan plan = PlanReconcile(e, insts, obs, now,
                               {opts.resync.count(), env::HeartbeatBuffer::kDefaultPeriod.count()});
     for (double lag : plan.deadline_lags) deadline_lag.Observe(lag);
-    *due = std::min(*due, plan.due);
+    // Nothing to do yet due already: planning again at once would plan the same (the plan is
+    // a function of what it saw); a resync period later instead of a spin.
+    int64_t plan_due =
+        plan.actions.empty() && plan.due <= now ? now + opts.resync.count() : plan.due;
+    *due = std::min(*due, plan_due);
 
     return Apply(t, plan, provider, lease, now, due);
   }

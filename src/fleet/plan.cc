@@ -73,7 +73,10 @@ struct Planner {
     Due(last + allowed + 1);
     // A process the provider watches (local agents) is looked at every resync.
     if (alive != obs.alive.end()) Due(now + opts.resync_ms);
-    if (obs.listed && !inst.provider_id.empty()) Due(inst.created_at_ms + ListEvery() + 1);
+    // Missing from the list while still new: judged once it is old enough to be listed.
+    if (obs.listed && !inst.provider_id.empty() && !obs.listed->count(inst.provider_id)) {
+      Due(inst.created_at_ms + ListEvery() + 1);
+    }
     return "";
   }
 

@@ -201,6 +201,16 @@ INSTANTIATE_TEST_SUITE_P(
              }(),
              {},
              kNow - 2'000 + 15'001},
+        Case{"ListedInstancesAreFine",
+             Env(1),
+             {Inst("a", InstanceState::kRunning, 5 * kMin)},
+             [] {
+               auto o = Obs(1);
+               o.listed = std::set<std::string>{"p-a"};
+               return o;
+             }(),
+             {},
+             kHealthyDue},
         Case{"AFailedListJudgesNothing",
              Env(1),
              {Inst("a", InstanceState::kRunning, 5 * kMin)},
