@@ -174,13 +174,14 @@ bool KeyService::WorthALookup(std::string_view token, const Sha256Digest& digest
   return true;
 }
 
-bool KeyService::Cached(std::string_view token) const {
-  if (token.empty() || token.size() > 512) return true;  // refused without a read
+std::shared_ptr<const Principal> KeyService::Cached(std::string_view token) const {
+  if (token.empty() || token.size() > 512) return nullptr;
   Sha256Digest digest = Sha256(token);
   auto now = clock_.Steady();
   std::shared_lock lock(mu_);
   auto it = cache_.find(digest);
-  return it != cache_.end() && it->second.expires > now;
+  if (it == cache_.end() || it->second.expires <= now) return nullptr;
+  return it->second.principal;
 }
 
 Result<std::shared_ptr<const Principal>> KeyService::Authenticate(std::string_view token) {
@@ -308,10 +309,7 @@ Result<KeyPage> KeyService::List(const Principal& caller, std::optional<std::str
     return tx.Query(sql, {cursor, int64_t{limit + 1}}, on_row);
   });
   if (!s.ok()) return s;
-  if (static_cast<int>(page.items.size()) > limit) {
-    page.items.pop_back();
-    page.next_cursor = page.items.back().id;
-  }
+  page.Trim(limit, [](const auto& last) { return last.id; });
   return page;
 }
 

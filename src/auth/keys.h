@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/page.h"
 #include "common/random.h"
 #include "common/status.h"
 #include "http/principal.h"
@@ -59,10 +60,7 @@ struct NewKey {
   std::string secret;  // shown once, never stored
 };
 
-struct KeyPage {
-  std::vector<KeyRecord> items;
-  std::string next_cursor;  // empty at the end
-};
+using KeyPage = Page<KeyRecord>;
 
 class KeyService final : public http::Authenticator {
  public:
@@ -75,7 +73,7 @@ class KeyService final : public http::Authenticator {
   // fails, the cached answer stands (a stalled database does not lock every key out).
   Result<std::shared_ptr<const Principal>> Authenticate(std::string_view token) override;
   // A verified key cached and fresh (the common case on a hot path).
-  bool Cached(std::string_view token) const override;
+  std::shared_ptr<const Principal> Cached(std::string_view token) const override;
 
   // Creates a key as `caller`. PermissionDenied when a non-admin asks for another tenant or an
   // admin/agent role. `done` runs on the store's writer thread after the commit.

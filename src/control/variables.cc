@@ -180,10 +180,7 @@ Result<VariablePage> VariableService::List(const std::string& tenant, const List
     return tx.Query(sql, {tenant, q.prefix, hi, k, k, e, lim}, on_row);
   });
   if (!s.ok()) return s;
-  if (static_cast<int>(page.items.size()) > q.limit) {
-    page.items.pop_back();
-    page.next_cursor = EncodeCursor(page.items.back());
-  }
+  page.Trim(q.limit, [](const auto& last) { return EncodeCursor(last); });
   return page;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/page.h"
 #include "common/status.h"
 #include "control/values.h"
 #include "store/store.h"
@@ -36,10 +37,7 @@ struct ListQuery {
   int limit = 100;
 };
 
-struct VariablePage {
-  std::vector<Variable> items;
-  std::string next_cursor;  // empty at the end
-};
+using VariablePage = Page<Variable>;
 
 // The change topic (store::Tx::Notify) of every variable write: blocking reads wait on it.
 inline constexpr std::string_view kTopic = "variables";

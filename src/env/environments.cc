@@ -108,10 +108,7 @@ Result<Page<Environment>> EnvironmentService::List(const std::string& tenant,
         [&](const store::Row& r) { page.items.push_back(ReadEnvironment(r)); });
   });
   if (!s.ok()) return s;
-  if (static_cast<int>(page.items.size()) > limit) {
-    page.items.pop_back();
-    page.next_cursor = page.items.back().name;
-  }
+  page.Trim(limit, [](const auto& last) { return last.name; });
   return page;
 }
 

@@ -26,10 +26,7 @@ Result<Page<Event>> EventLog::Events(const std::string& tenant, const std::strin
         });
   });
   if (!s.ok()) return s;
-  if (static_cast<int>(page.items.size()) > limit) {
-    page.items.pop_back();
-    page.next_cursor = std::to_string(page.items.back().seq);
-  }
+  page.Trim(limit, [](const auto& last) { return std::to_string(last.seq); });
   return page;
 }
 

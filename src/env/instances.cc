@@ -191,7 +191,8 @@ void InstanceService::WriteHeartbeat(Instance inst, Heartbeat hb,
                                         [&](const store::Row& r) { state = r.String(0); }));
         if (state.empty()) return Status::NotFound(fmt::format("no instance '{}'", inst.id));
         auto was = ParseInstanceState(state);
-        if (!was || !IsLive(*was)) {
+        if (!was || *was == InstanceState::kTerminating || *was == InstanceState::kTerminated ||
+            *was == InstanceState::kFailed) {
           return Status::Conflict(fmt::format("instance '{}' is {}", inst.id, state));
         }
         bool up = *was != InstanceState::kRunning;

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/page.h"
 #include "env/spec.h"
 #include "env/states.h"
 
@@ -132,10 +133,6 @@ struct DesiredCapacity {
   std::optional<int64_t> next_change_ms;  // a hold may begin or end then
 };
 
-template <class T>
-struct Page {
-  std::vector<T> items;
-  std::string next_cursor;
-};
+using drover::Page;
 
 }  // namespace drover::env

@@ -79,10 +79,7 @@ Result<Page<Run>> RunService::Runs(const std::string& instance, const std::strin
         [&](const store::Row& r) { page.items.push_back(ReadRun(r)); });
   });
   if (!s.ok()) return s;
-  if (static_cast<int>(page.items.size()) > limit) {
-    page.items.pop_back();
-    page.next_cursor = std::to_string(page.items.back().seq);
-  }
+  page.Trim(limit, [](const auto& last) { return std::to_string(last.seq); });
   return page;
 }
 

@@ -4,6 +4,8 @@ namespace drover::env {
 
 std::string_view Name(InstanceState s) {
   switch (s) {
+    case InstanceState::kPending:
+      return "pending";
     case InstanceState::kStarting:
       return "starting";
     case InstanceState::kRunning:

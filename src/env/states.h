@@ -8,6 +8,7 @@
 namespace drover::env {
 
 enum class InstanceState : uint8_t {
+  kPending,      // recorded, not started yet (no version writes it today; read as written)
   kStarting,     // started or joined, no heartbeat yet
   kRunning,      // heartbeats arrive
   kUnhealthy,    // silent, or its process is gone; the restart policy decides
@@ -16,8 +17,9 @@ enum class InstanceState : uint8_t {
   kFailed,       // given up on; keeps its place until the capacity or spec changes
 };
 inline constexpr InstanceState kInstanceStates[] = {
-    InstanceState::kStarting,    InstanceState::kRunning,    InstanceState::kUnhealthy,
-    InstanceState::kTerminating, InstanceState::kTerminated, InstanceState::kFailed};
+    InstanceState::kPending,   InstanceState::kStarting,    InstanceState::kRunning,
+    InstanceState::kUnhealthy, InstanceState::kTerminating, InstanceState::kTerminated,
+    InstanceState::kFailed};
 
 std::string_view Name(InstanceState s);
 // nullopt for a name that is no state (a damaged row).

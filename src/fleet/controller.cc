@@ -215,6 +215,7 @@ struct Controller::Impl {
     if (!lease) return runtime::Outcome::Done();  // lost meanwhile: the next list drops it
     auto now = env.environments.Now();
     if (!now.ok()) return runtime::Outcome::After(kRetry);
+    auto started = clock->Steady();
     int64_t due = kNever;
     Status s = Reconcile(t, *lease, *now, &due);
     reconciles.fetch_add(1, std::memory_order_relaxed);
@@ -238,8 +239,9 @@ struct Controller::Impl {
       due = std::min(due, *now + kRetry.count());
     }
     if (due == kNever) return runtime::Outcome::Done();
-    auto after = env.environments.Now();
-    int64_t left = due - (after.ok() ? *after : *now);
+    // The database's now, moved on by the time the reconcile took (no second read for it).
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock->Steady() - started);
+    int64_t left = due - (*now + took.count());
     return runtime::Outcome::After(
         std::chrono::milliseconds(std::clamp<int64_t>(left, 1, opts.full_resync.count())));
   }
@@ -332,11 +334,7 @@ struct Controller::Impl {
     Plan plan = PlanReconcile(e, insts, obs, now,
                               {opts.resync.count(), env::HeartbeatBuffer::kDefaultPeriod.count()});
     for (double lag : plan.deadline_lags) deadline_lag.Observe(lag);
-    // Nothing to do yet due already: planning again at once would plan the same (the plan is
-    // a function of what it saw); a resync period later instead of a spin.
-    int64_t plan_due =
-        plan.actions.empty() && plan.due <= now ? now + opts.resync.count() : plan.due;
-    *due = std::min(*due, plan_due);
+    *due = std::min(*due, plan.due);
 
     return Apply(t, plan, provider, lease, now, due);
   }

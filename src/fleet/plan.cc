@@ -236,6 +236,8 @@ Plan PlanReconcile(const env::Environment& e, const std::vector<env::Instance>& 
   } else if (obs.mode == Mode::kInstances) {
     p.Size();
   }
+  // A plan with nothing to do is due in the future: planning again at once would plan the same.
+  if (p.plan.actions.empty() && p.plan.due <= now) p.plan.due = now + options.resync_ms;
   return std::move(p.plan);
 }
 

@@ -72,7 +72,8 @@ struct Action {
 struct Plan {
   std::vector<Action> actions;
   // When the environment needs a look again by the clock alone (a heartbeat deadline, a backoff,
-  // the idle timeout, a window); kNever when only a change can make a difference.
+  // the idle timeout, a window); kNever when only a change can make a difference. Never at or
+  // before `now` when there are no actions (that would plan the same again at once).
   int64_t due = kNever;
   // For instances judged silent now: how late after their deadline, in seconds (a metric).
   std::vector<double> deadline_lags;

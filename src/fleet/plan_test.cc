@@ -294,6 +294,16 @@ INSTANTIATE_TEST_SUITE_P(
              }(),
              {},
              kNow + 5'000},
+        Case{"NothingToDoIsNeverDueAtOnce",  // a hold's change time already past
+             Env(1),
+             {Inst("a", InstanceState::kRunning, kMin)},
+             [] {
+               auto o = Obs(1);
+               o.desired_changes_at = kNow - 5'000;
+               return o;
+             }(),
+             {},
+             kNow + kResync},
         Case{"ACapacityMapLeavingTheGroupAloneDoesNothing",
              Env(1),
              {Inst("a", InstanceState::kRunning, kMin), Inst("b", InstanceState::kRunning, kMin)},

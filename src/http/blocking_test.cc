@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "testing/store_fixture.h"
 
@@ -54,6 +58,39 @@ TEST_F(WaitersTest, CancellingTheEarliestWaitLeavesTheOthersOnTheirDeadlines) {
   EXPECT_EQ(second.get_future().wait_for(seconds(60)), std::future_status::ready);
   EXPECT_EQ(waiters_->parked(), 0u);
   waiters_->Cancel(t1);  // already gone: nothing
+}
+
+// Released reads go to the executor (the store pool on PostgreSQL): a slow read there holds up
+// no other released read. An executor that refuses leaves them to the waiters' thread.
+TEST_F(WaitersTest, ReleasedReadsRunThroughTheExecutorOrHereWhenItRefuses) {
+  std::atomic<int> submitted{0};
+  std::atomic<bool> refuse{false};
+  std::vector<std::thread> pool;
+  std::mutex pool_mu;
+  waiters_->SetExecutor([&](std::function<void()>& ready) {
+    if (refuse) return false;
+    ++submitted;
+    std::lock_guard lock(pool_mu);
+    pool.emplace_back(std::move(ready));  // runs it on a thread of its own
+    return true;
+  });
+  std::promise<std::thread::id> on_pool, here;
+  int64_t index = store_->LastIndex();
+  waiters_->Wait("t", index, minutes(10), [&] { on_pool.set_value(std::this_thread::get_id()); });
+  Change("t");
+  auto pool_thread = on_pool.get_future();
+  ASSERT_EQ(pool_thread.wait_for(seconds(60)), std::future_status::ready);
+  EXPECT_EQ(submitted, 1);
+  refuse = true;
+  index = store_->LastIndex();
+  waiters_->Wait("t", index, minutes(10), [&] { here.set_value(std::this_thread::get_id()); });
+  Change("t");
+  auto waiters_thread = here.get_future();
+  ASSERT_EQ(waiters_thread.wait_for(seconds(60)), std::future_status::ready);
+  EXPECT_EQ(submitted, 1) << "refused: run by the waiters' thread, not lost";
+  EXPECT_NE(waiters_thread.get(), pool_thread.get());
+  std::lock_guard lock(pool_mu);
+  for (auto& t : pool) t.join();
 }
 
 TEST_F(WaitersTest, AChangeOfTheTopicReleasesOnlyItsWaits) {

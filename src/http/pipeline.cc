@@ -97,10 +97,11 @@ void Pipeline::Dispatch(Request& req, const Responder& respond, Match m) {
   }
 }
 
-bool Pipeline::RunsFromMemory(const Request& req, const Route& route) const {
+bool Pipeline::RunsFromMemory(Request& req, const Route& route) const {
   if (!route.may_block) return true;
   if (route.reads_store || route.stream || route.access == Access::kPublic) return false;
-  return keys_.Cached(BearerToken(req.Header("Authorization")));
+  req.principal = keys_.Cached(BearerToken(req.Header("Authorization")));
+  return req.principal != nullptr;
 }
 
 std::optional<Response> Pipeline::Admit(Request& req, Match& m) {
@@ -118,19 +119,22 @@ std::optional<Response> Pipeline::Admit(Request& req, Match& m) {
   req.params = std::move(m.params);
 
   if (route.access != Access::kPublic) {
-    std::string_view token = BearerToken(req.Header("Authorization"));
-    if (token.empty()) {
-      auto r = Response::Problem(401, "", "missing API key: send 'Authorization: Bearer <key>'");
-      r.AddHeader("WWW-Authenticate", "Bearer");
-      return r;
+    // Already known when RunsFromMemory found the key cached: not looked up twice.
+    if (!req.principal) {
+      std::string_view token = BearerToken(req.Header("Authorization"));
+      if (token.empty()) {
+        auto r = Response::Problem(401, "", "missing API key: send 'Authorization: Bearer <key>'");
+        r.AddHeader("WWW-Authenticate", "Bearer");
+        return r;
+      }
+      auto principal = keys_.Authenticate(token);
+      if (!principal.ok()) {
+        auto r = Response::Problem(principal.status());
+        if (r.status == 401) r.AddHeader("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+        return r;
+      }
+      req.principal = std::move(*principal);
     }
-    auto principal = keys_.Authenticate(token);
-    if (!principal.ok()) {
-      auto r = Response::Problem(principal.status());
-      if (r.status == 401) r.AddHeader("WWW-Authenticate", "Bearer error=\"invalid_token\"");
-      return r;
-    }
-    req.principal = std::move(*principal);
     const http::Principal& caller = *req.principal;
     const auto role = caller.role;
     bool read = req.method == Method::kGet || req.method == Method::kHead;

@@ -44,9 +44,10 @@ class Pipeline {
   std::optional<Response> Admit(Request& req, Match& match);
   void Dispatch(Request& req, const Responder& responder, Match match);
   // Whether `req` on `route` cannot wait on the store: a route that may block only through its
-  // key check (its handler reads nothing: Route::reads_store) with a key verified and cached.
-  // The transport then runs it inline instead of on the store pool.
-  bool RunsFromMemory(const Request& req, const Route& route) const;
+  // key check (its handler reads nothing: Route::reads_store) with a key verified and cached,
+  // whose caller it then sets (Admit does not look the key up again). The transport runs such
+  // a request inline instead of on the store pool.
+  bool RunsFromMemory(Request& req, const Route& route) const;
   const Route* RouteOf(const Match& match) const {
     return match.kind == Match::kFound ? &router_.routes()[static_cast<size_t>(match.route)]
                                        : nullptr;

@@ -118,6 +118,16 @@ TEST_P(PipelineTest, OnlyWriteOnlyRoutesWithACachedKeyRunFromMemory) {
   ASSERT_EQ(Call(Method::kPut, "/v1/variables/a", key, R"({"value":"1"})").status, 201);
   EXPECT_TRUE(runs_from_memory(Method::kPut, "/v1/variables/a", key));
   EXPECT_TRUE(runs_from_memory(Method::kDelete, "/v1/variables/a", key));
+  // The caller comes with it: Admit does not look the key up a second time.
+  Request put;
+  put.method = Method::kPut;
+  put.path = "/v1/variables/a";
+  std::string auth = "Bearer " + key;
+  put.headers.emplace_back("Authorization", auth);
+  Match m = app_->pipeline().Lookup(put);
+  ASSERT_TRUE(app_->pipeline().RunsFromMemory(put, *app_->pipeline().RouteOf(m)));
+  ASSERT_TRUE(put.principal);
+  EXPECT_EQ(put.principal->role, http::Role::kUser);
   EXPECT_FALSE(runs_from_memory(Method::kGet, "/v1/variables/a", key)) << "reads the store";
   EXPECT_FALSE(runs_from_memory(Method::kPut, "/v1/variables/a", "drv_made-up")) << "unknown";
   EXPECT_TRUE(runs_from_memory(Method::kGet, "/healthz", "")) << "public, never blocks";

@@ -40,10 +40,11 @@ class Authenticator {
   // The caller behind `token`. Unauthenticated when unknown; Unavailable when it cannot be
   // told now.
   virtual Result<std::shared_ptr<const Principal>> Authenticate(std::string_view token) = 0;
-  // True when Authenticate(token) would answer from memory now, without a store read.
-  virtual bool Cached(std::string_view token) const {
+  // The caller behind `token` when memory knows it now (a verified key, cached and fresh);
+  // null when only Authenticate can tell (it may read the store).
+  virtual std::shared_ptr<const Principal> Cached(std::string_view token) const {
     (void)token;
-    return false;
+    return nullptr;
   }
 };
 

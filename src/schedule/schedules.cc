@@ -134,10 +134,7 @@ Result<Page<Schedule>> ScheduleService::List(const std::string& tenant, const st
                     [&](const store::Row& r) { page.items.push_back(ReadSchedule(r)); });
   });
   if (!s.ok()) return s;
-  if (static_cast<int>(page.items.size()) > limit) {
-    page.items.pop_back();
-    page.next_cursor = page.items.back().name;
-  }
+  page.Trim(limit, [](const auto& last) { return last.name; });
   return page;
 }
 
@@ -175,10 +172,7 @@ Result<Page<Firing>> ScheduleService::Firings(const std::string& tenant, const s
                     [&](const store::Row& r) { page.items.push_back(ReadFiring(r)); });
   });
   if (!s.ok()) return s;
-  if (static_cast<int>(page.items.size()) > limit) {
-    page.items.pop_back();
-    page.next_cursor = std::to_string(page.items.back().due_ms);
-  }
+  page.Trim(limit, [](const auto& last) { return std::to_string(last.due_ms); });
   return page;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/page.h"
 #include "common/status.h"
 #include "schedule/spec.h"
 #include "store/lease.h"
@@ -38,11 +39,7 @@ struct Firing {
   std::string server;
 };
 
-template <class T>
-struct Page {
-  std::vector<T> items;
-  std::string next_cursor;
-};
+using drover::Page;
 
 class ScheduleService {
  public:

@@ -16,6 +16,7 @@
 #include "store/group_commit.h"
 #include "store/migrations.h"
 #include "store/postgres/connection.h"
+#include "testing/fake_clock.h"
 #include "testing/store_fixture.h"
 #include "testing/temp_dir.h"
 
@@ -141,6 +142,29 @@ TEST(SqliteStore, SecondOpenOfTheSameFileIsRefused) {
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.status().code(), Status::Code::kUnavailable);
   EXPECT_NE(again.status().message().find("in use"), std::string::npos);
+}
+
+// SQLite's database time is the clock the store is given (tests move it by hand).
+TEST(SqliteStore, ItsTimeIsTheClockItIsGiven) {
+  testing::TempDir dir;
+  testing::FakeClock clock;
+  clock.Set(FromUnixMillis(1'900'000'000'000));
+  StoreOptions opts;
+  opts.clock = &clock;
+  auto s = testing::OpenTestStore(dir, "t.db", opts);
+  ASSERT_TRUE(s);
+  auto now = [&] {
+    int64_t at = 0;
+    EXPECT_TRUE(WriteSync(*s, [&](Tx& tx) -> Status {
+                  auto t = tx.NowMillis();
+                  if (t.ok()) at = *t;
+                  return t.status();
+                }).ok());
+    return at;
+  };
+  EXPECT_EQ(now(), 1'900'000'000'000);
+  clock.Advance(std::chrono::seconds(90));
+  EXPECT_EQ(now(), 1'900'000'090'000);
 }
 
 TEST_P(StoreTest, CloseFinishesQueuedWrites) {

@@ -4,11 +4,12 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 
-#include "common/json.h"
 #include "store/group_commit.h"
 
 namespace drover::store::postgres {
@@ -441,22 +442,41 @@ Status PgTx::BeginLocked() {
 
 Status PgTx::Notify(std::string_view topic) { return AddTopic(writable_, topics_, topic); }
 
+namespace {
+
+// INSERT of `n` change rows (n = 1, 2, 4, 8 or 16), built once. A row without a time (0) takes
+// the database's clock.
+const std::string& ChangeInsertSql(size_t n) {
+  static const auto kSql = [] {
+    std::array<std::string, 5> sql;
+    for (size_t k = 0; k < sql.size(); ++k) {
+      std::string& q = sql[k];
+      q = "INSERT INTO changes (seq, at, tenant, kind, name, op, actor, role, request_id, status,"
+          " summary) VALUES ";
+      for (size_t i = 0; i < (size_t{1} << k); ++i) {
+        q += i ? ", " : "";
+        q += "(?, COALESCE(NULLIF(?::BIGINT, 0), (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)"
+             "::BIGINT), ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      }
+    }
+    return sql;
+  }();
+  return kSql[static_cast<size_t>(std::countr_zero(n))];
+}
+
+}  // namespace
+
 Status PgTx::InsertChangeRows(const std::vector<ChangeRow>& rows) {
   // Multi-row VALUES statements of 16, 8, 4, 2 or 1 rows (five prepared statements in all):
   // bound parameters cost PostgreSQL far less than parsing the rows out of one JSON value
-  // (measured: bench/RESULTS.md). A row without a time takes the database's clock.
+  // (measured: bench/RESULTS.md).
   constexpr size_t kColumns = 11;
   size_t done = 0;
   while (done < rows.size()) {
     size_t n = 16;
     while (n > rows.size() - done) n /= 2;
-    // The last statement of a pipelined write batch also does the commit's bookkeeping.
-    bool fold = done + n == rows.size() && pipelining_ && writable_ && payload_fn_;
-    std::string sql = fold ? "WITH c AS (" : "";
-    sql +=
-        "INSERT INTO changes (seq, at, tenant, kind, name, op, actor, role, request_id, status,"
-        " summary) VALUES ";
     Connection::Queued q;
+    q.sql = ChangeInsertSql(n);
     q.values.reserve(n * kColumns);
     q.formats.reserve(n * kColumns);
     auto add_int = [&](int64_t v) {
@@ -469,12 +489,7 @@ Status PgTx::InsertChangeRows(const std::vector<ChangeRow>& rows) {
     };
     for (size_t i = 0; i < n; ++i) {
       const ChangeRow& r = rows[done + i];
-      sql += i ? ", (" : "(";
-      sql +=
-          "?, CASE WHEN ?::BIGINT = 0 THEN (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
-          " ELSE ?::BIGINT END, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
       add_int(r.seq);
-      add_int(r.at);
       add_int(r.at);
       for (const std::string* t :
            {&r.tenant, &r.kind, &r.name, &r.op, &r.actor, &r.role, &r.request_id}) {
@@ -483,18 +498,6 @@ Status PgTx::InsertChangeRows(const std::vector<ChangeRow>& rows) {
       add_int(r.status);
       add_text(r.summary);
     }
-    if (fold) {
-      sql += ")";
-      if (max_index_ > 0) {
-        sql += ", u AS (UPDATE counters SET value = ? WHERE name = 'index')";
-        add_int(max_index_);
-      }
-      sql += " SELECT pg_notify(?, ?)";
-      add_text(std::string(channel_));
-      add_text(payload_fn_(max_index_, topics_));
-      commit_folded_ = true;
-    }
-    q.sql = std::move(sql);
     done += n;
     DROVER_RETURN_IF_ERROR(DeferQueued(std::move(q)));
   }

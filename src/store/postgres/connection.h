@@ -126,22 +126,11 @@ class PgTx final : public Tx {
   // says so: the batch must run again with BeginLocked.
   void BeginPredicted(int64_t base);
   bool mispredicted() const { return mispredicted_; }
-  // How the store's notification names a batch (index and topics) on `channel`: given, the
-  // last pipelined change-record statement also moves the index counter and notifies (one
-  // statement instead of three: each costs PostgreSQL's single writer backend an executor
-  // run), and commit_folded() says the commit needs neither any more.
-  using PayloadFn = std::string (*)(int64_t index, const std::vector<std::string>& topics);
-  void set_commit_payload(PayloadFn fn, std::string_view channel) {
-    payload_fn_ = fn;
-    channel_ = channel;
-  }
-  bool commit_folded() const { return commit_folded_; }
   int64_t max_index() const { return max_index_; }
   std::vector<std::string>& topics() { return topics_; }
   void reset() {
     locked_ = false;
     mispredicted_ = false;
-    commit_folded_ = false;
     max_index_ = 0;
     topics_.clear();
     queued_.clear();
@@ -159,9 +148,6 @@ class PgTx final : public Tx {
   std::vector<std::string> topics_;
   bool pipelining_ = false;
   size_t current_write_ = 0;
-  PayloadFn payload_fn_ = nullptr;
-  std::string_view channel_;
-  bool commit_folded_ = false;
   struct Deferred {
     size_t write;
     DeferredFn done;

@@ -282,7 +282,6 @@ class PostgresStore final : public Store {
   Status CommitBatch(std::vector<PendingWrite>& batch, std::vector<Status>& results, bool predict,
                      bool* mispredicted, int64_t* max_index) {
     PgTx tx(*writer_conn_, /*writable=*/true);
-    tx.set_commit_payload(&EncodePayload, kChannel);
     bool first_attempt = true;
     // Deferred statements are pipelined in the optimistic attempt; the savepoint attempt
     // (after a failure) runs them one by one so each failure stays with its write.
@@ -301,10 +300,10 @@ class PostgresStore final : public Store {
     // simple queries.
     auto commit_batch = [&]() -> Status {
       std::string sql;
-      if (tx.max_index() > 0 && !tx.commit_folded()) {
+      if (tx.max_index() > 0) {
         sql += fmt::format("UPDATE counters SET value = {} WHERE name = 'index'; ", tx.max_index());
       }
-      if ((tx.max_index() > 0 || !tx.topics().empty()) && !tx.commit_folded()) {
+      if ((tx.max_index() > 0 || !tx.topics().empty())) {
         sql += fmt::format("SELECT pg_notify('{}', {}); ", kChannel,
                            writer_conn_->Literal(EncodePayload(tx.max_index(), tx.topics())));
       }
@@ -320,11 +319,11 @@ class PostgresStore final : public Store {
     auto flush = [&](std::vector<Status>& r, bool* committed) {
       if (!committed) return tx.Flush(r, nullptr, nullptr);
       std::vector<Connection::Queued> tail;
-      if (tx.max_index() > 0 && !tx.commit_folded()) {
+      if (tx.max_index() > 0) {
         tail.push_back(Connection::Copy("UPDATE counters SET value = ? WHERE name = 'index'",
                                         {tx.max_index()}));
       }
-      if ((tx.max_index() > 0 || !tx.topics().empty()) && !tx.commit_folded()) {
+      if ((tx.max_index() > 0 || !tx.topics().empty())) {
         std::string payload = EncodePayload(tx.max_index(), tx.topics());
         tail.push_back(Connection::Copy("SELECT pg_notify(?, ?)", {kChannel, payload}));
       }
