@@ -154,8 +154,9 @@ DROVER_ON_ALL_BACKENDS(ControllerTest);
 
 TEST_P(ControllerTest, StartsTheMissingThroughTheProviderAndRecordsWhatItSaid) {
   Put("2");
-  ASSERT_TRUE(testing::WaitFor([&] { return Live().size() == 2; }));
-  EXPECT_EQ(fake_->Count("create web i-"), 2);
+  // Each row is written before the provider is asked: wait for both.
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return Live().size() == 2 && fake_->Count("create web i-") == 2; }));
   for (const auto& i : Live()) {
     EXPECT_EQ(i.state, InstanceState::kStarting);
     EXPECT_TRUE(testing::WaitFor([&] {
@@ -174,13 +175,13 @@ TEST_P(ControllerTest, AProcessThatExitsIsReplacedWithOneMoreRestart) {
   ASSERT_TRUE(testing::WaitFor([&] { return Live().size() == 1 && fake_->Count("create") == 1; }));
   std::string first = Live()[0].id;
   fake_->Exit(first);
+  // The replacement's row is written before the provider is asked: wait for both.
   ASSERT_TRUE(testing::WaitFor([&] {
     auto live = Live();
-    return live.size() == 1 && live[0].id != first;
+    return live.size() == 1 && live[0].id != first && fake_->Count("create") == 2;
   }));
   EXPECT_EQ(Live()[0].restarts, 1);
   EXPECT_EQ(fake_->Count("delete web " + first), 1);
-  EXPECT_EQ(fake_->Count("create"), 2);
   EXPECT_GE(CountEvents("unhealthy"), 1);
   EXPECT_GE(CountEvents("replacing"), 1);
 }
