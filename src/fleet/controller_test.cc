@@ -192,8 +192,11 @@ TEST_P(ControllerTest, ScalingDownDeletesThroughTheProvider) {
   std::promise<Status> p;
   svc_->environments.Scale("t", "web", "1", [&](auto r) { p.set_value(r.status()); });
   ASSERT_TRUE(p.get_future().get().ok());
-  ASSERT_TRUE(testing::WaitFor([&] { return Live().size() == 1 && fake_->Count("delete") == 2; }));
-  EXPECT_EQ(CountEvents("terminated"), 2);
+  // An instance is deleted through the provider before its row says terminated: wait for both.
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return Live().size() == 1 && fake_->Count("delete") == 2 && CountEvents("terminated") == 2;
+  }));
+  EXPECT_EQ(fake_->Count("delete"), 2) << "no instance is deleted twice";
 }
 
 TEST_P(ControllerTest, AFailedStartIsRecordedAndBackedOff) {
