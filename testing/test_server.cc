@@ -21,7 +21,8 @@ namespace {
 // Everything the child needs is built before fork: between fork and exec a child of a
 // multi-threaded process may only make async-signal-safe calls (no malloc, no putenv).
 pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
-            const std::string& log_path, int fd_limit = 0, std::string bin = DROVER_BIN) {
+            const std::string& log_path, int fd_limit = 0, std::string bin = DROVER_BIN,
+            const std::string& stdin_path = "/dev/null") {
   std::vector<char*> argv;
   argv.push_back(bin.data());
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -40,7 +41,7 @@ pid_t Spawn(const std::vector<std::string>& args, const std::vector<std::string>
   for (auto& v : vars) envp.push_back(v.data());
   envp.push_back(nullptr);
   int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  int devnull = open(stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
   rlimit rl{static_cast<rlim_t>(fd_limit), static_cast<rlim_t>(fd_limit)};
   pid_t pid = fork();
   if (pid == 0) {
@@ -77,9 +78,16 @@ std::string ReadFile(const std::string& path) {
 
 int RunDrover(const std::vector<std::string>& args, std::string* output,
               const std::vector<std::string>& env) {
+  return RunDroverWithInput(args, "", output, env);
+}
+
+int RunDroverWithInput(const std::vector<std::string>& args, const std::string& input,
+                       std::string* output, const std::vector<std::string>& env) {
   TempDir dir;
   std::string log = dir.File("out");
-  pid_t pid = Spawn(args, env, log);
+  std::string in = dir.File("in");
+  std::ofstream(in) << input;
+  pid_t pid = Spawn(args, env, log, 0, DROVER_BIN, in);
   int rc = WaitExit(pid, 60000);
   if (rc < 0) {
     kill(pid, SIGKILL);

@@ -16,6 +16,9 @@ namespace drover::testing {
 // Runs the drover binary with `args`, capturing stdout+stderr; returns the exit code.
 int RunDrover(const std::vector<std::string>& args, std::string* output,
               const std::vector<std::string>& env = {});
+// The same with `input` on its stdin.
+int RunDroverWithInput(const std::vector<std::string>& args, const std::string& input,
+                       std::string* output, const std::vector<std::string>& env = {});
 
 // Every variable (key → value) the server at the other end of `c` holds, following cursors.
 std::map<std::string, std::string> AllVariables(client::Client& c);

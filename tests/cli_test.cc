@@ -299,13 +299,91 @@ spec:
   EXPECT_NE(out.find("no schedule 'weekday-fleet'"), std::string::npos) << out;
 }
 
+TEST_P(Cli, QueuesAndTopicsFromApplyToAck) {
+  testing::TempDir dir;
+  // The source before its dead-letter queue, and the topic first: apply orders them.
+  std::ofstream(dir.File("q.yaml")) << R"(kind: Topic
+name: orders
+spec:
+  subscriptions:
+    - queue: jobs
+    - queue: eu
+      filter: {region: [{prefix: "eu-"}]}
+---
+kind: Queue
+name: jobs
+spec: {visibility_timeout: 30s, max_receives: 3, dead_letter_queue: jobs-dlq}
+---
+kind: Queue
+name: jobs-dlq
+---
+kind: Queue
+name: eu
+)";
+  std::string out;
+  ASSERT_EQ(Run({"apply", "-f", dir.File("q.yaml")}, &out), 0) << out;
+  EXPECT_NE(out.find("queue/jobs-dlq created"), std::string::npos) << out;
+  EXPECT_NE(out.find("topic/orders created"), std::string::npos) << out;
+  ASSERT_EQ(Run({"apply", "-f", dir.File("q.yaml")}, &out), 0) << out;
+  EXPECT_NE(out.find("queue/jobs unchanged"), std::string::npos) << out;
+  EXPECT_NE(out.find("topic/orders unchanged"), std::string::npos) << out;
+  ASSERT_EQ(Run({"queue", "ls"}, &out), 0) << out;
+  EXPECT_NE(out.find("jobs-dlq"), std::string::npos) << out;
+
+  // Bulk from stdin: one message per line, in batches of 100.
+  std::string lines;
+  for (int i = 0; i < 250; ++i) lines += "line-" + std::to_string(i) + "\n";
+  ASSERT_EQ(testing::RunDroverWithInput(
+                {"queue", "send", "jobs"}, lines, &out,
+                {"DROVER_ADDR=" + server_.addr(), "DROVER_TOKEN=" + server_.admin_key()}),
+            0)
+      << out;
+  EXPECT_NE(out.find("sent 250 messages"), std::string::npos) << out;
+  ASSERT_EQ(Run({"queue", "send", "jobs", "single", "--attr", "k=v"}, &out), 0) << out;
+  EXPECT_NE(out.find("sent "), std::string::npos) << out;
+  ASSERT_EQ(Run({"-o", "json", "queue", "stats", "jobs"}, &out), 0) << out;
+  EXPECT_EQ(boost::json::parse(out).at("visible").as_int64(), 251) << out;
+
+  ASSERT_EQ(Run({"-o", "json", "queue", "recv", "jobs", "--max", "10", "--wait", "1s"}, &out), 0)
+      << out;
+  auto msgs = boost::json::parse(out).as_array();
+  ASSERT_EQ(msgs.size(), 10u);
+  EXPECT_EQ(msgs[0].at("body").as_string(), "line-0");
+  std::vector<std::string> ack = {"queue", "ack", "jobs"};
+  for (const auto& m : msgs) ack.emplace_back(m.at("receipt").as_string());
+  ASSERT_EQ(Run(ack, &out), 0) << out;
+  EXPECT_NE(out.find("acked 10"), std::string::npos) << out;
+  EXPECT_EQ(Run(ack, &out), 1) << "stale the second time: " << out;
+  EXPECT_NE(out.find("10 stale"), std::string::npos) << out;
+
+  ASSERT_EQ(Run({"topic", "publish", "orders", "o-1", "--attr", "region=eu-west"}, &out), 0) << out;
+  EXPECT_NE(out.find("published to 2 queues"), std::string::npos) << out;
+  ASSERT_EQ(Run({"topic", "ls"}, &out), 0) << out;
+  EXPECT_NE(out.find("eu (filtered)"), std::string::npos) << out;
+  ASSERT_EQ(Run({"-o", "json", "queue", "recv", "eu"}, &out), 0) << out;
+  EXPECT_EQ(boost::json::parse(out).as_array()[0].at("body").as_string(), "o-1");
+
+  ASSERT_EQ(Run({"queue", "purge", "jobs"}, &out), 0) << out;
+  EXPECT_NE(out.find("purged 242"), std::string::npos) << out;
+  EXPECT_EQ(Run({"queue", "rm", "jobs-dlq"}, &out), 1) << "jobs uses it: " << out;
+  EXPECT_NE(out.find("dead-letter queue of 'jobs'"), std::string::npos) << out;
+  ASSERT_EQ(Run({"topic", "unsubscribe", "orders", "eu"}, &out), 0) << out;
+  ASSERT_EQ(Run({"topic", "rm", "orders"}, &out), 0) << out;
+  ASSERT_EQ(Run({"queue", "rm", "jobs"}, &out), 0) << out;
+  ASSERT_EQ(Run({"queue", "rm", "jobs-dlq"}, &out), 0) << out;
+  // Usage errors exit 2 before sending anything.
+  EXPECT_EQ(Run({"queue", "recv", "eu", "--max", "11"}, &out), 2) << out;
+  EXPECT_EQ(Run({"queue", "send", "eu", "x", "--attr", "novalue"}, &out), 2) << out;
+  EXPECT_EQ(Run({"topic", "subscribe", "t", "eu", "--filter", "[1]"}, &out), 2) << out;
+}
+
 TEST_P(Cli, ApplyRefusesBadDocumentsBeforeChangingAnything) {
   testing::TempDir dir;
   std::ofstream(dir.File("a.yaml")) << "kind: Environment\nname: ok-env\nspec: {provider: static}\n"
                                        "---\nkind: Gadget\nname: x\n";
   std::string out;
   EXPECT_EQ(Run({"apply", "-f", dir.File("a.yaml")}, &out), 1);
-  EXPECT_NE(out.find("kind must be Environment, Schedule or Variable, not 'Gadget'"),
+  EXPECT_NE(out.find("kind must be Environment, Schedule, Variable, Queue or Topic, not 'Gadget'"),
             std::string::npos)
       << out;
   EXPECT_NE(Run({"env", "get", "ok-env"}, &out), 0) << "nothing applied";

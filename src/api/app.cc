@@ -13,6 +13,7 @@
 #include "control/variables_api.h"
 #include "env/environments_api.h"
 #include "events/events_api.h"
+#include "queues/queues_api.h"
 #include "schedule/schedules_api.h"
 
 namespace drover::api {
@@ -43,7 +44,10 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   env_.environments.SetHolds([this](const std::string& tenant, const std::string& env,
                                     int64_t now) { return windows_->At(tenant, env, now); },
                              [this] { return windows_->Version(); });
+  queues_ = std::make_unique<queues::QueueService>(store_, clock_);
+  topics_ = std::make_unique<queues::TopicService>(store_, *queues_);
   if (sched.server_id.empty()) sched.server_id = coord.server_id;
+  sched.cleanup_tasks.push_back([this] { return queues_->Cleanup(); });
   sched.cleanup_tasks.push_back(
       [this, retention = sched.audit_retention] { return change_log_.Prune(retention).status(); });
   scheduler_ = std::make_unique<schedule::Scheduler>(schedules_, env_, coordinator_, store_,
@@ -61,6 +65,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   env::AddEnvironmentRoutes(router_, env_, store_, waiters_, std::move(providers));
   schedule::AddScheduleRoutes(router_, schedules_, *scheduler_, env_.environments);
   events::AddEventRoutes(router_, change_log_, store_, waiters_);
+  queues::AddQueueRoutes(router_, *queues_, *topics_, store_, waiters_, clock_);
   std::vector<std::pair<std::string, std::string>> names;
   for (const auto& r : router_.routes()) {
     names.emplace_back(std::string(http::MethodName(r.method)), r.pattern);
@@ -143,6 +148,7 @@ void App::RegisterMetrics() {
   metrics_->Register(registry_);
   registry_.AddCollector([this](std::string& out) { controller_->RenderMetrics(out); });
   registry_.AddCollector([this](std::string& out) { scheduler_->RenderMetrics(out); });
+  registry_.AddCollector([this](std::string& out) { queues_->RenderMetrics(out); });
   registry_.AddCollector([this](std::string& out) {
     out += fmt::format(
         "# HELP drover_audit_refusals_dropped_total Refused calls not written to the audit log "

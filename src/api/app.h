@@ -22,6 +22,8 @@
 #include "http/rate_limiter.h"
 #include "http/router.h"
 #include "metrics/registry.h"
+#include "queues/queues.h"
+#include "queues/topics.h"
 #include "runtime/work_queue.h"
 #include "schedule/scheduler.h"
 #include "schedule/schedules.h"
@@ -58,6 +60,7 @@ class App {
   // Parked blocking reads; Shutdown() answers them when the server stops.
   http::Waiters& waiters() { return waiters_; }
   events::ChangeLog& change_log() { return change_log_; }
+  queues::QueueService& queues() { return *queues_; }
 
  private:
   void AddSystemRoutes();
@@ -84,6 +87,9 @@ class App {
   schedule::ScheduleService schedules_;
   std::unique_ptr<schedule::Scheduler> scheduler_;
   std::unique_ptr<schedule::WindowBook> windows_;
+  // Before the waiters: parked long polls of queues end (Waiters' destructor) while queues live.
+  std::unique_ptr<queues::QueueService> queues_;
+  std::unique_ptr<queues::TopicService> topics_;
   http::Waiters waiters_;
   events::ChangeLog change_log_;
   metrics::Registry registry_;

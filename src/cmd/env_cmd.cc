@@ -1,5 +1,6 @@
 // `drover apply -f FILE|DIR` and `drover env ls|get|rm|scale|instances|events|logs`.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <boost/json.hpp>
 #include <charconv>
 #include <chrono>
@@ -107,7 +108,9 @@ struct Kind {
 };
 constexpr Kind kKinds[] = {{"Environment", "environments", "environment"},
                            {"Schedule", "schedules", "schedule"},
-                           {"Variable", "variables", "variable"}};
+                           {"Variable", "variables", "variable"},
+                           {"Queue", "queues", "queue"},
+                           {"Topic", "topics", "topic"}};
 const Kind* FindKind(std::string_view kind) {
   for (const auto& k : kKinds) {
     if (k.kind == kind) return &k;
@@ -158,6 +161,39 @@ std::optional<boost::json::object> ApplyOne(const ClientFlags& flags, const Docu
   return result;
 }
 
+// Queues first, each after the dead-letter queue it names, then topics (their subscriptions
+// name queues), then the rest in file order.
+void OrderForApply(std::vector<Document>& docs) {
+  auto rank = [](const Document& d) {
+    std::string kind = Str(d.body, "kind");
+    return kind == "Queue" ? 0 : kind == "Topic" ? 1 : 2;
+  };
+  std::stable_sort(docs.begin(), docs.end(),
+                   [&](const Document& a, const Document& b) { return rank(a) < rank(b); });
+  // Dead-letter queues before the queues naming them (chains are short; cycles the server
+  // refuses stop after as many passes as there are queues).
+  auto dlq = [](const Document& d) {
+    const auto* spec = d.body.if_contains("spec");
+    return spec && spec->is_object() ? Text(*spec, "dead_letter_queue") : std::string();
+  };
+  for (size_t pass = 0; pass < docs.size(); ++pass) {
+    bool moved = false;
+    for (size_t i = 0; i < docs.size() && rank(docs[i]) == 0; ++i) {
+      std::string target = dlq(docs[i]);
+      if (target.empty()) continue;
+      for (size_t j = i + 1; j < docs.size() && rank(docs[j]) == 0; ++j) {
+        if (Str(docs[j].body, "name") != target) continue;
+        auto d = std::move(docs[j]);
+        docs.erase(docs.begin() + static_cast<std::ptrdiff_t>(j));
+        docs.insert(docs.begin() + static_cast<std::ptrdiff_t>(i), std::move(d));
+        moved = true;
+        break;
+      }
+    }
+    if (!moved) break;
+  }
+}
+
 // Applies every document; with `wait`, then waits for each Environment to be ready.
 int Apply(const ClientFlags& flags, const std::string& path,
           std::optional<std::chrono::milliseconds> wait) {
@@ -168,8 +204,8 @@ int Apply(const ClientFlags& flags, const std::string& path,
     const Kind* kind = FindKind(Str(d.body, "kind"));
     if (!kind) {
       std::cerr << "error: " << d.source
-                << ": kind must be Environment, Schedule or Variable, not '" << Str(d.body, "kind")
-                << "'\n";
+                << ": kind must be Environment, Schedule, Variable, Queue or Topic, not '"
+                << Str(d.body, "kind") << "'\n";
       return 1;
     }
     std::string_view field = kind->kind == "Variable" ? "key" : "name";
@@ -178,6 +214,7 @@ int Apply(const ClientFlags& flags, const std::string& path,
       return 1;
     }
   }
+  OrderForApply(docs);
   boost::json::array results;
   for (const auto& d : docs) {
     auto r = ApplyOne(flags, d);
@@ -234,8 +271,8 @@ std::optional<int64_t> Capacity(const std::string& s) {
 
 void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
   static std::string apply_path, apply_wait;
-  auto* apply =
-      app.add_subcommand("apply", "Create or update Environment, Schedule and Variable documents.");
+  auto* apply = app.add_subcommand(
+      "apply", "Create or update Environment, Schedule, Variable, Queue and Topic documents.");
   apply->add_option("-f,--file", apply_path, "a YAML/JSON file, or a directory of them")
       ->required();
   auto* apply_wait_flag = AddWaitFlag(

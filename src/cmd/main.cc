@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   drover::cmd::AddEnvCommands(app, flags, run);
   drover::cmd::AddScheduleCommands(app, flags, run);
   drover::cmd::AddAuditCommand(app, flags, run);
+  drover::cmd::AddQueueCommands(app, flags, run);
 
   std::vector<std::string> args;
   std::string error;

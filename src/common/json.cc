@@ -210,7 +210,8 @@ void AppendErrors(std::vector<FieldError>& out, const Status& s) {
 }
 
 const boost::json::object* DocumentSpec(const boost::json::object& top, std::string_view kind,
-                                        std::string_view name, std::vector<FieldError>& errors) {
+                                        std::string_view name, std::vector<FieldError>& errors,
+                                        bool spec_optional) {
   if (!top.contains("spec") && !top.contains("kind")) return &top;
   JsonDecoder d(top);
   if (auto k = d.String("kind", false); k && *k != kind) {
@@ -220,6 +221,8 @@ const boost::json::object* DocumentSpec(const boost::json::object& top, std::str
     d.AddError("name", fmt::format("'{}' does not match '{}' in the path", *n, name));
   }
   const auto* spec = d.Raw("spec", false);
+  static const boost::json::value kEmptySpec = boost::json::object();
+  if ((!spec || spec->is_null()) && spec_optional) spec = &kEmptySpec;  // all defaults
   if (!spec) d.AddError("spec", "is required (object)");
   if (spec && !spec->is_object()) d.AddError("spec", "must be an object");
   AppendErrors(errors, d.Finish());

@@ -62,8 +62,10 @@ void AppendErrors(std::vector<FieldError>& out, const Status& s);
 
 // The spec of a `{kind, name, spec}` document, or `top` itself when it is a bare spec (neither
 // `kind` nor `spec`). Checks the kind and that the name matches the one in the path; their
-// errors go to `errors`. Null when there is no spec object to read.
+// errors go to `errors`. Null when there is no spec object to read. `spec_optional`: a document
+// without a spec reads as an empty one (every setting at its default).
 const boost::json::object* DocumentSpec(const boost::json::object& top, std::string_view kind,
-                                        std::string_view name, std::vector<FieldError>& errors);
+                                        std::string_view name, std::vector<FieldError>& errors,
+                                        bool spec_optional = false);
 
 }  // namespace drover

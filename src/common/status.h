@@ -70,6 +70,8 @@ class Status {
   }
   bool IsNotFound() const { return code_ == Code::kNotFound; }
   bool IsUnavailable() const { return code_ == Code::kUnavailable; }
+  bool IsConflict() const { return code_ == Code::kConflict; }
+  bool IsValidation() const { return code_ == Code::kValidation; }
   // Code, message, field errors and detail: for logs.
   std::string ToString() const;
 

@@ -180,11 +180,84 @@ std::span<const Migration> AllMigrations() {
            // Values every server sharing the database must agree on, made once.
            "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
        }},
+      {9,
+       "queues and topics",
+       {
+           // The database's clock in SQL (SQLite registers the same function on each
+           // connection): visibility and delays are judged by one clock across servers.
+           "{{postgres_only}}CREATE FUNCTION drover_now_ms() RETURNS BIGINT LANGUAGE SQL STABLE"
+           " AS 'SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT'",
+           "CREATE TABLE queues ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " name TEXT {{bytes}} NOT NULL,"
+           " fifo INTEGER NOT NULL,"
+           " visibility_ms BIGINT NOT NULL,"
+           " max_receives INTEGER NOT NULL,"        // 0: no limit
+           " dead_letter TEXT {{bytes}} NOT NULL,"  // '' none
+           " retention_ms BIGINT NOT NULL,"
+           " delay_ms BIGINT NOT NULL,"
+           " max_bytes BIGINT NOT NULL,"
+           " created_at BIGINT NOT NULL,"
+           " updated_at BIGINT NOT NULL,"
+           " modify_index BIGINT NOT NULL,"
+           " sent BIGINT NOT NULL DEFAULT 0,"  // counters, flushed by each server every second
+           " received BIGINT NOT NULL DEFAULT 0,"
+           " acked BIGINT NOT NULL DEFAULT 0,"
+           " dead_lettered BIGINT NOT NULL DEFAULT 0,"
+           " PRIMARY KEY (tenant, name)) {{without_rowid}}",
+           // One row per message. visible_at: when it can be received (in the future while it
+           // is delayed or in flight); NULL for a FIFO message waiting behind its group's head,
+           // so a receive is one range of one index for both kinds of queue.
+           "CREATE TABLE messages ("
+           " id {{serial}},"
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " queue TEXT {{bytes}} NOT NULL,"
+           " grp TEXT {{bytes}} NOT NULL,"  // '' outside FIFO queues
+           " body TEXT NOT NULL,"
+           " attributes TEXT NOT NULL,"  // a JSON object, or ''
+           " sent_at BIGINT NOT NULL,"
+           " not_before BIGINT NOT NULL,"  // sent_at + delay
+           " visible_at BIGINT,"
+           " expires_at BIGINT NOT NULL,"
+           " receive_count INTEGER NOT NULL,"
+           " receipt BIGINT NOT NULL,"  // the nonce of the last receive (0: never received)
+           " first_received_at BIGINT,"
+           " source TEXT {{bytes}} NOT NULL)",  // the queue a dead-lettered message came from
+           "CREATE INDEX messages_ready ON messages (tenant, queue, visible_at, id)",
+           "CREATE INDEX messages_group ON messages (tenant, queue, grp, id) WHERE grp <> ''",
+           "CREATE TABLE queue_dedup ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " queue TEXT {{bytes}} NOT NULL,"
+           " dedup_id TEXT {{bytes}} NOT NULL,"
+           " message_id BIGINT NOT NULL,"
+           " expires_at BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, queue, dedup_id)) {{without_rowid}}",
+           "CREATE INDEX queue_dedup_expiry ON queue_dedup (expires_at)",
+           "CREATE TABLE topics ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " name TEXT {{bytes}} NOT NULL,"
+           " created_at BIGINT NOT NULL,"
+           " modify_index BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, name)) {{without_rowid}}",
+           "CREATE TABLE subscriptions ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " topic TEXT {{bytes}} NOT NULL,"
+           " queue TEXT {{bytes}} NOT NULL,"
+           " filter TEXT NOT NULL,"  // a JSON filter policy, or ''
+           " created_at BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, topic, queue)) {{without_rowid}}",
+           "CREATE INDEX subscriptions_queue ON subscriptions (tenant, queue)",
+       }},
   };
   return kMigrations;
 }
 
 std::string ForBackend(std::string_view sql, std::string_view backend) {
+  constexpr std::string_view kPostgresOnly = "{{postgres_only}}";
+  if (sql.starts_with(kPostgresOnly)) {
+    if (backend != "postgres") return {};
+    sql.remove_prefix(kPostgresOnly.size());
+  }
   struct Token {
     std::string_view token, sqlite, postgres;
   };
@@ -193,6 +266,8 @@ std::string ForBackend(std::string_view sql, std::string_view backend) {
       {"{{bytes}}", "", "COLLATE \"C\""},  // SQLite compares bytes by default
       // A 64-bit key that is SQLite's rowid itself (one B-tree, integer compares).
       {"{{rowid_bigint}}", "INTEGER", "BIGINT"},
+      // A key the database assigns, never reused (SQLite: even after the highest row goes).
+      {"{{serial}}", "INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"},
   };
   std::string out(sql);
   for (const auto& t : kTokens) {
@@ -216,7 +291,9 @@ Status ApplyMigrations(Tx& tx, std::string_view backend, std::string_view begin)
     DROVER_RETURN_IF_ERROR(exec(begin));
     Status s;
     for (auto stmt : m.statements) {
-      s = exec(ForBackend(stmt, backend));
+      std::string sql = ForBackend(stmt, backend);
+      if (sql.empty()) continue;  // not for this backend
+      s = exec(sql);
       if (!s.ok()) break;
     }
     if (s.ok()) {

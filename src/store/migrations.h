@@ -8,6 +8,8 @@
 //   {{bytes}}          after a TEXT column type: byte-order comparison. COLLATE "C" on
 //                      PostgreSQL (whatever the database's locale), "" on SQLite (its default):
 //                      names sort and prefix-match the same way on both backends.
+//   {{serial}}         a BIGINT primary key the database assigns and never reuses.
+//   {{postgres_only}}  at the start of a statement: run on PostgreSQL only.
 #include <span>
 #include <string>
 #include <string_view>

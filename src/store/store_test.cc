@@ -227,10 +227,40 @@ TEST(Migrations, DialectTokensAreReplacedPerBackend) {
   EXPECT_EQ(ForBackend("(a TEXT {{bytes}}, b TEXT {{bytes}})", "postgres"),
             "(a TEXT COLLATE \"C\", b TEXT COLLATE \"C\")");
   EXPECT_EQ(ForBackend("(a TEXT {{bytes}})", "sqlite"), "(a TEXT )");
+  EXPECT_EQ(ForBackend("(id {{serial}})", "sqlite"), "(id INTEGER PRIMARY KEY AUTOINCREMENT)");
+  EXPECT_EQ(ForBackend("(id {{serial}})", "postgres"), "(id BIGSERIAL PRIMARY KEY)");
+  EXPECT_EQ(ForBackend("{{postgres_only}}CREATE FUNCTION f()", "postgres"), "CREATE FUNCTION f()");
+  EXPECT_EQ(ForBackend("{{postgres_only}}CREATE FUNCTION f()", "sqlite"), "");
   for (const auto& m : AllMigrations()) {
     for (auto stmt : m.statements) {
       EXPECT_EQ(ForBackend(stmt, "postgres").find("{{"), std::string::npos) << stmt;
+      EXPECT_EQ(ForBackend(stmt, "sqlite").find("{{"), std::string::npos) << stmt;
     }
+  }
+}
+
+// drover_now_ms() reads the database's clock in SQL on both backends (SQLite: the store's own,
+// injectable clock).
+TEST_P(StoreTest, NowMillisIsCallableFromSql) {
+  testing::FakeClock fake;
+  fake.Set(FromUnixMillis(1'800'000'000'000));
+  StoreOptions opts;
+  opts.clock = &fake;  // SQLite's clock; PostgreSQL's is the server's own
+  auto store = Open(opts);
+  ASSERT_TRUE(store);
+  int64_t now = 0;
+  ASSERT_TRUE(store
+                  ->Read([&](Tx& tx) -> Status {
+                    auto v = tx.QueryInt("SELECT drover_now_ms()");
+                    if (!v.ok()) return v.status();
+                    now = *v;
+                    return Status::Ok();
+                  })
+                  .ok());
+  if (GetParam() == Backend::kSqlite) {
+    EXPECT_EQ(now, 1'800'000'000'000);
+  } else {
+    EXPECT_LT(std::abs(now - ToUnixMillis(SystemClock::Get().Now())), 60'000);
   }
 }
 

@@ -40,7 +40,7 @@ Connection::~Connection() {
 }
 
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
-                                                     const char* synchronous) {
+                                                     const char* synchronous, const Clock& clock) {
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(
       path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -51,6 +51,14 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
   }
   std::unique_ptr<Connection> conn(new Connection(db));
   sqlite3_busy_timeout(db, 5000);
+  // drover_now_ms(): the same SQL reads the database's clock on every backend.
+  sqlite3_create_function_v2(
+      db, "drover_now_ms", 0, SQLITE_UTF8, const_cast<Clock*>(&clock),
+      [](sqlite3_context* ctx, int, sqlite3_value**) {
+        auto* c = static_cast<const Clock*>(sqlite3_user_data(ctx));
+        sqlite3_result_int64(ctx, ToUnixMillis(c->Now()));
+      },
+      nullptr, nullptr, nullptr);
   sqlite3_extended_result_codes(db, 1);
   std::string pragmas = fmt::format(
       "PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON;"

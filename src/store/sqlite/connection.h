@@ -14,8 +14,10 @@ namespace drover::store::sqlite {
 class Connection {
  public:
   ~Connection();
-  // Opens `path`; `synchronous` is "FULL" or "NORMAL".
-  static Result<std::unique_ptr<Connection>> Open(const std::string& path, const char* synchronous);
+  // Opens `path`; `synchronous` is "FULL" or "NORMAL". SQL on it can call drover_now_ms():
+  // `clock` in Unix milliseconds (the database's clock, as on PostgreSQL).
+  static Result<std::unique_ptr<Connection>> Open(const std::string& path, const char* synchronous,
+                                                  const Clock& clock);
 
   // Runs SQL text that may hold several statements and no parameters.
   Status ExecScript(const char* sql);

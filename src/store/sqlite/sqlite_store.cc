@@ -44,7 +44,7 @@ class SqliteStore final : public Store {
   Status Init() {
     // SQLite itself never syncs on commit: in the default (durable) mode the syncer thread
     // fdatasyncs the WAL and only then answers, so the writer never waits for the disk.
-    auto w = Connection::Open(path_, "NORMAL");
+    auto w = Connection::Open(path_, "NORMAL", clock());
     if (!w.ok()) return w.status();
     writer_conn_ = std::move(*w);
     DROVER_RETURN_IF_ERROR(Migrate());
@@ -53,7 +53,7 @@ class SqliteStore final : public Store {
     if (!idx.ok()) return idx.status();
     last_index_ = *idx;
     committed_index_ = next_index_ = *idx;
-    auto ckpt = Connection::Open(path_, "FULL");
+    auto ckpt = Connection::Open(path_, "FULL", clock());
     if (!ckpt.ok()) return ckpt.status();
     sqlite3_wal_hook(writer_conn_->db(), &SqliteStore::OnWalCommit, this);
     checkpointer_ =
@@ -161,7 +161,7 @@ class SqliteStore final : public Store {
         return r;
       }
     }
-    auto c = Connection::Open(path_, "NORMAL");
+    auto c = Connection::Open(path_, "NORMAL", clock());
     if (!c.ok()) return c.status();
     DROVER_RETURN_IF_ERROR((*c)->ExecScript("PRAGMA query_only=ON"));
     auto r = std::make_unique<Reader>();
