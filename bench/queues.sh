@@ -30,12 +30,12 @@ sends() {
 }
 
 run_wrk() {
-  : >"$T/sqlite"; : >"$T/ceiling"; : >"$T/pg"; : >"$T/pgbench"
+  : >"$T/r-sqlite"; : >"$T/r-ceiling"; : >"$T/r-pg"; : >"$T/r-pgbench"
   for r in $(seq 1 "$REPS"); do
     start_drover "s$r" --rate-limit 0 --access-log false; make_queue
-    echo "rep $r sqlite durable: $(sends sqlite 64)"; stop_drover
+    echo "rep $r sqlite durable: $(sends r-sqlite 64)"; stop_drover
     start_drover "n$r" --rate-limit 0 --access-log false --sqlite-synchronous normal; make_queue
-    echo "rep $r sqlite no-sync ceiling: $(sends ceiling 64)"; stop_drover
+    echo "rep $r sqlite no-sync ceiling: $(sends r-ceiling 64)"; stop_drover
   done
   start_pg pg
   psql_pg() { "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAt "$@"; }
@@ -44,17 +44,17 @@ run_wrk() {
   for r in $(seq 1 "$REPS"); do
     peer="$("$PGBIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -M prepared -c 16 -j 2 \
       -T "$DURATION" -f "$T/enq.sql" bench 2>/dev/null | awk '/^tps/{printf "%.0f", $3}')"
-    echo "$peer" >>"$T/pgbench"
+    echo "$peer" >>"$T/r-pgbench"
     psql_pg -c "CREATE DATABASE q$r" postgres
     start_drover "p$r" --rate-limit 0 --access-log false --db "postgres://postgres@127.0.0.1:$PG_PORT/q$r"
     make_queue
-    echo "rep $r postgres durable: $(sends pg 16)  pgbench ${peer} inserts/s"; stop_drover
+    echo "rep $r postgres durable: $(sends r-pg 16)  pgbench ${peer} inserts/s"; stop_drover
   done
   col() { awk -v c="$2" '{print $c}' "$T/$1" | median; }
   local s c p pb
-  s="$(col sqlite 1)"; c="$(col ceiling 1)"; p="$(col pg 1)"; pb="$(col pgbench 1)"
-  echo "median sqlite: ${s} sends/s, p50 $(col sqlite 2) ms, p99 $(col sqlite 3) ms, mean batch $(col sqlite 4) | no-sync ceiling ${c}/s | ratio $(awk -v a="$s" -v b="$c" 'BEGIN{printf "%.2f", a/b}') | goal >= 30000/s, >= 0.85 x ceiling, p99 < 10 ms"
-  echo "median postgres: ${p} sends/s, p50 $(col pg 2) ms, p99 $(col pg 3) ms, mean batch $(col pg 4) | pgbench ${pb} single-row inserts/s at 16 clients | ratio $(awk -v a="$p" -v b="$pb" 'BEGIN{printf "%.2f", a/b}') | goal >= 1.5x"
+  s="$(col r-sqlite 1)"; c="$(col r-ceiling 1)"; p="$(col r-pg 1)"; pb="$(col r-pgbench 1)"
+  echo "median sqlite: ${s} sends/s, p50 $(col r-sqlite 2) ms, p99 $(col r-sqlite 3) ms, mean batch $(col r-sqlite 4) | no-sync ceiling ${c}/s | ratio $(awk -v a="$s" -v b="$c" 'BEGIN{printf "%.2f", a/b}') | goal >= 30000/s, >= 0.85 x ceiling, p99 < 10 ms"
+  echo "median postgres: ${p} sends/s, p50 $(col r-pg 2) ms, p99 $(col r-pg 3) ms, mean batch $(col r-pg 4) | pgbench ${pb} single-row inserts/s at 16 clients | ratio $(awk -v a="$p" -v b="$pb" 'BEGIN{printf "%.2f", a/b}') | goal >= 1.5x"
 }
 
 run_peers() {

@@ -65,7 +65,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   env::AddEnvironmentRoutes(router_, env_, store_, waiters_, std::move(providers));
   schedule::AddScheduleRoutes(router_, schedules_, *scheduler_, env_.environments);
   events::AddEventRoutes(router_, change_log_, store_, waiters_);
-  queues::AddQueueRoutes(router_, *queues_, *topics_, store_, waiters_, clock_);
+  queues::AddQueueRoutes(router_, *queues_, *topics_, clock_);
   std::vector<std::pair<std::string, std::string>> names;
   for (const auto& r : router_.routes()) {
     names.emplace_back(std::string(http::MethodName(r.method)), r.pattern);

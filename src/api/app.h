@@ -87,7 +87,6 @@ class App {
   schedule::ScheduleService schedules_;
   std::unique_ptr<schedule::Scheduler> scheduler_;
   std::unique_ptr<schedule::WindowBook> windows_;
-  // Before the waiters: parked long polls of queues end (Waiters' destructor) while queues live.
   std::unique_ptr<queues::QueueService> queues_;
   std::unique_ptr<queues::TopicService> topics_;
   http::Waiters waiters_;

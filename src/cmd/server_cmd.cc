@@ -326,6 +326,7 @@ int RunServer() {
   sigwait(&stop_signals, &sig);
   LogInfo("received {}; draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
   app.waiters().Shutdown();  // parked blocking reads answer now instead of holding the drain
+  app.queues().waiters().Shutdown();  // and so do long-polling receivers
   server.Stop();
   if (store_pool) store_pool->Stop();
   LogInfo("HTTP server stopped; stopping the fleet controller and releasing leases");
@@ -333,6 +334,7 @@ int RunServer() {
   app.controller().Stop();
   app.coordinator().Stop();             // releases its leases: other servers take over at once
   app.environments().instances.Stop();  // buffered heartbeat times are written
+  app.queues().Stop();                  // so are the queues' counters
   LogInfo("closing the store");
   store->Close();
   LogInfo("stopped cleanly");

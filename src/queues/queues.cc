@@ -221,7 +221,8 @@ void ValidateMessage(const OutgoingMessage& m, const std::string& prefix,
 }
 
 struct QueueService::Impl {
-  Impl(store::Store& s, const Clock& c) : store(s), clock(c), postgres(s.Backend() == "postgres") {
+  Impl(store::Store& s, const Clock& c)
+      : store(s), clock(c), postgres(s.Backend() == "postgres"), waiters(s) {
     candidates_sql =
         "SELECT id, receive_count, grp FROM messages WHERE tenant = ? AND queue = ?"
         " AND visible_at <= drover_now_ms() ORDER BY visible_at, id LIMIT ?";
@@ -232,6 +233,8 @@ struct QueueService::Impl {
   const Clock& clock;
   const bool postgres;
   std::string candidates_sql;
+  ReceiveWaiters waiters;
+  std::once_flag stopped;
 
   std::mutex mu;
   std::map<QueueKey, Counts> unflushed;  // GUARDED_BY(mu)
@@ -354,9 +357,16 @@ QueueService::QueueService(store::Store& store, const Clock& clock)
   impl_->timers->AddAfter("depths", std::chrono::seconds(2));
 }
 
-QueueService::~QueueService() {
-  impl_->timers->Stop(runtime::WorkQueue::kUntilDone);
-  (void)FlushCounters();
+QueueService::~QueueService() { Stop(); }
+
+ReceiveWaiters& QueueService::waiters() { return impl_->waiters; }
+
+void QueueService::Stop() {
+  std::call_once(impl_->stopped, [this] {
+    impl_->waiters.Shutdown();
+    impl_->timers->Stop(runtime::WorkQueue::kUntilDone);
+    (void)FlushCounters();
+  });
 }
 
 void QueueService::Put(std::string tenant, std::string name, QueueSettings settings,

@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/page.h"
 #include "common/status.h"
+#include "queues/receive_waiters.h"
 #include "queues/settings.h"
 #include "store/store.h"
 
@@ -97,7 +98,13 @@ void ValidateMessage(const OutgoingMessage& m, const std::string& prefix,
 class QueueService {
  public:
   QueueService(store::Store& store, const Clock& clock);
-  ~QueueService();
+  ~QueueService();  // Stop()
+
+  // Long-polling receivers (the HTTP routes park them here).
+  ReceiveWaiters& waiters();
+  // Wakes parked receivers, stops the counter and depth timers and writes the counts not yet
+  // written. For a stopping server, before the store closes. Idempotent.
+  void Stop();
 
   // Creates or changes; checks the dead-letter queue (exists, same kind, not itself, no cycle).
   void Put(std::string tenant, std::string name, QueueSettings settings,

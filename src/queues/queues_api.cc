@@ -157,13 +157,12 @@ boost::json::object MessageJson(const Message& m) {
   return o;
 }
 
-// A long poll: receives, and while nothing came and the wait lasts, parks until the queue's
-// next send or release (the store's change notifications, from any server) or until the next
-// message's delay or visibility ends — never polling the database in a loop.
+// A long poll: receives, and while nothing came and the wait lasts, parks until a change of
+// the queue picks it (ReceiveWaiters: one receiver per change, from any server) or until the
+// next message's delay or visibility ends — never polling the database in a loop.
 struct Poll : std::enable_shared_from_this<Poll> {
   QueueService* queues = nullptr;
-  store::Store* store = nullptr;
-  http::Waiters* waiters = nullptr;
+  ReceiveWaiters* waiters = nullptr;
   const Clock* clock = nullptr;
   std::string tenant, queue, topic;
   ReceiveOptions options;
@@ -173,27 +172,46 @@ struct Poll : std::enable_shared_from_this<Poll> {
   std::atomic<uint64_t> ticket{0};
 
   void Attempt() {
-    int64_t index = store->LastIndex();  // before the receive: a send after it wakes us
-    queues->Receive(tenant, queue, options, [self = shared_from_this(), index](auto r) {
-      self->OnResult(std::move(r), index);
+    if (cancelled) {
+      waiters->WakeOne(topic);  // the wake may have been meant for a receiver: pass it on
+      return Answer({});
+    }
+    if (waiters->stopped()) return Answer({});   // a stopping server answers at once
+    uint64_t version = waiters->Version(topic);  // before the receive: a send after it wakes us
+    queues->Receive(tenant, queue, options, [self = shared_from_this(), version](auto r) {
+      self->OnResult(std::move(r), version);
     });
   }
 
-  void OnResult(Result<ReceiveResult> r, int64_t index) {
+  void OnResult(Result<ReceiveResult> r, uint64_t version) {
     if (!r.ok()) return http::SendError(respond, r.status());
+    if (cancelled && !r->messages.empty()) {
+      // Taken for a client that left: visible again at once for the next receiver.
+      for (const auto& m : r->messages) {
+        queues->ChangeVisibility(tenant, queue, m.receipt, 0, [](Status) {});
+      }
+      return Answer({});
+    }
+    // A full batch may have left more behind: the next waiting receiver looks too.
+    if (static_cast<int>(r->messages.size()) == options.max) waiters->WakeOne(topic);
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock->Steady());
     if (!r->messages.empty() || left.count() <= 0 || cancelled || waiters->stopped()) {
-      boost::json::array items;
-      for (const auto& m : r->messages) items.push_back(MessageJson(m));
-      return respond(http::JsonResponse(200, boost::json::object{{"messages", std::move(items)}}));
+      return Answer(r->messages);
     }
-    auto wait = left;
+    auto until = std::chrono::steady_clock::now() + left;
     if (r->next_visible_ms > 0) {
-      wait = std::min(wait, std::chrono::milliseconds(
-                                std::max<int64_t>(1, r->next_visible_ms - r->now_ms + 1)));
+      auto next = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(std::max<int64_t>(1, r->next_visible_ms - r->now_ms));
+      until = std::min(until, next);
     }
-    ticket = waiters->Wait(topic, index, wait, [self = shared_from_this()] { self->Attempt(); });
+    ticket = waiters->Park(topic, version, until, [self = shared_from_this()] { self->Attempt(); });
     if (cancelled) waiters->Cancel(ticket);
+  }
+
+  void Answer(const std::vector<Message>& messages) {
+    boost::json::array items;
+    for (const auto& m : messages) items.push_back(MessageJson(m));
+    respond(http::JsonResponse(200, boost::json::object{{"messages", std::move(items)}}));
   }
 };
 
@@ -253,7 +271,7 @@ Result<std::optional<std::vector<Subscription>>> ParseTopicDocument(const boost:
 }  // namespace
 
 void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& topics,
-                    store::Store& store, http::Waiters& waiters, const Clock& clock) {
+                    const Clock& clock) {
   using http::Access;
   using http::Method;
   router.Add(Method::kPut, "/v1/queues/{name}", Access::kAny,
@@ -329,7 +347,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
   router.MarkQueuesWritesOnly();
 
   router.Add(Method::kPost, "/v1/queues/{name}/receive", Access::kAny,
-             [&queues, &store, &waiters, &clock](Request& req, Responder respond) {
+             [&queues, &clock](Request& req, Responder respond) {
                auto addr = Address(req, "queue");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                auto body = http::ReadJsonBody(req);
@@ -348,17 +366,16 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
                    ReadDurationField(d, "visibility_timeout", kMaxVisibilityMs);
                if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
                poll->queues = &queues;
-               poll->store = &store;
-               poll->waiters = &waiters;
+               poll->waiters = &queues.waiters();
                poll->clock = &clock;
                poll->tenant = std::move(addr->first);
                poll->queue = std::move(addr->second);
                poll->topic = QueueTopic(poll->tenant, poll->queue);
                poll->deadline = clock.Steady() + std::chrono::milliseconds(wait);
                poll->respond = respond;
-               req.OnCancel([poll, &waiters] {
+               req.OnCancel([poll] {
                  poll->cancelled = true;
-                 if (uint64_t t = poll->ticket) waiters.Cancel(t);
+                 if (uint64_t t = poll->ticket) poll->waiters->Cancel(t);
                });
                poll->Attempt();
              });

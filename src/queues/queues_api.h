@@ -11,7 +11,6 @@
 //   PUT/DELETE /v1/topics/{name}/subscriptions/{queue}     {filter?}
 //   POST   /v1/topics/{name}/messages                      {body,...} | {messages: [...]} -> 201
 #include "common/clock.h"
-#include "http/blocking.h"
 #include "http/router.h"
 #include "queues/queues.h"
 #include "queues/topics.h"
@@ -19,7 +18,7 @@
 namespace drover::queues {
 
 void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& topics,
-                    store::Store& store, http::Waiters& waiters, const Clock& clock);
+                    const Clock& clock);
 void AddTopicRoutes(http::Router& router, TopicService& topics);
 
 }  // namespace drover::queues

@@ -186,7 +186,7 @@ std::span<const Migration> AllMigrations() {
            // The database's clock in SQL (SQLite registers the same function on each
            // connection): visibility and delays are judged by one clock across servers.
            "{{postgres_only}}CREATE FUNCTION drover_now_ms() RETURNS BIGINT LANGUAGE SQL STABLE"
-           " AS 'SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT'",
+           " AS 'SELECT (EXTRACT(EPOCH FROM statement_timestamp()) * 1000)::BIGINT'",
            "CREATE TABLE queues ("
            " tenant TEXT {{bytes}} NOT NULL,"
            " name TEXT {{bytes}} NOT NULL,"
