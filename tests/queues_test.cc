@@ -1,12 +1,14 @@
 // Queues and topics over HTTP on real servers: long polls, bad input of every shape, many
 // consumers, and kill -9 under send, receive and ack load.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <chrono>
 #include <thread>
 
 #include "testing/queue_load.h"
+#include "testing/raw_http.h"
 #include "testing/store_fixture.h"
 #include "testing/test_server.h"
 
@@ -50,6 +52,41 @@ TEST_P(Queues, ALongPollIsWokenByASendAndEndsEmptyWhenItsWaitEnds) {
   auto later = c.Do("POST", "/v1/queues/jobs/receive", R"({"wait":"20s"})");
   ASSERT_EQ(later->status, 200);
   ASSERT_EQ(Json(*later).at("messages").as_array().size(), 1u);
+}
+
+// A receiver that hangs up while it waits takes nothing: the next message goes to a receiver
+// that is still there, at once (not after a dead connection's visibility timeout).
+TEST_P(Queues, AReceiverThatHangsUpTakesNothing) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/queues/jobs", R"({"visibility_timeout": "5m"})")->status, 201);
+  int port = testing::PortOf(s);
+  std::string body = R"({"wait": "20s", "max": 10})";
+  for (int i = 0; i < 3; ++i) {  // three waiting receivers hang up
+    int fd = testing::ConnectTo(port);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(testing::WriteAll(
+        fd, "POST /v1/queues/jobs/receive HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                s.admin_key() + "\r\nContent-Type: application/json\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\n\r\n" + body));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // parked by now, or soon
+    close(fd);
+  }
+  ASSERT_EQ(c.Do("POST", "/v1/queues/jobs/messages", R"({"body": "for the living"})")->status, 201);
+  std::string got;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto r = c.Do("POST", "/v1/queues/jobs/receive", R"({"wait": "2s"})");
+        if (!r.ok() || r->status != 200) return false;
+        auto msgs = Json(*r).at("messages").as_array();
+        if (msgs.empty()) return false;
+        got = std::string(msgs[0].at("body").as_string());
+        return true;
+      },
+      10000))
+      << "a receiver that left holds the message";
+  EXPECT_EQ(got, "for the living");
 }
 
 TEST_P(Queues, BadInputGetsAProblemNamingTheField) {

@@ -223,17 +223,68 @@ void ValidateMessage(const OutgoingMessage& m, const std::string& prefix,
 struct QueueService::Impl {
   Impl(store::Store& s, const Clock& c)
       : store(s), clock(c), postgres(s.Backend() == "postgres"), waiters(s) {
-    candidates_sql =
-        "SELECT id, receive_count, grp FROM messages WHERE tenant = ? AND queue = ?"
-        " AND visible_at <= drover_now_ms() ORDER BY visible_at, id LIMIT ?";
-    if (postgres) candidates_sql += " FOR UPDATE SKIP LOCKED";  // other servers' receives
+    // One statement takes the oldest visible messages and hides them: the subquery picks them
+    // (on PostgreSQL locking them and skipping rows another server's receive holds), the
+    // update gives each this receive's nonce — except a message past its receive limit, which
+    // keeps its old one and is moved to the dead-letter queue next (the caller tells them
+    // apart by the nonce: RETURNING cannot name the subquery's columns on SQLite).
+    receive_sql =
+        "UPDATE messages SET visible_at = CASE WHEN x.ex = 1 THEN messages.visible_at ELSE"
+        " drover_now_ms() + ? END, receive_count = messages.receive_count + 1 - x.ex,"
+        " receipt = CASE WHEN x.ex = 1 THEN messages.receipt ELSE ? END, first_received_at ="
+        " CASE WHEN x.ex = 1 THEN messages.first_received_at ELSE"
+        " COALESCE(messages.first_received_at, drover_now_ms()) END"
+        " FROM (SELECT id, CASE WHEN ? > 0 AND receive_count >= ? THEN 1 ELSE 0 END AS ex"
+        " FROM messages WHERE tenant = ? AND queue = ? AND visible_at <= drover_now_ms()"
+        " ORDER BY visible_at, id LIMIT ?";
+    if (postgres) receive_sql += " FOR UPDATE SKIP LOCKED";  // other servers' receives
+    receive_sql +=
+        ") AS x WHERE messages.id = x.id RETURNING messages.id, messages.receipt, messages.grp,"
+        " messages.body, messages.attributes, messages.sent_at, messages.receive_count,"
+        " messages.first_received_at";
+    settings_sub = store.Subscribe([this](const store::Change& c) {
+      if (c.resync ||
+          std::find(c.topics.begin(), c.topics.end(), kSettingsTopic) != c.topics.end()) {
+        InvalidateSettings();
+      }
+    });
+  }
+
+  // Queue settings, cached: a receive needs them, and reading them each time would cost
+  // PostgreSQL a round trip per receive. Emptied by every change of any queue's settings, on
+  // any server (and by this server's own, before it answers).
+  Result<std::optional<QueueSettings>> Settings(store::Tx& tx, const std::string& tenant,
+                                                const std::string& queue) {
+    uint64_t gen;
+    {
+      std::lock_guard lock(settings_mu);
+      auto it = settings.find({tenant, queue});
+      if (it != settings.end()) return std::optional<QueueSettings>(it->second);
+      gen = settings_gen;
+    }
+    auto q = FindQueue(tx, tenant, queue);
+    if (!q.ok()) return q.status();
+    if (!*q) return std::optional<QueueSettings>();
+    std::lock_guard lock(settings_mu);
+    // Not when a change came meanwhile: what was read may be older than it.
+    if (gen == settings_gen) settings[{tenant, queue}] = (*q)->settings;
+    return std::optional<QueueSettings>((*q)->settings);
+  }
+  void InvalidateSettings() {
+    std::lock_guard lock(settings_mu);
+    ++settings_gen;
+    settings.clear();
   }
 
   store::Store& store;
   const Clock& clock;
   const bool postgres;
-  std::string candidates_sql;
+  std::string receive_sql;
   ReceiveWaiters waiters;
+  int settings_sub = -1;
+  std::mutex settings_mu;
+  uint64_t settings_gen = 0;                   // GUARDED_BY(settings_mu)
+  std::map<QueueKey, QueueSettings> settings;  // GUARDED_BY(settings_mu)
   std::once_flag stopped;
 
   std::mutex mu;
@@ -323,6 +374,9 @@ struct QueueService::Impl {
 
   Status MoveToDeadLetter(store::Tx& tx, const std::string& tenant, const std::string& queue,
                           const std::string& dlq, int64_t id, const std::string& group) {
+    // Locks in one order everywhere: message rows, then the source's group, then the target's
+    // (acks and redrives too), so two servers never wait on each other.
+    DROVER_RETURN_IF_ERROR(LockGroup(tx, tenant, queue, group));
     if (!dlq.empty()) {
       DROVER_RETURN_IF_ERROR(LockGroup(tx, tenant, dlq, group));
       auto moved = tx.Exec(kMoveMessage, {queue, dlq, id});
@@ -363,6 +417,7 @@ ReceiveWaiters& QueueService::waiters() { return impl_->waiters; }
 
 void QueueService::Stop() {
   std::call_once(impl_->stopped, [this] {
+    impl_->store.Unsubscribe(impl_->settings_sub);
     impl_->waiters.Shutdown();
     impl_->timers->Stop(runtime::WorkQueue::kUntilDone);
     (void)FlushCounters();
@@ -437,8 +492,9 @@ void QueueService::Put(std::string tenant, std::string name, QueueSettings setti
         DROVER_RETURN_IF_ERROR(tx.Notify(kSettingsTopic));
         return events::Record(tx, {q.tenant, "queue", q.name, *old ? "updated" : "created", ""});
       },
-      [out, done = std::move(done)](Status s) {
+      [out, impl = impl_.get(), done = std::move(done)](Status s) {
         if (!s.ok()) return done(s);
+        impl->InvalidateSettings();  // this server's next receive sees them, whatever the feed
         done(std::move(*out));
       });
 }
@@ -494,7 +550,10 @@ void QueueService::Delete(std::string tenant, std::string name, std::function<vo
         DROVER_RETURN_IF_ERROR(tx.Notify(QueueTopic(tenant, name)));
         return events::Record(tx, {tenant, "queue", name, "deleted", ""});
       },
-      std::move(done));
+      [impl = impl_.get(), done = std::move(done)](Status s) {
+        if (s.ok()) impl->InvalidateSettings();
+        done(s);
+      });
 }
 
 Result<QueueStats> QueueService::Stats(const std::string& tenant, const std::string& name) {
@@ -672,55 +731,43 @@ void QueueService::Receive(std::string tenant, std::string queue, ReceiveOptions
       [op, impl](store::Tx& tx) -> Status {
         op->result = {};
         op->dead_lettered = 0;
-        auto q = FindQueue(tx, op->tenant, op->queue);
+        auto q = impl->Settings(tx, op->tenant, op->queue);
         if (!q.ok()) return q.status();
         if (!*q) return NoQueue(op->queue);
-        const QueueSettings& s = (*q)->settings;
-        struct Candidate {
-          int64_t id, receive_count;
-          std::string group;
-        };
-        std::vector<Candidate> cands;
-        DROVER_RETURN_IF_ERROR(tx.Query(impl->candidates_sql,
-                                        {op->tenant, op->queue, int64_t{op->options.max}},
-                                        [&](const store::Row& r) {
-                                          cands.push_back({r.Int(0), r.Int(1), r.String(2)});
-                                        }));
-        std::array<int64_t, kMaxReceive> ids{};  // 0: no message
-        size_t n = 0;
-        for (const auto& c : cands) {
-          if (s.max_receives > 0 && c.receive_count >= s.max_receives) {
-            DROVER_RETURN_IF_ERROR(impl->MoveToDeadLetter(tx, op->tenant, op->queue,
-                                                          s.dead_letter_queue, c.id, c.group));
-            ++op->dead_lettered;
-          } else if (n < ids.size()) {
-            ids[n++] = c.id;
-          }
-        }
+        const QueueSettings& s = **q;
         int64_t nonce = op->nonce[s.fifo ? 1 : 0];
         int64_t visibility = op->options.visibility_ms.value_or(s.visibility_ms);
-        if (n > 0) {
-          DROVER_RETURN_IF_ERROR(tx.Query(
-              "UPDATE messages SET visible_at = drover_now_ms() + ?, receive_count ="
-              " receive_count + 1, receipt = ?, first_received_at = COALESCE(first_received_at,"
-              " drover_now_ms()) WHERE id IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id, grp,"
-              " body, attributes, sent_at, receive_count, first_received_at",
-              {visibility, nonce, ids[0], ids[1], ids[2], ids[3], ids[4], ids[5], ids[6], ids[7],
-               ids[8], ids[9]},
-              [&](const store::Row& r) {
-                Message m;
-                m.id = r.Int(0);
-                m.group = r.String(1);
-                m.body = r.String(2);
-                m.attributes = ParseAttributes(r.Text(3));
-                m.sent_at_ms = r.Int(4);
-                m.receive_count = r.Int(5);
-                m.first_received_at_ms = r.Int(6);
-                m.receipt = EncodeReceipt(m.id, nonce);
-                op->result.messages.push_back(std::move(m));
-              }));
-          std::sort(op->result.messages.begin(), op->result.messages.end(),
-                    [](const Message& a, const Message& b) { return a.id < b.id; });
+        struct Exhausted {
+          int64_t id;
+          std::string group;
+        };
+        std::vector<Exhausted> exhausted;
+        DROVER_RETURN_IF_ERROR(tx.Query(impl->receive_sql,
+                                        {visibility, nonce, s.max_receives, s.max_receives,
+                                         op->tenant, op->queue, int64_t{op->options.max}},
+                                        [&](const store::Row& r) {
+                                          if (r.Int(1) !=
+                                              nonce) {  // past its receive limit: not handed out
+                                            exhausted.push_back({r.Int(0), r.String(2)});
+                                            return;
+                                          }
+                                          Message m;
+                                          m.id = r.Int(0);
+                                          m.group = r.String(2);
+                                          m.body = r.String(3);
+                                          m.attributes = ParseAttributes(r.Text(4));
+                                          m.sent_at_ms = r.Int(5);
+                                          m.receive_count = r.Int(6);
+                                          m.first_received_at_ms = r.Int(7);
+                                          m.receipt = EncodeReceipt(m.id, nonce);
+                                          op->result.messages.push_back(std::move(m));
+                                        }));
+        std::sort(op->result.messages.begin(), op->result.messages.end(),
+                  [](const Message& a, const Message& b) { return a.id < b.id; });
+        for (const auto& e : exhausted) {
+          DROVER_RETURN_IF_ERROR(impl->MoveToDeadLetter(tx, op->tenant, op->queue,
+                                                        s.dead_letter_queue, e.id, e.group));
+          ++op->dead_lettered;
         }
         if (op->result.messages.empty()) {
           // When the next one becomes visible: a long poll wakes then.
@@ -788,9 +835,13 @@ void QueueService::Ack(std::string tenant, std::string queue, std::vector<std::s
             continue;
           }
           // FIFO: the group's next message becomes receivable in the same transaction.
+          // Row first, then group, as a receive takes them (PostgreSQL: no two servers wait
+          // on each other).
           std::optional<std::string> group;
           DROVER_RETURN_IF_ERROR(tx.Query(
-              "SELECT grp FROM messages WHERE id = ? AND tenant = ? AND queue = ?",
+              impl->postgres
+                  ? "SELECT grp FROM messages WHERE id = ? AND tenant = ? AND queue = ? FOR UPDATE"
+                  : "SELECT grp FROM messages WHERE id = ? AND tenant = ? AND queue = ?",
               {id, op->tenant, op->queue}, [&](const store::Row& r) { group = r.String(0); }));
           if (!group) continue;
           DROVER_RETURN_IF_ERROR(impl->LockGroup(tx, op->tenant, op->queue, *group));
@@ -842,11 +893,10 @@ void QueueService::ChangeVisibility(std::string tenant, std::string queue, std::
               "the receipt is stale: the message was acked, received again, or its visibility "
               "timeout ended");
         }
-        if (timeout_ms == 0) {  // released: a waiting receiver can take it now
-          DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
-          return tx.Notify(QueueTopic(tenant, queue));
-        }
-        return Status::Ok();
+        // A waiting receiver looks again: released, it can take it now; a shorter timeout
+        // than the one it saw changes when it should look.
+        DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
+        return tx.Notify(QueueTopic(tenant, queue));
       },
       std::move(done));
 }
@@ -890,6 +940,7 @@ void QueueService::Redrive(std::string tenant, std::string dlq, int64_t max,
           std::set<std::string> sources;
           for (const Row& r : rows) {
             DROVER_RETURN_IF_ERROR(impl->LockGroup(tx, op->tenant, r.source, r.group));
+            DROVER_RETURN_IF_ERROR(impl->LockGroup(tx, op->tenant, op->dlq, r.group));
             DROVER_RETURN_IF_ERROR(tx.Exec(kMoveMessage, {std::string(), r.source, r.id}).status());
             DROVER_RETURN_IF_ERROR(tx.Exec("DELETE FROM messages WHERE id = ?", {r.id}).status());
             if (!r.group.empty()) {
