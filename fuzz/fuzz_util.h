@@ -2,14 +2,18 @@
 // Shared by the fuzz targets: the input as text, and a check that what drover writes back as
 // JSON is always valid UTF-8 JSON (the promise of common/json.h), whatever came in.
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <cstdint>
 #include <cstdlib>
+#include <map>
 #include <string>
 #include <string_view>
 
 #include "common/json.h"
 #include "common/text.h"
 #include "env/spec.h"
+#include "queues/filter.h"
+#include "queues/settings.h"
 #include "schedule/spec.h"
 
 namespace drover::fuzz {
@@ -55,6 +59,26 @@ inline void DecodeEverySpec(const boost::json::value& doc) {
     RequireValidJson(schedule::SpecToJson(*s));
   } else {
     RequireWritable(s.status());
+  }
+  if (auto q = queues::ParseQueueDocument(doc, "fuzz"); q.ok()) {
+    std::string json = boost::json::serialize(queues::SettingsJson(*q));
+    RequireValidJson(json);
+    auto again = queues::ParseQueueDocument(boost::json::parse(json), "fuzz");
+    if (!again.ok() || !(*again == *q)) std::abort();
+  } else {
+    RequireWritable(q.status());
+  }
+  // The document as a filter policy, tried on its own string values as attributes.
+  if (auto f = queues::ParseFilter(doc); f.ok()) {
+    std::map<std::string, std::string> attrs;
+    if (doc.is_object()) {
+      for (const auto& kv : doc.as_object()) {
+        if (kv.value().is_string()) attrs[std::string(kv.key())] = kv.value().as_string();
+      }
+    }
+    (void)queues::Matches(*f, attrs);
+  } else {
+    RequireWritable(f.status());
   }
 }
 

@@ -542,6 +542,43 @@ TEST_F(ScaleOut, Kill9OfOneServerUnderWriteLoadLosesNoAcknowledgedWrite) {
   EXPECT_EQ(Missing(acked, have), 0u) << "of " << acked.size() << " acknowledged writes";
 }
 
+// A receiver long-polling on one server is woken by a send through another within
+// milliseconds (the database's notifications), not at the end of its wait.
+TEST_F(ScaleOut, ALongPollOnOneServerIsWokenByASendThroughAnother) {
+  TestServer a(ServerArgs(url_, 0), dir_.path()), b(ServerArgs(url_, 1), dir_.path());
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  ASSERT_EQ(a.NewClient().Do("PUT", "/v1/queues/jobs", "{}")->status, 201);
+  for (int round = 0; round < 3; ++round) {
+    std::promise<std::pair<std::string, double>> got;
+    std::thread receiver([&] {
+      auto c = b.NewClient();
+      auto start = Clock::now();
+      auto r = c.Do("POST", "/v1/queues/jobs/receive", R"({"wait": "20s"})");
+      double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      std::string body;
+      if (r.ok() && r->status == 200) {
+        auto msgs = boost::json::parse(r->body).at("messages").as_array();
+        if (!msgs.empty()) body = std::string(msgs[0].at("body").as_string());
+      }
+      got.set_value({body, ms});
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // parked on B by now
+    auto sent = Clock::now();
+    ASSERT_EQ(a.NewClient()
+                  .Do("POST", "/v1/queues/jobs/messages",
+                      "{\"body\": \"round-" + std::to_string(round) + "\"}")
+                  ->status,
+              201);
+    auto [body, ms] = got.get_future().get();
+    receiver.join();
+    double after_send = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
+    EXPECT_EQ(body, "round-" + std::to_string(round));
+    EXPECT_LT(ms, 15000) << "woken by the send, not by the end of its 20 s wait";
+    std::cout << "round " << round << ": answered " << after_send << " ms after the send\n";
+  }
+}
+
 // 8 consumers on two servers over 20,000 messages (bulk-sent through both): every message is
 // acked exactly once and no message is held by two consumers at once — receives on different
 // servers skip the rows another server's receive has locked.

@@ -215,6 +215,23 @@ struct Poll : std::enable_shared_from_this<Poll> {
   }
 };
 
+// Answers a listing: `?limit=&cursor=` read, `list(tenant, cursor, limit)` called, each item
+// as `to_json` shows it.
+template <class ListFn, class JsonFn>
+void RespondList(const Request& req, const Responder& respond, ListFn list, JsonFn to_json) {
+  auto tenant = http::RequestTenant(req);
+  if (!tenant.ok()) return http::SendError(respond, tenant.status());
+  auto limit = http::ReadLimit(req, 100, 1000);
+  if (!limit.ok()) return http::SendError(respond, limit.status());
+  auto page = list(*tenant, req.Query("cursor").value_or(""), *limit);
+  if (!page.ok()) return http::SendError(respond, page.status());
+  boost::json::array items;
+  for (const auto& item : page->items) items.push_back(to_json(item));
+  boost::json::object body{{"items", std::move(items)}};
+  http::SetNextCursor(body, page->next_cursor);
+  respond(http::JsonResponse(200, body));
+}
+
 // A Topic document or bare spec: its subscriptions when it lists them (nullopt: leave them).
 Result<std::optional<std::vector<Subscription>>> ParseTopicDocument(const boost::json::value& doc,
                                                                     std::string_view name) {
@@ -301,17 +318,12 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
                respond(http::JsonResponse(200, body));
              });
   router.Add(Method::kGet, "/v1/queues", Access::kAny, [&queues](Request& req, Responder respond) {
-    auto tenant = http::RequestTenant(req);
-    if (!tenant.ok()) return http::SendError(respond, tenant.status());
-    auto limit = http::ReadLimit(req, 100, 1000);
-    if (!limit.ok()) return http::SendError(respond, limit.status());
-    auto page = queues.List(*tenant, req.Query("cursor").value_or(""), *limit);
-    if (!page.ok()) return http::SendError(respond, page.status());
-    boost::json::array items;
-    for (const auto& q : page->items) items.push_back(QueueJson(q));
-    boost::json::object body{{"items", std::move(items)}};
-    http::SetNextCursor(body, page->next_cursor);
-    respond(http::JsonResponse(200, body));
+    RespondList(
+        req, respond,
+        [&queues](const std::string& tenant, const std::string& cursor, int limit) {
+          return queues.List(tenant, cursor, limit);
+        },
+        QueueJson);
   });
   router.Add(Method::kDelete, "/v1/queues/{name}", Access::kAny,
              [&queues](Request& req, Responder respond) {
@@ -533,17 +545,12 @@ void AddTopicRoutes(http::Router& router, TopicService& topics) {
              });
   router.Add(Method::kGet, "/v1/topics", Access::kAny,
              [&topics, topic_json](Request& req, Responder respond) {
-               auto tenant = http::RequestTenant(req);
-               if (!tenant.ok()) return http::SendError(respond, tenant.status());
-               auto limit = http::ReadLimit(req, 100, 1000);
-               if (!limit.ok()) return http::SendError(respond, limit.status());
-               auto page = topics.List(*tenant, req.Query("cursor").value_or(""), *limit);
-               if (!page.ok()) return http::SendError(respond, page.status());
-               boost::json::array items;
-               for (const auto& t : page->items) items.push_back(topic_json(t));
-               boost::json::object body{{"items", std::move(items)}};
-               http::SetNextCursor(body, page->next_cursor);
-               respond(http::JsonResponse(200, body));
+               RespondList(
+                   req, respond,
+                   [&topics](const std::string& tenant, const std::string& cursor, int limit) {
+                     return topics.List(tenant, cursor, limit);
+                   },
+                   topic_json);
              });
   router.Add(Method::kDelete, "/v1/topics/{name}", Access::kAny,
              [&topics](Request& req, Responder respond) {
