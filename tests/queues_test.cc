@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <thread>
+#include <tuple>
 
 #include "testing/queue_load.h"
 #include "testing/raw_http.h"
@@ -249,6 +250,54 @@ TEST_P(Queues, Kill9LosesNoAcknowledgedSendAndResurrectsNoAcknowledgedAck) {
   for (const auto& [body, n] : after.received) resurrected += acked_before.contains(body);
   EXPECT_EQ(lost, 0u) << "of " << log.sent.size() << " sends answered 201";
   EXPECT_EQ(resurrected, 0u) << "of " << acked_before.size() << " acks answered 2xx";
+}
+
+// Queues, messages and receipts belong to their tenant: another tenant's key sees none of it,
+// and a receipt carried to another tenant acks nothing; viewers read but cannot receive.
+TEST_P(Queues, TenantsNeverSeeEachOthersQueuesOrMessages) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto admin = s.NewClient();
+  auto key = [&](const char* body) {
+    auto r = admin.Do("POST", "/v1/keys", body);
+    EXPECT_EQ(r->status, 201) << r->body;
+    return s.NewClient(std::string(Json(*r).at("key").as_string()));
+  };
+  auto a = key(R"({"name":"alice","role":"user","tenant":"team-a"})");
+  auto b = key(R"({"name":"bob","role":"user","tenant":"team-b"})");
+  auto viewer = key(R"({"name":"val","role":"viewer","tenant":"team-a"})");
+  ASSERT_EQ(a.Do("PUT", "/v1/queues/jobs", "{}")->status, 201);
+  ASSERT_EQ(a.Do("POST", "/v1/queues/jobs/messages", R"({"body": "a's secret"})")->status, 201);
+  for (auto [method, path, body] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"GET", "/v1/queues/jobs", ""},
+           {"POST", "/v1/queues/jobs/messages", R"({"body": "x"})"},
+           {"POST", "/v1/queues/jobs/receive", "{}"},
+           {"POST", "/v1/queues/jobs/purge", ""},
+           {"DELETE", "/v1/queues/jobs", ""},
+           {"GET", "/v1/queues/jobs?tenant=team-a", ""},
+       }) {
+    auto r = b.Do(method, path, body);
+    EXPECT_EQ(r->status, 404) << method << " " << path << ": " << r->body;
+  }
+  auto listed = b.Do("GET", "/v1/queues");
+  EXPECT_TRUE(Json(*listed).at("items").as_array().empty());
+  // B's own queue of the same name is another queue.
+  ASSERT_EQ(b.Do("PUT", "/v1/queues/jobs", "{}")->status, 201);
+  auto got = a.Do("POST", "/v1/queues/jobs/receive", R"({"visibility_timeout": "5m"})");
+  auto msgs = Json(*got).at("messages").as_array();
+  ASSERT_EQ(msgs.size(), 1u);
+  std::string receipt(msgs[0].at("receipt").as_string());
+  auto stolen = b.Do("POST", "/v1/queues/jobs/ack",
+                     boost::json::serialize(boost::json::object{{"receipts", {receipt}}}));
+  ASSERT_EQ(stolen->status, 200);
+  EXPECT_EQ(Json(*stolen).at("acked").as_int64(), 0) << "a receipt acks only in its tenant";
+  EXPECT_EQ(b.Do("DELETE", "/v1/queues/jobs/messages/" + receipt)->status, 409);
+  EXPECT_TRUE(
+      Json(*b.Do("POST", "/v1/queues/jobs/receive", "{}")).at("messages").as_array().empty());
+  // A viewer reads the queue, and cannot receive (a receive changes the queue).
+  EXPECT_EQ(viewer.Do("GET", "/v1/queues/jobs")->status, 200);
+  EXPECT_EQ(viewer.Do("POST", "/v1/queues/jobs/receive", "{}")->status, 403);
+  EXPECT_EQ(a.Do("DELETE", "/v1/queues/jobs/messages/" + receipt)->status, 204);
 }
 
 TEST_P(Queues, TopicsFanOutOverHttp) {
