@@ -167,6 +167,17 @@ void ParseExec(const boost::json::object& obj, ExecSpec& x, Errors& errors) {
 
 }  // namespace
 
+// A capacity map with every fraction as null: a fraction means "leave the capacity alone" as
+// null does, and the stored text then reads back the same (Boost.JSON's parser does not
+// always round a double back to the bits it printed).
+static boost::json::value WithoutFractions(const boost::json::value& v) {
+  if (v.is_double()) return nullptr;
+  if (!v.is_object()) return v;
+  boost::json::object out;
+  for (const auto& [k, x] : v.as_object()) out[k] = WithoutFractions(x);
+  return out;
+}
+
 Result<EnvironmentSpec> ParseEnvironmentDocument(const boost::json::value& doc,
                                                  const std::string& name) {
   if (!doc.is_object()) return Status::InvalidArgument("the environment must be an object");
@@ -183,7 +194,7 @@ Result<EnvironmentSpec> ParseEnvironmentDocument(const boost::json::value& doc,
     spec.provider = *p;
   }
   if (const auto* c = d.Raw("capacity", false)) {
-    std::string text = c->is_object() ? ToJson(*c) : ScalarText(*c).value_or("");
+    std::string text = c->is_object() ? ToJson(WithoutFractions(*c)) : ScalarText(*c).value_or("");
     auto parsed = control::ParseCapacity(text);
     if (!parsed.ok()) {
       d.AddError("capacity", parsed.status().message());
