@@ -341,6 +341,9 @@ name: eu
   EXPECT_NE(out.find("sent 250 messages"), std::string::npos) << out;
   ASSERT_EQ(Run({"queue", "send", "jobs", "single", "--attr", "k=v"}, &out), 0) << out;
   EXPECT_NE(out.find("sent "), std::string::npos) << out;
+  ASSERT_EQ(Run({"queue", "stats", "jobs"}, &out), 0) << out;
+  EXPECT_NE(out.find("visible"), std::string::npos) << out;
+  EXPECT_EQ(out.find("E-"), std::string::npos) << "ages print as plain numbers: " << out;
   ASSERT_EQ(Run({"-o", "json", "queue", "stats", "jobs"}, &out), 0) << out;
   EXPECT_EQ(boost::json::parse(out).at("visible").as_int64(), 251) << out;
 

@@ -1,5 +1,6 @@
 #include "cmd/client_util.h"
 
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include <boost/json.hpp>
@@ -184,6 +185,7 @@ std::string Text(const boost::json::value& obj, std::string_view field) {
   const auto* v = obj.as_object().if_contains(field);
   if (!v || v->is_null()) return "";
   if (v->is_string()) return std::string(v->as_string());
+  if (v->is_double()) return fmt::format("{}", v->as_double());  // 0.537, not 5.37E-1
   return boost::json::serialize(*v);
 }
 
