@@ -106,6 +106,17 @@ int SendMessages(const ClientFlags& flags, const CLI::App* cmd, const std::strin
   return 0;
 }
 
+// Prints an answer: the data with -o json/yaml, else `sentence` followed by `field`'s value.
+int PrintAnswer(const ClientFlags& flags, const boost::json::value& v, std::string_view sentence,
+                std::string_view field) {
+  if (flags.structured()) {
+    PrintData(flags, v);
+  } else {
+    std::cout << sentence << Text(v, field) << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 void AddQueueCommands(CLI::App& app, ClientFlags& flags, Run& run) {
@@ -278,13 +289,7 @@ void AddQueueCommands(CLI::App& app, ClientFlags& flags, Run& run) {
       if (redrive_max < 0) return UsageError(redrive, "--max must be at least 1");
       std::string req = redrive_max > 0 ? "{\"max\":" + std::to_string(redrive_max) + "}" : "{}";
       auto v = Call(flags, "POST", "/v1/queues/" + UrlEncode(name) + "/redrive", req);
-      if (!v) return 1;
-      if (flags.structured()) {
-        PrintData(flags, *v);
-      } else {
-        std::cout << "moved " << Text(*v, "moved") << "\n";
-      }
-      return 0;
+      return v ? PrintAnswer(flags, *v, "moved ", "moved") : 1;
     };
   });
 
@@ -293,13 +298,7 @@ void AddQueueCommands(CLI::App& app, ClientFlags& flags, Run& run) {
   purge->callback([&] {
     run = [&] {
       auto v = Call(flags, "POST", "/v1/queues/" + UrlEncode(name) + "/purge");
-      if (!v) return 1;
-      if (flags.structured()) {
-        PrintData(flags, *v);
-      } else {
-        std::cout << "purged " << Text(*v, "purged") << "\n";
-      }
-      return 0;
+      return v ? PrintAnswer(flags, *v, "purged ", "purged") : 1;
     };
   });
 

@@ -294,7 +294,7 @@ INSTANTIATE_TEST_SUITE_P(
              }(),
              {},
              kNow + 5'000},
-        Case{"NothingToDoIsNeverDueAtOnce",  // a hold's change time already past
+        Case{"AnIdlePlanIsNeverDueAtOnce",  // a hold's change time already past
              Env(1),
              {Inst("a", InstanceState::kRunning, kMin)},
              [] {

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
 #include <boost/json.hpp>
 #include <mutex>
 #include <set>
@@ -396,7 +395,8 @@ struct QueueService::Impl {
 QueueService::QueueService(store::Store& store, const Clock& clock)
     : impl_(std::make_unique<Impl>(store, clock)) {
   impl_->timers = std::make_unique<runtime::WorkQueue>(
-      runtime::WorkQueueOptions{.name = "queue-counters"}, [this](const std::string& key) {
+      runtime::WorkQueueOptions{.name = "queue-counters", .clock = &impl_->clock},
+      [this](const std::string& key) {
         if (key == "flush") {
           Status s = FlushCounters();
           if (!s.ok()) return runtime::Outcome::Failed(s);

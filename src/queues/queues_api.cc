@@ -194,15 +194,15 @@ struct Poll : std::enable_shared_from_this<Poll> {
     }
     // A full batch may have left more behind: the next waiting receiver looks too.
     if (static_cast<int>(r->messages.size()) == options.max) waiters->WakeOne(topic);
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock->Steady());
+    auto now = clock->Steady();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
     if (!r->messages.empty() || left.count() <= 0 || cancelled || waiters->stopped()) {
       return Answer(r->messages);
     }
-    auto until = std::chrono::steady_clock::now() + left;
+    auto until = deadline;
     if (r->next_visible_ms > 0) {
-      auto next = std::chrono::steady_clock::now() +
-                  std::chrono::milliseconds(std::max<int64_t>(1, r->next_visible_ms - r->now_ms));
-      until = std::min(until, next);
+      until = std::min(until, now + std::chrono::milliseconds(
+                                        std::max<int64_t>(1, r->next_visible_ms - r->now_ms)));
     }
     ticket = waiters->Park(topic, version, until, [self = shared_from_this()] { self->Attempt(); });
     if (cancelled) waiters->Cancel(ticket);
@@ -215,15 +215,15 @@ struct Poll : std::enable_shared_from_this<Poll> {
   }
 };
 
-// Answers a listing: `?limit=&cursor=` read, `list(tenant, cursor, limit)` called, each item
-// as `to_json` shows it.
-template <class ListFn, class JsonFn>
-void RespondList(const Request& req, const Responder& respond, ListFn list, JsonFn to_json) {
+// Answers a listing: `?limit=&cursor=` read, `service.List(tenant, cursor, limit)` called,
+// each item as `to_json` shows it.
+template <class Service, class JsonFn>
+void RespondList(const Request& req, const Responder& respond, Service& service, JsonFn to_json) {
   auto tenant = http::RequestTenant(req);
   if (!tenant.ok()) return http::SendError(respond, tenant.status());
   auto limit = http::ReadLimit(req, 100, 1000);
   if (!limit.ok()) return http::SendError(respond, limit.status());
-  auto page = list(*tenant, req.Query("cursor").value_or(""), *limit);
+  auto page = service.List(*tenant, req.Query("cursor").value_or(""), *limit);
   if (!page.ok()) return http::SendError(respond, page.status());
   boost::json::array items;
   for (const auto& item : page->items) items.push_back(to_json(item));
@@ -318,12 +318,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
                respond(http::JsonResponse(200, body));
              });
   router.Add(Method::kGet, "/v1/queues", Access::kAny, [&queues](Request& req, Responder respond) {
-    RespondList(
-        req, respond,
-        [&queues](const std::string& tenant, const std::string& cursor, int limit) {
-          return queues.List(tenant, cursor, limit);
-        },
-        QueueJson);
+    RespondList(req, respond, queues, QueueJson);
   });
   router.Add(Method::kDelete, "/v1/queues/{name}", Access::kAny,
              [&queues](Request& req, Responder respond) {
@@ -545,12 +540,7 @@ void AddTopicRoutes(http::Router& router, TopicService& topics) {
              });
   router.Add(Method::kGet, "/v1/topics", Access::kAny,
              [&topics, topic_json](Request& req, Responder respond) {
-               RespondList(
-                   req, respond,
-                   [&topics](const std::string& tenant, const std::string& cursor, int limit) {
-                     return topics.List(tenant, cursor, limit);
-                   },
-                   topic_json);
+               RespondList(req, respond, topics, topic_json);
              });
   router.Add(Method::kDelete, "/v1/topics/{name}", Access::kAny,
              [&topics](Request& req, Responder respond) {

@@ -192,6 +192,32 @@ TEST_P(QueuesTest, MovesToTheDeadLetterQueueAfterExactlyMaxReceivesAndRedrivesBa
   EXPECT_EQ(back[0].receive_count, 1) << "a fresh start";
 }
 
+// A dead-lettered message keeps the dead-letter queue's retention, not its source's; a redrive
+// of N moves the oldest N and leaves the rest.
+TEST_P(QueuesTest, DeadLettersKeepTheirOwnRetentionAndRedriveMovesN) {
+  ASSERT_TRUE(Put("dlq", R"({"retention": "1h"})").ok());
+  ASSERT_TRUE(Put("jobs", R"({"max_receives": 1, "dead_letter_queue": "dlq"})").ok());
+  for (const char* b : {"a", "b", "c"}) ASSERT_TRUE(SendOne("jobs", b).ok());
+  EXPECT_EQ(Receive("jobs", 10, 0).size(), 3u);  // each received once, visible again at once
+  EXPECT_TRUE(Receive("jobs", 10, 0).empty()) << "the next receive moves all three";
+  int64_t kept = -1;
+  ASSERT_TRUE(store_
+                  ->Read([&](store::Tx& tx) -> Status {
+                    auto v = tx.QueryInt(
+                        "SELECT MAX(expires_at - sent_at) FROM messages WHERE queue = 'dlq'");
+                    if (!v.ok()) return v.status();
+                    kept = *v;
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_EQ(kept, 3'600'000) << "the dead-letter queue's own retention";
+  auto moved = Sync<Result<int64_t>>([&](auto done) { queues_->Redrive("t", "dlq", 2, done); });
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(*moved, 2);
+  EXPECT_EQ(Bodies(Receive("jobs", 10)), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(Bodies(Receive("dlq", 10)), (std::vector<std::string>{"c"}));
+}
+
 TEST_P(QueuesTest, DeduplicatesWithinTheWindowAndNotAfter) {
   ASSERT_TRUE(Put("jobs").ok());
   OutgoingMessage m;
