@@ -15,6 +15,7 @@
 #include "events/events_api.h"
 #include "queues/queues_api.h"
 #include "schedule/schedules_api.h"
+#include "workflows/workflows_api.h"
 
 namespace drover::api {
 
@@ -46,6 +47,9 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
                              [this] { return windows_->Version(); });
   queues_ = std::make_unique<queues::QueueService>(store_, clock_);
   topics_ = std::make_unique<queues::TopicService>(store_, *queues_);
+  workflows_ = std::make_unique<workflows::WorkflowService>(store_);
+  executions_ =
+      std::make_unique<workflows::ExecutionService>(store_, *workflows_, *queues_, clock_);
   if (sched.server_id.empty()) sched.server_id = coord.server_id;
   sched.cleanup_tasks.push_back([this] { return queues_->Cleanup(); });
   sched.cleanup_tasks.push_back(
@@ -66,6 +70,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   schedule::AddScheduleRoutes(router_, schedules_, *scheduler_, env_.environments);
   events::AddEventRoutes(router_, change_log_, store_, waiters_);
   queues::AddQueueRoutes(router_, *queues_, *topics_, clock_);
+  workflows::AddWorkflowRoutes(router_, *workflows_, *executions_);
   std::vector<std::pair<std::string, std::string>> names;
   for (const auto& r : router_.routes()) {
     names.emplace_back(std::string(http::MethodName(r.method)), r.pattern);
@@ -87,6 +92,7 @@ App::~App() {
   // The controller first (no reconcile after its leases go), then the coordinator, whose last
   // callbacks still reach a live controller.
   scheduler_->Stop();
+  executions_->Stop();
   controller_->Stop();
   coordinator_.Stop();
 }

@@ -29,6 +29,8 @@
 #include "schedule/schedules.h"
 #include "schedule/windows.h"
 #include "store/store.h"
+#include "workflows/executions.h"
+#include "workflows/workflows.h"
 
 namespace drover::api {
 
@@ -61,6 +63,8 @@ class App {
   http::Waiters& waiters() { return waiters_; }
   events::ChangeLog& change_log() { return change_log_; }
   queues::QueueService& queues() { return *queues_; }
+  // Started by the server process: advances executions (and sweeps those due every second).
+  workflows::ExecutionService& executions() { return *executions_; }
 
  private:
   void AddSystemRoutes();
@@ -89,6 +93,8 @@ class App {
   std::unique_ptr<schedule::WindowBook> windows_;
   std::unique_ptr<queues::QueueService> queues_;
   std::unique_ptr<queues::TopicService> topics_;
+  std::unique_ptr<workflows::WorkflowService> workflows_;
+  std::unique_ptr<workflows::ExecutionService> executions_;
   http::Waiters waiters_;
   events::ChangeLog change_log_;
   metrics::Registry registry_;

@@ -307,6 +307,7 @@ int RunServer() {
   app.controller().SetServerUrl("http://" + self);
   app.controller().Start();
   app.scheduler().Start();
+  app.executions().Start();
   app.StartGauges();
   LogInfo("drover {} listening on http://{} (store: {} {}, server id {})", DROVER_VERSION, addr,
           store->Backend(), store::RedactUrl(db), coord_opts.server_id);
@@ -331,6 +332,7 @@ int RunServer() {
   if (store_pool) store_pool->Stop();
   LogInfo("HTTP server stopped; stopping the fleet controller and releasing leases");
   app.scheduler().Stop();
+  app.executions().Stop();
   app.controller().Stop();
   app.coordinator().Stop();             // releases its leases: other servers take over at once
   app.environments().instances.Stop();  // buffered heartbeat times are written

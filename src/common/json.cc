@@ -67,6 +67,12 @@ Result<boost::json::object> ParseJsonObject(std::string_view body) {
   return std::move(v.as_object());
 }
 
+boost::json::value ParseJsonOrNull(std::string_view text) {
+  std::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  return ec ? boost::json::value(nullptr) : v;
+}
+
 std::string ToJson(const boost::json::value& v) { return boost::json::serialize(v); }
 
 void AppendJsonString(std::string& out, std::string_view s) {

@@ -22,6 +22,9 @@ Result<boost::json::object> ParseJsonObject(std::string_view body);
 // not UTF-8 without NUL; OK otherwise. REQUIRES: `v` nests at most a few hundred levels.
 Status CheckJsonText(const boost::json::value& v);
 
+// Parses stored JSON text (written by us): the value, or null when it does not parse.
+boost::json::value ParseJsonOrNull(std::string_view text);
+
 // Serializes a value compactly.
 std::string ToJson(const boost::json::value& v);
 

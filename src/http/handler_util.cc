@@ -84,6 +84,17 @@ Result<std::string> RequestTenant(const Request& req) {
   return *t;
 }
 
+Result<std::pair<std::string, std::string>> TenantAndName(const Request& req,
+                                                          std::string_view what) {
+  auto tenant = RequestTenant(req);
+  if (!tenant.ok()) return tenant.status();
+  const std::string& name = req.Param("name");
+  if (!IsValidName(name)) {
+    return Status::InvalidArgument(std::string(what) + " name " + std::string(kNameRule));
+  }
+  return std::make_pair(std::move(*tenant), name);
+}
+
 Result<boost::json::value> ReadDocument(const Request& req) {
   std::string ct = MediaType(req);
   if (ct == "application/yaml" || ct == "application/x-yaml" || ct == "text/yaml") {

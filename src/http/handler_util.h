@@ -1,5 +1,6 @@
 #pragma once
 // Small helpers shared by handlers: JSON bodies, paging limits, the tenant a request acts in.
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <functional>
 
@@ -49,5 +50,26 @@ Response Busy();
 
 // Sends `s` as problem+json.
 inline void SendError(const Responder& respond, const Status& s) { respond(Response::Problem(s)); }
+
+// The tenant and the path's {name}, checked as a resource name (`what` names it in the error).
+Result<std::pair<std::string, std::string>> TenantAndName(const Request& req,
+                                                          std::string_view what);
+
+// A list answer `{items, next_cursor}` from `service.List(tenant, cursor, limit)` (?cursor=,
+// ?limit= 1..1000, default 100), each item as `to_json` shows it.
+template <class Service, class JsonFn>
+void RespondList(const Request& req, const Responder& respond, Service& service, JsonFn to_json) {
+  auto tenant = RequestTenant(req);
+  if (!tenant.ok()) return SendError(respond, tenant.status());
+  auto limit = ReadLimit(req, 100, 1000);
+  if (!limit.ok()) return SendError(respond, limit.status());
+  auto page = service.List(*tenant, req.Query("cursor").value_or(""), *limit);
+  if (!page.ok()) return SendError(respond, page.status());
+  boost::json::array items;
+  for (const auto& item : page->items) items.push_back(to_json(item));
+  boost::json::object body{{"items", std::move(items)}};
+  SetNextCursor(body, page->next_cursor);
+  respond(JsonResponse(200, body));
+}
 
 }  // namespace drover::http

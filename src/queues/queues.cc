@@ -499,6 +499,24 @@ void QueueService::Put(std::string tenant, std::string name, QueueSettings setti
       });
 }
 
+Status QueueService::RemoveInTx(store::Tx& tx, const std::string& tenant, const std::string& queue,
+                                int64_t id, bool dead_letter) {
+  const bool postgres = impl_->store.Backend() == "postgres";
+  std::optional<std::string> group;
+  DROVER_RETURN_IF_ERROR(tx.Query(
+      postgres ? "SELECT grp FROM messages WHERE id = ? AND tenant = ? AND queue = ? FOR UPDATE"
+               : "SELECT grp FROM messages WHERE id = ? AND tenant = ? AND queue = ?",
+      {id, tenant, queue}, [&](const store::Row& r) { group = r.String(0); }));
+  if (!group) return Status::Ok();
+  std::string dlq;
+  if (dead_letter) {
+    DROVER_RETURN_IF_ERROR(tx.Query("SELECT dead_letter FROM queues WHERE tenant = ? AND name = ?",
+                                    {tenant, queue},
+                                    [&](const store::Row& r) { dlq = r.String(0); }));
+  }
+  return impl_->MoveToDeadLetter(tx, tenant, queue, dlq, id, *group);
+}
+
 Result<Queue> QueueService::Get(const std::string& tenant, const std::string& name) {
   std::optional<Queue> q;
   Status s = impl_->store.Read([&](store::Tx& tx) -> Status {

@@ -148,6 +148,11 @@ class QueueService {
   // or the Validation status of a message the queue refuses.
   Result<SendResult> SendInTx(store::Tx& tx, const std::string& tenant, const std::string& queue,
                               const OutgoingMessage& m);
+  // Used by workflows: takes message `id` out of `queue` inside `tx` -- into the queue's
+  // dead-letter queue when `dead_letter` and it has one, otherwise deleted (a FIFO group's next
+  // message moves up). Nothing when the message is gone already.
+  Status RemoveInTx(store::Tx& tx, const std::string& tenant, const std::string& queue, int64_t id,
+                    bool dead_letter);
   // Counts messages SendInTx stored, once their transaction committed.
   void CountSent(const std::string& tenant, const std::string& queue, int64_t n);
 

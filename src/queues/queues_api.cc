@@ -23,17 +23,6 @@ using http::Response;
 
 std::string Time(int64_t ms) { return FormatRfc3339(FromUnixMillis(ms)); }
 
-// The tenant and the {name} of the path, checked.
-Result<std::pair<std::string, std::string>> Address(const Request& req, std::string_view what) {
-  auto tenant = http::RequestTenant(req);
-  if (!tenant.ok()) return tenant.status();
-  const std::string& name = req.Param("name");
-  if (!IsValidName(name)) {
-    return Status::InvalidArgument(fmt::format("{} name {}", what, kNameRule));
-  }
-  return std::make_pair(std::move(*tenant), name);
-}
-
 boost::json::object QueueJson(const Queue& q) {
   return {{"name", q.name},
           {"tenant", q.tenant},
@@ -215,23 +204,6 @@ struct Poll : std::enable_shared_from_this<Poll> {
   }
 };
 
-// Answers a listing: `?limit=&cursor=` read, `service.List(tenant, cursor, limit)` called,
-// each item as `to_json` shows it.
-template <class Service, class JsonFn>
-void RespondList(const Request& req, const Responder& respond, Service& service, JsonFn to_json) {
-  auto tenant = http::RequestTenant(req);
-  if (!tenant.ok()) return http::SendError(respond, tenant.status());
-  auto limit = http::ReadLimit(req, 100, 1000);
-  if (!limit.ok()) return http::SendError(respond, limit.status());
-  auto page = service.List(*tenant, req.Query("cursor").value_or(""), *limit);
-  if (!page.ok()) return http::SendError(respond, page.status());
-  boost::json::array items;
-  for (const auto& item : page->items) items.push_back(to_json(item));
-  boost::json::object body{{"items", std::move(items)}};
-  http::SetNextCursor(body, page->next_cursor);
-  respond(http::JsonResponse(200, body));
-}
-
 // A Topic document or bare spec: its subscriptions when it lists them (nullopt: leave them).
 Result<std::optional<std::vector<Subscription>>> ParseTopicDocument(const boost::json::value& doc,
                                                                     std::string_view name) {
@@ -293,7 +265,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
   using http::Method;
   router.Add(Method::kPut, "/v1/queues/{name}", Access::kAny,
              [&queues](Request& req, Responder respond) {
-               auto addr = Address(req, "queue");
+               auto addr = http::TenantAndName(req, "queue");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                auto doc = http::ReadDocument(req);
                if (!doc.ok()) return http::SendError(respond, doc.status());
@@ -307,7 +279,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
              });
   router.Add(Method::kGet, "/v1/queues/{name}", Access::kAny,
              [&queues](Request& req, Responder respond) {
-               auto addr = Address(req, "queue");
+               auto addr = http::TenantAndName(req, "queue");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                auto q = queues.Get(addr->first, addr->second);
                if (!q.ok()) return http::SendError(respond, q.status());
@@ -318,11 +290,11 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
                respond(http::JsonResponse(200, body));
              });
   router.Add(Method::kGet, "/v1/queues", Access::kAny, [&queues](Request& req, Responder respond) {
-    RespondList(req, respond, queues, QueueJson);
+    http::RespondList(req, respond, queues, QueueJson);
   });
   router.Add(Method::kDelete, "/v1/queues/{name}", Access::kAny,
              [&queues](Request& req, Responder respond) {
-               auto addr = Address(req, "queue");
+               auto addr = http::TenantAndName(req, "queue");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                queues.Delete(addr->first, addr->second, http::NoContentOr(respond));
              });
@@ -330,7 +302,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
   router.Add(
       Method::kPost, "/v1/queues/{name}/messages", Access::kAny,
       [&queues](Request& req, Responder respond) {
-        auto addr = Address(req, "queue");
+        auto addr = http::TenantAndName(req, "queue");
         if (!addr.ok()) return http::SendError(respond, addr.status());
         auto messages = ParseMessages(req);
         if (!messages.ok()) return http::SendError(respond, messages.status());
@@ -355,7 +327,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
 
   router.Add(Method::kPost, "/v1/queues/{name}/receive", Access::kAny,
              [&queues, &clock](Request& req, Responder respond) {
-               auto addr = Address(req, "queue");
+               auto addr = http::TenantAndName(req, "queue");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                auto body = http::ReadJsonBody(req);
                if (!body.ok()) return http::SendError(respond, body.status());
@@ -390,7 +362,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
 
   router.Add(Method::kDelete, "/v1/queues/{name}/messages/{receipt}", Access::kAny,
              [&queues](Request& req, Responder respond) {
-               auto addr = Address(req, "queue");
+               auto addr = http::TenantAndName(req, "queue");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                queues.Ack(addr->first, addr->second, {req.Param("receipt")},
                           [respond](Result<AckResult> r) {
@@ -411,7 +383,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
   router.Add(
       Method::kPost, "/v1/queues/{name}/ack", Access::kAny,
       [&queues](Request& req, Responder respond) {
-        auto addr = Address(req, "queue");
+        auto addr = http::TenantAndName(req, "queue");
         if (!addr.ok()) return http::SendError(respond, addr.status());
         auto body = http::ReadJsonBody(req);
         if (!body.ok()) return http::SendError(respond, body.status());
@@ -444,7 +416,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
 
   router.Add(Method::kPost, "/v1/queues/{name}/messages/{receipt}/visibility", Access::kAny,
              [&queues](Request& req, Responder respond) {
-               auto addr = Address(req, "queue");
+               auto addr = http::TenantAndName(req, "queue");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                auto body = http::ReadJsonBody(req);
                if (!body.ok()) return http::SendError(respond, body.status());
@@ -462,7 +434,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
 
   router.Add(Method::kPost, "/v1/queues/{name}/redrive", Access::kAny,
              [&queues](Request& req, Responder respond) {
-               auto addr = Address(req, "queue");
+               auto addr = http::TenantAndName(req, "queue");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                int64_t max = 0;
                if (!req.body.empty()) {
@@ -485,7 +457,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
              });
   router.Add(Method::kPost, "/v1/queues/{name}/purge", Access::kAny,
              [&queues](Request& req, Responder respond) {
-               auto addr = Address(req, "queue");
+               auto addr = http::TenantAndName(req, "queue");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                queues.Purge(addr->first, addr->second, [respond](Result<int64_t> r) {
                  if (!r.ok()) return http::SendError(respond, r.status());
@@ -514,7 +486,7 @@ void AddTopicRoutes(http::Router& router, TopicService& topics) {
   };
   router.Add(Method::kPut, "/v1/topics/{name}", Access::kAny,
              [&topics, topic_json](Request& req, Responder respond) {
-               auto addr = Address(req, "topic");
+               auto addr = http::TenantAndName(req, "topic");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                std::optional<std::vector<Subscription>> subs;
                if (!req.body.empty()) {  // a Topic document: {spec: {subscriptions: [...]}}
@@ -532,7 +504,7 @@ void AddTopicRoutes(http::Router& router, TopicService& topics) {
              });
   router.Add(Method::kGet, "/v1/topics/{name}", Access::kAny,
              [&topics, topic_json](Request& req, Responder respond) {
-               auto addr = Address(req, "topic");
+               auto addr = http::TenantAndName(req, "topic");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                auto t = topics.Get(addr->first, addr->second);
                if (!t.ok()) return http::SendError(respond, t.status());
@@ -540,17 +512,17 @@ void AddTopicRoutes(http::Router& router, TopicService& topics) {
              });
   router.Add(Method::kGet, "/v1/topics", Access::kAny,
              [&topics, topic_json](Request& req, Responder respond) {
-               RespondList(req, respond, topics, topic_json);
+               http::RespondList(req, respond, topics, topic_json);
              });
   router.Add(Method::kDelete, "/v1/topics/{name}", Access::kAny,
              [&topics](Request& req, Responder respond) {
-               auto addr = Address(req, "topic");
+               auto addr = http::TenantAndName(req, "topic");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                topics.Delete(addr->first, addr->second, http::NoContentOr(respond));
              });
   router.Add(Method::kPut, "/v1/topics/{name}/subscriptions/{queue}", Access::kAny,
              [&topics](Request& req, Responder respond) {
-               auto addr = Address(req, "topic");
+               auto addr = http::TenantAndName(req, "topic");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                const std::string& queue = req.Param("queue");
                if (!IsValidName(queue)) {
@@ -583,7 +555,7 @@ void AddTopicRoutes(http::Router& router, TopicService& topics) {
              });
   router.Add(Method::kDelete, "/v1/topics/{name}/subscriptions/{queue}", Access::kAny,
              [&topics](Request& req, Responder respond) {
-               auto addr = Address(req, "topic");
+               auto addr = http::TenantAndName(req, "topic");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                topics.Unsubscribe(addr->first, addr->second, req.Param("queue"),
                                   http::NoContentOr(respond));
@@ -591,7 +563,7 @@ void AddTopicRoutes(http::Router& router, TopicService& topics) {
   router.Add(
       Method::kPost, "/v1/topics/{name}/messages", Access::kAny,
       [&topics](Request& req, Responder respond) {
-        auto addr = Address(req, "topic");
+        auto addr = http::TenantAndName(req, "topic");
         if (!addr.ok()) return http::SendError(respond, addr.status());
         auto messages = ParseMessages(req);
         if (!messages.ok()) return http::SendError(respond, messages.status());

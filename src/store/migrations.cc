@@ -248,6 +248,78 @@ std::span<const Migration> AllMigrations() {
            " PRIMARY KEY (tenant, topic, queue)) {{without_rowid}}",
            "CREATE INDEX subscriptions_queue ON subscriptions (tenant, queue)",
        }},
+      {10,
+       "workflows and executions",
+       {
+           "CREATE TABLE workflows ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " name TEXT {{bytes}} NOT NULL,"
+           " version BIGINT NOT NULL,"  // the current one
+           " spec TEXT NOT NULL,"
+           " created_at BIGINT NOT NULL,"
+           " updated_at BIGINT NOT NULL,"
+           " modify_index BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, name)) {{without_rowid}}",
+           // Every version, kept while executions may name it.
+           "CREATE TABLE workflow_versions ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " name TEXT {{bytes}} NOT NULL,"
+           " version BIGINT NOT NULL,"
+           " spec TEXT NOT NULL,"
+           " created_at BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, name, version)) {{without_rowid}}",
+           // The read model of an execution (its event log is the truth).
+           "CREATE TABLE executions ("
+           " id TEXT {{bytes}} PRIMARY KEY,"
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " workflow TEXT {{bytes}} NOT NULL,"
+           " version BIGINT NOT NULL,"
+           " status TEXT NOT NULL,"
+           " run INTEGER NOT NULL,"
+           " input TEXT NOT NULL,"
+           " output TEXT NOT NULL,"
+           " error TEXT NOT NULL,"
+           " idempotency_key TEXT {{bytes}} NOT NULL,"  // '' none
+           " concurrency_key TEXT {{bytes}} NOT NULL,"  // '' none
+           " created_at BIGINT NOT NULL,"
+           " started_at BIGINT NOT NULL,"
+           " ended_at BIGINT NOT NULL,"
+           " updated_at BIGINT NOT NULL,"
+           " last_seq BIGINT NOT NULL,"
+           " wake_at BIGINT)",  // when the engine must look again; NULL: when told
+           "CREATE UNIQUE INDEX executions_idempotency ON executions"
+           " (tenant, workflow, idempotency_key) WHERE idempotency_key <> ''",
+           "CREATE INDEX executions_recent ON executions (tenant, created_at, id)",
+           "CREATE INDEX executions_wake ON executions (wake_at) WHERE wake_at IS NOT NULL",
+           "CREATE INDEX executions_concurrency ON executions"
+           " (tenant, workflow, concurrency_key, status) WHERE concurrency_key <> ''",
+           // The log: one row per event; event_id (kind/step/attempt) is unique per execution,
+           // so a duplicate delivery cannot append twice.
+           "CREATE TABLE execution_events ("
+           " execution TEXT {{bytes}} NOT NULL,"
+           " seq BIGINT NOT NULL,"
+           " event_id TEXT {{bytes}} NOT NULL,"
+           " kind TEXT NOT NULL,"
+           " step TEXT {{bytes}} NOT NULL,"
+           " attempt INTEGER NOT NULL,"
+           " data TEXT NOT NULL,"
+           " at BIGINT NOT NULL,"
+           " PRIMARY KEY (execution, seq)) {{without_rowid}}",
+           "CREATE UNIQUE INDEX execution_events_id ON execution_events (execution, event_id)",
+           "CREATE TABLE execution_steps ("
+           " execution TEXT {{bytes}} NOT NULL,"
+           " step TEXT {{bytes}} NOT NULL,"
+           " status TEXT NOT NULL,"
+           " attempt INTEGER NOT NULL,"
+           " output TEXT NOT NULL,"
+           " error TEXT NOT NULL,"
+           " scheduled_at BIGINT NOT NULL,"
+           " due_at BIGINT NOT NULL,"
+           " started_at BIGINT NOT NULL,"
+           " ended_at BIGINT NOT NULL,"
+           " message_id BIGINT NOT NULL,"
+           " PRIMARY KEY (execution, step)) {{without_rowid}}",
+       }},
   };
   return kMigrations;
 }

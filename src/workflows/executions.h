@@ -1,0 +1,92 @@
+#pragma once
+// Executions of workflows (docs/workflows.md): accepted with one durable event, then advanced
+// by the engine -- Decide() over the read model, its events appended and folded in the same
+// transaction, task steps sent to their queues. Workers report attempts; a duplicate report is
+// a no-op and a stale one is refused. Thread-safe.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/page.h"
+#include "common/status.h"
+#include "queues/queues.h"
+#include "store/store.h"
+#include "workflows/history.h"
+#include "workflows/workflows.h"
+
+namespace drover::workflows {
+
+struct Execution {
+  std::string id, tenant, workflow;
+  int64_t version = 0;
+  std::string concurrency_key;
+  ExecutionState state;  // the read model
+  int64_t updated_at_ms = 0;
+};
+
+struct ExecutionFilter {
+  std::string workflow;                   // "" all
+  std::optional<ExecutionStatus> status;  // nullopt all
+};
+
+// The store topic an execution's events notify (SSE streams and blocking reads wait on it).
+std::string ExecutionTopic(std::string_view id);
+
+class ExecutionService {
+ public:
+  ExecutionService(store::Store& store, WorkflowService& workflows, queues::QueueService& queues,
+                   const Clock& clock);
+  ~ExecutionService();  // Stop()
+
+  // Starts the engine (and its sweep of executions due, every second).
+  void Start();
+  void Stop();
+
+  struct Created {
+    Execution execution;
+    bool replayed = false;  // an earlier execution with the same idempotency key
+  };
+  // Accepts an execution of the workflow's current version: `input_json` is its input. With an
+  // idempotency key, the first execution created with it is the answer (Validation when the
+  // input differs).
+  void Create(std::string tenant, std::string workflow, std::string input_json,
+              std::string idempotency_key, std::function<void(Result<Created>)> done);
+  Result<Execution> Get(const std::string& tenant, const std::string& id);
+  // Newest first.
+  Result<Page<Execution>> List(const std::string& tenant, const ExecutionFilter& filter,
+                               const std::string& cursor, int limit);
+  // Events with seq > after, in order.
+  Result<std::vector<Event>> Events(const std::string& tenant, const std::string& id, int64_t after,
+                                    int limit);
+
+  // A worker's report of attempt `attempt` of a task step. Conflict when stale (the step ended,
+  // or a later attempt was reported); NotFound for an unknown execution or step.
+  void Complete(std::string tenant, std::string id, std::string step, int attempt,
+                std::string output_json, std::function<void(Result<Execution>)> done);
+  void Fail(std::string tenant, std::string id, std::string step, int attempt, std::string error,
+            bool retryable, std::function<void(Result<Execution>)> done);
+  // A named signal with its payload (once per name: a repeat changes nothing).
+  void Signal(std::string tenant, std::string id, std::string name, std::string payload_json,
+              std::function<void(Result<Execution>)> done);
+  // Conflict when the execution has ended (cancel) or has not failed or been cancelled (retry).
+  void Cancel(std::string tenant, std::string id, std::function<void(Result<Execution>)> done);
+  void Retry(std::string tenant, std::string id, std::function<void(Result<Execution>)> done);
+
+  // Advances one execution now (the engine's work; tests call it).
+  Status Advance(const std::string& id);
+  // Adds every execution due (a wake time passed: sleeps, timeouts, backoffs, executions left
+  // by a crash) to the engine; returns how many.
+  Result<int> Sweep();
+  // Rebuilds the read model of every execution from its event log; returns how many.
+  Result<int64_t> Rebuild();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace drover::workflows

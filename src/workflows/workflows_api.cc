@@ -1,0 +1,362 @@
+#include "workflows/workflows_api.h"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+#include <charconv>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/names.h"
+#include "http/handler_util.h"
+
+namespace drover::workflows {
+namespace {
+
+namespace json = boost::json;
+using http::Request;
+using http::Responder;
+
+constexpr size_t kMaxInputBytes = 256 * 1024;
+
+json::value Time(int64_t ms) {
+  return ms ? json::value(FormatRfc3339(FromUnixMillis(ms))) : json::value(nullptr);
+}
+
+json::object WorkflowJson(const Workflow& w) {
+  json::object o{{"name", w.name},
+                 {"tenant", w.tenant},
+                 {"version", w.version},
+                 {"spec", ParseJsonOrNull(w.spec_json)},
+                 {"modify_index", w.modify_index},
+                 {"created_at", Time(w.created_at_ms)},
+                 {"updated_at", Time(w.updated_at_ms)}};
+  if (!w.versions.empty()) {
+    json::array v;
+    for (auto n : w.versions) v.push_back(n);
+    o["versions"] = std::move(v);
+  }
+  return o;
+}
+
+json::object StepJson(const std::string& name, std::string_view type, const StepState& st) {
+  return {{"name", name},
+          {"type", type},
+          {"status", StepStatusName(st.status)},
+          {"attempt", st.attempt},
+          {"output", ParseJsonOrNull(st.output)},
+          {"error", st.error.empty() ? json::value(nullptr) : json::value(st.error)},
+          {"scheduled_at", Time(st.scheduled_at_ms)},
+          {"started_at", Time(st.started_at_ms)},
+          {"ended_at", Time(st.ended_at_ms)}};
+}
+
+// An execution as the API shows it; with `spec`, its steps in the definition's order.
+json::object ExecutionJson(const Execution& e, const WorkflowSpec* spec) {
+  const auto& s = e.state;
+  json::object o{{"id", e.id},
+                 {"workflow", e.workflow},
+                 {"version", e.version},
+                 {"status", ExecutionStatusName(s.status)},
+                 {"run", s.run},
+                 {"input", ParseJsonOrNull(s.input)},
+                 {"output", ParseJsonOrNull(s.output)},
+                 {"error", s.error.empty() ? json::value(nullptr) : json::value(s.error)},
+                 {"created_at", Time(s.created_at_ms)},
+                 {"started_at", Time(s.started_at_ms)},
+                 {"ended_at", Time(s.ended_at_ms)},
+                 {"last_event", s.last_seq}};
+  if (!e.concurrency_key.empty()) o["concurrency_key"] = e.concurrency_key;
+  if (spec) {
+    json::array steps;
+    json::array current;
+    for (int i = 0; i < spec->size(); ++i) {
+      const auto& sp = spec->At(i);
+      auto it = s.steps.find(sp.name);
+      StepState st = it == s.steps.end() ? StepState{} : it->second;
+      if (st.status == StepStatus::kScheduled || st.status == StepStatus::kRunning) {
+        current.push_back(json::string(sp.name));
+      }
+      steps.push_back(StepJson(sp.name, StepTypeName(sp.type), st));
+    }
+    o["current_steps"] = std::move(current);
+    o["steps"] = std::move(steps);
+  }
+  return o;
+}
+
+json::object EventJson(const Event& e) {
+  json::object o{{"seq", e.seq},         {"id", e.Id()},        {"kind", e.kind},
+                 {"attempt", e.attempt}, {"at", Time(e.at_ms)}, {"data", ParseJsonOrNull(e.data)}};
+  if (!e.step.empty()) o["step"] = e.step;
+  return o;
+}
+
+// An execution id: a UUID as this server makes them (anything else names nothing).
+bool IsExecutionId(std::string_view id) {
+  if (id.size() != 36) return false;
+  for (size_t i = 0; i < id.size(); ++i) {
+    char c = id[i];
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// The tenant and the execution id of the path.
+Result<std::pair<std::string, std::string>> ExecutionAddress(const Request& req) {
+  auto tenant = http::RequestTenant(req);
+  if (!tenant.ok()) return tenant.status();
+  const std::string& id = req.Param("id");
+  if (!IsExecutionId(id)) {
+    return Status::NotFound(fmt::format("execution '{}' does not exist", id));
+  }
+  return std::make_pair(std::move(*tenant), id);
+}
+
+// Answers an execution with its steps (the definition read for their order and types).
+std::function<void(Result<Execution>)> RespondExecution(WorkflowService& workflows,
+                                                        Responder respond, int code = 200) {
+  return [&workflows, respond, code](Result<Execution> r) {
+    if (!r.ok()) return http::SendError(respond, r.status());
+    auto spec = workflows.Spec(r->tenant, r->workflow, r->version);
+    respond(http::JsonResponse(code, ExecutionJson(*r, spec.ok() ? spec->get() : nullptr)));
+  };
+}
+
+// `{attempt, output}` / `{attempt, error, retryable}` of a worker's report.
+struct Report {
+  int attempt = 0;
+  std::string output = "null", error;
+  bool retryable = true;
+};
+Result<Report> ReadReport(const Request& req, bool failed) {
+  auto body = http::ReadJsonBody(req);
+  if (!body.ok()) return body.status();
+  JsonDecoder d(*body);
+  Report r;
+  if (auto a = d.Int("attempt", true)) {
+    if (*a < 1 || *a > 1'000'000) d.AddError("attempt", "must be 1..1000000");
+    r.attempt = static_cast<int>(*a);
+  }
+  if (failed) {
+    if (auto e = d.String("error", false)) r.error = e->substr(0, 64 * 1024);
+    if (auto b = d.Bool("retryable", false)) r.retryable = *b;
+  } else if (const auto* o = d.Raw("output", false)) {
+    r.output = ToJson(*o);
+    if (r.output.size() > kMaxInputBytes) d.AddError("output", "must be at most 256 KiB");
+  }
+  DROVER_RETURN_IF_ERROR(d.Finish());
+  return r;
+}
+
+}  // namespace
+
+void AddWorkflowRoutes(http::Router& router, WorkflowService& workflows,
+                       ExecutionService& executions) {
+  using http::Access;
+  using http::Method;
+  router.Add(Method::kPut, "/v1/workflows/{name}", Access::kAny,
+             [&workflows](Request& req, Responder respond) {
+               auto addr = http::TenantAndName(req, "workflow");
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               auto doc = http::ReadDocument(req);
+               if (!doc.ok()) return http::SendError(respond, doc.status());
+               auto spec = ParseWorkflowDocument(*doc, addr->second);
+               if (!spec.ok()) return http::SendError(respond, spec.status());
+               // The spec as given (a bare spec, or the document's), compact.
+               const auto& top = doc->as_object();
+               const json::value* s = top.if_contains("spec");
+               std::string text = ToJson(s ? *s : *doc);
+               workflows.Put(addr->first, addr->second, std::move(text),
+                             [respond](Result<std::pair<Workflow, Written>> r) {
+                               if (!r.ok()) return http::SendError(respond, r.status());
+                               respond(http::WrittenResponse(r->second, WorkflowJson(r->first)));
+                             });
+             });
+  router.Add(Method::kGet, "/v1/workflows/{name}", Access::kAny,
+             [&workflows](Request& req, Responder respond) {
+               auto addr = http::TenantAndName(req, "workflow");
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               int64_t version = 0;
+               if (auto v = req.Query("version")) {
+                 auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), version);
+                 if (ec != std::errc() || p != v->data() + v->size() || version < 1) {
+                   return http::SendError(
+                       respond, Status::InvalidArgument("version: must be a positive integer"));
+                 }
+               }
+               auto w = workflows.Get(addr->first, addr->second, version);
+               if (!w.ok()) return http::SendError(respond, w.status());
+               respond(http::JsonResponse(200, WorkflowJson(*w)));
+             });
+  router.Add(Method::kGet, "/v1/workflows", Access::kAny,
+             [&workflows](Request& req, Responder respond) {
+               http::RespondList(req, respond, workflows, WorkflowJson);
+             });
+  router.Add(Method::kDelete, "/v1/workflows/{name}", Access::kAny,
+             [&workflows](Request& req, Responder respond) {
+               auto addr = http::TenantAndName(req, "workflow");
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               workflows.Delete(addr->first, addr->second, http::NoContentOr(respond));
+             });
+
+  router.Add(
+      Method::kPost, "/v1/workflows/{name}/executions", Access::kAny,
+      [&workflows, &executions](Request& req, Responder respond) {
+        auto addr = http::TenantAndName(req, "workflow");
+        if (!addr.ok()) return http::SendError(respond, addr.status());
+        std::string input = "null";
+        if (!req.body.empty()) {
+          auto body = http::ReadJsonBody(req);
+          if (!body.ok()) return http::SendError(respond, body.status());
+          JsonDecoder d(*body);
+          if (const auto* in = d.Raw("input", false)) input = ToJson(*in);
+          if (input.size() > kMaxInputBytes) d.AddError("input", "must be at most 256 KiB");
+          if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
+        }
+        std::string key(req.Header("Idempotency-Key"));
+        if (key.size() > 255) {
+          return http::SendError(
+              respond, Status::Validation({{"Idempotency-Key", "must be at most 255 bytes"}}));
+        }
+        executions.Create(
+            addr->first, addr->second, std::move(input), std::move(key),
+            [&workflows, respond](Result<ExecutionService::Created> r) {
+              if (!r.ok()) return http::SendError(respond, r.status());
+              const Execution& e = r->execution;
+              auto spec = r->replayed
+                              ? workflows.Spec(e.tenant, e.workflow, e.version)
+                              : Result<std::shared_ptr<const WorkflowSpec>>(Status::NotFound(""));
+              auto body = r->replayed ? ExecutionJson(e, spec.ok() ? spec->get() : nullptr)
+                                      : json::object{{"id", e.id}, {"status", "pending"}};
+              auto resp = http::JsonResponse(201, body);
+              resp.AddHeader("Location", "/v1/executions/" + e.id);
+              if (r->replayed) resp.AddHeader("Idempotent-Replayed", "true");
+              respond(std::move(resp));
+            });
+      });
+
+  router.Add(Method::kGet, "/v1/executions/{id}", Access::kAny,
+             [&workflows, &executions](Request& req, Responder respond) {
+               auto addr = ExecutionAddress(req);
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               RespondExecution(workflows, respond)(executions.Get(addr->first, addr->second));
+             });
+  router.Add(
+      Method::kGet, "/v1/executions", Access::kAny, [&executions](Request& req, Responder respond) {
+        auto tenant = http::RequestTenant(req);
+        if (!tenant.ok()) return http::SendError(respond, tenant.status());
+        auto limit = http::ReadLimit(req, 100, 1000);
+        if (!limit.ok()) return http::SendError(respond, limit.status());
+        ExecutionFilter filter;
+        if (auto w = req.Query("workflow")) {
+          if (!IsValidName(*w)) {
+            return http::SendError(respond,
+                                   Status::InvalidArgument("workflow: " + std::string(kNameRule)));
+          }
+          filter.workflow = std::string(*w);
+        }
+        if (auto s = req.Query("status")) {
+          ExecutionStatus st;
+          if (!ParseExecutionStatus(*s, &st)) {
+            return http::SendError(
+                respond, Status::InvalidArgument("status: must be one of pending, running,"
+                                                 " succeeded, failed, cancelled"));
+          }
+          filter.status = st;
+        }
+        auto page =
+            executions.List(*tenant, filter, std::string(req.Query("cursor").value_or("")), *limit);
+        if (!page.ok()) return http::SendError(respond, page.status());
+        json::array items;
+        for (const auto& e : page->items) items.push_back(ExecutionJson(e, nullptr));
+        json::object body{{"items", std::move(items)}};
+        http::SetNextCursor(body, page->next_cursor);
+        respond(http::JsonResponse(200, body));
+      });
+  router.Add(Method::kGet, "/v1/executions/{id}/events", Access::kAny,
+             [&executions](Request& req, Responder respond) {
+               auto addr = ExecutionAddress(req);
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               auto limit = http::ReadLimit(req, 1000, 10000);
+               if (!limit.ok()) return http::SendError(respond, limit.status());
+               int64_t after = 0;
+               if (auto a = req.Query("after")) {
+                 auto [p, ec] = std::from_chars(a->data(), a->data() + a->size(), after);
+                 if (ec != std::errc() || p != a->data() + a->size() || after < 0) {
+                   return http::SendError(respond,
+                                          Status::InvalidArgument("after: must be an event's seq"));
+                 }
+               }
+               auto events = executions.Events(addr->first, addr->second, after, *limit);
+               if (!events.ok()) return http::SendError(respond, events.status());
+               json::array items;
+               for (const auto& e : *events) items.push_back(EventJson(e));
+               respond(http::JsonResponse(200, json::object{{"items", std::move(items)}}));
+             });
+
+  auto simple = [&](std::string_view path,
+                    void (ExecutionService::*op)(std::string, std::string,
+                                                 std::function<void(Result<Execution>)>)) {
+    router.Add(Method::kPost, std::string(path), Access::kAny,
+               [&workflows, &executions, op](Request& req, Responder respond) {
+                 auto addr = ExecutionAddress(req);
+                 if (!addr.ok()) return http::SendError(respond, addr.status());
+                 (executions.*op)(addr->first, addr->second, RespondExecution(workflows, respond));
+               });
+  };
+  simple("/v1/executions/{id}/cancel", &ExecutionService::Cancel);
+  simple("/v1/executions/{id}/retry", &ExecutionService::Retry);
+
+  router.Add(Method::kPost, "/v1/executions/{id}/signals/{name}", Access::kAny,
+             [&workflows, &executions](Request& req, Responder respond) {
+               auto addr = ExecutionAddress(req);
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               const std::string& name = req.Param("name");
+               if (!IsValidName(name)) {
+                 return http::SendError(
+                     respond, Status::InvalidArgument("signal name " + std::string(kNameRule)));
+               }
+               std::string payload = "null";
+               if (!req.body.empty()) {
+                 auto body = http::ReadJsonBody(req);
+                 if (!body.ok()) return http::SendError(respond, body.status());
+                 JsonDecoder d(*body);
+                 if (const auto* p = d.Raw("payload", false)) payload = ToJson(*p);
+                 if (payload.size() > kMaxInputBytes) {
+                   d.AddError("payload", "must be at most 256 KiB");
+                 }
+                 if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
+               }
+               executions.Signal(addr->first, addr->second, name, std::move(payload),
+                                 RespondExecution(workflows, respond));
+             });
+  for (bool failed : {false, true}) {
+    router.Add(Method::kPost,
+               failed ? "/v1/executions/{id}/steps/{step}/fail"
+                      : "/v1/executions/{id}/steps/{step}/complete",
+               Access::kAny, [&workflows, &executions, failed](Request& req, Responder respond) {
+                 auto addr = ExecutionAddress(req);
+                 if (!addr.ok()) return http::SendError(respond, addr.status());
+                 const std::string& step = req.Param("step");
+                 if (!IsValidName(step)) {
+                   return http::SendError(
+                       respond, Status::NotFound(fmt::format("no step named '{}'", step)));
+                 }
+                 auto report = ReadReport(req, failed);
+                 if (!report.ok()) return http::SendError(respond, report.status());
+                 if (failed) {
+                   executions.Fail(addr->first, addr->second, step, report->attempt,
+                                   std::move(report->error), report->retryable,
+                                   RespondExecution(workflows, respond));
+                 } else {
+                   executions.Complete(addr->first, addr->second, step, report->attempt,
+                                       std::move(report->output),
+                                       RespondExecution(workflows, respond));
+                 }
+               });
+  }
+}
+
+}  // namespace drover::workflows

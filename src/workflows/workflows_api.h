@@ -1,0 +1,18 @@
+#pragma once
+// HTTP routes for workflows and executions (docs/workflows.md):
+//   PUT/GET/DELETE /v1/workflows/{name} (?version=N), GET /v1/workflows
+//   POST /v1/workflows/{name}/executions {input} (Idempotency-Key) -> 201 + Location
+//   GET  /v1/executions/{id}, GET /v1/executions?workflow=&status=, GET /v1/executions/{id}/events
+//   POST /v1/executions/{id}/cancel | /retry | /signals/{name} {payload}
+//   POST /v1/executions/{id}/steps/{step}/complete {attempt, output}
+//   POST /v1/executions/{id}/steps/{step}/fail {attempt, error, retryable}
+#include "http/router.h"
+#include "workflows/executions.h"
+#include "workflows/workflows.h"
+
+namespace drover::workflows {
+
+void AddWorkflowRoutes(http::Router& router, WorkflowService& workflows,
+                       ExecutionService& executions);
+
+}  // namespace drover::workflows

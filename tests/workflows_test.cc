@@ -1,0 +1,315 @@
+// Workflows and executions over HTTP on real servers, with workers speaking the queue API:
+// definitions and versions, a DAG end to end, a worker that dies, duplicate and stale reports,
+// poison tasks into the dead-letter queue, signals, idempotency, concurrency keys, cancel and
+// retry, and the read model rebuilt from the log.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "testing/store_fixture.h"
+#include "testing/test_server.h"
+
+namespace drover {
+namespace {
+
+namespace json = boost::json;
+using testing::TestServer;
+
+class Workflows : public testing::BackendTest {};
+DROVER_ON_ALL_BACKENDS(Workflows);
+
+json::value Json(const client::Response& r) { return json::parse(r.body); }
+
+// What a task handler answers: an output (success) or nullopt (a retryable failure).
+using Handler = std::function<std::optional<std::string>(const json::object& task)>;
+
+// One round of a worker: receives up to 10 tasks from `queue`, reports each with the attempt
+// the protocol gives (the body's attempt + receive_count - 1), then acks. Returns how many.
+int WorkOnce(client::Client& c, const std::string& queue, const Handler& handle,
+             bool report = true) {
+  auto r = c.Do("POST", "/v1/queues/" + queue + "/receive", R"({"max":10,"wait":"1s"})");
+  if (!r.ok() || r->status != 200) return 0;
+  auto msgs = Json(*r).at("messages").as_array();
+  for (const auto& m : msgs) {
+    auto task = json::parse(m.at("body").as_string()).as_object();
+    int64_t attempt = task.at("attempt").as_int64() + m.at("receive_count").as_int64() - 1;
+    std::string base = "/v1/executions/" + std::string(task.at("execution").as_string()) +
+                       "/steps/" + std::string(task.at("step").as_string());
+    if (!report) continue;  // a worker that dies mid-task: no report, no ack
+    auto out = handle(task);
+    if (out) {
+      (void)c.Do("POST", base + "/complete",
+                 "{\"attempt\":" + std::to_string(attempt) + ",\"output\":" + *out + "}");
+    } else {
+      (void)c.Do("POST", base + "/fail",
+                 "{\"attempt\":" + std::to_string(attempt) + ",\"error\":\"no luck\"}");
+    }
+    (void)c.Do("DELETE",
+               "/v1/queues/" + queue + "/messages/" + std::string(m.at("receipt").as_string()));
+  }
+  return static_cast<int>(msgs.size());
+}
+
+std::string Start(client::Client& c, const std::string& wf, const std::string& input) {
+  auto r = c.Do("POST", "/v1/workflows/" + wf + "/executions", "{\"input\":" + input + "}");
+  EXPECT_TRUE(r.ok());
+  if (!r.ok()) return "";
+  EXPECT_EQ(r->status, 201) << r->body;
+  if (r->status != 201) return "";
+  EXPECT_EQ(Json(*r).at("status").as_string(), "pending");
+  std::string id(Json(*r).at("id").as_string());
+  EXPECT_EQ(r->Header("Location"), "/v1/executions/" + id);
+  return id;
+}
+
+json::object Get(client::Client& c, const std::string& id) {
+  auto r = c.Do("GET", "/v1/executions/" + id);
+  if (!r.ok() || r->status != 200) return {};
+  return Json(*r).as_object();
+}
+
+std::string Status(client::Client& c, const std::string& id) {
+  auto e = Get(c, id);
+  return e.contains("status") ? std::string(e.at("status").as_string()) : "";
+}
+
+// Works `queue` until the execution has `status`.
+bool RunUntil(client::Client& c, const std::string& id, const std::string& queue,
+              const std::string& status, const Handler& handle) {
+  return testing::WaitFor(
+      [&] {
+        if (Status(c, id) == status) return true;
+        WorkOnce(c, queue, handle);
+        return Status(c, id) == status;
+      },
+      60000);
+}
+
+std::vector<std::string> EventKinds(client::Client& c, const std::string& id) {
+  std::vector<std::string> out;
+  auto r = c.Do("GET", "/v1/executions/" + id + "/events");
+  if (!r.ok()) return out;
+  json::value body = Json(*r);
+  for (const auto& e : body.at("items").as_array()) {
+    std::string k(e.at("kind").as_string());
+    if (e.as_object().contains("step")) k += ":" + std::string(e.at("step").as_string());
+    out.push_back(k + "#" + std::to_string(e.at("attempt").as_int64()));
+  }
+  return out;
+}
+
+TEST_P(Workflows, DefinitionsAreValidatedAndVersioned) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  std::string doc = R"(kind: Workflow
+name: nightly
+spec:
+  steps:
+    - {name: prepare, type: task, queue: sim, command: ./prepare.sh}
+    - {name: pause, type: sleep, duration: 30s}
+)";
+  auto put = c.Do("PUT", "/v1/workflows/nightly", doc, {{"Content-Type", "application/yaml"}});
+  ASSERT_EQ(put->status, 201) << put->body;
+  EXPECT_EQ(Json(*put).at("version").as_int64(), 1);
+  auto same = c.Do("PUT", "/v1/workflows/nightly", doc, {{"Content-Type", "application/yaml"}});
+  EXPECT_EQ(same->status, 200);
+  EXPECT_EQ(same->Header("X-Drover-Unchanged"), "true");
+  std::string changed = doc + "    - {name: more, type: sleep, duration: 1s}\n";
+  auto v2 = c.Do("PUT", "/v1/workflows/nightly", changed, {{"Content-Type", "application/yaml"}});
+  ASSERT_EQ(v2->status, 200) << v2->body;
+  EXPECT_EQ(Json(*v2).at("version").as_int64(), 2);
+  auto got = c.Do("GET", "/v1/workflows/nightly");
+  EXPECT_EQ(Json(*got).at("versions").as_array().size(), 2u);
+  auto old = c.Do("GET", "/v1/workflows/nightly?version=1");
+  ASSERT_EQ(old->status, 200);
+  EXPECT_EQ(Json(*old).at("spec").at("steps").as_array().size(), 2u);
+  EXPECT_EQ(c.Do("GET", "/v1/workflows/nightly?version=7")->status, 404);
+  EXPECT_EQ(c.Do("GET", "/v1/workflows/nightly?version=x")->status, 400);
+
+  auto bad = c.Do("PUT", "/v1/workflows/broken",
+                  R"({"steps":[{"name":"a","type":"task","queue":"q","needs":["b"]}]})");
+  ASSERT_EQ(bad->status, 422) << bad->body;
+  EXPECT_NE(bad->body.find("spec.steps[0].needs[0]"), std::string::npos) << bad->body;
+  for (const char* body : {"[]", "{", R"({"steps":"x"})", R"({"steps":[{"name":"a"}]})"}) {
+    auto r = c.Do("PUT", "/v1/workflows/broken", body);
+    EXPECT_TRUE(r->status == 400 || r->status == 422) << body << " -> " << r->status;
+  }
+  EXPECT_EQ(c.Do("PUT", "/v1/workflows/Bad_Name", "{}")->status, 400);
+  EXPECT_EQ(c.Do("POST", "/v1/workflows/nope/executions", "{}")->status, 404);
+  EXPECT_EQ(c.Do("GET", "/v1/executions/not-a-uuid")->status, 404);
+  EXPECT_EQ(c.Do("GET", "/v1/executions/00000000-0000-4000-8000-000000000000")->status, 404);
+  EXPECT_EQ(c.Do("GET", "/v1/executions?status=sideways")->status, 400);
+  auto list = c.Do("GET", "/v1/workflows");
+  EXPECT_EQ(Json(*list).at("items").as_array().size(), 1u);
+  EXPECT_EQ(c.Do("DELETE", "/v1/workflows/nightly")->status, 204);
+  EXPECT_EQ(c.Do("DELETE", "/v1/workflows/nightly")->status, 404);
+}
+
+TEST_P(Workflows, ADagRunsEndToEndWithTemplatedInputs) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/queues/work", "{}")->status, 201);
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/fan", R"({"steps":[
+      {"name":"split","type":"task","queue":"work","command":"split","input":{"n":"{{ input.n }}"}},
+      {"name":"left","type":"task","queue":"work","command":"double","needs":["split"],
+       "input":"{{ steps.split.output.half }}"},
+      {"name":"right","type":"task","queue":"work","command":"double","needs":["split"],
+       "input":"{{ steps.split.output.half }}"},
+      {"name":"join","type":"task","queue":"work","command":"sum","needs":["left","right"],
+       "input":["{{ steps.left.output }}","{{ steps.right.output }}"]}]})")
+                ->status,
+            201);
+  std::string id = Start(c, "fan", R"({"n":10})");
+  ASSERT_FALSE(id.empty());
+  Handler math = [](const json::object& t) -> std::optional<std::string> {
+    std::string cmd(t.at("command").as_string());
+    const auto& in = t.at("input");
+    if (cmd == "split") return "{\"half\":" + std::to_string(in.at("n").as_int64() / 2) + "}";
+    if (cmd == "double") return std::to_string(in.as_int64() * 2);
+    return std::to_string(in.at(0).as_int64() + in.at(1).as_int64());
+  };
+  ASSERT_TRUE(RunUntil(c, id, "work", "succeeded", math)) << json::serialize(Get(c, id));
+  auto e = Get(c, id);
+  EXPECT_EQ(e.at("output").as_int64(), 20);
+  auto steps = e.at("steps").as_array();
+  ASSERT_EQ(steps.size(), 4u);
+  for (const auto& st : steps) {
+    EXPECT_EQ(st.at("status").as_string(), "succeeded");
+    EXPECT_EQ(st.at("attempt").as_int64(), 1);
+  }
+  auto kinds = EventKinds(c, id);
+  ASSERT_GE(kinds.size(), 3u);
+  EXPECT_EQ(kinds.front(), "execution_created#0");
+  EXPECT_EQ(kinds[1], "execution_started#0");
+  EXPECT_EQ(kinds.back(), "execution_succeeded#0");
+  // join was scheduled only after both branches succeeded.
+  auto at = [&](const std::string& k) {
+    return std::find(kinds.begin(), kinds.end(), k) - kinds.begin();
+  };
+  EXPECT_GT(at("step_scheduled:join#1"), at("step_succeeded:left#1"));
+  EXPECT_GT(at("step_scheduled:join#1"), at("step_succeeded:right#1"));
+  auto list = c.Do("GET", "/v1/executions?workflow=fan&status=succeeded");
+  EXPECT_EQ(Json(*list).at("items").as_array().size(), 1u);
+}
+
+TEST_P(Workflows, AWorkerThatDiesIsRetriedAndReportsAreIdempotent) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/queues/work", R"({"visibility_timeout":"1s"})")->status, 201);
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/one", R"({"steps":[
+      {"name":"only","type":"task","queue":"work","retry":{"max_attempts":3}}]})")
+                ->status,
+            201);
+  std::string id = Start(c, "one", "{}");
+  // The first worker takes the task and dies (no report, no ack).
+  ASSERT_TRUE(testing::WaitFor([&] { return WorkOnce(c, "work", nullptr, false) == 1; }));
+  // After the visibility timeout another worker gets it: attempt 2.
+  Handler ok = [](const json::object&) -> std::optional<std::string> { return "\"done\""; };
+  ASSERT_TRUE(RunUntil(c, id, "work", "succeeded", ok));
+  auto e = Get(c, id);
+  EXPECT_EQ(e.at("steps").at(0).at("attempt").as_int64(), 2);
+  size_t events = EventKinds(c, id).size();
+  // The same completion again: no new event, answered with the execution as it is.
+  auto again = c.Do("POST", "/v1/executions/" + id + "/steps/only/complete",
+                    R"({"attempt":2,"output":"done"})");
+  EXPECT_EQ(again->status, 200) << again->body;
+  EXPECT_EQ(EventKinds(c, id).size(), events);
+  // A stale attempt is refused and changes nothing.
+  auto stale = c.Do("POST", "/v1/executions/" + id + "/steps/only/complete",
+                    R"({"attempt":1,"output":"late"})");
+  EXPECT_EQ(stale->status, 409) << stale->body;
+  EXPECT_EQ(EventKinds(c, id).size(), events);
+  EXPECT_EQ(Get(c, id).at("output").as_string(), "done");
+  // Reports naming nothing, or of the wrong shape.
+  EXPECT_EQ(
+      c.Do("POST", "/v1/executions/" + id + "/steps/nope/complete", R"({"attempt":1})")->status,
+      404);
+  EXPECT_EQ(
+      c.Do("POST", "/v1/executions/" + id + "/steps/only/complete", R"({"attempt":0})")->status,
+      422);
+  EXPECT_EQ(c.Do("POST", "/v1/executions/" + id + "/steps/only/complete", R"({})")->status, 422);
+}
+
+TEST_P(Workflows, APoisonTaskFailsTheExecutionAndLandsInTheDeadLetterQueue) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/queues/work-dlq", "{}")->status, 201);
+  ASSERT_EQ(c.Do("PUT", "/v1/queues/work", R"({"dead_letter_queue":"work-dlq"})")->status, 201);
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/poison", R"({"steps":[
+      {"name":"boom","type":"task","queue":"work","retry":{"max_attempts":2,"backoff":"100ms"}}]})")
+                ->status,
+            201);
+  std::string id = Start(c, "poison", R"("x")");
+  Handler fail = [](const json::object&) -> std::optional<std::string> { return std::nullopt; };
+  ASSERT_TRUE(RunUntil(c, id, "work", "failed", fail));
+  auto e = Get(c, id);
+  EXPECT_EQ(e.at("steps").at(0).at("attempt").as_int64(), 2);
+  EXPECT_EQ(e.at("error").as_string(), "step boom failed: no luck");
+  auto dlq = c.Do("GET", "/v1/queues/work-dlq");
+  EXPECT_EQ(Json(*dlq).at("stats").at("visible").as_int64(), 1) << dlq->body;
+  // Retry from the failed step: attempt 3 runs and succeeds.
+  auto retried = c.Do("POST", "/v1/executions/" + id + "/retry");
+  ASSERT_EQ(retried->status, 200) << retried->body;
+  Handler ok = [](const json::object&) -> std::optional<std::string> { return "1"; };
+  ASSERT_TRUE(RunUntil(c, id, "work", "succeeded", ok));
+  EXPECT_EQ(Get(c, id).at("steps").at(0).at("attempt").as_int64(), 3);
+  EXPECT_EQ(c.Do("POST", "/v1/executions/" + id + "/retry")->status, 409);
+}
+
+TEST_P(Workflows, SignalsSleepsIdempotencyConcurrencyAndCancel) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/approve", R"({"steps":[
+      {"name":"nap","type":"sleep","duration":"200ms"},
+      {"name":"ok","type":"wait","signal":"approved","timeout":"1m"}],
+      "concurrency":{"key":"{{ input.user }}","max":1}})")
+                ->status,
+            201);
+  std::string a = Start(c, "approve", R"({"user":"ann"})");
+  std::string b = Start(c, "approve", R"({"user":"ann"})");
+  std::string other = Start(c, "approve", R"({"user":"bob"})");
+  // a sleeps then waits; b (same key) is held pending; bob's runs.
+  ASSERT_TRUE(testing::WaitFor([&] {
+    auto e = Get(c, a);
+    return e.contains("steps") && e.at("steps").at(1).at("status") == "running";
+  }));
+  ASSERT_TRUE(testing::WaitFor([&] { return Status(c, other) == "running"; }));
+  EXPECT_EQ(Status(c, b), "pending");
+  // The signal ends a's wait with its payload as the step's output; b starts.
+  auto sig =
+      c.Do("POST", "/v1/executions/" + a + "/signals/approved", R"({"payload":{"by":"me"}})");
+  ASSERT_EQ(sig->status, 200) << sig->body;
+  ASSERT_TRUE(testing::WaitFor([&] { return Status(c, a) == "succeeded"; }));
+  EXPECT_EQ(Get(c, a).at("output").at("by").as_string(), "me");
+  ASSERT_TRUE(testing::WaitFor([&] { return Status(c, b) == "running"; }));
+  // Cancel ends b; a second cancel conflicts.
+  auto cancel = c.Do("POST", "/v1/executions/" + b + "/cancel");
+  ASSERT_EQ(cancel->status, 200) << cancel->body;
+  EXPECT_EQ(Json(*cancel).at("status").as_string(), "cancelled");
+  EXPECT_EQ(c.Do("POST", "/v1/executions/" + b + "/cancel")->status, 409);
+  EXPECT_EQ(c.Do("POST", "/v1/executions/" + b + "/signals/approved")->status, 409);
+
+  // Idempotency: the same key answers the first execution; another input is refused.
+  auto first = c.Do("POST", "/v1/workflows/approve/executions", R"({"input":{"user":"cy"}})",
+                    {{"Idempotency-Key", "k-1"}});
+  ASSERT_EQ(first->status, 201);
+  auto replay = c.Do("POST", "/v1/workflows/approve/executions", R"({"input":{"user":"cy"}})",
+                     {{"Idempotency-Key", "k-1"}});
+  ASSERT_EQ(replay->status, 201);
+  EXPECT_EQ(Json(*replay).at("id"), Json(*first).at("id"));
+  EXPECT_EQ(replay->Header("Idempotent-Replayed"), "true");
+  auto differs = c.Do("POST", "/v1/workflows/approve/executions", R"({"input":{"user":"dee"}})",
+                      {{"Idempotency-Key", "k-1"}});
+  EXPECT_EQ(differs->status, 422) << differs->body;
+}
+
+}  // namespace
+}  // namespace drover
