@@ -36,6 +36,21 @@ void FixedHttp::Set(std::vector<std::pair<std::string, std::string>> headers, st
   response_ = std::move(r);
 }
 
+void FixedHttp::FailNext(std::vector<int> statuses) {
+  std::lock_guard lock(mu_);
+  failures_.assign(statuses.begin(), statuses.end());
+}
+
+void FixedHttp::SetDelay(std::chrono::milliseconds d) {
+  std::lock_guard lock(mu_);
+  delay_ = d;
+}
+
+std::string FixedHttp::last_request() const {
+  std::lock_guard lock(mu_);
+  return last_request_;
+}
+
 std::string FixedHttp::url(const std::string& path) const {
   return "http://127.0.0.1:" + std::to_string(port_) + path;
 }
@@ -55,11 +70,40 @@ void FixedHttp::Loop() {
       if (n <= 0) break;
       req.append(buf, static_cast<size_t>(n));
     }
-    ++requests_;
+    // The body too, when the head says how long it is.
+    size_t head_end = req.find("\r\n\r\n");
+    size_t want = 0;
+    if (size_t cl = req.find("Content-Length: ");
+        cl != std::string::npos && head_end != std::string::npos) {
+      want = std::stoul(req.substr(cl + 16));
+    }
+    while (head_end != std::string::npos && req.size() < head_end + 4 + want) {
+      pollfd q{fd, POLLIN, 0};
+      if (::poll(&q, 1, 2000) <= 0) break;
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n <= 0) break;
+      req.append(buf, static_cast<size_t>(n));
+    }
     std::string resp;
+    std::chrono::milliseconds delay{0};
     {
       std::lock_guard lock(mu_);
-      resp = response_;
+      last_request_ = req;
+      delay = delay_;
+      if (!failures_.empty()) {
+        resp = "HTTP/1.1 " + std::to_string(failures_.front()) +
+               " Failed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        failures_.pop_front();
+      } else {
+        resp = response_;
+      }
+    }
+    ++requests_;
+    if (delay.count() > 0) {
+      // In slices, so a stopping endpoint does not wait the whole delay.
+      for (auto left = delay; left.count() > 0 && !stop_; left -= std::chrono::milliseconds(50)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
     }
     size_t off = 0;
     while (off < resp.size()) {

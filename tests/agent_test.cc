@@ -825,5 +825,70 @@ TEST_F(AgentTest, AWrongEnvironmentIsOneClearError) {
   EXPECT_TRUE(Instances("right").empty()) << "nothing joined";
 }
 
+// `drover agent --worker`: two agents take the task steps of a three-step workflow from a queue
+// and run them in their checkout -- the input on stdin and in DROVER_INPUT, the output from the
+// last JSON line of stdout; a failing command fails its attempt with its exit code and stderr.
+TEST_F(AgentTest, TwoAgentWorkersRunAThreeStepWorkflow) {
+  std::string step =
+      "#!/bin/sh\n"
+      "input=$(cat)\n"
+      "echo \"working on $DROVER_STEP\"\n"
+      "if [ \"$DROVER_STEP\" = explode ]; then echo 'it blew up' >&2; exit 3; fi\n"
+      "echo \"{\\\"got\\\": $input, \\\"env\\\": $DROVER_INPUT, \\\"step\\\": "
+      "\\\"$DROVER_STEP\\\", "
+      "\\\"attempt\\\": $DROVER_ATTEMPT}\"\n";
+  ASSERT_FALSE(repo_.Commit({{"step.sh", step}}, "v1").empty());
+  std::string token = CreateEnv(
+      "workers",
+      {{"repository", repo_.url()}, {"ref", "main"}, {"main_run", "true"}, {"interval", 3600}});
+  auto c = Admin();
+  ASSERT_EQ(c.Do("PUT", "/v1/queues/tasks", "{}")->status, 201);
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/three", R"({"steps":[
+      {"name":"prepare","type":"task","queue":"tasks","command":"./step.sh","input":{"n":"{{ input.n }}"}},
+      {"name":"crunch","type":"task","queue":"tasks","command":"./step.sh",
+       "input":"{{ steps.prepare.output.got.n }}"},
+      {"name":"report","type":"task","queue":"tasks","command":"./step.sh",
+       "input":{"crunched":"{{ steps.crunch.output.got }}"}}]})")
+                ->status,
+            201);
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/boom", R"({"steps":[
+      {"name":"explode","type":"task","queue":"tasks","command":"./step.sh",
+       "retry":{"max_attempts":2,"backoff":"100ms"}}]})")
+                ->status,
+            201);
+  auto a1 = StartAgent("workers", token, dir_.File("w1"), false, {"--worker", "tasks"});
+  auto a2 = StartAgent("workers", token, dir_.File("w2"), false,
+                       {"--worker", "tasks", "--concurrency", "2"});
+  std::vector<std::string> ids;
+  for (int n = 0; n < 4; ++n) {
+    auto r = c.Do("POST", "/v1/workflows/three/executions",
+                  "{\"input\":{\"n\":" + std::to_string(n) + "}}");
+    ASSERT_EQ(r->status, 201) << r->body;
+    ids.push_back(Str(Json(r->body), "id"));
+  }
+  auto r = c.Do("POST", "/v1/workflows/boom/executions", "{}");
+  ASSERT_EQ(r->status, 201);
+  std::string boom = Str(Json(r->body), "id");
+  auto get = [&](const std::string& id) {
+    auto e = c.Do("GET", "/v1/executions/" + id);
+    return e.ok() && e->status == 200 ? Json(e->body) : boost::json::value();
+  };
+  for (size_t n = 0; n < ids.size(); ++n) {
+    ASSERT_TRUE(WaitFor([&] { return Str(get(ids[n]), "status") == "succeeded"; }, 90000))
+        << boost::json::serialize(get(ids[n])) << a1->Log() << a2->Log();
+    auto e = get(ids[n]);
+    const auto& out = e.at("output");
+    EXPECT_EQ(out.at("step").as_string(), "report");
+    EXPECT_EQ(out.at("got").at("crunched").as_int64(), static_cast<int64_t>(n));
+    EXPECT_EQ(out.at("env"), out.at("got"));  // DROVER_INPUT holds the same input
+    EXPECT_EQ(out.at("attempt").as_int64(), 1);
+  }
+  ASSERT_TRUE(WaitFor([&] { return Str(get(boom), "status") == "failed"; }, 90000));
+  std::string error = Str(get(boom), "error");
+  EXPECT_NE(error.find("exit 3"), std::string::npos) << error;
+  EXPECT_NE(error.find("it blew up"), std::string::npos) << error;
+  EXPECT_EQ(get(boom).at("steps").at(0).at("attempt").as_int64(), 2);
+}
+
 }  // namespace
 }  // namespace drover

@@ -386,8 +386,10 @@ TEST_P(Cli, ApplyRefusesBadDocumentsBeforeChangingAnything) {
                                        "---\nkind: Gadget\nname: x\n";
   std::string out;
   EXPECT_EQ(Run({"apply", "-f", dir.File("a.yaml")}, &out), 1);
-  EXPECT_NE(out.find("kind must be Environment, Schedule, Variable, Queue or Topic, not 'Gadget'"),
-            std::string::npos)
+  EXPECT_NE(
+      out.find(
+          "kind must be Environment, Schedule, Variable, Queue, Topic or Workflow, not 'Gadget'"),
+      std::string::npos)
       << out;
   EXPECT_NE(Run({"env", "get", "ok-env"}, &out), 0) << "nothing applied";
   std::ofstream(dir.File("b.yaml")) << "kind: Environment\nname: bad\nspec: {provider: cloud}\n";
@@ -534,6 +536,61 @@ TEST_P(Cli, ASchedulesEnvironmentMayComeLater) {
   ASSERT_EQ(Run({"schedule", "get", "nightly"}, &out), 0) << out;
   // Fire times in the schedule's own zone: 02:00 on Berlin's clock (CET or CEST).
   EXPECT_NE(out.find(" 02:00:00 CE"), std::string::npos) << out;
+}
+
+TEST_P(Cli, WorkflowsFromApplyToRunAndEvents) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("wf.yaml")) << R"(kind: Workflow
+name: greet
+spec:
+  steps:
+    - {name: nap, type: sleep, duration: 10ms}
+    - {name: approve, type: wait, signal: ok, timeout: 1m}
+---
+kind: Workflow
+name: quick
+spec:
+  steps:
+    - {name: nap, type: sleep, duration: 10ms}
+)";
+  std::string out;
+  ASSERT_EQ(Run({"apply", "-f", dir.File("wf.yaml")}, &out), 0) << out;
+  EXPECT_NE(out.find("workflow/greet created"), std::string::npos) << out;
+  ASSERT_EQ(Run({"apply", "-f", dir.File("wf.yaml")}, &out), 0) << out;
+  EXPECT_NE(out.find("workflow/greet unchanged"), std::string::npos) << out;
+  ASSERT_EQ(Run({"wf", "ls"}, &out), 0) << out;
+  EXPECT_NE(out.find("greet"), std::string::npos) << out;
+  ASSERT_EQ(Run({"wf", "get", "greet"}, &out), 0) << out;
+  EXPECT_NE(out.find("approve"), std::string::npos) << out;
+
+  // --wait follows the execution to its end; the exit code says how it ended.
+  ASSERT_EQ(Run({"wf", "run", "quick", "--input", R"({"who":"ann"})", "--wait=60s"}, &out), 0)
+      << out;
+  EXPECT_NE(out.find("nap: succeeded"), std::string::npos) << out;
+  EXPECT_NE(out.find("succeeded"), std::string::npos) << out;
+
+  // A waiting execution, its signal, and its events.
+  ASSERT_EQ(Run({"wf", "run", "greet", "-o", "json"}, &out), 0) << out;
+  std::string id(boost::json::parse(out).at("id").as_string());
+  ASSERT_TRUE(testing::WaitFor([&] {
+    std::string got;
+    return Run({"exec", "get", id}, &got) == 0 && got.find("running") != std::string::npos;
+  }));
+  ASSERT_EQ(Run({"exec", "signal", id, "ok", "--payload", R"({"by":"me"})"}, &out), 0) << out;
+  ASSERT_EQ(Run({"exec", "events", id, "-f"}, &out), 0) << out;
+  EXPECT_NE(out.find("execution_created"), std::string::npos) << out;
+  EXPECT_NE(out.find("signal_received ok"), std::string::npos) << out;
+  EXPECT_NE(out.find("execution_succeeded"), std::string::npos) << out;
+  ASSERT_EQ(Run({"exec", "ls", "--workflow", "greet"}, &out), 0) << out;
+  EXPECT_NE(out.find(id), std::string::npos) << out;
+  EXPECT_EQ(Run({"exec", "cancel", id}, &out), 1) << out;  // it has ended
+  ASSERT_EQ(Run({"admin", "rebuild"}, &out), 0) << out;
+  EXPECT_NE(out.find("rebuilt 2 executions"), std::string::npos) << out;
+
+  // Bad input is a usage error (exit 2), sent nowhere.
+  EXPECT_EQ(Run({"wf", "run", "quick", "--input", "{not json"}, &out), 2) << out;
+  EXPECT_EQ(Run({"wf", "run", "nope"}, &out), 1) << out;
+  ASSERT_EQ(Run({"wf", "rm", "quick"}, &out), 0) << out;
 }
 
 }  // namespace

@@ -863,5 +863,83 @@ TEST(StalledDatabase, AStoppedDatabaseCostsABoundedWaitAndNothingElse) {
   EXPECT_EQ(s.Stop(), 0) << s.Log();
 }
 
+// Two servers on one PostgreSQL run one stream of executions: started through both, their
+// task steps taken by workers on both, every execution succeeds and no step is completed twice
+// (one step_succeeded event per step, attempt 1: no delivery went to two workers).
+TEST_F(ScaleOut, TwoServersRunOneStreamOfExecutionsWithNoStepCompletedTwice) {
+  TestServer a(ServerArgs(url_, 0), dir_.path()), b(ServerArgs(url_, 1), dir_.path());
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  auto admin = a.NewClient();
+  ASSERT_EQ(admin.Do("PUT", "/v1/queues/work", R"({"visibility_timeout": "5m"})")->status, 201);
+  ASSERT_EQ(admin
+                .Do("PUT", "/v1/workflows/pair", R"({"steps":[
+      {"name":"one","type":"task","queue":"work"},
+      {"name":"two","type":"task","queue":"work","input":"{{ steps.one.output }}"}]})")
+                ->status,
+            201);
+  constexpr int kExecutions = 60;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kExecutions; ++i) {
+    auto r =
+        (i % 2 ? b : a)
+            .NewClient()
+            .Do("POST", "/v1/workflows/pair/executions", "{\"input\":" + std::to_string(i) + "}");
+    ASSERT_EQ(r->status, 201) << r->body;
+    ids.emplace_back(boost::json::parse(r->body).at("id").as_string());
+  }
+  // Four workers, two per server, until every execution has ended.
+  std::atomic<bool> stop{false};
+  std::atomic<int> reports{0}, stale{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&, w] {
+      auto c = (w % 2 ? b : a).NewClient();
+      while (!stop) {
+        auto r = c.Do("POST", "/v1/queues/work/receive", R"({"max":5,"wait":"1s"})");
+        if (!r.ok() || r->status != 200) continue;
+        auto got = boost::json::parse(r->body);
+        for (const auto& m : got.at("messages").as_array()) {
+          auto task = boost::json::parse(m.at("body").as_string());
+          int64_t attempt = task.at("attempt").as_int64() + m.at("receive_count").as_int64() - 1;
+          auto done = c.Do("POST",
+                           "/v1/executions/" + std::string(task.at("execution").as_string()) +
+                               "/steps/" + std::string(task.at("step").as_string()) + "/complete",
+                           "{\"attempt\":" + std::to_string(attempt) + ",\"output\":\"ok\"}");
+          ++reports;
+          if (done.ok() && done->status == 409) ++stale;
+          (void)c.Do("DELETE",
+                     "/v1/queues/work/messages/" + std::string(m.at("receipt").as_string()));
+        }
+      }
+    });
+  }
+  bool all = testing::WaitFor(
+      [&] {
+        auto r = admin.Do("GET", "/v1/executions?workflow=pair&status=succeeded&limit=1000");
+        return r.ok() && r->status == 200 &&
+               boost::json::parse(r->body).at("items").as_array().size() == kExecutions;
+      },
+      120000);
+  stop = true;
+  for (auto& t : workers) t.join();
+  ASSERT_TRUE(all);
+  EXPECT_EQ(reports.load(), 2 * kExecutions);
+  EXPECT_EQ(stale.load(), 0);
+  for (const auto& id : ids) {
+    auto ev = admin.Do("GET", "/v1/executions/" + id + "/events");
+    ASSERT_EQ(ev->status, 200);
+    int succeeded = 0;
+    auto log = boost::json::parse(ev->body);
+    for (const auto& e : log.at("items").as_array()) {
+      if (e.at("kind") == "step_succeeded") {
+        ++succeeded;
+        EXPECT_EQ(e.at("attempt").as_int64(), 1);
+      }
+    }
+    EXPECT_EQ(succeeded, 2) << id;
+  }
+}
+
 }  // namespace
 }  // namespace drover

@@ -3,12 +3,17 @@
 // poison tasks into the dead-letter queue, signals, idempotency, concurrency keys, cancel and
 // retry, and the read model rebuilt from the log.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
+#include "testing/fixed_http.h"
+#include "testing/raw_http.h"
 #include "testing/store_fixture.h"
 #include "testing/test_server.h"
 
@@ -195,6 +200,11 @@ TEST_P(Workflows, ADagRunsEndToEndWithTemplatedInputs) {
   EXPECT_GT(at("step_scheduled:join#1"), at("step_succeeded:right#1"));
   auto list = c.Do("GET", "/v1/executions?workflow=fan&status=succeeded");
   EXPECT_EQ(Json(*list).at("items").as_array().size(), 1u);
+  // The read model rebuilt from the log is the same.
+  auto rebuilt = c.Do("POST", "/v1/admin/rebuild");
+  ASSERT_EQ(rebuilt->status, 200) << rebuilt->body;
+  EXPECT_EQ(Json(*rebuilt).at("executions").as_int64(), 1);
+  EXPECT_EQ(json::serialize(Get(c, id)), json::serialize(e));
 }
 
 TEST_P(Workflows, AWorkerThatDiesIsRetriedAndReportsAreIdempotent) {
@@ -309,6 +319,236 @@ TEST_P(Workflows, SignalsSleepsIdempotencyConcurrencyAndCancel) {
   auto differs = c.Do("POST", "/v1/workflows/approve/executions", R"({"input":{"user":"dee"}})",
                       {{"Idempotency-Key", "k-1"}});
   EXPECT_EQ(differs->status, 422) << differs->body;
+}
+
+TEST_P(Workflows, HttpStepsRenderTemplatesRetryAndTimeOut) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  testing::FixedHttp hook;
+  hook.Set({{"Content-Type", "application/json"}}, R"({"rows":7})");
+  hook.FailNext({500});  // the first call fails; the retry succeeds
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/call",
+                 R"({"steps":[
+      {"name":"post","type":"http","method":"POST","url":")" +
+                     hook.url("/hook/{{ input.id }}") +
+                     R"(","body":{"id":"{{ input.id }}"},
+       "headers":{"X-Run":"{{ input.id }}"},"retry":{"max_attempts":2,"backoff":"100ms"}}]})")
+                ->status,
+            201);
+  std::string id = Start(c, "call", R"({"id":42})");
+  ASSERT_TRUE(testing::WaitFor([&] { return Status(c, id) == "succeeded"; }))
+      << json::serialize(Get(c, id));
+  auto e = Get(c, id);
+  EXPECT_EQ(e.at("output").at("rows").as_int64(), 7);
+  EXPECT_EQ(e.at("steps").at(0).at("attempt").as_int64(), 2);
+  EXPECT_EQ(hook.requests(), 2);
+  std::string req = hook.last_request();
+  std::string lower = req;
+  for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  EXPECT_EQ(req.rfind("POST /hook/42 HTTP/1.1", 0), 0u) << req;
+  EXPECT_NE(lower.find("x-run: 42"), std::string::npos) << req;
+  EXPECT_NE(req.find(R"({"id":42})"), std::string::npos) << req;
+  auto kinds = EventKinds(c, id);
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "step_failed:post#1"), kinds.end());
+
+  // A service slower than the step's timeout: the attempt fails, and with it the execution.
+  testing::FixedHttp slow;
+  slow.SetDelay(std::chrono::seconds(5));
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/slow",
+                 R"({"steps":[
+      {"name":"wait-for-it","type":"http","url":")" +
+                     slow.url("/") + R"(","timeout":"1s"}]})")
+                ->status,
+            201);
+  std::string late = Start(c, "slow", "null");
+  ASSERT_TRUE(testing::WaitFor([&] { return Status(c, late) == "failed"; }));
+  EXPECT_NE(std::string(Get(c, late).at("error").as_string()).find("wait-for-it"),
+            std::string::npos);
+  // https is refused when the workflow is defined, not when it runs.
+  auto tls = c.Do("PUT", "/v1/workflows/tls",
+                  R"({"steps":[{"name":"a","type":"http","url":"https://example.com/"}]})");
+  EXPECT_EQ(tls->status, 422);
+}
+
+TEST_P(Workflows, TopicsAndSchedulesStartExecutions) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/topics/orders", "{}")->status, 201);
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/on-order", R"({"steps":[
+      {"name":"nap","type":"sleep","duration":"10ms"}],"triggers":[{"topic":"orders"}]})")
+                ->status,
+            201);
+  // Published twice with one dedup id: one execution, with the message as its input.
+  for (int i = 0; i < 2; ++i) {
+    auto pub = c.Do("POST", "/v1/topics/orders/messages",
+                    R"({"body":"order 17","dedup_id":"o-17","attributes":{"kind":"new"}})");
+    ASSERT_EQ(pub->status, 201) << pub->body;
+    auto d = Json(*pub).at("messages").at(0).at("deliveries").as_array();
+    ASSERT_EQ(d.size(), 1u) << pub->body;
+    EXPECT_EQ(d[0].at("workflow").as_string(), "on-order");
+    EXPECT_EQ(d[0].at("duplicate").as_bool(), i == 1);
+  }
+  auto list = [&](const std::string& wf) {
+    auto r = c.Do("GET", "/v1/executions?workflow=" + wf);
+    return r.ok() && r->status == 200 ? Json(*r).at("items").as_array() : json::array();
+  };
+  auto one = list("on-order");
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].at("input").at("body").as_string(), "order 17");
+  EXPECT_EQ(one[0].at("input").at("attributes").at("kind").as_string(), "new");
+  std::string id(one[0].at("id").as_string());
+  ASSERT_TRUE(testing::WaitFor([&] { return Status(c, id) == "succeeded"; }));
+  // Without a dedup id every publish is a new execution.
+  ASSERT_EQ(c.Do("POST", "/v1/topics/orders/messages", R"({"body":"order 18"})")->status, 201);
+  EXPECT_EQ(list("on-order").size(), 2u);
+
+  // A schedule's start_workflow action (a manual trigger: due now).
+  auto sched = c.Do("PUT", "/v1/schedules/nightly", R"({"cron":"0 3 * * *",
+      "action":{"type":"start_workflow","workflow":"on-order","input":{"from":"schedule"}}})");
+  ASSERT_EQ(sched->status, 201) << sched->body;
+  ASSERT_EQ(c.Do("POST", "/v1/schedules/nightly/trigger")->status, 202);
+  ASSERT_TRUE(testing::WaitFor([&] {
+    for (const auto& e : list("on-order")) {
+      const auto& in = e.at("input");
+      if (in.is_object() && in.as_object().contains("from") && e.at("status") == "succeeded") {
+        return true;
+      }
+    }
+    return false;
+  }));
+  // A workflow that does not exist: the firing fails, nothing is started.
+  ASSERT_EQ(c.Do("PUT", "/v1/schedules/ghost", R"({"cron":"0 3 * * *",
+      "action":{"type":"start_workflow","workflow":"ghost"}})")
+                ->status,
+            201);
+  auto fired = c.Do("POST", "/v1/schedules/ghost/trigger");
+  ASSERT_EQ(fired->status, 202);
+  ASSERT_TRUE(testing::WaitFor([&] {
+    auto f = c.Do("GET", "/v1/schedules/ghost/firings");
+    if (!f.ok() || f->status != 200) return false;
+    auto items = Json(*f).at("items").as_array();
+    return !items.empty() && items[0].at("status") == "failed";
+  }));
+}
+
+// The SSE stream of an execution delivers every event in order, live, and a reconnect with
+// Last-Event-ID resumes after it; a blocking GET wakes on the next change.
+TEST_P(Workflows, TheEventStreamDeliversEveryEventInOrderAndResumes) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/gate", R"({"steps":[
+      {"name":"open","type":"wait","signal":"go"},{"name":"nap","type":"sleep","duration":"10ms"}]})")
+                ->status,
+            201);
+  std::string id = Start(c, "gate", "null");
+  ASSERT_TRUE(testing::WaitFor([&] { return Status(c, id) == "running"; }));
+  int port = testing::PortOf(s);
+  auto open = [&](const std::string& extra) {
+    int fd = testing::ConnectTo(port);
+    EXPECT_TRUE(testing::WriteAll(
+        fd, "GET /v1/executions/" + id + "/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                s.admin_key() + "\r\nAccept: text/event-stream\r\n" + extra + "\r\n"));
+    return fd;
+  };
+  int fd = open("");
+  std::string got;
+  ASSERT_TRUE(testing::ReadUntil(fd, &got, "event: step_started")) << got;
+  // A blocking read parked now wakes on the signal.
+  auto first = c.Do("GET", "/v1/executions/" + id);
+  std::string index = first->Header("X-Drover-Index");
+  ASSERT_FALSE(index.empty());
+  std::thread signaller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    (void)s.NewClient().Do("POST", "/v1/executions/" + id + "/signals/go", "{}");
+  });
+  auto woke = c.Do("GET", "/v1/executions/" + id + "?index=" + index + "&wait=20s");
+  signaller.join();
+  ASSERT_EQ(woke->status, 200);
+  EXPECT_GT(std::stoll(woke->Header("X-Drover-Index")), std::stoll(index));
+  ASSERT_TRUE(testing::ReadUntil(fd, &got, "event: execution_succeeded")) << got;
+  close(fd);
+  // Every event, ids 1..N in order.
+  std::vector<int64_t> ids;
+  for (size_t at = got.find("\nid: "); at != std::string::npos; at = got.find("\nid: ", at + 1)) {
+    ids.push_back(std::stoll(got.substr(at + 5)));
+  }
+  auto all = EventKinds(c, id);
+  ASSERT_EQ(ids.size(), all.size()) << got;
+  for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(ids[i], static_cast<int64_t>(i + 1));
+  // Reconnecting after event 3 gets 4.. only.
+  fd = open("Last-Event-ID: 3\r\n");
+  std::string again;
+  ASSERT_TRUE(testing::ReadUntil(fd, &again, "event: execution_succeeded")) << again;
+  close(fd);
+  EXPECT_EQ(again.find("\nid: 3\n"), std::string::npos) << again;
+  EXPECT_NE(again.find("\nid: 4\n"), std::string::npos) << again;
+  // Bad resume points are refused.
+  EXPECT_EQ(c.Do("GET", "/v1/executions/" + id + "/events", "",
+                 {{"Accept", "text/event-stream"}, {"Last-Event-ID", "x"}})
+                ->status,
+            400);
+  EXPECT_EQ(c.Do("GET", "/v1/executions/" + id + "/events?after=-1")->status, 400);
+}
+
+// kill -9 of the server while clients submit executions as fast as they can: every execution
+// answered 201 exists after the restart, and completes.
+TEST_P(Workflows, Kill9UnderSubmissionsLosesNoAcceptedExecution) {
+  TestServer s(DbArgs({"--rate-limit", "0", "--access-log", "false"}));
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/quick", R"({"steps":[
+      {"name":"nap","type":"sleep","duration":"1ms"}]})")
+                ->status,
+            201);
+  std::mutex mu;
+  std::vector<std::string> accepted;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&, t] {
+      auto k = s.NewClient();
+      for (int i = 0; i < 5000 && !stop; ++i) {
+        auto r = k.Do("POST", "/v1/workflows/quick/executions",
+                      "{\"input\":" + std::to_string(t * 10000 + i) + "}");
+        if (!r.ok()) return;  // the server is gone
+        if (r->status == 201) {
+          std::lock_guard lock(mu);
+          accepted.emplace_back(json::parse(r->body).at("id").as_string());
+        }
+      }
+    });
+  }
+  ASSERT_TRUE(testing::WaitFor([&] {
+    std::lock_guard lock(mu);
+    return accepted.size() >= 1500;
+  }));
+  s.Kill();
+  stop = true;
+  for (auto& t : clients) t.join();
+  ASSERT_TRUE(s.Start());
+  auto after = s.NewClient();
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(mu);
+    ids = accepted;
+  }
+  ASSERT_GE(ids.size(), 1500u);
+  size_t missing = 0;
+  for (const auto& id : ids) missing += after.Do("GET", "/v1/executions/" + id)->status != 200;
+  EXPECT_EQ(missing, 0u) << "of " << ids.size() << " accepted";
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto r = after.Do("GET", "/v1/executions?workflow=quick&status=succeeded&limit=1000");
+        auto p = after.Do("GET", "/v1/executions?workflow=quick&status=pending&limit=1");
+        auto run = after.Do("GET", "/v1/executions?workflow=quick&status=running&limit=1");
+        return r.ok() && p.ok() && run.ok() && Json(*p).at("items").as_array().empty() &&
+               Json(*run).at("items").as_array().empty();
+      },
+      120000));
+  for (size_t i = 0; i < ids.size(); i += 97) EXPECT_EQ(Status(after, ids[i]), "succeeded");
 }
 
 }  // namespace

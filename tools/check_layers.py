@@ -11,7 +11,7 @@ import sys
 ALLOWED = {
     "api": {"schedule", "fleet", "queues", "workflows", "env", "control", "auth", "events", "coord",
             "http", "metrics", "runtime", "store"},
-    "workflows": {"queues", "events", "http", "metrics", "runtime", "store"},
+    "workflows": {"queues", "client", "events", "http", "metrics", "runtime", "store"},
     "queues": {"events", "http", "metrics", "runtime", "store"},
     "schedule": {"env", "control", "coord", "cron", "events", "http", "metrics", "runtime",
                  "store"},

@@ -21,6 +21,7 @@
 #include "agent/cc_source.h"
 #include "agent/git.h"
 #include "agent/state.h"
+#include "agent/task_worker.h"
 #include "agent/watcher.h"
 #include "client/client.h"
 #include "common/clock.h"
@@ -185,7 +186,8 @@ class Agent {
   std::shared_ptr<const control::VerifyKey> verify_;
 
   std::mutex state_mu_;
-  AgentState state_;  // GUARDED_BY(state_mu_)
+  AgentState state_;          // GUARDED_BY(state_mu_)
+  std::string checkout_dir_;  // GUARDED_BY(state_mu_): the last run's checkout (task commands)
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -574,6 +576,10 @@ std::string Agent::RunOnce() {
     return finish();
   }
   report["commit"] = checkout->commit;
+  {
+    std::lock_guard lock(state_mu_);
+    checkout_dir_ = checkout->dir;
+  }
   bool force = control::ParseBool(get("cc-a-force-run")).value_or(false);
   {
     std::lock_guard lock(state_mu_);
@@ -822,6 +828,27 @@ int Agent::Main() {
   // Heartbeats from their own thread, also during a long run (and for --once: a cron run shows as
   // the instance's current run too).
   if (!o_.server.empty()) heartbeats = std::thread([this] { HeartbeatLoop(); });
+  // --worker: tasks run in the checkout, so the worker starts after the first run made one.
+  std::unique_ptr<TaskWorker> worker;
+  auto start_worker = [&] {
+    if (worker || o_.worker_queue.empty() || o_.server.empty() || o_.once) return;
+    worker = std::make_unique<TaskWorker>(TaskWorkerOptions{
+        .server = o_.server,
+        .token = [this] { return AgentKey(); },
+        .queue = o_.worker_queue,
+        .concurrency = o_.worker_concurrency,
+        .work_dir = o_.work_dir,
+        .checkout_dir =
+            [this] {
+              std::lock_guard lock(state_mu_);
+              return checkout_dir_;
+            },
+        .env = CurrentEnvironment(),
+        .task_timeout = o_.task_timeout,
+        .kill_grace = o_.kill_grace,
+    });
+    worker->Start();
+  };
 
   int rc = 0;
   if (o_.once) {
@@ -840,6 +867,7 @@ int Agent::Main() {
         if (stopping_) break;
       }
       RunOnce();
+      start_worker();
       if (!o_.server.empty()) DeliverReports();
       Vars vars;
       {
@@ -869,6 +897,7 @@ int Agent::Main() {
     run_active_ = false;
   }
   cv_.notify_all();
+  if (worker) worker->Stop();  // tasks under way come back to other workers
   if (heartbeats.joinable()) heartbeats.join();
   if (!o_.server.empty() && !o_.once) {
     DeliverReports();

@@ -33,6 +33,11 @@ struct AgentOptions {
   std::string watcher_command;
   std::string cloud, region;
   std::chrono::milliseconds watcher_timeout{std::chrono::seconds(60)};
+  // --worker: also take workflow task steps from this queue and run them in the checkout
+  // (agent/task_worker.h), `worker_concurrency` at once, each for at most `task_timeout`.
+  std::string worker_queue;
+  int worker_concurrency = 1;
+  std::chrono::milliseconds task_timeout{std::chrono::hours(1)};
 };
 
 // Runs the agent until SIGTERM/SIGINT (daemon) or one run (--once). Returns the exit code:

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <boost/json.hpp>
 #include <map>
 #include <set>
 
@@ -50,6 +51,38 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   workflows_ = std::make_unique<workflows::WorkflowService>(store_);
   executions_ =
       std::make_unique<workflows::ExecutionService>(store_, *workflows_, *queues_, clock_);
+  executions_->SetScale([this](std::string tenant, std::string env, std::string capacity,
+                               std::function<void(Status)> done) {
+    env_.environments.Scale(
+        std::move(tenant), std::move(env), std::move(capacity),
+        [done = std::move(done)](Result<env::Environment> r) { done(r.status()); });
+  });
+  // A topic's publish starts the workflows it triggers, in the same transaction.
+  topics_->SetPublishHook(
+      [this](store::Tx& tx, const std::string& tenant, const std::string& topic,
+             const queues::OutgoingMessage& m) -> Result<std::vector<queues::Delivery>> {
+        boost::json::object input{{"topic", topic}, {"body", m.body}};
+        boost::json::object attrs;
+        for (const auto& [k, v] : m.attributes) attrs[k] = v;
+        input["attributes"] = std::move(attrs);
+        auto started =
+            executions_->StartFromTopicInTx(tx, tenant, topic, ToJson(input), m.dedup_id);
+        if (!started.ok()) return started.status();
+        std::vector<queues::Delivery> out;
+        for (auto& s : *started) {
+          out.push_back({"", {0, s.replayed}, std::move(s.workflow), std::move(s.id)});
+        }
+        return out;
+      });
+  sched.start_workflow = [this](std::string tenant, std::string workflow, std::string input,
+                                std::string key, std::function<void(Result<std::string>)> done) {
+    executions_->Create(std::move(tenant), std::move(workflow), std::move(input), std::move(key),
+                        [done = std::move(done)](Result<workflows::ExecutionService::Created> r) {
+                          if (!r.ok()) return done(r.status());
+                          done(r->execution.id);
+                        });
+  };
+  sched.cleanup_tasks.push_back([this] { return executions_->Expire().status(); });
   if (sched.server_id.empty()) sched.server_id = coord.server_id;
   sched.cleanup_tasks.push_back([this] { return queues_->Cleanup(); });
   sched.cleanup_tasks.push_back(
@@ -70,7 +103,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   schedule::AddScheduleRoutes(router_, schedules_, *scheduler_, env_.environments);
   events::AddEventRoutes(router_, change_log_, store_, waiters_);
   queues::AddQueueRoutes(router_, *queues_, *topics_, clock_);
-  workflows::AddWorkflowRoutes(router_, *workflows_, *executions_);
+  workflows::AddWorkflowRoutes(router_, *workflows_, *executions_, store_, waiters_);
   std::vector<std::pair<std::string, std::string>> names;
   for (const auto& r : router_.routes()) {
     names.emplace_back(std::string(http::MethodName(r.method)), r.pattern);

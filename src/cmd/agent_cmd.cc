@@ -14,7 +14,7 @@ namespace drover::cmd {
 void AddAgentCommand(CLI::App& app, Run& run) {
   static agent::AgentOptions o;
   static std::string run_timeout = "1h", stop_grace = "30s", kill_grace = "10s", heartbeat,
-                     watcher_timeout = "60s";
+                     watcher_timeout = "60s", task_timeout = "1h";
   auto* a = app.add_subcommand(
       "agent",
       "Run the agent: read the cc-a-* set, fetch the Git repository, run pre/main/post, report.");
@@ -63,6 +63,14 @@ void AddAgentCommand(CLI::App& app, Run& run) {
       ->envname("DROVER_REGION");
   a->add_option("--watcher-timeout", watcher_timeout, "time limit of the watcher command")
       ->capture_default_str();
+  a->add_option(
+      "--worker", o.worker_queue,
+      "also run workflow task steps from this queue, in the checkout (docs/workflows.md)");
+  a->add_option("--concurrency", o.worker_concurrency, "tasks run at once with --worker")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  a->add_option("--task-timeout", task_timeout, "time limit of one task with --worker")
+      ->capture_default_str();
   a->add_option("--keep-logs", o.keep_logs, "run logs kept in the work dir")->capture_default_str();
   a->callback([&run] {
     run = [] {
@@ -81,7 +89,8 @@ void AddAgentCommand(CLI::App& app, Run& run) {
           !dur("--stop-grace", stop_grace, &o.stop_grace) ||
           !dur("--kill-grace", kill_grace, &o.kill_grace) ||
           !dur("--heartbeat-interval", heartbeat, &o.heartbeat_interval) ||
-          !dur("--watcher-timeout", watcher_timeout, &o.watcher_timeout)) {
+          !dur("--watcher-timeout", watcher_timeout, &o.watcher_timeout) ||
+          !dur("--task-timeout", task_timeout, &o.task_timeout)) {
         return 2;
       }
       // Like every other subcommand: the server from DROVER_ADDR (DROVER_SERVER too).

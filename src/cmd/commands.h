@@ -31,6 +31,7 @@ void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run);
 void AddScheduleCommands(CLI::App& app, ClientFlags& flags, Run& run);
 void AddAuditCommand(CLI::App& app, ClientFlags& flags, Run& run);
 void AddQueueCommands(CLI::App& app, ClientFlags& flags, Run& run);
+void AddWorkflowCommands(CLI::App& app, ClientFlags& flags, Run& run);
 
 // Layers the server's config: YAML file (--config / DROVER_CONFIG) < DROVER_* environment <
 // command-line flags. Returns the argv to parse, or an error message.

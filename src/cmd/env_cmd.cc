@@ -110,7 +110,8 @@ constexpr Kind kKinds[] = {{"Environment", "environments", "environment"},
                            {"Schedule", "schedules", "schedule"},
                            {"Variable", "variables", "variable"},
                            {"Queue", "queues", "queue"},
-                           {"Topic", "topics", "topic"}};
+                           {"Topic", "topics", "topic"},
+                           {"Workflow", "workflows", "workflow"}};
 const Kind* FindKind(std::string_view kind) {
   for (const auto& k : kKinds) {
     if (k.kind == kind) return &k;
@@ -162,11 +163,12 @@ std::optional<boost::json::object> ApplyOne(const ClientFlags& flags, const Docu
 }
 
 // Queues first, each after the dead-letter queue it names, then topics (their subscriptions
-// name queues), then the rest in file order.
+// name queues), then workflows (their steps and triggers name both), then the rest in file
+// order.
 void OrderForApply(std::vector<Document>& docs) {
   auto rank = [](const Document& d) {
     std::string kind = Str(d.body, "kind");
-    return kind == "Queue" ? 0 : kind == "Topic" ? 1 : 2;
+    return kind == "Queue" ? 0 : kind == "Topic" ? 1 : kind == "Workflow" ? 2 : 3;
   };
   std::stable_sort(docs.begin(), docs.end(),
                    [&](const Document& a, const Document& b) { return rank(a) < rank(b); });
@@ -204,7 +206,7 @@ int Apply(const ClientFlags& flags, const std::string& path,
     const Kind* kind = FindKind(Str(d.body, "kind"));
     if (!kind) {
       std::cerr << "error: " << d.source
-                << ": kind must be Environment, Schedule, Variable, Queue or Topic, not '"
+                << ": kind must be Environment, Schedule, Variable, Queue, Topic or Workflow, not '"
                 << Str(d.body, "kind") << "'\n";
       return 1;
     }

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   drover::cmd::AddScheduleCommands(app, flags, run);
   drover::cmd::AddAuditCommand(app, flags, run);
   drover::cmd::AddQueueCommands(app, flags, run);
+  drover::cmd::AddWorkflowCommands(app, flags, run);
 
   std::vector<std::string> args;
   std::string error;

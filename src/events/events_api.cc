@@ -100,13 +100,9 @@ struct FeedParams {
   std::chrono::milliseconds heartbeat{0};  // SSE: comment lines this often when idle
 };
 
-bool WantsEventStream(const Request& req) {
-  return req.Header("Accept").find("text/event-stream") != std::string_view::npos;
-}
-
 Result<FeedParams> ReadFeedParams(const Request& req, int64_t now_index) {
   FeedParams p;
-  p.sse = WantsEventStream(req);
+  p.sse = http::WantsEventStream(req);
   auto scope = ReadScope(req);
   if (!scope.ok()) return scope.status();
   p.query.tenant = std::move(*scope);

@@ -27,6 +27,10 @@ std::string FormatSseEvent(std::string_view id, std::string_view event, std::str
   return out;
 }
 
+bool WantsEventStream(const Request& req) {
+  return req.Header("Accept").find("text/event-stream") != std::string_view::npos;
+}
+
 std::string FormatSseComment(std::string_view text) {
   std::string out = ": ";
   for (char c : text) out += (c == '\r' || c == '\n') ? ' ' : c;

@@ -13,6 +13,9 @@ namespace drover::http {
 // all split lines, as the format reads them), then a blank line.
 std::string FormatSseEvent(std::string_view id, std::string_view event, std::string_view data);
 
+// Whether the client asks for an event stream (Accept: text/event-stream).
+bool WantsEventStream(const Request& req);
+
 // ": <text>\n\n", a comment clients ignore.
 std::string FormatSseComment(std::string_view text);
 

@@ -325,7 +325,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
       });
   router.MarkQueuesWritesOnly();
 
-  router.Add(Method::kPost, "/v1/queues/{name}/receive", Access::kAny,
+  router.Add(Method::kPost, "/v1/queues/{name}/receive", Access::kAgent,
              [&queues, &clock](Request& req, Responder respond) {
                auto addr = http::TenantAndName(req, "queue");
                if (!addr.ok()) return http::SendError(respond, addr.status());
@@ -360,7 +360,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
              });
   router.MarkQueuesWritesOnly();
 
-  router.Add(Method::kDelete, "/v1/queues/{name}/messages/{receipt}", Access::kAny,
+  router.Add(Method::kDelete, "/v1/queues/{name}/messages/{receipt}", Access::kAgent,
              [&queues](Request& req, Responder respond) {
                auto addr = http::TenantAndName(req, "queue");
                if (!addr.ok()) return http::SendError(respond, addr.status());
@@ -381,7 +381,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
   router.MarkQueuesWritesOnly();
 
   router.Add(
-      Method::kPost, "/v1/queues/{name}/ack", Access::kAny,
+      Method::kPost, "/v1/queues/{name}/ack", Access::kAgent,
       [&queues](Request& req, Responder respond) {
         auto addr = http::TenantAndName(req, "queue");
         if (!addr.ok()) return http::SendError(respond, addr.status());
@@ -414,7 +414,7 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
       });
   router.MarkQueuesWritesOnly();
 
-  router.Add(Method::kPost, "/v1/queues/{name}/messages/{receipt}/visibility", Access::kAny,
+  router.Add(Method::kPost, "/v1/queues/{name}/messages/{receipt}/visibility", Access::kAgent,
              [&queues](Request& req, Responder respond) {
                auto addr = http::TenantAndName(req, "queue");
                if (!addr.ok()) return http::SendError(respond, addr.status());
@@ -575,6 +575,12 @@ void AddTopicRoutes(http::Router& router, TopicService& topics) {
               for (const auto& per : *r) {
                 boost::json::array deliveries;
                 for (const auto& d : per) {
+                  if (!d.workflow.empty()) {  // an execution the topic triggered
+                    deliveries.push_back(boost::json::object{{"workflow", d.workflow},
+                                                             {"execution", d.execution},
+                                                             {"duplicate", d.result.duplicate}});
+                    continue;
+                  }
                   deliveries.push_back(boost::json::object{{"queue", d.queue},
                                                            {"id", std::to_string(d.result.id)},
                                                            {"duplicate", d.result.duplicate}});

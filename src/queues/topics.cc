@@ -239,8 +239,9 @@ void TopicService::Publish(std::string tenant, std::string topic,
   op->topic = std::move(topic);
   op->messages = std::move(messages);
   QueueService* queues = &queues_;
+  const PublishHook* hook = &hook_;
   store_.Write(
-      [op, queues](store::Tx& tx) -> Status {
+      [op, queues, hook](store::Tx& tx) -> Status {
         op->out.assign(op->messages.size(), {});
         auto t = FindTopic(tx, op->tenant, op->topic);
         if (!t.ok()) return t.status();
@@ -263,7 +264,12 @@ void TopicService::Publish(std::string tenant, std::string topic,
             if (!Matches(policy, op->messages[i].attributes)) continue;
             auto r = queues->SendInTx(tx, op->tenant, queue, op->messages[i]);
             if (!r.ok()) return r.status();  // its message names the queue
-            op->out[i].push_back({queue, *r});
+            op->out[i].push_back({queue, *r, "", ""});
+          }
+          if (*hook) {
+            auto started = (*hook)(tx, op->tenant, op->topic, op->messages[i]);
+            if (!started.ok()) return started.status();
+            for (auto& d : *started) op->out[i].push_back(std::move(d));
           }
         }
         return Status::Ok();
@@ -272,7 +278,7 @@ void TopicService::Publish(std::string tenant, std::string topic,
         if (!s.ok()) return done(s);
         for (const auto& per_message : op->out) {
           for (const auto& d : per_message) {
-            if (!d.result.duplicate) queues->CountSent(op->tenant, d.queue, 1);
+            if (!d.queue.empty() && !d.result.duplicate) queues->CountSent(op->tenant, d.queue, 1);
           }
         }
         done(std::move(op->out));

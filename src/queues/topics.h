@@ -24,10 +24,18 @@ struct Topic {
   std::vector<Subscription> subscriptions;
 };
 
+// Where one published message went: a queue (with its message there), or an execution of a
+// workflow the topic triggers (`workflow` and `execution` set, `queue` empty).
 struct Delivery {
   std::string queue;
   SendResult result;
+  std::string workflow, execution;
 };
+
+// Called inside a publish for each message, after its queue deliveries: starts what the topic
+// triggers (workflow executions) in the same transaction, and says what it started.
+using PublishHook = std::function<Result<std::vector<Delivery>>(
+    store::Tx& tx, const std::string& tenant, const std::string& topic, const OutgoingMessage& m)>;
 
 class TopicService {
  public:
@@ -52,12 +60,15 @@ class TopicService {
 
   // One copy of each message to every matching subscription, in one transaction. Per message,
   // the deliveries made (none when no filter matched).
+  // Set once, before the service is used.
+  void SetPublishHook(PublishHook hook) { hook_ = std::move(hook); }
   void Publish(std::string tenant, std::string topic, std::vector<OutgoingMessage> messages,
                std::function<void(Result<std::vector<std::vector<Delivery>>>)> done);
 
  private:
   store::Store& store_;
   QueueService& queues_;
+  PublishHook hook_;
 };
 
 }  // namespace drover::queues

@@ -293,36 +293,46 @@ struct Scheduler::Impl : std::enable_shared_from_this<Scheduler::Impl> {
       ++in_flight;
     }
     for (size_t i = 0; i < batch.size(); ++i) {
-      Start(batch[i].first, [this, self = shared_from_this(), out, i, note,
-                             action = batch[i].first.spec.action](Status st) {
-        auto& f = out->firings[i];
-        f.status = st.ok() ? "ok" : "failed";
-        f.result = (st.ok() ? Describe(action) : st.message()) + note;
-        if (f.kind != "manual") {
-          lag.Observe(static_cast<double>(std::max<int64_t>(f.fired_at_ms - f.due_ms, 0)) / 1000.0);
-        }
-        (st.ok() ? fired : failed).fetch_add(1, std::memory_order_relaxed);
-        if (!st.ok()) LogWarn("schedule {}/{}: {}", f.tenant, f.name, st.message());
-        if (out->left.fetch_sub(1) != 1) return;
-        schedules.FinishAsync(std::move(out->firings), [this, self](Status s) {
-          if (!s.ok()) LogWarn("recording firing outcomes: {}", s.message());
-          std::lock_guard lock(mu);
-          --in_flight;
-          cv.notify_all();
-        });
-      });
+      Start(batch[i].first, batch[i].second.due_ms,
+            [this, self = shared_from_this(), out, i, note,
+             action = batch[i].first.spec.action](Status st) {
+              auto& f = out->firings[i];
+              f.status = st.ok() ? "ok" : "failed";
+              f.result = (st.ok() ? Describe(action) : st.message()) + note;
+              if (f.kind != "manual") {
+                lag.Observe(static_cast<double>(std::max<int64_t>(f.fired_at_ms - f.due_ms, 0)) /
+                            1000.0);
+              }
+              (st.ok() ? fired : failed).fetch_add(1, std::memory_order_relaxed);
+              if (!st.ok()) LogWarn("schedule {}/{}: {}", f.tenant, f.name, st.message());
+              if (out->left.fetch_sub(1) != 1) return;
+              schedules.FinishAsync(std::move(out->firings), [this, self](Status s) {
+                if (!s.ok()) LogWarn("recording firing outcomes: {}", s.message());
+                std::lock_guard lock(mu);
+                --in_flight;
+                cv.notify_all();
+              });
+            });
     }
   }
 
   static std::string Describe(const Action& a) {
     if (a.type == "scale") return fmt::format("{} scaled to {}", a.environment, a.capacity);
+    if (a.type == "start_workflow") return fmt::format("started an execution of {}", a.workflow);
     if (a.type == "stop") return fmt::format("{} scaled to 0", a.environment);
     return a.type;
   }
 
-  // Starts the action of `s`; `done` gets its outcome (maybe on another thread).
-  void Start(const Schedule& s, std::function<void(Status)> done) {
+  // Starts the action of `s` for its firing due at `due_ms`; `done` gets its outcome (maybe on
+  // another thread).
+  void Start(const Schedule& s, int64_t due_ms, std::function<void(Status)> done) {
     const auto& a = s.spec.action;
+    if (a.type == "start_workflow") {
+      if (!opts.start_workflow) return done(Status::Unavailable("workflows are not running"));
+      return opts.start_workflow(
+          s.tenant, a.workflow, a.input_json, fmt::format("schedule/{}/{}", s.name, due_ms),
+          [done = std::move(done)](Result<std::string> id) { done(id.status()); });
+    }
     if (a.type == "scale" || a.type == "stop") {
       envs.environments.Scale(
           s.tenant, a.environment, std::to_string(a.type == "stop" ? 0 : a.capacity),

@@ -26,6 +26,12 @@ struct SchedulerOptions {
   std::chrono::milliseconds audit_retention{std::chrono::hours(24 * 90)};
   // More work for the cleanup, each returning how it went (the change log's pruning: the app).
   std::vector<std::function<Status()>> cleanup_tasks;
+  // Starts an execution of a workflow (the start_workflow action; the app wires it to the
+  // workflow engine): tenant, workflow, input JSON, idempotency key (one per firing, so a
+  // firing run twice starts one execution); `done` gets the execution's id.
+  std::function<void(std::string, std::string, std::string, std::string,
+                     std::function<void(Result<std::string>)>)>
+      start_workflow;
   // How long Stop() waits for actions under way to finish and be recorded.
   std::chrono::milliseconds drain{30000};
 };

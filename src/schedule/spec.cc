@@ -145,9 +145,11 @@ Result<ScheduleSpec> ParseScheduleDocument(const boost::json::value& doc, const 
           }
         }
       } else if (*t == "start_workflow") {
-        a.Raw("workflow", false);
-        a.Raw("input", false);
-        a.AddError("type", "start_workflow is not available yet: workflows are not built (§13)");
+        if (auto w = a.String("workflow", true)) {
+          if (!IsValidName(*w)) a.AddError("workflow", std::string(kNameRule));
+          spec.action.workflow = *w;
+        }
+        if (const auto* in = a.Raw("input", false)) spec.action.input_json = ToJson(*in);
       } else if (*t != "cleanup") {
         a.AddError("type", "must be one of scale, stop, start_workflow, cleanup");
       }
@@ -176,6 +178,10 @@ std::string SpecToJson(const ScheduleSpec& s) {
     boost::json::object a{{"type", s.action.type}};
     if (!s.action.environment.empty()) a["environment"] = s.action.environment;
     if (s.action.type == "scale") a["capacity"] = s.action.capacity;
+    if (s.action.type == "start_workflow") {
+      a["workflow"] = s.action.workflow;
+      a["input"] = boost::json::parse(s.action.input_json);
+    }
     o["action"] = std::move(a);
   }
   o["timezone"] = s.zone.name();

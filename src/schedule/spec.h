@@ -34,6 +34,8 @@ struct Action {
   std::string type;  // scale | stop | start_workflow | cleanup
   std::string environment;
   int64_t capacity = 0;
+  std::string workflow;             // start_workflow
+  std::string input_json = "null";  // start_workflow: the execution's input
 };
 
 // One end of a window: a cron expression or an instant.

@@ -42,6 +42,17 @@ TEST(ScheduleSpec, CronWithZoneAndOffsetFiresAtTheShiftedTimes) {
   EXPECT_EQ(SpecToJson(*again), SpecToJson(*s));
 }
 
+TEST(ScheduleSpec, StartWorkflowKeepsItsInputThroughTheCanonicalForm) {
+  auto s = Parse(R"({"cron":"0 2 * * *","action":{"type":"start_workflow","workflow":"nightly",)"
+                 R"("input":{"region":"eu","n":3}}})");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->action.workflow, "nightly");
+  EXPECT_EQ(s->action.input_json, R"({"region":"eu","n":3})");
+  auto again = ParseScheduleDocument(boost::json::parse(SpecToJson(*s)), "nightly");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->action.input_json, s->action.input_json);
+}
+
 TEST(ScheduleSpec, AtFiresOnceWithItsOffset) {
   auto s = Parse(
       R"({"at":"2026-12-01T13:00:00Z","offset":"-5m","action":{"type":"stop","environment":"e"}})");
@@ -64,8 +75,11 @@ TEST(ScheduleSpec, BadDocumentsGetAnErrorPerField) {
   EXPECT_NE(e.find("spec.offset"), std::string::npos) << e;
   EXPECT_NE(e.find("spec.action.environment"), std::string::npos) << e;
   EXPECT_NE(e.find("spec.action.capacity"), std::string::npos) << e;
-  EXPECT_NE(Errors(R"({"cron":"@daily","action":{"type":"start_workflow","workflow":"w"}})")
-                .find("spec.action.type: start_workflow is not available yet"),
+  EXPECT_NE(Errors(R"({"cron":"@daily","action":{"type":"start_workflow"}})")
+                .find("spec.action.workflow: is required"),
+            std::string::npos);
+  EXPECT_NE(Errors(R"({"cron":"@daily","action":{"type":"start_workflow","workflow":"W"}})")
+                .find("spec.action.workflow: must match"),
             std::string::npos);
   EXPECT_NE(Errors(R"({"cron":"@daily","action":{"type":"reboot"}})").find("must be one of"),
             std::string::npos);

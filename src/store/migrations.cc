@@ -268,6 +268,12 @@ std::span<const Migration> AllMigrations() {
            " spec TEXT NOT NULL,"
            " created_at BIGINT NOT NULL,"
            " PRIMARY KEY (tenant, name, version)) {{without_rowid}}",
+           // The topics that start executions of a workflow (its spec's triggers).
+           "CREATE TABLE workflow_triggers ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " topic TEXT {{bytes}} NOT NULL,"
+           " workflow TEXT {{bytes}} NOT NULL,"
+           " PRIMARY KEY (tenant, topic, workflow)) {{without_rowid}}",
            // The read model of an execution (its event log is the truth).
            "CREATE TABLE executions ("
            " id TEXT {{bytes}} PRIMARY KEY,"

@@ -58,8 +58,10 @@ void ParseTypeFields(JsonDecoder& d, StepSpec& step) {
       break;
     case StepType::kHttp: {
       if (auto url = d.String("url", true)) {
-        if (url->find("{{") == std::string::npos && !IsHttpUrl(*url)) {
-          d.AddError("url", "must start with http:// or https://");
+        if (url->starts_with("https://")) {
+          d.AddError("url", "https:// is not supported yet by http steps; use http://");
+        } else if (url->find("{{") == std::string::npos && !IsHttpUrl(*url)) {
+          d.AddError("url", "must start with http://");
         }
       }
       if (auto m = d.String("method", false)) {
@@ -150,6 +152,10 @@ StepSpec ParseStep(const json::value& v, const std::string& prefix, RawNeeds& ne
     }
   }
   step.timeout = ReadDuration(d, "timeout", false, kTimeoutLimits);
+  // Steps the engine runs itself always end: a server that died mid-call leaves them to their
+  // timeout (and retry policy).
+  if (!step.timeout && step.type == StepType::kHttp) step.timeout = milliseconds(30'000);
+  if (!step.timeout && step.type == StepType::kScale) step.timeout = milliseconds(5 * 60'000);
   if (const auto* r = d.Raw("retry", false)) {
     if (!r->is_object()) {
       d.AddError("retry", "must be an object");

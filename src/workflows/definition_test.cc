@@ -74,8 +74,7 @@ TEST(WorkflowDefinition, EachTypeChecksItsFields) {
       {"name":"f","type":"sleep","duration":"1s","url":"http://x"}]})");
   EXPECT_EQ(e.size(), 8u);
   for (const char* want :
-       {"spec.steps[0].queue: is required",
-        "spec.steps[1].url: must start with http:// or https://",
+       {"spec.steps[0].queue: is required", "spec.steps[1].url: must start with http://",
         "spec.steps[1].method: must be one of GET, POST, PUT, PATCH, DELETE, HEAD",
         "spec.steps[2].duration: must be a duration in 1ms .. 365d",
         "spec.steps[3].environment: must match",

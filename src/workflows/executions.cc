@@ -3,8 +3,12 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <charconv>
+#include <map>
+#include <mutex>
 #include <set>
 
+#include "client/client.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/random.h"
@@ -17,6 +21,10 @@ namespace {
 
 namespace json = boost::json;
 
+// The store topic new executions made inside other writes (topic triggers) notify: every
+// server's engine sweeps for them.
+constexpr std::string_view kNewExecutionsTopic = "executions";
+
 std::string NewUuid() {
   std::string h = RandomHex(16);
   h[12] = '4';                                                  // version 4
@@ -27,6 +35,13 @@ std::string NewUuid() {
 
 Status NoExecution(std::string_view id) {
   return Status::NotFound(fmt::format("execution '{}' does not exist", id));
+}
+
+Event FailedEvent(std::string step, int attempt, std::string_view error, bool final) {
+  std::string data = "{\"error\":";
+  AppendJsonString(data, error);
+  data += final ? ",\"final\":true}" : ",\"final\":false}";
+  return MakeEvent(kStepFailed, std::move(step), attempt, std::move(data));
 }
 
 constexpr std::string_view kExecutionColumns =
@@ -53,7 +68,17 @@ Execution ReadExecution(const store::Row& r) {
   return e;
 }
 
-// The read model of one execution (steps included) inside a transaction.
+Event ReadEvent(const store::Row& r) {
+  Event e = MakeEvent(r.Text(1), r.String(2), static_cast<int>(r.Int(3)), r.String(4));
+  e.seq = r.Int(0);
+  e.at_ms = r.Int(5);
+  return e;
+}
+
+constexpr std::string_view kEventColumns =
+    "SELECT seq, kind, step, attempt, data, at FROM execution_events";
+
+// The read model of one execution (steps and signals included) inside a transaction.
 Result<std::optional<Execution>> LoadExecution(store::Tx& tx, const std::string& id,
                                                bool for_update) {
   std::optional<Execution> e;
@@ -87,6 +112,19 @@ Result<std::optional<Execution>> LoadExecution(store::Tx& tx, const std::string&
   return e;
 }
 
+}  // namespace
+
+// Work the engine does outside the transaction: an http call or a scale, for one attempt.
+struct External {
+  std::string tenant, execution, step;
+  int attempt = 0;
+  StepType type = StepType::kHttp;
+  json::value fields;  // the step's fields, templates rendered
+  std::chrono::milliseconds timeout{30'000};
+};
+
+namespace {
+
 // One execution being changed inside a write: its read model, what changed, what to do after.
 struct Open {
   Execution e;
@@ -95,8 +133,92 @@ struct Open {
   int64_t now = 0;
   int64_t wake_at = 0;
   std::vector<std::string> woken;  // executions to advance after the commit
+  std::vector<External> external;  // to run after the commit
   int appended = 0;
 };
+
+// The context templates read: the execution's input and its succeeded steps' outputs.
+class Rendering {
+ public:
+  explicit Rendering(const ExecutionState& s) : state_(s), input_(ParseJsonOrNull(s.input)) {}
+  RenderContext Context() {
+    return {&input_, [this](std::string_view step) -> const json::value* {
+              auto it = state_.steps.find(std::string(step));
+              if (it == state_.steps.end() || it->second.status != StepStatus::kSucceeded) {
+                return nullptr;
+              }
+              auto [pos, _] = outputs_.emplace(it->first, ParseJsonOrNull(it->second.output));
+              return &pos->second;
+            }};
+  }
+
+ private:
+  const ExecutionState& state_;
+  json::value input_;
+  std::map<std::string, json::value> outputs_;
+};
+
+// "http://host:port/path?q" into the client's address and the request target.
+Result<std::pair<std::string, std::string>> SplitUrl(std::string_view url) {
+  if (!url.starts_with("http://")) {
+    return Status::InvalidArgument("the URL must start with http:// (https is not supported yet)");
+  }
+  size_t slash = url.find('/', 7);
+  std::string origin(url.substr(0, slash));
+  std::string target(slash == std::string_view::npos ? "/" : url.substr(slash));
+  if (origin.size() <= 7) return Status::InvalidArgument("the URL has no host");
+  return std::make_pair(std::move(origin), std::move(target));
+}
+
+// Runs one http step attempt: the output (the answer's JSON, or its text as a JSON string), or
+// why it failed and whether another attempt may help.
+struct CallResult {
+  Status status;
+  std::string output = "null";
+  bool retryable = true;
+};
+CallResult CallHttp(const External& x) {
+  CallResult out;
+  const auto& f = x.fields.as_object();
+  std::string url;
+  if (const auto* u = f.if_contains("url"); u && u->is_string()) url = u->as_string();
+  auto split = SplitUrl(url);
+  if (!split.ok()) return {split.status(), "null", false};
+  std::string method = "GET";
+  if (const auto* m = f.if_contains("method"); m && m->is_string()) method = m->as_string();
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (const auto* h = f.if_contains("headers"); h && h->is_object()) {
+    // A lone template may have rendered a number: headers carry its text.
+    for (const auto& kv : h->as_object()) {
+      const auto& v = kv.value();
+      if (v.is_null()) continue;
+      headers.emplace_back(kv.key(), v.is_string() ? std::string(v.as_string()) : ToJson(v));
+    }
+  }
+  std::string body;
+  if (const auto* b = f.if_contains("body"); b && !b->is_null()) {
+    body = b->is_string() ? std::string(b->as_string()) : ToJson(*b);
+    headers.emplace_back("Content-Type", "application/json");
+  }
+  client::Client c({.addr = split->first, .token = "", .timeout = x.timeout});
+  auto r = c.Do(method, split->second, body, std::move(headers));
+  if (!r.ok()) return {Status::Unavailable(r.status().message()), "null", true};
+  if (r->status < 200 || r->status > 299) {
+    std::string text = r->body.substr(0, 200);
+    bool retryable = r->status >= 500 || r->status == 429 || r->status == 408;
+    return {Status::Unavailable(fmt::format("HTTP {}: {}", r->status, text)), "null", retryable};
+  }
+  std::error_code ec;
+  auto v = json::parse(r->body, ec);
+  if (ec) {
+    std::string text;
+    AppendJsonString(text, r->body.substr(0, 256 * 1024));
+    out.output = r->body.empty() ? "null" : text;
+  } else {
+    out.output = ToJson(v);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -109,8 +231,13 @@ struct ExecutionService::Impl {
   WorkflowService& workflows;
   queues::QueueService& queues;
   const Clock& clock;
+  ScaleFn scale;
   std::unique_ptr<runtime::WorkQueue> engine;
   std::unique_ptr<runtime::WorkQueue> sweeper;
+  std::unique_ptr<runtime::WorkQueue> calls;  // http steps, keyed by id/step/attempt
+  int subscription = -1;
+  std::mutex mu;
+  std::map<std::string, External> pending_calls;  // GUARDED_BY(mu)
 
   bool postgres() const { return store.Backend() == "postgres"; }
 
@@ -129,7 +256,9 @@ struct ExecutionService::Impl {
     return o;
   }
 
-  // Appends `e` to the log and folds it into the read model.
+  // Appends `e` to the log and folds it into the read model; messages of task attempts the
+  // event ends leave their queues (into the dead-letter queue when a step failed for good:
+  // poison tasks stay there to be looked at).
   Status Append(store::Tx& tx, Open& o, Event e) {
     e.seq = o.e.state.last_seq + 1;
     e.at_ms = o.now;
@@ -138,30 +267,26 @@ struct ExecutionService::Impl {
                 " step, attempt, data, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 {o.e.id, e.seq, e.Id(), e.kind, e.step, int64_t{e.attempt}, e.data, e.at_ms})
             .status());
-    const bool ends_task_attempt = (e.kind == kStepSucceeded || e.kind == kStepFailed);
-    Apply(o.e.state, e);
-    int index = e.step.empty() ? -1 : o.spec->Find(e.step);
-    if (index >= 0) o.dirty_steps.insert(e.step);
-    if (ends_task_attempt && index >= 0 && o.spec->At(index).type == StepType::kTask) {
-      // The attempt's message is done with: gone, or into the dead-letter queue when the step
-      // failed for good (poison tasks stay there to be looked at).
-      auto& st = o.e.state.steps[e.step];
-      if (st.message_id) {
-        bool dead = st.status == StepStatus::kFailed;
-        DROVER_RETURN_IF_ERROR(
-            queues.RemoveInTx(tx, o.e.tenant, o.spec->At(index).queue, st.message_id, dead));
-        st.message_id = 0;
-      }
+    // The messages held before the event (Apply forgets those whose attempts it ends).
+    std::map<std::string, int64_t> held;
+    for (const auto& [name, st] : o.e.state.steps) {
+      if (st.message_id) held[name] = st.message_id;
     }
-    if (e.kind == kExecutionCancelled) {
-      for (const auto& sp : o.spec->steps) {
-        auto& st = o.e.state.steps[sp.name];
-        if (sp.type == StepType::kTask && st.message_id) {
-          DROVER_RETURN_IF_ERROR(queues.RemoveInTx(tx, o.e.tenant, sp.queue, st.message_id, false));
-          st.message_id = 0;
-          o.dirty_steps.insert(sp.name);
-        }
-      }
+    Apply(o.e.state, e);
+    const bool whole = e.step.empty() || e.kind == kSignalReceived;
+    if (whole) {
+      // An execution's event may change every step (ended, skipped, reset for a retry).
+      for (int i = 0; i < o.spec->size(); ++i) o.dirty_steps.insert(o.spec->At(i).name);
+    } else if (o.spec->Find(e.step) >= 0) {
+      o.dirty_steps.insert(e.step);
+    }
+    for (const auto& [name, id] : held) {
+      auto it = o.e.state.steps.find(name);
+      if (it == o.e.state.steps.end() || it->second.message_id == id) continue;
+      int index = o.spec->Find(name);
+      if (index < 0) continue;
+      bool dead = it->second.status == StepStatus::kFailed;
+      DROVER_RETURN_IF_ERROR(queues.RemoveInTx(tx, o.e.tenant, o.spec->At(index).queue, id, dead));
     }
     ++o.appended;
     return Status::Ok();
@@ -181,33 +306,26 @@ struct ExecutionService::Impl {
     return *ahead < o.spec->concurrency->max;
   }
 
-  // The body of a task attempt's message: what the worker runs, with templates rendered.
-  std::string TaskBody(const Open& o, const StepSpec& sp, int attempt) {
-    json::value input = ParseJsonOrNull(o.e.state.input);
-    std::map<std::string, json::value> outputs;
-    RenderContext ctx{
-        &input, [&](std::string_view step) -> const json::value* {
-          auto it = o.e.state.steps.find(std::string(step));
-          if (it == o.e.state.steps.end() || it->second.status != StepStatus::kSucceeded) {
-            return nullptr;
-          }
-          auto [pos, _] = outputs.emplace(it->first, ParseJsonOrNull(it->second.output));
-          return &pos->second;
-        }};
+  // The step's fields with templates rendered.
+  static json::value RenderedFields(const Open& o, const StepSpec& sp) {
     json::value fields = ParseJsonOrNull(sp.fields);
-    if (!fields.is_object()) fields = json::object();
+    if (!fields.is_object()) return json::object();
+    Rendering r(o.e.state);
+    return Render(fields, r.Context());
+  }
+
+  // The body of a task attempt's message: what the worker runs, with templates rendered.
+  static std::string TaskBody(const Open& o, const StepSpec& sp, int attempt) {
+    json::value fields = RenderedFields(o, sp);
+    const auto& f = fields.as_object();
     json::object body;
     body["execution"] = o.e.id;
     body["workflow"] = o.e.workflow;
     body["step"] = sp.name;
     body["attempt"] = attempt;
-    const auto& f = fields.as_object();
-    if (const auto* c = f.if_contains("command")) body["command"] = Render(*c, ctx);
-    if (const auto* in = f.if_contains("input")) {
-      body["input"] = Render(*in, ctx);
-    } else {
-      body["input"] = nullptr;
-    }
+    if (const auto* c = f.if_contains("command")) body["command"] = *c;
+    const auto* in = f.if_contains("input");
+    body["input"] = in ? *in : json::value(nullptr);
     return ToJson(body);
   }
 
@@ -227,37 +345,27 @@ struct ExecutionService::Impl {
       std::vector<Event> follow;  // failures found doing the work
       for (const auto& w : d.work) {
         const StepSpec& sp = o.spec->At(w.step);
-        if (sp.type == StepType::kTask) {
-          queues::OutgoingMessage m;
-          m.body = TaskBody(o, sp, w.attempt);
-          if (w.due_at_ms > o.now) m.delay_ms = w.due_at_ms - o.now;
-          auto sent = queues.SendInTx(tx, o.e.tenant, sp.queue, m);
-          for (auto& e : d.events) {
-            if (e.kind == kStepScheduled && e.step == sp.name) {
-              e.data = fmt::format(R"({{"due_at":{},"message":{}}})", w.due_at_ms,
-                                   sent.ok() ? sent->id : 0);
-            }
+        if (sp.type != StepType::kTask) {
+          // Run after the commit, outside the transaction; the step's timeout bounds it.
+          o.external.push_back({o.e.tenant, o.e.id, sp.name, w.attempt, sp.type,
+                                RenderedFields(o, sp),
+                                sp.timeout.value_or(std::chrono::milliseconds(30'000))});
+          continue;
+        }
+        queues::OutgoingMessage m;
+        m.body = TaskBody(o, sp, w.attempt);
+        if (w.due_at_ms > o.now) m.delay_ms = w.due_at_ms - o.now;
+        auto sent = queues.SendInTx(tx, o.e.tenant, sp.queue, m);
+        for (auto& e : d.events) {
+          if (e.kind == kStepScheduled && e.step == sp.name) {
+            e.data = fmt::format(R"({{"due_at":{},"message":{}}})", w.due_at_ms,
+                                 sent.ok() ? sent->id : 0);
           }
-          if (!sent.ok()) {
-            Event f;
-            f.kind = kStepFailed;
-            f.step = sp.name;
-            f.attempt = w.attempt;
-            f.data = "{\"error\":";
-            AppendJsonString(f.data,
-                             "cannot send to queue " + sp.queue + ": " + sent.status().message());
-            f.data += ",\"final\":true}";
-            follow.push_back(std::move(f));
-          }
-        } else {
-          // http and scale steps: not run by this version of the engine yet.
-          Event f;
-          f.kind = kStepFailed;
-          f.step = sp.name;
-          f.attempt = w.attempt;
-          f.data = fmt::format(R"({{"error":"{} steps are not available yet","final":true}})",
-                               StepTypeName(sp.type));
-          follow.push_back(std::move(f));
+        }
+        if (!sent.ok()) {
+          follow.push_back(FailedEvent(
+              sp.name, w.attempt,
+              "cannot send to queue " + sp.queue + ": " + sent.status().message(), true));
         }
       }
       for (auto& e : d.events) DROVER_RETURN_IF_ERROR(Append(tx, o, std::move(e)));
@@ -271,7 +379,7 @@ struct ExecutionService::Impl {
     if (o.appended == 0) return Status::Ok();
     const auto& s = o.e.state;
     std::optional<int64_t> wake;
-    if (!IsEnded(s.status) || o.wake_at) wake = o.wake_at ? o.wake_at : std::optional<int64_t>{};
+    if (o.wake_at) wake = o.wake_at;
     DROVER_RETURN_IF_ERROR(
         tx.Exec("UPDATE executions SET status = ?, run = ?, output = ?, error = ?,"
                 " started_at = ?, ended_at = ?, updated_at = ?, last_seq = ?, wake_at = ?"
@@ -281,24 +389,12 @@ struct ExecutionService::Impl {
                  wake ? store::Param(*wake) : store::Param(nullptr), o.e.id})
             .status());
     for (const auto& name : o.dirty_steps) {
-      const auto& st = o.e.state.steps.at(name);
-      DROVER_RETURN_IF_ERROR(
-          tx.Exec(
-                "INSERT INTO execution_steps (execution, step, status, attempt, output, error,"
-                " scheduled_at, due_at, started_at, ended_at, message_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (execution, step) DO UPDATE SET status = excluded.status,"
-                " attempt = excluded.attempt, output = excluded.output, error = excluded.error,"
-                " scheduled_at = excluded.scheduled_at, due_at = excluded.due_at,"
-                " started_at = excluded.started_at, ended_at = excluded.ended_at,"
-                " message_id = excluded.message_id",
-                {o.e.id, name, StepStatusName(st.status), int64_t{st.attempt}, st.output, st.error,
-                 st.scheduled_at_ms, st.due_at_ms, st.started_at_ms, st.ended_at_ms, st.message_id})
-              .status());
+      DROVER_RETURN_IF_ERROR(UpsertStep(tx, o.e.id, name, o.e.state.steps[name]));
     }
+    // A change index, so blocking reads and event streams of this execution wake.
+    DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
     DROVER_RETURN_IF_ERROR(tx.Notify(ExecutionTopic(o.e.id)));
     if (IsEnded(s.status) && !IsEnded(before)) {
-      DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
       DROVER_RETURN_IF_ERROR(events::Record(
           tx, {o.e.tenant, "execution", o.e.id, std::string(ExecutionStatusName(s.status)),
                fmt::format(R"({{"workflow":"{}"}})", o.e.workflow)}));
@@ -320,8 +416,25 @@ struct ExecutionService::Impl {
     return Status::Ok();
   }
 
-  // A change of one execution from outside (a worker, a signal, cancel, retry): `change`
-  // appends what the caller reports (or answers without appending), then the engine runs.
+  static Status UpsertStep(store::Tx& tx, const std::string& id, const std::string& name,
+                           const StepState& st) {
+    return tx
+        .Exec(
+            "INSERT INTO execution_steps (execution, step, status, attempt, output, error,"
+            " scheduled_at, due_at, started_at, ended_at, message_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (execution, step) DO UPDATE SET status = excluded.status,"
+            " attempt = excluded.attempt, output = excluded.output, error = excluded.error,"
+            " scheduled_at = excluded.scheduled_at, due_at = excluded.due_at,"
+            " started_at = excluded.started_at, ended_at = excluded.ended_at,"
+            " message_id = excluded.message_id",
+            {id, name, StepStatusName(st.status), int64_t{st.attempt}, st.output, st.error,
+             st.scheduled_at_ms, st.due_at_ms, st.started_at_ms, st.ended_at_ms, st.message_id})
+        .status();
+  }
+
+  // A change of one execution from outside (a worker, a signal, cancel, retry, a step the
+  // engine ran): `change` appends what happened (or nothing for a repeat), then the engine runs.
   void Change(std::string tenant, std::string id, std::function<Status(store::Tx&, Open&)> change,
               std::function<void(Result<Execution>)> done) {
     auto out = std::make_shared<Open>();
@@ -333,7 +446,7 @@ struct ExecutionService::Impl {
           *out = std::move(*o);
           ExecutionStatus before = out->e.state.status;
           DROVER_RETURN_IF_ERROR(change(tx, *out));
-          if (out->appended == 0) return Status::Ok();  // a duplicate: nothing to do
+          if (out->appended == 0) return Status::Ok();  // a repeat: nothing to do
           DROVER_RETURN_IF_ERROR(Run(tx, *out));
           return Flush(tx, *out, before);
         },
@@ -344,12 +457,82 @@ struct ExecutionService::Impl {
         });
   }
 
-  void AfterCommit(const Open& o) {
+  void AfterCommit(Open& o) {
     if (!engine) return;
     for (const auto& w : o.woken) engine->Add(w);
-    if (o.wake_at > o.now) {
-      engine->AddAfter(o.e.id, std::chrono::milliseconds(o.wake_at - o.now));
+    if (o.wake_at > o.now) engine->AddAfter(o.e.id, std::chrono::milliseconds(o.wake_at - o.now));
+    for (auto& x : o.external) Dispatch(std::move(x));
+    o.external.clear();
+  }
+
+  // Starts an http call or a scale; its outcome comes back as the step's success or failure.
+  void Dispatch(External x) {
+    if (x.type == StepType::kScale) {
+      std::string env, capacity;
+      const auto& f = x.fields.as_object();
+      if (const auto* e = f.if_contains("environment"); e && e->is_string()) env = e->as_string();
+      if (const auto* c = f.if_contains("capacity")) {
+        capacity = c->is_string() ? std::string(c->as_string()) : ToJson(*c);
+      }
+      if (!scale) {
+        return Finish(std::move(x),
+                      {Status::Unavailable("scale steps are not wired"), "null", false});
+      }
+      std::string output = fmt::format(R"({{"environment":"{}","capacity":{}}})", env,
+                                       ToJson(json::value(json::string(capacity))));
+      scale(x.tenant, env, capacity, [this, x, output](Status s) mutable {
+        Finish(std::move(x), {s, s.ok() ? output : "null", !s.IsNotFound() && !s.IsValidation()});
+      });
+      return;
     }
+    std::string key = x.execution + "/" + x.step + "/" + std::to_string(x.attempt);
+    {
+      std::lock_guard lock(mu);
+      pending_calls.emplace(key, std::move(x));
+    }
+    calls->Add(key);
+  }
+
+  // Records the outcome of an attempt the engine ran itself, unless the step moved on meanwhile
+  // (a timeout, a cancel, a retry): then it is stale and changes nothing.
+  void Finish(External x, CallResult r) {
+    int attempt = x.attempt;
+    std::string step = x.step;
+    Change(
+        x.tenant, x.execution,
+        [this, step, attempt, r = std::move(r)](store::Tx& tx, Open& o) -> Status {
+          auto it = o.e.state.steps.find(step);
+          if (it == o.e.state.steps.end() || it->second.status != StepStatus::kRunning ||
+              it->second.attempt != attempt || IsEnded(o.e.state.status)) {
+            return Status::Ok();
+          }
+          if (r.status.ok()) {
+            return Append(
+                tx, o, MakeEvent(kStepSucceeded, step, attempt, "{\"output\":" + r.output + "}"));
+          }
+          const StepSpec& sp = o.spec->At(o.spec->Find(step));
+          bool final = !r.retryable || attempt >= sp.retry.max_attempts;
+          return Append(tx, o, FailedEvent(step, attempt, r.status.message(), final));
+        },
+        [step](Result<Execution> e) {
+          if (!e.ok() && !e.status().IsNotFound()) {
+            LogWarn("recording step {}: {}", step, e.status().message());
+          }
+        });
+  }
+
+  runtime::Outcome RunCall(const std::string& key) {
+    std::optional<External> x;
+    {
+      std::lock_guard lock(mu);
+      auto it = pending_calls.find(key);
+      if (it == pending_calls.end()) return runtime::Outcome::Done();
+      x = std::move(it->second);
+      pending_calls.erase(it);
+    }
+    CallResult r = CallHttp(*x);
+    Finish(std::move(*x), std::move(r));
+    return runtime::Outcome::Done();
   }
 
   // Whether the event with this id is in the log already.
@@ -361,7 +544,7 @@ struct ExecutionService::Impl {
     return *n > 0;
   }
 
-  // The checks of a worker's report; OK(false) for a duplicate of a report already taken.
+  // The checks of a worker's report; OK(false) for a repeat of a report already taken.
   static Result<bool> CheckReport(store::Tx& tx, Open& o, const std::string& step, int attempt,
                                   std::string_view kind) {
     int index = o.spec->Find(step);
@@ -386,13 +569,79 @@ struct ExecutionService::Impl {
   Status Report(store::Tx& tx, Open& o, int attempt, Event e) {
     const StepState& st = o.e.state.steps[e.step];
     if (st.status != StepStatus::kRunning || st.attempt != attempt) {
-      Event started;
-      started.kind = kStepStarted;
-      started.step = e.step;
-      started.attempt = attempt;
-      DROVER_RETURN_IF_ERROR(Append(tx, o, std::move(started)));
+      DROVER_RETURN_IF_ERROR(Append(tx, o, MakeEvent(kStepStarted, e.step, attempt)));
     }
     return Append(tx, o, std::move(e));
+  }
+
+  // Inserts a new execution of the workflow's current version inside `tx` (or finds the one
+  // its idempotency key names).
+  Result<ExecutionService::Created> CreateInTx(store::Tx& tx, Execution e, const std::string& key) {
+    ExecutionService::Created out;
+    if (!key.empty()) {
+      std::optional<std::pair<std::string, std::string>> first;
+      DROVER_RETURN_IF_ERROR(
+          tx.Query("SELECT id, input FROM executions WHERE tenant = ? AND workflow = ? AND"
+                   " idempotency_key = ?",
+                   {e.tenant, e.workflow, key},
+                   [&](const store::Row& r) { first.emplace(r.String(0), r.String(1)); }));
+      if (first) {
+        if (first->second != e.state.input) {
+          return Status::Validation(
+              {{"Idempotency-Key", "was used for an execution with a different input"}});
+        }
+        auto loaded = LoadExecution(tx, first->first, false);
+        if (!loaded.ok()) return loaded.status();
+        if (*loaded) {
+          out.execution = std::move(**loaded);
+          out.replayed = true;
+          return out;
+        }
+      }
+    }
+    auto version = workflows.CurrentVersionInTx(tx, e.tenant, e.workflow);
+    if (!version.ok()) return version.status();
+    auto spec = workflows.SpecInTx(tx, e.tenant, e.workflow, *version);
+    if (!spec.ok()) return spec.status();
+    auto now = tx.NowMillis();
+    if (!now.ok()) return now.status();
+    e.id = NewUuid();
+    e.version = *version;
+    if ((*spec)->concurrency) {
+      json::value input = ParseJsonOrNull(e.state.input);
+      e.concurrency_key = RenderText((*spec)->concurrency->key, {&input, nullptr});
+    }
+    json::object data;
+    data["input"] = ParseJsonOrNull(e.state.input);
+    data["workflow"] = e.workflow;
+    data["version"] = e.version;
+    json::array names;
+    for (int i = 0; i < (*spec)->size(); ++i) names.push_back(json::string((*spec)->At(i).name));
+    data["steps"] = std::move(names);
+    Event created = MakeEvent(kExecutionCreated, "", 0, ToJson(data));
+    created.seq = 1;
+    created.at_ms = *now;
+    std::string input = std::move(e.state.input);
+    e.state = ExecutionState{};
+    Apply(e.state, created);
+    e.state.input = std::move(input);
+    e.updated_at_ms = *now;
+    // A key another server is inserting right now: its row wins (the unique index), and this
+    // write fails rather than answering a second execution.
+    DROVER_RETURN_IF_ERROR(
+        tx.Exec("INSERT INTO executions (id, tenant, workflow, version, status, run, input,"
+                " output, error, idempotency_key, concurrency_key, created_at, started_at,"
+                " ended_at, updated_at, last_seq, wake_at)"
+                " VALUES (?, ?, ?, ?, 'pending', 0, ?, 'null', '', ?, ?, ?, 0, 0, ?, 1, ?)",
+                {e.id, e.tenant, e.workflow, e.version, e.state.input, key, e.concurrency_key, *now,
+                 *now, *now})
+            .status());
+    DROVER_RETURN_IF_ERROR(tx.Exec("INSERT INTO execution_events (execution, seq, event_id, kind,"
+                                   " step, attempt, data, at) VALUES (?, 1, ?, ?, '', 0, ?, ?)",
+                                   {e.id, created.Id(), created.kind, created.data, *now})
+                               .status());
+    out.execution = std::move(e);
+    return out;
   }
 };
 
@@ -401,6 +650,8 @@ ExecutionService::ExecutionService(store::Store& store, WorkflowService& workflo
     : impl_(std::make_unique<Impl>(store, workflows, queues, clock)) {}
 
 ExecutionService::~ExecutionService() { Stop(); }
+
+void ExecutionService::SetScale(ScaleFn scale) { impl_->scale = std::move(scale); }
 
 void ExecutionService::Start() {
   if (impl_->engine) return;
@@ -418,13 +669,28 @@ void ExecutionService::Start() {
         if (!n.ok()) return runtime::Outcome::Failed(n.status());
         return runtime::Outcome::After(std::chrono::seconds(1));
       });
+  impl_->calls = std::make_unique<runtime::WorkQueue>(
+      runtime::WorkQueueOptions{.name = "http-steps", .workers = 4, .clock = &impl_->clock},
+      [im = impl_.get()](const std::string& key) { return im->RunCall(key); });
   impl_->engine->Start();
   impl_->sweeper->Start();
+  impl_->calls->Start();
   impl_->sweeper->Add("sweep");
+  // Executions started inside other writes (topic triggers), here or on another server.
+  impl_->subscription = impl_->store.Subscribe([im = impl_.get()](const store::Change& c) {
+    bool ours = c.resync ||
+                std::find(c.topics.begin(), c.topics.end(), kNewExecutionsTopic) != c.topics.end();
+    if (ours && im->sweeper) im->sweeper->Add("sweep");
+  });
 }
 
 void ExecutionService::Stop() {
+  if (impl_->subscription >= 0) {
+    impl_->store.Unsubscribe(impl_->subscription);
+    impl_->subscription = -1;
+  }
   if (impl_->sweeper) impl_->sweeper->Stop(runtime::WorkQueue::kUntilDone);
+  if (impl_->calls) impl_->calls->Stop(std::chrono::seconds(5));
   if (impl_->engine) impl_->engine->Stop(runtime::WorkQueue::kUntilDone);
 }
 
@@ -436,83 +702,45 @@ void ExecutionService::Create(std::string tenant, std::string workflow, std::str
   out->execution.workflow = std::move(workflow);
   out->execution.state.input = std::move(input_json);
   Impl* impl = impl_.get();
+  Execution proto = out->execution;
   impl_->store.Write(
-      [impl, out, key = std::move(idempotency_key)](store::Tx& tx) -> Status {
-        Execution& e = out->execution;
-        out->replayed = false;
-        if (!key.empty()) {
-          std::optional<std::pair<std::string, std::string>> first;
-          DROVER_RETURN_IF_ERROR(
-              tx.Query("SELECT id, input FROM executions WHERE tenant = ? AND workflow = ? AND"
-                       " idempotency_key = ?",
-                       {e.tenant, e.workflow, key},
-                       [&](const store::Row& r) { first.emplace(r.String(0), r.String(1)); }));
-          if (first) {
-            if (first->second != e.state.input) {
-              return Status::Validation(
-                  {{"Idempotency-Key", "was used for an execution with a different input"}});
-            }
-            auto loaded = LoadExecution(tx, first->first, false);
-            if (!loaded.ok()) return loaded.status();
-            if (*loaded) {
-              e = std::move(**loaded);
-              out->replayed = true;
-              return Status::Ok();
-            }
-          }
-        }
-        auto version = impl->workflows.CurrentVersionInTx(tx, e.tenant, e.workflow);
-        if (!version.ok()) return version.status();
-        auto spec = impl->workflows.SpecInTx(tx, e.tenant, e.workflow, *version);
-        if (!spec.ok()) return spec.status();
-        auto now = tx.NowMillis();
-        if (!now.ok()) return now.status();
-        e.id = NewUuid();
-        e.version = *version;
-        if ((*spec)->concurrency) {
-          json::value input = ParseJsonOrNull(e.state.input);
-          e.concurrency_key = RenderText((*spec)->concurrency->key, {&input, nullptr});
-        }
-        Event created;
-        created.seq = 1;
-        created.kind = kExecutionCreated;
-        created.at_ms = *now;
-        json::object data;
-        data["input"] = ParseJsonOrNull(e.state.input);
-        data["workflow"] = e.workflow;
-        data["version"] = e.version;
-        json::array names;
-        for (int i = 0; i < (*spec)->size(); ++i)
-          names.push_back(json::string((*spec)->At(i).name));
-        data["steps"] = std::move(names);
-        created.data = ToJson(data);
-        std::string input = std::move(e.state.input);
-        e.state = ExecutionState{};
-        Apply(e.state, created);
-        e.state.input = std::move(input);
-        e.updated_at_ms = *now;
-        // A key another server is inserting right now: its row wins (the unique index), and
-        // this write fails rather than answering a second execution.
-        DROVER_RETURN_IF_ERROR(
-            tx.Exec("INSERT INTO executions (id, tenant, workflow, version, status, run, input,"
-                    " output, error, idempotency_key, concurrency_key, created_at, started_at,"
-                    " ended_at, updated_at, last_seq, wake_at)"
-                    " VALUES (?, ?, ?, ?, 'pending', 0, ?, 'null', '', ?, ?, ?, 0, 0, ?, 1, ?)",
-                    {e.id, e.tenant, e.workflow, e.version, e.state.input, key, e.concurrency_key,
-                     *now, *now, *now})
-                .status());
-        return tx
-            .Exec(
-                "INSERT INTO execution_events (execution, seq, event_id, kind, step,"
-                " attempt, data, at) VALUES (?, 1, ?, ?, '', 0, ?, ?)",
-                {e.id, created.Id(), created.kind, created.data, *now})
-            .status();
+      [impl, out, proto = std::move(proto),
+       key = std::move(idempotency_key)](store::Tx& tx) -> Status {
+        auto created = impl->CreateInTx(tx, proto, key);
+        if (!created.ok()) return created.status();
+        *out = std::move(*created);
+        return Status::Ok();
       },
       [impl, out, done = std::move(done)](Status s) {
         if (!s.ok()) return done(s);
         if (!out->replayed && impl->engine) impl->engine->Add(out->execution.id);
         done(std::move(*out));
       });
+}
+
+Result<std::vector<ExecutionService::Started>> ExecutionService::StartFromTopicInTx(
+    store::Tx& tx, const std::string& tenant, const std::string& topic,
+    const std::string& input_json, const std::string& dedup_id) {
+  std::vector<std::string> names;
+  DROVER_RETURN_IF_ERROR(tx.Query(
+      "SELECT workflow FROM workflow_triggers WHERE tenant = ? AND topic = ? ORDER BY workflow",
+      {tenant, topic}, [&](const store::Row& r) { names.push_back(r.String(0)); }));
+  std::vector<Started> out;
+  for (const auto& name : names) {
+    Execution e;
+    e.tenant = tenant;
+    e.workflow = name;
+    e.state.input = input_json;
+    auto created = impl_->CreateInTx(tx, std::move(e),
+                                     dedup_id.empty() ? "" : "topic/" + topic + "/" + dedup_id);
+    if (!created.ok()) {
+      if (created.status().IsValidation()) continue;  // the same dedup id with another body
+      return created.status();
+    }
+    out.push_back({name, created->execution.id, created->replayed});
+  }
+  if (!out.empty()) DROVER_RETURN_IF_ERROR(tx.Notify(kNewExecutionsTopic));
+  return out;
 }
 
 Result<Execution> ExecutionService::Get(const std::string& tenant, const std::string& id) {
@@ -533,14 +761,13 @@ Result<Page<Execution>> ExecutionService::List(const std::string& tenant,
                                                const std::string& cursor, int limit) {
   // Newest first; the cursor is "created_at/id" of the last one shown.
   int64_t before_at = INT64_MAX;
-  std::string before_id;
+  std::string before_id = "\x7f";
   if (!cursor.empty()) {
     size_t slash = cursor.find('/');
-    if (slash == std::string::npos) return Status::InvalidArgument("cursor: not one of ours");
-    try {
-      before_at = std::stoll(cursor.substr(0, slash));
-    } catch (...) {
-      return Status::InvalidArgument("cursor: not one of ours");
+    auto [p, ec] = std::from_chars(
+        cursor.data(), cursor.data() + (slash == std::string::npos ? 0 : slash), before_at);
+    if (slash == std::string::npos || ec != std::errc() || p != cursor.data() + slash) {
+      return Status::InvalidArgument("cursor: not one this server gave");
     }
     before_id = cursor.substr(slash + 1);
   }
@@ -552,7 +779,7 @@ Result<Page<Execution>> ExecutionService::List(const std::string& tenant,
                         " AND (created_at < ? OR (created_at = ? AND id < ?))"
                         " ORDER BY created_at DESC, id DESC LIMIT ?",
                     {tenant, filter.workflow, filter.workflow, status, status, before_at, before_at,
-                     cursor.empty() ? std::string_view("\x7f") : before_id, int64_t{limit} + 1},
+                     before_id, int64_t{limit} + 1},
                     [&](const store::Row& r) { page.items.push_back(ReadExecution(r)); });
   });
   if (!s.ok()) return s;
@@ -567,23 +794,12 @@ Result<std::vector<Event>> ExecutionService::Events(const std::string& tenant,
   std::vector<Event> out;
   bool found = false;
   Status s = impl_->store.Read([&](store::Tx& tx) -> Status {
-    auto t = tx.Query("SELECT tenant FROM executions WHERE id = ?", {id},
-                      [&](const store::Row& r) { found = r.Text(0) == tenant; });
-    DROVER_RETURN_IF_ERROR(t);
+    DROVER_RETURN_IF_ERROR(tx.Query("SELECT tenant FROM executions WHERE id = ?", {id},
+                                    [&](const store::Row& r) { found = r.Text(0) == tenant; }));
     if (!found) return Status::Ok();
     return tx.Query(
-        "SELECT seq, kind, step, attempt, data, at FROM execution_events WHERE execution = ?"
-        " AND seq > ? ORDER BY seq LIMIT ?",
-        {id, after, int64_t{limit}}, [&](const store::Row& r) {
-          Event e;
-          e.seq = r.Int(0);
-          e.kind = r.String(1);
-          e.step = r.String(2);
-          e.attempt = static_cast<int>(r.Int(3));
-          e.data = r.String(4);
-          e.at_ms = r.Int(5);
-          out.push_back(std::move(e));
-        });
+        std::string(kEventColumns) + " WHERE execution = ? AND seq > ? ORDER BY seq LIMIT ?",
+        {id, after, int64_t{limit}}, [&](const store::Row& r) { out.push_back(ReadEvent(r)); });
   });
   if (!s.ok()) return s;
   if (!found) return NoExecution(id);
@@ -601,12 +817,9 @@ void ExecutionService::Complete(std::string tenant, std::string id, std::string 
         auto fresh = Impl::CheckReport(tx, o, step, attempt, kStepSucceeded);
         if (!fresh.ok()) return fresh.status();
         if (!*fresh) return Status::Ok();
-        Event e;
-        e.kind = kStepSucceeded;
-        e.step = step;
-        e.attempt = attempt;
-        e.data = "{\"output\":" + output + "}";
-        return impl->Report(tx, o, attempt, std::move(e));
+        return impl->Report(
+            tx, o, attempt,
+            MakeEvent(kStepSucceeded, step, attempt, "{\"output\":" + output + "}"));
       },
       std::move(done));
 }
@@ -624,17 +837,18 @@ void ExecutionService::Fail(std::string tenant, std::string id, std::string step
         if (!*fresh) return Status::Ok();
         const StepSpec& sp = o.spec->At(o.spec->Find(step));
         bool final = !retryable || attempt >= sp.retry.max_attempts;
-        Event e;
-        e.kind = kStepFailed;
-        e.step = step;
-        e.attempt = attempt;
-        e.data = "{\"error\":";
-        AppendJsonString(e.data, error);
-        e.data += final ? ",\"final\":true}" : ",\"final\":false}";
-        return impl->Report(tx, o, attempt, std::move(e));
+        return impl->Report(tx, o, attempt, FailedEvent(step, attempt, error, final));
       },
       std::move(done));
 }
+
+namespace {
+
+Status EndedConflict(const ExecutionState& s) {
+  return Status::Conflict(fmt::format("the execution has {}", ExecutionStatusName(s.status)));
+}
+
+}  // namespace
 
 void ExecutionService::Signal(std::string tenant, std::string id, std::string name,
                               std::string payload_json,
@@ -644,16 +858,10 @@ void ExecutionService::Signal(std::string tenant, std::string id, std::string na
       std::move(tenant), std::move(id),
       [impl, name = std::move(name), payload = std::move(payload_json)](store::Tx& tx,
                                                                         Open& o) -> Status {
-        if (IsEnded(o.e.state.status)) {
-          return Status::Conflict(
-              fmt::format("the execution has {}", ExecutionStatusName(o.e.state.status)));
-        }
+        if (IsEnded(o.e.state.status)) return EndedConflict(o.e.state);
         if (o.e.state.signals.count(name)) return Status::Ok();  // once per name
-        Event e;
-        e.kind = kSignalReceived;
-        e.step = name;
-        e.data = "{\"payload\":" + payload + "}";
-        return impl->Append(tx, o, std::move(e));
+        return impl->Append(tx, o,
+                            MakeEvent(kSignalReceived, name, 0, "{\"payload\":" + payload + "}"));
       },
       std::move(done));
 }
@@ -664,14 +872,8 @@ void ExecutionService::Cancel(std::string tenant, std::string id,
   impl_->Change(
       std::move(tenant), std::move(id),
       [impl](store::Tx& tx, Open& o) -> Status {
-        if (IsEnded(o.e.state.status)) {
-          return Status::Conflict(
-              fmt::format("the execution has {}", ExecutionStatusName(o.e.state.status)));
-        }
-        Event e;
-        e.kind = kExecutionCancelled;
-        e.attempt = o.e.state.run;
-        return impl->Append(tx, o, std::move(e));
+        if (IsEnded(o.e.state.status)) return EndedConflict(o.e.state);
+        return impl->Append(tx, o, MakeEvent(kExecutionCancelled, "", o.e.state.run));
       },
       std::move(done));
 }
@@ -685,14 +887,10 @@ void ExecutionService::Retry(std::string tenant, std::string id,
         auto st = o.e.state.status;
         if (st != ExecutionStatus::kFailed && st != ExecutionStatus::kCancelled) {
           return Status::Conflict(
-              fmt::format("only a failed or cancelled execution can be "
-                          "retried; this one is {}",
+              fmt::format("only a failed or cancelled execution can be retried; this one is {}",
                           ExecutionStatusName(st)));
         }
-        Event e;
-        e.kind = kExecutionRetried;
-        e.attempt = o.e.state.run + 1;
-        return impl->Append(tx, o, std::move(e));
+        return impl->Append(tx, o, MakeEvent(kExecutionRetried, "", o.e.state.run + 1));
       },
       std::move(done));
 }
@@ -736,6 +934,47 @@ Result<int> ExecutionService::Sweep() {
   return static_cast<int>(due.size());
 }
 
+Result<int64_t> ExecutionService::Expire() {
+  struct Ended {
+    std::string id, tenant, workflow;
+    int64_t version = 0, ended_at = 0;
+  };
+  std::vector<Ended> ended;
+  int64_t now = 0;
+  Status s = impl_->store.Read([&](store::Tx& tx) -> Status {
+    auto n = tx.NowMillis();
+    if (!n.ok()) return n.status();
+    now = *n;
+    // Every retention is at least a minute: nothing younger can have expired.
+    return tx.Query(
+        "SELECT id, tenant, workflow, version, ended_at FROM executions WHERE ended_at > 0 AND"
+        " ended_at < ? ORDER BY ended_at LIMIT 1000",
+        {now - 60'000}, [&](const store::Row& r) {
+          ended.push_back({r.String(0), r.String(1), r.String(2), r.Int(3), r.Int(4)});
+        });
+  });
+  if (!s.ok()) return s;
+  std::vector<std::string> expired;
+  for (const auto& e : ended) {
+    auto spec = impl_->workflows.Spec(e.tenant, e.workflow, e.version);
+    int64_t retention = spec.ok() ? (*spec)->retention.count() : 0;
+    if (e.ended_at < now - retention) expired.push_back(e.id);
+  }
+  if (expired.empty()) return int64_t{0};
+  Status w = store::WriteSync(impl_->store, [&](store::Tx& tx) -> Status {
+    for (const auto& id : expired) {
+      for (const char* sql : {"DELETE FROM execution_events WHERE execution = ?",
+                              "DELETE FROM execution_steps WHERE execution = ?",
+                              "DELETE FROM executions WHERE id = ? AND ended_at > 0"}) {
+        DROVER_RETURN_IF_ERROR(tx.Exec(sql, {id}).status());
+      }
+    }
+    return Status::Ok();
+  });
+  if (!w.ok()) return w;
+  return static_cast<int64_t>(expired.size());
+}
+
 Result<int64_t> ExecutionService::Rebuild() {
   std::vector<std::string> ids;
   Status s = impl_->store.Read([&](store::Tx& tx) {
@@ -746,37 +985,20 @@ Result<int64_t> ExecutionService::Rebuild() {
   for (const auto& id : ids) {
     Status r = store::WriteSync(impl_->store, [&](store::Tx& tx) -> Status {
       std::vector<Event> log;
-      DROVER_RETURN_IF_ERROR(tx.Query(
-          "SELECT seq, kind, step, attempt, data, at FROM execution_events WHERE execution = ?"
-          " ORDER BY seq",
-          {id}, [&](const store::Row& row) {
-            Event e;
-            e.seq = row.Int(0);
-            e.kind = row.String(1);
-            e.step = row.String(2);
-            e.attempt = static_cast<int>(row.Int(3));
-            e.data = row.String(4);
-            e.at_ms = row.Int(5);
-            log.push_back(std::move(e));
-          }));
-      ExecutionState st = Fold(log);
       DROVER_RETURN_IF_ERROR(
-          tx.Exec("UPDATE executions SET status = ?, run = ?, output = ?, error = ?,"
-                  " started_at = ?, ended_at = ?, last_seq = ? WHERE id = ?",
-                  {ExecutionStatusName(st.status), int64_t{st.run}, st.output, st.error,
-                   st.started_at_ms, st.ended_at_ms, st.last_seq, id})
-              .status());
+          tx.Query(std::string(kEventColumns) + " WHERE execution = ? ORDER BY seq", {id},
+                   [&](const store::Row& row) { log.push_back(ReadEvent(row)); }));
+      ExecutionState st = Fold(log);
+      DROVER_RETURN_IF_ERROR(tx.Exec("UPDATE executions SET status = ?, run = ?, output = ?,"
+                                     " error = ?, started_at = ?, ended_at = ?, last_seq = ?"
+                                     " WHERE id = ?",
+                                     {ExecutionStatusName(st.status), int64_t{st.run}, st.output,
+                                      st.error, st.started_at_ms, st.ended_at_ms, st.last_seq, id})
+                                 .status());
       DROVER_RETURN_IF_ERROR(
           tx.Exec("DELETE FROM execution_steps WHERE execution = ?", {id}).status());
       for (const auto& [name, step] : st.steps) {
-        DROVER_RETURN_IF_ERROR(
-            tx.Exec("INSERT INTO execution_steps (execution, step, status, attempt, output,"
-                    " error, scheduled_at, due_at, started_at, ended_at, message_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    {id, name, StepStatusName(step.status), int64_t{step.attempt}, step.output,
-                     step.error, step.scheduled_at_ms, step.due_at_ms, step.started_at_ms,
-                     step.ended_at_ms, step.message_id})
-                .status());
+        DROVER_RETURN_IF_ERROR(Impl::UpsertStep(tx, id, name, step));
       }
       return Status::Ok();
     });

@@ -42,7 +42,14 @@ class ExecutionService {
                    const Clock& clock);
   ~ExecutionService();  // Stop()
 
-  // Starts the engine (and its sweep of executions due, every second).
+  // How a `scale` step sets an environment's capacity (the app wires the fleet's environments):
+  // tenant, environment, capacity; `done` gets the outcome. Set before Start.
+  using ScaleFn =
+      std::function<void(std::string, std::string, std::string, std::function<void(Status)>)>;
+  void SetScale(ScaleFn scale);
+
+  // Starts the engine (and its sweep of executions due, every second), and the runners of
+  // http and scale steps.
   void Start();
   void Stop();
 
@@ -75,6 +82,23 @@ class ExecutionService {
   // Conflict when the execution has ended (cancel) or has not failed or been cancelled (retry).
   void Cancel(std::string tenant, std::string id, std::function<void(Result<Execution>)> done);
   void Retry(std::string tenant, std::string id, std::function<void(Result<Execution>)> done);
+
+  // Inside a publish to `topic` (the topic service's hook): starts an execution of every
+  // workflow the topic triggers, with `{body, attributes}` of the message as input and, when the
+  // message has a dedup id, "topic/TOPIC/DEDUP_ID" as its idempotency key (a second publish
+  // with the same dedup id starts nothing). Returns (workflow, execution id, was it a replay).
+  struct Started {
+    std::string workflow, id;
+    bool replayed = false;
+  };
+  Result<std::vector<Started>> StartFromTopicInTx(store::Tx& tx, const std::string& tenant,
+                                                  const std::string& topic,
+                                                  const std::string& input_json,
+                                                  const std::string& dedup_id);
+
+  // Deletes ended executions older than their workflow's retention (the cleanup schedule);
+  // returns how many.
+  Result<int64_t> Expire();
 
   // Advances one execution now (the engine's work; tests call it).
   Status Advance(const std::string& id);

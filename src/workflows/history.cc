@@ -42,17 +42,11 @@ bool Bool(const json::object& o, std::string_view key) {
 void EndOpenSteps(ExecutionState& s, StepStatus to, const std::set<std::string>* only = nullptr) {
   for (auto& [name, st] : s.steps) {
     if (only && !only->count(name)) continue;
-    if (!IsEnded(st.status)) st.status = to;
+    if (!IsEnded(st.status)) {
+      st.status = to;
+      st.message_id = 0;  // removed from its queue with the step
+    }
   }
-}
-
-Event Make(std::string_view kind, std::string step, int attempt, std::string data) {
-  Event e;
-  e.kind = kind;
-  e.step = std::move(step);
-  e.attempt = attempt;
-  e.data = std::move(data);
-  return e;
 }
 
 std::string ObjectWith(std::string_view key, const std::string& json_value) {
@@ -158,6 +152,15 @@ std::string EventId(std::string_view kind, std::string_view step, int attempt) {
 
 std::string Event::Id() const { return EventId(kind, step, attempt); }
 
+Event MakeEvent(std::string_view kind, std::string step, int attempt, std::string data) {
+  Event e;
+  e.kind = kind;
+  e.step = std::move(step);
+  e.attempt = attempt;
+  e.data = std::move(data);
+  return e;
+}
+
 void Apply(ExecutionState& s, const Event& e) {
   s.last_seq = std::max(s.last_seq, e.seq);
   const json::object d = Data(e);
@@ -194,8 +197,10 @@ void Apply(ExecutionState& s, const Event& e) {
     st.output = JsonOf(d, "output");
     st.error.clear();
     st.ended_at_ms = e.at_ms;
+    st.message_id = 0;  // the attempt's message is done with
   } else if (k == kStepFailed) {
     auto& st = s.steps[e.step];
+    st.message_id = 0;
     st.attempt = std::max(st.attempt, e.attempt);
     st.error = Text(d, "error");
     st.ended_at_ms = e.at_ms;
@@ -267,7 +272,7 @@ Decision Decide(const WorkflowSpec& spec, const ExecutionState& state, int64_t n
     const auto& sp = spec.At(i);
     int attempt = step(i).attempt + 1;
     int64_t due = attempt > 1 ? now_ms + sp.retry.DelayBefore(attempt).count() : now_ms;
-    emit(Make(kStepScheduled, sp.name, attempt, ObjectWith("due_at", std::to_string(due))));
+    emit(MakeEvent(kStepScheduled, sp.name, attempt, ObjectWith("due_at", std::to_string(due))));
     if (sp.type == StepType::kTask) out.work.push_back({i, attempt, due});
   };
   // Moves a scheduled or running step along: started when due, sleeps and waits ended, timeouts.
@@ -276,7 +281,7 @@ Decision Decide(const WorkflowSpec& spec, const ExecutionState& state, int64_t n
     auto& st = step(i);
     if (st.status == StepStatus::kScheduled && sp.type != StepType::kTask) {
       if (st.due_at_ms > now_ms) return wake(st.due_at_ms);
-      emit(Make(kStepStarted, sp.name, st.attempt, "{}"));
+      emit(MakeEvent(kStepStarted, sp.name, st.attempt, "{}"));
       if (sp.type == StepType::kHttp || sp.type == StepType::kScale) {
         out.work.push_back({i, st.attempt, now_ms});
       }
@@ -286,26 +291,27 @@ Decision Decide(const WorkflowSpec& spec, const ExecutionState& state, int64_t n
       int64_t end = st.due_at_ms + sp.timeout->count();
       if (now_ms < end) return wake(end);
       bool final = st.attempt >= sp.retry.max_attempts;
-      return emit(Make(kStepFailed, sp.name, st.attempt,
-                       FailedData("timed out after " + FormatDuration(*sp.timeout), final)));
+      return emit(MakeEvent(kStepFailed, sp.name, st.attempt,
+                            FailedData("timed out after " + FormatDuration(*sp.timeout), final)));
     }
     if (st.status != StepStatus::kRunning) return;
     if (sp.type == StepType::kSleep) {
       int64_t end = st.started_at_ms + sp.duration.count();
-      if (now_ms >= end) return emit(Make(kStepSucceeded, sp.name, st.attempt, "{}"));
+      if (now_ms >= end) return emit(MakeEvent(kStepSucceeded, sp.name, st.attempt, "{}"));
       wake(end);
     }
     if (sp.type == StepType::kWait) {
       if (auto it = s.signals.find(sp.signal); it != s.signals.end()) {
-        return emit(Make(kStepSucceeded, sp.name, st.attempt, ObjectWith("output", it->second)));
+        return emit(
+            MakeEvent(kStepSucceeded, sp.name, st.attempt, ObjectWith("output", it->second)));
       }
     }
     if (sp.timeout) {
       int64_t end = st.started_at_ms + sp.timeout->count();
       if (now_ms >= end) {
         bool final = st.attempt >= sp.retry.max_attempts;
-        return emit(Make(kStepFailed, sp.name, st.attempt,
-                         FailedData("timed out after " + FormatDuration(*sp.timeout), final)));
+        return emit(MakeEvent(kStepFailed, sp.name, st.attempt,
+                              FailedData("timed out after " + FormatDuration(*sp.timeout), final)));
       }
       wake(end);
     }
@@ -315,7 +321,7 @@ Decision Decide(const WorkflowSpec& spec, const ExecutionState& state, int64_t n
     size_t before = out.events.size();
     if (s.status == ExecutionStatus::kPending) {
       if (!may_start) break;
-      emit(Make(kExecutionStarted, "", s.run, "{}"));
+      emit(MakeEvent(kExecutionStarted, "", s.run, "{}"));
     }
     if (s.status == ExecutionStatus::kRunning) {
       int failed = -1;
@@ -332,11 +338,11 @@ Decision Decide(const WorkflowSpec& spec, const ExecutionState& state, int64_t n
           data += (j ? "," : "") + Quoted(spec.on_failure[j].name);
         }
         data += "]}";
-        emit(Make(kExecutionFailed, "", s.run, std::move(data)));
+        emit(MakeEvent(kExecutionFailed, "", s.run, std::move(data)));
         continue;
       }
       if (all_done) {
-        emit(Make(kExecutionSucceeded, "", s.run, ObjectWith("output", step(n - 1).output)));
+        emit(MakeEvent(kExecutionSucceeded, "", s.run, ObjectWith("output", step(n - 1).output)));
         break;
       }
       for (int i = 0; i < n; ++i) {

@@ -47,6 +47,9 @@ struct Event {
   std::string Id() const;
 };
 std::string EventId(std::string_view kind, std::string_view step, int attempt);
+// An event to append (seq and time are given when it is).
+Event MakeEvent(std::string_view kind, std::string step = "", int attempt = 0,
+                std::string data = "{}");
 
 struct StepState {
   StepStatus status = StepStatus::kPending;

@@ -38,12 +38,23 @@ WorkflowService::WorkflowService(store::Store& store) : store_(store) {}
 
 void WorkflowService::Put(std::string tenant, std::string name, std::string spec_json,
                           std::function<void(Result<std::pair<Workflow, Written>>)> done) {
+  // The topics that trigger it (the spec was checked by the caller).
+  std::vector<std::string> triggers;
+  std::error_code ec;
+  auto doc = boost::json::parse(spec_json, ec);
+  if (auto spec = ec ? Result<WorkflowSpec>(Status::InvalidArgument("the spec is not JSON"))
+                     : ParseWorkflowDocument(doc, name);
+      spec.ok()) {
+    triggers = std::move(spec->trigger_topics);
+  } else {
+    return done(spec.status());
+  }
   auto out = std::make_shared<std::pair<Workflow, Written>>();
   out->first.tenant = std::move(tenant);
   out->first.name = std::move(name);
   out->first.spec_json = std::move(spec_json);
   store_.Write(
-      [out](store::Tx& tx) -> Status {
+      [out, triggers = std::move(triggers)](store::Tx& tx) -> Status {
         Workflow& w = out->first;
         std::optional<Workflow> old;
         DROVER_RETURN_IF_ERROR(tx.Query(std::string(kColumns) + " WHERE tenant = ? AND name = ?",
@@ -85,6 +96,16 @@ void WorkflowService::Put(std::string tenant, std::string name, std::string spec
                       " updated_at, modify_index) VALUES (?, ?, ?, ?, ?, ?, ?)",
                       {w.tenant, w.name, w.version, w.spec_json, *now, *now, *idx})
                   .status());
+        }
+        DROVER_RETURN_IF_ERROR(
+            tx.Exec("DELETE FROM workflow_triggers WHERE tenant = ? AND workflow = ?",
+                    {w.tenant, w.name})
+                .status());
+        for (const auto& topic : triggers) {
+          DROVER_RETURN_IF_ERROR(tx.Exec("INSERT INTO workflow_triggers (tenant, topic, workflow)"
+                                         " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                                         {w.tenant, topic, w.name})
+                                     .status());
         }
         out->second = old ? Written::kUpdated : Written::kCreated;
         return events::Record(tx, {w.tenant, "workflow", w.name, old ? "updated" : "created",
@@ -145,6 +166,10 @@ void WorkflowService::Delete(std::string tenant, std::string name,
         auto n = tx.Exec("DELETE FROM workflows WHERE tenant = ? AND name = ?", {tenant, name});
         if (!n.ok()) return n.status();
         if (*n == 0) return NoWorkflow(name);
+        DROVER_RETURN_IF_ERROR(
+            tx.Exec("DELETE FROM workflow_triggers WHERE tenant = ? AND workflow = ?",
+                    {tenant, name})
+                .status());
         DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
         return events::Record(tx, {tenant, "workflow", name, "deleted", ""});
       },

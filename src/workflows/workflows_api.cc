@@ -1,5 +1,11 @@
 #include "workflows/workflows_api.h"
 
+// GCC 12 reports Asio's coroutine frames (allocated by its recycling allocator, freed by the
+// matching operator delete) as mismatched once the frames are inlined: a false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
@@ -8,7 +14,10 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/names.h"
+#include "http/change_wait.h"
 #include "http/handler_util.h"
+#include "http/sse.h"
+#include "http/stream.h"
 
 namespace drover::workflows {
 namespace {
@@ -150,10 +159,123 @@ Result<Report> ReadReport(const Request& req, bool failed) {
   return r;
 }
 
+Result<int64_t> ReadSeq(std::string_view v, std::string_view what) {
+  int64_t n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || p != v.data() + v.size() || n < 0) {
+    return Status::InvalidArgument(fmt::format("{} must be an event's seq", what));
+  }
+  return n;
+}
+
+constexpr int kStreamPage = 500;
+
+// Built outside the coroutines: GCC 12 cannot compile braced initializer lists in them.
+http::Response EventsPage(const std::vector<Event>& events) {
+  json::array items;
+  for (const auto& e : events) items.push_back(EventJson(e));
+  json::object body;
+  body["items"] = std::move(items);
+  return http::JsonResponse(200, body);
+}
+
+http::Response RebuiltAnswer(int64_t n) {
+  json::object body;
+  body["executions"] = n;
+  return http::JsonResponse(200, body);
+}
+constexpr auto kHeartbeat = std::chrono::seconds(15);
+
+// GET /v1/executions/{id}/events: the log as JSON (after ?after=), or with Accept:
+// text/event-stream every event as it is appended (id: its seq; resumes after Last-Event-ID),
+// with heartbeats, until the client goes away or the server stops.
+boost::asio::awaitable<void> ServeEvents(ExecutionService& executions, store::Store& store,
+                                         http::Waiters& waiters, http::Exchange& ex) {
+  Request& req = ex.request();
+  auto addr = ExecutionAddress(req);
+  if (!addr.ok()) {
+    co_await ex.Reply(http::Response::Problem(addr.status()));
+    co_return;
+  }
+  int64_t after = 0;
+  if (auto a = req.Query("after")) {
+    auto n = ReadSeq(*a, "after");
+    if (!n.ok()) {
+      co_await ex.Reply(http::Response::Problem(n.status()));
+      co_return;
+    }
+    after = *n;
+  }
+  const bool sse = http::WantsEventStream(req);
+  if (std::string_view id = req.Header("Last-Event-ID"); sse && !id.empty()) {
+    auto n = ReadSeq(id, "Last-Event-ID");
+    if (!n.ok()) {
+      co_await ex.Reply(http::Response::Problem(n.status()));
+      co_return;
+    }
+    after = *n;
+  }
+  auto limit = http::ReadLimit(req, 1000, 10000);
+  if (!limit.ok()) {
+    co_await ex.Reply(http::Response::Problem(limit.status()));
+    co_return;
+  }
+  bool began = false;
+  auto last_write = std::chrono::steady_clock::now();
+  for (;;) {
+    int64_t upto = store.LastIndex();  // before the read: a change after it wakes the wait
+    Result<std::vector<Event>> events = Status::Unavailable("the server is busy");
+    std::function<void()> read = [&] {
+      events = executions.Events(addr->first, addr->second, after, sse ? kStreamPage : *limit);
+    };
+    bool ran = co_await ex.RunBlocking(std::move(read));
+    if (!began) {
+      if (!ran) {
+        co_await ex.Reply(http::Busy());
+        co_return;
+      }
+      if (!events.ok()) {
+        co_await ex.Reply(http::Response::Problem(events.status()));
+        co_return;
+      }
+      if (!sse) {
+        co_await ex.Reply(EventsPage(*events));
+        co_return;
+      }
+      if (!co_await http::BeginSse(ex)) co_return;
+      began = true;
+    } else if (!events.ok()) {
+      // The store is away: say so; the client reconnects and resumes where it was.
+      co_await ex.Write(http::FormatSseEvent("", "error", "{\"error\":\"store unavailable\"}"));
+      co_return;
+    }
+    std::string out;
+    for (const auto& e : *events) {
+      out += http::FormatSseEvent(std::to_string(e.seq), e.kind, ToJson(EventJson(e)));
+      after = e.seq;
+    }
+    if (!out.empty()) {
+      if (!co_await ex.Write(out)) co_return;
+      last_write = std::chrono::steady_clock::now();
+    }
+    if (static_cast<int>(events->size()) == kStreamPage) continue;  // more to catch up on
+    if (waiters.stopped()) co_return;
+    auto idle = std::chrono::steady_clock::now() - last_write;
+    if (idle >= kHeartbeat) {
+      if (!co_await ex.Write(http::FormatSseComment("heartbeat"))) co_return;
+      last_write = std::chrono::steady_clock::now();
+      idle = {};
+    }
+    co_await http::WaitForChange(
+        waiters, ExecutionTopic(addr->second), upto,
+        std::chrono::duration_cast<std::chrono::milliseconds>(kHeartbeat - idle));
+  }
+}
+
 }  // namespace
 
 void AddWorkflowRoutes(http::Router& router, WorkflowService& workflows,
-                       ExecutionService& executions) {
+                       ExecutionService& executions, store::Store& store, http::Waiters& waiters) {
   using http::Access;
   using http::Method;
   router.Add(Method::kPut, "/v1/workflows/{name}", Access::kAny,
@@ -238,10 +360,23 @@ void AddWorkflowRoutes(http::Router& router, WorkflowService& workflows,
       });
 
   router.Add(Method::kGet, "/v1/executions/{id}", Access::kAny,
-             [&workflows, &executions](Request& req, Responder respond) {
+             [&workflows, &executions, &store, &waiters](Request& req, Responder respond) {
                auto addr = ExecutionAddress(req);
                if (!addr.ok()) return http::SendError(respond, addr.status());
-               RespondExecution(workflows, respond)(executions.Get(addr->first, addr->second));
+               std::string topic = ExecutionTopic(addr->second);
+               std::string inm(req.Header("If-None-Match"));
+               http::ServeRead(waiters, topic, req, respond,
+                               [&workflows, &executions, &store, respond, addr = *addr, inm] {
+                                 int64_t index = store.LastIndex();  // before the read
+                                 auto e = executions.Get(addr.first, addr.second);
+                                 if (!e.ok()) return http::SendError(respond, e.status());
+                                 auto spec = workflows.Spec(e->tenant, e->workflow, e->version);
+                                 http::RespondWithIndex(
+                                     respond, inm,
+                                     http::JsonResponse(
+                                         200, ExecutionJson(*e, spec.ok() ? spec->get() : nullptr)),
+                                     index);
+                               });
              });
   router.Add(
       Method::kGet, "/v1/executions", Access::kAny, [&executions](Request& req, Responder respond) {
@@ -275,26 +410,26 @@ void AddWorkflowRoutes(http::Router& router, WorkflowService& workflows,
         http::SetNextCursor(body, page->next_cursor);
         respond(http::JsonResponse(200, body));
       });
-  router.Add(Method::kGet, "/v1/executions/{id}/events", Access::kAny,
-             [&executions](Request& req, Responder respond) {
-               auto addr = ExecutionAddress(req);
-               if (!addr.ok()) return http::SendError(respond, addr.status());
-               auto limit = http::ReadLimit(req, 1000, 10000);
-               if (!limit.ok()) return http::SendError(respond, limit.status());
-               int64_t after = 0;
-               if (auto a = req.Query("after")) {
-                 auto [p, ec] = std::from_chars(a->data(), a->data() + a->size(), after);
-                 if (ec != std::errc() || p != a->data() + a->size() || after < 0) {
-                   return http::SendError(respond,
-                                          Status::InvalidArgument("after: must be an event's seq"));
-                 }
-               }
-               auto events = executions.Events(addr->first, addr->second, after, *limit);
-               if (!events.ok()) return http::SendError(respond, events.status());
-               json::array items;
-               for (const auto& e : *events) items.push_back(EventJson(e));
-               respond(http::JsonResponse(200, json::object{{"items", std::move(items)}}));
-             });
+  http::AddStreamRoute(router, Method::kGet, "/v1/executions/{id}/events", Access::kAny,
+                       [&executions, &store, &waiters](http::Exchange& ex) {
+                         return ServeEvents(executions, store, waiters, ex);
+                       });
+
+  // Rebuilds every execution's read model from its event log (`drover admin rebuild`).
+  http::AddStreamRoute(router, Method::kPost, "/v1/admin/rebuild", Access::kAdmin,
+                       [&executions](http::Exchange& ex) -> boost::asio::awaitable<void> {
+                         Result<int64_t> n = Status::Unavailable("the server is busy");
+                         std::function<void()> run = [&] { n = executions.Rebuild(); };
+                         if (!co_await ex.RunBlocking(std::move(run))) {
+                           co_await ex.Reply(http::Busy());
+                           co_return;
+                         }
+                         if (!n.ok()) {
+                           co_await ex.Reply(http::Response::Problem(n.status()));
+                           co_return;
+                         }
+                         co_await ex.Reply(RebuiltAnswer(*n));
+                       });
 
   auto simple = [&](std::string_view path,
                     void (ExecutionService::*op)(std::string, std::string,
@@ -336,7 +471,7 @@ void AddWorkflowRoutes(http::Router& router, WorkflowService& workflows,
     router.Add(Method::kPost,
                failed ? "/v1/executions/{id}/steps/{step}/fail"
                       : "/v1/executions/{id}/steps/{step}/complete",
-               Access::kAny, [&workflows, &executions, failed](Request& req, Responder respond) {
+               Access::kAgent, [&workflows, &executions, failed](Request& req, Responder respond) {
                  auto addr = ExecutionAddress(req);
                  if (!addr.ok()) return http::SendError(respond, addr.status());
                  const std::string& step = req.Param("step");
