@@ -890,5 +890,56 @@ TEST_F(AgentTest, TwoAgentWorkersRunAThreeStepWorkflow) {
   EXPECT_EQ(get(boom).at("steps").at(0).at("attempt").as_int64(), 2);
 }
 
+// A worker agent killed (-9) in the middle of a task: the task comes back after its visibility
+// timeout, another worker runs it as attempt 2, and the execution succeeds with that recorded.
+TEST_F(AgentTest, AWorkerKilledMidTaskIsRetriedByAnother) {
+  ASSERT_FALSE(repo_
+                   .Commit({{"task.sh",
+                             "#!/bin/sh\n"
+                             "if [ \"$DROVER_ATTEMPT\" = 1 ]; then\n"
+                             "  echo $$ > \"$HOME/task.pid\"; exec sleep 60\n"
+                             "fi\n"
+                             "echo \"{\\\"attempt\\\": $DROVER_ATTEMPT}\"\n"}},
+                           "v1")
+                   .empty());
+  std::string token = CreateEnv(
+      "crash",
+      {{"repository", repo_.url()}, {"ref", "main"}, {"main_run", "true"}, {"interval", 3600}});
+  auto c = Admin();
+  ASSERT_EQ(c.Do("PUT", "/v1/queues/jobs", "{}")->status, 201);
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/slow", R"({"steps":[
+      {"name":"work","type":"task","queue":"jobs","command":"./task.sh",
+       "retry":{"max_attempts":3}}]})")
+                ->status,
+            201);
+  auto r = c.Do("POST", "/v1/workflows/slow/executions", "{}");
+  ASSERT_EQ(r->status, 201);
+  std::string id = Str(Json(r->body), "id");
+  auto first = StartAgent("crash", token, dir_.File("k1"), false,
+                          {"--worker", "jobs", "--task-visibility", "2s"});
+  // Taken (in flight) by the first worker.
+  ASSERT_TRUE(WaitFor([&] {
+    auto q = c.Do("GET", "/v1/queues/jobs");
+    return q.ok() && q->status == 200 && Json(q->body).at("stats").at("in_flight").as_int64() == 1;
+  }));
+  first->Kill();
+  auto second = StartAgent("crash", token, dir_.File("k2"), false,
+                           {"--worker", "jobs", "--task-visibility", "2s"});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto e = c.Do("GET", "/v1/executions/" + id);
+        return e.ok() && Str(Json(e->body), "status") == "succeeded";
+      },
+      60000))
+      << second->Log();
+  auto e = Json(c.Do("GET", "/v1/executions/" + id)->body);
+  EXPECT_EQ(e.at("steps").at(0).at("attempt").as_int64(), 2);
+  EXPECT_EQ(e.at("output").at("attempt").as_int64(), 2);
+  // The first attempt's command outlived its killed agent (as it would on a real machine).
+  std::ifstream pidfile(dir_.File("task.pid"));
+  pid_t pid = 0;
+  if (pidfile >> pid && pid > 0) ::kill(pid, SIGKILL);
+}
+
 }  // namespace
 }  // namespace drover

@@ -551,5 +551,32 @@ TEST_P(Workflows, Kill9UnderSubmissionsLosesNoAcceptedExecution) {
   for (size_t i = 0; i < ids.size(); i += 97) EXPECT_EQ(Status(after, ids[i]), "succeeded");
 }
 
+// A scale step sets an environment's capacity through the fleet's environments.
+TEST_P(Workflows, AScaleStepSetsTheEnvironmentsCapacity) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  auto env =
+      c.Do("PUT", "/v1/environments/sim",
+           R"({"kind":"Environment","name":"sim","spec":{"provider":"static","capacity":1}})");
+  ASSERT_EQ(env->status, 201) << env->body;
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/grow", R"({"steps":[
+      {"name":"up","type":"scale","environment":"sim","capacity":"{{ input.to }}"},
+      {"name":"missing","type":"scale","environment":"nowhere","capacity":1,"needs":[]}]})")
+                ->status,
+            201);
+  std::string id = Start(c, "grow", R"({"to":4})");
+  ASSERT_TRUE(testing::WaitFor([&] {
+    auto e = Get(c, id);
+    return e.contains("steps") && e.at("steps").at(0).at("status") == "succeeded";
+  })) << json::serialize(Get(c, id));
+  auto got = c.Do("GET", "/v1/environments/sim");
+  EXPECT_EQ(Json(*got).at("scale_capacity").as_int64(), 4) << got->body;
+  EXPECT_EQ(Json(*got).at("status").at("desired").as_int64(), 4) << got->body;
+  // An environment that does not exist fails its step (and the execution), not the server.
+  ASSERT_TRUE(testing::WaitFor([&] { return Status(c, id) == "failed"; }));
+  EXPECT_NE(std::string(Get(c, id).at("error").as_string()).find("missing"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace drover

@@ -846,6 +846,7 @@ int Agent::Main() {
         .env = CurrentEnvironment(),
         .task_timeout = o_.task_timeout,
         .kill_grace = o_.kill_grace,
+        .visibility = o_.task_visibility,
     });
     worker->Start();
   };

@@ -38,6 +38,9 @@ struct AgentOptions {
   std::string worker_queue;
   int worker_concurrency = 1;
   std::chrono::milliseconds task_timeout{std::chrono::hours(1)};
+  // How long a received task stays hidden from other workers if this agent dies (it is
+  // extended while the task runs).
+  std::chrono::milliseconds task_visibility{std::chrono::seconds(60)};
 };
 
 // Runs the agent until SIGTERM/SIGINT (daemon) or one run (--once). Returns the exit code:

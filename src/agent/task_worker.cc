@@ -215,7 +215,8 @@ struct TaskWorker::Impl {
   // Extends the visibility of tasks still running, every third of it.
   void Keeper() {
     auto c = NewClient(std::chrono::seconds(10));
-    auto secs = std::chrono::duration_cast<std::chrono::seconds>(opts.visibility).count();
+    auto secs = std::max<int64_t>(
+        1, std::chrono::duration_cast<std::chrono::seconds>(opts.visibility).count());
     std::unique_lock lock(mu);
     while (!stop) {
       cv.wait_for(lock, opts.visibility / 3, [&] { return stop.load(); });

@@ -14,7 +14,7 @@ namespace drover::cmd {
 void AddAgentCommand(CLI::App& app, Run& run) {
   static agent::AgentOptions o;
   static std::string run_timeout = "1h", stop_grace = "30s", kill_grace = "10s", heartbeat,
-                     watcher_timeout = "60s", task_timeout = "1h";
+                     watcher_timeout = "60s", task_timeout = "1h", task_visibility = "60s";
   auto* a = app.add_subcommand(
       "agent",
       "Run the agent: read the cc-a-* set, fetch the Git repository, run pre/main/post, report.");
@@ -71,6 +71,10 @@ void AddAgentCommand(CLI::App& app, Run& run) {
       ->capture_default_str();
   a->add_option("--task-timeout", task_timeout, "time limit of one task with --worker")
       ->capture_default_str();
+  a->add_option("--task-visibility", task_visibility,
+                "with --worker: how long a task stays hidden from other workers if this agent "
+                "dies (extended while it runs)")
+      ->capture_default_str();
   a->add_option("--keep-logs", o.keep_logs, "run logs kept in the work dir")->capture_default_str();
   a->callback([&run] {
     run = [] {
@@ -90,7 +94,8 @@ void AddAgentCommand(CLI::App& app, Run& run) {
           !dur("--kill-grace", kill_grace, &o.kill_grace) ||
           !dur("--heartbeat-interval", heartbeat, &o.heartbeat_interval) ||
           !dur("--watcher-timeout", watcher_timeout, &o.watcher_timeout) ||
-          !dur("--task-timeout", task_timeout, &o.task_timeout)) {
+          !dur("--task-timeout", task_timeout, &o.task_timeout) ||
+          !dur("--task-visibility", task_visibility, &o.task_visibility)) {
         return 2;
       }
       // Like every other subcommand: the server from DROVER_ADDR (DROVER_SERVER too).

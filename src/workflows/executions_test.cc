@@ -7,6 +7,7 @@
 #include <random>
 
 #include "queues/settings.h"
+#include "testing/fake_clock.h"
 #include "testing/store_fixture.h"
 
 namespace drover::workflows {
@@ -167,6 +168,41 @@ TEST_P(ExecutionsTest, AdvancingTwiceAppendsNothingNew) {
   // Another tenant sees nothing of it.
   EXPECT_TRUE(executions_->Get("other", id).status().IsNotFound());
   EXPECT_TRUE(executions_->Events("other", id, 0, 10).status().IsNotFound());
+}
+
+// Ended executions go after their workflow's retention, by the database's clock (SQLite's is the
+// store's, so a fake one can move it); running ones stay whatever their age.
+TEST(ExecutionsExpiry, EndedExecutionsGoAfterTheirRetention) {
+  testing::TempDir dir;
+  testing::FakeClock clock;
+  store::StoreOptions opts;
+  opts.clock = &clock;
+  auto store = testing::OpenTestStore(dir, "x.db", opts);
+  ASSERT_TRUE(store);
+  queues::QueueService queues(*store, clock);
+  WorkflowService workflows(*store);
+  ExecutionService executions(*store, workflows, queues, clock);
+  ASSERT_TRUE((Sync<Result<std::pair<Workflow, Written>>>([&](auto done) {
+                workflows.Put("t", "short",
+                              R"({"steps":[{"name":"w","type":"wait"}],"retention":"1h"})", done);
+              })).ok());
+  auto start = [&] {
+    auto r = Sync<Result<ExecutionService::Created>>(
+        [&](auto done) { executions.Create("t", "short", "null", "", done); });
+    EXPECT_TRUE(r.ok());
+    EXPECT_TRUE(executions.Advance(r->execution.id).ok());
+    return r->execution.id;
+  };
+  std::string ended = start(), running = start();
+  ASSERT_TRUE(
+      (Sync<Result<Execution>>([&](auto done) { executions.Cancel("t", ended, done); })).ok());
+  clock.Advance(std::chrono::minutes(59));
+  EXPECT_EQ(*executions.Expire(), 0);
+  clock.Advance(std::chrono::minutes(2));
+  EXPECT_EQ(*executions.Expire(), 1);
+  EXPECT_TRUE(executions.Get("t", ended).status().IsNotFound());
+  EXPECT_TRUE(executions.Events("t", ended, 0, 10).status().IsNotFound());
+  EXPECT_TRUE(executions.Get("t", running).ok());
 }
 
 }  // namespace
