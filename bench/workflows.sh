@@ -24,7 +24,7 @@ define() { # a queue "tasks" and workflows "accept" and "one" (one task step eac
 }
 
 run_accept() {
-  for backend in sqlite postgres; do
+  for backend in ${BACKENDS:-sqlite postgres}; do
     : >"$T/acc-$backend"; : >"$T/put-$backend"
     for r in $(seq 1 "$REPS"); do
       start_drover_on "$backend" "acc-$backend-$r"; define

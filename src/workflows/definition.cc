@@ -387,6 +387,8 @@ Result<WorkflowSpec> ParseWorkflowDocument(const json::value& doc, const std::st
     }
   }
   if (!errors.empty()) return Status::Validation(std::move(errors));
+  for (int i = 0; i < spec.size(); ++i)
+    spec.waits = spec.waits || spec.At(i).type == StepType::kWait;
   return spec;
 }
 

@@ -54,6 +54,7 @@ struct WorkflowSpec {
   std::optional<Concurrency> concurrency;
   std::vector<std::string> trigger_topics;
   std::chrono::milliseconds retention{7LL * 24 * 3600 * 1000};  // of ended executions
+  bool waits = false;                                           // a step waits for a signal
 
   // The index of the step (in steps, then on_failure after them), or -1.
   int Find(std::string_view name) const;

@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 #include <charconv>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -25,12 +26,16 @@ namespace json = boost::json;
 // server's engine sweeps for them.
 constexpr std::string_view kNewExecutionsTopic = "executions";
 
-std::string NewUuid() {
-  std::string h = RandomHex(16);
-  h[12] = '4';                                                  // version 4
-  h[16] = "89ab"[std::stoi(h.substr(16, 1), nullptr, 16) & 3];  // the RFC 4122 variant
+// A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then random bits. Ids made close in
+// time sort close together, so the executions' and their events' B-trees grow at one end
+// instead of dirtying a random page of every level on each insert.
+std::string NewUuid(int64_t now_ms) {
+  std::string h =
+      fmt::format("{:012x}", static_cast<uint64_t>(now_ms) & 0xffffffffffffULL) + RandomHex(10);
+  h[12] = '7';                                                  // version 7
+  h[16] = "89ab"[std::stoi(h.substr(16, 1), nullptr, 16) & 3];  // the RFC 9562 variant
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
-         "-" + h.substr(20);
+         "-" + h.substr(20, 12);
 }
 
 Status NoExecution(std::string_view id) {
@@ -78,9 +83,20 @@ Event ReadEvent(const store::Row& r) {
 constexpr std::string_view kEventColumns =
     "SELECT seq, kind, step, attempt, data, at FROM execution_events";
 
-// The read model of one execution (steps and signals included) inside a transaction.
+// The signals an execution has received (kept in its log).
+Status LoadSignals(store::Tx& tx, Execution& e) {
+  return tx.Query(
+      "SELECT step, data FROM execution_events WHERE execution = ? AND kind = 'signal_received'",
+      {e.id}, [&](const store::Row& r) {
+        auto d = ParseJsonOrNull(r.Text(1));
+        const json::value* p = d.is_object() ? d.as_object().if_contains("payload") : nullptr;
+        e.state.signals.emplace(r.String(0), p ? ToJson(*p) : "null");
+      });
+}
+
+// The read model of one execution (steps, and signals when asked) inside a transaction.
 Result<std::optional<Execution>> LoadExecution(store::Tx& tx, const std::string& id,
-                                               bool for_update) {
+                                               bool for_update, bool with_signals = false) {
   std::optional<Execution> e;
   std::string sql = std::string(kExecutionColumns) + " WHERE id = ?";
   if (for_update) sql += " FOR UPDATE";
@@ -102,13 +118,7 @@ Result<std::optional<Execution>> LoadExecution(store::Tx& tx, const std::string&
         st.message_id = r.Int(9);
         e->state.steps[r.String(0)] = std::move(st);
       }));
-  DROVER_RETURN_IF_ERROR(tx.Query(
-      "SELECT step, data FROM execution_events WHERE execution = ? AND kind = 'signal_received'",
-      {id}, [&](const store::Row& r) {
-        auto d = ParseJsonOrNull(r.Text(1));
-        const json::value* p = d.is_object() ? d.as_object().if_contains("payload") : nullptr;
-        e->state.signals.emplace(r.String(0), p ? ToJson(*p) : "null");
-      }));
+  if (with_signals) DROVER_RETURN_IF_ERROR(LoadSignals(tx, *e));
   return e;
 }
 
@@ -123,8 +133,6 @@ struct External {
   std::chrono::milliseconds timeout{30'000};
 };
 
-namespace {
-
 // One execution being changed inside a write: its read model, what changed, what to do after.
 struct Open {
   Execution e;
@@ -136,6 +144,8 @@ struct Open {
   std::vector<External> external;  // to run after the commit
   int appended = 0;
 };
+
+namespace {
 
 // The context templates read: the execution's input and its succeeded steps' outputs.
 class Rendering {
@@ -157,6 +167,23 @@ class Rendering {
   json::value input_;
   std::map<std::string, json::value> outputs_;
 };
+
+// Writes one step's row of the read model.
+Status UpsertStepRow(store::Tx& tx, const std::string& id, const std::string& name,
+                     const StepState& st) {
+  return tx.Defer(
+      "INSERT INTO execution_steps (execution, step, status, attempt, output, error,"
+      " scheduled_at, due_at, started_at, ended_at, message_id)"
+      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+      " ON CONFLICT (execution, step) DO UPDATE SET status = excluded.status,"
+      " attempt = excluded.attempt, output = excluded.output, error = excluded.error,"
+      " scheduled_at = excluded.scheduled_at, due_at = excluded.due_at,"
+      " started_at = excluded.started_at, ended_at = excluded.ended_at,"
+      " message_id = excluded.message_id",
+      {id, name, StepStatusName(st.status), int64_t{st.attempt}, st.output, st.error,
+       st.scheduled_at_ms, st.due_at_ms, st.started_at_ms, st.ended_at_ms, st.message_id},
+      {});
+}
 
 // "http://host:port/path?q" into the client's address and the request target.
 Result<std::pair<std::string, std::string>> SplitUrl(std::string_view url) {
@@ -250,6 +277,7 @@ struct ExecutionService::Impl {
     auto spec = workflows.SpecInTx(tx, o.e.tenant, o.e.workflow, o.e.version);
     if (!spec.ok()) return spec.status();
     o.spec = *spec;
+    if (o.spec->waits) DROVER_RETURN_IF_ERROR(LoadSignals(tx, o.e));
     auto now = tx.NowMillis();
     if (!now.ok()) return now.status();
     o.now = *now;
@@ -262,11 +290,12 @@ struct ExecutionService::Impl {
   Status Append(store::Tx& tx, Open& o, Event e) {
     e.seq = o.e.state.last_seq + 1;
     e.at_ms = o.now;
+    // Deferred (PostgreSQL sends a write's statements in one round trip): nothing here needs
+    // its answer, and a duplicate id still fails the write.
     DROVER_RETURN_IF_ERROR(
-        tx.Exec("INSERT INTO execution_events (execution, seq, event_id, kind,"
-                " step, attempt, data, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                {o.e.id, e.seq, e.Id(), e.kind, e.step, int64_t{e.attempt}, e.data, e.at_ms})
-            .status());
+        tx.Defer("INSERT INTO execution_events (execution, seq, event_id, kind,"
+                 " step, attempt, data, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 {o.e.id, e.seq, e.Id(), e.kind, e.step, int64_t{e.attempt}, e.data, e.at_ms}, {}));
     // The messages held before the event (Apply forgets those whose attempts it ends).
     std::map<std::string, int64_t> held;
     for (const auto& [name, st] : o.e.state.steps) {
@@ -389,7 +418,7 @@ struct ExecutionService::Impl {
                  wake ? store::Param(*wake) : store::Param(nullptr), o.e.id})
             .status());
     for (const auto& name : o.dirty_steps) {
-      DROVER_RETURN_IF_ERROR(UpsertStep(tx, o.e.id, name, o.e.state.steps[name]));
+      DROVER_RETURN_IF_ERROR(UpsertStepRow(tx, o.e.id, name, o.e.state.steps[name]));
     }
     // A change index, so blocking reads and event streams of this execution wake.
     DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
@@ -414,23 +443,6 @@ struct ExecutionService::Impl {
       }
     }
     return Status::Ok();
-  }
-
-  static Status UpsertStep(store::Tx& tx, const std::string& id, const std::string& name,
-                           const StepState& st) {
-    return tx
-        .Exec(
-            "INSERT INTO execution_steps (execution, step, status, attempt, output, error,"
-            " scheduled_at, due_at, started_at, ended_at, message_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (execution, step) DO UPDATE SET status = excluded.status,"
-            " attempt = excluded.attempt, output = excluded.output, error = excluded.error,"
-            " scheduled_at = excluded.scheduled_at, due_at = excluded.due_at,"
-            " started_at = excluded.started_at, ended_at = excluded.ended_at,"
-            " message_id = excluded.message_id",
-            {id, name, StepStatusName(st.status), int64_t{st.attempt}, st.output, st.error,
-             st.scheduled_at_ms, st.due_at_ms, st.started_at_ms, st.ended_at_ms, st.message_id})
-        .status();
   }
 
   // A change of one execution from outside (a worker, a signal, cancel, retry, a step the
@@ -552,12 +564,14 @@ struct ExecutionService::Impl {
     if (o.spec->At(index).type != StepType::kTask) {
       return Status::Conflict(fmt::format("step '{}' is not a task", step));
     }
-    auto dup = Has(tx, o, EventId(kind, step, attempt));
-    if (!dup.ok()) return dup.status();
-    if (*dup) return false;
     const StepState& st = o.e.state.steps[step];
     if (IsEnded(o.e.state.status) || IsEnded(st.status) || st.status == StepStatus::kPending ||
         attempt < st.attempt) {
+      // Not a report the step waits for: the same report again (answered as it was), or stale.
+      // (A report the state waits for cannot be in the log yet: it would have moved the step.)
+      auto dup = Has(tx, o, EventId(kind, step, attempt));
+      if (!dup.ok()) return dup.status();
+      if (*dup) return false;
       return Status::Conflict(
           fmt::format("attempt {} of step '{}' is stale: the step is {} at attempt {}", attempt,
                       step, StepStatusName(st.status), st.attempt));
@@ -572,6 +586,34 @@ struct ExecutionService::Impl {
       DROVER_RETURN_IF_ERROR(Append(tx, o, MakeEvent(kStepStarted, e.step, attempt)));
     }
     return Append(tx, o, std::move(e));
+  }
+
+  // Advances one execution in a write of its own, answered after the commit: the engine does
+  // not wait for it, so advances of many executions share commits.
+  void AdvanceAsync(const std::string& id, std::function<void(Status)> done) {
+    auto out = std::make_shared<Open>();
+    store.Write(
+        [this, out, id](store::Tx& tx) -> Status {
+          auto o = OpenExecution(tx, "", id);
+          if (!o.ok()) return o.status();
+          *out = std::move(*o);
+          ExecutionStatus before = out->e.state.status;
+          DROVER_RETURN_IF_ERROR(Run(tx, *out));
+          if (out->appended == 0) {
+            // Nothing happened: only the wake time may move (a held execution, a timer).
+            std::optional<int64_t> wake;
+            if (out->wake_at) wake = out->wake_at;
+            return tx
+                .Exec("UPDATE executions SET wake_at = ? WHERE id = ?",
+                      {wake ? store::Param(*wake) : store::Param(nullptr), id})
+                .status();
+          }
+          return Flush(tx, *out, before);
+        },
+        [this, out, done = std::move(done)](Status s) {
+          if (s.ok()) AfterCommit(*out);
+          done(std::move(s));
+        });
   }
 
   // Inserts a new execution of the workflow's current version inside `tx` (or finds the one
@@ -605,7 +647,7 @@ struct ExecutionService::Impl {
     if (!spec.ok()) return spec.status();
     auto now = tx.NowMillis();
     if (!now.ok()) return now.status();
-    e.id = NewUuid();
+    e.id = NewUuid(*now);
     e.version = *version;
     if ((*spec)->concurrency) {
       json::value input = ParseJsonOrNull(e.state.input);
@@ -657,9 +699,12 @@ void ExecutionService::Start() {
   if (impl_->engine) return;
   impl_->engine = std::make_unique<runtime::WorkQueue>(
       runtime::WorkQueueOptions{.name = "executions", .workers = 2, .clock = &impl_->clock},
-      [this](const std::string& id) {
-        Status s = Advance(id);
-        if (!s.ok() && !s.IsNotFound()) return runtime::Outcome::Failed(s);
+      [im = impl_.get()](const std::string& id) {
+        im->AdvanceAsync(id, [im, id](Status s) {
+          if (s.ok() || s.IsNotFound()) return;
+          LogWarn("advancing execution {}: {} (again in a second)", id, s.message());
+          if (im->engine) im->engine->AddAfter(id, std::chrono::seconds(1));
+        });
         return runtime::Outcome::Done();
       });
   impl_->sweeper = std::make_unique<runtime::WorkQueue>(
@@ -703,17 +748,28 @@ void ExecutionService::Create(std::string tenant, std::string workflow, std::str
   out->execution.state.input = std::move(input_json);
   Impl* impl = impl_.get();
   Execution proto = out->execution;
+  auto open = std::make_shared<Open>();
   impl_->store.Write(
-      [impl, out, proto = std::move(proto),
+      [impl, out, open, proto = std::move(proto),
        key = std::move(idempotency_key)](store::Tx& tx) -> Status {
         auto created = impl->CreateInTx(tx, proto, key);
         if (!created.ok()) return created.status();
         *out = std::move(*created);
-        return Status::Ok();
+        if (out->replayed) return Status::Ok();
+        // The first steps are scheduled in the same transaction (none runs before the commit):
+        // one write per accepted execution instead of two.
+        *open = Open{};
+        open->e = out->execution;
+        auto spec = impl->workflows.SpecInTx(tx, open->e.tenant, open->e.workflow, open->e.version);
+        if (!spec.ok()) return spec.status();
+        open->spec = *spec;
+        open->now = open->e.state.created_at_ms;
+        DROVER_RETURN_IF_ERROR(impl->Run(tx, *open));
+        return impl->Flush(tx, *open, ExecutionStatus::kPending);
       },
-      [impl, out, done = std::move(done)](Status s) {
+      [impl, out, open, done = std::move(done)](Status s) {
         if (!s.ok()) return done(s);
-        if (!out->replayed && impl->engine) impl->engine->Add(out->execution.id);
+        if (!out->replayed) impl->AfterCommit(*open);
         done(std::move(*out));
       });
 }
@@ -896,27 +952,9 @@ void ExecutionService::Retry(std::string tenant, std::string id,
 }
 
 Status ExecutionService::Advance(const std::string& id) {
-  auto out = std::make_shared<Open>();
-  Impl* impl = impl_.get();
-  Status result = store::WriteSync(impl_->store, [impl, out, id](store::Tx& tx) -> Status {
-    auto o = impl->OpenExecution(tx, "", id);
-    if (!o.ok()) return o.status();
-    *out = std::move(*o);
-    ExecutionStatus before = out->e.state.status;
-    DROVER_RETURN_IF_ERROR(impl->Run(tx, *out));
-    if (out->appended == 0) {
-      // Nothing happened: only the wake time may move (a held execution, a timer not due).
-      std::optional<int64_t> wake;
-      if (out->wake_at) wake = out->wake_at;
-      return tx
-          .Exec("UPDATE executions SET wake_at = ? WHERE id = ?",
-                {wake ? store::Param(*wake) : store::Param(nullptr), id})
-          .status();
-    }
-    return impl->Flush(tx, *out, before);
-  });
-  if (result.ok()) impl_->AfterCommit(*out);
-  return result;
+  std::promise<Status> p;
+  impl_->AdvanceAsync(id, [&p](Status s) { p.set_value(std::move(s)); });
+  return p.get_future().get();
 }
 
 Result<int> ExecutionService::Sweep() {
@@ -975,6 +1013,30 @@ Result<int64_t> ExecutionService::Expire() {
   return static_cast<int64_t>(expired.size());
 }
 
+namespace {
+
+// One execution's read model from its log.
+Status RebuildOne(store::Tx& tx, const std::string& id) {
+  std::vector<Event> log;
+  DROVER_RETURN_IF_ERROR(tx.Query(std::string(kEventColumns) + " WHERE execution = ? ORDER BY seq",
+                                  {id},
+                                  [&](const store::Row& row) { log.push_back(ReadEvent(row)); }));
+  ExecutionState st = Fold(log);
+  DROVER_RETURN_IF_ERROR(tx.Exec("UPDATE executions SET status = ?, run = ?, output = ?,"
+                                 " error = ?, started_at = ?, ended_at = ?, last_seq = ?"
+                                 " WHERE id = ?",
+                                 {ExecutionStatusName(st.status), int64_t{st.run}, st.output,
+                                  st.error, st.started_at_ms, st.ended_at_ms, st.last_seq, id})
+                             .status());
+  DROVER_RETURN_IF_ERROR(tx.Exec("DELETE FROM execution_steps WHERE execution = ?", {id}).status());
+  for (const auto& [name, step] : st.steps) {
+    DROVER_RETURN_IF_ERROR(UpsertStepRow(tx, id, name, step));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<int64_t> ExecutionService::Rebuild() {
   std::vector<std::string> ids;
   Status s = impl_->store.Read([&](store::Tx& tx) {
@@ -982,23 +1044,12 @@ Result<int64_t> ExecutionService::Rebuild() {
                     [&](const store::Row& r) { ids.push_back(r.String(0)); });
   });
   if (!s.ok()) return s;
-  for (const auto& id : ids) {
+  // Many executions per transaction: a rebuild is bound by the rows, not by commits.
+  constexpr size_t kBatch = 200;
+  for (size_t from = 0; from < ids.size(); from += kBatch) {
     Status r = store::WriteSync(impl_->store, [&](store::Tx& tx) -> Status {
-      std::vector<Event> log;
-      DROVER_RETURN_IF_ERROR(
-          tx.Query(std::string(kEventColumns) + " WHERE execution = ? ORDER BY seq", {id},
-                   [&](const store::Row& row) { log.push_back(ReadEvent(row)); }));
-      ExecutionState st = Fold(log);
-      DROVER_RETURN_IF_ERROR(tx.Exec("UPDATE executions SET status = ?, run = ?, output = ?,"
-                                     " error = ?, started_at = ?, ended_at = ?, last_seq = ?"
-                                     " WHERE id = ?",
-                                     {ExecutionStatusName(st.status), int64_t{st.run}, st.output,
-                                      st.error, st.started_at_ms, st.ended_at_ms, st.last_seq, id})
-                                 .status());
-      DROVER_RETURN_IF_ERROR(
-          tx.Exec("DELETE FROM execution_steps WHERE execution = ?", {id}).status());
-      for (const auto& [name, step] : st.steps) {
-        DROVER_RETURN_IF_ERROR(Impl::UpsertStep(tx, id, name, step));
+      for (size_t i = from; i < std::min(ids.size(), from + kBatch); ++i) {
+        DROVER_RETURN_IF_ERROR(RebuildOne(tx, ids[i]));
       }
       return Status::Ok();
     });

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 
 #include "events/change_log.h"
@@ -34,7 +35,24 @@ std::string CacheKey(std::string_view tenant, std::string_view name, int64_t ver
 
 }  // namespace
 
-WorkflowService::WorkflowService(store::Store& store) : store_(store) {}
+// The store topic every workflow definition change notifies.
+constexpr std::string_view kWorkflowsTopic = "workflows";
+
+WorkflowService::WorkflowService(store::Store& store) : store_(store) {
+  subscription_ = store_.Subscribe([this](const store::Change& c) {
+    if (c.resync ||
+        std::find(c.topics.begin(), c.topics.end(), kWorkflowsTopic) != c.topics.end()) {
+      ForgetVersions();
+    }
+  });
+}
+
+WorkflowService::~WorkflowService() { store_.Unsubscribe(subscription_); }
+
+void WorkflowService::ForgetVersions() {
+  std::lock_guard lock(mu_);
+  current_.clear();
+}
 
 void WorkflowService::Put(std::string tenant, std::string name, std::string spec_json,
                           std::function<void(Result<std::pair<Workflow, Written>>)> done) {
@@ -108,11 +126,13 @@ void WorkflowService::Put(std::string tenant, std::string name, std::string spec
                                      .status());
         }
         out->second = old ? Written::kUpdated : Written::kCreated;
+        DROVER_RETURN_IF_ERROR(tx.Notify(kWorkflowsTopic));
         return events::Record(tx, {w.tenant, "workflow", w.name, old ? "updated" : "created",
                                    fmt::format(R"({{"version":{}}})", w.version)});
       },
-      [out, done = std::move(done)](Status s) {
+      [this, out, done = std::move(done)](Status s) {
         if (!s.ok()) return done(s);
+        ForgetVersions();
         done(std::move(*out));
       });
 }
@@ -171,9 +191,13 @@ void WorkflowService::Delete(std::string tenant, std::string name,
                     {tenant, name})
                 .status());
         DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
+        DROVER_RETURN_IF_ERROR(tx.Notify(kWorkflowsTopic));
         return events::Record(tx, {tenant, "workflow", name, "deleted", ""});
       },
-      std::move(done));
+      [this, done = std::move(done)](Status s) {
+        ForgetVersions();
+        done(std::move(s));
+      });
 }
 
 Result<std::shared_ptr<const WorkflowSpec>> WorkflowService::Cached(const std::string& key) {
@@ -228,10 +252,18 @@ Result<std::shared_ptr<const WorkflowSpec>> WorkflowService::SpecInTx(store::Tx&
 
 Result<int64_t> WorkflowService::CurrentVersionInTx(store::Tx& tx, const std::string& tenant,
                                                     const std::string& name) {
+  std::string key = tenant + "\n" + name;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = current_.find(key); it != current_.end()) return it->second;
+  }
   std::optional<int64_t> v;
   DROVER_RETURN_IF_ERROR(tx.Query("SELECT version FROM workflows WHERE tenant = ? AND name = ?",
                                   {tenant, name}, [&](const store::Row& r) { v = r.Int(0); }));
   if (!v) return NoWorkflow(name);
+  std::lock_guard lock(mu_);
+  if (current_.size() > 10000) current_.clear();  // bounded
+  current_[key] = *v;
   return *v;
 }
 

@@ -27,6 +27,7 @@ struct Workflow {
 class WorkflowService {
  public:
   explicit WorkflowService(store::Store& store);
+  ~WorkflowService();
 
   // Stores `spec_json` (parsed by ParseWorkflowDocument) as the next version, unless it equals
   // the current one (kUnchanged).
@@ -52,9 +53,14 @@ class WorkflowService {
   Result<std::shared_ptr<const WorkflowSpec>> Cached(const std::string& key);
   Result<std::shared_ptr<const WorkflowSpec>> Load(store::Tx& tx, const std::string& tenant,
                                                    const std::string& name, int64_t version);
+  void ForgetVersions();
   store::Store& store_;
+  int subscription_ = -1;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<const WorkflowSpec>> cache_;  // GUARDED_BY(mu_)
+  // The current version by "tenant\nname": every server drops it on a change of any workflow
+  // (the store's notifications), so a new version is used within milliseconds everywhere.
+  std::map<std::string, int64_t> current_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace drover::workflows
