@@ -15,6 +15,9 @@
 #include "queues/filter.h"
 #include "queues/settings.h"
 #include "schedule/spec.h"
+#include "workflows/definition.h"
+#include "workflows/history.h"
+#include "workflows/template.h"
 
 namespace drover::fuzz {
 
@@ -79,6 +82,21 @@ inline void DecodeEverySpec(const boost::json::value& doc) {
     (void)queues::Matches(*f, attrs);
   } else {
     RequireWritable(f.status());
+  }
+  // A workflow: its templates rendered with the document as the input, and the engine's first
+  // decisions from an empty history.
+  if (auto w = workflows::ParseWorkflowDocument(doc, "fuzz"); w.ok()) {
+    workflows::RenderContext ctx{&doc, [&](std::string_view) { return &doc; }};
+    for (int i = 0; i < w->size(); ++i) {
+      auto fields = boost::json::parse(w->At(i).fields);
+      RequireValidJson(boost::json::serialize(workflows::Render(fields, ctx)));
+    }
+    workflows::ExecutionState state;
+    auto d = workflows::Decide(*w, state, 1000, true);
+    for (const auto& e : d.events) workflows::Apply(state, e);
+    (void)workflows::Decide(*w, state, 1'000'000, true);
+  } else {
+    RequireWritable(w.status());
   }
 }
 

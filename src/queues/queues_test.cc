@@ -11,17 +11,13 @@
 #include "queues/filter.h"
 #include "queues/topics.h"
 #include "testing/store_fixture.h"
+#include "testing/sync_call.h"
 
 namespace drover::queues {
 namespace {
 
 // Runs an asynchronous service call and waits for its answer.
-template <class T, class F>
-T Sync(F&& call) {
-  std::promise<T> p;
-  call([&p](T r) { p.set_value(std::move(r)); });
-  return p.get_future().get();
-}
+using testing::Sync;
 
 class QueuesTest : public ::testing::TestWithParam<testing::Backend> {
  protected:

@@ -9,16 +9,12 @@
 #include "queues/settings.h"
 #include "testing/fake_clock.h"
 #include "testing/store_fixture.h"
+#include "testing/sync_call.h"
 
 namespace drover::workflows {
 namespace {
 
-template <class T, class F>
-T Sync(F&& call) {
-  std::promise<T> p;
-  call([&p](T r) { p.set_value(std::move(r)); });
-  return p.get_future().get();
-}
+using testing::Sync;
 
 class ExecutionsTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
