@@ -403,20 +403,33 @@ struct ExecutionService::Impl {
     return Status::Ok();
   }
 
-  // Writes the read model back and notifies followers.
-  Status Flush(store::Tx& tx, Open& o, ExecutionStatus before) {
-    if (o.appended == 0) return Status::Ok();
+  // Writes the read model back and notifies followers. With `new_key` the execution is new
+  // in this transaction: its row is inserted as it stands now (with that idempotency key)
+  // rather than inserted and then updated.
+  Status Flush(store::Tx& tx, Open& o, ExecutionStatus before,
+               const std::string* new_key = nullptr) {
+    if (!new_key && o.appended == 0) return Status::Ok();
     const auto& s = o.e.state;
-    std::optional<int64_t> wake;
-    if (o.wake_at) wake = o.wake_at;
-    DROVER_RETURN_IF_ERROR(
-        tx.Exec("UPDATE executions SET status = ?, run = ?, output = ?, error = ?,"
-                " started_at = ?, ended_at = ?, updated_at = ?, last_seq = ?, wake_at = ?"
-                " WHERE id = ?",
-                {ExecutionStatusName(s.status), int64_t{s.run}, s.output, s.error, s.started_at_ms,
-                 s.ended_at_ms, o.now, s.last_seq,
-                 wake ? store::Param(*wake) : store::Param(nullptr), o.e.id})
-            .status());
+    store::Param wake = o.wake_at ? store::Param(o.wake_at) : store::Param(nullptr);
+    if (new_key) {
+      DROVER_RETURN_IF_ERROR(tx.Defer(
+          "INSERT INTO executions (id, tenant, workflow, version, status, run, input, output,"
+          " error, idempotency_key, concurrency_key, created_at, started_at, ended_at,"
+          " updated_at, last_seq, wake_at)"
+          " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          {o.e.id, o.e.tenant, o.e.workflow, o.e.version, ExecutionStatusName(s.status),
+           int64_t{s.run}, s.input, s.output, s.error, *new_key, o.e.concurrency_key,
+           s.created_at_ms, s.started_at_ms, s.ended_at_ms, o.now, s.last_seq, wake},
+          {}));
+    } else {
+      DROVER_RETURN_IF_ERROR(
+          tx.Defer("UPDATE executions SET status = ?, run = ?, output = ?, error = ?,"
+                   " started_at = ?, ended_at = ?, updated_at = ?, last_seq = ?, wake_at = ?"
+                   " WHERE id = ?",
+                   {ExecutionStatusName(s.status), int64_t{s.run}, s.output, s.error,
+                    s.started_at_ms, s.ended_at_ms, o.now, s.last_seq, wake, o.e.id},
+                   {}));
+    }
     for (const auto& name : o.dirty_steps) {
       DROVER_RETURN_IF_ERROR(UpsertStepRow(tx, o.e.id, name, o.e.state.steps[name]));
     }
@@ -618,7 +631,9 @@ struct ExecutionService::Impl {
 
   // Inserts a new execution of the workflow's current version inside `tx` (or finds the one
   // its idempotency key names).
-  Result<ExecutionService::Created> CreateInTx(store::Tx& tx, Execution e, const std::string& key) {
+  // With `insert_row` false the caller writes the execution's row (Flush with its key).
+  Result<ExecutionService::Created> CreateInTx(store::Tx& tx, Execution e, const std::string& key,
+                                               bool insert_row = true) {
     ExecutionService::Created out;
     if (!key.empty()) {
       std::optional<std::pair<std::string, std::string>> first;
@@ -670,18 +685,20 @@ struct ExecutionService::Impl {
     e.updated_at_ms = *now;
     // A key another server is inserting right now: its row wins (the unique index), and this
     // write fails rather than answering a second execution.
-    DROVER_RETURN_IF_ERROR(
-        tx.Exec("INSERT INTO executions (id, tenant, workflow, version, status, run, input,"
-                " output, error, idempotency_key, concurrency_key, created_at, started_at,"
-                " ended_at, updated_at, last_seq, wake_at)"
-                " VALUES (?, ?, ?, ?, 'pending', 0, ?, 'null', '', ?, ?, ?, 0, 0, ?, 1, ?)",
-                {e.id, e.tenant, e.workflow, e.version, e.state.input, key, e.concurrency_key, *now,
-                 *now, *now})
-            .status());
-    DROVER_RETURN_IF_ERROR(tx.Exec("INSERT INTO execution_events (execution, seq, event_id, kind,"
-                                   " step, attempt, data, at) VALUES (?, 1, ?, ?, '', 0, ?, ?)",
-                                   {e.id, created.Id(), created.kind, created.data, *now})
-                               .status());
+    if (insert_row) {
+      DROVER_RETURN_IF_ERROR(
+          tx.Defer("INSERT INTO executions (id, tenant, workflow, version, status, run, input,"
+                   " output, error, idempotency_key, concurrency_key, created_at, started_at,"
+                   " ended_at, updated_at, last_seq, wake_at)"
+                   " VALUES (?, ?, ?, ?, 'pending', 0, ?, 'null', '', ?, ?, ?, 0, 0, ?, 1, ?)",
+                   {e.id, e.tenant, e.workflow, e.version, e.state.input, key,
+                    e.concurrency_key, *now, *now, *now},
+                   {}));
+    }
+    DROVER_RETURN_IF_ERROR(tx.Defer("INSERT INTO execution_events (execution, seq, event_id,"
+                                    " kind, step, attempt, data, at)"
+                                    " VALUES (?, 1, ?, ?, '', 0, ?, ?)",
+                                    {e.id, created.Id(), created.kind, created.data, *now}, {}));
     out.execution = std::move(e);
     return out;
   }
@@ -752,7 +769,7 @@ void ExecutionService::Create(std::string tenant, std::string workflow, std::str
   impl_->store.Write(
       [impl, out, open, proto = std::move(proto),
        key = std::move(idempotency_key)](store::Tx& tx) -> Status {
-        auto created = impl->CreateInTx(tx, proto, key);
+        auto created = impl->CreateInTx(tx, proto, key, /*insert_row=*/false);
         if (!created.ok()) return created.status();
         *out = std::move(*created);
         if (out->replayed) return Status::Ok();
@@ -765,7 +782,7 @@ void ExecutionService::Create(std::string tenant, std::string workflow, std::str
         open->spec = *spec;
         open->now = open->e.state.created_at_ms;
         DROVER_RETURN_IF_ERROR(impl->Run(tx, *open));
-        return impl->Flush(tx, *open, ExecutionStatus::kPending);
+        return impl->Flush(tx, *open, ExecutionStatus::kPending, &key);
       },
       [impl, out, open, done = std::move(done)](Status s) {
         if (!s.ok()) return done(s);
