@@ -578,5 +578,32 @@ TEST_P(Workflows, AScaleStepSetsTheEnvironmentsCapacity) {
   EXPECT_NE(std::string(Get(c, id).at("error").as_string()).find("missing"), std::string::npos);
 }
 
+// A server stopping (SIGTERM) while an http step waits on a slow service stops at once: the call
+// is interrupted, not waited for, and the step is not failed for it.
+TEST_P(Workflows, AStoppingServerInterruptsHttpStepsUnderWay) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  testing::FixedHttp slow;
+  slow.SetDelay(std::chrono::seconds(30));
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/hang",
+                 R"({"steps":[
+      {"name":"call","type":"http","url":")" +
+                     slow.url("/") + R"(","timeout":"5m"}]})")
+                ->status,
+            201);
+  std::string id = Start(c, "hang", "null");
+  ASSERT_TRUE(testing::WaitFor([&] { return slow.requests() == 1; }));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(s.Stop(), 0) << s.Log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
+  ASSERT_TRUE(s.Start());
+  auto after = s.NewClient();
+  auto e = Get(after, id);
+  ASSERT_TRUE(e.contains("status")) << s.Log();
+  EXPECT_EQ(e.at("status").as_string(), "running");
+  EXPECT_EQ(e.at("steps").at(0).at("status").as_string(), "running");
+}
+
 }  // namespace
 }  // namespace drover

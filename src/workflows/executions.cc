@@ -204,7 +204,9 @@ struct CallResult {
   std::string output = "null";
   bool retryable = true;
 };
-CallResult CallHttp(const External& x) {
+// `track(client, true)` before the call and `(client, false)` after: a stopping server
+// interrupts the calls under way.
+CallResult CallHttp(const External& x, const std::function<void(client::Client*, bool)>& track) {
   CallResult out;
   const auto& f = x.fields.as_object();
   std::string url;
@@ -228,7 +230,9 @@ CallResult CallHttp(const External& x) {
     headers.emplace_back("Content-Type", "application/json");
   }
   client::Client c({.addr = split->first, .token = "", .timeout = x.timeout});
+  track(&c, true);
   auto r = c.Do(method, split->second, body, std::move(headers));
+  track(&c, false);
   if (!r.ok()) return {Status::Unavailable(r.status().message()), "null", true};
   if (r->status < 200 || r->status > 299) {
     std::string text = r->body.substr(0, 200);
@@ -265,6 +269,8 @@ struct ExecutionService::Impl {
   int subscription = -1;
   std::mutex mu;
   std::map<std::string, External> pending_calls;  // GUARDED_BY(mu)
+  std::set<client::Client*> live_calls;           // GUARDED_BY(mu)
+  bool stopping = false;                          // GUARDED_BY(mu)
 
   bool postgres() const { return store.Backend() == "postgres"; }
 
@@ -555,7 +561,22 @@ struct ExecutionService::Impl {
       x = std::move(it->second);
       pending_calls.erase(it);
     }
-    CallResult r = CallHttp(*x);
+    CallResult r = CallHttp(*x, [this](client::Client* c, bool on) {
+      std::lock_guard lock(mu);
+      if (!on) {
+        live_calls.erase(c);
+      } else if (stopping) {
+        c->Interrupt();
+      } else {
+        live_calls.insert(c);
+      }
+    });
+    {
+      // Interrupted by a stopping server: not the step's failure. The attempt stays running
+      // and its timeout decides (on whichever server runs the engine next).
+      std::lock_guard lock(mu);
+      if (stopping) return runtime::Outcome::Done();
+    }
     Finish(std::move(*x), std::move(r));
     return runtime::Outcome::Done();
   }
@@ -691,14 +712,15 @@ struct ExecutionService::Impl {
                    " output, error, idempotency_key, concurrency_key, created_at, started_at,"
                    " ended_at, updated_at, last_seq, wake_at)"
                    " VALUES (?, ?, ?, ?, 'pending', 0, ?, 'null', '', ?, ?, ?, 0, 0, ?, 1, ?)",
-                   {e.id, e.tenant, e.workflow, e.version, e.state.input, key,
-                    e.concurrency_key, *now, *now, *now},
+                   {e.id, e.tenant, e.workflow, e.version, e.state.input, key, e.concurrency_key,
+                    *now, *now, *now},
                    {}));
     }
-    DROVER_RETURN_IF_ERROR(tx.Defer("INSERT INTO execution_events (execution, seq, event_id,"
-                                    " kind, step, attempt, data, at)"
-                                    " VALUES (?, 1, ?, ?, '', 0, ?, ?)",
-                                    {e.id, created.Id(), created.kind, created.data, *now}, {}));
+    DROVER_RETURN_IF_ERROR(
+        tx.Defer("INSERT INTO execution_events (execution, seq, event_id,"
+                 " kind, step, attempt, data, at)"
+                 " VALUES (?, 1, ?, ?, '', 0, ?, ?)",
+                 {e.id, created.Id(), created.kind, created.data, *now}, {}));
     out.execution = std::move(e);
     return out;
   }
@@ -752,7 +774,12 @@ void ExecutionService::Stop() {
     impl_->subscription = -1;
   }
   if (impl_->sweeper) impl_->sweeper->Stop(runtime::WorkQueue::kUntilDone);
-  if (impl_->calls) impl_->calls->Stop(std::chrono::seconds(5));
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+    for (auto* c : impl_->live_calls) c->Interrupt();
+  }
+  if (impl_->calls) impl_->calls->Stop(runtime::WorkQueue::kUntilDone);
   if (impl_->engine) impl_->engine->Stop(runtime::WorkQueue::kUntilDone);
 }
 
