@@ -319,6 +319,10 @@ TEST_P(Workflows, SignalsSleepsIdempotencyConcurrencyAndCancel) {
   auto differs = c.Do("POST", "/v1/workflows/approve/executions", R"({"input":{"user":"dee"}})",
                       {{"Idempotency-Key", "k-1"}});
   EXPECT_EQ(differs->status, 422) << differs->body;
+  // A key that is not text is refused at the edge (PostgreSQL could not store it).
+  auto bytes = c.Do("POST", "/v1/workflows/approve/executions", R"({"input":{"user":"eve"}})",
+                    {{"Idempotency-Key", "k-\xff\xfe"}});
+  EXPECT_EQ(bytes->status, 422) << bytes->body;
 }
 
 TEST_P(Workflows, HttpStepsRenderTemplatesRetryAndTimeOut) {
@@ -365,6 +369,26 @@ TEST_P(Workflows, HttpStepsRenderTemplatesRetryAndTimeOut) {
   ASSERT_TRUE(testing::WaitFor([&] { return Status(c, late) == "failed"; }));
   EXPECT_NE(std::string(Get(c, late).at("error").as_string()).find("wait-for-it"),
             std::string::npos);
+  // An input that would put a line break into the request (its URL and a header here) fails
+  // the step; nothing is sent.
+  int before = hook.requests();
+  std::string bad = Start(c, "call", R"({"id":"42\r\nX-Evil: 1"})");
+  ASSERT_TRUE(testing::WaitFor([&] { return Status(c, bad) == "failed"; }));
+  EXPECT_NE(std::string(Get(c, bad).at("error").as_string()).find("control character"),
+            std::string::npos)
+      << json::serialize(Get(c, bad));
+  EXPECT_EQ(hook.requests(), before);
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/hdr",
+                 R"({"steps":[{"name":"h","type":"http","url":")" + hook.url("/fixed") +
+                     R"(","headers":{"X-Run":"{{ input.h }}"}}]})")
+                ->status,
+            201);
+  std::string hdr = Start(c, "hdr", R"({"h":"a\r\nX-Evil: 1"})");
+  ASSERT_TRUE(testing::WaitFor([&] { return Status(c, hdr) == "failed"; }));
+  EXPECT_NE(std::string(Get(c, hdr).at("error").as_string()).find("header 'X-Run'"),
+            std::string::npos)
+      << json::serialize(Get(c, hdr));
+  EXPECT_EQ(hook.requests(), before);
   // https is refused when the workflow is defined, not when it runs.
   auto tls = c.Do("PUT", "/v1/workflows/tls",
                   R"({"steps":[{"name":"a","type":"http","url":"https://example.com/"}]})");

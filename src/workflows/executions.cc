@@ -215,13 +215,30 @@ CallResult CallHttp(const External& x, const std::function<void(client::Client*,
   if (!split.ok()) return {split.status(), "null", false};
   std::string method = "GET";
   if (const auto* m = f.if_contains("method"); m && m->is_string()) method = m->as_string();
+  // What templates rendered from inputs must not smuggle into the request: a line break or a
+  // control character in the target or a header would start another header or request.
+  auto clean = [](std::string_view s, bool space_ok) {
+    for (unsigned char ch : s) {
+      if (ch < 0x20 || ch == 0x7f || (!space_ok && ch == ' ')) return false;
+    }
+    return true;
+  };
+  if (!clean(split->second, false)) {
+    return {Status::InvalidArgument("the URL has a space or a control character"), "null", false};
+  }
   std::vector<std::pair<std::string, std::string>> headers;
   if (const auto* h = f.if_contains("headers"); h && h->is_object()) {
     // A lone template may have rendered a number: headers carry its text.
     for (const auto& kv : h->as_object()) {
       const auto& v = kv.value();
       if (v.is_null()) continue;
-      headers.emplace_back(kv.key(), v.is_string() ? std::string(v.as_string()) : ToJson(v));
+      std::string value = v.is_string() ? std::string(v.as_string()) : ToJson(v);
+      if (kv.key().empty() || !clean(kv.key(), false) || !clean(value, true)) {
+        return {Status::InvalidArgument(fmt::format(
+                    "header '{}' has a line break or a control character", kv.key().substr(0, 64))),
+                "null", false};
+      }
+      headers.emplace_back(kv.key(), std::move(value));
     }
   }
   std::string body;

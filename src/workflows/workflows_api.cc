@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/names.h"
+#include "common/text.h"
 #include "http/change_wait.h"
 #include "http/handler_util.h"
 #include "http/sse.h"
@@ -338,9 +339,10 @@ void AddWorkflowRoutes(http::Router& router, WorkflowService& workflows,
           if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
         }
         std::string key(req.Header("Idempotency-Key"));
-        if (key.size() > 255) {
+        if (key.size() > 255 || !IsValidText(key)) {
           return http::SendError(
-              respond, Status::Validation({{"Idempotency-Key", "must be at most 255 bytes"}}));
+              respond,
+              Status::Validation({{"Idempotency-Key", "must be UTF-8 text of at most 255 bytes"}}));
         }
         executions.Create(
             addr->first, addr->second, std::move(input), std::move(key),
