@@ -629,5 +629,36 @@ TEST_P(Workflows, AStoppingServerInterruptsHttpStepsUnderWay) {
   EXPECT_EQ(e.at("steps").at(0).at("status").as_string(), "running");
 }
 
+// A running execution keeps the version it started with when the workflow changes; new ones
+// take the new version.
+TEST_P(Workflows, RunningExecutionsKeepTheirVersion) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/evolve",
+                 R"({"steps":[{"name":"first","type":"wait","signal":"go"}]})")
+                ->status,
+            201);
+  std::string old = Start(c, "evolve", "null");
+  ASSERT_TRUE(testing::WaitFor([&] { return Status(c, old) == "running"; }));
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/evolve",
+                 R"({"steps":[{"name":"second","type":"sleep","duration":"10ms"}]})")
+                ->status,
+            200);
+  std::string fresh = Start(c, "evolve", "null");
+  ASSERT_TRUE(testing::WaitFor([&] { return Status(c, fresh) == "succeeded"; }));
+  auto e = Get(c, fresh);
+  EXPECT_EQ(e.at("version").as_int64(), 2);
+  EXPECT_EQ(e.at("steps").at(0).at("name").as_string(), "second");
+  e = Get(c, old);
+  EXPECT_EQ(e.at("version").as_int64(), 1);
+  EXPECT_EQ(e.at("steps").at(0).at("name").as_string(), "first");
+  // Deleting the workflow leaves it running on its version, too.
+  ASSERT_EQ(c.Do("DELETE", "/v1/workflows/evolve")->status, 204);
+  ASSERT_EQ(c.Do("POST", "/v1/executions/" + old + "/signals/go", "{}")->status, 200);
+  ASSERT_TRUE(testing::WaitFor([&] { return Status(c, old) == "succeeded"; }));
+  EXPECT_EQ(c.Do("POST", "/v1/workflows/evolve/executions", "{}")->status, 404);
+}
+
 }  // namespace
 }  // namespace drover
