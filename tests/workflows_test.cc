@@ -200,6 +200,14 @@ TEST_P(Workflows, ADagRunsEndToEndWithTemplatedInputs) {
   EXPECT_GT(at("step_scheduled:join#1"), at("step_succeeded:right#1"));
   auto list = c.Do("GET", "/v1/executions?workflow=fan&status=succeeded");
   EXPECT_EQ(Json(*list).at("items").as_array().size(), 1u);
+  auto metrics = c.Do("GET", "/metrics");
+  EXPECT_NE(
+      metrics->body.find(R"(drover_executions_started_total{tenant="default",workflow="fan"} 1)"),
+      std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find(R"(drover_executions_ended_total{tenant="default",workflow="fan",)"
+                               R"(status="succeeded"} 1)"),
+            std::string::npos);
   // The read model rebuilt from the log is the same.
   auto rebuilt = c.Do("POST", "/v1/admin/rebuild");
   ASSERT_EQ(rebuilt->status, 200) << rebuilt->body;

@@ -188,6 +188,7 @@ void App::RegisterMetrics() {
   registry_.AddCollector([this](std::string& out) { controller_->RenderMetrics(out); });
   registry_.AddCollector([this](std::string& out) { scheduler_->RenderMetrics(out); });
   registry_.AddCollector([this](std::string& out) { queues_->RenderMetrics(out); });
+  registry_.AddCollector([this](std::string& out) { executions_->RenderMetrics(out); });
   registry_.AddCollector([this](std::string& out) {
     out += fmt::format(
         "# HELP drover_audit_refusals_dropped_total Refused calls not written to the audit log "

@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <tuple>
 
 #include "client/client.h"
 #include "common/json.h"
@@ -143,6 +144,7 @@ struct Open {
   std::vector<std::string> woken;  // executions to advance after the commit
   std::vector<External> external;  // to run after the commit
   int appended = 0;
+  bool ended_now = false;  // the execution ended in this transaction
 };
 
 namespace {
@@ -288,6 +290,16 @@ struct ExecutionService::Impl {
   std::map<std::string, External> pending_calls;  // GUARDED_BY(mu)
   std::set<client::Client*> live_calls;           // GUARDED_BY(mu)
   bool stopping = false;                          // GUARDED_BY(mu)
+  // Counters for /metrics: started by (tenant, workflow); ended by (tenant, workflow, status).
+  std::mutex counts_mu;
+  std::map<std::pair<std::string, std::string>, int64_t> started;  // GUARDED_BY(counts_mu)
+  std::map<std::tuple<std::string, std::string, std::string>, int64_t>
+      ended;  // GUARDED_BY(counts_mu)
+
+  void CountStarted(const Execution& e) {
+    std::lock_guard lock(counts_mu);
+    ++started[{e.tenant, e.workflow}];
+  }
 
   bool postgres() const { return store.Backend() == "postgres"; }
 
@@ -459,7 +471,8 @@ struct ExecutionService::Impl {
     // A change index, so blocking reads and event streams of this execution wake.
     DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
     DROVER_RETURN_IF_ERROR(tx.Notify(ExecutionTopic(o.e.id)));
-    if (IsEnded(s.status) && !IsEnded(before)) {
+    o.ended_now = IsEnded(s.status) && !IsEnded(before);
+    if (o.ended_now) {
       DROVER_RETURN_IF_ERROR(events::Record(
           tx, {o.e.tenant, "execution", o.e.id, std::string(ExecutionStatusName(s.status)),
                fmt::format(R"({{"workflow":"{}"}})", o.e.workflow)}));
@@ -506,6 +519,11 @@ struct ExecutionService::Impl {
   }
 
   void AfterCommit(Open& o) {
+    if (o.ended_now) {
+      std::lock_guard lock(counts_mu);
+      ++ended[{o.e.tenant, o.e.workflow, std::string(ExecutionStatusName(o.e.state.status))}];
+      o.ended_now = false;
+    }
     if (!engine) return;
     for (const auto& w : o.woken) engine->Add(w);
     if (o.wake_at > o.now) engine->AddAfter(o.e.id, std::chrono::milliseconds(o.wake_at - o.now));
@@ -830,7 +848,10 @@ void ExecutionService::Create(std::string tenant, std::string workflow, std::str
       },
       [impl, out, open, done = std::move(done)](Status s) {
         if (!s.ok()) return done(s);
-        if (!out->replayed) impl->AfterCommit(*open);
+        if (!out->replayed) {
+          impl->CountStarted(out->execution);
+          impl->AfterCommit(*open);
+        }
         done(std::move(*out));
       });
 }
@@ -1097,6 +1118,35 @@ Status RebuildOne(store::Tx& tx, const std::string& id) {
 }
 
 }  // namespace
+
+void ExecutionService::RenderMetrics(std::string& out) {
+  std::lock_guard lock(impl_->counts_mu);
+  auto label = [](std::string& l, std::string_view name, std::string_view value) {
+    if (!l.empty()) l += ',';
+    l += name;
+    l += '=';
+    AppendJsonString(l, value);  // a JSON string is a valid label value for names
+  };
+  out +=
+      "# HELP drover_executions_started_total Executions accepted through this server's API and "
+      "schedules.\n# TYPE drover_executions_started_total counter\n";
+  for (const auto& [k, n] : impl_->started) {
+    std::string l;
+    label(l, "tenant", k.first);
+    label(l, "workflow", k.second);
+    out += fmt::format("drover_executions_started_total{{{}}} {}\n", l, n);
+  }
+  out +=
+      "# HELP drover_executions_ended_total Executions that ended on this server, by status.\n"
+      "# TYPE drover_executions_ended_total counter\n";
+  for (const auto& [k, n] : impl_->ended) {
+    std::string l;
+    label(l, "tenant", std::get<0>(k));
+    label(l, "workflow", std::get<1>(k));
+    label(l, "status", std::get<2>(k));
+    out += fmt::format("drover_executions_ended_total{{{}}} {}\n", l, n);
+  }
+}
 
 Result<int64_t> ExecutionService::Rebuild() {
   std::vector<std::string> ids;

@@ -108,6 +108,10 @@ class ExecutionService {
   // Rebuilds the read model of every execution from its event log; returns how many.
   Result<int64_t> Rebuild();
 
+  // Executions started and ended (by status) through this server, per tenant and workflow, in
+  // Prometheus text (the metrics registry's collector).
+  void RenderMetrics(std::string& out);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
