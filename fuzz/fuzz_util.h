@@ -88,7 +88,7 @@ inline void DecodeEverySpec(const boost::json::value& doc) {
   if (auto w = workflows::ParseWorkflowDocument(doc, "fuzz"); w.ok()) {
     workflows::RenderContext ctx{&doc, [&](std::string_view) { return &doc; }};
     for (int i = 0; i < w->size(); ++i) {
-      auto fields = boost::json::parse(w->At(i).fields);
+      const auto& fields = *w->At(i).parsed;
       RequireValidJson(boost::json::serialize(workflows::Render(fields, ctx)));
     }
     workflows::ExecutionState state;

@@ -93,6 +93,13 @@ bool RunUntil(client::Client& c, const std::string& id, const std::string& queue
       60000);
 }
 
+// A workflow of one http step calling `url` with the given timeout.
+std::string OneHttpStep(const std::string& step, const std::string& url,
+                        const std::string& timeout) {
+  return R"({"steps":[{"name":")" + step + R"(","type":"http","url":")" + url + R"(","timeout":")" +
+         timeout + R"("}]})";
+}
+
 std::vector<std::string> EventKinds(client::Client& c, const std::string& id) {
   std::vector<std::string> out;
   auto r = c.Do("GET", "/v1/executions/" + id + "/events");
@@ -367,12 +374,9 @@ TEST_P(Workflows, HttpStepsRenderTemplatesRetryAndTimeOut) {
   // A service slower than the step's timeout: the attempt fails, and with it the execution.
   testing::FixedHttp slow;
   slow.SetDelay(std::chrono::seconds(5));
-  ASSERT_EQ(c.Do("PUT", "/v1/workflows/slow",
-                 R"({"steps":[
-      {"name":"wait-for-it","type":"http","url":")" +
-                     slow.url("/") + R"(","timeout":"1s"}]})")
-                ->status,
-            201);
+  ASSERT_EQ(
+      c.Do("PUT", "/v1/workflows/slow", OneHttpStep("wait-for-it", slow.url("/"), "1s"))->status,
+      201);
   std::string late = Start(c, "slow", "null");
   ASSERT_TRUE(testing::WaitFor([&] { return Status(c, late) == "failed"; }));
   EXPECT_NE(std::string(Get(c, late).at("error").as_string()).find("wait-for-it"),
@@ -618,11 +622,7 @@ TEST_P(Workflows, AStoppingServerInterruptsHttpStepsUnderWay) {
   auto c = s.NewClient();
   testing::FixedHttp slow;
   slow.SetDelay(std::chrono::seconds(30));
-  ASSERT_EQ(c.Do("PUT", "/v1/workflows/hang",
-                 R"({"steps":[
-      {"name":"call","type":"http","url":")" +
-                     slow.url("/") + R"(","timeout":"5m"}]})")
-                ->status,
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/hang", OneHttpStep("call", slow.url("/"), "5m"))->status,
             201);
   std::string id = Start(c, "hang", "null");
   ASSERT_TRUE(testing::WaitFor([&] { return slow.requests() == 1; }));

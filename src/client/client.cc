@@ -50,12 +50,36 @@ Client::Client(Options options) : options_(std::move(options)), impl_(std::make_
 
 Client::~Client() = default;
 
+namespace {
+
+// Whether `s` may go into a request line or a header as it is: no control character (a line
+// break would start another header or request), and no space where `space_ok` is false.
+bool SafeInRequest(std::string_view s, bool space_ok) {
+  for (unsigned char ch : s) {
+    if (ch < 0x20 || ch == 0x7f || (!space_ok && ch == ' ')) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<Response> Client::Do(std::string_view method, std::string_view target, std::string_view body,
                             std::vector<std::pair<std::string, std::string>> headers) {
   auto& im = *impl_;
   if (im.interrupted) return Status::Unavailable("interrupted");
   if (options_.addr.starts_with("https://")) {
     return Status::InvalidArgument("https:// addresses are not supported yet; use http://");
+  }
+  // Nothing a caller passes on (a rendered URL, a header from a user's data) may smuggle a
+  // line into the request.
+  if (!SafeInRequest(method, false) || !SafeInRequest(target, false)) {
+    return Status::InvalidArgument("the URL has a space or a control character");
+  }
+  for (const auto& [k, v] : headers) {
+    if (k.empty() || !SafeInRequest(k, false) || !SafeInRequest(v, true)) {
+      return Status::InvalidArgument(
+          fmt::format("header '{}' has a line break or a control character", k.substr(0, 64)));
+    }
   }
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool fresh = false;

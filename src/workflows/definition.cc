@@ -177,6 +177,7 @@ StepSpec ParseStep(const json::value& v, const std::string& prefix, RawNeeds& ne
   }
   AppendErrors(errors, d.Finish());
   step.fields = ToJson(v);
+  step.parsed = std::make_shared<const json::value>(v);
   return step;
 }
 
@@ -365,8 +366,8 @@ Result<WorkflowSpec> ParseWorkflowDocument(const json::value& doc, const std::st
   // Templates: a step reads only steps it runs after; on_failure steps read any step.
   for (int i = 0; i < spec.size(); ++i) {
     const auto& s = spec.At(i);
-    auto parsed = json::parse(s.fields);
-    if (!parsed.is_object()) continue;
+    if (!s.parsed || !s.parsed->is_object()) continue;
+    const json::value& parsed = *s.parsed;
     std::string prefix = i < n ? "spec.steps[" + std::to_string(i) + "]"
                                : "spec.on_failure[" + std::to_string(i - n) + "]";
     std::vector<FoundRef> refs;

@@ -5,6 +5,7 @@
 #include <boost/json/fwd.hpp>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,7 @@ struct StepSpec {
   // (queue, command, input, url, method, headers, body, duration, environment, capacity,
   // signal).
   std::string fields;
+  std::shared_ptr<const boost::json::value> parsed;  // `fields` parsed, once
   // Type-specific, checked here.
   std::string queue;                      // task
   std::chrono::milliseconds duration{0};  // sleep

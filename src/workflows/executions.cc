@@ -217,30 +217,13 @@ CallResult CallHttp(const External& x, const std::function<void(client::Client*,
   if (!split.ok()) return {split.status(), "null", false};
   std::string method = "GET";
   if (const auto* m = f.if_contains("method"); m && m->is_string()) method = m->as_string();
-  // What templates rendered from inputs must not smuggle into the request: a line break or a
-  // control character in the target or a header would start another header or request.
-  auto clean = [](std::string_view s, bool space_ok) {
-    for (unsigned char ch : s) {
-      if (ch < 0x20 || ch == 0x7f || (!space_ok && ch == ' ')) return false;
-    }
-    return true;
-  };
-  if (!clean(split->second, false)) {
-    return {Status::InvalidArgument("the URL has a space or a control character"), "null", false};
-  }
   std::vector<std::pair<std::string, std::string>> headers;
   if (const auto* h = f.if_contains("headers"); h && h->is_object()) {
     // A lone template may have rendered a number: headers carry its text.
     for (const auto& kv : h->as_object()) {
       const auto& v = kv.value();
       if (v.is_null()) continue;
-      std::string value = v.is_string() ? std::string(v.as_string()) : ToJson(v);
-      if (kv.key().empty() || !clean(kv.key(), false) || !clean(value, true)) {
-        return {Status::InvalidArgument(fmt::format(
-                    "header '{}' has a line break or a control character", kv.key().substr(0, 64))),
-                "null", false};
-      }
-      headers.emplace_back(kv.key(), std::move(value));
+      headers.emplace_back(kv.key(), v.is_string() ? std::string(v.as_string()) : ToJson(v));
     }
   }
   std::string body;
@@ -252,6 +235,11 @@ CallResult CallHttp(const External& x, const std::function<void(client::Client*,
   track(&c, true);
   auto r = c.Do(method, split->second, body, std::move(headers));
   track(&c, false);
+  // A request the client refuses to send (a rendered input with a line break) fails for good;
+  // one that could not be delivered may be retried.
+  if (!r.ok() && r.status().code() == Status::Code::kInvalidArgument) {
+    return {r.status(), "null", false};
+  }
   if (!r.ok()) return {Status::Unavailable(r.status().message()), "null", true};
   if (r->status < 200 || r->status > 299) {
     std::string text = r->body.substr(0, 200);
@@ -372,10 +360,9 @@ struct ExecutionService::Impl {
 
   // The step's fields with templates rendered.
   static json::value RenderedFields(const Open& o, const StepSpec& sp) {
-    json::value fields = ParseJsonOrNull(sp.fields);
-    if (!fields.is_object()) return json::object();
+    if (!sp.parsed || !sp.parsed->is_object()) return json::object();
     Rendering r(o.e.state);
-    return Render(fields, r.Context());
+    return Render(*sp.parsed, r.Context());
   }
 
   // The body of a task attempt's message: what the worker runs, with templates rendered.
