@@ -387,8 +387,8 @@ TEST_P(Cli, ApplyRefusesBadDocumentsBeforeChangingAnything) {
   std::string out;
   EXPECT_EQ(Run({"apply", "-f", dir.File("a.yaml")}, &out), 1);
   EXPECT_NE(
-      out.find(
-          "kind must be Environment, Schedule, Variable, Queue, Topic or Workflow, not 'Gadget'"),
+      out.find("kind must be Environment, Schedule, Variable, Queue, Topic, Workflow or Route, not "
+               "'Gadget'"),
       std::string::npos)
       << out;
   EXPECT_NE(Run({"env", "get", "ok-env"}, &out), 0) << "nothing applied";
@@ -536,6 +536,36 @@ TEST_P(Cli, ASchedulesEnvironmentMayComeLater) {
   ASSERT_EQ(Run({"schedule", "get", "nightly"}, &out), 0) << out;
   // Fire times in the schedule's own zone: 02:00 on Berlin's clock (CET or CEST).
   EXPECT_NE(out.find(" 02:00:00 CE"), std::string::npos) << out;
+}
+
+TEST_P(Cli, RoutesFromApplyToListAndRemove) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("r.yaml")) << R"(kind: Route
+name: api
+spec:
+  upstreams: ["http://127.0.0.1:1", "http://127.0.0.1:2/base"]
+  auth: none
+  retries: 0
+)";
+  std::string out;
+  ASSERT_EQ(Run({"apply", "-f", dir.File("r.yaml")}, &out), 0) << out;
+  EXPECT_NE(out.find("route/api created"), std::string::npos) << out;
+  ASSERT_EQ(Run({"apply", "-f", dir.File("r.yaml")}, &out), 0) << out;
+  EXPECT_NE(out.find("route/api unchanged"), std::string::npos) << out;
+  ASSERT_EQ(Run({"route", "ls"}, &out), 0) << out;
+  EXPECT_NE(out.find("http://127.0.0.1:1,http://127.0.0.1:2/base"), std::string::npos) << out;
+  EXPECT_NE(out.find("none"), std::string::npos) << out;
+  // Once proxied through, this server knows the upstreams' health.
+  client::Client anon = server_.NewClient();
+  EXPECT_EQ(anon.Do("GET", "/svc/api/x")->status, 502);
+  ASSERT_EQ(Run({"route", "get", "api"}, &out), 0) << out;
+  EXPECT_NE(out.find("UPSTREAM"), std::string::npos) << out;
+  EXPECT_NE(out.find("http://127.0.0.1:2/base"), std::string::npos) << out;
+  std::ofstream(dir.File("bad.yaml")) << "kind: Route\nname: bad\nspec: {upstreams: [ftp://x]}\n";
+  EXPECT_EQ(Run({"apply", "-f", dir.File("bad.yaml")}, &out), 1) << out;
+  EXPECT_NE(out.find("upstreams[0]"), std::string::npos) << out;
+  ASSERT_EQ(Run({"route", "rm", "api"}, &out), 0) << out;
+  EXPECT_NE(Run({"route", "get", "api"}, &out), 0) << out;
 }
 
 TEST_P(Cli, WorkflowsFromApplyToRunAndEvents) {

@@ -14,6 +14,8 @@
 #include "control/variables_api.h"
 #include "env/environments_api.h"
 #include "events/events_api.h"
+#include "gateway/proxy.h"
+#include "gateway/routes_api.h"
 #include "queues/queues_api.h"
 #include "schedule/schedules_api.h"
 #include "workflows/workflows_api.h"
@@ -104,6 +106,10 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   events::AddEventRoutes(router_, change_log_, store_, waiters_);
   queues::AddQueueRoutes(router_, *queues_, *topics_, clock_);
   workflows::AddWorkflowRoutes(router_, *workflows_, *executions_, store_, waiters_);
+  routes_ = std::make_unique<gateway::RouteService>(store_);
+  gateway::AddRouteRoutes(router_, *routes_);
+  proxy_ = std::make_unique<gateway::Proxy>(*routes_, keys_, &env_, store_, registry_);
+  proxy_->AddRoutes(router_);
   std::vector<std::pair<std::string, std::string>> names;
   for (const auto& r : router_.routes()) {
     names.emplace_back(std::string(http::MethodName(r.method)), r.pattern);
@@ -125,6 +131,7 @@ App::~App() {
   // The controller first (no reconcile after its leases go), then the coordinator, whose last
   // callbacks still reach a live controller.
   scheduler_->Stop();
+  proxy_->Stop();
   executions_->Stop();
   controller_->Stop();
   coordinator_.Stop();

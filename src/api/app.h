@@ -16,6 +16,8 @@
 #include "env/services.h"
 #include "events/change_log.h"
 #include "fleet/controller.h"
+#include "gateway/proxy.h"
+#include "gateway/routes.h"
 #include "http/blocking.h"
 #include "http/metrics.h"
 #include "http/pipeline.h"
@@ -65,6 +67,8 @@ class App {
   queues::QueueService& queues() { return *queues_; }
   // Started by the server process: advances executions (and sweeps those due every second).
   workflows::ExecutionService& executions() { return *executions_; }
+  // Started by the server process: the gateway's active health checks.
+  gateway::Proxy& proxy() { return *proxy_; }
 
  private:
   void AddSystemRoutes();
@@ -107,6 +111,8 @@ class App {
   std::set<std::string> seen_statuses_;  // GUARDED_BY(gauges_mu_)
   std::unique_ptr<runtime::WorkQueue> gauges_;
   int gauges_sub_ = -1;
+  std::unique_ptr<gateway::RouteService> routes_;
+  std::unique_ptr<gateway::Proxy> proxy_;  // after registry_: gone before its collector is
   std::unique_ptr<http::Pipeline> pipeline_;
 };
 

@@ -111,7 +111,8 @@ constexpr Kind kKinds[] = {{"Environment", "environments", "environment"},
                            {"Variable", "variables", "variable"},
                            {"Queue", "queues", "queue"},
                            {"Topic", "topics", "topic"},
-                           {"Workflow", "workflows", "workflow"}};
+                           {"Workflow", "workflows", "workflow"},
+                           {"Route", "routes", "route"}};
 const Kind* FindKind(std::string_view kind) {
   for (const auto& k : kKinds) {
     if (k.kind == kind) return &k;
@@ -205,9 +206,11 @@ int Apply(const ClientFlags& flags, const std::string& path,
   for (const auto& d : docs) {
     const Kind* kind = FindKind(Str(d.body, "kind"));
     if (!kind) {
-      std::cerr << "error: " << d.source
-                << ": kind must be Environment, Schedule, Variable, Queue, Topic or Workflow, not '"
-                << Str(d.body, "kind") << "'\n";
+      std::cerr
+          << "error: " << d.source
+          << ": kind must be Environment, Schedule, Variable, Queue, Topic, Workflow or Route,"
+             " not '"
+          << Str(d.body, "kind") << "'\n";
       return 1;
     }
     std::string_view field = kind->kind == "Variable" ? "key" : "name";

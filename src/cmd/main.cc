@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   drover::cmd::AddAuditCommand(app, flags, run);
   drover::cmd::AddQueueCommands(app, flags, run);
   drover::cmd::AddWorkflowCommands(app, flags, run);
+  drover::cmd::AddRouteCommands(app, flags, run);
 
   std::vector<std::string> args;
   std::string error;

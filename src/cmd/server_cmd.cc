@@ -308,6 +308,7 @@ int RunServer() {
   app.controller().Start();
   app.scheduler().Start();
   app.executions().Start();
+  app.proxy().Start();
   app.StartGauges();
   LogInfo("drover {} listening on http://{} (store: {} {}, server id {})", DROVER_VERSION, addr,
           store->Backend(), store::RedactUrl(db), coord_opts.server_id);

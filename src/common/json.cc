@@ -7,6 +7,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "common/duration.h"
 #include "common/text.h"
 
 namespace drover {
@@ -208,6 +209,29 @@ Status JsonDecoder::Finish() {
   }
   if (errors_.empty()) return Status::Ok();
   return Status::Validation(std::move(errors_));
+}
+
+void ReadDurationField(JsonDecoder& d, std::string_view field, int64_t lo_ms, int64_t hi_ms,
+                       int64_t* out_ms) {
+  const boost::json::value* v = d.Raw(field, false);
+  if (!v || v->is_null()) return;
+  std::optional<int64_t> ms;
+  if (v->is_string()) {
+    if (auto p = ParseDuration(std::string_view(v->as_string()))) ms = p->count();
+  } else if (v->is_int64() && v->as_int64() >= 0 && v->as_int64() <= hi_ms / 1000) {
+    ms = v->as_int64() * 1000;
+  } else if (v->is_uint64() && v->as_uint64() <= static_cast<uint64_t>(hi_ms / 1000)) {
+    ms = static_cast<int64_t>(v->as_uint64()) * 1000;
+  }
+  if (!ms) {
+    d.AddError(field, "must be a duration like \"30s\", \"5m\" or \"4d\" (or whole seconds)");
+  } else if (*ms < lo_ms || *ms > hi_ms) {
+    d.AddError(field, fmt::format("must be between {} and {}",
+                                  FormatDuration(std::chrono::milliseconds(lo_ms)),
+                                  FormatDuration(std::chrono::milliseconds(hi_ms))));
+  } else {
+    *out_ms = *ms;
+  }
 }
 
 void AppendErrors(std::vector<FieldError>& out, const Status& s) {

@@ -59,6 +59,12 @@ class JsonDecoder {
   std::vector<FieldError> errors_;
 };
 
+// A duration field: "30s", "5m", "4d" (common/duration.h) or a whole number of seconds, within
+// [lo_ms, hi_ms]; stored in *out_ms when valid, a field error otherwise. Absent or null: *out_ms
+// keeps its value.
+void ReadDurationField(JsonDecoder& d, std::string_view field, int64_t lo_ms, int64_t hi_ms,
+                       int64_t* out_ms);
+
 // Appends the field errors of `s` (or its message, as one error) to `out`: the errors of
 // nested decoders gathered into one Validation status.
 void AppendErrors(std::vector<FieldError>& out, const Status& s);

@@ -190,6 +190,64 @@ void EnvironmentService::Scale(std::string tenant, std::string name, std::string
       });
 }
 
+void EnvironmentService::Touch(std::string tenant, std::string name,
+                               std::function<void(Status)> done) {
+  int64_t now = ToUnixMillis(clock_.Now());
+  store_.Write(
+      [tenant = std::move(tenant), name = std::move(name), now](store::Tx& tx) -> Status {
+        auto idx = tx.NextIndex();
+        if (!idx.ok()) return idx.status();
+        auto n = tx.Exec(
+            "UPDATE environments SET active_at = ?, modify_index = ? WHERE tenant = ? AND name = ?",
+            {now, *idx, tenant, name});
+        if (!n.ok()) return n.status();
+        if (*n == 0) return NoEnvironment(name);
+        return tx.Notify(kTopic);
+      },
+      std::move(done));
+}
+
+void EnvironmentService::Wake(std::string tenant, std::string name, std::string reason,
+                              std::function<void(Result<Environment>)> done) {
+  auto out = std::make_shared<Environment>();
+  int64_t now = ToUnixMillis(clock_.Now());
+  store_.Write(
+      [out, tenant, name, reason = std::move(reason), now](store::Tx& tx) -> Status {
+        std::optional<Environment> e;
+        DROVER_RETURN_IF_ERROR(tx.Query(std::string(kEnvColumns) + " WHERE tenant = ? AND name = ?",
+                                        {tenant, name},
+                                        [&](const store::Row& r) { e = ReadEnvironment(r); }));
+        if (!e) return NoEnvironment(name);
+        if (e->capacity() != "0") {  // awake already (another request woke it)
+          *out = std::move(*e);
+          return Status::Ok();
+        }
+        if (e->spec.capacity == "0") {
+          return Status::Unavailable(fmt::format(
+              "environment '{}' has capacity 0 in its spec: there is nothing to wake", name));
+        }
+        auto idx = tx.NextIndex();
+        if (!idx.ok()) return idx.status();
+        DROVER_RETURN_IF_ERROR(tx.Exec("UPDATE environments SET scale_capacity = NULL,"
+                                       " modify_index = ?, updated_at = ?, active_at = ?"
+                                       " WHERE tenant = ? AND name = ?",
+                                       {*idx, now, now, tenant, name})
+                                   .status());
+        DROVER_RETURN_IF_ERROR(
+            AddEvent(tx, tenant, name, *idx, "", "woken",
+                     fmt::format("capacity {} again: {}", e->spec.capacity, reason), now));
+        e->scale_capacity.reset();
+        e->modify_index = *idx;
+        e->updated_at_ms = e->active_at_ms = now;
+        *out = std::move(*e);
+        return tx.Notify(kTopic);
+      },
+      [out, done = std::move(done)](Status s) {
+        if (!s.ok()) return done(s);
+        done(std::move(*out));
+      });
+}
+
 Result<std::vector<EnvironmentService::Version>> EnvironmentService::Versions() {
   std::vector<Version> out;
   Status s = store_.Read([&](store::Tx& tx) {

@@ -63,6 +63,15 @@ class EnvironmentService {
   void Scale(std::string tenant, std::string name, std::string capacity,
              std::function<void(Result<Environment>)> done);
 
+  // Proxied traffic reached the environment (the gateway calls it at most every few seconds
+  // per environment): its idle timeout runs from now. A change, so the controller re-reads it.
+  void Touch(std::string tenant, std::string name, std::function<void(Status)> done);
+  // A request arrived for an environment whose capacity in force is 0 (stopped, or closed by
+  // its idle timeout): the scale override goes, so the spec's capacity applies again, with an
+  // event saying why. Unavailable when the spec's own capacity is 0 (nothing to wake).
+  void Wake(std::string tenant, std::string name, std::string reason,
+            std::function<void(Result<Environment>)> done);
+
   // Every environment of every tenant.
   Result<std::vector<Environment>> AllEnvironments();
   // Instances by state and environments by phase, over every tenant (for the gauges).

@@ -108,6 +108,8 @@ boost::json::object EnvironmentJson(const Environment& e, const http::Principal&
       {"modify_index", e.modify_index},
       {"created_at", Time(e.created_at_ms)},
       {"updated_at", Time(e.updated_at_ms)},
+      // When proxied traffic (the gateway) last reached it: activity for its idle timeout.
+      {"active_at", Time(e.active_at_ms)},
   };
   if (instances && desired) {
     auto status = StatusJson(e, *desired, *instances);

@@ -31,6 +31,7 @@ struct Environment {
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
   std::optional<std::string> scale_capacity;  // POST .../scale, until the spec's capacity changes
+  int64_t active_at_ms = 0;  // proxied traffic last reached it (the gateway's touch); 0 never
   // The capacity in force: the scale override, else the spec's.
   const std::string& capacity() const { return scale_capacity ? *scale_capacity : spec.capacity; }
 };

@@ -21,6 +21,7 @@ Environment ReadEnvironment(const store::Row& r) {
   e.created_at_ms = r.Int(6);
   e.updated_at_ms = r.Int(7);
   if (!r.IsNull(8)) e.scale_capacity = r.String(8);
+  e.active_at_ms = r.Int(9);
   // Stored specs were validated when written, but the rules may have changed since (or the row
   // been damaged): such a spec is reported, never silently replaced by defaults.
   boost::system::error_code ec;

@@ -14,7 +14,7 @@ namespace drover::env {
 
 inline constexpr std::string_view kEnvColumns =
     "SELECT tenant, name, spec, join_token, create_index, modify_index, created_at, updated_at,"
-    " scale_capacity FROM environments";
+    " scale_capacity, active_at FROM environments";
 inline constexpr std::string_view kInstanceColumns =
     "SELECT i.id, i.tenant, i.environment, i.state, i.hostname, i.address, i.provider_id,"
     " i.facts, i.agent_version, i.current_run, i.skipped_runs, i.last_heartbeat, i.restarts,"

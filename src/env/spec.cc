@@ -206,6 +206,8 @@ Result<EnvironmentSpec> ParseEnvironmentDocument(const boost::json::value& doc,
   if (const auto* a = Object(d, "agent", "spec.", errors)) ParseAgent(*a, spec, errors);
   if (const auto* h = Object(d, "health", "spec.", errors)) ParseHealth(*h, spec.health, errors);
   ParseDurationField(d, "idle_timeout", &spec.idle_timeout, true);
+  ParseDurationField(d, "wake_timeout", &spec.wake_timeout, false);
+  if (spec.wake_timeout > std::chrono::hours(1)) d.AddError("wake_timeout", "must be at most 1h");
   if (const auto* s = Object(d, "service", "spec.", errors)) {
     spec.service.emplace();
     ParseService(*s, *spec.service, errors);
@@ -253,6 +255,7 @@ std::string SpecToJson(const EnvironmentSpec& spec) {
         {"restart", spec.health.restart},
         {"max_restarts", spec.health.max_restarts}}},
       {"idle_timeout", FormatDuration(spec.idle_timeout)},
+      {"wake_timeout", FormatDuration(spec.wake_timeout)},
   };
   if (spec.service) {
     out["service"] = {{"port", spec.service->port}, {"health_path", spec.service->health_path}};

@@ -44,6 +44,8 @@ struct EnvironmentSpec {
   std::map<std::string, std::string> agent_vars;
   HealthSpec health;
   std::chrono::milliseconds idle_timeout{0};  // 0 = never
+  // How long the gateway holds a request to this environment while waking it from zero.
+  std::chrono::milliseconds wake_timeout{60000};
   std::optional<ServiceSpec> service;
   std::optional<ExecSpec> exec;
 };

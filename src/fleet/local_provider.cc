@@ -69,10 +69,39 @@ bool Running(const PidInfo& p) {
   return ProcessStartTime(p.pid) == p.start;
 }
 
-// SIGTERM to the agent's process group, SIGKILL after 5 s.
+// The processes of session `sid` (the agent's: it is started with setsid, and its runs, in
+// process groups of their own, stay in its session).
+std::vector<int> SessionMembers(int sid) {
+  std::vector<int> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "stat");
+    std::string stat;
+    if (!std::getline(in, stat)) continue;
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    std::string state;
+    int ppid = 0, pgrp = 0, session = 0;
+    if (rest >> state >> ppid >> pgrp >> session && session == sid) {
+      out.push_back(std::stoi(name));
+    }
+  }
+  return out;
+}
+
+void SignalSession(int sid, int sig) {
+  for (int pid : SessionMembers(sid)) ::kill(pid, sig);
+}
+
+// SIGTERM to the agent and everything it started (its session: a service its run left running
+// too), SIGKILL to whatever is left after 5 s.
 void Stop(const PidInfo& p) {
   if (!Running(p)) return;
   ::kill(-p.pid, SIGTERM);
+  SignalSession(p.pid, SIGTERM);
   int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, p.pid, 0));
   for (int waited = 0; waited < 5000 && Running(p); waited += 20) {
     if (pidfd >= 0) {
@@ -88,6 +117,7 @@ void Stop(const PidInfo& p) {
     ::kill(-p.pid, SIGKILL);
     ::waitpid(p.pid, nullptr, 0);  // our child: gone at once after SIGKILL (ECHILD if adopted)
   }
+  SignalSession(p.pid, SIGKILL);
 }
 
 }  // namespace

@@ -142,10 +142,11 @@ struct Planner {
     if (obs.desired_changes_at) Due(*obs.desired_changes_at);
     if (!obs.desired) return;  // the capacity map leaves this group alone
     int64_t desired = *obs.desired;
-    // Idle: no spec or scale change and no run reported for idle_timeout → scale to 0.
+    // Idle: no spec or scale change, no run reported and no proxied request (the gateway's
+    // touch) for idle_timeout → scale to 0.
     int64_t idle = e.spec.idle_timeout.count();
     if (idle > 0 && desired > 0) {
-      int64_t activity = e.updated_at_ms;
+      int64_t activity = std::max(e.updated_at_ms, e.active_at_ms);
       for (const auto& i : model) {
         if (i.last_run) activity = std::max(activity, i.last_run->finished_at_ms);
       }

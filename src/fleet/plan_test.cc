@@ -284,6 +284,18 @@ INSTANTIATE_TEST_SUITE_P(
              Obs(1),
              {},
              kHealthyDue},
+        Case{"ProxiedTrafficKeepsItAwake",  // the gateway's touch: active_at
+             [] {
+               auto e = Env(1);
+               e.spec.idle_timeout = std::chrono::minutes(10);
+               e.updated_at_ms = kNow - 20 * kMin;
+               e.active_at_ms = kNow - kMin;
+               return e;
+             }(),
+             {Inst("a", InstanceState::kRunning, 20 * kMin)},
+             Obs(1),
+             {},
+             kHealthyDue},
         Case{"AWindowBeginningLaterIsDue",
              Env(1),
              {Inst("a", InstanceState::kRunning, kMin)},

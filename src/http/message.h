@@ -28,6 +28,9 @@ struct Request {
   // Views into the transport's buffers: valid until the response has been written.
   std::vector<std::pair<std::string_view, std::string_view>> headers;
   std::string body;
+  // The client's address ("127.0.0.1", "::1"), set by the transport once per connection
+  // (Reset keeps it); empty when unknown.
+  std::string peer;
 
   // Filled by the pipeline.
   std::string request_id;

@@ -23,6 +23,8 @@ bool ValidRequestId(std::string_view id) {
   return true;
 }
 
+}  // namespace
+
 std::string_view BearerToken(std::string_view auth) {
   if (auth.size() < 7) return {};
   std::string_view scheme = auth.substr(0, 7);
@@ -32,8 +34,6 @@ std::string_view BearerToken(std::string_view auth) {
   while (!auth.empty() && auth.back() == ' ') auth.remove_suffix(1);
   return auth;
 }
-
-}  // namespace
 
 Pipeline::Pipeline(const Router& router, Metrics& metrics, Authenticator& keys,
                    http::RateLimiter& limiter, const Clock& clock, PipelineOptions options)

@@ -25,6 +25,9 @@ struct PipelineOptions {
   std::function<void(const Request&, const Route* route, const Response&)> on_refused;
 };
 
+// The token of an `Authorization: Bearer TOKEN` header value; empty when there is none.
+std::string_view BearerToken(std::string_view authorization);
+
 class Pipeline {
  public:
   Pipeline(const Router& router, Metrics& metrics, Authenticator& keys, http::RateLimiter& limiter,

@@ -70,7 +70,7 @@ void AppendHead(const Response& r, unsigned version, bool typed, std::string& ou
   out += ' ';
   out += ReasonPhrase(r.status);
   out += "\r\n";
-  if (typed) {
+  if (typed && !r.content_type.empty()) {  // empty: the headers carry it (a proxied answer)
     out += "Content-Type: ";
     out += r.content_type;
     out += "\r\n";

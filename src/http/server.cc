@@ -238,6 +238,11 @@ struct Server::Impl {
     std::string out;  // serialized responses; capacity reused across requests
     Request req;      // likewise: its vectors keep their capacity
     req.headers.reserve(16);
+    {
+      boost::system::error_code peer_ec;
+      auto peer = stream.socket().remote_endpoint(peer_ec);
+      if (!peer_ec) req.peer = peer.address().to_string();
+    }
     bool upgraded = false;
     for (;;) {
       conn->idle = true;

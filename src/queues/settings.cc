@@ -9,32 +9,6 @@
 #include "common/names.h"
 
 namespace drover::queues {
-namespace {
-
-// A duration field: "30s" (or a whole number of seconds), within [lo, hi].
-void ReadDuration(JsonDecoder& d, std::string_view field, int64_t lo, int64_t hi, int64_t* out) {
-  const boost::json::value* v = d.Raw(field, false);
-  if (!v || v->is_null()) return;
-  std::optional<int64_t> ms;
-  if (v->is_string()) {
-    if (auto p = ParseDuration(std::string_view(v->as_string()))) ms = p->count();
-  } else if (v->is_int64() && v->as_int64() >= 0 && v->as_int64() <= hi / 1000) {
-    ms = v->as_int64() * 1000;
-  } else if (v->is_uint64() && v->as_uint64() <= static_cast<uint64_t>(hi / 1000)) {
-    ms = static_cast<int64_t>(v->as_uint64()) * 1000;
-  }
-  if (!ms) {
-    d.AddError(field, "must be a duration like \"30s\", \"5m\" or \"4d\" (or whole seconds)");
-  } else if (*ms < lo || *ms > hi) {
-    d.AddError(field, fmt::format("must be between {} and {}",
-                                  FormatDuration(std::chrono::milliseconds(lo)),
-                                  FormatDuration(std::chrono::milliseconds(hi))));
-  } else {
-    *out = *ms;
-  }
-}
-
-}  // namespace
 
 Result<QueueSettings> ParseQueueDocument(const boost::json::value& doc, std::string_view name) {
   if (!doc.is_object()) return Status::InvalidArgument("the queue must be a JSON object");
@@ -45,9 +19,9 @@ Result<QueueSettings> ParseQueueDocument(const boost::json::value& doc, std::str
   QueueSettings s;
   JsonDecoder d(*spec, spec == &doc.as_object() ? "" : "spec.");
   if (auto f = d.Bool("fifo", false)) s.fifo = *f;
-  ReadDuration(d, "visibility_timeout", 0, kMaxVisibilityMs, &s.visibility_ms);
-  ReadDuration(d, "retention", kMinRetentionMs, kMaxRetentionMs, &s.retention_ms);
-  ReadDuration(d, "delay", 0, kMaxDelayMs, &s.delay_ms);
+  ReadDurationField(d, "visibility_timeout", 0, kMaxVisibilityMs, &s.visibility_ms);
+  ReadDurationField(d, "retention", kMinRetentionMs, kMaxRetentionMs, &s.retention_ms);
+  ReadDurationField(d, "delay", 0, kMaxDelayMs, &s.delay_ms);
   if (auto m = d.Int("max_receives", false)) {
     if (*m < 0 || *m > kMaxReceivesLimit) {
       d.AddError("max_receives",

@@ -326,6 +326,22 @@ std::span<const Migration> AllMigrations() {
            " message_id BIGINT NOT NULL,"
            " PRIMARY KEY (execution, step)) {{without_rowid}}",
        }},
+      {11,
+       "gateway routes and environment activity",
+       {
+           // Names are global: /svc/{name}/ has no tenant in it.
+           "CREATE TABLE routes ("
+           " name TEXT {{bytes}} PRIMARY KEY,"
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " spec TEXT NOT NULL,"
+           " created_at BIGINT NOT NULL,"
+           " updated_at BIGINT NOT NULL,"
+           " modify_index BIGINT NOT NULL) {{without_rowid}}",
+           "CREATE INDEX routes_tenant ON routes (tenant, name)",
+           // When proxied traffic last reached the environment (ms; 0 never): activity that
+           // keeps its idle timeout from closing it.
+           "ALTER TABLE environments ADD COLUMN active_at BIGINT NOT NULL DEFAULT 0",
+       }},
   };
   return kMigrations;
 }

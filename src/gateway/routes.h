@@ -1,0 +1,68 @@
+#pragma once
+// Gateway routes in the store (docs/gateway.md). Route names are global, like host names:
+// `/svc/{name}/` has no tenant in it, so a name one tenant holds is taken for the others (409).
+// Every server keeps every route in memory, reloaded when any changes (the store's
+// notifications reach every server), so a proxied request reads nothing from the store.
+// Thread-safe.
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/page.h"
+#include "common/status.h"
+#include "gateway/route_spec.h"
+#include "gateway/upstreams.h"
+#include "store/store.h"
+
+namespace drover::gateway {
+
+struct Route {
+  std::string tenant, name;
+  std::string spec_json;  // as given, compact
+  int64_t created_at_ms = 0, updated_at_ms = 0, modify_index = 0;
+};
+
+// A route as the proxy uses it: the parsed spec and the upstreams' health, which lives as long
+// as the route's name does (a spec change keeps the health of upstreams that stay).
+struct LiveRoute {
+  Route route;
+  RouteSpec spec;
+  std::shared_ptr<UpstreamSet> upstreams;  // static upstreams; environment ones are elsewhere
+};
+
+class RouteService {
+ public:
+  explicit RouteService(store::Store& store);
+  ~RouteService();
+
+  // Stores the spec (parsed by ParseRouteDocument); Conflict when another tenant holds the name.
+  void Put(std::string tenant, std::string name, std::string spec_json,
+           std::function<void(Result<std::pair<Route, Written>>)> done);
+  Result<Route> Get(const std::string& tenant, const std::string& name);
+  Result<Page<Route>> List(const std::string& tenant, const std::string& cursor, int limit);
+  void Delete(std::string tenant, std::string name, std::function<void(Status)> done);
+
+  // Whether Find needs the store first (a route changed since the last load).
+  bool Stale() const { return stale_.load(std::memory_order_acquire); }
+  // Reloads every route when stale (a store read): Unavailable when the store fails.
+  Status Refresh();
+  // The route named `name` as last loaded; null when there is none.
+  std::shared_ptr<const LiveRoute> Find(const std::string& name) const;
+  // Every live route (for metrics).
+  std::vector<std::shared_ptr<const LiveRoute>> All() const;
+
+ private:
+  store::Store& store_;
+  int subscription_ = -1;
+  std::atomic<bool> stale_{true};
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const LiveRoute>> live_;  // GUARDED_BY(mu_)
+  std::map<std::string, std::shared_ptr<UpstreamSet>> health_;    // GUARDED_BY(mu_)
+  std::mutex refresh_mu_;                                         // one reload at a time
+};
+
+}  // namespace drover::gateway

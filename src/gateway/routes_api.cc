@@ -1,0 +1,85 @@
+#include "gateway/routes_api.h"
+
+#include <boost/json.hpp>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "http/handler_util.h"
+
+namespace drover::gateway {
+namespace {
+
+namespace json = boost::json;
+using http::Request;
+using http::Responder;
+
+json::value Time(int64_t ms) {
+  return ms ? json::value(FormatRfc3339(FromUnixMillis(ms))) : json::value(nullptr);
+}
+
+// A route with, when this server has it loaded, its upstreams' health as this server sees it.
+json::object RouteJson(RouteService& routes, const Route& r) {
+  json::object o{{"name", r.name},
+                 {"tenant", r.tenant},
+                 {"spec", ParseJsonOrNull(r.spec_json)},
+                 {"modify_index", r.modify_index},
+                 {"created_at", Time(r.created_at_ms)},
+                 {"updated_at", Time(r.updated_at_ms)}};
+  auto live = routes.Find(r.name);
+  if (live && live->route.tenant == r.tenant && live->spec.environment.empty()) {
+    json::array ups;
+    for (const auto& v : live->upstreams->Snapshot(std::chrono::steady_clock::now())) {
+      ups.push_back(json::object{{"url", v.url},
+                                 {"ready", v.ready},
+                                 {"ejected", v.ejected},
+                                 {"in_flight", v.in_flight},
+                                 {"ejections", v.ejections_total}});
+    }
+    o["status"] = json::object{{"upstreams", std::move(ups)}};
+  }
+  return o;
+}
+
+}  // namespace
+
+void AddRouteRoutes(http::Router& router, RouteService& routes) {
+  using http::Access;
+  using http::Method;
+  router.Add(Method::kPut, "/v1/routes/{name}", Access::kAny,
+             [&routes](Request& req, Responder respond) {
+               auto addr = http::TenantAndName(req, "route");
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               auto doc = http::ReadDocument(req);
+               if (!doc.ok()) return http::SendError(respond, doc.status());
+               auto spec = ParseRouteDocument(*doc, addr->second);
+               if (!spec.ok()) return http::SendError(respond, spec.status());
+               const auto& top = doc->as_object();
+               const json::value* s = top.if_contains("spec");
+               std::string text = ToJson(s ? *s : *doc);
+               routes.Put(addr->first, addr->second, std::move(text),
+                          [&routes, respond](Result<std::pair<Route, Written>> r) {
+                            if (!r.ok()) return http::SendError(respond, r.status());
+                            respond(http::WrittenResponse(r->second, RouteJson(routes, r->first)));
+                          });
+             });
+  router.Add(Method::kGet, "/v1/routes/{name}", Access::kAny,
+             [&routes](Request& req, Responder respond) {
+               auto addr = http::TenantAndName(req, "route");
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               auto r = routes.Get(addr->first, addr->second);
+               if (!r.ok()) return http::SendError(respond, r.status());
+               respond(http::JsonResponse(200, RouteJson(routes, *r)));
+             });
+  router.Add(Method::kGet, "/v1/routes", Access::kAny, [&routes](Request& req, Responder respond) {
+    http::RespondList(req, respond, routes,
+                      [&routes](const Route& r) { return RouteJson(routes, r); });
+  });
+  router.Add(Method::kDelete, "/v1/routes/{name}", Access::kAny,
+             [&routes](Request& req, Responder respond) {
+               auto addr = http::TenantAndName(req, "route");
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               routes.Delete(addr->first, addr->second, http::NoContentOr(respond));
+             });
+}
+
+}  // namespace drover::gateway
