@@ -12,6 +12,7 @@
 #include "common/json.h"
 #include "common/text.h"
 #include "env/spec.h"
+#include "gateway/route_spec.h"
 #include "queues/filter.h"
 #include "queues/settings.h"
 #include "schedule/spec.h"
@@ -97,6 +98,15 @@ inline void DecodeEverySpec(const boost::json::value& doc) {
     (void)workflows::Decide(*w, state, 1'000'000, true);
   } else {
     RequireWritable(w.status());
+  }
+  // A route: every upstream URL it kept parses again the same.
+  if (auto r = gateway::ParseRouteDocument(doc, "fuzz"); r.ok()) {
+    for (const auto& u : r->upstreams) {
+      auto again = gateway::ParseUpstreamUrl(u.text);
+      if (!again.ok() || again->authority() != u.authority() || again->base != u.base) abort();
+    }
+  } else {
+    RequireWritable(r.status());
   }
 }
 

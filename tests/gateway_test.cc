@@ -159,12 +159,15 @@ class Gateway : public testing::BackendTest {
     ASSERT_TRUE(r.ok());
     ASSERT_EQ(r->status, want) << r->body;
   }
-  std::string NewKey(const std::string& role, const std::string& tenant) {
+  std::string NewKey(const std::string& role, const std::string& tenant,
+                     std::string* id = nullptr) {
     auto r = admin_->Do("POST", "/v1/keys",
                         R"({"name":"k-)" + role + "-" + tenant + R"(","role":")" + role +
                             R"(","tenant":")" + tenant + R"("})");
     EXPECT_EQ(r->status, 201) << r->body;
-    return std::string(Json(*r).at("key").as_string());
+    auto v = Json(*r);
+    if (id) *id = std::string(v.at("id").as_string());
+    return std::string(v.at("key").as_string());
   }
   // GET through the gateway; the upstream's name from /whoami, or "STATUS" when it failed.
   std::string WhoAnswers(client::Client& c, const std::string& path,
@@ -485,6 +488,62 @@ TEST_P(GatewayEnvironments, AnIdleEnvironmentIsWokenByARequest) {
         return active_at() > first;
       },
       30000));
+}
+
+TEST_P(GatewayEnvironments, PerUserEnvironmentsAndBrowserSessions) {
+  CreateServiceEnv("nb", 0);  // a template: no instance of its own
+  PutRoute("notebooks", R"({"per_user":{"template":"nb"}})");
+  std::string id_a, id_b;
+  client::Client a = server_->NewClient(NewKey("user", "default", &id_a));
+  client::Client b = server_->NewClient(NewKey("user", "default", &id_b));
+  // Each caller gets an environment of their own on the first request, and keeps it.
+  std::string home_a = WhoAnswers(a, "/svc/notebooks/whoami");
+  std::string home_b = WhoAnswers(b, "/svc/notebooks/whoami");
+  ASSERT_TRUE(home_a.starts_with("i-")) << home_a;
+  ASSERT_TRUE(home_b.starts_with("i-")) << home_b;
+  EXPECT_NE(home_a, home_b);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(WhoAnswers(a, "/svc/notebooks/whoami"), home_a);
+    EXPECT_EQ(WhoAnswers(b, "/svc/notebooks/whoami"), home_b);
+  }
+  auto per_user = [](std::string id) {
+    for (auto& c : id) c = c == '_' ? '-' : c;
+    return "nb-" + id;
+  };
+  std::string env_a = per_user(id_a);
+  auto listed = admin_->Do("GET", "/v1/environments");
+  EXPECT_NE(listed->body.find("\"" + env_a + "\""), std::string::npos) << listed->body;
+  EXPECT_NE(listed->body.find("\"" + per_user(id_b) + "\""), std::string::npos);
+  EXPECT_EQ(Phase("nb"), "stopped");  // the template itself runs nothing
+
+  // A browser: a single-use login URL sets a session cookie for /env/NAME/ only.
+  auto open = a.Do("POST", "/v1/environments/" + env_a + "/open");
+  ASSERT_EQ(open->status, 201) << open->body;
+  std::string url(Json(*open).at("url").as_string());
+  ASSERT_TRUE(url.starts_with("/env/" + env_a + "/?drover_code=")) << url;
+  client::Client browser(Plain(server_->addr()));
+  auto login = browser.Do("GET", url);
+  ASSERT_EQ(login->status, 303) << login->body;
+  EXPECT_EQ(login->Header("Location"), "/env/" + env_a + "/");
+  std::string cookie = login->Header("Set-Cookie");
+  EXPECT_NE(cookie.find("Path=/env/" + env_a + "/"), std::string::npos) << cookie;
+  EXPECT_NE(cookie.find("HttpOnly"), std::string::npos) << cookie;
+  EXPECT_NE(cookie.find("SameSite=Strict"), std::string::npos) << cookie;
+  std::string session = cookie.substr(0, cookie.find(';'));
+  EXPECT_EQ(browser.Do("GET", url)->status, 401);  // single use
+  auto page = browser.Do("GET", "/env/" + env_a + "/whoami", {}, {{"Cookie", "x=1; " + session}});
+  ASSERT_EQ(page->status, 200) << page->body;
+  auto seen = Json(*page);
+  EXPECT_EQ(seen.at("name").as_string(), home_a);
+  EXPECT_EQ(seen.at("headers").at("cookie").as_string(), "x=1");  // the session stays here
+  // The cookie is for that environment only, and ends with the key that opened it.
+  EXPECT_EQ(
+      browser.Do("GET", "/env/" + per_user(id_b) + "/whoami", {}, {{"Cookie", session}})->status,
+      401);
+  ASSERT_EQ(admin_->Do("DELETE", "/v1/keys/" + id_a)->status, 204);
+  EXPECT_TRUE(testing::WaitFor([&] {
+    return browser.Do("GET", "/env/" + env_a + "/whoami", {}, {{"Cookie", session}})->status == 401;
+  }));
 }
 
 }  // namespace

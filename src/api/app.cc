@@ -88,6 +88,8 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   if (sched.server_id.empty()) sched.server_id = coord.server_id;
   sched.cleanup_tasks.push_back([this] { return queues_->Cleanup(); });
   sched.cleanup_tasks.push_back(
+      [this] { return sessions_ ? sessions_->Prune().status() : Status::Ok(); });
+  sched.cleanup_tasks.push_back(
       [this, retention = sched.audit_retention] { return change_log_.Prune(retention).status(); });
   scheduler_ = std::make_unique<schedule::Scheduler>(schedules_, env_, coordinator_, store_,
                                                      std::move(sched));
@@ -107,8 +109,10 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   queues::AddQueueRoutes(router_, *queues_, *topics_, clock_);
   workflows::AddWorkflowRoutes(router_, *workflows_, *executions_, store_, waiters_);
   routes_ = std::make_unique<gateway::RouteService>(store_);
-  gateway::AddRouteRoutes(router_, *routes_);
-  proxy_ = std::make_unique<gateway::Proxy>(*routes_, keys_, &env_, store_, registry_);
+  sessions_ = std::make_unique<gateway::SessionService>(store_, clock_);
+  gateway::AddRouteRoutes(router_, *routes_, *sessions_, env_);
+  proxy_ =
+      std::make_unique<gateway::Proxy>(*routes_, keys_, &env_, sessions_.get(), store_, registry_);
   proxy_->AddRoutes(router_);
   std::vector<std::pair<std::string, std::string>> names;
   for (const auto& r : router_.routes()) {

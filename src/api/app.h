@@ -112,6 +112,7 @@ class App {
   std::unique_ptr<runtime::WorkQueue> gauges_;
   int gauges_sub_ = -1;
   std::unique_ptr<gateway::RouteService> routes_;
+  std::unique_ptr<gateway::SessionService> sessions_;
   std::unique_ptr<gateway::Proxy> proxy_;  // after registry_: gone before its collector is
   std::unique_ptr<http::Pipeline> pipeline_;
 };

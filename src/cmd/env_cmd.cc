@@ -422,6 +422,28 @@ void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
 
   static std::string instance;
   static int64_t run_no = 0;
+  auto* open = env->add_subcommand(
+      "open", "Print a login URL for a browser: the environment's service through /env/NAME/.");
+  open->add_option("name", name, "environment")->required();
+  open->callback([&] {
+    run = [&] {
+      auto v = Call(flags, "POST", "/v1/environments/" + UrlEncode(name) + "/open");
+      if (!v) return 1;
+      std::string url = flags.addr;
+      while (url.ends_with('/')) url.pop_back();
+      url += Text(*v, "url");
+      if (flags.structured()) {
+        boost::json::object out{{"url", url}, {"expires_at", v->at("expires_at")}};
+        PrintData(flags, out);
+        return 0;
+      }
+      std::cout << url << "\n";
+      std::cerr << "(open it within a minute; it works once, then the browser keeps a session for"
+                   " 12 hours)\n";
+      return 0;
+    };
+  });
+
   auto* logs = env->add_subcommand("logs", "Print the latest run log of each instance.");
   logs->add_option("name", name, "environment")->required();
   logs->add_option("--instance", instance, "only this instance");

@@ -19,6 +19,7 @@
 #include <boost/beast/http.hpp>
 #include <charconv>
 #include <cmath>
+#include <future>
 #include <map>
 #include <thread>
 
@@ -26,6 +27,7 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "common/text.h"
+#include "gateway/sessions.h"
 #include "gateway/upstream_conn.h"
 #include "http/handler_util.h"
 #include "http/pipeline.h"
@@ -125,6 +127,40 @@ std::string_view CookieValue(std::string_view header, std::string_view name) {
   return {};
 }
 
+// A Cookie header value without the cookie `name` ("" when nothing else is left).
+std::string WithoutCookie(std::string_view header, std::string_view name) {
+  std::string out;
+  while (!header.empty()) {
+    size_t semi = header.find(';');
+    std::string_view pair = header.substr(0, semi);
+    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+    size_t eq = pair.find('=');
+    if (!pair.empty() && (eq == std::string_view::npos || pair.substr(0, eq) != name)) {
+      if (!out.empty()) out += "; ";
+      out += pair;
+    }
+    if (semi == std::string_view::npos) break;
+    header.remove_prefix(semi + 1);
+  }
+  return out;
+}
+
+// The query without the parameter `name` ("a=1&drover_code=x&b=2" -> "a=1&b=2").
+std::string WithoutParameter(std::string_view query, std::string_view name) {
+  std::string out;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view part = query.substr(0, amp);
+    if (!part.empty() && part.substr(0, part.find('=')) != name) {
+      if (!out.empty()) out += '&';
+      out += part;
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
 // The "for=" of a Forwarded element: IPv6 addresses quoted and bracketed (RFC 7239).
 std::string ForwardedFor(const std::string& peer) {
   if (peer.find(':') != std::string::npos) return "\"[" + peer + "]\"";
@@ -174,6 +210,13 @@ std::string RequestHead(const Request& req, const Target& t, const UpstreamUrl& 
     if (EqualsIgnoreCase(name, "authorization")) {
       // The caller's drover key never goes upstream.
       if (t.strip_authorization || http::BearerToken(value).starts_with("drv_")) continue;
+    }
+    if (EqualsIgnoreCase(name, "cookie")) {
+      // Nor does a drover session.
+      std::string rest = WithoutCookie(value, kSessionCookie);
+      if (rest.empty()) continue;
+      h += "Cookie: " + rest + "\r\n";
+      continue;
     }
     h += name;
     h += ": ";
@@ -234,6 +277,22 @@ http::Response ClientHead(const bhttp::response_header<>& up) {
   return r;
 }
 
+// 303 to the URL without its login code, setting the session cookie for /env/NAME/.
+http::Response SessionRedirect(const Request& req, const std::string& env,
+                               const std::string& token) {
+  http::Response r;
+  r.status = 303;
+  r.content_type = "";
+  std::string query = WithoutParameter(req.query, kCodeParameter);
+  r.AddHeader("Location", std::string(req.path) + (query.empty() ? "" : "?" + query));
+  r.AddHeader(
+      "Set-Cookie",
+      fmt::format("{}={}; Path=/env/{}/; HttpOnly; SameSite=Strict; Max-Age={}", kSessionCookie,
+                  token, env, std::chrono::seconds(kSessionLifetime).count()));
+  r.AddHeader("Cache-Control", "no-store");
+  return r;
+}
+
 http::Response Problem(int status, std::string detail) {
   return http::Response::Problem(status, "", detail);
 }
@@ -283,11 +342,12 @@ struct EnvTarget {
 };
 
 struct Proxy::Impl {
-  Impl(RouteService& r, http::Authenticator& k, env::Services* e, store::Store& s,
-       metrics::Registry& m)
+  Impl(RouteService& r, http::Authenticator& k, env::Services* e, SessionService* ss,
+       store::Store& s, metrics::Registry& m)
       : routes(r),
         keys(k),
         envs(e),
+        sessions(ss),
         store(s),
         requests(m.CounterFamily("drover_gateway_requests_total",
                                  "Requests proxied, by route and status class.",
@@ -317,6 +377,7 @@ struct Proxy::Impl {
   RouteService& routes;
   http::Authenticator& keys;
   env::Services* envs;
+  SessionService* sessions;
   store::Store& store;
   int subscription = -1;
   http::RateLimiter limiter;
@@ -624,7 +685,8 @@ asio::awaitable<bool> Relay(Exchange& ex, Attempt& a, milliseconds idle) {
   std::optional<uint64_t> length;
   if (auto n = p.content_length()) length = *n;
   if (p.chunked()) length.reset();
-  if (!co_await ex.Begin(ClientHead(p.get()), length)) co_return false;
+  // The head waits for the body's first piece: a small answer leaves in one packet.
+  if (!co_await ex.Begin(ClientHead(p.get()), length, /*defer=*/true)) co_return false;
   if (p.is_done()) {
     co_await ex.End();
     co_return p.keep_alive();
@@ -773,6 +835,61 @@ static asio::awaitable<std::shared_ptr<EnvTarget>> AwakeTarget(Proxy::Impl& im, 
                                                                const std::string& name,
                                                                const std::string& via);
 
+// The per-user environment of key `key_id` made from `template_name`: "notebook-k-1a2b...".
+static std::string PerUserName(const std::string& template_name, const std::string& key_id) {
+  std::string name = template_name + "-";
+  for (char c : key_id) name += (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ? c : '-';
+  return name;
+}
+
+// Creates the caller's environment from the template when it does not exist yet (a store
+// write, waited for on the store pool). NotFound when the template does not exist.
+static asio::awaitable<Status> EnsurePerUser(Proxy::Impl& im, Exchange& ex,
+                                             const std::string& tenant, const std::string& name,
+                                             const std::string& template_name) {
+  if (!im.envs) co_return Status::Unavailable("this server has no environments");
+  auto target = im.EnvTargetFor(tenant, name);
+  {
+    std::lock_guard lock(target->mu);
+    if (target->found && Steady::now() - target->loaded_at < std::chrono::seconds(10)) {
+      co_return Status::Ok();
+    }
+  }
+  Status out;
+  std::function<void()> ensure = [&] {
+    auto have = im.envs->environments.Get(tenant, name);
+    if (have.ok() || !have.status().IsNotFound()) {
+      out = have.status();
+      return;
+    }
+    auto tmpl = im.envs->environments.Get(tenant, template_name);
+    if (!tmpl.ok()) {
+      out = tmpl.status().IsNotFound()
+                ? Status::NotFound(fmt::format("the per_user template environment '{}' does not"
+                                               " exist",
+                                               template_name))
+                : tmpl.status();
+      return;
+    }
+    // A template is usually kept at capacity 0; each caller's copy runs one instance.
+    env::EnvironmentSpec spec = tmpl->spec;
+    if (spec.capacity == "0") spec.capacity = "1";
+    std::promise<Status> p;
+    auto f = p.get_future();
+    im.envs->environments.Put(
+        tenant, name, std::move(spec),
+        [&p](Result<std::pair<env::Environment, Written>> r) { p.set_value(r.status()); });
+    out = f.get();
+    if (out.ok()) LogInfo("gateway: made environment {}/{} from {}", tenant, name, template_name);
+  };
+  if (!co_await ex.RunBlocking(std::move(ensure))) co_return Status::Unavailable("busy");
+  if (out.ok()) {
+    std::lock_guard lock(target->mu);
+    target->loaded_at = {};  // read it afresh
+  }
+  co_return out;
+}
+
 static asio::awaitable<void> ServeRoute(Proxy::Impl& im, Exchange& ex) {
   Request& req = ex.request();
   const std::string& name = req.Param("route");
@@ -832,7 +949,20 @@ static asio::awaitable<void> ServeRoute(Proxy::Impl& im, Exchange& ex) {
   t.path = UpstreamPath(req, spec.strip_prefix);
   t.strip_authorization = spec.auth_required;
   t.hash_key = HashKey(spec, req, caller.get());
-  if (!spec.environment.empty()) {
+  if (!spec.per_user_template.empty()) {
+    // The caller's own environment, made from the template on the first request.
+    std::string env_name = PerUserName(spec.per_user_template, caller->key_id);
+    Status made = co_await EnsurePerUser(im, ex, t.tenant, env_name, spec.per_user_template);
+    if (!made.ok()) {
+      co_await ex.Reply(made.IsUnavailable() && made.message() == "busy"
+                            ? http::Busy()
+                            : http::Response::Problem(made));
+      co_return;
+    }
+    auto target = co_await AwakeTarget(im, ex, t.tenant, env_name, "/svc/" + name + "/");
+    if (!target) co_return;  // answered
+    t.upstreams = target->upstreams;
+  } else if (!spec.environment.empty()) {
     // Upstreams from an environment: its running instances.
     if (!im.envs) {
       co_await ex.Reply(Problem(503, "this server has no environments"));
@@ -1034,14 +1164,56 @@ static asio::awaitable<void> ServeEnvironment(Proxy::Impl& im, Exchange& ex) {
     co_await ex.Reply(Problem(404, "this server has no environments"));
     co_return;
   }
-  std::optional<http::Response> refusal;
-  auto caller = co_await Caller(im.keys, ex, &refusal);
-  if (!caller) {
-    co_await ex.Reply(std::move(*refusal));
+  bool read = req.method == Method::kGet || req.method == Method::kHead;
+  // A login code (drover env open): traded for a session cookie, then the same URL without it.
+  if (auto code = req.Query(kCodeParameter); code && read && im.sessions) {
+    Result<std::string> token = Status::Unavailable("");
+    std::function<void()> redeem = [&] {
+      std::promise<Result<std::string>> p;
+      auto f = p.get_future();
+      im.sessions->Redeem(*code, name, [&p](Result<std::string> r) { p.set_value(std::move(r)); });
+      token = f.get();
+    };
+    if (!co_await ex.RunBlocking(std::move(redeem))) {
+      co_await ex.Reply(http::Busy());
+      co_return;
+    }
+    if (!token.ok()) {
+      co_await ex.Reply(http::Response::Problem(token.status()));
+      co_return;
+    }
+    co_await ex.Reply(SessionRedirect(req, name, *token));
     co_return;
+  }
+  std::shared_ptr<const http::Principal> caller;
+  std::string_view cookie = CookieValue(req.Header("Cookie"), kSessionCookie);
+  if (http::BearerToken(req.Header("Authorization")).empty() && !cookie.empty() && im.sessions) {
+    Result<std::shared_ptr<const http::Principal>> found = Status::Unavailable("");
+    std::string token(cookie);
+    std::function<void()> check = [&] { found = im.sessions->Check(token, name); };
+    if (!co_await ex.RunBlocking(std::move(check))) {
+      co_await ex.Reply(http::Busy());
+      co_return;
+    }
+    if (!found.ok()) {
+      co_await ex.Reply(Unauthorized(found.status().message()));
+      co_return;
+    }
+    caller = *found;
+  } else {
+    std::optional<http::Response> refusal;
+    caller = co_await Caller(im.keys, ex, &refusal);
+    if (!caller) {
+      co_await ex.Reply(std::move(*refusal));
+      co_return;
+    }
   }
   if (caller->role == http::Role::kAgent) {
     co_await ex.Reply(Problem(403, "agent keys may only use agent endpoints"));
+    co_return;
+  }
+  if (caller->role == http::Role::kViewer && !read) {
+    co_await ex.Reply(Problem(403, "viewer keys are read-only"));
     co_return;
   }
   const std::string& tenant = caller->tenant;
@@ -1059,8 +1231,8 @@ static asio::awaitable<void> ServeEnvironment(Proxy::Impl& im, Exchange& ex) {
 }
 
 Proxy::Proxy(RouteService& routes, http::Authenticator& keys, env::Services* envs,
-             store::Store& store, metrics::Registry& metrics)
-    : impl_(std::make_unique<Impl>(routes, keys, envs, store, metrics)) {}
+             SessionService* sessions, store::Store& store, metrics::Registry& metrics)
+    : impl_(std::make_unique<Impl>(routes, keys, envs, sessions, store, metrics)) {}
 
 Proxy::~Proxy() { Stop(); }
 

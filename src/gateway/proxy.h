@@ -7,6 +7,7 @@
 
 #include "env/services.h"
 #include "gateway/routes.h"
+#include "gateway/sessions.h"
 #include "http/principal.h"
 #include "http/router.h"
 #include "metrics/registry.h"
@@ -15,9 +16,10 @@ namespace drover::gateway {
 
 class Proxy {
  public:
-  // `envs` may be null (no environment proxy: /env/ answers 404).
-  Proxy(RouteService& routes, http::Authenticator& keys, env::Services* envs, store::Store& store,
-        metrics::Registry& metrics);
+  // `envs` may be null (no environment proxy: /env/ answers 404); `sessions` too (no browser
+  // sessions).
+  Proxy(RouteService& routes, http::Authenticator& keys, env::Services* envs,
+        SessionService* sessions, store::Store& store, metrics::Registry& metrics);
   ~Proxy();
   // Adds /svc/{route}/{*rest} and /env/{environment}/{*rest} for every method.
   void AddRoutes(http::Router& router);

@@ -206,11 +206,24 @@ Result<RouteSpec> ParseRouteDocument(const json::value& doc, std::string_view na
       s.environment = *e;
     }
   }
+  if (const json::value* pu = d.Raw("per_user", false); pu && !pu->is_null()) {
+    const json::value* t = pu->is_object() ? pu->as_object().if_contains("template") : nullptr;
+    if (!t || pu->as_object().size() != 1 || !t->is_string() || !IsValidName(t->as_string())) {
+      d.AddError("per_user", "must be {template: ENVIRONMENT} (an environment's name)");
+    } else if (t->as_string().size() > 40) {
+      d.AddError("per_user.template", "must be at most 40 characters (callers' names are added)");
+    } else {
+      s.per_user_template = std::string(t->as_string());
+    }
+  }
   bool has_upstreams = d.Raw("upstreams", false) != nullptr;
-  if (has_upstreams && !s.environment.empty()) {
-    d.AddError("environment", "give upstreams or an environment, not both");
-  } else if (!has_upstreams && s.environment.empty() && !d.Raw("environment", false)) {
-    d.AddError("upstreams", "give upstreams (a list of http:// URLs) or an environment");
+  bool has_env = d.Raw("environment", false) != nullptr;
+  bool has_per_user = d.Raw("per_user", false) != nullptr;
+  if (int(has_upstreams) + int(has_env) + int(has_per_user) > 1) {
+    d.AddError(has_env ? "environment" : "per_user",
+               "give one of upstreams, environment or per_user");
+  } else if (!has_upstreams && !has_env && !has_per_user) {
+    d.AddError("upstreams", "give upstreams (a list of http:// URLs), an environment or per_user");
   } else if (has_upstreams && s.upstreams.empty() && d.Raw("upstreams", false)->is_array() &&
              d.Raw("upstreams", false)->as_array().empty()) {
     d.AddError("upstreams", "must list at least one URL");
@@ -226,6 +239,9 @@ Result<RouteSpec> ParseRouteDocument(const json::value& doc, std::string_view na
   }
   ReadRoles(d, s);
   if (!s.roles.empty() && !s.auth_required) d.AddError("roles", "need auth: required");
+  if (!s.per_user_template.empty() && !s.auth_required) {
+    d.AddError("per_user", "needs auth: required (each caller's key names its environment)");
+  }
   if (auto b = d.Bool("strip_prefix", false)) s.strip_prefix = *b;
   int64_t ms = s.timeout.count();
   ReadDurationField(d, "timeout", 1, kMaxTimeoutMs, &ms);

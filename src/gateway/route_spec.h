@@ -34,7 +34,8 @@ struct RateLimit {
 
 struct RouteSpec {
   std::vector<UpstreamUrl> upstreams;  // static upstreams, or:
-  std::string environment;             // that environment's running instances
+  std::string environment;             // that environment's running instances, or:
+  std::string per_user_template;       // each caller's own environment, made from this one
   bool auth_required = true;
   std::vector<std::string> roles;  // roles allowed in (admin, user, viewer); empty = all of them
   bool strip_prefix = true;        // /svc/NAME/a/b reaches the upstream as /a/b

@@ -42,7 +42,8 @@ json::object RouteJson(RouteService& routes, const Route& r) {
 
 }  // namespace
 
-void AddRouteRoutes(http::Router& router, RouteService& routes) {
+void AddRouteRoutes(http::Router& router, RouteService& routes, SessionService& sessions,
+                    env::Services& envs) {
   using http::Access;
   using http::Method;
   router.Add(Method::kPut, "/v1/routes/{name}", Access::kAny,
@@ -74,6 +75,33 @@ void AddRouteRoutes(http::Router& router, RouteService& routes) {
     http::RespondList(req, respond, routes,
                       [&routes](const Route& r) { return RouteJson(routes, r); });
   });
+  router.Add(
+      Method::kPost, "/v1/environments/{name}/open", Access::kAny,
+      [&sessions, &envs](Request& req, Responder respond) {
+        auto addr = http::TenantAndName(req, "environment");
+        if (!addr.ok()) return http::SendError(respond, addr.status());
+        auto e = envs.environments.Get(addr->first, addr->second);
+        if (!e.ok()) return http::SendError(respond, e.status());
+        if (!e->spec.service) {
+          return http::SendError(
+              respond,
+              Status::Validation({{"spec.service", "the environment has no service to open"}}));
+        }
+        if (req.caller().tenant != addr->first) {
+          // An admin acting in another tenant: the session would be for its own.
+          return http::SendError(respond,
+                                 Status::InvalidArgument("open environments of your own tenant"));
+        }
+        std::string name = addr->second;
+        sessions.Open(
+            req.caller(), addr->first, name, [respond, name](Result<SessionService::Code> c) {
+              if (!c.ok()) return http::SendError(respond, c.status());
+              json::object body{
+                  {"url", "/env/" + name + "/?" + std::string(kCodeParameter) + "=" + c->code},
+                  {"expires_at", Time(c->expires_at_ms)}};
+              respond(http::JsonResponse(201, body));
+            });
+      });
   router.Add(Method::kDelete, "/v1/routes/{name}", Access::kAny,
              [&routes](Request& req, Responder respond) {
                auto addr = http::TenantAndName(req, "route");

@@ -230,6 +230,12 @@ struct Server::Impl {
   }
 
   asio::awaitable<void> Session(tcp::socket socket, asio::io_context* ctx) {
+    {
+      // Answers are written whole, or a streamed answer's pieces as they come: never hold
+      // one back waiting for an ACK (Nagle's algorithm with delayed ACKs costs 40 ms).
+      boost::system::error_code nd;
+      socket.set_option(tcp::no_delay(true), nd);
+    }
     beast::tcp_stream stream(std::move(socket));
     auto conn = std::make_shared<Conn>();
     conn->stream = &stream;
@@ -455,8 +461,9 @@ struct Server::Impl::StreamExchange final : Exchange {
   bool began_ = false;
   bool ended = false;
   bool upgraded = false;
-  bool gone = false;     // the client went away (or a write failed)
-  bool watched = false;  // the transport is reading the socket: no Upgrade
+  bool gone = false;          // the client went away (or a write failed)
+  bool head_pending = false;  // Begin(defer): the head in `out` is not sent yet
+  bool watched = false;       // the transport is reading the socket: no Upgrade
   BodyFraming framing = BodyFraming::kNone;
   std::uint64_t length = 0;   // kLength: promised bytes
   std::uint64_t written = 0;  // body bytes written
@@ -531,7 +538,8 @@ struct Server::Impl::StreamExchange final : Exchange {
     co_return !ec;
   }
 
-  asio::awaitable<bool> Begin(Response head, std::optional<std::uint64_t> len) override {
+  asio::awaitable<bool> Begin(Response head, std::optional<std::uint64_t> len,
+                              bool defer) override {
     if (began_) throw std::logic_error("Exchange::Begin after the response began");
     began_ = true;
     bool no_body = head.status == 204 || head.status == 304 || head.status < 200;
@@ -543,6 +551,17 @@ struct Server::Impl::StreamExchange final : Exchange {
     if (framing == BodyFraming::kClose || server.stopping) keep_alive = false;
     server.pipeline.Finish(req, route, head, Seconds());
     SerializeHead(head, version, keep_alive, framing, length, out);
+    if (defer) {
+      head_pending = true;
+      co_return !gone;
+    }
+    co_return co_await Send(out);
+  }
+
+  // Sends the head Begin held back, when it did.
+  asio::awaitable<bool> FlushHead() {
+    if (!head_pending) co_return !gone;
+    head_pending = false;
     co_return co_await Send(out);
   }
 
@@ -550,7 +569,7 @@ struct Server::Impl::StreamExchange final : Exchange {
     if (!began_ || ended) throw std::logic_error("Exchange::Write outside a begun response");
     if (gone) co_return false;
     if (data.empty() || req.method == Method::kHead || framing == BodyFraming::kNone) {
-      co_return true;
+      co_return co_await FlushHead();
     }
     written += data.size();
     if (framing == BodyFraming::kLength && written > length) {
@@ -558,19 +577,22 @@ struct Server::Impl::StreamExchange final : Exchange {
     }
     stream.expires_after(server.opts.write_timeout);
     beast::error_code ec;
+    // A held head goes out in the same write.
+    asio::const_buffer head = head_pending ? asio::buffer(out) : asio::const_buffer();
+    head_pending = false;
     if (framing == BodyFraming::kChunked) {
       char size[20];
       auto r = std::to_chars(size, size + sizeof size - 2, data.size(), 16);
       *r.ptr++ = '\r';
       *r.ptr++ = '\n';
-      std::array<asio::const_buffer, 3> parts{
-          asio::buffer(size, static_cast<std::size_t>(r.ptr - size)),
+      std::array<asio::const_buffer, 4> parts{
+          head, asio::buffer(size, static_cast<std::size_t>(r.ptr - size)),
           asio::buffer(data.data(), data.size()), asio::buffer("\r\n", 2)};
       auto [wec, n] = co_await asio::async_write(stream, parts, kTuple);
       ec = wec;
     } else {
-      auto [wec, n] =
-          co_await asio::async_write(stream, asio::buffer(data.data(), data.size()), kTuple);
+      std::array<asio::const_buffer, 2> parts{head, asio::buffer(data.data(), data.size())};
+      auto [wec, n] = co_await asio::async_write(stream, parts, kTuple);
       ec = wec;
     }
     if (ec) gone = true;
@@ -586,10 +608,11 @@ struct Server::Impl::StreamExchange final : Exchange {
       co_return false;
     }
     if (framing == BodyFraming::kChunked && req.method != Method::kHead) {
+      if (head_pending) out += "0\r\n\r\n";  // the whole answer in one write
       static const std::string kLast = "0\r\n\r\n";
-      co_return co_await Send(kLast);
+      co_return head_pending ? co_await FlushHead() : co_await Send(kLast);
     }
-    co_return true;
+    co_return co_await FlushHead();
   }
 
   asio::awaitable<bool> Reply(Response r) override {

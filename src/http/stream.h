@@ -47,8 +47,12 @@ class Exchange {
   // Starts the response with the status and headers of `head` (its body is ignored). With
   // `length` exactly that many bytes follow; without, the body is chunked (for an HTTP/1.0
   // client: delimited by closing the connection). False when the client is gone.
+  // With `defer` the head is held and goes out with the first Write or End (one packet for a
+  // small answer: a proxy relaying a body it already has); without, it is sent at once (a
+  // stream whose first event may be long in coming).
   virtual boost::asio::awaitable<bool> Begin(Response head,
-                                             std::optional<uint64_t> length = std::nullopt) = 0;
+                                             std::optional<uint64_t> length = std::nullopt,
+                                             bool defer = false) = 0;
   // Writes and flushes `data` (a chunk). False when the client is gone: stop writing.
   virtual boost::asio::awaitable<bool> Write(std::string_view data) = 0;
   // Ends the body. A handler that returns without it ends it anyway.

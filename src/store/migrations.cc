@@ -341,6 +341,17 @@ std::span<const Migration> AllMigrations() {
            // When proxied traffic last reached the environment (ms; 0 never): activity that
            // keeps its idle timeout from closing it.
            "ALTER TABLE environments ADD COLUMN active_at BIGINT NOT NULL DEFAULT 0",
+           // Browser access to /env/NAME/ (drover env open): single-use login codes and the
+           // sessions they open, by the SHA-256 of their secret; a session ends with its key.
+           "CREATE TABLE env_sessions ("
+           " token_hash TEXT {{bytes}} PRIMARY KEY,"
+           " kind TEXT NOT NULL,"  // code | session
+           " key_id TEXT {{bytes}} NOT NULL,"
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " environment TEXT {{bytes}} NOT NULL,"
+           " created_at BIGINT NOT NULL,"
+           " expires_at BIGINT NOT NULL) {{without_rowid}}",
+           "CREATE INDEX env_sessions_expiry ON env_sessions (expires_at)",
        }},
   };
   return kMigrations;
