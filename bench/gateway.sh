@@ -3,7 +3,7 @@
 #   proxy:   GET /svc/b/ through drover (--threads 1, auth: none, keep-alive pool) and through
 #            nginx proxy_pass (worker_processes 1, upstream keepalive 64) to one upstream nginx
 #            `return 200` (its own worker); wrk -t2 -c64, REPS reps alternating, medians.
-#   latency: the same paced at half of nginx's proxy rate (wrk's delay()), drover's proxy and
+#   latency: the same paced at half of nginx's proxy rate (wrk's delay()), drover's proxy, nginx's proxy and
 #            the upstream directly: the p99 drover adds.
 #   wake:    an environment (local provider, a python3 service) closed by its idle timeout, then
 #            one request: time to the answer's first byte, 10 times, median and max.
@@ -81,15 +81,19 @@ bench_proxy() {
   local half direct via
   half="$(awk -v a="$ng_rps" 'BEGIN{printf "%d", a/2}')"
   echo "# latency at about half of nginx's proxy rate ($half req/s), $REPS reps"
-  : >"$T/added"
+  : >"$T/added"; : >"$T/added_ng"
+  local ngvia
   for r in $(seq 1 "$REPS"); do
     direct="$(paced "http://127.0.0.1:$NGPORT/" "$half")"
     via="$(paced "$dr_url" "$half")"
-    echo "rep $r: upstream direct $direct | through drover $via   (req/s p50ms p99ms)"
+    ngvia="$(paced "$ng_url" "$half")"
+    echo "rep $r: upstream direct $direct | through drover $via | through nginx $ngvia   (req/s p50ms p99ms)"
     awk -v a="$(echo "$via" | awk '{print $3}')" -v b="$(echo "$direct" | awk '{print $3}')" \
       'BEGIN{printf "%.3f\n", a-b}' >>"$T/added"
+    awk -v a="$(echo "$ngvia" | awk '{print $3}')" -v b="$(echo "$direct" | awk '{print $3}')" \
+      'BEGIN{printf "%.3f\n", a-b}' >>"$T/added_ng"
   done
-  echo "median p99 added by drover: $(median <"$T/added") ms (goal < 1 ms)"
+  echo "median p99 added: drover $(median <"$T/added") ms, nginx $(median <"$T/added_ng") ms (goal for drover < 1 ms)"
   stop_drover
 }
 

@@ -39,9 +39,9 @@ client::Options Plain(const std::string& addr) {
 // One upstream process: gateway_upstream.py on a free port.
 class Upstream {
  public:
-  explicit Upstream(const std::string& name)
-      : proc_(testing::TestProcess::Program{"/usr/bin/env"},
-              {"python3", kScript, "--port", "0", "--name", name}, dir_.File("log")) {
+  explicit Upstream(const std::string& name, std::vector<std::string> extra = {})
+      : proc_(testing::TestProcess::Program{"/usr/bin/env"}, Args(name, std::move(extra)),
+              dir_.File("log")) {
     EXPECT_TRUE(testing::WaitFor(
         [&] {
           std::istringstream first(proc_.Log());
@@ -57,6 +57,11 @@ class Upstream {
   void Kill9() {
     ::kill(pid_, SIGKILL);
     pid_ = -1;
+  }
+  static std::vector<std::string> Args(const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> args{"python3", kScript, "--port", "0", "--name", name};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
   }
   int64_t Hits() const {
     client::Client c(Plain(url()));
@@ -355,6 +360,29 @@ TEST_P(Gateway, TimeoutsRetriesAndRateLimits) {
   // Another key has its own bucket.
   client::Client user = server_->NewClient(NewKey("user", "default"));
   EXPECT_EQ(user.Do("GET", "/svc/limited/whoami")->status, 200);
+}
+
+TEST_P(Gateway, AKeptAliveConnectionTheUpstreamClosedIsNotAFailure) {
+  // The upstream closes connections idle for 0.2 s; the gateway keeps them for reuse. A request
+  // that meets a closed one is sent again on a new connection (a GET) or never sent on it (a
+  // POST, checked first): no error, though the route allows no retries.
+  Upstream a("a", {"--idle-close", "0.2"});
+  PutRoute("closing", R"({"upstreams":[")" + a.url() + R"("],"retries":0,"eject_after":1})");
+  for (int i = 0; i < 3; ++i) {
+    auto g = admin_->Do("GET", "/svc/closing/whoami");
+    ASSERT_EQ(g->status, 200) << g->body;
+    // Long enough for the upstream to close the connection the gateway now keeps.
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    auto g2 = admin_->Do("GET", "/svc/closing/whoami");
+    EXPECT_EQ(g2->status, 200) << g2->body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    auto p = admin_->Do("POST", "/svc/closing/echo", "once");
+    EXPECT_EQ(p->status, 200) << p->body;
+    EXPECT_EQ(p->body, "once");
+  }
+  // Never counted against the upstream: with eject_after 1 one failure would have ejected it.
+  EXPECT_EQ(Metric(R"(drover_gateway_upstream_ejections_total{tenant="default",route="closing"})"),
+            0);
 }
 
 TEST_P(Gateway, StreamsHundredMegabytesBothWaysInBoundedMemory) {

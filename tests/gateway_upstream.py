@@ -2,7 +2,8 @@
 """A small HTTP/1.1 service for the gateway's tests: an upstream that can echo, stream, stall,
 fail on purpose and speak WebSocket. Standard library only.
 
-  gateway_upstream.py [--port N] [--name NAME]   (the port defaults to $PORT)
+  gateway_upstream.py [--port N] [--name NAME] [--idle-close SECONDS]
+  (the port defaults to $PORT; --idle-close closes a kept-alive connection idle that long)
 
 GET  /whoami            {"name", "method", "path", "headers"} as JSON
 ANY  /echo              the request body back (same length), streamed
@@ -181,8 +182,11 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "0")))
     p.add_argument("--name", default=os.environ.get("UPSTREAM_NAME", "upstream"))
+    p.add_argument("--idle-close", type=float, default=None)
     a = p.parse_args()
     NAME = a.name
+    if a.idle_close:
+        Handler.timeout = a.idle_close  # the socket timeout ends an idle connection
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.allow_reuse_address = True
     server = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)

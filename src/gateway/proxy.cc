@@ -19,13 +19,14 @@
 #include <boost/beast/http.hpp>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <future>
 #include <map>
+#include <random>
 #include <thread>
 
 #include "common/duration.h"
 #include "common/log.h"
-#include "common/random.h"
 #include "common/text.h"
 #include "gateway/sessions.h"
 #include "gateway/upstream_conn.h"
@@ -178,6 +179,57 @@ struct Target {
   std::string hash_key;
 };
 
+// A new W3C trace id and parent id ("00-<32 hex>-<16 hex>-01"). Trace ids need to be unique,
+// not secret: a per-thread generator seeded once from the secure source saves a system call
+// on every request.
+std::string NewTraceparent() {
+  thread_local std::mt19937_64 gen([] {
+    std::seed_seq seq{std::random_device{}(), std::random_device{}(), std::random_device{}()};
+    return std::mt19937_64(seq);
+  }());
+  char out[56] = "00-";
+  size_t at = 3;
+  auto put = [&](uint64_t v) {
+    for (int i = 15; i >= 0; --i) out[at++] = "0123456789abcdef"[(v >> (i * 4)) & 15];
+  };
+  put(gen());
+  put(gen());
+  out[at++] = '-';
+  put(gen() | 1);  // an all-zero parent id is invalid
+  std::memcpy(out + at, "-01", 3);
+  return std::string(out, at + 3);
+}
+
+// Buffers for relaying bodies, kept per I/O thread: a 64 KiB allocation per request costs more
+// (page faults, the allocator trimming) than the whole small answer.
+class PieceBuffer {
+ public:
+  PieceBuffer() {
+    auto& spare = Spare();
+    if (spare.empty()) {
+      data_ = std::make_unique_for_overwrite<char[]>(kPiece);
+    } else {
+      data_ = std::move(spare.back());
+      spare.pop_back();
+    }
+  }
+  ~PieceBuffer() {
+    auto& spare = Spare();
+    if (spare.size() < 64) spare.push_back(std::move(data_));
+  }
+  PieceBuffer(const PieceBuffer&) = delete;
+  PieceBuffer& operator=(const PieceBuffer&) = delete;
+  char* data() { return data_.get(); }
+  static constexpr size_t size() { return kPiece; }
+
+ private:
+  static std::vector<std::unique_ptr<char[]>>& Spare() {
+    thread_local std::vector<std::unique_ptr<char[]>> spare;
+    return spare;
+  }
+  std::unique_ptr<char[]> data_;
+};
+
 // The request head sent upstream (everything but the body).
 std::string RequestHead(const Request& req, const Target& t, const UpstreamUrl& up, bool websocket,
                         std::optional<uint64_t> length, bool chunked) {
@@ -240,7 +292,11 @@ std::string RequestHead(const Request& req, const Target& t, const UpstreamUrl& 
   h += req.request_id;
   h += "\r\ntraceparent: ";
   std::string_view tp = req.Header("traceparent");
-  h += ValidTraceparent(tp) ? std::string(tp) : "00-" + RandomHex(16) + "-" + RandomHex(8) + "-01";
+  if (ValidTraceparent(tp)) {
+    h += tp;
+  } else {
+    h += NewTraceparent();
+  }
   h += "\r\n";
   if (websocket) {
     h += "Connection: Upgrade\r\nUpgrade: ";
@@ -315,6 +371,9 @@ struct Attempt {
   std::string why;
   std::unique_ptr<UpstreamConn> conn;
   std::unique_ptr<ResponseParser> parser;
+  // A kept-alive connection that failed before any answer: it was closed while idle, and the
+  // request may be resent on a new one.
+  bool stale = false;
 };
 
 // The retry budget and metrics of one route (or one environment's proxy).
@@ -576,7 +635,8 @@ asio::awaitable<Attempt> TryOnce(Exchange& ex, const Target& t, const Upstream& 
   auto left = std::chrono::duration_cast<milliseconds>(deadline - now);
   milliseconds per_try = spec.per_try_timeout.count() ? spec.per_try_timeout : spec.timeout;
   auto try_deadline = now + std::min(left, per_try);
-  if (!websocket) a.conn = TakeIdle(up.url.authority());
+  bool resendable = Idempotent(req.method) && body.done;
+  if (!websocket) a.conn = TakeIdle(up.url.authority(), /*check=*/!resendable);
   if (!a.conn) {
     auto executor = co_await asio::this_coro::executor;
     auto c = co_await Connect(executor, up.url, std::min(spec.connect_timeout, left));
@@ -596,6 +656,7 @@ asio::awaitable<Attempt> TryOnce(Exchange& ex, const Target& t, const Upstream& 
   if (wec) {
     a.kind = wec == beast::error::timeout ? Attempt::kTimedOut : Attempt::kFailed;
     a.why = "sending the request: " + wec.message();
+    a.stale = c.reused && a.kind == Attempt::kFailed;
     co_return a;
   }
   if (body.present && (chunked || !body.done)) {
@@ -637,6 +698,7 @@ asio::awaitable<Attempt> TryOnce(Exchange& ex, const Target& t, const Upstream& 
       a.kind = rec == beast::error::timeout ? Attempt::kTimedOut : Attempt::kFailed;
       a.why = rec == beast::error::timeout ? "no answer within the try's timeout"
                                            : "reading the answer: " + rec.message();
+      a.stale = c.reused && a.kind == Attempt::kFailed && rn == 0 && c.buffer.size() == 0;
       co_return a;
     }
     int status = static_cast<int>(a.parser->get().result_int());
@@ -691,14 +753,25 @@ asio::awaitable<bool> Relay(Exchange& ex, Attempt& a, milliseconds idle) {
     co_await ex.End();
     co_return p.keep_alive();
   }
-  std::vector<char> buf(kPiece);
+  PieceBuffer buf;
   UpstreamConn& c = *a.conn;
   while (!p.is_done()) {
     p.get().body().data = buf.data();
     p.get().body().size = buf.size();
-    c.stream.expires_after(idle);
-    auto [ec, n] = co_await bhttp::async_read(c.stream, c.buffer, p, kTuple);
-    if (ec == bhttp::error::need_buffer) ec = {};
+    boost::system::error_code ec;
+    size_t used = 0;
+    if (c.buffer.size() > 0) {
+      // Bytes that came with the head (often a small answer's whole body): parsed here, without
+      // another asynchronous read.
+      used = p.put(c.buffer.data(), ec);
+      c.buffer.consume(used);
+      if (ec == bhttp::error::need_more || ec == bhttp::error::need_buffer) ec = {};
+    }
+    if (!ec && used == 0 && !p.is_done()) {
+      c.stream.expires_after(idle);
+      auto [rec, n] = co_await bhttp::async_read(c.stream, c.buffer, p, kTuple);
+      ec = rec == bhttp::error::need_buffer ? boost::system::error_code{} : rec;
+    }
     size_t got = buf.size() - p.get().body().size;
     if (got > 0 && !co_await ex.Write(std::string_view(buf.data(), got))) co_return false;
     if (ec) {
@@ -731,6 +804,8 @@ static asio::awaitable<void> Forward(Proxy::Impl& im, Exchange& ex, Target& t) {
   Proxy::Impl::EarnRetries(stats, spec.retry_budget);
   EjectionPolicy policy{spec.eject_after, spec.eject_for};
   std::vector<const Upstream*> tried;
+  tried.reserve(static_cast<size_t>(spec.retries) + 2);
+  bool resent_stale = false;
   for (int tries = 0;; ++tries) {
     // Another try when the method and body allow one, tries and time are left, and the
     // route's retry budget has one.
@@ -748,6 +823,14 @@ static asio::awaitable<void> Forward(Proxy::Impl& im, Exchange& ex, Target& t) {
     }
     tried.push_back(up.get());
     Attempt a = co_await TryOnce(ex, t, *up, body, websocket, deadline);
+    if (a.stale && may_retry && !resent_stale) {
+      // Closed while idle, not a failure of the upstream: once more on a new connection.
+      DropIdleTo(up->url.authority());
+      resent_stale = true;
+      tried.pop_back();
+      --tries;
+      continue;
+    }
     if (a.kind == Attempt::kClientFailed) {
       t.upstreams->Done(up, true, policy, Steady::now());
       co_await ex.Reply(Problem(400, a.why));
@@ -1117,6 +1200,8 @@ static asio::awaitable<std::shared_ptr<EnvTarget>> AwakeTarget(Proxy::Impl& im, 
     }
     auto until = Steady::now() + wake_timeout;
     asio::steady_timer timer(executor);
+    // Checked often at first (an instance often starts in a fraction of a second), then less.
+    milliseconds every(20);
     for (;;) {
       if (co_await CheckMembers(executor, *target, false)) break;
       if (Steady::now() >= until) {
@@ -1126,7 +1211,8 @@ static asio::awaitable<std::shared_ptr<EnvTarget>> AwakeTarget(Proxy::Impl& im, 
                              name, FormatDuration(wake_timeout))));
         co_return nullptr;
       }
-      timer.expires_after(std::chrono::milliseconds(250));
+      timer.expires_after(every);
+      every = std::min<milliseconds>(every * 3 / 2, milliseconds(250));
       co_await timer.async_wait(asio::use_awaitable);
       Status s = co_await load();
       if (s.IsNotFound()) {

@@ -18,6 +18,9 @@ constexpr size_t kIdlePerUpstream = 64;
 // Kept-alive connections older than this are closed, not reused: most servers close theirs
 // after 60 s or less, and a request sent as the server closes fails.
 constexpr auto kMaxIdle = std::chrono::seconds(30);
+// Connections idle for less than this are reused unchecked for requests that may be resent:
+// servers close idle connections after seconds, not milliseconds.
+constexpr auto kUncheckedIdle = std::chrono::seconds(1);
 
 using Pool = std::unordered_map<std::string, std::deque<std::unique_ptr<UpstreamConn>>>;
 Pool& ThreadPool() {
@@ -37,7 +40,7 @@ bool StillOpen(UpstreamConn& c) {
 
 }  // namespace
 
-std::unique_ptr<UpstreamConn> TakeIdle(const std::string& authority) {
+std::unique_ptr<UpstreamConn> TakeIdle(const std::string& authority, bool check) {
   auto& pool = ThreadPool();
   auto it = pool.find(authority);
   if (it == pool.end()) return nullptr;
@@ -46,7 +49,9 @@ std::unique_ptr<UpstreamConn> TakeIdle(const std::string& authority) {
   while (!idle.empty()) {
     auto c = std::move(idle.back());  // the most recent: the least likely to be closed
     idle.pop_back();
-    if (now - c->idle_since < kMaxIdle && StillOpen(*c)) {
+    auto idle_for = now - c->idle_since;
+    if (idle_for < kMaxIdle && c->buffer.size() == 0 &&
+        ((!check && idle_for < kUncheckedIdle) || StillOpen(*c))) {
       c->reused = true;
       return c;
     }
@@ -63,6 +68,8 @@ void PutIdle(std::unique_ptr<UpstreamConn> conn) {
 }
 
 void DropIdle() { ThreadPool().clear(); }
+
+void DropIdleTo(const std::string& authority) { ThreadPool().erase(authority); }
 
 asio::awaitable<Result<std::unique_ptr<UpstreamConn>>> Connect(asio::any_io_executor ex,
                                                                const UpstreamUrl& url,

@@ -24,12 +24,18 @@ struct UpstreamConn {
   std::chrono::steady_clock::time_point idle_since;
 };
 
-// An idle connection to `authority` opened on this thread, still open; null when none.
-std::unique_ptr<UpstreamConn> TakeIdle(const std::string& authority);
+// An idle connection to `authority` opened on this thread; null when none. With `check`, or
+// when it has been idle a while, it is first checked for a close (a system call): a request
+// that cannot be sent twice wants that, one that can is resent on a new connection when a
+// just-used one turns out closed (see DropIdleTo).
+std::unique_ptr<UpstreamConn> TakeIdle(const std::string& authority, bool check);
 // Keeps `conn` for the next request to its upstream (bounded per upstream; the oldest go).
 void PutIdle(std::unique_ptr<UpstreamConn> conn);
 // Closes this thread's idle connections (before its io_context stops).
 void DropIdle();
+// Closes this thread's idle connections to `authority` (one was found closed: the upstream
+// restarted or timed them out, so the rest are likely closed too).
+void DropIdleTo(const std::string& authority);
 
 // Opens a connection to `url` within `timeout`: Unavailable with the reason when it cannot.
 boost::asio::awaitable<Result<std::unique_ptr<UpstreamConn>>> Connect(

@@ -51,7 +51,8 @@ std::shared_ptr<Upstream> UpstreamSet::Pick(Balance balance, std::string_view ha
   std::lock_guard lock(mu_);
   // Candidates: ready and not ejected, not tried yet; else ready and not ejected (a retry may
   // go back to one); else — every ready one ejected — the one whose ejection ends first.
-  std::vector<Upstream*> pool;
+  thread_local std::vector<Upstream*> pool;  // scratch, reused: no allocation per request
+  pool.clear();
   auto untried = [&](const Upstream* u) {
     return std::find(tried.begin(), tried.end(), u) == tried.end();
   };
