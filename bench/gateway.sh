@@ -4,7 +4,7 @@
 #            nginx proxy_pass (worker_processes 1, upstream keepalive 64) to one upstream nginx
 #            `return 200` (its own worker); wrk -t2 -c64, REPS reps alternating, medians.
 #   latency: the same paced at half of nginx's proxy rate (wrk's delay()), drover's proxy, nginx's proxy and
-#            the upstream directly: the p99 drover adds.
+#            the upstream directly: the p99 each adds; then drover with its default threads.
 #   wake:    an environment (local provider, a python3 service) closed by its idle timeout, then
 #            one request: time to the answer's first byte, 10 times, median and max.
 #   bench/gateway.sh [proxy|wake|all]        REPS=3 DURATION=8 WAKES=10
@@ -94,6 +94,22 @@ bench_proxy() {
       'BEGIN{printf "%.3f\n", a-b}' >>"$T/added_ng"
   done
   echo "median p99 added: drover $(median <"$T/added") ms, nginx $(median <"$T/added_ng") ms (goal for drover < 1 ms)"
+  stop_drover
+  # The same with drover's default of one I/O thread per core (as a user runs it).
+  start_drover gw2 --access-log false --rate-limit 0
+  curl -fs -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d "{\"upstreams\":[\"http://127.0.0.1:$NGPORT\"],\"auth\":\"none\"}" \
+    "$DROVER_ADDR/v1/routes/b" >/dev/null
+  dr_url="$DROVER_ADDR/svc/b/"
+  : >"$T/added2"
+  for r in $(seq 1 "$REPS"); do
+    direct="$(paced "http://127.0.0.1:$NGPORT/" "$half")"
+    via="$(paced "$dr_url" "$half")"
+    echo "rep $r: upstream direct $direct | through drover (default threads) $via"
+    awk -v a="$(echo "$via" | awk '{print $3}')" -v b="$(echo "$direct" | awk '{print $3}')" \
+      'BEGIN{printf "%.3f\n", a-b}' >>"$T/added2"
+  done
+  echo "median p99 added by drover with its default threads: $(median <"$T/added2") ms"
   stop_drover
 }
 

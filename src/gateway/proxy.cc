@@ -28,6 +28,7 @@
 #include "common/duration.h"
 #include "common/log.h"
 #include "common/text.h"
+#include "gateway/field_arena.h"
 #include "gateway/sessions.h"
 #include "gateway/upstream_conn.h"
 #include "http/handler_util.h"
@@ -55,7 +56,16 @@ constexpr auto kEnvCacheFor = std::chrono::seconds(1);
 constexpr auto kHealthEvery = std::chrono::seconds(2);
 constexpr auto kProbeTimeout = std::chrono::seconds(2);
 
-using ResponseParser = bhttp::response_parser<bhttp::buffer_body>;
+using AnswerFields = bhttp::basic_fields<ArenaAllocator<char>>;
+
+// A parser for one upstream answer whose header fields live in its own arena.
+struct ResponseParser : FieldArena,
+                        bhttp::response_parser<bhttp::buffer_body, ArenaAllocator<char>> {
+  ResponseParser()
+      : bhttp::response_parser<bhttp::buffer_body, ArenaAllocator<char>>(
+            std::piecewise_construct, std::make_tuple(),
+            std::make_tuple(ArenaAllocator<char>(static_cast<FieldArena*>(this)))) {}
+};
 
 bool Idempotent(Method m) {
   return m == Method::kGet || m == Method::kHead || m == Method::kOptions || m == Method::kPut ||
@@ -313,7 +323,7 @@ std::string RequestHead(const Request& req, const Target& t, const UpstreamUrl& 
 }
 
 // The response head for the client: the upstream's status and end-to-end headers.
-http::Response ClientHead(const bhttp::response_header<>& up) {
+http::Response ClientHead(const bhttp::response_header<AnswerFields>& up) {
   http::Response r;
   r.status = static_cast<int>(up.result_int());
   r.content_type = "";  // the upstream's Content-Type is among the headers

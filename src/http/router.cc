@@ -137,6 +137,7 @@ Match Router::Find(Method method, std::string_view path) const {
     if (child < 0 && n.param >= 0 && !seg.empty()) {
       std::string decoded;
       if (PercentDecode(seg, &decoded)) {
+        if (m.params.empty()) m.params.reserve(4);  // one allocation for a route's parameters
         m.params.emplace_back(n.param_name, std::move(decoded));
         child = n.param;
       }

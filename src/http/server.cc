@@ -268,8 +268,16 @@ struct Server::Impl {
       // From the first byte, the whole head must arrive within the header timeout
       // (slow-header clients cannot hold a connection).
       auto start = std::chrono::steady_clock::now();
-      stream.expires_after(opts.header_timeout);
-      auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+      // A head usually arrives whole in one read: parsed here, without another asynchronous
+      // step (the parser takes nothing until the head is complete).
+      boost::system::error_code ec;
+      buffer.consume(parser.put(buffer.data(), ec));
+      if (ec == bhttp::error::need_more) ec = {};
+      if (!ec && !parser.is_header_done()) {
+        stream.expires_after(opts.header_timeout);
+        auto [rec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+        ec = rec;
+      }
       if (ec) {
         // A request that is not HTTP gets a 400 (431 for a huge head); a client that closed,
         // went silent or was cut off by a stop gets nothing.
