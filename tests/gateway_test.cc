@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <fstream>
 #include <map>
@@ -235,6 +236,23 @@ TEST_P(Gateway, RoutesAreResourcesWithFieldErrorsAndGlobalNames) {
 TEST_P(Gateway, ProxiesWithHeadersAndNeverForwardsTheKey) {
   Upstream a("a");
   PutRoute("api", R"({"upstreams":[")" + a.url() + R"(/base"]})");
+  {
+    // A route answers as soon as its PUT has: concurrent first requests (on every I/O thread)
+    // never see the table from before it.
+    PutRoute("fresh", R"({"upstreams":[")" + a.url() + R"("]})");
+    std::vector<std::thread> callers;
+    std::atomic<int> ok{0};
+    for (int i = 0; i < 8; ++i) {
+      callers.emplace_back([&] {
+        client::Client c(Plain(server_->addr()));
+        auto f = c.Do("GET", "/svc/fresh/healthz", {},
+                      {{"Authorization", "Bearer " + server_->admin_key()}});
+        if (f.ok() && f->status == 200) ++ok;
+      });
+    }
+    for (auto& t : callers) t.join();
+    EXPECT_EQ(ok.load(), 8);
+  }
   auto r = admin_->Do("POST", "/svc/api/whoami?x=1&y=%20", "{}",
                       {{"X-Forwarded-For", "10.1.1.1"},
                        {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},

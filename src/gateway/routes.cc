@@ -35,7 +35,7 @@ Status NoRoute(std::string_view name) {
 RouteService::RouteService(store::Store& store) : store_(store) {
   subscription_ = store_.Subscribe([this](const store::Change& c) {
     if (c.resync || std::find(c.topics.begin(), c.topics.end(), kRoutesTopic) != c.topics.end()) {
-      stale_.store(true, std::memory_order_release);
+      MarkStale();
     }
   });
 }
@@ -85,7 +85,7 @@ void RouteService::Put(std::string tenant, std::string name, std::string spec_js
       },
       [this, out, done = std::move(done)](Status s) {
         if (!s.ok()) return done(s);
-        stale_.store(true, std::memory_order_release);
+        MarkStale();
         done(std::move(*out));
       });
 }
@@ -125,7 +125,7 @@ void RouteService::Delete(std::string tenant, std::string name, std::function<vo
         return events::Record(tx, {tenant, "route", name, "deleted", ""});
       },
       [this, done = std::move(done)](Status s) {
-        stale_.store(true, std::memory_order_release);
+        MarkStale();
         done(std::move(s));
       });
 }
@@ -133,17 +133,14 @@ void RouteService::Delete(std::string tenant, std::string name, std::function<vo
 Status RouteService::Refresh() {
   std::lock_guard one(refresh_mu_);
   if (!Stale()) return Status::Ok();
-  // Cleared before the read: a change during it marks it stale again.
-  stale_.store(false, std::memory_order_release);
+  // The changes this read covers: one during it leaves the table stale.
+  uint64_t covers = changes_.load(std::memory_order_acquire);
   std::vector<Route> rows;
   Status s = store_.Read([&](store::Tx& tx) {
     return tx.Query(std::string(kColumns) + " ORDER BY name", {},
                     [&](const store::Row& r) { rows.push_back(ReadRoute(r)); });
   });
-  if (!s.ok()) {
-    stale_.store(true, std::memory_order_release);
-    return s;
-  }
+  if (!s.ok()) return s;
   std::map<std::string, std::shared_ptr<const LiveRoute>> live;
   std::lock_guard lock(mu_);
   std::map<std::string, std::shared_ptr<UpstreamSet>> health;
@@ -168,6 +165,7 @@ Status RouteService::Refresh() {
   }
   live_ = std::move(live);
   health_ = std::move(health);
+  loaded_.store(covers, std::memory_order_release);
   return Status::Ok();
 }
 

@@ -47,7 +47,9 @@ class RouteService {
   void Delete(std::string tenant, std::string name, std::function<void(Status)> done);
 
   // Whether Find needs the store first (a route changed since the last load).
-  bool Stale() const { return stale_.load(std::memory_order_acquire); }
+  bool Stale() const {
+    return loaded_.load(std::memory_order_acquire) != changes_.load(std::memory_order_acquire);
+  }
   // Reloads every route when stale (a store read): Unavailable when the store fails.
   Status Refresh();
   // The route named `name` as last loaded; null when there is none.
@@ -58,7 +60,11 @@ class RouteService {
  private:
   store::Store& store_;
   int subscription_ = -1;
-  std::atomic<bool> stale_{true};
+  // Stale until a read that began after the last change is installed: a request that comes
+  // while another refreshes waits for that refresh instead of seeing the old table.
+  std::atomic<uint64_t> changes_{1};
+  std::atomic<uint64_t> loaded_{0};
+  void MarkStale() { changes_.fetch_add(1, std::memory_order_acq_rel); }
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<const LiveRoute>> live_;  // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<UpstreamSet>> health_;    // GUARDED_BY(mu_)
