@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "alerts/rule_spec.h"
 #include "common/json.h"
 #include "common/text.h"
 #include "env/spec.h"
@@ -107,6 +108,23 @@ inline void DecodeEverySpec(const boost::json::value& doc) {
     }
   } else {
     RequireWritable(r.status());
+  }
+  // An alert rule: its signal prints back to a selector that parses to the same text, and its
+  // annotations render.
+  auto same_selector = [](const alerts::Selector& sel) {
+    auto again = alerts::ParseSelector(sel.ToString());
+    if (!again.ok() || again->ToString() != sel.ToString()) abort();
+  };
+  if (auto a = alerts::ParseRuleDocument(doc, "fuzz"); a.ok()) {
+    same_selector(a->signal);
+    for (const auto& [key, text] : a->annotations) {
+      (void)alerts::RenderTemplate(text, {"fuzz", 1.5, "warning", &a->labels});
+    }
+  } else {
+    RequireWritable(a.status());
+  }
+  if (doc.is_string()) {
+    if (auto sel = alerts::ParseSelector(doc.as_string()); sel.ok()) same_selector(*sel);
   }
 }
 

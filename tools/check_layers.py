@@ -27,6 +27,7 @@ ALLOWED = {
     "runtime": set(),
     "cron": set(),
     "metrics": set(),
+    "alerts": set(),
     "client": set(),
     "agent": {"client", "control"},
     "common": set(),
