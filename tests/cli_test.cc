@@ -386,10 +386,10 @@ TEST_P(Cli, ApplyRefusesBadDocumentsBeforeChangingAnything) {
                                        "---\nkind: Gadget\nname: x\n";
   std::string out;
   EXPECT_EQ(Run({"apply", "-f", dir.File("a.yaml")}, &out), 1);
-  EXPECT_NE(
-      out.find("kind must be Environment, Schedule, Variable, Queue, Topic, Workflow or Route, not "
-               "'Gadget'"),
-      std::string::npos)
+  EXPECT_NE(out.find("kind must be Environment, Schedule, Variable, Queue, Topic, Workflow, Route "
+                     "or Alert, not "
+                     "'Gadget'"),
+            std::string::npos)
       << out;
   EXPECT_NE(Run({"env", "get", "ok-env"}, &out), 0) << "nothing applied";
   std::ofstream(dir.File("b.yaml")) << "kind: Environment\nname: bad\nspec: {provider: cloud}\n";
@@ -566,6 +566,37 @@ spec:
   EXPECT_NE(out.find("upstreams[0]"), std::string::npos) << out;
   ASSERT_EQ(Run({"route", "rm", "api"}, &out), 0) << out;
   EXPECT_NE(Run({"route", "get", "api"}, &out), 0) << out;
+}
+
+TEST_P(Cli, AlertsFromApplyToListAndRemove) {
+  testing::TempDir dir;
+  std::ofstream(dir.File("a.yaml")) << R"(kind: Alert
+name: orders-dlq
+spec:
+  signal: 'drover_queue_messages{queue="orders-dlq", state="visible"}'
+  condition: {threshold: "> 0"}
+  for: 5m
+  severity: critical
+  annotations: {summary: "{{labels.queue}} has {{value}} messages"}
+)";
+  std::string out;
+  ASSERT_EQ(Run({"apply", "-f", dir.File("a.yaml")}, &out), 0) << out;
+  EXPECT_NE(out.find("alert/orders-dlq created"), std::string::npos) << out;
+  ASSERT_EQ(Run({"apply", "-f", dir.File("a.yaml")}, &out), 0) << out;
+  EXPECT_NE(out.find("alert/orders-dlq unchanged"), std::string::npos) << out;
+  ASSERT_EQ(Run({"alert", "ls"}, &out), 0) << out;
+  EXPECT_NE(out.find("orders-dlq"), std::string::npos) << out;
+  EXPECT_NE(out.find("> 0"), std::string::npos) << out;
+  EXPECT_NE(out.find("critical"), std::string::npos) << out;
+  ASSERT_EQ(Run({"alert", "get", "orders-dlq"}, &out), 0) << out;
+  EXPECT_NE(out.find(R"(state=\"visible\")"), std::string::npos) << out;
+  std::ofstream(dir.File("bad.yaml"))
+      << "kind: Alert\nname: bad\nspec: {signal: 'm{a=b}', condition: {threshold: '>> 1'}}\n";
+  EXPECT_EQ(Run({"apply", "-f", dir.File("bad.yaml")}, &out), 1) << out;
+  EXPECT_NE(out.find("signal"), std::string::npos) << out;
+  EXPECT_NE(out.find("condition.threshold"), std::string::npos) << out;
+  ASSERT_EQ(Run({"alert", "rm", "orders-dlq"}, &out), 0) << out;
+  EXPECT_NE(Run({"alert", "get", "orders-dlq"}, &out), 0) << out;
 }
 
 TEST_P(Cli, WorkflowsFromApplyToRunAndEvents) {

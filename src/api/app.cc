@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "alerts/alerts_api.h"
 #include "auth/keys_api.h"
 #include "common/json.h"
 #include "common/names.h"
@@ -108,6 +109,8 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   events::AddEventRoutes(router_, change_log_, store_, waiters_);
   queues::AddQueueRoutes(router_, *queues_, *topics_, clock_);
   workflows::AddWorkflowRoutes(router_, *workflows_, *executions_, store_, waiters_);
+  alerts_ = std::make_unique<alerts::AlertService>(store_);
+  alerts::AddAlertRoutes(router_, *alerts_);
   routes_ = std::make_unique<gateway::RouteService>(store_);
   sessions_ = std::make_unique<gateway::SessionService>(store_, clock_);
   gateway::AddRouteRoutes(router_, *routes_, *sessions_, env_);

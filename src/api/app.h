@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "alerts/alerts.h"
 #include "auth/keys.h"
 #include "common/clock.h"
 #include "control/cc_api.h"
@@ -111,6 +112,7 @@ class App {
   std::set<std::string> seen_statuses_;  // GUARDED_BY(gauges_mu_)
   std::unique_ptr<runtime::WorkQueue> gauges_;
   int gauges_sub_ = -1;
+  std::unique_ptr<alerts::AlertService> alerts_;
   std::unique_ptr<gateway::RouteService> routes_;
   std::unique_ptr<gateway::SessionService> sessions_;
   std::unique_ptr<gateway::Proxy> proxy_;  // after registry_: gone before its collector is

@@ -33,6 +33,7 @@ void AddAuditCommand(CLI::App& app, ClientFlags& flags, Run& run);
 void AddQueueCommands(CLI::App& app, ClientFlags& flags, Run& run);
 void AddWorkflowCommands(CLI::App& app, ClientFlags& flags, Run& run);
 void AddRouteCommands(CLI::App& app, ClientFlags& flags, Run& run);
+void AddAlertCommands(CLI::App& app, ClientFlags& flags, Run& run);
 
 // Layers the server's config: YAML file (--config / DROVER_CONFIG) < DROVER_* environment <
 // command-line flags. Returns the argv to parse, or an error message.

@@ -112,7 +112,8 @@ constexpr Kind kKinds[] = {{"Environment", "environments", "environment"},
                            {"Queue", "queues", "queue"},
                            {"Topic", "topics", "topic"},
                            {"Workflow", "workflows", "workflow"},
-                           {"Route", "routes", "route"}};
+                           {"Route", "routes", "route"},
+                           {"Alert", "alerts", "alert"}};
 const Kind* FindKind(std::string_view kind) {
   for (const auto& k : kKinds) {
     if (k.kind == kind) return &k;
@@ -208,7 +209,8 @@ int Apply(const ClientFlags& flags, const std::string& path,
     if (!kind) {
       std::cerr
           << "error: " << d.source
-          << ": kind must be Environment, Schedule, Variable, Queue, Topic, Workflow or Route,"
+          << ": kind must be Environment, Schedule, Variable, Queue, Topic, Workflow, Route or"
+             " Alert,"
              " not '"
           << Str(d.body, "kind") << "'\n";
       return 1;

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   drover::cmd::AddQueueCommands(app, flags, run);
   drover::cmd::AddWorkflowCommands(app, flags, run);
   drover::cmd::AddRouteCommands(app, flags, run);
+  drover::cmd::AddAlertCommands(app, flags, run);
 
   std::vector<std::string> args;
   std::string error;

@@ -12,23 +12,9 @@ namespace drover::gateway {
 namespace {
 
 constexpr std::string_view kRoutesTopic = "routes";
-constexpr std::string_view kColumns =
-    "SELECT tenant, name, spec, created_at, updated_at, modify_index FROM routes";
-
-Route ReadRoute(const store::Row& r) {
-  Route x;
-  x.tenant = r.String(0);
-  x.name = r.String(1);
-  x.spec_json = r.String(2);
-  x.created_at_ms = r.Int(3);
-  x.updated_at_ms = r.Int(4);
-  x.modify_index = r.Int(5);
-  return x;
-}
-
-Status NoRoute(std::string_view name) {
-  return Status::NotFound(fmt::format("route '{}' does not exist", name));
-}
+constexpr events::SpecTable kTable{
+    "routes", "route", kRoutesTopic, /*global_names=*/true,
+    "route names are global (they are the first segment of /svc/NAME/); choose another"};
 
 }  // namespace
 
@@ -49,40 +35,7 @@ void RouteService::Put(std::string tenant, std::string name, std::string spec_js
   out->first.name = std::move(name);
   out->first.spec_json = std::move(spec_json);
   store_.Write(
-      [out](store::Tx& tx) -> Status {
-        Route& r = out->first;
-        std::optional<Route> old;
-        DROVER_RETURN_IF_ERROR(tx.Query(std::string(kColumns) + " WHERE name = ?", {r.name},
-                                        [&](const store::Row& row) { old = ReadRoute(row); }));
-        if (old && old->tenant != r.tenant) {
-          return Status::Conflict(fmt::format(
-              "route name '{}' is taken: route names are global (they are the first segment of"
-              " /svc/NAME/); choose another",
-              r.name));
-        }
-        if (old && old->spec_json == r.spec_json) {
-          r = *old;
-          out->second = Written::kUnchanged;
-          return Status::Ok();
-        }
-        auto idx = tx.NextIndex();
-        if (!idx.ok()) return idx.status();
-        auto now = tx.NowMillis();
-        if (!now.ok()) return now.status();
-        r.created_at_ms = old ? old->created_at_ms : *now;
-        r.updated_at_ms = *now;
-        r.modify_index = *idx;
-        DROVER_RETURN_IF_ERROR(
-            tx.Exec("INSERT INTO routes (name, tenant, spec, created_at, updated_at, modify_index)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
-                    " spec = excluded.spec, updated_at = excluded.updated_at,"
-                    " modify_index = excluded.modify_index",
-                    {r.name, r.tenant, r.spec_json, r.created_at_ms, *now, *idx})
-                .status());
-        out->second = old ? Written::kUpdated : Written::kCreated;
-        DROVER_RETURN_IF_ERROR(tx.Notify(kRoutesTopic));
-        return events::Record(tx, {r.tenant, "route", r.name, old ? "updated" : "created", ""});
-      },
+      [out](store::Tx& tx) { return events::PutSpecRow(tx, kTable, out->first, &out->second); },
       [this, out, done = std::move(done)](Status s) {
         if (!s.ok()) return done(s);
         MarkStale();
@@ -91,43 +44,21 @@ void RouteService::Put(std::string tenant, std::string name, std::string spec_js
 }
 
 Result<Route> RouteService::Get(const std::string& tenant, const std::string& name) {
-  std::optional<Route> r;
-  Status s = store_.Read([&](store::Tx& tx) {
-    return tx.Query(std::string(kColumns) + " WHERE name = ? AND tenant = ?", {name, tenant},
-                    [&](const store::Row& row) { r = ReadRoute(row); });
-  });
-  if (!s.ok()) return s;
-  if (!r) return NoRoute(name);
-  return std::move(*r);
+  return events::GetSpecRow(store_, kTable, tenant, name);
 }
 
 Result<Page<Route>> RouteService::List(const std::string& tenant, const std::string& cursor,
                                        int limit) {
-  Page<Route> page;
-  Status s = store_.Read([&](store::Tx& tx) {
-    return tx.Query(std::string(kColumns) + " WHERE tenant = ? AND name > ? ORDER BY name LIMIT ?",
-                    {tenant, cursor, int64_t{limit} + 1},
-                    [&](const store::Row& r) { page.items.push_back(ReadRoute(r)); });
-  });
-  if (!s.ok()) return s;
-  page.Trim(limit, [](const Route& r) { return r.name; });
-  return page;
+  return events::ListSpecRows(store_, kTable, tenant, cursor, limit);
 }
 
 void RouteService::Delete(std::string tenant, std::string name, std::function<void(Status)> done) {
-  store_.Write(
-      [tenant = std::move(tenant), name = std::move(name)](store::Tx& tx) -> Status {
-        auto n = tx.Exec("DELETE FROM routes WHERE name = ? AND tenant = ?", {name, tenant});
-        if (!n.ok()) return n.status();
-        if (*n == 0) return NoRoute(name);
-        DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
-        DROVER_RETURN_IF_ERROR(tx.Notify(kRoutesTopic));
-        return events::Record(tx, {tenant, "route", name, "deleted", ""});
-      },
-      [this, done = std::move(done)](Status s) {
-        MarkStale();
-        done(std::move(s));
-      });
+  store_.Write([tenant = std::move(tenant), name = std::move(name)](
+                   store::Tx& tx) { return events::DeleteSpecRow(tx, kTable, tenant, name); },
+               [this, done = std::move(done)](Status s) {
+                 MarkStale();
+                 done(std::move(s));
+               });
 }
 
 Status RouteService::Refresh() {
@@ -136,10 +67,7 @@ Status RouteService::Refresh() {
   // The changes this read covers: one during it leaves the table stale.
   uint64_t covers = changes_.load(std::memory_order_acquire);
   std::vector<Route> rows;
-  Status s = store_.Read([&](store::Tx& tx) {
-    return tx.Query(std::string(kColumns) + " ORDER BY name", {},
-                    [&](const store::Row& r) { rows.push_back(ReadRoute(r)); });
-  });
+  Status s = store_.Read([&](store::Tx& tx) { return events::ReadAllSpecRows(tx, kTable, &rows); });
   if (!s.ok()) return s;
   std::map<std::string, std::shared_ptr<const LiveRoute>> live;
   std::lock_guard lock(mu_);

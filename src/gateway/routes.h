@@ -14,17 +14,15 @@
 
 #include "common/page.h"
 #include "common/status.h"
+#include "events/spec_rows.h"
 #include "gateway/route_spec.h"
 #include "gateway/upstreams.h"
 #include "store/store.h"
 
 namespace drover::gateway {
 
-struct Route {
-  std::string tenant, name;
-  std::string spec_json;  // as given, compact
-  int64_t created_at_ms = 0, updated_at_ms = 0, modify_index = 0;
-};
+// A stored route: its spec as given (checked by ParseRouteDocument before it is stored).
+using Route = events::SpecRow;
 
 // A route as the proxy uses it: the parsed spec and the upstreams' health, which lives as long
 // as the route's name does (a spec change keeps the health of upstreams that stay).

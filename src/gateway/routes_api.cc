@@ -4,6 +4,7 @@
 
 #include "common/clock.h"
 #include "common/json.h"
+#include "events/spec_rows.h"
 #include "http/handler_util.h"
 
 namespace drover::gateway {
@@ -19,12 +20,7 @@ json::value Time(int64_t ms) {
 
 // A route with, when this server has it loaded, its upstreams' health as this server sees it.
 json::object RouteJson(RouteService& routes, const Route& r) {
-  json::object o{{"name", r.name},
-                 {"tenant", r.tenant},
-                 {"spec", ParseJsonOrNull(r.spec_json)},
-                 {"modify_index", r.modify_index},
-                 {"created_at", Time(r.created_at_ms)},
-                 {"updated_at", Time(r.updated_at_ms)}};
+  json::object o = events::SpecRowJson(r);
   auto live = routes.Find(r.name);
   if (live && live->route.tenant == r.tenant && live->spec.environment.empty()) {
     json::array ups;

@@ -353,6 +353,18 @@ std::span<const Migration> AllMigrations() {
            " expires_at BIGINT NOT NULL) {{without_rowid}}",
            "CREATE INDEX env_sessions_expiry ON env_sessions (expires_at)",
        }},
+      {12,
+       "alert rules",
+       {
+           "CREATE TABLE alerts ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " name TEXT {{bytes}} NOT NULL,"
+           " spec TEXT NOT NULL,"
+           " created_at BIGINT NOT NULL,"
+           " updated_at BIGINT NOT NULL,"
+           " modify_index BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, name)) {{without_rowid}}",
+       }},
   };
   return kMigrations;
 }

@@ -1,0 +1,70 @@
+// `drover alert ls|get|rm` (docs/alerts.md); rules are created with `drover apply`.
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <iostream>
+
+#include "cmd/client_util.h"
+#include "cmd/usage.h"
+
+namespace drover::cmd {
+namespace {
+
+// "threshold > 0" or "anomaly k=4": a rule's condition in a table cell.
+std::string ConditionText(const boost::json::value& spec) {
+  const auto* c = spec.as_object().if_contains("condition");
+  if (!c || !c->is_object()) return "";
+  if (const auto* t = c->as_object().if_contains("threshold"); t && t->is_string()) {
+    return std::string(t->as_string());
+  }
+  return "anomaly";
+}
+
+}  // namespace
+
+void AddAlertCommands(CLI::App& app, ClientFlags& flags, Run& run) {
+  auto* alert = app.add_subcommand("alert", "Alert rules: list, show, delete (create: apply).");
+  alert->require_subcommand(1);
+  static std::string name;
+
+  alert->add_subcommand("ls", "List alert rules.")->callback([&] {
+    run = [&] {
+      return PrintList(
+          flags, "/v1/alerts?limit=1000",
+          {"NAME", "SIGNAL", "CONDITION", "FOR", "SEVERITY", "UPDATED"},
+          [](const boost::json::value& v) -> std::vector<std::string> {
+            const auto& spec = v.at("spec");
+            std::string f = Text(spec, "for"), sev = Text(spec, "severity");
+            return {Text(v, "name"),      Text(spec, "signal"),          ConditionText(spec),
+                    f.empty() ? "0s" : f, sev.empty() ? "warning" : sev, Text(v, "updated_at")};
+          });
+    };
+  });
+
+  auto* get = alert->add_subcommand("get", "An alert rule's spec.");
+  get->add_option("name", name, "alert rule")->required();
+  get->callback([&] {
+    run = [&] {
+      auto v = Call(flags, "GET", "/v1/alerts/" + UrlEncode(name));
+      if (!v) return 1;
+      if (flags.structured()) {
+        PrintData(flags, *v);
+        return 0;
+      }
+      std::cout << "alert/" << Text(*v, "name") << "  " << Text(v->at("spec"), "signal") << "  "
+                << ConditionText(v->at("spec")) << "\n  spec "
+                << boost::json::serialize(v->at("spec")) << "\n";
+      return 0;
+    };
+  });
+
+  auto* rm = alert->add_subcommand("rm", "Delete an alert rule.");
+  rm->add_option("name", name, "alert rule")->required();
+  rm->callback([&] {
+    run = [&] {
+      if (!Call(flags, "DELETE", "/v1/alerts/" + UrlEncode(name))) return 1;
+      return Deleted(flags, "alert", name);
+    };
+  });
+}
+
+}  // namespace drover::cmd

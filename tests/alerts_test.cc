@@ -1,0 +1,108 @@
+// Alert rules over HTTP on real servers, both backends: field errors, tenant isolation, the
+// change feed and audit, apply-style idempotence.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "testing/store_fixture.h"
+#include "testing/test_server.h"
+
+namespace drover {
+namespace {
+
+using testing::TestServer;
+
+class Alerts : public testing::BackendTest {};
+DROVER_ON_ALL_BACKENDS(Alerts);
+
+boost::json::value Json(const client::Response& r) { return boost::json::parse(r.body); }
+
+constexpr const char* kRule =
+    R"({"signal":"drover_queue_messages{queue=\"orders-dlq\",state=\"visible\"}",)"
+    R"("condition":{"threshold":"> 0"},"for":"5m","severity":"critical"})";
+
+TEST_P(Alerts, RulesAreResourcesOfTheirTenant) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto admin = s.NewClient();
+  auto r = admin.Do("PUT", "/v1/alerts/orders-dlq", kRule);
+  ASSERT_EQ(r->status, 201) << r->body;
+  auto v = Json(*r);
+  EXPECT_EQ(v.at("name").as_string(), "orders-dlq");
+  EXPECT_EQ(v.at("spec").at("severity").as_string(), "critical");
+  EXPECT_EQ(admin.Do("PUT", "/v1/alerts/orders-dlq", kRule)->Header("X-Drover-Unchanged"), "true");
+  // A YAML document with kind and name, as drover apply sends.
+  auto y = admin.Do("PUT", "/v1/alerts/errors",
+                    "kind: Alert\nname: errors\nspec:\n  signal: drover_gateway_requests_total"
+                    "{code=\"5xx\"}\n  transform: rate\n  condition: {anomaly: {k: 5}}\n",
+                    {{"Content-Type", "application/yaml"}});
+  ASSERT_EQ(y->status, 201) << y->body;
+  auto list = admin.Do("GET", "/v1/alerts");
+  ASSERT_EQ(list->status, 200);
+  auto lv = Json(*list);
+  ASSERT_EQ(lv.at("items").as_array().size(), 2u);
+  EXPECT_EQ(lv.at("items").as_array()[0].at("name").as_string(), "errors");
+
+  // Another tenant sees none of them and may use the same names.
+  auto kr = admin.Do("POST", "/v1/keys", R"({"name":"other","role":"user","tenant":"other"})");
+  ASSERT_EQ(kr->status, 201) << kr->body;
+  auto other = s.NewClient(std::string(Json(*kr).at("key").as_string()));
+  EXPECT_EQ(other.Do("GET", "/v1/alerts/orders-dlq")->status, 404);
+  EXPECT_EQ(Json(*other.Do("GET", "/v1/alerts")).at("items").as_array().size(), 0u);
+  EXPECT_EQ(other.Do("PUT", "/v1/alerts/orders-dlq", kRule)->status, 201);
+  EXPECT_EQ(other.Do("DELETE", "/v1/alerts/orders-dlq")->status, 204);
+  EXPECT_EQ(admin.Do("GET", "/v1/alerts/orders-dlq")->status, 200);
+
+  // Changes are in the audit log.
+  auto audit = admin.Do("GET", "/v1/audit?kind=alert");
+  ASSERT_EQ(audit->status, 200) << audit->body;
+  EXPECT_NE(audit->body.find("orders-dlq"), std::string::npos) << audit->body;
+
+  EXPECT_EQ(admin.Do("DELETE", "/v1/alerts/orders-dlq")->status, 204);
+  EXPECT_EQ(admin.Do("DELETE", "/v1/alerts/orders-dlq")->status, 404);
+  EXPECT_EQ(admin.Do("GET", "/v1/alerts/orders-dlq")->status, 404);
+}
+
+TEST_P(Alerts, BadRulesGetFieldErrorsAndChangeNothing) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  struct Case {
+    std::string path, body;
+    int status;
+    const char* field;
+  };
+  const Case cases[] = {
+      {"/v1/alerts/Bad_Name", kRule, 400, ""},
+      {"/v1/alerts/a", "{", 400, ""},
+      {"/v1/alerts/a", "[]", 400, ""},
+      {"/v1/alerts/a", "{}", 422, "signal"},
+      {"/v1/alerts/a", R"({"signal":"m{a=b}","condition":{"threshold":"> 0"}})", 422, "signal"},
+      {"/v1/alerts/a", R"({"signal":"m","condition":{"threshold":"about 3"}})", 422,
+       "condition.threshold"},
+      {"/v1/alerts/a", R"({"signal":"m","condition":{"anomaly":{"k":99}}})", 422,
+       "condition.anomaly.k"},
+      {"/v1/alerts/a", R"({"signal":"m","condition":{"anomaly":{}},"for":"-1s"})", 422, "for"},
+      {"/v1/alerts/a", R"({"signal":"m","condition":{"anomaly":{}},"annotations":{"s":"{{x}}"}})",
+       422, "annotations.s"},
+      {"/v1/alerts/a",
+       R"({"signal":"m","condition":{"anomaly":{}},"notify":{"webhooks":["file:///etc/passwd"]}})",
+       422, "notify.webhooks[0]"},
+      {"/v1/alerts/a",
+       R"({"kind":"Alert","name":"b","spec":{"signal":"m","condition":{"anomaly":{}}}})", 422,
+       "name"},
+  };
+  for (const auto& k : cases) {
+    auto r = c.Do("PUT", k.path, k.body);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, k.status) << k.body << " -> " << r->body;
+    EXPECT_EQ(r->Header("Content-Type"), "application/problem+json") << k.body;
+    if (*k.field) {
+      EXPECT_NE(r->body.find(std::string("\"") + k.field + "\""), std::string::npos) << r->body;
+    }
+  }
+  EXPECT_EQ(Json(*c.Do("GET", "/v1/alerts")).at("items").as_array().size(), 0u);
+}
+
+}  // namespace
+}  // namespace drover
