@@ -27,6 +27,7 @@ class Series {
   std::optional<double> Evaluate(Transform t) const;
 
   size_t size() const { return samples_.size(); }
+  void set_keep(int64_t keep_ms) { keep_ms_ = keep_ms; }
 
  private:
   int64_t keep_ms_;
