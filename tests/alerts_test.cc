@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include "testing/store_fixture.h"
+#include "testing/temp_dir.h"
 #include "testing/test_server.h"
 
 namespace drover {
@@ -102,6 +103,64 @@ TEST_P(Alerts, BadRulesGetFieldErrorsAndChangeNothing) {
     }
   }
   EXPECT_EQ(Json(*c.Do("GET", "/v1/alerts")).at("items").as_array().size(), 0u);
+}
+
+TEST_P(Alerts, ADeadLetterQueueWithMessagesFiresAndResolves) {
+  TestServer s(DbArgs({"--alert-interval", "200ms"}));
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/queues/jobs-dlq", "{}")->status, 201);
+  auto put = c.Do("PUT", "/v1/alerts/dlq",
+                  R"({"signal":"drover_queue_messages{queue=~\"*-dlq\",state=\"visible\"}",)"
+                  R"("condition":{"threshold":"> 0"},"for":"1s","severity":"critical",)"
+                  R"("annotations":{"summary":"{{labels.queue}} holds {{value}}"}})");
+  ASSERT_EQ(put->status, 201) << put->body;
+  // Another tenant's identical rule never sees this tenant's queue.
+  auto kr = c.Do("POST", "/v1/keys", R"({"name":"other","role":"user","tenant":"other"})");
+  ASSERT_EQ(kr->status, 201);
+  auto other = s.NewClient(std::string(Json(*kr).at("key").as_string()));
+  ASSERT_EQ(
+      other
+          .Do("PUT", "/v1/alerts/dlq",
+              R"({"signal":"drover_queue_messages{state=\"visible\"}","condition":{"threshold":"> 0"}})")
+          ->status,
+      201);
+  ASSERT_EQ(c.Do("POST", "/v1/queues/jobs-dlq/messages", R"({"body":"lost"})")->status, 201);
+
+  auto state = [&](client::Client& who) -> std::string {
+    auto r = who.Do("GET", "/v1/alerts/dlq");
+    if (!r.ok() || r->status != 200) return "error";
+    auto v = Json(*r);
+    const auto& alerts = v.at("status").at("alerts").as_array();
+    return alerts.empty() ? "inactive" : std::string(alerts[0].at("state").as_string());
+  };
+  // The queue depth gauge is refreshed every 15 s: generous deadlines.
+  ASSERT_TRUE(testing::WaitFor([&] { return state(c) == "firing"; }, 60000)) << state(c);
+  auto got = Json(*c.Do("GET", "/v1/alerts/dlq"));
+  const auto& a = got.at("status").at("alerts").as_array()[0];
+  EXPECT_EQ(a.at("labels").at("queue").as_string(), "jobs-dlq");
+  EXPECT_EQ(a.at("value").as_double(), 1);
+
+  ASSERT_EQ(c.Do("POST", "/v1/queues/jobs-dlq/purge", "{}")->status, 200);
+  ASSERT_TRUE(testing::WaitFor([&] { return state(c) == "inactive"; }, 60000)) << state(c);
+  EXPECT_EQ(state(other), "inactive");
+
+  // The history, newest first: resolved, firing, pending; the annotations filled in.
+  auto h = c.Do("GET", "/v1/alerts/dlq/history");
+  ASSERT_EQ(h->status, 200) << h->body;
+  auto hv = Json(*h);
+  const auto& items = hv.at("items").as_array();
+  ASSERT_EQ(items.size(), 3u) << h->body;
+  EXPECT_EQ(items[0].at("transition").as_string(), "resolved");
+  EXPECT_EQ(items[1].at("transition").as_string(), "firing");
+  EXPECT_EQ(items[1].at("annotations").at("summary").as_string(), "jobs-dlq holds 1");
+  EXPECT_EQ(items[2].at("transition").as_string(), "pending");
+  EXPECT_EQ(Json(*other.Do("GET", "/v1/alerts/dlq/history")).at("items").as_array().size(), 0u);
+  // Each transition is in the change feed.
+  auto feed = c.Do("GET", "/v1/events?kinds=alert");
+  ASSERT_EQ(feed->status, 200) << feed->body;
+  EXPECT_NE(feed->body.find("\"firing\""), std::string::npos) << feed->body;
+  EXPECT_NE(feed->body.find("\"resolved\""), std::string::npos) << feed->body;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "alerts/rule_spec.h"
+#include "common/clock.h"
 #include "common/json.h"
 #include "events/spec_rows.h"
 #include "http/handler_util.h"
@@ -16,9 +17,37 @@ using http::Responder;
 
 json::object RuleJson(const AlertRule& r) { return events::SpecRowJson(r); }
 
+json::value Time(int64_t ms) {
+  return ms ? json::value(FormatRfc3339(FromUnixMillis(ms))) : json::value(nullptr);
+}
+
+json::object Strings(const std::map<std::string, std::string>& m) {
+  json::object o;
+  for (const auto& [k, v] : m) o[k] = v;
+  return o;
+}
+
+// The rule with its pending and firing alerts, as stored by the leader.
+Result<json::object> RuleWithStatus(AlertRunner& runner, const AlertRule& r) {
+  auto active = runner.Active(r.tenant, r.name);
+  if (!active.ok()) return active.status();
+  json::array alerts;
+  for (const auto& a : *active) {
+    alerts.push_back(json::object{{"labels", Strings(a.labels)},
+                                  {"state", a.phase},
+                                  {"value", a.value},
+                                  {"active_since", Time(a.active_since_ms)},
+                                  {"fired_at", Time(a.fired_at_ms)},
+                                  {"updated_at", Time(a.updated_at_ms)}});
+  }
+  json::object o = RuleJson(r);
+  o["status"] = json::object{{"alerts", std::move(alerts)}};
+  return o;
+}
+
 }  // namespace
 
-void AddAlertRoutes(http::Router& router, AlertService& alerts) {
+void AddAlertRoutes(http::Router& router, AlertService& alerts, AlertRunner& runner) {
   using http::Access;
   using http::Method;
   router.Add(Method::kPut, "/v1/alerts/{name}", Access::kAny,
@@ -38,12 +67,40 @@ void AddAlertRoutes(http::Router& router, AlertService& alerts) {
                           });
              });
   router.Add(Method::kGet, "/v1/alerts/{name}", Access::kAny,
-             [&alerts](Request& req, Responder respond) {
+             [&alerts, &runner](Request& req, Responder respond) {
                auto addr = http::TenantAndName(req, "alert");
                if (!addr.ok()) return http::SendError(respond, addr.status());
                auto r = alerts.Get(addr->first, addr->second);
                if (!r.ok()) return http::SendError(respond, r.status());
-               respond(http::JsonResponse(200, RuleJson(*r)));
+               auto body = RuleWithStatus(runner, *r);
+               if (!body.ok()) return http::SendError(respond, body.status());
+               respond(http::JsonResponse(200, *body));
+             });
+  router.Add(Method::kGet, "/v1/alerts/{name}/history", Access::kAny,
+             [&runner](Request& req, Responder respond) {
+               auto addr = http::TenantAndName(req, "alert");
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               auto limit = http::ReadLimit(req, 100, 1000);
+               if (!limit.ok()) return http::SendError(respond, limit.status());
+               // The history of a deleted rule stays readable until the cleanup; a name that
+               // never was gives an empty page.
+               auto page = runner.History(addr->first, addr->second,
+                                          req.Query("cursor").value_or(""), *limit);
+               if (!page.ok()) return http::SendError(respond, page.status());
+               json::array items;
+               for (const auto& h : page->items) {
+                 items.push_back(json::object{{"seq", h.seq},
+                                              {"at", Time(h.at_ms)},
+                                              {"labels", Strings(h.labels)},
+                                              {"transition", h.transition},
+                                              {"value", h.value},
+                                              {"annotations", Strings(h.annotations)}});
+               }
+               json::object body{
+                   {"items", std::move(items)},
+                   {"next_cursor", page->next_cursor.empty() ? json::value(nullptr)
+                                                             : json::value(page->next_cursor)}};
+               respond(http::JsonResponse(200, body));
              });
   router.Add(Method::kGet, "/v1/alerts", Access::kAny, [&alerts](Request& req, Responder respond) {
     http::RespondList(req, respond, alerts, [](const AlertRule& r) { return RuleJson(r); });

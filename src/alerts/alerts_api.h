@@ -1,10 +1,12 @@
 #pragma once
-// The alert rules' routes: PUT/GET/DELETE /v1/alerts/{name} and GET /v1/alerts.
+// The alert rules' routes: PUT/GET/DELETE /v1/alerts/{name}, GET /v1/alerts and
+// GET /v1/alerts/{name}/history.
 #include "alerts/alerts.h"
+#include "alerts/runner.h"
 #include "http/router.h"
 
 namespace drover::alerts {
 
-void AddAlertRoutes(http::Router& router, AlertService& alerts);
+void AddAlertRoutes(http::Router& router, AlertService& alerts, AlertRunner& runner);
 
 }  // namespace drover::alerts

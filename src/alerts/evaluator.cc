@@ -36,6 +36,7 @@ void Evaluator::Step(Tracked& t, const Rule* rule, bool active, double value, in
   e.tenant = t.tenant;
   e.rule = t.rule;
   e.labels = t.labels;
+  e.series_labels = t.labels;
   e.transition = tr;
   e.state = t.state;
   if (rule) {
@@ -99,6 +100,15 @@ std::vector<AlertEvent> Evaluator::Evaluate(const std::vector<Rule>& rules,
     ++it;
   }
   return out;
+}
+
+void Evaluator::Restore(const std::string& tenant, const std::string& rule,
+                        std::map<std::string, std::string> labels, const AlertState& state) {
+  Tracked& t = tracked_[Key(tenant, rule, labels)];
+  t.tenant = tenant;
+  t.rule = rule;
+  t.labels = std::move(labels);
+  t.state = state;
 }
 
 std::vector<AlertView> Evaluator::Active() const {

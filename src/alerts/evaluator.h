@@ -28,7 +28,8 @@ inline constexpr const char* kOperatorTenant = "default";
 // A transition of one alert.
 struct AlertEvent {
   std::string tenant, rule;
-  std::map<std::string, std::string> labels;  // the series' labels and the rule's
+  std::map<std::string, std::string> labels;         // the series' labels and the rule's
+  std::map<std::string, std::string> series_labels;  // the series' alone: the alert's key
   Transition transition = Transition::kNone;
   AlertState state;
   Severity severity = Severity::kWarning;
@@ -48,6 +49,10 @@ class Evaluator {
   // count as a false condition (a firing one resolves) and are then forgotten.
   std::vector<AlertEvent> Evaluate(const std::vector<Rule>& rules,
                                    const std::vector<MetricSample>& samples, int64_t now_ms);
+
+  // Takes up an alert where a previous evaluator left it (`labels`: the series' labels).
+  void Restore(const std::string& tenant, const std::string& rule,
+               std::map<std::string, std::string> labels, const AlertState& state);
 
   // Every alert that is pending or firing.
   std::vector<AlertView> Active() const;

@@ -31,7 +31,8 @@ using http::Response;
 
 App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
          coord::CoordinatorOptions coord, control::ControlCenterOptions cc,
-         fleet::ControllerOptions fleet, schedule::SchedulerOptions sched)
+         fleet::ControllerOptions fleet, schedule::SchedulerOptions sched,
+         alerts::RunnerOptions alert_options)
     : store_(store),
       clock_(clock),
       started_(clock.Steady()),
@@ -110,7 +111,9 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   queues::AddQueueRoutes(router_, *queues_, *topics_, clock_);
   workflows::AddWorkflowRoutes(router_, *workflows_, *executions_, store_, waiters_);
   alerts_ = std::make_unique<alerts::AlertService>(store_);
-  alerts::AddAlertRoutes(router_, *alerts_);
+  alert_runner_ = std::make_unique<alerts::AlertRunner>(
+      *alerts_, store_, coordinator_, [this] { return registry_.Render(); }, alert_options);
+  alerts::AddAlertRoutes(router_, *alerts_, *alert_runner_);
   routes_ = std::make_unique<gateway::RouteService>(store_);
   sessions_ = std::make_unique<gateway::SessionService>(store_, clock_);
   gateway::AddRouteRoutes(router_, *routes_, *sessions_, env_);
@@ -138,6 +141,7 @@ App::~App() {
   // The controller first (no reconcile after its leases go), then the coordinator, whose last
   // callbacks still reach a live controller.
   scheduler_->Stop();
+  alert_runner_->Stop();
   proxy_->Stop();
   executions_->Stop();
   controller_->Stop();

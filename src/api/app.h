@@ -9,6 +9,7 @@
 #include <string>
 
 #include "alerts/alerts.h"
+#include "alerts/runner.h"
 #include "auth/keys.h"
 #include "common/clock.h"
 #include "control/cc_api.h"
@@ -43,7 +44,8 @@ class App {
   // the server process (cmd/server_cmd.cc), not here.
   App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       coord::CoordinatorOptions coord = {}, control::ControlCenterOptions cc = {},
-      fleet::ControllerOptions fleet = {}, schedule::SchedulerOptions schedules = {});
+      fleet::ControllerOptions fleet = {}, schedule::SchedulerOptions schedules = {},
+      alerts::RunnerOptions alert_options = {});
   ~App();
 
   http::Pipeline& pipeline() { return *pipeline_; }
@@ -62,6 +64,7 @@ class App {
   fleet::Controller& controller() { return *controller_; }
   // Started by the server process too; fires schedules while this server is the leader.
   schedule::Scheduler& scheduler() { return *scheduler_; }
+  alerts::AlertRunner& alert_runner() { return *alert_runner_; }
   // Parked blocking reads; Shutdown() answers them when the server stops.
   http::Waiters& waiters() { return waiters_; }
   events::ChangeLog& change_log() { return change_log_; }
@@ -113,6 +116,7 @@ class App {
   std::unique_ptr<runtime::WorkQueue> gauges_;
   int gauges_sub_ = -1;
   std::unique_ptr<alerts::AlertService> alerts_;
+  std::unique_ptr<alerts::AlertRunner> alert_runner_;
   std::unique_ptr<gateway::RouteService> routes_;
   std::unique_ptr<gateway::SessionService> sessions_;
   std::unique_ptr<gateway::Proxy> proxy_;  // after registry_: gone before its collector is

@@ -1,4 +1,4 @@
-// `drover alert ls|get|rm` (docs/alerts.md); rules are created with `drover apply`.
+// `drover alert ls|get|history|rm` (docs/alerts.md); rules are created with `drover apply`.
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 #include <iostream>
@@ -22,7 +22,8 @@ std::string ConditionText(const boost::json::value& spec) {
 }  // namespace
 
 void AddAlertCommands(CLI::App& app, ClientFlags& flags, Run& run) {
-  auto* alert = app.add_subcommand("alert", "Alert rules: list, show, delete (create: apply).");
+  auto* alert =
+      app.add_subcommand("alert", "Alert rules: list, show, history, delete (create: apply).");
   alert->require_subcommand(1);
   static std::string name;
 
@@ -53,7 +54,26 @@ void AddAlertCommands(CLI::App& app, ClientFlags& flags, Run& run) {
       std::cout << "alert/" << Text(*v, "name") << "  " << Text(v->at("spec"), "signal") << "  "
                 << ConditionText(v->at("spec")) << "\n  spec "
                 << boost::json::serialize(v->at("spec")) << "\n";
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& a : v->at("status").at("alerts").as_array()) {
+        rows.push_back({Text(a, "state"), boost::json::serialize(a.at("labels")), Text(a, "value"),
+                        Text(a, "active_since")});
+      }
+      if (!rows.empty()) PrintTable({"STATE", "LABELS", "VALUE", "SINCE"}, rows);
       return 0;
+    };
+  });
+
+  auto* history = alert->add_subcommand("history", "An alert rule's transitions, newest first.");
+  history->add_option("name", name, "alert rule")->required();
+  history->callback([&] {
+    run = [&] {
+      return PrintList(flags, "/v1/alerts/" + UrlEncode(name) + "/history?limit=1000",
+                       {"AT", "TRANSITION", "LABELS", "VALUE"},
+                       [](const boost::json::value& v) -> std::vector<std::string> {
+                         return {Text(v, "at"), Text(v, "transition"),
+                                 boost::json::serialize(v.at("labels")), Text(v, "value")};
+                       });
     };
   });
 

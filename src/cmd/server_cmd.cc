@@ -64,6 +64,7 @@ struct ServerFlags {
   std::string providers;  // "" = static,exec (and local with --dev)
   std::string instance_retention = "24h";
   std::string audit_retention = "90d";
+  std::string alert_interval = "15s";
 };
 
 ServerFlags g_flags;
@@ -137,6 +138,12 @@ int RunServer() {
     return 2;
   }
 
+  auto alert_interval = ParseDuration(f.alert_interval);
+  if (!alert_interval || alert_interval->count() < 100 || alert_interval->count() > 3600 * 1000) {
+    std::fprintf(stderr, "error: --alert-interval must be a duration from 100ms to 1h; got '%s'\n",
+                 f.alert_interval.c_str());
+    return 2;
+  }
   auto lease_ttl = ParseDuration(f.lease_ttl);
   if (!lease_ttl || lease_ttl->count() < 1000) {
     std::fprintf(stderr, "error: --lease-ttl must be a duration of at least 1s; got '%s'\n",
@@ -239,8 +246,10 @@ int RunServer() {
   sched_opts.keep_firings = f.keep_firings;
   sched_opts.instance_retention = *instance_retention;
   sched_opts.audit_retention = *audit_retention;
+  alerts::RunnerOptions alert_opts;
+  alert_opts.interval = std::chrono::duration_cast<std::chrono::milliseconds>(*alert_interval);
   api::App app(*store, SystemClock::Get(), pipe_opts, coord_opts, std::move(cc_opts),
-               std::move(fleet_opts), std::move(sched_opts));
+               std::move(fleet_opts), std::move(sched_opts), alert_opts);
   __atomic_store_n(&metrics, &app.metrics(), __ATOMIC_RELEASE);
 
   // First start on an empty store: an admin key, printed once (or DROVER_BOOTSTRAP_TOKEN).
@@ -309,6 +318,7 @@ int RunServer() {
   app.scheduler().Start();
   app.executions().Start();
   app.proxy().Start();
+  app.alert_runner().Start();
   app.StartGauges();
   LogInfo("drover {} listening on http://{} (store: {} {}, server id {})", DROVER_VERSION, addr,
           store->Backend(), store::RedactUrl(db), coord_opts.server_id);
@@ -443,6 +453,9 @@ void AddServerCommand(CLI::App& app, Run& run) {
   s->add_option("--audit-retention", f.audit_retention,
                 "change records (GET /v1/audit, the history of GET /v1/events) are removed by "
                 "the cleanup after this long")
+      ->capture_default_str();
+  s->add_option("--alert-interval", f.alert_interval,
+                "how often the leader evaluates the alert rules")
       ->capture_default_str();
   s->add_option("--keep-firings", f.keep_firings,
                 "firings kept per schedule by the built-in cleanup (every minute)")

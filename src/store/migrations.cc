@@ -354,7 +354,7 @@ std::span<const Migration> AllMigrations() {
            "CREATE INDEX env_sessions_expiry ON env_sessions (expires_at)",
        }},
       {12,
-       "alert rules",
+       "alert rules, their states and history",
        {
            "CREATE TABLE alerts ("
            " tenant TEXT {{bytes}} NOT NULL,"
@@ -364,6 +364,29 @@ std::span<const Migration> AllMigrations() {
            " updated_at BIGINT NOT NULL,"
            " modify_index BIGINT NOT NULL,"
            " PRIMARY KEY (tenant, name)) {{without_rowid}}",
+           // Pending and firing alerts, one per rule and series (labels: the series' labels
+           // as a JSON object with sorted keys); value as text (the exact double).
+           "CREATE TABLE alert_states ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " rule TEXT {{bytes}} NOT NULL,"
+           " labels TEXT {{bytes}} NOT NULL,"
+           " phase TEXT NOT NULL,"
+           " value TEXT NOT NULL,"
+           " active_since BIGINT NOT NULL,"
+           " fired_at BIGINT NOT NULL,"
+           " updated_at BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, rule, labels)) {{without_rowid}}",
+           // Every transition, by the change index it was written with.
+           "CREATE TABLE alert_history ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " rule TEXT {{bytes}} NOT NULL,"
+           " seq BIGINT NOT NULL,"
+           " at BIGINT NOT NULL,"
+           " labels TEXT NOT NULL,"
+           " transition TEXT NOT NULL,"
+           " value TEXT NOT NULL,"
+           " annotations TEXT NOT NULL,"
+           " PRIMARY KEY (tenant, rule, seq)) {{without_rowid}}",
        }},
   };
   return kMigrations;

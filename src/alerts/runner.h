@@ -1,0 +1,65 @@
+#pragma once
+// Runs the alert rules (docs/alerts.md) on the server holding the leader lease: every interval
+// it reads every tenant's rules, this server's metrics, evaluates them, and writes each
+// transition — the alert's state, its history and a change record — in one transaction.
+// Another server reads the states from the store. Thread-safe.
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "alerts/alerts.h"
+#include "alerts/state.h"
+#include "common/page.h"
+#include "coord/coordinator.h"
+#include "store/store.h"
+
+namespace drover::alerts {
+
+struct RunnerOptions {
+  std::chrono::milliseconds interval{15000};
+};
+
+// An alert (one rule and label set) as stored.
+struct StoredAlert {
+  std::map<std::string, std::string> labels;
+  std::string phase;  // pending | firing
+  double value = 0;
+  int64_t active_since_ms = 0, fired_at_ms = 0, updated_at_ms = 0;
+};
+
+// One transition in an alert's history.
+struct HistoryEntry {
+  int64_t seq = 0;
+  int64_t at_ms = 0;
+  std::map<std::string, std::string> labels;
+  std::string transition;  // pending | firing | resolved | cleared
+  double value = 0;
+  std::map<std::string, std::string> annotations;
+};
+
+class AlertRunner {
+ public:
+  AlertRunner(AlertService& alerts, store::Store& store, coord::Coordinator& coord,
+              std::function<std::string()> metrics_text, RunnerOptions options);
+  ~AlertRunner();  // Stop()
+  void Start();
+  void Stop();
+
+  // The pending and firing alerts of a rule.
+  Result<std::vector<StoredAlert>> Active(const std::string& tenant, const std::string& rule);
+  // A rule's transitions, newest first.
+  Result<Page<HistoryEntry>> History(const std::string& tenant, const std::string& rule,
+                                     const std::string& cursor, int limit);
+
+  // One evaluation now, when this server leads (tests and the loop).
+  void EvaluateOnce();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace drover::alerts
