@@ -19,63 +19,17 @@
 #include "testing/raw_http.h"
 #include "testing/store_fixture.h"
 #include "testing/test_server.h"
+#include "upstream_process.h"
 
 namespace drover {
 namespace {
 
 namespace json = boost::json;
+using testing::Plain;
 using testing::TestServer;
-
-const std::string kScript = std::string(DROVER_SOURCE_DIR) + "/tests/gateway_upstream.py";
+using testing::Upstream;
 
 json::value Json(const client::Response& r) { return json::parse(r.body); }
-
-// A client of `addr` without a key.
-client::Options Plain(const std::string& addr) {
-  client::Options o;
-  o.addr = addr;
-  return o;
-}
-
-// One upstream process: gateway_upstream.py on a free port.
-class Upstream {
- public:
-  explicit Upstream(const std::string& name, std::vector<std::string> extra = {})
-      : proc_(testing::TestProcess::Program{"/usr/bin/env"}, Args(name, std::move(extra)),
-              dir_.File("log")) {
-    EXPECT_TRUE(testing::WaitFor(
-        [&] {
-          std::istringstream first(proc_.Log());
-          return static_cast<bool>(first >> port_ >> pid_);
-        },
-        30000))
-        << proc_.Log();
-  }
-  ~Upstream() {
-    if (pid_ > 0) ::kill(pid_, SIGKILL);
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  void Kill9() {
-    ::kill(pid_, SIGKILL);
-    pid_ = -1;
-  }
-  static std::vector<std::string> Args(const std::string& name, std::vector<std::string> extra) {
-    std::vector<std::string> args{"python3", kScript, "--port", "0", "--name", name};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return args;
-  }
-  int64_t Hits() const {
-    client::Client c(Plain(url()));
-    auto r = c.Do("GET", "/hits");
-    return r.ok() && r->status == 200 ? Json(*r).at("hits").as_int64() : -1;
-  }
-
- private:
-  testing::TempDir dir_;
-  testing::TestProcess proc_;
-  int port_ = 0;
-  int pid_ = -1;
-};
 
 // VmRSS of a process, in KiB.
 int64_t RssKiB(pid_t pid) {
@@ -457,7 +411,7 @@ TEST_P(Gateway, WebSocketPassesThrough) {
 class GatewayEnvironments : public Gateway {
  protected:
   void CreateServiceEnv(const std::string& name, int capacity, const std::string& extra = "") {
-    std::ifstream script(kScript);
+    std::ifstream script(testing::kUpstreamScript);
     std::stringstream text;
     text << script.rdbuf();
     repo_.Commit({{"gateway_upstream.py", text.str()},

@@ -14,6 +14,7 @@ ANY  /status/N          answers status N
 GET  /ws                WebSocket: echoes every text or binary message
 GET  /healthz           200
 GET  /hits              {"hits": N}: requests answered so far (not counting these)
+POST /record            keeps the body (a webhook receiver); GET /recorded: every body kept
 
 It prints "PORT PID" on its first line of output.
 """
@@ -34,6 +35,7 @@ PIECE = 64 * 1024
 NAME = "upstream"
 HITS = 0
 HITS_LOCK = threading.Lock()
+RECORDED = []
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -87,8 +89,17 @@ class Handler(BaseHTTPRequestHandler):
             with HITS_LOCK:
                 n = HITS
             return self.answer(200, json.dumps({"hits": n}).encode())
+        if path == "/recorded":
+            with HITS_LOCK:
+                body = json.dumps(RECORDED)
+            return self.answer(200, body.encode())
         with HITS_LOCK:
             HITS += 1
+        if path == "/record":
+            data = b"".join(self.body_pieces()).decode()
+            with HITS_LOCK:
+                RECORDED.append(json.loads(data))
+            return self.answer(204)
         if path.endswith("/whoami"):  # under any prefix (a route's base path)
             for _ in self.body_pieces():
                 pass

@@ -27,7 +27,7 @@ ALLOWED = {
     "runtime": set(),
     "cron": set(),
     "metrics": set(),
-    "alerts": {"coord", "events", "http", "metrics", "runtime", "store"},
+    "alerts": {"client", "coord", "events", "http", "metrics", "runtime", "store"},
     "client": set(),
     "agent": {"client", "control"},
     "common": set(),

@@ -41,6 +41,8 @@ void Evaluator::Step(Tracked& t, const Rule* rule, bool active, double value, in
   e.state = t.state;
   if (rule) {
     e.severity = rule->spec.severity;
+    e.webhooks = rule->spec.webhooks;
+    e.topics = rule->spec.topics;
     for (const auto& [k, v] : rule->spec.labels) e.labels[k] = v;
     TemplateContext c{rule->name, value, SeverityName(rule->spec.severity), &e.labels};
     for (const auto& [k, text] : rule->spec.annotations) e.annotations[k] = RenderTemplate(text, c);

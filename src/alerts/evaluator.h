@@ -34,6 +34,7 @@ struct AlertEvent {
   AlertState state;
   Severity severity = Severity::kWarning;
   std::map<std::string, std::string> annotations;  // rendered
+  std::vector<std::string> webhooks, topics;       // the rule's notify targets
 };
 
 // One alert as it stands (for the API).

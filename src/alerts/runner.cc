@@ -12,6 +12,8 @@
 
 #include "alerts/evaluator.h"
 #include "alerts/exposition.h"
+#include "client/client.h"
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "events/change_log.h"
@@ -38,6 +40,50 @@ std::map<std::string, std::string> ReadLabels(const std::string& text) {
 }
 
 std::string Number(double v) { return fmt::format("{}", v); }
+
+json::value Time(int64_t ms) {
+  return ms ? json::value(FormatRfc3339(FromUnixMillis(ms))) : json::value(nullptr);
+}
+
+json::object Strings(const std::map<std::string, std::string>& m) {
+  json::object o;
+  for (const auto& [k, v] : m) o[k] = v;
+  return o;
+}
+
+// What a webhook receives and a topic carries for one transition.
+std::string Payload(const AlertEvent& e, int64_t seq, int64_t now_ms) {
+  json::object o{{"tenant", e.tenant},
+                 {"alert", e.rule},
+                 {"status", TransitionName(e.transition)},
+                 {"severity", SeverityName(e.severity)},
+                 {"labels", Strings(e.labels)},
+                 {"annotations", Strings(e.annotations)},
+                 {"value", e.state.value},
+                 {"active_since", Time(e.state.active_since_ms)},
+                 {"fired_at", Time(e.state.fired_at_ms)},
+                 {"at", Time(now_ms)},
+                 {"seq", seq}};
+  if (e.transition == Transition::kResolved) o["resolved_at"] = Time(e.state.resolved_at_ms);
+  return json::serialize(o);
+}
+
+// Splits http://host:port/path into the client's address and the request target.
+std::pair<std::string, std::string> SplitUrl(const std::string& url) {
+  size_t slash = url.find('/', 7);
+  if (slash == std::string::npos) return {url, "/"};
+  return {url.substr(0, slash), url.substr(slash)};
+}
+
+int64_t NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr int64_t kGiveUpAfterMs = 24LL * 3600 * 1000;
+constexpr int64_t kMaxBackoffMs = 5 * 60 * 1000;
+constexpr int kDeliveriesPerRound = 50;
 double ReadNumber(const std::string& s) {
   double v = 0;
   std::from_chars(s.data(), s.data() + s.size(), v);
@@ -48,13 +94,19 @@ double ReadNumber(const std::string& s) {
 
 struct AlertRunner::Impl {
   Impl(AlertService& a, store::Store& s, coord::Coordinator& c, std::function<std::string()> m,
-       RunnerOptions o)
-      : alerts(a), store(s), coord(c), metrics_text(std::move(m)), options(o) {}
+       PublishFn p, RunnerOptions o)
+      : alerts(a),
+        store(s),
+        coord(c),
+        metrics_text(std::move(m)),
+        publish(std::move(p)),
+        options(o) {}
 
   AlertService& alerts;
   store::Store& store;
   coord::Coordinator& coord;
   std::function<std::string()> metrics_text;
+  PublishFn publish;
   RunnerOptions options;
 
   std::mutex mu;
@@ -153,6 +205,20 @@ struct AlertRunner::Impl {
                                  {"severity", SeverityName(e.severity)}};
             DROVER_RETURN_IF_ERROR(events::Record(
                 tx, {e.tenant, "alert", e.rule, std::string(what), json::serialize(summary)}));
+            if (e.transition != Transition::kFiring && e.transition != Transition::kResolved) {
+              continue;
+            }
+            std::string payload = Payload(e, *seq, *now);
+            auto queue = [&](const std::string& target) {
+              return tx
+                  .Exec(
+                      "INSERT INTO alert_outbox (tenant, rule, target, payload, attempts,"
+                      " next_at, created_at) VALUES (?, ?, ?, ?, 0, ?, ?)",
+                      {e.tenant, e.rule, target, payload, *now, *now})
+                  .status();
+            };
+            for (const auto& url : e.webhooks) DROVER_RETURN_IF_ERROR(queue("webhook:" + url));
+            for (const auto& topic : e.topics) DROVER_RETURN_IF_ERROR(queue("topic:" + topic));
           }
           return Status::Ok();
         },
@@ -191,11 +257,73 @@ struct AlertRunner::Impl {
     }
   }
 
+  // One notification: OK when the receiver took it (a 2xx) or the topic published it.
+  Status Send(const std::string& tenant, const std::string& target, const std::string& payload) {
+    if (target.starts_with("topic:")) {
+      if (!publish) return Status::Unavailable("topics are not available here");
+      return publish(tenant, target.substr(6), payload);
+    }
+    auto [addr, path] = SplitUrl(target.substr(8));
+    client::Options o;
+    o.addr = addr;
+    o.timeout = std::chrono::seconds(10);
+    client::Client c(o);
+    auto r = c.Do("POST", path, payload,
+                  {{"Content-Type", "application/json"}, {"User-Agent", "drover-alerts"}});
+    if (!r.ok()) return r.status();
+    if (r->status < 200 || r->status > 299) {
+      return Status::Unavailable(fmt::format("the receiver answered {}", r->status));
+    }
+    return Status::Ok();
+  }
+
+  // Delivers the notifications that are due, oldest first; a failed one waits longer each time
+  // (1 s, 2 s, 4 s, ... up to 5 minutes) and is dropped, with a warning, after a day.
+  void Deliver() {
+    struct Due {
+      int64_t id, attempts, created_at;
+      std::string tenant, rule, target, payload;
+    };
+    std::vector<Due> due;
+    int64_t now = NowMillis();
+    Status s = store.Read([&](store::Tx& tx) {
+      return tx.Query(
+          "SELECT id, tenant, rule, target, payload, attempts, created_at FROM alert_outbox"
+          " WHERE next_at <= ? ORDER BY id LIMIT ?",
+          {now, int64_t{kDeliveriesPerRound}}, [&](const store::Row& r) {
+            due.push_back(
+                {r.Int(0), r.Int(5), r.Int(6), r.String(1), r.String(2), r.String(3), r.String(4)});
+          });
+    });
+    if (!s.ok()) return LogWarn("alerts: reading the notifications: {}", s.message());
+    for (const auto& d : due) {
+      Status sent = Send(d.tenant, d.target, d.payload);
+      bool give_up = !sent.ok() && NowMillis() - d.created_at > kGiveUpAfterMs;
+      if (!sent.ok()) {
+        LogWarn("alerts: notifying {} of {}/{} failed (attempt {}): {}{}", d.target, d.tenant,
+                d.rule, d.attempts + 1, sent.message(), give_up ? "; giving up after a day" : "");
+      }
+      int64_t backoff =
+          std::min<int64_t>(kMaxBackoffMs, 1000LL << std::min<int64_t>(d.attempts, 20));
+      Status w = WriteSync(store, [&](store::Tx& tx) -> Status {
+        if (sent.ok() || give_up) {
+          return tx.Exec("DELETE FROM alert_outbox WHERE id = ?", {d.id}).status();
+        }
+        return tx
+            .Exec("UPDATE alert_outbox SET attempts = ?, next_at = ? WHERE id = ?",
+                  {d.attempts + 1, NowMillis() + backoff, d.id})
+            .status();
+      });
+      if (!w.ok()) return LogWarn("alerts: recording a delivery: {}", w.message());
+    }
+  }
+
   void Loop() {
     std::unique_lock lock(mu);
     while (!stopping) {
       lock.unlock();
       Evaluate();
+      if (coord.Leader()) Deliver();
       lock.lock();
       cv.wait_for(lock, options.interval, [&] { return stopping; });
     }
@@ -203,8 +331,9 @@ struct AlertRunner::Impl {
 };
 
 AlertRunner::AlertRunner(AlertService& alerts, store::Store& store, coord::Coordinator& coord,
-                         std::function<std::string()> metrics_text, RunnerOptions options)
-    : impl_(new Impl{alerts, store, coord, std::move(metrics_text), options}) {}
+                         std::function<std::string()> metrics_text, PublishFn publish,
+                         RunnerOptions options)
+    : impl_(new Impl{alerts, store, coord, std::move(metrics_text), std::move(publish), options}) {}
 
 AlertRunner::~AlertRunner() { Stop(); }
 

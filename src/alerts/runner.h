@@ -1,8 +1,10 @@
 #pragma once
 // Runs the alert rules (docs/alerts.md) on the server holding the leader lease: every interval
 // it reads every tenant's rules, this server's metrics, evaluates them, and writes each
-// transition — the alert's state, its history and a change record — in one transaction.
-// Another server reads the states from the store. Thread-safe.
+// transition — the alert's state, its history, a change record and the notifications it makes
+// — in one transaction; then it delivers the notifications that are due (webhooks, topics),
+// retrying failed ones with backoff. Another server reads the states from the store.
+// Thread-safe.
 #include <chrono>
 #include <functional>
 #include <map>
@@ -40,10 +42,14 @@ struct HistoryEntry {
   std::map<std::string, std::string> annotations;
 };
 
+// Publishes `body` to a topic of `tenant` (the app wires it to the topics): OK once published.
+using PublishFn = std::function<Status(const std::string& tenant, const std::string& topic,
+                                       const std::string& body)>;
+
 class AlertRunner {
  public:
   AlertRunner(AlertService& alerts, store::Store& store, coord::Coordinator& coord,
-              std::function<std::string()> metrics_text, RunnerOptions options);
+              std::function<std::string()> metrics_text, PublishFn publish, RunnerOptions options);
   ~AlertRunner();  // Stop()
   void Start();
   void Stop();

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <future>
 #include <map>
 #include <set>
 
@@ -111,8 +112,21 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   queues::AddQueueRoutes(router_, *queues_, *topics_, clock_);
   workflows::AddWorkflowRoutes(router_, *workflows_, *executions_, store_, waiters_);
   alerts_ = std::make_unique<alerts::AlertService>(store_);
+  auto publish = [this](const std::string& tenant, const std::string& topic,
+                        const std::string& body) {
+    std::promise<Status> done;
+    queues::OutgoingMessage m;
+    m.body = body;
+    m.attributes["source"] = "drover-alerts";
+    topics_->Publish(tenant, topic, {std::move(m)},
+                     [&done](Result<std::vector<std::vector<queues::Delivery>>> r) {
+                       done.set_value(r.ok() ? Status::Ok() : r.status());
+                     });
+    return done.get_future().get();
+  };
   alert_runner_ = std::make_unique<alerts::AlertRunner>(
-      *alerts_, store_, coordinator_, [this] { return registry_.Render(); }, alert_options);
+      *alerts_, store_, coordinator_, [this] { return registry_.Render(); }, std::move(publish),
+      alert_options);
   alerts::AddAlertRoutes(router_, *alerts_, *alert_runner_);
   routes_ = std::make_unique<gateway::RouteService>(store_);
   sessions_ = std::make_unique<gateway::SessionService>(store_, clock_);

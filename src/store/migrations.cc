@@ -387,6 +387,19 @@ std::span<const Migration> AllMigrations() {
            " value TEXT NOT NULL,"
            " annotations TEXT NOT NULL,"
            " PRIMARY KEY (tenant, rule, seq)) {{without_rowid}}",
+           // Notifications to deliver (written with the transition that makes them, so none is
+           // lost): target "webhook:URL" or "topic:NAME", retried with backoff until delivered
+           // or a day old.
+           "CREATE TABLE alert_outbox ("
+           " id {{serial}},"
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " rule TEXT {{bytes}} NOT NULL,"
+           " target TEXT NOT NULL,"
+           " payload TEXT NOT NULL,"
+           " attempts BIGINT NOT NULL,"
+           " next_at BIGINT NOT NULL,"
+           " created_at BIGINT NOT NULL)",
+           "CREATE INDEX alert_outbox_due ON alert_outbox (next_at)",
        }},
   };
   return kMigrations;
