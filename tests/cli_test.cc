@@ -592,6 +592,11 @@ spec:
   EXPECT_NE(out.find(R"(state=\"visible\")"), std::string::npos) << out;
   ASSERT_EQ(Run({"alert", "history", "orders-dlq"}, &out), 0) << out;
   EXPECT_NE(out.find("TRANSITION"), std::string::npos) << out;
+  ASSERT_EQ(Run({"alert", "silence", "orders-dlq", "--for", "2h", "--comment", "deploy"}, &out), 0)
+      << out;
+  EXPECT_NE(out.find("silenced until"), std::string::npos) << out;
+  ASSERT_EQ(Run({"alert", "silence", "orders-dlq", "--lift"}, &out), 0) << out;
+  EXPECT_NE(Run({"alert", "silence", "orders-dlq", "--lift"}, &out), 0) << out;
   std::ofstream(dir.File("bad.yaml"))
       << "kind: Alert\nname: bad\nspec: {signal: 'm{a=b}', condition: {threshold: '>> 1'}}\n";
   EXPECT_EQ(Run({"apply", "-f", dir.File("bad.yaml")}, &out), 1) << out;

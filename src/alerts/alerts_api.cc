@@ -27,7 +27,14 @@ json::object Strings(const std::map<std::string, std::string>& m) {
   return o;
 }
 
-// The rule with its pending and firing alerts, as stored by the leader.
+json::object SilenceJson(const Silence& s) {
+  return json::object{{"until", Time(s.until_ms)},
+                      {"comment", s.comment},
+                      {"created_by", s.created_by},
+                      {"created_at", Time(s.created_at_ms)}};
+}
+
+// The rule with its pending and firing alerts, as stored by the leader, and its silence.
 Result<json::object> RuleWithStatus(AlertRunner& runner, const AlertRule& r) {
   auto active = runner.Active(r.tenant, r.name);
   if (!active.ok()) return active.status();
@@ -40,8 +47,11 @@ Result<json::object> RuleWithStatus(AlertRunner& runner, const AlertRule& r) {
                                   {"fired_at", Time(a.fired_at_ms)},
                                   {"updated_at", Time(a.updated_at_ms)}});
   }
+  auto silence = runner.SilenceOf(r.tenant, r.name);
+  if (!silence.ok()) return silence.status();
   json::object o = RuleJson(r);
-  o["status"] = json::object{{"alerts", std::move(alerts)}};
+  o["status"] = json::object{{"alerts", std::move(alerts)},
+                             {"silence", *silence ? SilenceJson(**silence) : json::value(nullptr)}};
   return o;
 }
 
@@ -105,6 +115,30 @@ void AddAlertRoutes(http::Router& router, AlertService& alerts, AlertRunner& run
   router.Add(Method::kGet, "/v1/alerts", Access::kAny, [&alerts](Request& req, Responder respond) {
     http::RespondList(req, respond, alerts, [](const AlertRule& r) { return RuleJson(r); });
   });
+  router.Add(Method::kPost, "/v1/alerts/{name}/silence", Access::kAny,
+             [&runner](Request& req, Responder respond) {
+               auto addr = http::TenantAndName(req, "alert");
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               auto body = http::ReadJsonBody(req);
+               if (!body.ok()) return http::SendError(respond, body.status());
+               JsonDecoder d(*body);
+               int64_t for_ms = 3600 * 1000;
+               ReadDurationField(d, "for", 1000, 90LL * 24 * 3600 * 1000, &for_ms);
+               std::string comment = d.String("comment", false).value_or("");
+               if (comment.size() > 1024) d.AddError("comment", "must be at most 1024 bytes");
+               if (Status s = d.Finish(); !s.ok()) return http::SendError(respond, s);
+               runner.Silence(addr->first, addr->second, for_ms, std::move(comment),
+                              req.caller().key_id, [respond](Result<Silence> r) {
+                                if (!r.ok()) return http::SendError(respond, r.status());
+                                respond(http::JsonResponse(200, SilenceJson(*r)));
+                              });
+             });
+  router.Add(Method::kDelete, "/v1/alerts/{name}/silence", Access::kAny,
+             [&runner](Request& req, Responder respond) {
+               auto addr = http::TenantAndName(req, "alert");
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               runner.Unsilence(addr->first, addr->second, http::NoContentOr(respond));
+             });
   router.Add(Method::kDelete, "/v1/alerts/{name}", Access::kAny,
              [&alerts](Request& req, Responder respond) {
                auto addr = http::TenantAndName(req, "alert");

@@ -208,6 +208,14 @@ struct AlertRunner::Impl {
             if (e.transition != Transition::kFiring && e.transition != Transition::kResolved) {
               continue;
             }
+            // A silenced rule notifies nobody (read here: a silence set during the round
+            // counts).
+            auto silenced = tx.QueryInt(
+                "SELECT COUNT(*) FROM alert_silences WHERE tenant = ? AND rule = ? AND"
+                " until_at > ?",
+                {e.tenant, e.rule, *now});
+            if (!silenced.ok()) return silenced.status();
+            if (*silenced > 0) continue;
             std::string payload = Payload(e, *seq, *now);
             auto queue = [&](const std::string& target) {
               return tx
@@ -353,6 +361,71 @@ void AlertRunner::Stop() {
 }
 
 void AlertRunner::EvaluateOnce() { impl_->Evaluate(); }
+
+void AlertRunner::Silence(std::string tenant, std::string rule, int64_t for_ms, std::string comment,
+                          std::string created_by,
+                          std::function<void(Result<alerts::Silence>)> done) {
+  auto out = std::make_shared<alerts::Silence>();
+  out->comment = std::move(comment);
+  out->created_by = std::move(created_by);
+  impl_->store.Write(
+      [out, tenant = std::move(tenant), rule = std::move(rule), for_ms](store::Tx& tx) -> Status {
+        auto n = tx.QueryInt("SELECT COUNT(*) FROM alerts WHERE tenant = ? AND name = ?",
+                             {tenant, rule});
+        if (!n.ok()) return n.status();
+        if (*n == 0) return Status::NotFound(fmt::format("alert '{}' does not exist", rule));
+        auto now = tx.NowMillis();
+        if (!now.ok()) return now.status();
+        out->created_at_ms = *now;
+        out->until_ms = *now + for_ms;
+        DROVER_RETURN_IF_ERROR(
+            tx.Exec("INSERT INTO alert_silences (tenant, rule, until_at, comment, created_by,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, rule) DO UPDATE"
+                    " SET until_at = excluded.until_at, comment = excluded.comment,"
+                    " created_by = excluded.created_by, created_at = excluded.created_at",
+                    {tenant, rule, out->until_ms, out->comment, out->created_by, *now})
+                .status());
+        DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
+        json::object summary{{"until", Time(out->until_ms)}};
+        return events::Record(tx, {tenant, "alert", rule, "silenced", json::serialize(summary)});
+      },
+      [out, done = std::move(done)](Status s) {
+        if (!s.ok()) return done(s);
+        done(*out);
+      });
+}
+
+void AlertRunner::Unsilence(std::string tenant, std::string rule,
+                            std::function<void(Status)> done) {
+  impl_->store.Write(
+      [tenant = std::move(tenant), rule = std::move(rule)](store::Tx& tx) -> Status {
+        auto n =
+            tx.Exec("DELETE FROM alert_silences WHERE tenant = ? AND rule = ?", {tenant, rule});
+        if (!n.ok()) return n.status();
+        if (*n == 0) {
+          return Status::NotFound(fmt::format("alert '{}' has no silence", rule));
+        }
+        DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
+        return events::Record(tx, {tenant, "alert", rule, "unsilenced", ""});
+      },
+      std::move(done));
+}
+
+Result<std::optional<alerts::Silence>> AlertRunner::SilenceOf(const std::string& tenant,
+                                                              const std::string& rule) {
+  std::optional<alerts::Silence> out;
+  int64_t now = NowMillis();
+  Status s = impl_->store.Read([&](store::Tx& tx) {
+    return tx.Query(
+        "SELECT until_at, comment, created_by, created_at FROM alert_silences"
+        " WHERE tenant = ? AND rule = ? AND until_at > ?",
+        {tenant, rule, now}, [&](const store::Row& r) {
+          out = alerts::Silence{r.Int(0), r.String(1), r.String(2), r.Int(3)};
+        });
+  });
+  if (!s.ok()) return s;
+  return out;
+}
 
 Result<std::vector<StoredAlert>> AlertRunner::Active(const std::string& tenant,
                                                      const std::string& rule) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,13 @@ struct StoredAlert {
   std::string phase;  // pending | firing
   double value = 0;
   int64_t active_since_ms = 0, fired_at_ms = 0, updated_at_ms = 0;
+};
+
+// A rule's silence.
+struct Silence {
+  int64_t until_ms = 0;
+  std::string comment, created_by;
+  int64_t created_at_ms = 0;
 };
 
 // One transition in an alert's history.
@@ -59,6 +67,16 @@ class AlertRunner {
   // A rule's transitions, newest first.
   Result<Page<HistoryEntry>> History(const std::string& tenant, const std::string& rule,
                                      const std::string& cursor, int limit);
+
+  // Silences the rule's notifications for `for_ms` from now (replacing a silence it has);
+  // NotFound when there is no such rule.
+  void Silence(std::string tenant, std::string rule, int64_t for_ms, std::string comment,
+               std::string created_by, std::function<void(Result<alerts::Silence>)> done);
+  // Lifts the rule's silence: NotFound when it has none.
+  void Unsilence(std::string tenant, std::string rule, std::function<void(Status)> done);
+  // The rule's silence when it has one that has not expired.
+  Result<std::optional<alerts::Silence>> SilenceOf(const std::string& tenant,
+                                                   const std::string& rule);
 
   // One evaluation now, when this server leads (tests and the loop).
   void EvaluateOnce();

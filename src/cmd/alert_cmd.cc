@@ -1,4 +1,4 @@
-// `drover alert ls|get|history|rm` (docs/alerts.md); rules are created with `drover apply`.
+// `drover alert ls|get|history|silence|rm` (docs/alerts.md); rules are created with `drover apply`.
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 #include <iostream>
@@ -22,8 +22,8 @@ std::string ConditionText(const boost::json::value& spec) {
 }  // namespace
 
 void AddAlertCommands(CLI::App& app, ClientFlags& flags, Run& run) {
-  auto* alert =
-      app.add_subcommand("alert", "Alert rules: list, show, history, delete (create: apply).");
+  auto* alert = app.add_subcommand(
+      "alert", "Alert rules: list, show, history, silence, delete (create: apply).");
   alert->require_subcommand(1);
   static std::string name;
 
@@ -74,6 +74,35 @@ void AddAlertCommands(CLI::App& app, ClientFlags& flags, Run& run) {
                          return {Text(v, "at"), Text(v, "transition"),
                                  boost::json::serialize(v.at("labels")), Text(v, "value")};
                        });
+    };
+  });
+
+  auto* silence = alert->add_subcommand(
+      "silence", "Silence a rule's notifications for a while (--lift ends a silence).");
+  static std::string silence_for = "1h", comment;
+  static bool lift = false;
+  silence->add_option("name", name, "alert rule")->required();
+  silence->add_option("--for", silence_for, "how long (1s to 90d)")->capture_default_str();
+  silence->add_option("--comment", comment, "why, for the others");
+  silence->add_flag("--lift", lift, "end the rule's silence now");
+  silence->callback([&] {
+    run = [&] {
+      std::string path = "/v1/alerts/" + UrlEncode(name) + "/silence";
+      if (lift) {
+        if (!Call(flags, "DELETE", path)) return 1;
+        if (!flags.structured()) std::cout << "alert/" << name << " silence lifted\n";
+        return 0;
+      }
+      boost::json::object body{{"for", silence_for}};
+      if (!comment.empty()) body["comment"] = comment;
+      auto v = Call(flags, "POST", path, boost::json::serialize(body));
+      if (!v) return 1;
+      if (flags.structured()) {
+        PrintData(flags, *v);
+        return 0;
+      }
+      std::cout << "alert/" << name << " silenced until " << Text(*v, "until") << "\n";
+      return 0;
     };
   });
 

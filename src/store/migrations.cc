@@ -400,6 +400,16 @@ std::span<const Migration> AllMigrations() {
            " next_at BIGINT NOT NULL,"
            " created_at BIGINT NOT NULL)",
            "CREATE INDEX alert_outbox_due ON alert_outbox (next_at)",
+           // A rule's silence: until then its transitions notify nobody (they are still
+           // evaluated, stored and in the change feed).
+           "CREATE TABLE alert_silences ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " rule TEXT {{bytes}} NOT NULL,"
+           " until_at BIGINT NOT NULL,"
+           " comment TEXT NOT NULL,"
+           " created_by TEXT NOT NULL,"
+           " created_at BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, rule)) {{without_rowid}}",
        }},
   };
   return kMigrations;
