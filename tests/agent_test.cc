@@ -366,6 +366,60 @@ TEST_F(AgentTest, ReportsMadeWhileTheServerIsDownArriveLater) {
   EXPECT_EQ(agent->Stop(), 0) << agent->Log();
 }
 
+// --ship-log: a file's new lines reach the log store, once each and in order, through a
+// rename-and-replace rotation, a truncation and a server that was down meanwhile.
+TEST_F(AgentTest, AShippedFileIsFollowedThroughRotationTruncationAndAnOutage) {
+  repo_.Commit({{"run.sh", "#!/bin/sh\necho ran\n"}}, "v1");
+  std::string token = CreateEnv(
+      "ship", {{"repository", repo_.url()}, {"main_run", "./run.sh"}, {"interval", 3600}});
+  std::string file = dir_.File("app.log");
+  auto append = [&](const std::string& path, int from, int to) {
+    std::ofstream out(path, std::ios::app);
+    for (int i = from; i < to; ++i) out << "line " << i << "\n";
+  };
+  append(file, 0, 3);  // there before the agent: not shipped
+  server_.KeepPort();
+  auto agent = StartAgent("ship", token, dir_.File("w"), false, {"--ship-log", file});
+  std::string id = OnlyInstance("ship");
+  ASSERT_FALSE(WaitForRuns(id, 1).is_null()) << agent->Log();
+  auto shipped = [&] {
+    std::vector<std::string> lines;
+    auto r = Admin().Do("GET", "/v1/logs?environment=ship&since=2000-01-01T00:00:00Z&limit=5000");
+    if (!r.ok() || r->status != 200) return lines;
+    auto v = Json(r->body);
+    for (const auto& l : v.at("items").as_array()) {
+      if (Str(l, "stream") == "app.log") lines.push_back(Str(l, "line"));
+    }
+    return lines;
+  };
+  auto expect = [](int from, int to) {
+    std::vector<std::string> v;
+    for (int i = from; i < to; ++i) v.push_back("line " + std::to_string(i));
+    return v;
+  };
+  append(file, 3, 10);
+  ASSERT_TRUE(WaitFor([&] { return shipped() == expect(3, 10); })) << agent->Log();
+  // Rotation: lines written to the old file after the rename, then a new file.
+  std::filesystem::rename(file, file + ".1");
+  append(file + ".1", 10, 12);
+  append(file, 12, 15);
+  ASSERT_TRUE(WaitFor([&] { return shipped() == expect(3, 15); })) << agent->Log();
+  // Truncation (copytruncate), then more lines.
+  std::filesystem::resize_file(file, 0);
+  append(file, 15, 17);
+  ASSERT_TRUE(WaitFor([&] { return shipped() == expect(3, 17); })) << agent->Log();
+  // The server away: the lines wait in the file and arrive when it is back.
+  ASSERT_EQ(server_.Stop(), 0);
+  append(file, 17, 2000);
+  ASSERT_TRUE(server_.Start());
+  ASSERT_TRUE(WaitFor([&] { return shipped() == expect(3, 2000); }, 60000))
+      << shipped().size() << agent->Log();
+  // The run's own output is there too.
+  auto run = Admin().Do("GET", "/v1/logs?environment=ship&q=ran");
+  EXPECT_NE(run->body.find("\"stream\":\"run\""), std::string::npos) << run->body;
+  EXPECT_EQ(agent->Stop(), 0) << agent->Log();
+}
+
 }  // namespace
 }  // namespace drover
 

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
 
 #include "testing/store_fixture.h"
 #include "testing/temp_dir.h"
@@ -39,18 +43,25 @@ TEST_P(Alerts, RulesAreResourcesOfTheirTenant) {
                     "{code=\"5xx\"}\n  transform: rate\n  condition: {anomaly: {k: 5}}\n",
                     {{"Content-Type", "application/yaml"}});
   ASSERT_EQ(y->status, 201) << y->body;
-  auto list = admin.Do("GET", "/v1/alerts");
-  ASSERT_EQ(list->status, 200);
-  auto lv = Json(*list);
-  ASSERT_EQ(lv.at("items").as_array().size(), 2u);
-  EXPECT_EQ(lv.at("items").as_array()[0].at("name").as_string(), "errors");
+  auto names = [](client::Client& who) {
+    std::set<std::string> out;
+    auto list = who.Do("GET", "/v1/alerts");
+    if (!list.ok() || list->status != 200) return out;
+    auto lv = Json(*list);
+    for (const auto& i : lv.at("items").as_array())
+      out.insert(std::string(i.at("name").as_string()));
+    return out;
+  };
+  EXPECT_TRUE(names(admin).count("errors"));
+  EXPECT_TRUE(names(admin).count("orders-dlq"));
 
   // Another tenant sees none of them and may use the same names.
   auto kr = admin.Do("POST", "/v1/keys", R"({"name":"other","role":"user","tenant":"other"})");
   ASSERT_EQ(kr->status, 201) << kr->body;
   auto other = s.NewClient(std::string(Json(*kr).at("key").as_string()));
   EXPECT_EQ(other.Do("GET", "/v1/alerts/orders-dlq")->status, 404);
-  EXPECT_EQ(Json(*other.Do("GET", "/v1/alerts")).at("items").as_array().size(), 0u);
+  EXPECT_FALSE(names(other).count("orders-dlq"));
+  EXPECT_FALSE(names(other).count("errors"));
   EXPECT_EQ(other.Do("PUT", "/v1/alerts/orders-dlq", kRule)->status, 201);
   EXPECT_EQ(other.Do("DELETE", "/v1/alerts/orders-dlq")->status, 204);
   EXPECT_EQ(admin.Do("GET", "/v1/alerts/orders-dlq")->status, 200);
@@ -103,7 +114,9 @@ TEST_P(Alerts, BadRulesGetFieldErrorsAndChangeNothing) {
       EXPECT_NE(r->body.find(std::string("\"") + k.field + "\""), std::string::npos) << r->body;
     }
   }
-  EXPECT_EQ(Json(*c.Do("GET", "/v1/alerts")).at("items").as_array().size(), 0u);
+  // Nothing was stored (the built-in rules may be there; none of these).
+  EXPECT_EQ(c.Do("GET", "/v1/alerts/a")->status, 404);
+  EXPECT_EQ(c.Do("GET", "/v1/alerts/b")->status, 404);
 }
 
 TEST_P(Alerts, ADeadLetterQueueWithMessagesFiresAndResolves) {
@@ -162,6 +175,59 @@ TEST_P(Alerts, ADeadLetterQueueWithMessagesFiresAndResolves) {
   ASSERT_EQ(feed->status, 200) << feed->body;
   EXPECT_NE(feed->body.find("\"firing\""), std::string::npos) << feed->body;
   EXPECT_NE(feed->body.find("\"resolved\""), std::string::npos) << feed->body;
+}
+
+// Every tenant gets the built-in rules once; they are rules like any other: changed, deleted
+// (and not given again), and the dead-letter one fires on a queue another queue names.
+TEST_P(Alerts, BuiltInRulesAreGivenOnceAndAreTheTenantsToChange) {
+  TestServer s(DbArgs({"--alert-interval", "200ms"}));
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  auto status_of = [](client::Client& who, const std::string& name) {
+    auto r = who.Do("GET", "/v1/alerts/" + name);
+    return r.ok() ? r->status : -1;
+  };
+  for (const char* name : {"dead-letters", "environment-degraded", "schedule-firing-failed",
+                           "queue-oldest-message", "route-5xx-anomaly"}) {
+    ASSERT_TRUE(testing::WaitFor([&] { return status_of(c, name) == 200; })) << name;
+  }
+  auto new_tenant = [&](const std::string& tenant) {
+    auto kr =
+        c.Do("POST", "/v1/keys", R"({"name":"k","role":"user","tenant":")" + tenant + R"("})");
+    EXPECT_EQ(kr->status, 201) << kr->body;
+    return s.NewClient(std::string(Json(*kr).at("key").as_string()));
+  };
+  auto t2 = new_tenant("t2");
+  ASSERT_TRUE(testing::WaitFor([&] { return status_of(t2, "environment-degraded") == 200; }));
+  ASSERT_EQ(t2.Do("DELETE", "/v1/alerts/environment-degraded")->status, 204);
+  // A tenant made after the delete is given them: a round ran since, and t2's stays deleted.
+  auto t3 = new_tenant("t3");
+  ASSERT_TRUE(testing::WaitFor([&] { return status_of(t3, "environment-degraded") == 200; }));
+  EXPECT_EQ(status_of(t2, "environment-degraded"), 404);
+  EXPECT_EQ(status_of(t2, "dead-letters"), 200);
+
+  // Changed to fire at once, the dead-letter rule fires for the queue `jobs` names.
+  auto put = c.Do("PUT", "/v1/alerts/dead-letters",
+                  R"({"signal":"drover_queue_dead_letters","condition":{"threshold":"> 0"}})");
+  ASSERT_EQ(put->status, 200) << put->body;
+  ASSERT_EQ(c.Do("PUT", "/v1/queues/jobs-failed", "{}")->status, 201);
+  ASSERT_EQ(c.Do("PUT", "/v1/queues/jobs", R"({"dead_letter_queue":"jobs-failed"})")->status, 201);
+  ASSERT_EQ(c.Do("POST", "/v1/queues/jobs-failed/messages", R"({"body":"x"})")->status, 201);
+  auto firing = [&] {
+    auto r = c.Do("GET", "/v1/alerts/dead-letters");
+    if (!r.ok() || r->status != 200) return std::string();
+    auto v = Json(*r);
+    for (const auto& a : v.at("status").at("alerts").as_array()) {
+      if (a.at("state") == "firing") return std::string(a.at("labels").at("queue").as_string());
+    }
+    return std::string();
+  };
+  // The queue gauges are refreshed every 15 s: a generous deadline.
+  ASSERT_TRUE(testing::WaitFor([&] { return !firing().empty(); }, 60000));
+  EXPECT_EQ(firing(), "jobs-failed");
+  // t2's own rule sees nothing of this tenant's queues.
+  auto t2r = Json(*t2.Do("GET", "/v1/alerts/dead-letters"));
+  EXPECT_TRUE(t2r.at("status").at("alerts").as_array().empty());
 }
 
 TEST_P(Alerts, NotificationsReachATopicAndAWebhookThatWasDown) {
@@ -238,6 +304,59 @@ TEST_P(Alerts, NotificationsReachATopicAndAWebhookThatWasDown) {
   ASSERT_TRUE(testing::WaitFor([&] { return count("resolved") == 2; }, 90000));
   // Notifications go out in order: a firing queued while silenced would have arrived first.
   EXPECT_EQ(count("firing"), 1);
+}
+
+// The Prometheus rules and Grafana dashboard in contrib/: promtool accepts the rules and passes
+// their unit tests, and every drover metric they name is one a server exposes.
+TEST(PrometheusContrib, RulesPassPromtoolAndNameOnlyMetricsDroverHas) {
+  std::string dir = std::string(DROVER_SOURCE_DIR) + "/contrib/prometheus";
+  ASSERT_EQ(std::system(("promtool check rules " + dir + "/drover-rules.yml >/dev/null").c_str()),
+            0);
+  ASSERT_EQ(std::system(
+                ("cd " + dir + " && promtool test rules drover-rules.test.yml >/dev/null").c_str()),
+            0);
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  };
+  // Every drover_* name in the files (histogram series named by their family).
+  std::set<std::string> named;
+  for (const char* file : {"drover-rules.yml", "grafana-dashboard.json"}) {
+    std::string text = read(dir + "/" + file);
+    ASSERT_FALSE(text.empty()) << file;
+    for (size_t i = text.find("drover_"); i != std::string::npos; i = text.find("drover_", i)) {
+      size_t end = i;
+      while (end < text.size() &&
+             (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '_')) {
+        ++end;
+      }
+      std::string name = text.substr(i, end - i);
+      for (std::string_view suffix : {"_bucket", "_sum", "_count"}) {
+        if (name.ends_with(suffix)) name.resize(name.size() - suffix.size());
+      }
+      named.insert(name);
+      i = end;
+    }
+  }
+  EXPECT_GT(named.size(), 10u);
+
+  TestServer s;
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  std::set<std::string> missing;
+  // Some families appear with the first refresh of the store's gauges, just after start.
+  testing::WaitFor([&] {
+    auto r = c.Do("GET", "/metrics");
+    if (!r.ok()) return false;
+    missing.clear();
+    for (const auto& name : named) {
+      if (r->body.find("# TYPE " + name + " ") == std::string::npos) missing.insert(name);
+    }
+    return missing.empty();
+  });
+  for (const auto& name : missing) ADD_FAILURE() << name << " is not in drover's /metrics";
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "testing/git_repo.h"
+#include "testing/raw_http.h"
 #include "testing/test_server.h"
 
 namespace drover {
@@ -158,6 +159,36 @@ TEST_F(FleetTest, CapacityStartsAgentsAKilledOneIsReplacedAndScaleGrowsAndShrink
   auto env = boost::json::parse(server_->NewClient().Do("GET", "/v1/environments/web")->body);
   EXPECT_EQ(Str(env.at("status"), "phase"), "ready");
   EXPECT_EQ(Str(env, "scale_capacity"), "1");
+}
+
+// A local instance's run output reaches the log store and a follower of it: the line the run
+// prints arrives on an open event stream, and `drover logs` prints it.
+TEST_F(FleetTest, ALocalInstancesOutputIsInTheLogStoreAndFollowed) {
+  int fd = testing::ConnectTo(testing::PortOf(*server_));
+  ASSERT_GE(fd, 0);
+  auto close_fd = std::unique_ptr<int, void (*)(int*)>(&fd, [](int* f) { ::close(*f); });
+  CreateEnv("logs", 1);
+  ASSERT_TRUE(testing::WriteAll(fd,
+                                "GET /v1/logs?environment=logs&follow=true HTTP/1.1\r\n"
+                                "Host: x\r\nAuthorization: Bearer " +
+                                    server_->admin_key() + "\r\n\r\n"));
+  std::string got;
+  ASSERT_TRUE(testing::ReadUntil(fd, &got, "on port ")) << got << server_->Log();
+  EXPECT_NE(got.find("\"stream\":\"run\""), std::string::npos) << got;
+  EXPECT_NE(got.find("\"environment\":\"logs\""), std::string::npos) << got;
+  // The instance's own output (its agent's) is there too, as agent.log.
+  auto c = server_->NewClient();
+  ASSERT_TRUE(WaitFor([&] {
+    auto all = c.Do("GET", "/v1/logs?environment=logs&limit=1000");
+    return all.ok() && all->body.find("\"stream\":\"agent.log\"") != std::string::npos;
+  })) << c.Do("GET", "/v1/logs?environment=logs&limit=1000")->body;
+  // The CLI shows the run's line.
+  std::string out;
+  int rc = testing::RunDrover(
+      {"logs", "logs", "--grep", "on port"}, &out,
+      {"DROVER_ADDR=" + server_->addr(), "DROVER_TOKEN=" + server_->admin_key()});
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find(" run | on port "), std::string::npos) << out;
 }
 
 TEST_F(FleetTest, EnvScaleWaitShowsProgressUntilReady) {

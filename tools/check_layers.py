@@ -9,7 +9,7 @@ import sys
 
 # Folder -> the folders its non-test code may include (besides itself and common/).
 ALLOWED = {
-    "api": {"schedule", "fleet", "queues", "workflows", "gateway", "alerts", "env", "control", "auth",
+    "api": {"schedule", "fleet", "queues", "workflows", "gateway", "alerts", "logs", "env", "control", "auth",
             "events", "coord", "http", "metrics", "runtime", "store"},
     "gateway": {"env", "events", "http", "metrics", "runtime", "store"},
     "workflows": {"queues", "client", "events", "http", "metrics", "runtime", "store"},
@@ -27,6 +27,7 @@ ALLOWED = {
     "runtime": set(),
     "cron": set(),
     "metrics": set(),
+    "logs": {"env", "events", "http", "metrics", "runtime", "store"},
     "alerts": {"client", "coord", "events", "http", "metrics", "runtime", "store"},
     "client": set(),
     "agent": {"client", "control"},

@@ -20,6 +20,7 @@
 
 #include "agent/cc_source.h"
 #include "agent/git.h"
+#include "agent/log_shipper.h"
 #include "agent/state.h"
 #include "agent/task_worker.h"
 #include "agent/watcher.h"
@@ -31,6 +32,7 @@
 #include "common/log.h"
 #include "common/process.h"
 #include "common/random.h"
+#include "common/text.h"
 #include "common/yaml.h"
 #include "control/values.h"
 
@@ -59,26 +61,7 @@ boost::json::object Facts() {
 }
 
 // Valid UTF-8 with no NUL: what the server stores as text. Invalid bytes become '?'.
-std::string CleanText(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size();) {
-    auto c = static_cast<unsigned char>(in[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    bool ok = n > 0 && i + n <= in.size() && c != 0;
-    for (size_t k = 1; ok && k < n; ++k) {
-      ok = (static_cast<unsigned char>(in[i + k]) >> 6) == 2;
-    }
-    if (ok) {
-      out.append(in.substr(i, n));
-      i += n;
-    } else {
-      out += '?';
-      ++i;
-    }
-  }
-  return out;
-}
+std::string CleanText(std::string_view in) { return ToValidText(in); }
 
 std::string TailOf(const std::string& path, std::size_t max) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
@@ -824,6 +807,25 @@ int Agent::Main() {
   pthread_sigmask(SIG_BLOCK, &block, nullptr);
   std::thread signals([this] { SignalLoop(); });
 
+  // Run logs and --ship-log files go to the server's log store, from their own thread.
+  std::unique_ptr<LogShipper> shipper;
+  if (!o_.server.empty()) {
+    std::error_code ec;
+    fs::create_directories(o_.work_dir + "/logs", ec);
+    shipper = std::make_unique<LogShipper>(ShipperOptions{
+        .server = o_.server,
+        .token = [this] { return AgentKey(); },
+        .instance_id =
+            [this] {
+              std::lock_guard lock(state_mu_);
+              return state_.instance_id;
+            },
+        .run_logs_dir = o_.work_dir + "/logs",
+        .files = o_.ship_logs,
+    });
+    shipper->Start();
+  }
+
   std::thread heartbeats;
   // Heartbeats from their own thread, also during a long run (and for --once: a cron run shows as
   // the instance's current run too).
@@ -898,7 +900,8 @@ int Agent::Main() {
     run_active_ = false;
   }
   cv_.notify_all();
-  if (worker) worker->Stop();  // tasks under way come back to other workers
+  if (worker) worker->Stop();    // tasks under way come back to other workers
+  if (shipper) shipper->Stop();  // what the last run wrote, sent (for up to 2 s)
   if (heartbeats.joinable()) heartbeats.join();
   if (!o_.server.empty() && !o_.once) {
     DeliverReports();

@@ -27,6 +27,8 @@ struct AgentOptions {
   std::chrono::milliseconds kill_grace{std::chrono::seconds(10)};  // SIGTERM -> SIGKILL
   std::chrono::milliseconds heartbeat_interval{0};                 // 0: the environment's
   int keep_logs = 20;                                              // run logs kept in the work dir
+  // Files whose new lines go to the server's log store (--ship-log), besides the run logs.
+  std::vector<std::string> ship_logs;
   // The agent-side watcher (agent/watcher.h): applies cc-a-desired-capacity for cloud/region
   // with `watcher_command` (a set-capacity script: JSON on stdin, as the exec provider's).
   bool watcher = false;

@@ -13,6 +13,9 @@ namespace drover::alerts {
 // A stored rule: its spec as given (checked by ParseRuleDocument before it is stored).
 using AlertRule = events::SpecRow;
 
+inline constexpr events::SpecTable kAlertTable{"alerts", "alert", "alerts",
+                                               /*global_names=*/false, ""};
+
 class AlertService {
  public:
   explicit AlertService(store::Store& store) : store_(store) {}
@@ -26,5 +29,9 @@ class AlertService {
  private:
   store::Store& store_;
 };
+
+// Gives every tenant that has an API key (and `default`) the built-in rules (DefaultRules) it
+// was never given, in `tx`. A rule of the same name the tenant already has is kept as it is.
+Status SeedDefaultRules(store::Tx& tx);
 
 }  // namespace drover::alerts

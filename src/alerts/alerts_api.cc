@@ -17,21 +17,11 @@ using http::Responder;
 
 json::object RuleJson(const AlertRule& r) { return events::SpecRowJson(r); }
 
-json::value Time(int64_t ms) {
-  return ms ? json::value(FormatRfc3339(FromUnixMillis(ms))) : json::value(nullptr);
-}
-
-json::object Strings(const std::map<std::string, std::string>& m) {
-  json::object o;
-  for (const auto& [k, v] : m) o[k] = v;
-  return o;
-}
-
 json::object SilenceJson(const Silence& s) {
-  return json::object{{"until", Time(s.until_ms)},
+  return json::object{{"until", JsonTime(s.until_ms)},
                       {"comment", s.comment},
                       {"created_by", s.created_by},
-                      {"created_at", Time(s.created_at_ms)}};
+                      {"created_at", JsonTime(s.created_at_ms)}};
 }
 
 // The rule with its pending and firing alerts, as stored by the leader, and its silence.
@@ -40,12 +30,12 @@ Result<json::object> RuleWithStatus(AlertRunner& runner, const AlertRule& r) {
   if (!active.ok()) return active.status();
   json::array alerts;
   for (const auto& a : *active) {
-    alerts.push_back(json::object{{"labels", Strings(a.labels)},
+    alerts.push_back(json::object{{"labels", JsonStrings(a.labels)},
                                   {"state", a.phase},
                                   {"value", a.value},
-                                  {"active_since", Time(a.active_since_ms)},
-                                  {"fired_at", Time(a.fired_at_ms)},
-                                  {"updated_at", Time(a.updated_at_ms)}});
+                                  {"active_since", JsonTime(a.active_since_ms)},
+                                  {"fired_at", JsonTime(a.fired_at_ms)},
+                                  {"updated_at", JsonTime(a.updated_at_ms)}});
   }
   auto silence = runner.SilenceOf(r.tenant, r.name);
   if (!silence.ok()) return silence.status();
@@ -100,11 +90,11 @@ void AddAlertRoutes(http::Router& router, AlertService& alerts, AlertRunner& run
                json::array items;
                for (const auto& h : page->items) {
                  items.push_back(json::object{{"seq", h.seq},
-                                              {"at", Time(h.at_ms)},
-                                              {"labels", Strings(h.labels)},
+                                              {"at", JsonTime(h.at_ms)},
+                                              {"labels", JsonStrings(h.labels)},
                                               {"transition", h.transition},
                                               {"value", h.value},
-                                              {"annotations", Strings(h.annotations)}});
+                                              {"annotations", JsonStrings(h.annotations)}});
                }
                json::object body{
                    {"items", std::move(items)},

@@ -41,30 +41,20 @@ std::map<std::string, std::string> ReadLabels(const std::string& text) {
 
 std::string Number(double v) { return fmt::format("{}", v); }
 
-json::value Time(int64_t ms) {
-  return ms ? json::value(FormatRfc3339(FromUnixMillis(ms))) : json::value(nullptr);
-}
-
-json::object Strings(const std::map<std::string, std::string>& m) {
-  json::object o;
-  for (const auto& [k, v] : m) o[k] = v;
-  return o;
-}
-
 // What a webhook receives and a topic carries for one transition.
 std::string Payload(const AlertEvent& e, int64_t seq, int64_t now_ms) {
   json::object o{{"tenant", e.tenant},
                  {"alert", e.rule},
                  {"status", TransitionName(e.transition)},
                  {"severity", SeverityName(e.severity)},
-                 {"labels", Strings(e.labels)},
-                 {"annotations", Strings(e.annotations)},
+                 {"labels", JsonStrings(e.labels)},
+                 {"annotations", JsonStrings(e.annotations)},
                  {"value", e.state.value},
-                 {"active_since", Time(e.state.active_since_ms)},
-                 {"fired_at", Time(e.state.fired_at_ms)},
-                 {"at", Time(now_ms)},
+                 {"active_since", JsonTime(e.state.active_since_ms)},
+                 {"fired_at", JsonTime(e.state.fired_at_ms)},
+                 {"at", JsonTime(now_ms)},
                  {"seq", seq}};
-  if (e.transition == Transition::kResolved) o["resolved_at"] = Time(e.state.resolved_at_ms);
+  if (e.transition == Transition::kResolved) o["resolved_at"] = JsonTime(e.state.resolved_at_ms);
   return json::serialize(o);
 }
 
@@ -171,6 +161,11 @@ struct AlertRunner::Impl {
           auto now = tx.NowMillis();
           if (!now.ok()) return now.status();
           for (const auto& e : events) {
+            // A rule deleted while the round ran leaves nothing behind.
+            auto exists = tx.QueryInt("SELECT COUNT(*) FROM alerts WHERE tenant = ? AND name = ?",
+                                      {e.tenant, e.rule});
+            if (!exists.ok()) return exists.status();
+            if (*exists == 0) continue;
             std::string key = LabelsJson(e.series_labels);
             std::string labels = LabelsJson(e.labels);
             std::string_view what = TransitionName(e.transition);
@@ -247,6 +242,9 @@ struct AlertRunner::Impl {
       evaluator = Evaluator();
       Restore();
       leading = true;
+    }
+    if (Status s = store::WriteSync(store, SeedDefaultRules); !s.ok()) {
+      LogWarn("alerts: giving tenants the built-in rules: {}", s.message());
     }
     auto rules = LoadRules();
     if (!rules.ok()) {
@@ -391,7 +389,7 @@ void AlertRunner::Silence(std::string tenant, std::string rule, int64_t for_ms, 
                     {tenant, rule, out->until_ms, out->comment, out->created_by, *now})
                 .status());
         DROVER_RETURN_IF_ERROR(tx.NextIndex().status());
-        json::object summary{{"until", Time(out->until_ms)}};
+        json::object summary{{"until", JsonTime(out->until_ms)}};
         return events::Record(tx, {tenant, "alert", rule, "silenced", json::serialize(summary)});
       },
       [out, done = std::move(done)](Status s) {

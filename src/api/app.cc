@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <future>
 #include <map>
@@ -18,6 +19,7 @@
 #include "events/events_api.h"
 #include "gateway/proxy.h"
 #include "gateway/routes_api.h"
+#include "logs/logs_api.h"
 #include "queues/queues_api.h"
 #include "schedule/schedules_api.h"
 #include "workflows/workflows_api.h"
@@ -33,7 +35,7 @@ using http::Response;
 App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
          coord::CoordinatorOptions coord, control::ControlCenterOptions cc,
          fleet::ControllerOptions fleet, schedule::SchedulerOptions sched,
-         alerts::RunnerOptions alert_options)
+         alerts::RunnerOptions alert_options, logs::LogOptions log_options)
     : store_(store),
       clock_(clock),
       started_(clock.Steady()),
@@ -94,6 +96,8 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       [this] { return sessions_ ? sessions_->Prune().status() : Status::Ok(); });
   sched.cleanup_tasks.push_back(
       [this, retention = sched.audit_retention] { return change_log_.Prune(retention).status(); });
+  logs_ = std::make_unique<logs::LogStore>(store_, registry_, log_options);
+  sched.cleanup_tasks.push_back([this] { return logs_->Prune(ToUnixMillis(clock_.Now())); });
   scheduler_ = std::make_unique<schedule::Scheduler>(schedules_, env_, coordinator_, store_,
                                                      std::move(sched));
   AddSystemRoutes();
@@ -128,6 +132,8 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       *alerts_, store_, coordinator_, [this] { return registry_.Render(); }, std::move(publish),
       alert_options);
   alerts::AddAlertRoutes(router_, *alerts_, *alert_runner_);
+  logs::AddLogRoutes(router_, *logs_, env_, store_, waiters_);
+  logs_->Start();
   routes_ = std::make_unique<gateway::RouteService>(store_);
   sessions_ = std::make_unique<gateway::SessionService>(store_, clock_);
   gateway::AddRouteRoutes(router_, *routes_, *sessions_, env_);
@@ -156,6 +162,7 @@ App::~App() {
   // callbacks still reach a live controller.
   scheduler_->Stop();
   alert_runner_->Stop();
+  logs_->Stop();
   proxy_->Stop();
   executions_->Stop();
   controller_->Stop();
@@ -240,6 +247,10 @@ void App::RegisterMetrics() {
       &registry_.Gauge("drover_schedules", "Schedules, every tenant (refreshed every 15 s).");
   firings_by_status_ = &registry_.GaugeFamily(
       "drover_schedule_firings", "Firings kept, by status (refreshed every 15 s).", {"status"});
+  registry_.AddCollector([this](std::string& out) {
+    std::lock_guard lock(gauges_mu_);
+    out += resource_gauges_;
+  });
   metrics::AddProcessCollector(registry_);
 }
 
@@ -251,8 +262,13 @@ void App::StartGauges() {
   gauges_->Start();
   gauges_->Add("store");
   // A change refreshes them within a second (coalesced: one refresh for a burst of changes).
-  gauges_sub_ = store_.Subscribe(
-      [this](const store::Change&) { gauges_->AddAfter("store", std::chrono::seconds(1)); });
+  // Log lines are not counted there: a flood of them refreshes nothing.
+  gauges_sub_ = store_.Subscribe([this](const store::Change& c) {
+    bool only_logs = !c.resync && !c.topics.empty() &&
+                     std::all_of(c.topics.begin(), c.topics.end(),
+                                 [](const std::string& t) { return t == logs::kTopic; });
+    if (!only_logs) gauges_->AddAfter("store", std::chrono::seconds(1));
+  });
 }
 
 runtime::Outcome App::RefreshGauges() {
@@ -279,6 +295,30 @@ runtime::Outcome App::RefreshGauges() {
           .Set(it == counts.end() ? 0 : static_cast<double>(it->second));
     }
   };
+  std::string resources =
+      "# HELP drover_environment_degraded 1 while an environment is degraded (refreshed every "
+      "15 s).\n# TYPE drover_environment_degraded gauge\n";
+  auto labels = [&resources](const std::string& tenant, std::string_view name_label,
+                             const std::string& name) {
+    resources += "{tenant=";
+    AppendJsonString(resources, tenant);  // a JSON string is a valid label value for names
+    resources += fmt::format(",{}=", name_label);
+    AppendJsonString(resources, name);
+    resources += "} ";
+  };
+  for (const auto& [key, phase] : envs->phases) {
+    resources += "drover_environment_degraded";
+    labels(key.first, "environment", key.second);
+    resources += phase == env::Phase::kDegraded ? "1\n" : "0\n";
+  }
+  resources +=
+      "# HELP drover_schedule_last_firing_failed 1 while a schedule's latest finished firing "
+      "failed (refreshed every 15 s).\n# TYPE drover_schedule_last_firing_failed gauge\n";
+  for (const auto& [key, failed] : scheds->last_failed) {
+    resources += "drover_schedule_last_firing_failed";
+    labels(key.first, "schedule", key.second);
+    resources += failed ? "1\n" : "0\n";
+  }
   static const std::set<std::string> kStatuses = {"pending", "ok", "failed"};
   std::lock_guard lock(gauges_mu_);
   if (seen_statuses_.empty()) seen_statuses_ = kStatuses;
@@ -286,6 +326,7 @@ runtime::Outcome App::RefreshGauges() {
   set_all(*environments_by_phase_, env::kPhases, envs->environments_by_phase);
   set(*firings_by_status_, seen_statuses_, scheds->firings_by_status);
   schedules_total_->Set(static_cast<double>(scheds->schedules));
+  resource_gauges_ = std::move(resources);
   return runtime::Outcome::After(kEvery);
 }
 

@@ -25,6 +25,7 @@
 #include "http/pipeline.h"
 #include "http/rate_limiter.h"
 #include "http/router.h"
+#include "logs/log_store.h"
 #include "metrics/registry.h"
 #include "queues/queues.h"
 #include "queues/topics.h"
@@ -45,7 +46,7 @@ class App {
   App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       coord::CoordinatorOptions coord = {}, control::ControlCenterOptions cc = {},
       fleet::ControllerOptions fleet = {}, schedule::SchedulerOptions schedules = {},
-      alerts::RunnerOptions alert_options = {});
+      alerts::RunnerOptions alert_options = {}, logs::LogOptions log_options = {});
   ~App();
 
   http::Pipeline& pipeline() { return *pipeline_; }
@@ -65,6 +66,7 @@ class App {
   // Started by the server process too; fires schedules while this server is the leader.
   schedule::Scheduler& scheduler() { return *scheduler_; }
   alerts::AlertRunner& alert_runner() { return *alert_runner_; }
+  logs::LogStore& logs() { return *logs_; }
   // Parked blocking reads; Shutdown() answers them when the server stops.
   http::Waiters& waiters() { return waiters_; }
   events::ChangeLog& change_log() { return change_log_; }
@@ -113,10 +115,13 @@ class App {
   metrics::Gauge* schedules_total_ = nullptr;
   std::mutex gauges_mu_;
   std::set<std::string> seen_statuses_;  // GUARDED_BY(gauges_mu_)
+  // Per environment and schedule series, rendered whole at each refresh (so one deleted goes).
+  std::string resource_gauges_;  // GUARDED_BY(gauges_mu_)
   std::unique_ptr<runtime::WorkQueue> gauges_;
   int gauges_sub_ = -1;
   std::unique_ptr<alerts::AlertService> alerts_;
   std::unique_ptr<alerts::AlertRunner> alert_runner_;
+  std::unique_ptr<logs::LogStore> logs_;
   std::unique_ptr<gateway::RouteService> routes_;
   std::unique_ptr<gateway::SessionService> sessions_;
   std::unique_ptr<gateway::Proxy> proxy_;  // after registry_: gone before its collector is

@@ -76,6 +76,9 @@ void AddAgentCommand(CLI::App& app, Run& run) {
                 "dies (extended while it runs)")
       ->capture_default_str();
   a->add_option("--keep-logs", o.keep_logs, "run logs kept in the work dir")->capture_default_str();
+  a->add_option("--ship-log", o.ship_logs,
+                "send this file's new lines to the server's log store (repeatable; rotation and "
+                "truncation are followed)");
   a->callback([&run] {
     run = [] {
       auto dur = [](const char* flag, const std::string& v, std::chrono::milliseconds* out) {

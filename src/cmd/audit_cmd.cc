@@ -11,13 +11,6 @@
 namespace drover::cmd {
 namespace {
 
-// --since/--until: an RFC 3339 time, or a duration meaning that long ago ("1h", "7d").
-std::optional<std::string> TimeArg(const std::string& v) {
-  if (ParseRfc3339(v)) return v;
-  if (auto d = ParseDuration(v)) return FormatRfc3339(SystemClock::Get().Now() - *d);
-  return std::nullopt;
-}
-
 struct AuditFlags {
   std::string actor, kind, since, until;
   int limit = 50;

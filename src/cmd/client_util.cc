@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "cmd/usage.h"
+#include "common/clock.h"
 #include "common/duration.h"
 #include "common/yaml.h"
 
@@ -245,6 +246,12 @@ int Deleted(const ClientFlags& flags, std::string_view kind, const std::string& 
     std::cout << "deleted " << kind << " " << name << "\n";
   }
   return 0;
+}
+
+std::optional<std::string> TimeArg(const std::string& v) {
+  if (ParseRfc3339(v)) return v;
+  if (auto d = ParseDuration(v)) return FormatRfc3339(SystemClock::Get().Now() - *d);
+  return std::nullopt;
 }
 
 }  // namespace drover::cmd

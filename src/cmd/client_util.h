@@ -42,6 +42,10 @@ int PrintList(const ClientFlags& flags, const std::string& target,
               const std::vector<std::string>& header,
               const std::function<std::vector<std::string>(const boost::json::value&)>& row);
 
+// --since/--until: an RFC 3339 time, or a duration meaning that long ago ("1h", "7d"), as
+// RFC 3339; nullopt when it is neither.
+std::optional<std::string> TimeArg(const std::string& v);
+
 // Prints rows under a header, columns padded to their widest cell.
 void PrintTable(const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows);

@@ -34,6 +34,7 @@ void AddQueueCommands(CLI::App& app, ClientFlags& flags, Run& run);
 void AddWorkflowCommands(CLI::App& app, ClientFlags& flags, Run& run);
 void AddRouteCommands(CLI::App& app, ClientFlags& flags, Run& run);
 void AddAlertCommands(CLI::App& app, ClientFlags& flags, Run& run);
+void AddLogsCommand(CLI::App& app, ClientFlags& flags, Run& run);
 
 // Layers the server's config: YAML file (--config / DROVER_CONFIG) < DROVER_* environment <
 // command-line flags. Returns the argv to parse, or an error message.

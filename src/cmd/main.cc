@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   drover::cmd::AddWorkflowCommands(app, flags, run);
   drover::cmd::AddRouteCommands(app, flags, run);
   drover::cmd::AddAlertCommands(app, flags, run);
+  drover::cmd::AddLogsCommand(app, flags, run);
 
   std::vector<std::string> args;
   std::string error;

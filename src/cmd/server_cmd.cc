@@ -65,6 +65,8 @@ struct ServerFlags {
   std::string instance_retention = "24h";
   std::string audit_retention = "90d";
   std::string alert_interval = "15s";
+  std::string log_retention = "7d";
+  int64_t log_max_bytes = int64_t{1} << 30;
 };
 
 ServerFlags g_flags;
@@ -142,6 +144,12 @@ int RunServer() {
   if (!alert_interval || alert_interval->count() < 100 || alert_interval->count() > 3600 * 1000) {
     std::fprintf(stderr, "error: --alert-interval must be a duration from 100ms to 1h; got '%s'\n",
                  f.alert_interval.c_str());
+    return 2;
+  }
+  auto log_retention = ParseDuration(f.log_retention);
+  if (!log_retention || log_retention->count() < 60 * 1000) {
+    std::fprintf(stderr, "error: --log-retention must be a duration of at least 1m; got '%s'\n",
+                 f.log_retention.c_str());
     return 2;
   }
   auto lease_ttl = ParseDuration(f.lease_ttl);
@@ -248,8 +256,11 @@ int RunServer() {
   sched_opts.audit_retention = *audit_retention;
   alerts::RunnerOptions alert_opts;
   alert_opts.interval = std::chrono::duration_cast<std::chrono::milliseconds>(*alert_interval);
+  logs::LogOptions log_opts;
+  log_opts.retention_ms = log_retention->count();
+  log_opts.max_bytes_per_tenant = f.log_max_bytes;
   api::App app(*store, SystemClock::Get(), pipe_opts, coord_opts, std::move(cc_opts),
-               std::move(fleet_opts), std::move(sched_opts), alert_opts);
+               std::move(fleet_opts), std::move(sched_opts), alert_opts, log_opts);
   __atomic_store_n(&metrics, &app.metrics(), __ATOMIC_RELEASE);
 
   // First start on an empty store: an admin key, printed once (or DROVER_BOOTSTRAP_TOKEN).
@@ -456,6 +467,14 @@ void AddServerCommand(CLI::App& app, Run& run) {
       ->capture_default_str();
   s->add_option("--alert-interval", f.alert_interval,
                 "how often the leader evaluates the alert rules")
+      ->capture_default_str();
+  s->add_option("--log-retention", f.log_retention,
+                "log lines older than this are removed by the cleanup (every minute)")
+      ->capture_default_str();
+  s->add_option("--log-max-bytes", f.log_max_bytes,
+                "the log store's size cap per tenant: above it the cleanup removes the oldest "
+                "lines down to 90 % of it")
+      ->check(CLI::Range(int64_t{10000}, int64_t{1} << 50))
       ->capture_default_str();
   s->add_option("--keep-firings", f.keep_firings,
                 "firings kept per schedule by the built-in cleanup (every minute)")

@@ -7,6 +7,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "common/clock.h"
 #include "common/duration.h"
 #include "common/text.h"
 
@@ -72,6 +73,17 @@ boost::json::value ParseJsonOrNull(std::string_view text) {
   std::error_code ec;
   auto v = boost::json::parse(text, ec);
   return ec ? boost::json::value(nullptr) : v;
+}
+
+boost::json::value JsonTime(int64_t unix_ms) {
+  if (unix_ms == 0) return nullptr;
+  return boost::json::value(FormatRfc3339(FromUnixMillis(unix_ms)));
+}
+
+boost::json::object JsonStrings(const std::map<std::string, std::string>& m) {
+  boost::json::object o;
+  for (const auto& [k, v] : m) o[k] = v;
+  return o;
 }
 
 std::string ToJson(const boost::json::value& v) { return boost::json::serialize(v); }

@@ -4,6 +4,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -24,6 +25,12 @@ Status CheckJsonText(const boost::json::value& v);
 
 // Parses stored JSON text (written by us): the value, or null when it does not parse.
 boost::json::value ParseJsonOrNull(std::string_view text);
+
+// A time as RFC 3339 text, or null for 0 (never happened): how every API shows stored times.
+boost::json::value JsonTime(int64_t unix_ms);
+
+// A string map as a JSON object (labels, annotations).
+boost::json::object JsonStrings(const std::map<std::string, std::string>& m);
 
 // Serializes a value compactly.
 std::string ToJson(const boost::json::value& v);

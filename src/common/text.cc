@@ -115,4 +115,20 @@ std::optional<bool> ParseBool(std::string_view v) {
   return std::nullopt;
 }
 
+std::string ToValidText(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    size_t n = s[i] == '\0' ? 0 : Utf8SequenceLength(s, i);
+    if (n == 0) {
+      out += '?';
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
 }  // namespace drover

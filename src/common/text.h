@@ -21,6 +21,10 @@ bool IsUtf8(std::string_view s);
 // ("is not valid UTF-8", "contains the NUL character").
 std::string_view TextProblem(std::string_view s);
 
+// `s` made text: each byte that does not start a well-formed UTF-8 sequence, and each NUL,
+// becomes '?' (for output a program wrote, which may be anything).
+std::string ToValidText(std::string_view s);
+
 // True when TextProblem(s) is empty.
 inline bool IsValidText(std::string_view s) { return TextProblem(s).empty(); }
 

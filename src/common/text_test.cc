@@ -33,6 +33,18 @@ TEST(Text, AcceptsUtf8AndRefusesEverythingElse) {
 }
 
 // Whatever bytes a string holds, the JSON written for it is valid UTF-8: bad bytes become U+FFFD.
+TEST(Text, AnythingBecomesTextWithQuestionMarks) {
+  EXPECT_EQ(ToValidText("plain é ✓"), "plain é ✓");
+  EXPECT_EQ(ToValidText(std::string("a\0b", 3)), "a?b");
+  EXPECT_EQ(ToValidText("\xff\xfe ok"), "?? ok");
+  EXPECT_EQ(ToValidText("\xc0\xaf"), "??");          // overlong
+  EXPECT_EQ(ToValidText("\xed\xa0\x80"), "???");     // a surrogate
+  EXPECT_EQ(ToValidText("cut \xe2\x9c"), "cut ??");  // truncated at the end
+  for (std::string s : {std::string("\xf4\x90\x80\x80"), std::string("x\x80y")}) {
+    EXPECT_TRUE(IsValidText(ToValidText(s)));
+  }
+}
+
 TEST(Text, JsonStringsAreAlwaysValidUtf8) {
   std::string out;
   AppendJsonString(out,

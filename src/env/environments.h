@@ -78,6 +78,7 @@ class EnvironmentService {
   struct Counts {
     std::map<InstanceState, int64_t> instances_by_state;
     std::map<Phase, int64_t> environments_by_phase;
+    std::map<std::pair<std::string, std::string>, Phase> phases;  // by (tenant, name)
   };
   Result<Counts> Count(int64_t now_ms);
   // Sets the scale override as the fleet controller decided (`kind` "idle"), fenced by the

@@ -32,10 +32,6 @@ Status Missing(const SpecTable& t, std::string_view name) {
   return Status::NotFound(fmt::format("{} '{}' does not exist", t.kind, name));
 }
 
-boost::json::value Time(int64_t ms) {
-  return ms ? boost::json::value(FormatRfc3339(FromUnixMillis(ms))) : boost::json::value(nullptr);
-}
-
 }  // namespace
 
 Status PutSpecRow(store::Tx& tx, const SpecTable& t, SpecRow& row, Written* written) {
@@ -121,8 +117,8 @@ boost::json::object SpecRowJson(const SpecRow& r) {
                              {"tenant", r.tenant},
                              {"spec", ParseJsonOrNull(r.spec_json)},
                              {"modify_index", r.modify_index},
-                             {"created_at", Time(r.created_at_ms)},
-                             {"updated_at", Time(r.updated_at_ms)}};
+                             {"created_at", JsonTime(r.created_at_ms)},
+                             {"updated_at", JsonTime(r.updated_at_ms)}};
 }
 
 }  // namespace drover::events

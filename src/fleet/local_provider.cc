@@ -219,9 +219,12 @@ Result<Started> LocalProvider::Create(const env::Environment& env, const std::st
   if (ec) return Status::Unavailable(fmt::format("cannot create {}: {}", dir, ec.message()));
   int port = FreePort();
   // Everything the child needs is built before fork (the server has many threads).
-  std::vector<std::string> args = {o_.binary,       "agent",      "--server",      o_.server_url,
-                                   "--environment", env.name,     "--instance-id", instance_id,
-                                   "--work-dir",    dir + "/work"};
+  std::vector<std::string> args = {o_.binary, "agent", "--server", o_.server_url, "--environment",
+                                   env.name, "--instance-id", instance_id, "--work-dir",
+                                   dir + "/work",
+                                   // The instance's own output (the agent's, and what its
+                                   // runs leave running) goes to the log store too.
+                                   "--ship-log", dir + "/agent.log"};
   std::vector<std::string> vars;
   for (char** e = environ; e && *e; ++e) {
     std::string_view kv(*e);

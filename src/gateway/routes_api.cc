@@ -14,10 +14,6 @@ namespace json = boost::json;
 using http::Request;
 using http::Responder;
 
-json::value Time(int64_t ms) {
-  return ms ? json::value(FormatRfc3339(FromUnixMillis(ms))) : json::value(nullptr);
-}
-
 // A route with, when this server has it loaded, its upstreams' health as this server sees it.
 json::object RouteJson(RouteService& routes, const Route& r) {
   json::object o = events::SpecRowJson(r);
@@ -94,7 +90,7 @@ void AddRouteRoutes(http::Router& router, RouteService& routes, SessionService& 
               if (!c.ok()) return http::SendError(respond, c.status());
               json::object body{
                   {"url", "/env/" + name + "/?" + std::string(kCodeParameter) + "=" + c->code},
-                  {"expires_at", Time(c->expires_at_ms)}};
+                  {"expires_at", JsonTime(c->expires_at_ms)}};
               respond(http::JsonResponse(201, body));
             });
       });

@@ -175,6 +175,7 @@ struct Counts {
 
 struct Depth {
   int64_t visible = 0, in_flight = 0, delayed = 0, oldest_age_ms = 0;
+  bool dead_letter = false;  // some queue's dead-letter queue
 };
 
 using QueueKey = std::pair<std::string, std::string>;  // tenant, name
@@ -1069,9 +1070,15 @@ Status QueueService::RefreshDepths() {
         tx.Query("SELECT tenant, name FROM queues", {}, [&](const store::Row& r) {
           depths[{r.String(0), r.String(1)}];
         }));
+    std::set<QueueKey> dead_letters;
+    DROVER_RETURN_IF_ERROR(
+        tx.Query("SELECT tenant, dead_letter FROM queues WHERE dead_letter <> ''", {},
+                 [&](const store::Row& r) {
+                   dead_letters.insert({r.String(0), r.String(1)});
+                 }));
     auto now = tx.QueryInt("SELECT drover_now_ms()");
     if (!now.ok()) return now.status();
-    return tx.Query(
+    DROVER_RETURN_IF_ERROR(tx.Query(
         "SELECT tenant, queue, SUM(CASE WHEN visible_at IS NULL OR visible_at <= ? THEN 1"
         " ELSE 0 END), SUM(CASE WHEN visible_at > ? AND receive_count > 0 THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN visible_at > ? AND receive_count = 0 THEN 1 ELSE 0 END),"
@@ -1079,8 +1086,12 @@ Status QueueService::RefreshDepths() {
         {*now, *now, *now}, [&](const store::Row& r) {
           auto it = depths.find({r.String(0), r.String(1)});
           if (it == depths.end()) return;
-          it->second = {r.Int(2), r.Int(3), r.Int(4), std::max<int64_t>(0, *now - r.Int(5))};
-        });
+          it->second = {r.Int(2), r.Int(3), r.Int(4), std::max<int64_t>(0, *now - r.Int(5)), false};
+        }));
+    for (const auto& k : dead_letters) {
+      if (auto it = depths.find(k); it != depths.end()) it->second.dead_letter = true;
+    }
+    return Status::Ok();
   });
   if (!s.ok()) return s;
   std::lock_guard lock(impl_->mu);
@@ -1133,6 +1144,15 @@ void QueueService::RenderMetrics(std::string& out) {
   for (const auto& [k, d] : impl_->depths) {
     out += fmt::format("drover_queue_oldest_message_age_seconds{{{}}} {:.3f}\n", labels(k),
                        static_cast<double>(d.oldest_age_ms) / 1000.0);
+  }
+  out +=
+      "# HELP drover_queue_dead_letters Messages in a dead-letter queue (one that another queue "
+      "names as its dead_letter; refreshed every 15 s).\n"
+      "# TYPE drover_queue_dead_letters gauge\n";
+  for (const auto& [k, d] : impl_->depths) {
+    if (!d.dead_letter) continue;
+    out += fmt::format("drover_queue_dead_letters{{{}}} {}\n", labels(k),
+                       d.visible + d.in_flight + d.delayed);
   }
 }
 

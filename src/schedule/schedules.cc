@@ -354,10 +354,17 @@ Result<ScheduleService::Counts> ScheduleService::Count() {
     auto n = tx.QueryInt("SELECT COUNT(*) FROM schedules");
     if (!n.ok()) return n.status();
     c.schedules = *n;
+    DROVER_RETURN_IF_ERROR(
+        tx.Query("SELECT status, COUNT(*) FROM schedule_firings WHERE tenant <> '_system'"
+                 " GROUP BY status",
+                 {}, [&](const store::Row& r) { c.firings_by_status[r.String(0)] = r.Int(1); }));
     return tx.Query(
-        "SELECT status, COUNT(*) FROM schedule_firings WHERE tenant <> '_system'"
-        " GROUP BY status",
-        {}, [&](const store::Row& r) { c.firings_by_status[r.String(0)] = r.Int(1); });
+        "SELECT f.tenant, f.name, f.status FROM schedule_firings f JOIN (SELECT tenant, name,"
+        " MAX(due) AS due FROM schedule_firings WHERE status <> 'pending' AND tenant <> '_system'"
+        " GROUP BY tenant, name) m ON f.tenant = m.tenant AND f.name = m.name AND f.due = m.due",
+        {}, [&](const store::Row& r) {
+          c.last_failed[{r.String(0), r.String(1)}] = r.Text(2) == "failed";
+        });
   });
   if (!s.ok()) return s;
   return c;

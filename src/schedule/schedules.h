@@ -91,6 +91,8 @@ class ScheduleService {
   struct Counts {
     int64_t schedules = 0;
     std::map<std::string, int64_t> firings_by_status;
+    // By (tenant, schedule): whether its latest finished firing failed.
+    std::map<std::pair<std::string, std::string>, bool> last_failed;
   };
   Result<Counts> Count();
   int64_t NowMillis() const { return ToUnixMillis(clock_.Now()); }

@@ -411,6 +411,42 @@ std::span<const Migration> AllMigrations() {
            " created_at BIGINT NOT NULL,"
            " PRIMARY KEY (tenant, rule)) {{without_rowid}}",
        }},
+      {13,
+       "tenants given the built-in alert rules",
+       {
+           // Once a tenant is here it is not given them again: a rule it deleted stays deleted.
+           "CREATE TABLE alert_defaults ("
+           " tenant TEXT {{bytes}} PRIMARY KEY,"
+           " seeded_at BIGINT NOT NULL)",
+       }},
+      {14,
+       "the log store",
+       {
+           // Lines in the order they were committed: (seq, n) is the change index of the batch
+           // that wrote a line and its place in it. `at` is when the line was written (the
+           // shipper's clock); `bytes` its share of the tenant's cap.
+           "CREATE TABLE log_lines ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " environment TEXT {{bytes}} NOT NULL,"
+           " seq BIGINT NOT NULL,"
+           " n BIGINT NOT NULL,"
+           " at BIGINT NOT NULL,"
+           " instance TEXT NOT NULL,"
+           " stream TEXT NOT NULL,"
+           " line TEXT NOT NULL,"
+           " trace_id TEXT NOT NULL,"
+           " bytes BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, environment, seq, n))",
+           "CREATE INDEX log_lines_by_seq ON log_lines (tenant, seq, n)",
+           "CREATE INDEX log_lines_by_trace ON log_lines (tenant, trace_id, seq, n)"
+           " WHERE trace_id <> ''",
+           // What each tenant's lines take, kept with every write and prune (the cap is checked
+           // against it without reading the lines).
+           "CREATE TABLE log_usage ("
+           " tenant TEXT {{bytes}} PRIMARY KEY,"
+           " bytes BIGINT NOT NULL,"
+           " lines BIGINT NOT NULL)",
+       }},
   };
   return kMigrations;
 }
