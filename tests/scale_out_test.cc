@@ -174,6 +174,41 @@ TEST_F(ScaleOut, AWriteThroughOneServerIsReadThroughTheOthers) {
   EXPECT_EQ(c.NewClient(secret).Do("GET", "/v1/variables/cc-a-ref")->status, 200);
 }
 
+// A rule on a per-server counter sees the whole cluster's: requests served by a server that is
+// not the leader make the leader's alert fire.
+TEST_F(ScaleOut, TheLeadersAlertsSeeCountersOfEveryServer) {
+  auto args = [&](int i) {
+    auto a = ServerArgs(url_, i);
+    a.insert(a.end(), {"--alert-interval", "200ms"});
+    return a;
+  };
+  TestServer a(args(0), dir_.path()), b(args(1), dir_.path());
+  ASSERT_TRUE(a.Start());
+  ASSERT_TRUE(b.Start());
+  auto leader_of = [](const TestServer& s) {
+    auto r = s.NewClient().Do("GET", "/v1/cluster");
+    return r.ok() && r->status == 200 && boost::json::parse(r->body).at("leader").as_bool();
+  };
+  ASSERT_TRUE(testing::WaitFor([&] { return leader_of(a) || leader_of(b); }));
+  TestServer& follower = leader_of(a) ? b : a;
+  TestServer& leader = leader_of(a) ? a : b;
+  auto put = leader.NewClient().Do(
+      "PUT", "/v1/alerts/var-reads",
+      R"({"signal":"drover_http_requests_total{route=\"/v1/variables/{key}\",method=\"GET\"}",)"
+      R"("condition":{"threshold":"> 40"}})");
+  ASSERT_EQ(put->status, 201) << put->body;
+  ASSERT_EQ(follower.NewClient().Do("PUT", "/v1/variables/cc-a-ref", R"({"value":"v"})")->status,
+            201);
+  auto f = follower.NewClient();
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(f.Do("GET", "/v1/variables/cc-a-ref")->status, 200);
+  auto firing = [&] {
+    auto r = leader.NewClient().Do("GET", "/v1/alerts/var-reads");
+    return r.ok() && r->body.find("\"state\":\"firing\"") != std::string::npos;
+  };
+  EXPECT_TRUE(testing::WaitFor(firing, 30000))
+      << leader.NewClient().Do("GET", "/v1/alerts/var-reads")->body;
+}
+
 // Polls `what` on `c` until it answers `status`; how long that took after `since`, or -1 when
 // it did not within 10 s.
 double MsUntilStatus(client::Client& c, const std::string& what, int status,

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,7 +65,8 @@ class Evaluator {
     std::string tenant, rule;
     std::map<std::string, std::string> labels;
     AlertState state;
-    Series series{0};
+    std::map<std::string, Series> by_origin;  // the series from each server
+    std::set<std::string> origins_seen;       // in this round
     std::unique_ptr<SeasonalBaseline> baseline;
     bool seen = false;  // in this round
   };

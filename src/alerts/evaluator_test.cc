@@ -129,5 +129,66 @@ TEST(Evaluator, AnAnomalyRuleLearnsThenFires) {
   EXPECT_EQ(seen, (V{"140 odd:pending", "142 odd:firing"}));
 }
 
+// Counters of several servers: the rule sees their rates summed; a server that stops reporting
+// drops out without its counters reading as a reset (no spike).
+TEST(Evaluator, SeveralServersRatesAreSummedAndOneGoneIsNoSpike) {
+  std::vector<Rule> rules{MakeRule(
+      "default", "busy",
+      R"({"signal":"req_total","transform":"rate","window":"1m","condition":{"threshold":"> 25"}})")};
+  Evaluator ev;
+  auto round = [&](int64_t s, std::vector<std::pair<std::string, double>> servers) {
+    std::vector<MetricSample> samples;
+    for (auto& [origin, v] : servers) {
+      auto m = S("req_total", {}, v);
+      m.origin = origin;
+      samples.push_back(m);
+    }
+    return Names(ev.Evaluate(rules, samples, s * 1000));
+  };
+  // 10/s here and 20/s on server b: 30/s in all, over 25.
+  EXPECT_EQ(round(0, {{"", 0}, {"b", 1000}}), V{});
+  EXPECT_EQ(round(10, {{"", 100}, {"b", 1200}}), V{"busy:firing"});
+  // b goes away: 10/s remain (not a reset of 1200 to 0).
+  EXPECT_EQ(round(20, {{"", 200}}), V{"busy:resolved"});
+  EXPECT_EQ(round(30, {{"", 300}}), V{});
+}
+
+// A route's p99 from its latency histogram: the buckets' rates over the window, summed over
+// servers; one alert per route (the `le` label is not part of it).
+TEST(Evaluator, AHistogramQuantileIsASignal) {
+  std::vector<Rule> rules{
+      MakeRule("t1", "slow",
+               R"({"signal":"lat_seconds{route=\"api\"}","transform":"p99","window":"1m",)"
+               R"("condition":{"threshold":"> 0.4"}})")};
+  Evaluator ev;
+  // Cumulative bucket counts of two servers at time s.
+  auto round = [&](int64_t s, double fast, double slow, double b_fast) {
+    std::vector<MetricSample> samples;
+    auto bucket = [&](const std::string& origin, const char* le, double n) {
+      auto m = S("lat_seconds_bucket", {{"tenant", "t1"}, {"route", "api"}, {"le", le}}, n);
+      m.origin = origin;
+      samples.push_back(m);
+    };
+    bucket("", "0.1", fast);
+    bucket("", "0.5", fast + slow);
+    bucket("", "+Inf", fast + slow);
+    bucket("b", "0.1", b_fast);
+    bucket("b", "0.5", b_fast);
+    bucket("b", "+Inf", b_fast);
+    samples.push_back(S("lat_seconds_sum", {{"tenant", "t1"}, {"route", "api"}}, 1));
+    return ev.Evaluate(rules, samples, s * 1000);
+  };
+  EXPECT_TRUE(round(0, 0, 0, 0).empty());
+  // 10 s: 90 fast here and 0 slow, 900 fast on b: p99 well under 0.4.
+  EXPECT_TRUE(round(10, 90, 0, 900).empty());
+  EXPECT_EQ(ev.tracked(), 1u);
+  // Then 100 slow ones here: of ~1,190 in the window, the top 1 % are slow (0.1..0.5).
+  auto events = round(20, 180, 100, 900);
+  ASSERT_EQ(Names(events), V{"slow:firing"});
+  EXPECT_EQ(events[0].labels.count("le"), 0u);
+  EXPECT_GT(events[0].state.value, 0.4);
+  EXPECT_LE(events[0].state.value, 0.5);
+}
+
 }  // namespace
 }  // namespace drover::alerts

@@ -12,6 +12,9 @@ struct MetricSample {
   std::string name;
   std::map<std::string, std::string> labels;
   double value = 0;
+  // The server it comes from ("" this one): the same series from several servers is summed
+  // after each one's transform (alerts/shared_metrics.h).
+  std::string origin{};
 };
 
 // Every sample line of `text` (comments, blank and malformed lines skipped; NaN and ±Inf as

@@ -378,8 +378,31 @@ std::string_view TransformName(Transform t) {
       return "rate";
     case Transform::kDelta:
       return "delta";
+    case Transform::kP50:
+      return "p50";
+    case Transform::kP90:
+      return "p90";
+    case Transform::kP95:
+      return "p95";
+    case Transform::kP99:
+      return "p99";
   }
   return "value";
+}
+
+std::optional<double> QuantileOf(Transform t) {
+  switch (t) {
+    case Transform::kP50:
+      return 0.5;
+    case Transform::kP90:
+      return 0.9;
+    case Transform::kP95:
+      return 0.95;
+    case Transform::kP99:
+      return 0.99;
+    default:
+      return std::nullopt;
+  }
 }
 
 std::string_view SeverityName(Severity s) {
@@ -458,14 +481,17 @@ Result<RuleSpec> ParseRuleDocument(const json::value& doc, std::string_view name
     }
   }
   if (auto t = d.String("transform", false)) {
-    if (*t == "value") {
-      s.transform = Transform::kValue;
-    } else if (*t == "rate") {
-      s.transform = Transform::kRate;
-    } else if (*t == "delta") {
-      s.transform = Transform::kDelta;
-    } else {
-      d.AddError("transform", "must be value, rate or delta");
+    bool known = false;
+    for (Transform x : {Transform::kValue, Transform::kRate, Transform::kDelta, Transform::kP50,
+                        Transform::kP90, Transform::kP95, Transform::kP99}) {
+      if (*t == TransformName(x)) {
+        s.transform = x;
+        known = true;
+      }
+    }
+    if (!known) {
+      d.AddError("transform",
+                 "must be value, rate, delta, or a histogram quantile: p50, p90, p95, p99");
     }
   }
   ReadDurationField(d, "window", 10'000, kMaxWindowMs, &s.window_ms);

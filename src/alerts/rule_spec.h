@@ -5,6 +5,7 @@
 #include <boost/json/fwd.hpp>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,8 +39,13 @@ Result<Selector> ParseSelector(std::string_view text);
 // |text| × |pattern| at worst (no backtracking blow-up).
 bool GlobMatch(std::string_view pattern, std::string_view text);
 
-enum class Transform { kValue, kRate, kDelta };
+// value, rate (of a counter, per second), delta (of a gauge over the window), or a quantile of a
+// histogram's observations over the window (the signal names the histogram; its _bucket series
+// are read, as PromQL's histogram_quantile(q, rate(x_bucket[window])) does).
+enum class Transform { kValue, kRate, kDelta, kP50, kP90, kP95, kP99 };
 std::string_view TransformName(Transform t);
+// The quantile a transform asks for (0.99 for p99), or nullopt for the others.
+std::optional<double> QuantileOf(Transform t);
 
 enum class Severity { kCritical, kWarning, kInfo };
 std::string_view SeverityName(Severity s);

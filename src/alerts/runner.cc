@@ -12,6 +12,7 @@
 
 #include "alerts/evaluator.h"
 #include "alerts/exposition.h"
+#include "alerts/shared_metrics.h"
 #include "client/client.h"
 #include "common/clock.h"
 #include "common/json.h"
@@ -230,8 +231,58 @@ struct AlertRunner::Impl {
     return done.get_future().get();
   }
 
+  // Publishes this server's counters and histograms for the leader, when other servers share
+  // the database (alone, there is nobody to tell).
+  void PublishShared(const std::string& text) {
+    if (options.server_id.empty()) return;
+    auto view = coord.View();
+    if (!view.ok() || view->servers.size() <= 1) return;
+    std::string shared = SharedPart(text);
+    Status s = store::WriteSync(store, [&](store::Tx& tx) -> Status {
+      auto now = tx.NowMillis();
+      if (!now.ok()) return now.status();
+      return tx
+          .Exec(
+              "INSERT INTO server_metrics (server, at, text) VALUES (?, ?, ?) ON CONFLICT"
+              " (server) DO UPDATE SET at = excluded.at, text = excluded.text",
+              {options.server_id, *now, shared})
+          .status();
+    });
+    if (!s.ok()) LogWarn("alerts: publishing this server's metrics: {}", s.message());
+  }
+
+  // The other servers' published samples (those published in the last three rounds), each
+  // with its origin; older rows are removed.
+  std::vector<MetricSample> OthersShared() {
+    std::vector<MetricSample> out;
+    int64_t fresh_ms = std::max<int64_t>(3 * options.interval.count(), 10000);
+    std::vector<std::pair<std::string, std::string>> rows;
+    Status s = store.Read([&](store::Tx& tx) {
+      return tx.Query(
+          "SELECT server, text FROM server_metrics WHERE server <> ? AND at > drover_now_ms() - ?",
+          {options.server_id, fresh_ms},
+          [&](const store::Row& r) { rows.emplace_back(r.String(0), r.String(1)); });
+    });
+    if (!s.ok()) {
+      LogWarn("alerts: reading the other servers' metrics: {}", s.message());
+      return out;
+    }
+    for (const auto& [server, text] : rows) {
+      for (auto& m : ParseExposition(text)) {
+        m.origin = server;
+        out.push_back(std::move(m));
+      }
+    }
+    (void)store::WriteSync(store, [](store::Tx& tx) {
+      return tx.Exec("DELETE FROM server_metrics WHERE at < drover_now_ms() - 86400000").status();
+    });
+    return out;
+  }
+
   void Evaluate() {
     std::lock_guard one(eval_mu);
+    std::string text = metrics_text();
+    PublishShared(text);
     bool lead = coord.Leader().has_value();
     if (!lead) {
       if (leading) evaluator = Evaluator();  // the next leader goes on from the store
@@ -251,7 +302,8 @@ struct AlertRunner::Impl {
       LogWarn("alerts: reading the rules: {}", rules.status().message());
       return;
     }
-    auto samples = ParseExposition(metrics_text());
+    auto samples = ParseExposition(text);
+    for (auto& m : OthersShared()) samples.push_back(std::move(m));
     auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::system_clock::now().time_since_epoch())
                    .count();

@@ -23,6 +23,9 @@ namespace drover::alerts {
 
 struct RunnerOptions {
   std::chrono::milliseconds interval{15000};
+  // This server's id among those sharing the database: its counters are published under it
+  // for the leader (alerts/shared_metrics.h).
+  std::string server_id{};
 };
 
 // An alert (one rule and label set) as stored.

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "alerts/rule_spec.h"
 
@@ -33,5 +35,10 @@ class Series {
   int64_t keep_ms_;
   std::deque<Sample> samples_;
 };
+
+// The q-quantile of a histogram given as (upper bound, cumulative count) buckets, the last one
+// +Inf, as Prometheus's histogram_quantile computes it: linear within the bucket the rank falls
+// in; the highest finite bound when it falls in +Inf. nullopt without observations or buckets.
+std::optional<double> HistogramQuantile(double q, std::vector<std::pair<double, double>> buckets);
 
 }  // namespace drover::alerts

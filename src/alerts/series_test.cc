@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 namespace drover::alerts {
 namespace {
@@ -43,6 +44,21 @@ TEST(Series, SamplesTooCloseTogetherSayNothing) {
   s.Add(500, 2);
   EXPECT_FALSE(s.Evaluate(Transform::kDelta));
   EXPECT_TRUE(s.Evaluate(Transform::kValue));
+}
+
+TEST(HistogramQuantile, InterpolatesInTheBucketTheRankFallsIn) {
+  const double inf = std::numeric_limits<double>::infinity();
+  // 100 observations: 50 up to 0.1, 40 more up to 0.5, 10 more up to 1.
+  std::vector<std::pair<double, double>> h = {{0.1, 50}, {0.5, 90}, {1, 100}, {inf, 100}};
+  EXPECT_DOUBLE_EQ(*HistogramQuantile(0.5, h), 0.1);
+  EXPECT_DOUBLE_EQ(*HistogramQuantile(0.7, h), 0.1 + 0.4 * 20 / 40);
+  EXPECT_DOUBLE_EQ(*HistogramQuantile(0.99, h), 0.5 + 0.5 * 9 / 10);
+  EXPECT_DOUBLE_EQ(*HistogramQuantile(0.25, h), 0.05);  // within the first bucket, from 0
+  // Some in +Inf: the rank there reads as the highest finite bound.
+  EXPECT_DOUBLE_EQ(*HistogramQuantile(0.99, {{0.1, 5}, {1, 8}, {inf, 10}}), 1);
+  EXPECT_FALSE(HistogramQuantile(0.99, {{0.1, 0}, {inf, 0}}));  // no observations
+  EXPECT_FALSE(HistogramQuantile(0.99, {}));
+  EXPECT_FALSE(HistogramQuantile(0.99, {{0.1, 3}}));  // no +Inf bucket
 }
 
 }  // namespace

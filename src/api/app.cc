@@ -128,6 +128,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
                      });
     return done.get_future().get();
   };
+  if (alert_options.server_id.empty()) alert_options.server_id = coord.server_id;
   alert_runner_ = std::make_unique<alerts::AlertRunner>(
       *alerts_, store_, coordinator_, [this] { return registry_.Render(); }, std::move(publish),
       alert_options);

@@ -447,6 +447,17 @@ std::span<const Migration> AllMigrations() {
            " bytes BIGINT NOT NULL,"
            " lines BIGINT NOT NULL)",
        }},
+      {15,
+       "servers' shared counters",
+       {
+           // Each server's counters and histograms (Prometheus text), written every alert
+           // round while several servers share the database; the leader evaluates the alert
+           // rules over all of them.
+           "CREATE TABLE server_metrics ("
+           " server TEXT {{bytes}} PRIMARY KEY,"
+           " at BIGINT NOT NULL,"
+           " text TEXT NOT NULL)",
+       }},
   };
   return kMigrations;
 }
