@@ -420,6 +420,61 @@ TEST_F(AgentTest, AShippedFileIsFollowedThroughRotationTruncationAndAnOutage) {
   EXPECT_EQ(agent->Stop(), 0) << agent->Log();
 }
 
+// One trace id finds a request's whole path: a request with a traceparent starts an execution
+// in that trace; the worker's command gets it in TRACEPARENT and its output is in the log
+// store under it; the server's access log names it; an agent run is a trace of its own.
+TEST_F(AgentTest, ATraceIdFollowsARequestThroughAnExecutionToTheWorkersOutput) {
+  ASSERT_FALSE(
+      repo_
+          .Commit({{"traced.sh", "#!/bin/sh\necho \"traced $TRACEPARENT\" >&2\necho '{}'\n"}}, "v1")
+          .empty());
+  std::string token = CreateEnv(
+      "traced",
+      {{"repository", repo_.url()}, {"main_run", "echo \"run $TRACEPARENT\""}, {"interval", 3600}});
+  auto c = Admin();
+  ASSERT_EQ(c.Do("PUT", "/v1/queues/traced", "{}")->status, 201);
+  ASSERT_EQ(
+      c.Do("PUT", "/v1/workflows/traced",
+           R"({"steps":[{"name":"one","type":"task","queue":"traced","command":"./traced.sh"}]})")
+          ->status,
+      201);
+  auto agent = StartAgent("traced", token, dir_.File("w"), false, {"--worker", "traced"});
+  const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+  auto r = c.Do("POST", "/v1/workflows/traced/executions", "{}",
+                {{"traceparent", "00-" + trace + "-00f067aa0ba902b7-01"}});
+  ASSERT_EQ(r->status, 201) << r->body;
+  EXPECT_EQ(Str(Json(r->body), "trace_id"), trace);
+  std::string id = Str(Json(r->body), "id");
+  ASSERT_TRUE(WaitFor(
+      [&] { return Str(Json(c.Do("GET", "/v1/executions/" + id)->body), "status") == "succeeded"; },
+      90000))
+      << agent->Log();
+  EXPECT_EQ(Str(Json(c.Do("GET", "/v1/executions/" + id)->body), "trace_id"), trace);
+  // The execution_created event names the trace.
+  auto events = c.Do("GET", "/v1/executions/" + id + "/events");
+  EXPECT_NE(events->body.find(trace), std::string::npos) << events->body;
+  // The worker's line, found by the trace id alone: the same trace, a span of its own.
+  std::string lines;
+  ASSERT_TRUE(WaitFor([&] {
+    lines = c.Do("GET", "/v1/logs?trace=" + trace)->body;
+    return lines.find("traced 00-" + trace + "-") != std::string::npos;
+  })) << lines
+      << agent->Log();
+  EXPECT_NE(lines.find("\"stream\":\"task\""), std::string::npos) << lines;
+  EXPECT_EQ(lines.find("00f067aa0ba902b7"), std::string::npos) << "the worker runs as a new span";
+  // The access log line of the request carries it.
+  EXPECT_NE(server_.Log().find(trace), std::string::npos);
+  // The agent's run is a trace of its own: its lines carry the id its command saw.
+  std::string run_lines;
+  ASSERT_TRUE(WaitFor([&] {
+    run_lines = c.Do("GET", "/v1/logs?environment=traced&q=run%2000-")->body;
+    return run_lines.find("\"trace_id\"") != std::string::npos;
+  })) << run_lines;
+  auto v = Json(run_lines);
+  const auto& l = v.at("items").at(0);
+  EXPECT_NE(Str(l, "line").find(Str(l, "trace_id")), std::string::npos) << run_lines;
+}
+
 }  // namespace
 }  // namespace drover
 

@@ -33,6 +33,7 @@
 #include "common/process.h"
 #include "common/random.h"
 #include "common/text.h"
+#include "common/trace.h"
 #include "common/yaml.h"
 #include "control/values.h"
 
@@ -469,8 +470,13 @@ std::string Agent::RunOnce() {
   std::string run_id = "r-" + RandomHex(8);
   std::error_code ec;
   fs::create_directories(o_.work_dir + "/logs", ec);
-  std::string log =
-      fmt::format("{}/logs/{:013d}-{}.log", o_.work_dir, ToUnixMillis(started), run_id);
+  // Each run is a trace of its own: its commands get TRACEPARENT, and its log (named with the
+  // trace id) is shipped with it, so `drover logs --trace ID` finds a run's lines.
+  std::string traceparent = NewTraceparent();
+  std::string trace_id(TraceIdOf(traceparent));
+  std::string log = fmt::format("{}/logs/{:013d}-{}-{}.log", o_.work_dir, ToUnixMillis(started),
+                                run_id, trace_id);
+  std::ofstream(log, std::ios::app) << "== run " << run_id << " trace " << trace_id << "\n";
   {
     std::lock_guard lock(mu_);
     current_ = CurrentRun{run_id, FormatRfc3339(started), "fetch"};
@@ -578,6 +584,7 @@ std::string Agent::RunOnce() {
   auto env = CurrentEnvironment();
   for (const auto& [k, v] : vars) env.push_back(control::EnvName(k) + "=" + v);
   env.push_back("DROVER_RUN_ID=" + run_id);
+  env.push_back("TRACEPARENT=" + traceparent);
   env.push_back("DROVER_COMMIT=" + checkout->commit);
   {
     std::lock_guard lock(state_mu_);
@@ -849,6 +856,10 @@ int Agent::Main() {
         .task_timeout = o_.task_timeout,
         .kill_grace = o_.kill_grace,
         .visibility = o_.task_visibility,
+        .ship_log =
+            [&shipper](const std::string& text, const std::string& trace_id) {
+              if (shipper) shipper->Append("task", text, trace_id);
+            },
     });
     worker->Start();
   };

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <filesystem>
 
@@ -19,6 +20,32 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr size_t kMaxLine = 16384;  // longer lines are cut into pieces of this size
+
+// The trace id in a run log's name ("<ms>-<run>-<32 hex>.log"), or "".
+std::string TraceOfRunLog(const std::string& path) {
+  std::string name = fs::path(path).filename().string();
+  if (name.size() < 37 || !name.ends_with(".log") || name[name.size() - 37] != '-') return "";
+  std::string id = name.substr(name.size() - 36, 32);
+  for (char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return "";
+  }
+  return id;
+}
+
+// `text` split into lines as a tailer reads them: '\r' before '\n' dropped, long lines cut.
+template <class Fn>
+void ForEachLine(std::string_view text, Fn&& fn) {
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    do {
+      fn(line.substr(0, kMaxLine));
+      line.remove_prefix(std::min(line.size(), kMaxLine));
+    } while (!line.empty());
+  }
+}
 }  // namespace
 
 struct LogShipper::Tail {
@@ -28,7 +55,8 @@ struct LogShipper::Tail {
   dev_t dev = 0;
   ino_t ino = 0;
   off_t offset = 0;
-  std::string carry;  // the last line, not ended yet
+  std::string carry;     // the last line, not ended yet
+  std::string trace_id;  // of every line (a run log's run)
 
   ~Tail() { Close(); }
   void Close() {
@@ -93,17 +121,38 @@ void LogShipper::Discover(bool at_start) {
     auto t = std::make_unique<Tail>();
     t->path = path;
     t->stream = "run";
+    t->trace_id = TraceOfRunLog(path);
     if (t->Open(at_start)) tails_[path] = std::move(t);
   }
 }
 
+void LogShipper::Append(const std::string& stream, std::string_view text,
+                        const std::string& trace_id) {
+  int64_t at = ToUnixMillis(SystemClock::Get().Now());
+  std::lock_guard lock(mu_);
+  ForEachLine(text, [&](std::string_view line) {
+    if (incoming_.size() >= o_.max_pending) {
+      ++incoming_lost_;
+      return;
+    }
+    incoming_.push_back({at, stream, ToValidText(line), trace_id});
+  });
+}
+
 bool LogShipper::ReadAll() {
-  std::string trace = o_.trace_id ? o_.trace_id() : "";
+  {
+    std::lock_guard lock(mu_);
+    for (auto& l : incoming_) pending_.push_back(std::move(l));
+    incoming_.clear();
+    lost_ += incoming_lost_;
+    dropped_ += incoming_lost_;
+    incoming_lost_ = 0;
+  }
   char buf[65536];
   auto now_ms = [] { return ToUnixMillis(SystemClock::Get().Now()); };
   auto emit = [&](Tail& t, std::string_view raw) {
     if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
-    pending_.push_back({now_ms(), t.stream, ToValidText(raw), t.stream == "run" ? trace : ""});
+    pending_.push_back({now_ms(), t.stream, ToValidText(raw), t.trace_id});
   };
   for (auto it = tails_.begin(); it != tails_.end();) {
     Tail& t = *it->second;

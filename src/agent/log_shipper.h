@@ -1,8 +1,9 @@
 #pragma once
 // Ships an instance's log lines to the server's log store (docs/logs.md#shipping): it tails the
-// run logs in the work dir (stream "run") and the files given with --ship-log (stream: the file's
-// name), following rotation (a file renamed or replaced is read to its end, then the new one from
-// its start) and truncation. Lines go in batches to POST /v1/instances/{id}/logs.
+// run logs in the work dir (stream "run"; a run log named `...-<32 hex>.log` carries that trace
+// id) and the files given with --ship-log (stream: the file's name), following rotation (a file
+// renamed or replaced is read to its end, then the new one from its start) and truncation. Lines go
+// in batches to POST /v1/instances/{id}/logs.
 //
 // It never slows what writes the files: programs write to files, and the shipper reads them when
 // it can. When the server is away it keeps at most `max_pending` lines and stops reading until
@@ -15,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -30,8 +32,6 @@ struct ShipperOptions {
   size_t max_pending = 10000;      // lines read but not yet sent
   size_t batch_lines = 1000;       // per request
   size_t batch_bytes = 512 << 10;  // per request
-  // Lines in the run logs carry this trace id (the run's), when it returns one.
-  std::function<std::string()> trace_id{};
 };
 
 class LogShipper {
@@ -44,6 +44,10 @@ class LogShipper {
   void Start();
   // Reads and sends what it can for up to `drain`, then stops.
   void Stop(std::chrono::milliseconds drain = std::chrono::seconds(2));
+
+  // Adds the lines of `text` (a finished task's output) as stream `stream` with `trace_id`,
+  // without blocking: what does not fit the bounded buffer is dropped and counted. Thread-safe.
+  void Append(const std::string& stream, std::string_view text, const std::string& trace_id);
 
   // Lines sent and accepted so far, and lines the server or this shipper dropped (tests).
   uint64_t shipped() const { return shipped_.load(); }
@@ -70,7 +74,9 @@ class LogShipper {
   std::atomic<uint64_t> shipped_{0}, dropped_{0};
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;  // GUARDED_BY(mu_)
+  bool stopping_ = false;       // GUARDED_BY(mu_)
+  std::vector<Line> incoming_;  // GUARDED_BY(mu_): from Append
+  uint64_t incoming_lost_ = 0;  // GUARDED_BY(mu_)
   std::chrono::steady_clock::time_point drain_until_;
   std::thread thread_;
 };

@@ -16,6 +16,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/process.h"
+#include "common/trace.h"
 
 namespace drover::agent {
 namespace {
@@ -169,6 +170,9 @@ struct TaskWorker::Impl {
     spec.env.push_back("DROVER_WORKFLOW=" + text("workflow"));
     spec.env.push_back("DROVER_STEP=" + step);
     spec.env.push_back("DROVER_ATTEMPT=" + std::to_string(attempt));
+    // The execution's trace: the command's own calls can carry it on (W3C TRACEPARENT).
+    std::string traceparent = text("traceparent");
+    if (ValidTraceparent(traceparent)) spec.env.push_back("TRACEPARENT=" + traceparent);
     spec.log_path = base + ".log";
     spec.stdin_path = base + ".in";
     spec.stdout_path = base + ".out";
@@ -181,6 +185,8 @@ struct TaskWorker::Impl {
       held.erase(receipt);
     }
     if (result.stopped) return;  // the agent is stopping: the message comes back to someone
+    if (opts.ship_log)
+      opts.ship_log(ReadTail(base + ".log", 1 << 20), std::string(TraceIdOf(traceparent)));
     Result<client::Response> r = Status::Unavailable("not sent");
     if (result.error.empty() && result.exit_code == 0) {
       std::string output = LastJsonLine(ReadTail(base + ".out", 1 << 20));

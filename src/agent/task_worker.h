@@ -25,6 +25,9 @@ struct TaskWorkerOptions {
   std::chrono::milliseconds kill_grace{std::chrono::seconds(10)};
   std::chrono::milliseconds visibility{std::chrono::seconds(60)};  // held, extended while running
   std::chrono::seconds wait{10};                                   // each receive's long poll
+  // Where a task's stderr goes when it ended (the agent's log shipper): the text and the
+  // task's trace id. Unset: kept in the work dir only.
+  std::function<void(const std::string& text, const std::string& trace_id)> ship_log{};
 };
 
 class TaskWorker {

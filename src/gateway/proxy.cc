@@ -28,6 +28,7 @@
 #include "common/duration.h"
 #include "common/log.h"
 #include "common/text.h"
+#include "common/trace.h"
 #include "gateway/field_arena.h"
 #include "gateway/sessions.h"
 #include "gateway/upstream_conn.h"
@@ -110,20 +111,6 @@ bool IsWebSocket(const Request& req) {
          ContainsIgnoreCase(req.Header("Connection"), "upgrade");
 }
 
-// A W3C traceparent: "00-<32 hex>-<16 hex>-<2 hex>", ids not all zeros.
-bool ValidTraceparent(std::string_view t) {
-  if (t.size() != 55 || t[2] != '-' || t[35] != '-' || t[52] != '-') return false;
-  bool trace_zero = true, span_zero = true;
-  for (size_t i = 0; i < t.size(); ++i) {
-    if (i == 2 || i == 35 || i == 52) continue;
-    char c = t[i];
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-    if (i > 2 && i < 35 && c != '0') trace_zero = false;
-    if (i > 35 && i < 52 && c != '0') span_zero = false;
-  }
-  return t.substr(0, 2) != "ff" && !trace_zero && !span_zero;
-}
-
 // A cookie's value from a Cookie header ("a=1; b=2"); empty when absent.
 std::string_view CookieValue(std::string_view header, std::string_view name) {
   while (!header.empty()) {
@@ -188,27 +175,6 @@ struct Target {
   bool strip_authorization = false;
   std::string hash_key;
 };
-
-// A new W3C trace id and parent id ("00-<32 hex>-<16 hex>-01"). Trace ids need to be unique,
-// not secret: a per-thread generator seeded once from the secure source saves a system call
-// on every request.
-std::string NewTraceparent() {
-  thread_local std::mt19937_64 gen([] {
-    std::seed_seq seq{std::random_device{}(), std::random_device{}(), std::random_device{}()};
-    return std::mt19937_64(seq);
-  }());
-  char out[56] = "00-";
-  size_t at = 3;
-  auto put = [&](uint64_t v) {
-    for (int i = 15; i >= 0; --i) out[at++] = "0123456789abcdef"[(v >> (i * 4)) & 15];
-  };
-  put(gen());
-  put(gen());
-  out[at++] = '-';
-  put(gen() | 1);  // an all-zero parent id is invalid
-  std::memcpy(out + at, "-01", 3);
-  return std::string(out, at + 3);
-}
 
 // Buffers for relaying bodies, kept per I/O thread: a 64 KiB allocation per request costs more
 // (page faults, the allocator trimming) than the whole small answer.
@@ -301,12 +267,9 @@ std::string RequestHead(const Request& req, const Target& t, const UpstreamUrl& 
   h += "\r\nX-Request-Id: ";
   h += req.request_id;
   h += "\r\ntraceparent: ";
-  std::string_view tp = req.Header("traceparent");
-  if (ValidTraceparent(tp)) {
-    h += tp;
-  } else {
-    h += NewTraceparent();
-  }
+  // The caller's as it is (drover records no spans of its own for a new parent id to name), or
+  // the trace started for this request: the id the access log and the upstream share.
+  h += req.Traceparent();
   h += "\r\n";
   if (websocket) {
     h += "Connection: Upgrade\r\nUpgrade: ";

@@ -7,6 +7,7 @@
 
 #include "common/json.h"
 #include "common/text.h"
+#include "common/trace.h"
 #include "http/serialize.h"
 
 namespace drover::http {
@@ -53,6 +54,19 @@ void Request::Reset() {
   principal.reset();
   params.clear();
   cancel_.reset();
+  traceparent_.clear();
+}
+
+const std::string& Request::Traceparent() const {
+  if (traceparent_.empty()) {
+    std::string_view given = Header("traceparent");
+    traceparent_ = ValidTraceparent(given) ? std::string(given) : NewTraceparent();
+  }
+  return traceparent_;
+}
+
+std::string_view Request::TraceId() const {
+  return traceparent_.empty() ? TraceIdOf(Header("traceparent")) : TraceIdOf(traceparent_);
 }
 
 struct Request::CancelSlot {

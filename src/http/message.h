@@ -39,7 +39,14 @@ struct Request {
   const http::Principal& caller() const;
   std::vector<std::pair<std::string_view, std::string>> params;  // path parameters, decoded
 
+  // The request's W3C traceparent: the caller's (a valid `traceparent` header), else one
+  // started on first use (common/trace.h). Not thread-safe: the handler's thread.
+  const std::string& Traceparent() const;
+  // The trace id the access log names: the started or given trace's, "" when it has none.
+  std::string_view TraceId() const;
+
  private:
+  mutable std::string traceparent_;
   struct CancelSlot;
   mutable std::shared_ptr<CancelSlot> cancel_;
 

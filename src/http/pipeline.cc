@@ -197,14 +197,27 @@ void Pipeline::Finish(const Request& req, int route, Response& resp, double seco
     *p++ = static_cast<char>('0' + frac / 10 % 10);
     *p++ = static_cast<char>('0' + frac % 10);
     auto n3 = static_cast<size_t>(p - ms);
-    Log(LogLevel::kInfo, "request",
-        {{"method", MethodName(req.method)},
-         {"path", req.path},
-         {"status", {status, n1}},
-         {"bytes", {bytes, n2}},
-         {"ms", {ms, n3}},
-         {"key", req.caller().key_id},
-         {"request_id", req.request_id}});
+    std::string_view trace = req.TraceId();
+    if (trace.empty()) {
+      Log(LogLevel::kInfo, "request",
+          {{"method", MethodName(req.method)},
+           {"path", req.path},
+           {"status", {status, n1}},
+           {"bytes", {bytes, n2}},
+           {"ms", {ms, n3}},
+           {"key", req.caller().key_id},
+           {"request_id", req.request_id}});
+    } else {
+      Log(LogLevel::kInfo, "request",
+          {{"method", MethodName(req.method)},
+           {"path", req.path},
+           {"status", {status, n1}},
+           {"bytes", {bytes, n2}},
+           {"ms", {ms, n3}},
+           {"key", req.caller().key_id},
+           {"request_id", req.request_id},
+           {"trace_id", trace}});
+    }
   }
 }
 

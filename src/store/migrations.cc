@@ -458,6 +458,13 @@ std::span<const Migration> AllMigrations() {
            " at BIGINT NOT NULL,"
            " text TEXT NOT NULL)",
        }},
+      {16,
+       "the trace of each execution",
+       {
+           // The W3C traceparent an execution runs in ('' for those made before): its task
+           // messages carry a child of it to the workers.
+           "ALTER TABLE executions ADD COLUMN traceparent TEXT NOT NULL DEFAULT ''",
+       }},
   };
   return kMigrations;
 }

@@ -14,6 +14,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/random.h"
+#include "common/trace.h"
 #include "events/change_log.h"
 #include "runtime/work_queue.h"
 #include "workflows/template.h"
@@ -52,7 +53,7 @@ Event FailedEvent(std::string step, int attempt, std::string_view error, bool fi
 
 constexpr std::string_view kExecutionColumns =
     "SELECT id, tenant, workflow, version, status, run, input, output, error, concurrency_key,"
-    " created_at, started_at, ended_at, updated_at, last_seq FROM executions";
+    " created_at, started_at, ended_at, updated_at, last_seq, traceparent FROM executions";
 
 Execution ReadExecution(const store::Row& r) {
   Execution e;
@@ -71,6 +72,7 @@ Execution ReadExecution(const store::Row& r) {
   e.state.ended_at_ms = r.Int(12);
   e.updated_at_ms = r.Int(13);
   e.state.last_seq = r.Int(14);
+  e.traceparent = r.String(15);
   return e;
 }
 
@@ -374,6 +376,8 @@ struct ExecutionService::Impl {
     body["workflow"] = o.e.workflow;
     body["step"] = sp.name;
     body["attempt"] = attempt;
+    // The worker's command runs in the execution's trace (TRACEPARENT), as a span of its own.
+    body["traceparent"] = ChildTraceparent(o.e.traceparent);
     if (const auto* c = f.if_contains("command")) body["command"] = *c;
     const auto* in = f.if_contains("input");
     body["input"] = in ? *in : json::value(nullptr);
@@ -437,11 +441,12 @@ struct ExecutionService::Impl {
       DROVER_RETURN_IF_ERROR(tx.Defer(
           "INSERT INTO executions (id, tenant, workflow, version, status, run, input, output,"
           " error, idempotency_key, concurrency_key, created_at, started_at, ended_at,"
-          " updated_at, last_seq, wake_at)"
-          " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          " updated_at, last_seq, wake_at, traceparent)"
+          " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
           {o.e.id, o.e.tenant, o.e.workflow, o.e.version, ExecutionStatusName(s.status),
            int64_t{s.run}, s.input, s.output, s.error, *new_key, o.e.concurrency_key,
-           s.created_at_ms, s.started_at_ms, s.ended_at_ms, o.now, s.last_seq, wake},
+           s.created_at_ms, s.started_at_ms, s.ended_at_ms, o.now, s.last_seq, wake,
+           o.e.traceparent},
           {}));
     } else {
       DROVER_RETURN_IF_ERROR(
@@ -711,10 +716,12 @@ struct ExecutionService::Impl {
       json::value input = ParseJsonOrNull(e.state.input);
       e.concurrency_key = RenderText((*spec)->concurrency->key, {&input, nullptr});
     }
+    if (!ValidTraceparent(e.traceparent)) e.traceparent = NewTraceparent();
     json::object data;
     data["input"] = ParseJsonOrNull(e.state.input);
     data["workflow"] = e.workflow;
     data["version"] = e.version;
+    data["trace_id"] = TraceIdOf(e.traceparent);
     json::array names;
     for (int i = 0; i < (*spec)->size(); ++i) names.push_back(json::string((*spec)->At(i).name));
     data["steps"] = std::move(names);
@@ -732,10 +739,10 @@ struct ExecutionService::Impl {
       DROVER_RETURN_IF_ERROR(
           tx.Defer("INSERT INTO executions (id, tenant, workflow, version, status, run, input,"
                    " output, error, idempotency_key, concurrency_key, created_at, started_at,"
-                   " ended_at, updated_at, last_seq, wake_at)"
-                   " VALUES (?, ?, ?, ?, 'pending', 0, ?, 'null', '', ?, ?, ?, 0, 0, ?, 1, ?)",
+                   " ended_at, updated_at, last_seq, wake_at, traceparent)"
+                   " VALUES (?, ?, ?, ?, 'pending', 0, ?, 'null', '', ?, ?, ?, 0, 0, ?, 1, ?, ?)",
                    {e.id, e.tenant, e.workflow, e.version, e.state.input, key, e.concurrency_key,
-                    *now, *now, *now},
+                    *now, *now, *now, e.traceparent},
                    {}));
     }
     DROVER_RETURN_IF_ERROR(
@@ -807,8 +814,9 @@ void ExecutionService::Stop() {
 
 void ExecutionService::Create(std::string tenant, std::string workflow, std::string input_json,
                               std::string idempotency_key,
-                              std::function<void(Result<Created>)> done) {
+                              std::function<void(Result<Created>)> done, std::string traceparent) {
   auto out = std::make_shared<Created>();
+  out->execution.traceparent = std::move(traceparent);
   out->execution.tenant = std::move(tenant);
   out->execution.workflow = std::move(workflow);
   out->execution.state.input = std::move(input_json);

@@ -24,6 +24,9 @@ struct Execution {
   std::string id, tenant, workflow;
   int64_t version = 0;
   std::string concurrency_key;
+  // The W3C traceparent it runs in (the request's that started it, or its own): its task
+  // messages carry it to the workers (docs/logs.md#traces).
+  std::string traceparent;
   ExecutionState state;  // the read model
   int64_t updated_at_ms = 0;
 };
@@ -60,8 +63,10 @@ class ExecutionService {
   // Accepts an execution of the workflow's current version: `input_json` is its input. With an
   // idempotency key, the first execution created with it is the answer (Validation when the
   // input differs).
+  // `traceparent`: the trace it joins ("" or invalid: a trace of its own).
   void Create(std::string tenant, std::string workflow, std::string input_json,
-              std::string idempotency_key, std::function<void(Result<Created>)> done);
+              std::string idempotency_key, std::function<void(Result<Created>)> done,
+              std::string traceparent = "");
   Result<Execution> Get(const std::string& tenant, const std::string& id);
   // Newest first.
   Result<Page<Execution>> List(const std::string& tenant, const ExecutionFilter& filter,

@@ -15,6 +15,7 @@
 #include "common/json.h"
 #include "common/names.h"
 #include "common/text.h"
+#include "common/trace.h"
 #include "http/change_wait.h"
 #include "http/handler_util.h"
 #include "http/sse.h"
@@ -77,6 +78,7 @@ json::object ExecutionJson(const Execution& e, const WorkflowSpec* spec) {
                  {"ended_at", Time(s.ended_at_ms)},
                  {"last_event", s.last_seq}};
   if (!e.concurrency_key.empty()) o["concurrency_key"] = e.concurrency_key;
+  if (auto trace = TraceIdOf(e.traceparent); !trace.empty()) o["trace_id"] = trace;
   if (spec) {
     json::array steps;
     json::array current;
@@ -344,6 +346,7 @@ void AddWorkflowRoutes(http::Router& router, WorkflowService& workflows,
               respond,
               Status::Validation({{"Idempotency-Key", "must be UTF-8 text of at most 255 bytes"}}));
         }
+        std::string traceparent = req.Traceparent();
         executions.Create(
             addr->first, addr->second, std::move(input), std::move(key),
             [&workflows, respond](Result<ExecutionService::Created> r) {
@@ -353,12 +356,15 @@ void AddWorkflowRoutes(http::Router& router, WorkflowService& workflows,
                               ? workflows.Spec(e.tenant, e.workflow, e.version)
                               : Result<std::shared_ptr<const WorkflowSpec>>(Status::NotFound(""));
               auto body = r->replayed ? ExecutionJson(e, spec.ok() ? spec->get() : nullptr)
-                                      : json::object{{"id", e.id}, {"status", "pending"}};
+                                      : json::object{{"id", e.id},
+                                                     {"status", "pending"},
+                                                     {"trace_id", TraceIdOf(e.traceparent)}};
               auto resp = http::JsonResponse(201, body);
               resp.AddHeader("Location", "/v1/executions/" + e.id);
               if (r->replayed) resp.AddHeader("Idempotent-Replayed", "true");
               respond(std::move(resp));
-            });
+            },
+            std::move(traceparent));
       });
 
   router.Add(Method::kGet, "/v1/executions/{id}", Access::kAny,
