@@ -245,6 +245,11 @@ TEST_P(Alerts, NotificationsReachATopicAndAWebhookThatWasDown) {
   ASSERT_EQ(c.Do("PUT", "/v1/queues/inbox", "{}")->status, 201);
   ASSERT_EQ(c.Do("PUT", "/v1/topics/alerts", "{}")->status, 201);
   ASSERT_EQ(c.Do("PUT", "/v1/topics/alerts/subscriptions/inbox", "{}")->status, 201);
+  // A workflow reacts to the alerts topic.
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/on-alert", R"({"steps":[
+      {"name":"nap","type":"sleep","duration":"10ms"}],"triggers":[{"topic":"alerts"}]})")
+                ->status,
+            201);
   auto put = c.Do("PUT", "/v1/alerts/dlq",
                   R"({"signal":"drover_queue_messages{queue=\"jobs-dlq\",state=\"visible\"}",)"
                   R"("condition":{"threshold":"> 0"},"annotations":{"summary":"{{value}} lost"},)"
@@ -268,6 +273,13 @@ TEST_P(Alerts, NotificationsReachATopicAndAWebhookThatWasDown) {
   EXPECT_EQ(tv.at("status").as_string(), "firing");
   EXPECT_EQ(tv.at("alert").as_string(), "dlq");
   EXPECT_EQ(tv.at("annotations").at("summary").as_string(), "1 lost");
+  // ... and started the workflow, with the notification as its input.
+  std::string started;
+  ASSERT_TRUE(testing::WaitFor([&] {
+    auto r = c.Do("GET", "/v1/executions?workflow=on-alert");
+    started = r.ok() ? r->body : "";
+    return started.find("\\\"alert\\\":\\\"dlq\\\"") != std::string::npos;
+  })) << started;
 
   // The webhook was down: the notification waits, and arrives once the receiver is up.
   testing::Upstream receiver("receiver", {"--port", port});

@@ -210,9 +210,9 @@ bool LogShipper::ReadAll() {
   return false;
 }
 
-bool LogShipper::Send() {
+LogShipper::Sent LogShipper::Send() {
   std::string id = o_.instance_id ? o_.instance_id() : "";
-  if (id.empty() || o_.server.empty()) return false;
+  if (id.empty() || o_.server.empty()) return Sent::kLater;
   size_t n = 0, bytes = 0;
   std::string body = "{\"lines\":[";
   while (n < pending_.size() && n < o_.batch_lines && bytes < o_.batch_bytes) {
@@ -228,27 +228,27 @@ bool LogShipper::Send() {
     ++n;
   }
   body += "],\"dropped\":" + std::to_string(lost_) + "}";
-  client::Client c({o_.server, o_.token ? o_.token() : "", std::chrono::seconds(10)});
-  auto r = c.Do("POST", "/v1/instances/" + id + "/logs", body);
-  if (!r.ok() || r->status >= 500 || r->status == 429 || r->status == 401 || r->status == 404) {
-    return false;  // later: the server is away, or this instance is not (yet) known
+  // One kept-alive connection (a new one when the key changed: a rejoin).
+  std::string token = o_.token ? o_.token() : "";
+  if (!client_ || client_->options().token != token) {
+    client_ = std::make_unique<client::Client>(
+        client::Options{o_.server, token, std::chrono::seconds(10)});
+  }
+  auto r = client_->Do("POST", "/v1/instances/" + id + "/logs", body);
+  if (r.ok() && r->status == 429) return Sent::kBusy;  // its buffer is full: again shortly
+  if (!r.ok() || r->status >= 500 || r->status == 401 || r->status == 404) {
+    return Sent::kLater;  // the server is away, or this instance is not (yet) known
   }
   lost_ = 0;
   if (r->status == 202) {
-    auto v = ParseJsonOrNull(r->body);
-    uint64_t dropped = 0;
-    if (v.is_object() && v.as_object().contains("dropped")) {
-      dropped = static_cast<uint64_t>(v.at("dropped").to_number<int64_t>());
-    }
-    shipped_ += n - dropped;
-    dropped_ += dropped;
+    shipped_ += n;
   } else {
     // Refused (a bug on one side): these lines cannot be sent as they are.
     LogWarn("the server refused {} log lines: {}", n, client::Client::ToStatus(*r).message());
     dropped_ += n;
   }
   pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
-  return true;
+  return Sent::kSent;
 }
 
 void LogShipper::Loop() {
@@ -262,17 +262,17 @@ void LogShipper::Loop() {
     if (stopping && std::chrono::steady_clock::now() >= drain_until_) break;
     Discover(false);
     bool full = ReadAll();
-    bool sent_all = true;
-    while (!pending_.empty()) {
-      if (!Send()) {
-        sent_all = false;
-        break;
-      }
-    }
+    Sent sent = Sent::kSent;
+    while (!pending_.empty() && sent == Sent::kSent) sent = Send();
     if (stopping && !full && pending_.empty()) break;
-    if (full && sent_all) continue;  // a burst: read on at once
-    // Otherwise poll (less often while the server is away).
-    backoff = sent_all ? o_.poll : std::min(backoff * 2, std::chrono::milliseconds(5000));
+    if (full && sent == Sent::kSent) continue;  // a burst: read on at once
+    // Otherwise poll; soon again when the server's buffer was full, less often while the
+    // server is away.
+    if (sent == Sent::kBusy) {
+      backoff = std::chrono::milliseconds(50);
+    } else {
+      backoff = sent == Sent::kSent ? o_.poll : std::min(backoff * 2, std::chrono::milliseconds(5000));
+    }
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, backoff, [&] { return stopping_; });
   }

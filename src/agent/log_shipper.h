@@ -20,6 +20,10 @@
 #include <thread>
 #include <vector>
 
+namespace drover::client {
+class Client;
+}
+
 namespace drover::agent {
 
 struct ShipperOptions {
@@ -64,12 +68,15 @@ class LogShipper {
   // Reads new bytes of every tailed file into pending_; true when it stopped at max_pending
   // lines with more to read.
   bool ReadAll();
-  // Sends pending lines; false when the server could not take them (try again later).
-  bool Send();
+  // Sends a batch of pending lines: sent (or refused for good), the server's buffer was full
+  // (again shortly), or the server is away (later).
+  enum class Sent { kSent, kBusy, kLater };
+  Sent Send();
 
   ShipperOptions o_;
   std::map<std::string, std::unique_ptr<Tail>> tails_;  // by path; used by the loop only
   std::vector<Line> pending_;                           // the loop's
+  std::unique_ptr<client::Client> client_;              // the loop's
   uint64_t lost_ = 0;  // dropped here, not yet told to the server (the loop's)
   std::atomic<uint64_t> shipped_{0}, dropped_{0};
   std::mutex mu_;

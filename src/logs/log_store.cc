@@ -95,22 +95,23 @@ void LogStore::Stop() {
 
 size_t LogStore::Append(const std::string& tenant, const std::string& environment,
                         const std::string& instance, std::vector<LogLine> lines) {
-  size_t taken = 0;
+  size_t names = tenant.size() + environment.size() + instance.size();
+  size_t bytes = 0;
+  for (const auto& l : lines) bytes += static_cast<size_t>(CostOf(l, names));
   {
     std::lock_guard lock(mu_);
-    for (auto& l : lines) {
-      size_t cost =
-          static_cast<size_t>(CostOf(l, tenant.size() + environment.size() + instance.size()));
-      if (pending_.size() >= o_.buffer_lines || pending_bytes_ + cost > o_.buffer_bytes) break;
-      pending_bytes_ += cost;
-      pending_.push_back({tenant, environment, instance, std::move(l)});
-      ++taken;
+    // All or none: a sender told "none" sends the same batch again later.
+    if (pending_.size() + lines.size() > o_.buffer_lines ||
+        pending_bytes_ + bytes > o_.buffer_bytes) {
+      dropped_.With({"buffer"}).Inc(lines.size());
+      return 0;
     }
-    appended_ += taken;
+    pending_bytes_ += bytes;
+    for (auto& l : lines) pending_.push_back({tenant, environment, instance, std::move(l)});
+    appended_ += lines.size();
   }
-  if (taken < lines.size()) dropped_.With({"buffer"}).Inc(lines.size() - taken);
-  if (taken) wake_.notify_one();
-  return taken;
+  if (!lines.empty()) wake_.notify_one();
+  return lines.size();
 }
 
 void LogStore::CountDropped(std::string_view reason, uint64_t n) {

@@ -84,8 +84,9 @@ class LogStore {
   // Writes what is buffered, then stops the writer.
   void Stop();
 
-  // Takes the lines of one instance for writing, never blocking: those that do not fit the
-  // buffer are dropped and counted. Returns how many were taken.
+  // Takes the lines of one instance for writing, never blocking: all of them, or none when
+  // they do not fit the buffer (counted as dropped; a sender may send them again). Returns how
+  // many were taken.
   size_t Append(const std::string& tenant, const std::string& environment,
                 const std::string& instance, std::vector<LogLine> lines);
   // Lines a shipper dropped before sending (its own buffer was full), for the metric.

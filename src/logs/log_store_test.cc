@@ -134,9 +134,12 @@ TEST_P(LogStoreTest, AFullBufferDropsAndCountsInsteadOfWaiting) {
   ASSERT_TRUE(store_);
   logs_ = std::make_unique<LogStore>(*store_, registry_, o);  // not started: nothing drains
   std::vector<LogLine> lines(25, LogLine{1, "run", "x", ""});
-  EXPECT_EQ(logs_->Append("t", "web", "i-1", lines), 10u);
+  // All or none: 25 lines do not fit a buffer of 10; the sender is told, and may send again.
   EXPECT_EQ(logs_->Append("t", "web", "i-1", lines), 0u);
-  EXPECT_NE(registry_.Render().find("drover_log_lines_dropped_total{reason=\"buffer\"} 40"),
+  lines.resize(10);
+  EXPECT_EQ(logs_->Append("t", "web", "i-1", lines), 10u);
+  EXPECT_EQ(logs_->Append("t", "web", "i-1", {LogLine{1, "run", "y", ""}}), 0u);
+  EXPECT_NE(registry_.Render().find("drover_log_lines_dropped_total{reason=\"buffer\"} 26"),
             std::string::npos);
   logs_->Start();
   ASSERT_TRUE(logs_->Flush(std::chrono::seconds(30)));

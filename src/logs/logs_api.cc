@@ -327,11 +327,17 @@ void AddLogRoutes(http::Router& router, LogStore& logs, env::Services& envs, sto
                auto lines = ReadLines(req);
                if (!lines.ok()) return http::SendError(respond, lines.status());
                size_t sent = lines->first.size();
-               logs.CountDropped("agent", static_cast<uint64_t>(lines->second));
                size_t taken =
                    logs.Append(inst->tenant, inst->environment, inst->id, std::move(lines->first));
-               respond(http::JsonResponse(
-                   202, json::object{{"accepted", taken}, {"dropped", sent - taken}}));
+               if (taken < sent) {
+                 // The buffer is full: nothing taken; the agent sends the batch again shortly.
+                 return http::SendError(
+                     respond, Status::ResourceExhausted(
+                                  "the server's log buffer is full; send these lines again later"));
+               }
+               // Counted once the batch is taken (a batch sent again is not counted twice).
+               logs.CountDropped("agent", static_cast<uint64_t>(lines->second));
+               respond(http::JsonResponse(202, json::object{{"accepted", taken}}));
              });
   auto reader = std::make_shared<Reader>(logs, envs, store, waiters);
   http::AddStreamRoute(router, Method::kGet, "/v1/logs", Access::kAny,
