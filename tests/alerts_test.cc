@@ -124,6 +124,9 @@ TEST_P(Alerts, ADeadLetterQueueWithMessagesFiresAndResolves) {
   ASSERT_TRUE(s.Start());
   auto c = s.NewClient();
   ASSERT_EQ(c.Do("PUT", "/v1/queues/jobs-dlq", "{}")->status, 201);
+  ASSERT_EQ(c.Do("PUT", "/v1/queues/jobs", R"({"dead_letter_queue":"jobs-dlq","max_receives":1})")
+                ->status,
+            201);
   auto put = c.Do("PUT", "/v1/alerts/dlq",
                   R"({"signal":"drover_queue_messages{queue=~\"*-dlq\",state=\"visible\"}",)"
                   R"("condition":{"threshold":"> 0"},"for":"1s","severity":"critical",)"
@@ -139,7 +142,12 @@ TEST_P(Alerts, ADeadLetterQueueWithMessagesFiresAndResolves) {
               R"({"signal":"drover_queue_messages{state=\"visible\"}","condition":{"threshold":"> 0"}})")
           ->status,
       201);
-  ASSERT_EQ(c.Do("POST", "/v1/queues/jobs-dlq/messages", R"({"body":"lost"})")->status, 201);
+  // A message received once and not acked: the next receive moves it to the dead-letter queue.
+  ASSERT_EQ(c.Do("POST", "/v1/queues/jobs/messages", R"({"body":"lost"})")->status, 201);
+  auto first = c.Do("POST", "/v1/queues/jobs/receive", R"({"max":1,"visibility_timeout":"0s"})");
+  ASSERT_EQ(Json(*first).at("messages").as_array().size(), 1u) << first->body;
+  auto second = c.Do("POST", "/v1/queues/jobs/receive", R"({"max":1})");
+  ASSERT_EQ(Json(*second).at("messages").as_array().size(), 0u) << second->body;
 
   auto state = [&](client::Client& who) -> std::string {
     auto r = who.Do("GET", "/v1/alerts/dlq");
@@ -155,7 +163,10 @@ TEST_P(Alerts, ADeadLetterQueueWithMessagesFiresAndResolves) {
   EXPECT_EQ(a.at("labels").at("queue").as_string(), "jobs-dlq");
   EXPECT_EQ(a.at("value").as_double(), 1);
 
-  ASSERT_EQ(c.Do("POST", "/v1/queues/jobs-dlq/purge", "{}")->status, 200);
+  // Redriven (back to the queue that dead-lettered it), the DLQ is empty: resolved.
+  auto redrive = c.Do("POST", "/v1/queues/jobs-dlq/redrive", "{}");
+  ASSERT_EQ(redrive->status, 200) << redrive->body;
+  EXPECT_EQ(Json(*redrive).at("moved").as_int64(), 1);
   ASSERT_TRUE(testing::WaitFor([&] { return state(c) == "inactive"; }, 60000)) << state(c);
   EXPECT_EQ(state(other), "inactive");
 
@@ -225,6 +236,21 @@ TEST_P(Alerts, BuiltInRulesAreGivenOnceAndAreTheTenantsToChange) {
   // The queue gauges are refreshed every 15 s: a generous deadline.
   ASSERT_TRUE(testing::WaitFor([&] { return !firing().empty(); }, 60000));
   EXPECT_EQ(firing(), "jobs-failed");
+  // Per-environment signals, with the tenant label a rule selects by.
+  ASSERT_EQ(c.Do("PUT", "/v1/environments/web", R"({"provider":"static","capacity":1})")->status,
+            201);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto m = c.Do("GET", "/metrics");
+        return m.ok() &&
+               m->body.find(
+                   "drover_environment_degraded{tenant=\"default\",environment=\"web\"} ") !=
+                   std::string::npos &&
+               m->body.find(
+                   "drover_environment_broken_instances{tenant=\"default\",environment="
+                   "\"web\"} 0") != std::string::npos;
+      },
+      60000));
   // t2's own rule sees nothing of this tenant's queues.
   auto t2r = Json(*t2.Do("GET", "/v1/alerts/dead-letters"));
   EXPECT_TRUE(t2r.at("status").at("alerts").as_array().empty());

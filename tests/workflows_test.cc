@@ -368,6 +368,9 @@ TEST_P(Workflows, HttpStepsRenderTemplatesRetryAndTimeOut) {
   EXPECT_EQ(req.rfind("POST /hook/42 HTTP/1.1", 0), 0u) << req;
   EXPECT_NE(lower.find("x-run: 42"), std::string::npos) << req;
   EXPECT_NE(req.find(R"({"id":42})"), std::string::npos) << req;
+  // The call is part of the execution's trace.
+  std::string trace(e.at("trace_id").as_string());
+  EXPECT_NE(lower.find("traceparent: 00-" + trace + "-"), std::string::npos) << req;
   auto kinds = EventKinds(c, id);
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), "step_failed:post#1"), kinds.end());
 

@@ -271,7 +271,8 @@ void LogShipper::Loop() {
     if (sent == Sent::kBusy) {
       backoff = std::chrono::milliseconds(50);
     } else {
-      backoff = sent == Sent::kSent ? o_.poll : std::min(backoff * 2, std::chrono::milliseconds(5000));
+      backoff =
+          sent == Sent::kSent ? o_.poll : std::min(backoff * 2, std::chrono::milliseconds(5000));
     }
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, backoff, [&] { return stopping_; });

@@ -313,6 +313,14 @@ runtime::Outcome App::RefreshGauges() {
     resources += phase == env::Phase::kDegraded ? "1\n" : "0\n";
   }
   resources +=
+      "# HELP drover_environment_broken_instances Instances of an environment that are unhealthy "
+      "or failed (refreshed every 15 s).\n# TYPE drover_environment_broken_instances gauge\n";
+  for (const auto& [key, n] : envs->broken) {
+    resources += "drover_environment_broken_instances";
+    labels(key.first, "environment", key.second);
+    resources += std::to_string(n) + "\n";
+  }
+  resources +=
       "# HELP drover_schedule_last_firing_failed 1 while a schedule's latest finished firing "
       "failed (refreshed every 15 s).\n# TYPE drover_schedule_last_firing_failed gauge\n";
   for (const auto& [key, failed] : scheds->last_failed) {

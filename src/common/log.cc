@@ -126,6 +126,10 @@ bool ParseLogLevel(std::string_view s, LogLevel* out) {
 bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
 
 void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) {
+  Log(level, msg, std::span<const LogField>(fields.begin(), fields.size()));
+}
+
+void Log(LogLevel level, std::string_view msg, std::span<const LogField> fields) {
   if (!LogEnabled(level)) return;
   thread_local std::string line;  // reused: no allocation per line
   line.clear();

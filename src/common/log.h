@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,8 @@ bool ParseLogLevel(std::string_view s, LogLevel* out);
 bool LogEnabled(LogLevel level);
 // Writes one line: time, level, message and fields (values escaped in JSON form).
 void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {});
+// The same with the fields in an array (some of them left out at run time).
+void Log(LogLevel level, std::string_view msg, std::span<const LogField> fields);
 // Writes buffered lines now (call at shutdown).
 void FlushLogs();
 

@@ -323,6 +323,7 @@ Result<EnvironmentService::Counts> EnvironmentService::Count(int64_t now_ms) {
         PhaseOf(!e.spec_error.empty(), CapacityOf(e, now_ms).desired, tallies[{e.tenant, e.name}]);
     ++c.environments_by_phase[phase];
     c.phases[{e.tenant, e.name}] = phase;
+    c.broken[{e.tenant, e.name}] = tallies[{e.tenant, e.name}].broken;
   }
   return c;
 }

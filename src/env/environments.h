@@ -79,6 +79,8 @@ class EnvironmentService {
     std::map<InstanceState, int64_t> instances_by_state;
     std::map<Phase, int64_t> environments_by_phase;
     std::map<std::pair<std::string, std::string>, Phase> phases;  // by (tenant, name)
+    // Unhealthy or failed instances, by (tenant, environment).
+    std::map<std::pair<std::string, std::string>, int64_t> broken;
   };
   Result<Counts> Count(int64_t now_ms);
   // Sets the scale override as the fleet controller decided (`kind` "idle"), fenced by the

@@ -198,26 +198,17 @@ void Pipeline::Finish(const Request& req, int route, Response& resp, double seco
     *p++ = static_cast<char>('0' + frac % 10);
     auto n3 = static_cast<size_t>(p - ms);
     std::string_view trace = req.TraceId();
-    if (trace.empty()) {
-      Log(LogLevel::kInfo, "request",
-          {{"method", MethodName(req.method)},
-           {"path", req.path},
-           {"status", {status, n1}},
-           {"bytes", {bytes, n2}},
-           {"ms", {ms, n3}},
-           {"key", req.caller().key_id},
-           {"request_id", req.request_id}});
-    } else {
-      Log(LogLevel::kInfo, "request",
-          {{"method", MethodName(req.method)},
-           {"path", req.path},
-           {"status", {status, n1}},
-           {"bytes", {bytes, n2}},
-           {"ms", {ms, n3}},
-           {"key", req.caller().key_id},
-           {"request_id", req.request_id},
-           {"trace_id", trace}});
-    }
+    const LogField fields[] = {{"method", MethodName(req.method)},
+                               {"path", req.path},
+                               {"status", {status, n1}},
+                               {"bytes", {bytes, n2}},
+                               {"ms", {ms, n3}},
+                               {"key", req.caller().key_id},
+                               {"request_id", req.request_id},
+                               {"trace_id", trace}};
+    // trace_id only when the request has a trace (given, or started by its handler).
+    Log(LogLevel::kInfo, "request",
+        std::span<const LogField>(fields, std::size(fields) - (trace.empty() ? 1 : 0)));
   }
 }
 

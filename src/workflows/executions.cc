@@ -14,6 +14,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/random.h"
+#include "common/text.h"
 #include "common/trace.h"
 #include "events/change_log.h"
 #include "runtime/work_queue.h"
@@ -134,6 +135,7 @@ struct External {
   StepType type = StepType::kHttp;
   json::value fields;  // the step's fields, templates rendered
   std::chrono::milliseconds timeout{30'000};
+  std::string traceparent = "";  // the execution's trace, a span of this step's own
 };
 
 // One execution being changed inside a write: its read model, what changed, what to do after.
@@ -233,6 +235,11 @@ CallResult CallHttp(const External& x, const std::function<void(client::Client*,
     body = b->is_string() ? std::string(b->as_string()) : ToJson(*b);
     headers.emplace_back("Content-Type", "application/json");
   }
+  // The call is part of the execution's trace (unless the step sets its own traceparent).
+  bool has_trace = false;
+  for (const auto& [k, v] : headers) has_trace = has_trace || EqualsIgnoreCase(k, "traceparent");
+  if (!has_trace && ValidTraceparent(x.traceparent))
+    headers.emplace_back("traceparent", x.traceparent);
   client::Client c({.addr = split->first, .token = "", .timeout = x.timeout});
   track(&c, true);
   auto r = c.Do(method, split->second, body, std::move(headers));
@@ -404,7 +411,8 @@ struct ExecutionService::Impl {
           // Run after the commit, outside the transaction; the step's timeout bounds it.
           o.external.push_back({o.e.tenant, o.e.id, sp.name, w.attempt, sp.type,
                                 RenderedFields(o, sp),
-                                sp.timeout.value_or(std::chrono::milliseconds(30'000))});
+                                sp.timeout.value_or(std::chrono::milliseconds(30'000)),
+                                ChildTraceparent(o.e.traceparent)});
           continue;
         }
         queues::OutgoingMessage m;
