@@ -214,7 +214,7 @@ Result<LogPage> LogStore::Read(const LogQuery& q) {
     where = " AND environment = ?";
     key = q.environment;
   } else if (!q.trace_id.empty()) {
-    where = " AND trace_id = ?";
+    where = " AND trace_id = ? AND trace_id <> ''";  // the partial index's own term: used
     key = q.trace_id;
   } else {
     where = " AND ? = ''";
