@@ -19,8 +19,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   bool got = p->Matches(line);
   bool letters = q.size() > 2 && q.front() == '/' && q.back() == '/';
-  for (char c : q.substr(1, q.size() > 2 ? q.size() - 2 : 0)) {
-    if (!std::isalnum(static_cast<unsigned char>(c))) letters = false;
+  if (letters) {
+    for (char c : q.substr(1, q.size() - 2)) {
+      if (!std::isalnum(static_cast<unsigned char>(c))) letters = false;
+    }
   }
   if (!(q.size() >= 2 && q.front() == '/' && q.back() == '/')) {
     if (got != (line.find(q) != std::string_view::npos)) std::abort();
