@@ -133,7 +133,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       *alerts_, store_, coordinator_, [this] { return registry_.Render(); }, std::move(publish),
       alert_options);
   alerts::AddAlertRoutes(router_, *alerts_, *alert_runner_);
-  logs::AddLogRoutes(router_, *logs_, env_, store_, waiters_);
+  logs::AddLogRoutes(router_, *logs_, env_, waiters_);
   logs_->Start();
   routes_ = std::make_unique<gateway::RouteService>(store_);
   sessions_ = std::make_unique<gateway::SessionService>(store_, clock_);

@@ -33,17 +33,10 @@ void AddAuditCommand(CLI::App& app, ClientFlags& flags, Run& run) {
       std::string target = "/v1/audit?limit=" + std::to_string(f.limit);
       if (!f.actor.empty()) target += "&actor=" + UrlEncode(f.actor);
       if (!f.kind.empty()) target += "&kind=" + UrlEncode(f.kind);
-      for (auto [flag, value, param] :
-           {std::tuple{"--since", &f.since, "since"}, std::tuple{"--until", &f.until, "until"}}) {
-        if (value->empty()) continue;
-        auto t = TimeArg(*value);
-        if (!t) {
-          return UsageError(a, std::string(flag) +
-                                   " must be an RFC 3339 time or a duration like 1h; got '" +
-                                   *value + "'");
-        }
-        target += std::string("&") + param + "=" + UrlEncode(*t);
-      }
+      std::string error;
+      auto range = TimeRangeQuery(f.since, f.until, &error);
+      if (!range) return UsageError(a, error);
+      target += *range;
       auto v = Call(flags, "GET", target);
       if (!v) return 1;
       const auto& items = v->at("items").as_array();

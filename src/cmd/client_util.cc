@@ -254,4 +254,21 @@ std::optional<std::string> TimeArg(const std::string& v) {
   return std::nullopt;
 }
 
+std::optional<std::string> TimeRangeQuery(const std::string& since, const std::string& until,
+                                          std::string* error) {
+  std::string query;
+  for (auto [flag, value] : {std::pair{"since", &since}, std::pair{"until", &until}}) {
+    if (value->empty()) continue;
+    auto t = TimeArg(*value);
+    if (!t) {
+      *error = fmt::format(
+          "--{} must be an RFC 3339 time or a duration like 10m (that long ago); got '{}'", flag,
+          *value);
+      return std::nullopt;
+    }
+    query += fmt::format("&{}={}", flag, UrlEncode(*t));
+  }
+  return query;
+}
+
 }  // namespace drover::cmd

@@ -46,6 +46,12 @@ int PrintList(const ClientFlags& flags, const std::string& target,
 // RFC 3339; nullopt when it is neither.
 std::optional<std::string> TimeArg(const std::string& v);
 
+// The "&since=...&until=..." part of a query for a command's --since/--until values (each as
+// TimeArg reads it; empty ones left out); nullopt with `*error` naming the flag when one is
+// neither a time nor a duration.
+std::optional<std::string> TimeRangeQuery(const std::string& since, const std::string& until,
+                                          std::string* error);
+
 // Prints rows under a header, columns padded to their widest cell.
 void PrintTable(const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows);

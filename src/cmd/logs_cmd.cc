@@ -52,17 +52,10 @@ void AddLogsCommand(CLI::App& app, ClientFlags& flags, Run& run) {
             std::pair{&f.grep, "q"}, std::pair{&f.trace, "trace"}}) {
         if (!value->empty()) query += std::string("&") + param + "=" + UrlEncode(*value);
       }
-      for (auto [flag, value, param] :
-           {std::tuple{"--since", &f.since, "since"}, std::tuple{"--until", &f.until, "until"}}) {
-        if (value->empty()) continue;
-        auto t = TimeArg(*value);
-        if (!t) {
-          return UsageError(cmd, std::string(flag) +
-                                     " must be an RFC 3339 time or a duration like 10m; got '" +
-                                     *value + "'");
-        }
-        query += std::string("&") + param + "=" + UrlEncode(*t);
-      }
+      std::string error;
+      auto range = TimeRangeQuery(f.since, f.until, &error);
+      if (!range) return UsageError(cmd, error);
+      query += *range;
       auto v = Call(flags, "GET", "/v1/logs?limit=" + std::to_string(f.limit) + query);
       if (!v) return 1;
       if (flags.structured() && !f.follow) {

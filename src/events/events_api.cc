@@ -211,7 +211,6 @@ class Feed {
   // until the client goes away (the transport then cancels the wait) or the server stops.
   asio::awaitable<void> Stream(http::Exchange& ex, FeedParams p) {
     if (!co_await http::BeginSse(ex)) co_return;
-    auto last_write = std::chrono::steady_clock::now();
     p.query.limit = kStreamPage;
     std::optional<int64_t> reset;
     std::function<void()> pruned = [&] { reset = Pruned(p.query.after); };
@@ -224,40 +223,23 @@ class Feed {
       }
       p.query.after = *reset;
     }
-    for (;;) {
+    auto read = [&]() -> Result<http::FollowPage> {
       p.query.upto = store_.LastIndex();
-      Result<std::vector<Entry>> entries = Status::Unavailable("the server is busy");
-      std::function<void()> read = [&] { entries = log_.Feed(p.query); };
-      co_await ex.RunBlocking(std::move(read));
-      if (!entries.ok()) {
-        // The store is away: say so, and let the client reconnect (it resumes where it was).
-        co_await ex.Write(http::FormatSseEvent("", "error", "{\"error\":\"store unavailable\"}"));
-        co_return;
-      }
-      std::string out;
+      auto entries = log_.Feed(p.query);
+      if (!entries.ok()) return entries.status();
+      http::FollowPage page;
       for (const auto& e : *entries) {
-        out += http::FormatSseEvent(std::to_string(e.seq), "", EntryJson(e));
+        page.events += http::FormatSseEvent(std::to_string(e.seq), "", EntryJson(e));
       }
-      if (!out.empty()) {
-        if (!co_await ex.Write(out)) co_return;
-        last_write = std::chrono::steady_clock::now();
-      }
-      if (static_cast<int>(entries->size()) == p.query.limit) {
-        p.query.after = entries->back().seq;  // more to catch up on
-        continue;
-      }
-      p.query.after = std::max(p.query.after, p.query.upto);
-      if (waiters_.stopped()) co_return;
-      auto idle = std::chrono::steady_clock::now() - last_write;
-      if (idle >= p.heartbeat) {
-        if (!co_await ex.Write(http::FormatSseComment("heartbeat"))) co_return;
-        last_write = std::chrono::steady_clock::now();
-        idle = {};
-      }
-      co_await http::WaitForChange(
-          waiters_, kTopic, p.query.upto,
-          std::chrono::duration_cast<std::chrono::milliseconds>(p.heartbeat - idle));
-    }
+      page.full = static_cast<int>(entries->size()) == p.query.limit;
+      // A full page goes on after its last record; a partial one covered everything to `upto`.
+      p.query.after = page.full ? entries->back().seq : std::max(p.query.after, p.query.upto);
+      return page;
+    };
+    auto wait = [&](std::chrono::milliseconds timeout) {
+      return http::WaitForChange(waiters_, kTopic, p.query.upto, timeout);
+    };
+    co_await http::FollowSse(ex, p.heartbeat, read, wait, [&] { return waiters_.stopped(); });
   }
 
   // Where a reader resuming after `after` must restart when records it has not seen were

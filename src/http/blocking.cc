@@ -64,8 +64,9 @@ struct Waiters::Impl {
   struct Parked {
     uint64_t ticket;
     std::string topic;
-    int64_t index;
+    int64_t index;  // a change index, or a mark when `by_mark`
     std::function<void()> ready;
+    bool by_mark = false;
   };
 
   explicit Impl(store::Store& s) : store(s) {
@@ -77,6 +78,11 @@ struct Waiters::Impl {
   // read that parks later saw LastIndex() at or past this change, so it would not release it.)
   void OnChange(const store::Change& c) {
     std::lock_guard lock(mu);
+    for (auto& [topic, mark] : marks) {
+      if (c.resync || std::find(c.topics.begin(), c.topics.end(), topic) != c.topics.end()) {
+        ++mark;
+      }
+    }
     if (parked.empty()) return;
     changes.push_back(c);
     cv.notify_one();
@@ -88,7 +94,8 @@ struct Waiters::Impl {
       const Parked& p = it->second;
       bool topic =
           c.resync || std::find(c.topics.begin(), c.topics.end(), p.topic) != c.topics.end();
-      if (topic && c.index > p.index) {
+      bool passed = p.by_mark ? MarkOf(p.topic) > p.index : c.index > p.index;
+      if (topic && passed) {
         out.push_back(std::move(it->second.ready));
         it = parked.erase(it);
       } else {
@@ -127,6 +134,26 @@ struct Waiters::Impl {
     }
   }
 
+  int64_t MarkOf(std::string_view topic) {
+    auto it = marks.find(topic);
+    return it == marks.end() ? 0 : it->second;
+  }
+
+  // Parks `ready` unless it is ready now (then false).
+  bool Park(std::string& topic, int64_t index, bool by_mark, std::chrono::milliseconds wait,
+            std::function<void()>& ready, uint64_t* ticket) {
+    std::lock_guard lock(mu);
+    // Checked under the lock: a change arriving after this check is queued for the loop.
+    bool passed = by_mark ? MarkOf(topic) > index : store.LastIndex() > index;
+    if (stopping || passed) return false;
+    *ticket = ++last_ticket;
+    parked.emplace(Clock::now() + wait,
+                   Parked{*ticket, std::move(topic), index, std::move(ready), by_mark});
+    rearm = true;
+    cv.notify_one();
+    return true;
+  }
+
   store::Store& store;
   int sub = 0;
   std::thread thread;
@@ -136,8 +163,9 @@ struct Waiters::Impl {
   uint64_t last_ticket = 0;                              // GUARDED_BY(mu)
   std::function<bool(std::function<void()>&)> executor;  // GUARDED_BY(mu)
   bool rearm = false;  // GUARDED_BY(mu): a wait was parked, so the earliest deadline may be new
-  std::multimap<Clock::time_point, Parked> parked;  // GUARDED_BY(mu): by deadline
-  std::vector<store::Change> changes;               // GUARDED_BY(mu): not yet applied
+  std::multimap<Clock::time_point, Parked> parked;    // GUARDED_BY(mu): by deadline
+  std::vector<store::Change> changes;                 // GUARDED_BY(mu): not yet applied
+  std::map<std::string, int64_t, std::less<>> marks;  // GUARDED_BY(mu): Mark()ed topics
 };
 
 Waiters::Waiters(store::Store& store) : impl_(std::make_unique<Impl>(store)) {}
@@ -149,18 +177,23 @@ Waiters::~Waiters() {
 
 uint64_t Waiters::Wait(std::string topic, int64_t index, std::chrono::milliseconds wait,
                        std::function<void()> ready) {
-  {
-    std::lock_guard lock(impl_->mu);
-    // Checked under the lock: a change arriving after this check is queued for the loop.
-    if (!impl_->stopping && impl_->store.LastIndex() <= index) {
-      uint64_t ticket = ++impl_->last_ticket;
-      impl_->parked.emplace(Impl::Clock::now() + wait,
-                            Impl::Parked{ticket, std::move(topic), index, std::move(ready)});
-      impl_->rearm = true;
-      impl_->cv.notify_one();
-      return ticket;
-    }
-  }
+  uint64_t ticket = 0;
+  if (impl_->Park(topic, index, false, wait, ready, &ticket)) return ticket;
+  ready();
+  return 0;
+}
+
+int64_t Waiters::Mark(std::string_view topic) {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->marks.find(topic);
+  if (it == impl_->marks.end()) it = impl_->marks.emplace(std::string(topic), 0).first;
+  return it->second;
+}
+
+uint64_t Waiters::WaitAfterMark(std::string topic, int64_t mark, std::chrono::milliseconds wait,
+                                std::function<void()> ready) {
+  uint64_t ticket = 0;
+  if (impl_->Park(topic, mark, true, wait, ready, &ticket)) return ticket;
   ready();
   return 0;
 }

@@ -51,6 +51,13 @@ class Waiters {
   // Returns a ticket for Cancel (0 when `ready` already ran).
   uint64_t Wait(std::string topic, int64_t index, std::chrono::milliseconds wait,
                 std::function<void()> ready);
+  // For topics whose commits take no change index (log lines): how many changes of `topic`
+  // (or resyncs) this server has seen. A reader takes the mark before it reads and waits with
+  // WaitAfterMark for a change after it: a commit its read missed is announced after the mark.
+  int64_t Mark(std::string_view topic);
+  // As Wait, but released by the next change of `topic` once Mark(topic) has passed `mark`.
+  uint64_t WaitAfterMark(std::string topic, int64_t mark, std::chrono::milliseconds wait,
+                         std::function<void()> ready);
   // Where released reads run: `submit(ready)` takes it (true) or leaves it to run on the
   // waiters' thread (false, `ready` untouched). PostgreSQL servers hand them to the store pool.
   void SetExecutor(std::function<bool(std::function<void()>&)> submit);

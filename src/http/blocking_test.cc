@@ -36,6 +36,36 @@ class WaitersTest : public ::testing::Test {
   std::unique_ptr<Waiters> waiters_;
 };
 
+// Log lines commit without a change index: their readers wait by mark instead.
+TEST_F(WaitersTest, AWaitByMarkEndsOnAChangeOfItsTopicThatTakesNoIndex) {
+  auto notify_only = [&](const char* topic) {
+    ASSERT_TRUE(store::WriteSync(*store_, [topic](store::Tx& tx) -> Status {
+                  return tx.Notify(topic);
+                }).ok());
+  };
+  int64_t mark = waiters_->Mark("logs");
+  std::promise<void> ready;
+  ASSERT_NE(waiters_->WaitAfterMark("logs", mark, minutes(10), [&] { ready.set_value(); }), 0u);
+  int64_t index = store_->LastIndex();
+  notify_only("other");
+  Change("unrelated");  // an index change of another topic releases nothing
+  auto f = ready.get_future();
+  EXPECT_EQ(f.wait_for(milliseconds(100)), std::future_status::timeout);
+  notify_only("logs");
+  EXPECT_EQ(f.wait_for(seconds(60)), std::future_status::ready);
+  EXPECT_GT(store_->LastIndex(), index);  // only by the unrelated change
+  // A commit between taking the mark and parking is not missed: the wait ends at once.
+  int64_t before = waiters_->Mark("logs");
+  notify_only("logs");
+  auto deadline = std::chrono::steady_clock::now() + seconds(60);
+  while (waiters_->Mark("logs") == before && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  bool ran = false;
+  EXPECT_EQ(waiters_->WaitAfterMark("logs", before, minutes(10), [&] { ran = true; }), 0u);
+  EXPECT_TRUE(ran);
+}
+
 TEST_F(WaitersTest, AShortWaitParkedAfterALongOneEndsOnItsOwnDeadline) {
   std::promise<void> long_ready, short_ready;
   int64_t index = store_->LastIndex();

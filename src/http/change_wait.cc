@@ -5,6 +5,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <functional>
 #include <memory>
 
 namespace drover::http {
@@ -20,8 +21,12 @@ struct Unpark {
 };
 }  // namespace wait_internal
 
-asio::awaitable<void> WaitForChange(Waiters& waiters, std::string topic, int64_t index,
-                                    std::chrono::milliseconds wait) {
+namespace {
+
+using ParkFn = std::function<uint64_t(std::function<void()> ready)>;
+
+// Parks with `park(ready)` (a ticket, or 0 when ready at once) until released.
+asio::awaitable<void> Parked(Waiters& waiters, std::chrono::milliseconds wait, ParkFn park) {
   auto exec = co_await asio::this_coro::executor;
   // The timer is the coroutine's: the wake-up (from the waiters' thread) only reaches it while
   // it lives, through a weak pointer, on the coroutine's own executor (one thread), so it
@@ -29,7 +34,7 @@ asio::awaitable<void> WaitForChange(Waiters& waiters, std::string topic, int64_t
   auto timer = std::make_shared<asio::steady_timer>(exec, wait + std::chrono::seconds(1));
   std::weak_ptr<asio::steady_timer> weak = timer;
   auto woken = std::make_shared<bool>(false);
-  uint64_t ticket = waiters.Wait(std::move(topic), index, wait, [exec, weak, woken] {
+  uint64_t ticket = park([exec, weak, woken] {
     asio::post(exec, [weak, woken] {
       *woken = true;
       if (auto t = weak.lock()) t->cancel();
@@ -45,6 +50,24 @@ asio::awaitable<void> WaitForChange(Waiters& waiters, std::string topic, int64_t
       throw boost::system::system_error(asio::error::operation_aborted);
     }
   }
+}
+
+}  // namespace
+
+asio::awaitable<void> WaitForChange(Waiters& waiters, std::string topic, int64_t index,
+                                    std::chrono::milliseconds wait) {
+  return Parked(waiters, wait,
+                [&waiters, topic = std::move(topic), index, wait](std::function<void()> ready) {
+                  return waiters.Wait(topic, index, wait, std::move(ready));
+                });
+}
+
+asio::awaitable<void> WaitAfterMark(Waiters& waiters, std::string topic, int64_t mark,
+                                    std::chrono::milliseconds wait) {
+  return Parked(waiters, wait,
+                [&waiters, topic = std::move(topic), mark, wait](std::function<void()> ready) {
+                  return waiters.WaitAfterMark(topic, mark, wait, std::move(ready));
+                });
 }
 
 }  // namespace drover::http

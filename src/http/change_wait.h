@@ -17,4 +17,9 @@ namespace drover::http {
 boost::asio::awaitable<void> WaitForChange(Waiters& waiters, std::string topic, int64_t index,
                                            std::chrono::milliseconds wait);
 
+// The same for a topic followed by mark (Waiters::Mark): returns once a change of `topic`
+// passes `mark`.
+boost::asio::awaitable<void> WaitAfterMark(Waiters& waiters, std::string topic, int64_t mark,
+                                           std::chrono::milliseconds wait);
+
 }  // namespace drover::http

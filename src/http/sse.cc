@@ -47,4 +47,34 @@ boost::asio::awaitable<bool> BeginSse(Exchange& ex, int retry_ms) {
   co_return co_await ex.Write("retry: " + std::to_string(retry_ms) + "\n\n");
 }
 
+boost::asio::awaitable<void> FollowSse(
+    Exchange& ex, std::chrono::milliseconds heartbeat, std::function<Result<FollowPage>()> read,
+    std::function<boost::asio::awaitable<void>(std::chrono::milliseconds)> wait,
+    std::function<bool()> stopped) {
+  auto last_write = std::chrono::steady_clock::now();
+  for (;;) {
+    Result<FollowPage> page = Status::Unavailable("the server is busy");
+    std::function<void()> run = [&] { page = read(); };
+    co_await ex.RunBlocking(std::move(run));
+    if (!page.ok()) {
+      // The store is away: say so, and let the client reconnect (it resumes where it was).
+      co_await ex.Write(FormatSseEvent("", "error", "{\"error\":\"store unavailable\"}"));
+      co_return;
+    }
+    if (!page->events.empty()) {
+      if (!co_await ex.Write(page->events)) co_return;
+      last_write = std::chrono::steady_clock::now();
+    }
+    if (page->full) continue;  // more to catch up on
+    if (stopped()) co_return;
+    auto idle = std::chrono::steady_clock::now() - last_write;
+    if (idle >= heartbeat) {
+      if (!co_await ex.Write(FormatSseComment("heartbeat"))) co_return;
+      last_write = std::chrono::steady_clock::now();
+      idle = {};
+    }
+    co_await wait(std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat - idle));
+  }
+}
+
 }  // namespace drover::http

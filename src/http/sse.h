@@ -2,9 +2,12 @@
 // Server-sent events (the WHATWG `text/event-stream` format) over a streaming exchange: one
 // event per write, flushed; comment lines as heartbeats so proxies and clients see a live
 // connection and a dead client is noticed.
+#include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 
+#include "common/status.h"
 #include "http/stream.h"
 
 namespace drover::http {
@@ -22,5 +25,22 @@ std::string FormatSseComment(std::string_view text);
 // Starts an event stream: 200, text/event-stream, no caching, no proxy buffering, plus `retry:`
 // (how long a browser waits before reconnecting). False when the client is gone.
 boost::asio::awaitable<bool> BeginSse(Exchange& ex, int retry_ms = 2000);
+
+// One read of a followed feed: its events, formatted, and whether the page came full (more are
+// waiting: read again at once).
+struct FollowPage {
+  std::string events;
+  bool full = false;
+};
+
+// The loop of a stream that follows a store-backed feed (the change feed, log lines), after
+// BeginSse: `read` (on a store thread) pages through what is there, then the stream writes a
+// heartbeat comment when idle for `heartbeat` and waits with `wait(timeout)` for the next change
+// — until the client goes away, `stopped()` (the server stops), or a read fails (an `error`
+// event; the client reconnects and resumes by Last-Event-ID).
+boost::asio::awaitable<void> FollowSse(
+    Exchange& ex, std::chrono::milliseconds heartbeat, std::function<Result<FollowPage>()> read,
+    std::function<boost::asio::awaitable<void>(std::chrono::milliseconds)> wait,
+    std::function<bool()> stopped);
 
 }  // namespace drover::http

@@ -42,7 +42,10 @@ StoredLine ReadLine(const store::Row& r) {
 
 }  // namespace
 
-std::string Position::ToString() const { return fmt::format("{}.{}", seq, n); }
+std::string Position::ToString() const {
+  // After every line of batch `seq` (where a read that saw all of it goes on): the bare seq.
+  return n == kMaxN ? std::to_string(seq) : fmt::format("{}.{}", seq, n);
+}
 
 std::optional<Position> Position::Parse(std::string_view s) {
   Position p;
@@ -93,25 +96,33 @@ void LogStore::Stop() {
   if (writer_.joinable()) writer_.join();
 }
 
-size_t LogStore::Append(const std::string& tenant, const std::string& environment,
-                        const std::string& instance, std::vector<LogLine> lines) {
+bool LogStore::Append(const std::string& tenant, const std::string& environment,
+                      const std::string& instance, std::vector<LogLine> lines,
+                      std::function<void(Status)> committed) {
   size_t names = tenant.size() + environment.size() + instance.size();
   size_t bytes = 0;
   for (const auto& l : lines) bytes += static_cast<size_t>(CostOf(l, names));
+  std::shared_ptr<Ack> ack;
+  if (committed && !lines.empty()) ack = std::make_shared<Ack>(Ack{std::move(committed), {}});
   {
     std::lock_guard lock(mu_);
     // All or none: a sender told "none" sends the same batch again later.
     if (pending_.size() + lines.size() > o_.buffer_lines ||
         pending_bytes_ + bytes > o_.buffer_bytes) {
       dropped_.With({"buffer"}).Inc(lines.size());
-      return 0;
+      return false;
     }
     pending_bytes_ += bytes;
-    for (auto& l : lines) pending_.push_back({tenant, environment, instance, std::move(l)});
+    for (auto& l : lines) pending_.push_back({tenant, environment, instance, std::move(l), ack});
+    if (!lines.empty()) pending_.back().last = true;
     appended_ += lines.size();
   }
-  if (!lines.empty()) wake_.notify_one();
-  return lines.size();
+  if (!lines.empty()) {
+    wake_.notify_one();
+  } else if (committed) {
+    committed(Status::Ok());  // nothing to wait for
+  }
+  return true;
 }
 
 void LogStore::CountDropped(std::string_view reason, uint64_t n) {
@@ -136,13 +147,10 @@ void LogStore::WriterLoop() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      // A short wait gathers a burst into one batch; a full batch goes at once.
+      // No wait to gather lines: senders wait for their commit, and the lines that arrive
+      // while one batch commits make the next.
       wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
       if (pending_.empty() && stopping_) return;
-      if (!stopping_ && pending_.size() < o_.batch_lines) {
-        wake_.wait_for(lock, std::chrono::milliseconds(20),
-                       [&] { return stopping_ || pending_.size() >= o_.batch_lines; });
-      }
       size_t n = std::min(pending_.size(), o_.batch_lines);
       batch.clear();
       for (size_t i = 0; i < n; ++i) {
@@ -161,8 +169,17 @@ void LogStore::WriterLoop() {
     if (s.ok()) {
       stored_.Inc(batch.size());
     } else {
-      // The store is away: these lines are lost (a log flood must not grow memory), counted.
-      dropped_.With({"store"}).Inc(batch.size());
+      // The store is away: senders are told and send again; lines nobody waits for are lost
+      // (a log flood must not grow memory), counted.
+      uint64_t lost = 0;
+      for (auto& p : batch) {
+        if (p.ack && p.ack->status.ok()) p.ack->status = Status::Unavailable(s.message());
+        if (!p.ack) ++lost;
+      }
+      if (lost) dropped_.With({"store"}).Inc(lost);
+    }
+    for (auto& p : batch) {
+      if (p.last && p.ack) p.ack->committed(p.ack->status);
     }
     {
       std::lock_guard lock(mu_);
@@ -175,7 +192,11 @@ void LogStore::WriterLoop() {
 
 Status LogStore::WriteBatch(std::vector<Pending>& batch) {
   return store::WriteSync(store_, [&batch](store::Tx& tx) -> Status {
-    auto seq = tx.NextIndex();
+    // The counter row stays locked until the commit (on PostgreSQL, after the change index row
+    // every write locks first: no lock-order deadlock), so batches commit in seq order.
+    auto seq = tx.QueryInt(
+        "UPDATE counters SET value = value + 1 WHERE name = 'log_seq'"
+        " RETURNING value");
     if (!seq.ok()) return seq.status();
     std::map<std::string, std::pair<int64_t, int64_t>> usage;  // tenant: bytes, lines
     int64_t n = 0;
@@ -204,7 +225,18 @@ Status LogStore::WriteBatch(std::vector<Pending>& batch) {
 
 Result<LogPage> LogStore::Read(const LogQuery& q) {
   LogPage page;
-  const int64_t upto = q.upto_seq > 0 ? q.upto_seq : kMaxN;
+  // Lines up to the committed log seq (read first: every batch up to it has committed, so a
+  // follower going on after it never skips a line).
+  int64_t upto = q.upto_seq;
+  if (upto <= 0) {
+    Status s = store_.Read([&](store::Tx& tx) {
+      auto v = tx.QueryInt("SELECT value FROM counters WHERE name = 'log_seq'");
+      if (!v.ok()) return v.status();
+      upto = *v;
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+  }
   const int64_t until = q.until_ms > 0 ? q.until_ms : kMaxN;
   const bool forward = q.after.has_value() || q.since_ms > 0;
   // The index to read by: an environment's lines, a trace's, or the tenant's.
@@ -251,11 +283,10 @@ Result<LogPage> LogStore::Read(const LogQuery& q) {
   if (!forward) {
     std::reverse(page.lines.begin(), page.lines.end());
     // A tail goes on after the newest line there is (up to `upto`).
-    page.next = page.lines.empty() ? Position{q.upto_seq, kMaxN} : page.lines.back().pos;
-    if (q.upto_seq == 0 && page.lines.empty()) page.next.reset();
+    page.next = page.lines.empty() ? Position{upto, kMaxN} : page.lines.back().pos;
     return page;
   }
-  if (exhausted && q.upto_seq > 0) cursor = std::max(cursor, Position{q.upto_seq, kMaxN});
+  if (exhausted) cursor = std::max(cursor, Position{upto, kMaxN});
   page.next = cursor;
   return page;
 }

@@ -1,12 +1,15 @@
 #pragma once
 // The log store (docs/logs.md): lines of instances (their output, their runs' output, files
 // their agents ship), kept per tenant with a retention and a size cap. Appending never blocks:
-// lines wait in a bounded buffer and one writer thread commits them in batches; what does not
-// fit is dropped and counted (drover_log_lines_dropped_total). Thread-safe.
+// lines wait in a bounded buffer and one writer thread commits them in batches, telling each
+// sender once its lines are committed; what does not fit is refused whole and counted
+// (drover_log_lines_dropped_total), for the sender to send again. Thread-safe.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -20,7 +23,9 @@
 
 namespace drover::logs {
 
-// The store topic notified when lines of a tenant are committed.
+// The store topic notified when lines are committed. Log batches take no change index (a flood
+// of lines must not move the index cached and blocking reads key on), so followers wait for
+// this topic by http::Waiters::Mark, not by index.
 inline constexpr std::string_view kTopic = "logs";
 
 struct LogLine {
@@ -30,8 +35,10 @@ struct LogLine {
   std::string trace_id;  // 32 hex digits, or "" for none
 };
 
-// Where a stored line is: lines are ordered by (seq, n), the change index of the batch that
-// wrote it and its place in the batch. As text "seq.n" (an SSE event id, a cursor).
+// Where a stored line is: lines are ordered by (seq, n), the log sequence number of the batch
+// that wrote it (the `log_seq` counter, taken under the same row lock order on every server, so
+// batches commit in seq order) and its place in the batch. As text "seq.n" (an SSE event id, a
+// cursor).
 struct Position {
   int64_t seq = 0;
   int64_t n = 0;
@@ -55,13 +62,13 @@ struct LogQuery {
   // `since` on when given), oldest first.
   std::optional<Position> after{};
   int limit = 100;
-  int64_t upto_seq = 0;  // only lines of batches up to this index (0: all)
+  int64_t upto_seq = 0;  // only lines of batches up to this seq (0: up to the committed one)
 };
 
 struct LogPage {
   std::vector<StoredLine> lines;
-  // Where to continue (the last line looked at, matching or not); null when the read covered
-  // everything up to `upto_seq`.
+  // Where to continue: the last line looked at (matching or not), or — when the read saw
+  // everything committed — after the newest committed batch.
   std::optional<Position> next;
 };
 
@@ -85,10 +92,12 @@ class LogStore {
   void Stop();
 
   // Takes the lines of one instance for writing, never blocking: all of them, or none when
-  // they do not fit the buffer (counted as dropped; a sender may send them again). Returns how
-  // many were taken.
-  size_t Append(const std::string& tenant, const std::string& environment,
-                const std::string& instance, std::vector<LogLine> lines);
+  // they do not fit the buffer (counted as dropped; a sender may send them again). Returns
+  // whether they were taken; then `committed` (when given) runs once, on the writer thread,
+  // after every one of them is committed (OK) or a write of some failed (Unavailable).
+  bool Append(const std::string& tenant, const std::string& environment,
+              const std::string& instance, std::vector<LogLine> lines,
+              std::function<void(Status)> committed = {});
   // Lines a shipper dropped before sending (its own buffer was full), for the metric.
   void CountDropped(std::string_view reason, uint64_t n);
 
@@ -107,9 +116,17 @@ class LogStore {
   bool Flush(std::chrono::milliseconds timeout);
 
  private:
+  // One Append's lines share it: `committed` runs after the batch of its last line, with the
+  // first failure of any of its batches.
+  struct Ack {
+    std::function<void(Status)> committed;
+    Status status;
+  };
   struct Pending {
     std::string tenant, environment, instance;
     LogLine line;
+    std::shared_ptr<Ack> ack;  // null when nobody waits
+    bool last = false;         // the Append's last line
   };
   void WriterLoop();
   Status WriteBatch(std::vector<Pending>& batch);

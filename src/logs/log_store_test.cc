@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <mutex>
+
 #include "testing/store_fixture.h"
 
 namespace drover::logs {
@@ -24,7 +27,7 @@ class LogStoreTest : public ::testing::TestWithParam<testing::Backend> {
     for (int i = 0; i < n; ++i) {
       lines.push_back({at_ms + i, "run", prefix + std::to_string(i), trace});
     }
-    ASSERT_EQ(logs_->Append(tenant, env, inst, std::move(lines)), static_cast<size_t>(n));
+    ASSERT_TRUE(logs_->Append(tenant, env, inst, std::move(lines)));
     ASSERT_TRUE(logs_->Flush(std::chrono::seconds(30)));
   }
 
@@ -135,16 +138,52 @@ TEST_P(LogStoreTest, AFullBufferDropsAndCountsInsteadOfWaiting) {
   logs_ = std::make_unique<LogStore>(*store_, registry_, o);  // not started: nothing drains
   std::vector<LogLine> lines(25, LogLine{1, "run", "x", ""});
   // All or none: 25 lines do not fit a buffer of 10; the sender is told, and may send again.
-  EXPECT_EQ(logs_->Append("t", "web", "i-1", lines), 0u);
+  EXPECT_FALSE(logs_->Append("t", "web", "i-1", lines));
   lines.resize(10);
-  EXPECT_EQ(logs_->Append("t", "web", "i-1", lines), 10u);
-  EXPECT_EQ(logs_->Append("t", "web", "i-1", {LogLine{1, "run", "y", ""}}), 0u);
+  EXPECT_TRUE(logs_->Append("t", "web", "i-1", lines));
+  EXPECT_FALSE(logs_->Append("t", "web", "i-1", {LogLine{1, "run", "y", ""}}));
   EXPECT_NE(registry_.Render().find("drover_log_lines_dropped_total{reason=\"buffer\"} 26"),
             std::string::npos);
   logs_->Start();
   ASSERT_TRUE(logs_->Flush(std::chrono::seconds(30)));
   LogQuery q{.tenant = "t", .limit = 100};
   EXPECT_EQ(Lines(q).size(), 10u);
+}
+
+TEST_P(LogStoreTest, AnAppendIsAnsweredOnceEveryLineOfItIsCommitted) {
+  LogOptions o;
+  o.batch_lines = 3;  // 10 lines: four batches
+  Open(o);
+  int64_t index_before = store_->LastIndex();
+  std::mutex mu;
+  std::condition_variable cv;
+  int answers = 0;
+  size_t seen_at_answer = 0;
+  std::vector<LogLine> lines;
+  for (int i = 0; i < 10; ++i) lines.push_back({1000 + i, "run", "l" + std::to_string(i), ""});
+  ASSERT_TRUE(logs_->Append("t", "web", "i-1", lines, [&](Status s) {
+    EXPECT_TRUE(s.ok()) << s.message();
+    // What the sender is told is stored is there for any reader, now.
+    size_t n = Lines(LogQuery{.tenant = "t", .limit = 100}).size();
+    std::lock_guard lock(mu);
+    seen_at_answer = n;
+    ++answers;
+    cv.notify_all();
+  }));
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return answers > 0; }));
+  EXPECT_EQ(seen_at_answer, 10u);
+  lock.unlock();
+  ASSERT_TRUE(logs_->Flush(std::chrono::seconds(30)));
+  lock.lock();
+  EXPECT_EQ(answers, 1);
+  // Log batches number themselves: the change index (cached reads key on it) stands still.
+  EXPECT_EQ(store_->LastIndex(), index_before);
+  auto page = logs_->Read(LogQuery{.tenant = "t", .limit = 100});
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->lines.size(), 10u);
+  EXPECT_LT(page->lines[2].pos, page->lines[3].pos);  // batches in order
+  EXPECT_EQ(page->lines[3].pos.n, 0);
 }
 
 }  // namespace

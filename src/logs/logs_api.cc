@@ -216,8 +216,8 @@ std::string LineJson(const StoredLine& l) {
 
 class Reader {
  public:
-  Reader(LogStore& logs, env::Services& envs, store::Store& store, http::Waiters& waiters)
-      : logs_(logs), envs_(envs), store_(store), waiters_(waiters) {}
+  Reader(LogStore& logs, env::Services& envs, http::Waiters& waiters)
+      : logs_(logs), envs_(envs), waiters_(waiters) {}
 
   asio::awaitable<void> Serve(http::Exchange& ex) {
     Result<Params> params = Status::Unavailable("not read");
@@ -239,7 +239,7 @@ class Reader {
     // With ?wait= an empty answer waits for lines (a long poll: how `drover logs -f` follows).
     auto deadline = std::chrono::steady_clock::now() + params->wait;
     for (;;) {
-      q.upto_seq = store_.LastIndex();
+      int64_t mark = waiters_.Mark(kTopic);
       std::function<void()> get = [&] { page = logs_.Read(q); };
       if (!co_await ex.RunBlocking(std::move(get))) {
         co_await ex.Reply(http::Busy());
@@ -253,7 +253,7 @@ class Reader {
           deadline - std::chrono::steady_clock::now());
       if (!page->lines.empty() || left.count() <= 0 || waiters_.stopped()) break;
       if (page->next) q.after = *page->next;
-      co_await http::WaitForChange(waiters_, std::string(kTopic), q.upto_seq, left);
+      co_await http::WaitAfterMark(waiters_, std::string(kTopic), mark, left);
     }
     std::string out = "{\"items\":[";
     for (size_t i = 0; i < page->lines.size(); ++i) {
@@ -275,50 +275,34 @@ class Reader {
   // committed, until the client goes away.
   asio::awaitable<void> Follow(http::Exchange& ex, Params p) {
     if (!co_await http::BeginSse(ex)) co_return;
-    auto last_write = std::chrono::steady_clock::now();
-    for (;;) {
-      p.query.upto_seq = store_.LastIndex();
-      Result<LogPage> page = Status::Unavailable("the server is busy");
-      std::function<void()> get = [&] { page = logs_.Read(p.query); };
-      co_await ex.RunBlocking(std::move(get));
-      if (!page.ok()) {
-        co_await ex.Write(http::FormatSseEvent("", "error", "{\"error\":\"store unavailable\"}"));
-        co_return;
-      }
-      std::string out;
+    int64_t mark = 0;
+    auto read = [&]() -> Result<http::FollowPage> {
+      mark = waiters_.Mark(kTopic);
+      auto page = logs_.Read(p.query);
+      if (!page.ok()) return page.status();
+      http::FollowPage out;
       for (const auto& l : page->lines) {
-        out += http::FormatSseEvent(l.pos.ToString(), "", LineJson(l));
+        out.events += http::FormatSseEvent(l.pos.ToString(), "", LineJson(l));
       }
-      if (!out.empty()) {
-        if (!co_await ex.Write(out)) co_return;
-        last_write = std::chrono::steady_clock::now();
-      }
-      bool full = static_cast<int>(page->lines.size()) == p.query.limit;
+      out.full = static_cast<int>(page->lines.size()) == p.query.limit;
       if (page->next) p.query.after = *page->next;
       p.query.limit = kStreamPage;
-      if (full) continue;  // more to catch up on
-      if (waiters_.stopped()) co_return;
-      auto idle = std::chrono::steady_clock::now() - last_write;
-      if (idle >= p.heartbeat) {
-        if (!co_await ex.Write(http::FormatSseComment("heartbeat"))) co_return;
-        last_write = std::chrono::steady_clock::now();
-        idle = {};
-      }
-      co_await http::WaitForChange(
-          waiters_, std::string(kTopic), p.query.upto_seq,
-          std::chrono::duration_cast<std::chrono::milliseconds>(p.heartbeat - idle));
-    }
+      return out;
+    };
+    auto wait = [&](std::chrono::milliseconds timeout) {
+      return http::WaitAfterMark(waiters_, std::string(kTopic), mark, timeout);
+    };
+    co_await http::FollowSse(ex, p.heartbeat, read, wait, [&] { return waiters_.stopped(); });
   }
 
   LogStore& logs_;
   env::Services& envs_;
-  store::Store& store_;
   http::Waiters& waiters_;
 };
 
 }  // namespace
 
-void AddLogRoutes(http::Router& router, LogStore& logs, env::Services& envs, store::Store& store,
+void AddLogRoutes(http::Router& router, LogStore& logs, env::Services& envs,
                   http::Waiters& waiters) {
   router.Add(Method::kPost, "/v1/instances/{id}/logs", Access::kAgent,
              [&logs, &envs](Request& req, http::Responder respond) {
@@ -327,9 +311,13 @@ void AddLogRoutes(http::Router& router, LogStore& logs, env::Services& envs, sto
                auto lines = ReadLines(req);
                if (!lines.ok()) return http::SendError(respond, lines.status());
                size_t sent = lines->first.size();
-               size_t taken =
-                   logs.Append(inst->tenant, inst->environment, inst->id, std::move(lines->first));
-               if (taken < sent) {
+               // Answered once the lines are committed: a 202 is never lost to a crash.
+               auto committed = [respond, sent](Status s) {
+                 if (!s.ok()) return http::SendError(respond, s);
+                 respond(http::JsonResponse(202, json::object{{"accepted", sent}}));
+               };
+               if (!logs.Append(inst->tenant, inst->environment, inst->id, std::move(lines->first),
+                                committed)) {
                  // The buffer is full: nothing taken; the agent sends the batch again shortly.
                  return http::SendError(
                      respond, Status::ResourceExhausted(
@@ -337,9 +325,8 @@ void AddLogRoutes(http::Router& router, LogStore& logs, env::Services& envs, sto
                }
                // Counted once the batch is taken (a batch sent again is not counted twice).
                logs.CountDropped("agent", static_cast<uint64_t>(lines->second));
-               respond(http::JsonResponse(202, json::object{{"accepted", taken}}));
              });
-  auto reader = std::make_shared<Reader>(logs, envs, store, waiters);
+  auto reader = std::make_shared<Reader>(logs, envs, waiters);
   http::AddStreamRoute(router, Method::kGet, "/v1/logs", Access::kAny,
                        [reader](http::Exchange& ex) { return reader->Serve(ex); });
 }

@@ -5,11 +5,10 @@
 #include "http/blocking.h"
 #include "http/router.h"
 #include "logs/log_store.h"
-#include "store/store.h"
 
 namespace drover::logs {
 
-void AddLogRoutes(http::Router& router, LogStore& logs, env::Services& envs, store::Store& store,
+void AddLogRoutes(http::Router& router, LogStore& logs, env::Services& envs,
                   http::Waiters& waiters);
 
 }  // namespace drover::logs

@@ -465,6 +465,15 @@ std::span<const Migration> AllMigrations() {
            // messages carry a child of it to the workers.
            "ALTER TABLE executions ADD COLUMN traceparent TEXT NOT NULL DEFAULT ''",
        }},
+      {17,
+       "log lines take a sequence of their own",
+       {
+           // Log batches number themselves from this counter instead of the change index, so
+           // a flood of lines does not move the index that cached reads and blocking reads key
+           // on. It goes on from the highest index a batch took.
+           "INSERT INTO counters (name, value) SELECT 'log_seq', COALESCE(MAX(seq), 0) FROM"
+           " log_lines",
+       }},
   };
   return kMigrations;
 }
