@@ -18,9 +18,9 @@ RUN_PACKAGES := build-essential cmake ninja-build ccache pkg-config git ca-certi
 # What the tests, fuzzers and benchmarks need on top (make test, make fuzz, make bench).
 TEST_PACKAGES := $(RUN_PACKAGES) curl libgtest-dev libgmock-dev libbenchmark-dev clang-format \
   clang libclang-rt-14-dev postgresql postgresql-contrib sqlite3 wrk hyperfine nginx-light \
-  ansible-core prometheus
+  ansible-core prometheus chromium
 
-.PHONY: deps test-deps build build-dev build-asan build-fuzz dev test test-fast fuzz fuzz-smoke \
+.PHONY: deps test-deps ui-deps build build-dev build-asan build-fuzz dev test test-fast fuzz fuzz-smoke \
   bench format clean install openapi-deps
 
 # Installs the Debian packages named in $(1) that are missing.
@@ -35,14 +35,21 @@ endef
 
 deps:
 	$(call apt_install,$(RUN_PACKAGES))
+	@$(MAKE) --no-print-directory ui-deps
 
 test-deps:
 	$(call apt_install,$(TEST_PACKAGES))
-	@# Node.js runs the OpenAPI linter. Machines that already have node/npm from elsewhere (e.g.
-	@# nodesource, whose nodejs conflicts with Debian's npm) keep theirs.
+	@$(MAKE) --no-print-directory ui-deps
+
+# Node.js bundles the dashboard (ui/) at build time and runs the OpenAPI linter and the browser
+# tests. Machines that already have node/npm from elsewhere (e.g. nodesource, whose nodejs
+# conflicts with Debian's npm) keep theirs. npm ci installs exactly ui/package-lock.json.
+ui-deps:
 	@command -v npm >/dev/null 2>&1 || { \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+	@cd ui && { cmp -s package-lock.json node_modules/.installed-lock.json 2>/dev/null || { \
+	  npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock.json; }; }
 
 # The dev build: only the drover binary, optimized lightly and without debug info (the fastest
 # build that still serves well), in its own directory so `make test` keeps its flags.

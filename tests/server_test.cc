@@ -40,10 +40,50 @@ TEST_P(Server, HealthReadyMetricsAndStatus) {
                 "drover_http_requests_total{route=\"/v1/status\",method=\"GET\",status=\"200\"} 1"),
             std::string::npos)
       << m->body;
+  // Who is asking: the dashboard shows the actions of the caller's role.
+  EXPECT_EQ(v.at("caller").at("role").as_string(), "admin");
+  EXPECT_EQ(v.at("caller").at("tenant").as_string(), "default");
   auto api = client::Client({s.addr(), ""}).Do("GET", "/v1/openapi.json");
   EXPECT_EQ(api->status, 200) << "the API description needs no key";
   EXPECT_EQ(Json(*api).at("openapi").as_string(), "3.1.0");
   EXPECT_EQ(s.Stop(), 0);
+}
+
+// The dashboard's files: no key needed (the page asks for one), the page revalidated, hashed
+// files cached for good, gzip when accepted, page routes answered with the page, a strict CSP.
+TEST_P(Server, TheDashboardIsServedFromTheBinary) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  client::Client anon({s.addr(), ""});
+  for (std::string path : {"/ui", "/ui/", "/ui/environments/web"}) {
+    auto page = anon.Do("GET", path);
+    ASSERT_EQ(page->status, 200) << path;
+    EXPECT_EQ(page->Header("Content-Type"), "text/html; charset=utf-8");
+    EXPECT_EQ(page->Header("Cache-Control"), "no-cache");
+    EXPECT_NE(page->Header("Content-Security-Policy").find("script-src 'self'"), std::string::npos);
+    EXPECT_EQ(page->Header("X-Frame-Options"), "DENY");
+    EXPECT_NE(page->body.find("<div id=\"app\">"), std::string::npos);
+  }
+  auto page = anon.Do("GET", "/ui/");
+  size_t at = page->body.find("/ui/app-");
+  ASSERT_NE(at, std::string::npos);
+  std::string script = page->body.substr(at, page->body.find('"', at) - at);
+  auto js = anon.Do("GET", script);
+  ASSERT_EQ(js->status, 200);
+  EXPECT_EQ(js->Header("Cache-Control"), "public, max-age=31536000, immutable");
+  EXPECT_TRUE(js->Header("Content-Encoding").empty()) << "gzip only when asked for";
+  auto gz = anon.Do("GET", script, "", {{"Accept-Encoding", "gzip, br"}});
+  EXPECT_EQ(gz->Header("Content-Encoding"), "gzip");
+  EXPECT_LT(gz->body.size(), js->body.size() / 2);
+  EXPECT_EQ(gz->body.substr(0, 2), "\x1f\x8b");
+  auto again = anon.Do("GET", script, "", {{"If-None-Match", js->Header("ETag")}});
+  EXPECT_EQ(again->status, 304);
+  EXPECT_TRUE(again->body.empty());
+  EXPECT_EQ(anon.Do("GET", "/ui/no-such-file.js")->status, 404);
+  // Files come from a table in the binary: a path that climbs only names a page route.
+  auto climb = anon.Do("GET", "/ui/../v1/status");
+  EXPECT_NE(climb->body.find("<div id=\"app\">"), std::string::npos) << climb->body;
+  EXPECT_EQ(anon.Do("POST", "/ui/")->status, 405);
 }
 
 TEST_P(Server, VariablesCrudWithIndex) {

@@ -22,6 +22,7 @@
 #include "logs/logs_api.h"
 #include "queues/queues_api.h"
 #include "schedule/schedules_api.h"
+#include "ui/ui_routes.h"
 #include "workflows/workflows_api.h"
 
 namespace drover::api {
@@ -134,6 +135,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       alert_options);
   alerts::AddAlertRoutes(router_, *alerts_, *alert_runner_);
   logs::AddLogRoutes(router_, *logs_, env_, waiters_);
+  ui::AddUiRoutes(router_);
   logs_->Start();
   routes_ = std::make_unique<gateway::RouteService>(store_);
   sessions_ = std::make_unique<gateway::SessionService>(store_, clock_);
@@ -206,12 +208,20 @@ void App::AddSystemRoutes() {
   router_.Add(Method::kGet, "/v1/openapi.json", Access::kPublic, [](Request&, Responder respond) {
     respond(Response::Json(200, std::string(OpenApiDocument())));
   });
-  router_.Add(Method::kGet, "/v1/status", Access::kAny, [this](Request&, Responder respond) {
+  router_.Add(Method::kGet, "/v1/status", Access::kAny, [this](Request& req, Responder respond) {
     double uptime = std::chrono::duration<double>(clock_.Steady() - started_).count();
     std::string out = fmt::format(
         "{{\"version\":\"{}\",\"backend\":\"{}\",\"started_at\":\"{}\",\"uptime_seconds\":{:.0f},"
-        "\"index\":{}}}",
+        "\"index\":{}",
         DROVER_VERSION, store_.Backend(), started_at_, uptime, store_.LastIndex());
+    // Who is asking: the dashboard shows the actions this key's role may take.
+    const http::Principal& p = *req.principal;
+    out += ",\"caller\":{\"id\":";
+    AppendJsonString(out, p.key_id);
+    AppendJsonField(out, "name", p.key_name);
+    AppendJsonField(out, "role", http::RoleName(p.role));
+    AppendJsonField(out, "tenant", p.tenant);
+    out += "}}";
     auto r = Response::Json(200, std::move(out));
     r.AddHeader("X-Drover-Index", std::to_string(store_.LastIndex()));
     respond(std::move(r));
