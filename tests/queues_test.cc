@@ -270,6 +270,8 @@ TEST_P(Queues, TenantsNeverSeeEachOthersQueuesOrMessages) {
   ASSERT_EQ(a.Do("POST", "/v1/queues/jobs/messages", R"({"body": "a's secret"})")->status, 201);
   for (auto [method, path, body] : std::vector<std::tuple<std::string, std::string, std::string>>{
            {"GET", "/v1/queues/jobs", ""},
+           {"GET", "/v1/queues/jobs/messages", ""},
+           {"GET", "/v1/queues/jobs/history", ""},
            {"POST", "/v1/queues/jobs/messages", R"({"body": "x"})"},
            {"POST", "/v1/queues/jobs/receive", "{}"},
            {"POST", "/v1/queues/jobs/purge", ""},
@@ -298,6 +300,62 @@ TEST_P(Queues, TenantsNeverSeeEachOthersQueuesOrMessages) {
   EXPECT_EQ(viewer.Do("GET", "/v1/queues/jobs")->status, 200);
   EXPECT_EQ(viewer.Do("POST", "/v1/queues/jobs/receive", "{}")->status, 403);
   EXPECT_EQ(a.Do("DELETE", "/v1/queues/jobs/messages/" + receipt)->status, 204);
+}
+
+// A peek lists messages in the order sent, pages with next_cursor, and changes nothing: the
+// messages stay where they were, with the same receive counts; viewers may look.
+TEST_P(Queues, APeekShowsMessagesAndChangesNothing) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/queues/jobs-dlq", "{}")->status, 201);
+  ASSERT_EQ(c.Do("PUT", "/v1/queues/jobs", R"({"dead_letter_queue":"jobs-dlq","max_receives":1})")
+                ->status,
+            201);
+  for (int i = 0; i < 3; ++i) {
+    auto body = boost::json::serialize(boost::json::object{
+        {"body", "job " + std::to_string(i)}, {"attributes", {{"n", std::to_string(i)}}}});
+    ASSERT_EQ(c.Do("POST", "/v1/queues/jobs/messages", body)->status, 201);
+  }
+  ASSERT_EQ(
+      c.Do("POST", "/v1/queues/jobs/receive", R"({"max":10,"visibility_timeout":"0s"})")->status,
+      200);
+  ASSERT_EQ(c.Do("POST", "/v1/queues/jobs/receive", R"({"max":10})")->status, 200);
+  auto first = c.Do("GET", "/v1/queues/jobs-dlq/messages?limit=2");
+  ASSERT_EQ(first->status, 200) << first->body;
+  auto v = Json(*first);
+  auto items = v.at("items").as_array();
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0].at("body").as_string(), "job 0");
+  EXPECT_EQ(items[0].at("attributes").at("n").as_string(), "0");
+  EXPECT_EQ(items[0].at("source").as_string(), "jobs");
+  EXPECT_EQ(items[0].at("state").as_string(), "visible");
+  auto rest = c.Do("GET", "/v1/queues/jobs-dlq/messages?limit=2&cursor=" +
+                              std::string(v.at("next_cursor").as_string()));
+  auto last = Json(*rest);
+  ASSERT_EQ(last.at("items").as_array().size(), 1u);
+  EXPECT_EQ(last.at("items").as_array()[0].at("body").as_string(), "job 2");
+  EXPECT_TRUE(last.at("next_cursor").is_null());
+  // Looked at twice, changed by neither look.
+  auto again = Json(*c.Do("GET", "/v1/queues/jobs-dlq/messages"));
+  EXPECT_EQ(again.at("items").as_array()[0].at("receive_count"), items[0].at("receive_count"));
+  auto stats = Json(*c.Do("GET", "/v1/queues/jobs-dlq")).at("stats");
+  EXPECT_EQ(stats.at("visible").as_int64(), 3);
+  EXPECT_EQ(stats.at("in_flight").as_int64(), 0);
+  auto viewer_key = c.Do("POST", "/v1/keys", R"({"name":"val","role":"viewer"})");
+  auto viewer = s.NewClient(std::string(Json(*viewer_key).at("key").as_string()));
+  EXPECT_EQ(viewer.Do("GET", "/v1/queues/jobs-dlq/messages")->status, 200);
+  EXPECT_EQ(c.Do("GET", "/v1/queues/jobs-dlq/messages?cursor=x")->status, 400);
+  EXPECT_EQ(c.Do("GET", "/v1/queues/jobs-dlq/messages?limit=101")->status, 400);
+  EXPECT_EQ(c.Do("GET", "/v1/queues/nope/messages")->status, 404);
+  // The queue's figures over time (recorded every minute by the cleanup): a list, maybe empty.
+  auto history = c.Do("GET", "/v1/queues/jobs/history?range=2h");
+  ASSERT_EQ(history->status, 200) << history->body;
+  EXPECT_TRUE(Json(*history).at("items").is_array());
+  EXPECT_EQ(viewer.Do("GET", "/v1/queues/jobs/history")->status, 200);
+  EXPECT_EQ(c.Do("GET", "/v1/queues/jobs/history?range=25h")->status, 400);
+  EXPECT_EQ(c.Do("GET", "/v1/queues/jobs/history?range=soon")->status, 400);
+  EXPECT_EQ(c.Do("GET", "/v1/queues/nope/history")->status, 404);
 }
 
 TEST_P(Queues, TopicsFanOutOverHttp) {

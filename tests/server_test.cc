@@ -197,10 +197,21 @@ TEST_P(Server, EnvironmentLifecycleOverHttp) {
   EXPECT_EQ(env.at("status").at("phase").as_string(), "pending");
   EXPECT_EQ(env.at("status").at("join_token").as_string(), token);
   std::string index = c.Do("GET", "/v1/environments/sim")->Header("X-Drover-Index");
-  // A blocking read of the environment wakes on the join and sees the instance.
+  // A blocking read of the environment wakes on the join and sees the instance. (A wake-up may
+  // be early — another write passed the index, as with Consul — and the client asks again with
+  // the newer index, as clients do.)
   std::promise<client::Response> got;
   std::thread reader([&] {
-    got.set_value(*s.NewClient().Do("GET", "/v1/environments/sim?index=" + index + "&wait=60s"));
+    auto rc = s.NewClient();
+    std::string at = index;
+    for (int i = 0; i < 20; ++i) {
+      auto r = *rc.Do("GET", "/v1/environments/sim?index=" + at + "&wait=60s");
+      if (i == 19 || Json(r).at("status").at("instances").as_array().size() == 1) {
+        got.set_value(r);
+        return;
+      }
+      at = r.Header("X-Drover-Index");
+    }
   });
   client::Client joiner({s.addr(), token});
   auto j =

@@ -93,6 +93,7 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   sched.cleanup_tasks.push_back([this] { return executions_->Expire().status(); });
   if (sched.server_id.empty()) sched.server_id = coord.server_id;
   sched.cleanup_tasks.push_back([this] { return queues_->Cleanup(); });
+  sched.cleanup_tasks.push_back([this] { return queues_->RecordHistory(); });
   sched.cleanup_tasks.push_back(
       [this] { return sessions_ ? sessions_->Prune().status() : Status::Ok(); });
   sched.cleanup_tasks.push_back(

@@ -575,6 +575,40 @@ void QueueService::Delete(std::string tenant, std::string name, std::function<vo
       });
 }
 
+Result<Page<PeekedMessage>> QueueService::Peek(const std::string& tenant, const std::string& queue,
+                                               int64_t after, int limit) {
+  Page<PeekedMessage> page;
+  bool found = false;
+  Status s = impl_->store.Read([&](store::Tx& tx) -> Status {
+    auto q = FindQueue(tx, tenant, queue);
+    if (!q.ok()) return q.status();
+    found = q->has_value();
+    if (!found) return Status::Ok();
+    auto now = tx.QueryInt("SELECT drover_now_ms()");
+    if (!now.ok()) return now.status();
+    return tx.Query(
+        "SELECT id, body, attributes, grp, source, visible_at, receive_count, sent_at FROM"
+        " messages WHERE tenant = ? AND queue = ? AND id > ? ORDER BY id LIMIT ?",
+        {tenant, queue, after, int64_t{limit} + 1}, [&](const store::Row& r) {
+          PeekedMessage m;
+          m.id = r.Int(0);
+          m.body = r.String(1);
+          m.attributes = ParseAttributes(r.Text(2));
+          m.group = r.String(3);
+          m.source = r.String(4);
+          int64_t visible_at = r.IsNull(5) ? 0 : r.Int(5);
+          m.receive_count = r.Int(6);
+          m.state = visible_at <= *now ? "visible" : m.receive_count > 0 ? "in_flight" : "delayed";
+          m.sent_at_ms = r.Int(7);
+          page.items.push_back(std::move(m));
+        });
+  });
+  if (!s.ok()) return s;
+  if (!found) return NoQueue(queue);
+  page.Trim(limit, [](const PeekedMessage& m) { return std::to_string(m.id); });
+  return page;
+}
+
 Result<QueueStats> QueueService::Stats(const std::string& tenant, const std::string& name) {
   QueueStats st;
   bool found = false;
@@ -1013,6 +1047,51 @@ void QueueService::Purge(std::string tenant, std::string queue,
         if (!s.ok()) return done(s);
         done(*purged);
       });
+}
+
+Result<std::vector<HistoryPoint>> QueueService::History(const std::string& tenant,
+                                                        const std::string& queue,
+                                                        int64_t since_ms) {
+  std::vector<HistoryPoint> points;
+  bool found = false;
+  Status s = impl_->store.Read([&](store::Tx& tx) -> Status {
+    auto q = FindQueue(tx, tenant, queue);
+    if (!q.ok()) return q.status();
+    found = q->has_value();
+    if (!found) return Status::Ok();
+    return tx.Query(
+        "SELECT at, depth, sent, received, acked, dead_lettered FROM queue_history WHERE"
+        " tenant = ? AND queue = ? AND at >= ? ORDER BY at LIMIT 1500",
+        {tenant, queue, since_ms}, [&](const store::Row& r) {
+          points.push_back({r.Int(0), r.Int(1), r.Int(2), r.Int(3), r.Int(4), r.Int(5)});
+        });
+  });
+  if (!s.ok()) return s;
+  if (!found) return NoQueue(queue);
+  return points;
+}
+
+Status QueueService::RecordHistory() {
+  return store::WriteSync(impl_->store, [](store::Tx& tx) -> Status {
+    auto now = tx.QueryInt("SELECT drover_now_ms()");
+    if (!now.ok()) return now.status();
+    DROVER_RETURN_IF_ERROR(
+        tx.Exec("INSERT INTO queue_history (tenant, queue, at, depth, sent, received, acked,"
+                " dead_lettered) SELECT q.tenant, q.name, CAST(? AS BIGINT), (SELECT COUNT(*)"
+                " FROM messages m WHERE m.tenant = q.tenant AND m.queue = q.name), q.sent,"
+                " q.received, q.acked, q.dead_lettered FROM queues q WHERE 1 = 1"
+                " ON CONFLICT DO NOTHING",
+                {*now})
+            .status());
+    // A day, and nothing of queues that are gone.
+    DROVER_RETURN_IF_ERROR(
+        tx.Exec("DELETE FROM queue_history WHERE at < ?", {*now - 86400000}).status());
+    return tx
+        .Exec(
+            "DELETE FROM queue_history WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE"
+            " q.tenant = queue_history.tenant AND q.name = queue_history.queue)")
+        .status();
+  });
 }
 
 Status QueueService::Cleanup() {

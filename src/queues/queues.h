@@ -61,6 +61,25 @@ struct Message {
   int64_t sent_at_ms = 0, first_received_at_ms = 0;
 };
 
+// A message as a peek shows it: read, not received (nothing about it changes).
+struct PeekedMessage {
+  int64_t id = 0;
+  std::string body;
+  std::map<std::string, std::string> attributes;
+  std::string group;
+  std::string source;  // the queue it was dead-lettered from ("" when sent here)
+  std::string state;   // "visible", "in_flight" or "delayed"
+  int64_t receive_count = 0;
+  int64_t sent_at_ms = 0;
+};
+
+// A queue's figures at one time (a minute apart): counters since the queue was made.
+struct HistoryPoint {
+  int64_t at_ms = 0;
+  int64_t depth = 0;  // messages held: visible, in flight and delayed
+  int64_t sent = 0, received = 0, acked = 0, dead_lettered = 0;
+};
+
 struct ReceiveOptions {
   int max = 1;                           // 1..10
   std::optional<int64_t> visibility_ms;  // default: the queue's
@@ -134,6 +153,21 @@ class QueueService {
                std::function<void(Result<int64_t>)> done);
   // Deletes every message of the queue; returns how many.
   void Purge(std::string tenant, std::string queue, std::function<void(Result<int64_t>)> done);
+
+  // Messages of the queue in the order they were sent, after message id `after` (0: from the
+  // first): what a dead-letter queue holds, for a person to look at. Receives nothing and
+  // changes nothing. NotFound for an unknown queue. Reads the queue's index entries to order
+  // them: meant for inspection, not for consuming.
+  Result<Page<PeekedMessage>> Peek(const std::string& tenant, const std::string& queue,
+                                   int64_t after, int limit);
+
+  // The queue's figures since `since_ms`, oldest first (one a minute, kept for a day).
+  // NotFound for an unknown queue.
+  Result<std::vector<HistoryPoint>> History(const std::string& tenant, const std::string& queue,
+                                            int64_t since_ms);
+  // Records every queue's figures now and forgets those older than a day: the cleanup runs it
+  // every minute (once per cluster).
+  Status RecordHistory();
 
   // The cleanup job: expired messages and dedup entries, messages of deleted queues.
   Status Cleanup();

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <boost/json.hpp>
+#include <charconv>
 #include <set>
 
 #include "common/clock.h"
@@ -287,6 +288,70 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
                if (!stats.ok()) return http::SendError(respond, stats.status());
                auto body = QueueJson(*q);
                body["stats"] = StatsJson(*stats);
+               respond(http::JsonResponse(200, body));
+             });
+  // A day of the queue's figures, a minute apart (the dashboard's charts).
+  router.Add(Method::kGet, "/v1/queues/{name}/history", Access::kAny,
+             [&queues](Request& req, Responder respond) {
+               auto addr = http::TenantAndName(req, "queue");
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               std::chrono::milliseconds range = std::chrono::hours(1);
+               if (auto v = req.Query("range"); v && !v->empty()) {
+                 auto d = ParseDuration(*v);
+                 if (!d || d->count() <= 0 || *d > std::chrono::hours(24)) {
+                   return http::SendError(
+                       respond,
+                       Status::InvalidArgument(
+                           "query parameter 'range' must be a duration up to 24h, like 1h"));
+                 }
+                 range = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+               }
+               int64_t since = ToUnixMillis(SystemClock::Get().Now()) - range.count();
+               auto points = queues.History(addr->first, addr->second, since);
+               if (!points.ok()) return http::SendError(respond, points.status());
+               boost::json::array items;
+               for (const auto& p : *points) {
+                 items.push_back(boost::json::object{{"at", Time(p.at_ms)},
+                                                     {"depth", p.depth},
+                                                     {"sent", p.sent},
+                                                     {"received", p.received},
+                                                     {"acked", p.acked},
+                                                     {"dead_lettered", p.dead_lettered}});
+               }
+               respond(http::JsonResponse(200, boost::json::object{{"items", std::move(items)}}));
+             });
+  // A look at the messages (a dead-letter queue's, typically): nothing is received.
+  router.Add(Method::kGet, "/v1/queues/{name}/messages", Access::kAny,
+             [&queues](Request& req, Responder respond) {
+               auto addr = http::TenantAndName(req, "queue");
+               if (!addr.ok()) return http::SendError(respond, addr.status());
+               auto limit = http::ReadLimit(req, 20, 100);
+               if (!limit.ok()) return http::SendError(respond, limit.status());
+               int64_t after = 0;
+               if (auto c = req.Query("cursor"); c && !c->empty()) {
+                 auto [end, ec] = std::from_chars(c->data(), c->data() + c->size(), after);
+                 if (ec != std::errc() || end != c->data() + c->size() || after < 0) {
+                   return http::SendError(
+                       respond, Status::InvalidArgument(
+                                    "query parameter 'cursor' must be a next_cursor of this list"));
+                 }
+               }
+               auto page = queues.Peek(addr->first, addr->second, after, *limit);
+               if (!page.ok()) return http::SendError(respond, page.status());
+               boost::json::array items;
+               for (const auto& m : page->items) {
+                 boost::json::object attrs;
+                 for (const auto& [k, v] : m.attributes) attrs[k] = v;
+                 boost::json::object o{
+                     {"id", std::to_string(m.id)},       {"body", m.body},
+                     {"attributes", std::move(attrs)},   {"state", m.state},
+                     {"receive_count", m.receive_count}, {"sent_at", Time(m.sent_at_ms)}};
+                 if (!m.group.empty()) o["group"] = m.group;
+                 if (!m.source.empty()) o["source"] = m.source;
+                 items.push_back(std::move(o));
+               }
+               boost::json::object body{{"items", std::move(items)}};
+               http::SetNextCursor(body, page->next_cursor);
                respond(http::JsonResponse(200, body));
              });
   router.Add(Method::kGet, "/v1/queues", Access::kAny, [&queues](Request& req, Responder respond) {

@@ -430,5 +430,47 @@ TEST_P(QueuesTest, TopicsFanOutToMatchingSubscriptionsInOneTransaction) {
   EXPECT_TRUE(Receive("gold").empty());
 }
 
+// Every minute the cleanup records each queue's figures; a day is kept, a deleted queue's go.
+TEST_P(QueuesTest, TheHistoryRecordsEachQueuesFiguresAndForgetsOldOnes) {
+  ASSERT_TRUE(Put("jobs").ok());
+  ASSERT_TRUE(Put("other").ok());
+  ASSERT_TRUE(SendOne("jobs", "a").ok());
+  ASSERT_TRUE(SendOne("jobs", "b").ok());
+  ASSERT_TRUE(queues_->FlushCounters().ok());
+  ASSERT_TRUE(queues_->RecordHistory().ok());
+  auto got = Receive("jobs", 1);
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_TRUE(Ack("jobs", {got[0].receipt}).ok());
+  ASSERT_TRUE(queues_->FlushCounters().ok());
+  // A moment later (points are keyed by their time).
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(queues_->RecordHistory().ok());
+  auto h = queues_->History("t", "jobs", 0);
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  ASSERT_EQ(h->size(), 2u);
+  EXPECT_EQ((*h)[0].depth, 2);
+  EXPECT_EQ((*h)[0].sent, 2);
+  EXPECT_EQ((*h)[0].acked, 0);
+  EXPECT_EQ((*h)[1].depth, 1);
+  EXPECT_EQ((*h)[1].received, 1);
+  EXPECT_EQ((*h)[1].acked, 1);
+  EXPECT_LT((*h)[0].at_ms, (*h)[1].at_ms);
+  EXPECT_EQ(queues_->History("t", "jobs", (*h)[1].at_ms)->size(), 1u);
+  EXPECT_EQ(queues_->History("other-tenant", "jobs", 0).status().code(), Status::Code::kNotFound);
+  // Points older than a day go; so do a deleted queue's.
+  ASSERT_TRUE(Exec("UPDATE queue_history SET at = at - 90000000 WHERE queue = 'other'").ok());
+  ASSERT_TRUE(Sync<Status>([&](auto done) { queues_->Delete("t", "jobs", done); }).ok());
+  ASSERT_TRUE(queues_->RecordHistory().ok());
+  int64_t left = -1;
+  ASSERT_TRUE(store_
+                  ->Read([&](store::Tx& tx) {
+                    auto n = tx.QueryInt("SELECT COUNT(*) FROM queue_history");
+                    if (n.ok()) left = *n;
+                    return n.status();
+                  })
+                  .ok());
+  EXPECT_EQ(left, 1) << "only the newest point of 'other'";
+}
+
 }  // namespace
 }  // namespace drover::queues

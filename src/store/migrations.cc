@@ -474,6 +474,21 @@ std::span<const Migration> AllMigrations() {
            "INSERT INTO counters (name, value) SELECT 'log_seq', COALESCE(MAX(seq), 0) FROM"
            " log_lines",
        }},
+      {18,
+       "a day of each queue's figures",
+       {
+           // Written every minute by the cleanup (once per cluster): the charts of the dashboard.
+           "CREATE TABLE queue_history ("
+           " tenant TEXT {{bytes}} NOT NULL,"
+           " queue TEXT {{bytes}} NOT NULL,"
+           " at BIGINT NOT NULL,"
+           " depth BIGINT NOT NULL,"
+           " sent BIGINT NOT NULL,"
+           " received BIGINT NOT NULL,"
+           " acked BIGINT NOT NULL,"
+           " dead_lettered BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, queue, at))",
+       }},
   };
   return kMigrations;
 }

@@ -59,7 +59,7 @@ export function Ago({ at }) {
 const tone = {
   ready: 'ok', running: 'ok', succeeded: 'ok', completed: 'ok', inactive: 'ok', resolved: 'ok', live: 'ok',
   pending: 'warn', starting: 'warn', scaling: 'warn', degraded: 'bad', unhealthy: 'bad', failed: 'bad',
-  firing: 'bad', broken: 'bad', stopped: 'muted', terminated: 'muted', cancelled: 'muted', closed: 'muted',
+  firing: 'bad', broken: 'bad', ejected: 'bad', stopped: 'muted', terminated: 'muted', cancelled: 'muted', closed: 'muted',
 };
 export function Badge({ value }) {
   return html`<span class=${`badge ${tone[value] || 'plain'}`}>${value}</span>`;

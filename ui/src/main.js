@@ -79,7 +79,8 @@ function LiveDot() {
 function App() {
   const [status, setStatus] = useState(null);
   const [checking, setChecking] = useState(!!session.key());
-  const path = usePath();
+  const full = usePath();
+  const path = full.split('?')[0];
   useEffect(() => {
     setUnauthorizedHandler(() => {
       session.clear();
@@ -117,7 +118,7 @@ function App() {
       <div class="who"><${LiveDot} /> <span title=${`tenant ${c.tenant}`}>${c.name} · ${c.role}</span>
         <button onClick=${logout}>Sign out</button></div>
     </header>
-    <main id="main" tabindex="-1"><${Page} key=${path} ...${props} caller=${caller} query=${query} /></main>
+    <main id="main" tabindex="-1"><${Page} key=${full} ...${props} caller=${caller} query=${query} /></main>
   </div>`;
 }
 

@@ -4,9 +4,10 @@ import { useEffect, useState } from 'preact/hooks';
 
 const listeners = new Set();
 
+// The page's path under /ui/ with its query ("/executions?status=failed").
 export function currentPath() {
   const p = location.pathname.replace(/^\/ui/, '') || '/';
-  return p === '' ? '/' : p;
+  return p + location.search;
 }
 
 export function navigate(path) {

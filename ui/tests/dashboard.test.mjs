@@ -6,6 +6,7 @@
 // Screenshots of every page go to $DROVER_SCREENSHOTS.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -49,6 +50,13 @@ before(async () => {
     cron: '0 3 * * *', timezone: 'Europe/Paris', action: { type: 'scale', environment: 'api', capacity: 2 },
   });
   await server.api('PUT', '/v1/variables/cc-a-region', { value: 'eu', environment: 'web' });
+  await server.api('PUT', '/v1/routes/shop', { upstreams: ['http://127.0.0.1:9'] });
+  // Two minutes of the queue's history, as the cleanup records them (it runs every minute: a
+  // test does not wait for two), for the charts.
+  const now = Date.now();
+  execFileSync('sqlite3', [join(server.dir, 'drover.db'), '.timeout 10000',
+    `INSERT INTO queue_history VALUES ('default', 'jobs-dlq', ${now - 120000}, 1, 0, 0, 0, 0),` +
+    ` ('default', 'jobs-dlq', ${now - 60000}, 3, 0, 0, 0, 0), ('default', 'jobs-dlq', ${now}, 3, 0, 0, 0, 0)`]);
   viewerKey = (await server.api('POST', '/v1/keys', { name: 'watcher', role: 'viewer' })).key;
   await waitFor(async () => (await server.api('GET', '/v1/environments/web')).status.running === 2, { what: 'two running instances' });
   await waitFor(() => server.api('GET', '/v1/alerts/dead-letters'), { what: 'the built-in alert rules' });
@@ -81,7 +89,11 @@ async function signedIn(key, viewport = { width: 1280, height: 900 }) {
 
 async function settle(page) {
   await page.waitForSelector('h1');
-  await page.waitForFunction(() => !document.body.innerText.includes('Loading…'), null, { timeout: 30000 });
+  try {
+    await page.waitForFunction(() => !document.body.innerText.includes('Loading…'), null, { timeout: 30000 });
+  } catch (e) {
+    throw new Error(`${page.url()} is still loading: ${(await page.innerText('main')).slice(0, 600)}`);
+  }
 }
 
 async function axe(page) {
@@ -151,6 +163,11 @@ test('redriving a dead-letter queue from the page moves its messages back', asyn
   const { context, page, problems } = await signedIn(ADMIN);
   await page.goto(`${server.url}/ui/queues/jobs-dlq`);
   await settle(page);
+  // The last hour as charts (uPlot draws into a canvas).
+  await page.waitForSelector('figure[aria-label="Depth"] canvas');
+  // The dead letters, with their bodies, before they go.
+  const bodies = await page.$$eval('table[aria-label=Messages] tbody tr td:last-child', (tds) => tds.map((t) => t.textContent));
+  assert.deepEqual(bodies, ['{"job":0}', '{"job":1}', '{"job":2}']);
   await page.click('button:has-text("Redrive")');
   await page.click('dialog[open] button.primary:has-text("Redrive")');
   await page.waitForSelector('text=3 messages moved back');

@@ -163,7 +163,7 @@ export function LiveLogs({ query }) {
   return html`<div>
     <${ErrorBox} error=${error} />
     <pre class="log" ref=${box} tabindex="0" aria-label="Live logs">${lines.length ? lines.map(
-      (l) => html`<span class="log-line"><${Time} at=${l.at} /> ${l.instance} ${l.stream} | ${l.line}\n</span>`,
+      (l) => html`<span class="log-line"><${Time} at=${l.at} /> ${l.instance} ${l.stream} | ${l.line}</span>`,
     ) : html`<span class="muted">No lines yet.</span>`}</pre>
   </div>`;
 }

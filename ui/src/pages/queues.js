@@ -1,9 +1,9 @@
 // Queues and topics: depth, in flight, oldest age, rates over time, dead letters (redrive,
 // purge), subscriptions.
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, get, getAll } from '../api.js';
 import { Chart } from '../chart.js';
-import { html, useData, Ago, ConfirmButton, ErrorBox, Page, Table, enc } from '../components.js';
+import { html, useData, Ago, ConfirmButton, ErrorBox, Page, Table, Time, enc } from '../components.js';
 
 export function Queues() {
   const queues = useData(async () => {
@@ -29,40 +29,36 @@ export function Queues() {
   </${Page}>`;
 }
 
-// Rates over the time the page is open: the queue's counters sampled every 5 seconds.
-function useRates(name, stats) {
-  const [series, setSeries] = useState([[], [], [], []]);
-  const prev = useRef(null);
-  useEffect(() => {
-    prev.current = null;
-    setSeries([[], [], [], []]);
-  }, [name]);
-  useEffect(() => {
-    if (!stats) return;
-    const now = Date.now() / 1000;
-    const p = prev.current;
-    prev.current = { at: now, ...stats };
-    if (!p || now - p.at < 1) return;
-    const rate = (k) => Math.max(0, (stats[k] - p[k]) / (now - p.at));
-    setSeries((s) => {
-      const keep = (a, v) => [...a.slice(-119), v];
-      return [keep(s[0], now), keep(s[1], rate('sent')), keep(s[2], rate('received')), keep(s[3], rate('acked'))];
-    });
-  }, [stats]);
-  return series;
+// The queue's last hour, a point a minute (GET /v1/queues/{name}/history): rates per second
+// from the counters' differences, and the depth.
+function toSeries(points) {
+  const t = [], sent = [], received = [], acked = [], depth = [];
+  for (let i = 1; i < points.length; i++) {
+    const a = points[i - 1], b = points[i];
+    const dt = (new Date(b.at) - new Date(a.at)) / 1000;
+    if (dt <= 0) continue;
+    t.push(new Date(b.at).getTime() / 1000);
+    sent.push(Math.max(0, (b.sent - a.sent) / dt));
+    received.push(Math.max(0, (b.received - a.received) / dt));
+    acked.push(Math.max(0, (b.acked - a.acked) / dt));
+    depth.push(b.depth);
+  }
+  return { rates: [t, sent, received, acked], depth: [t, depth] };
 }
 
 export function Queue({ name, caller }) {
   const q = useData(() => get(`/v1/queues/${enc(name)}`), ['queue'], [name]);
-  const [tick, setTick] = useState(0);
+  const history = useData(() => get(`/v1/queues/${enc(name)}/history?range=1h`), [], [name]);
+  // Messages move without changes to the queue's settings: read the figures again now and then.
   useEffect(() => {
-    const t = setInterval(() => setTick((n) => n + 1), 5000);
-    return () => clearInterval(t);
-  }, []);
-  useEffect(() => {
-    if (tick) q.reload();
-  }, [tick]);
-  const rates = useRates(name, q.data && q.data.stats);
+    const t = setInterval(() => q.reload(), 5000);
+    const h = setInterval(() => history.reload(), 60000);
+    return () => {
+      clearInterval(t);
+      clearInterval(h);
+    };
+  }, [name]);
+  const series = toSeries((history.data && history.data.items) || []);
   const [result, setResult] = useState(null);
   const s = q.data && q.data.stats;
   const write = caller.canWrite;
@@ -84,6 +80,40 @@ export function Queue({ name, caller }) {
       <dt>Visibility timeout</dt><dd>${q.data.spec.visibility_timeout}</dd>
       <dt>Max receives</dt><dd>${q.data.spec.max_receives || '—'}</dd>
     </dl>
-    <${Chart} title="Messages per second (while this page is open)" names=${['sent', 'received', 'acked']} data=${rates} />`}
+    <h2>The last hour</h2>
+    ${series.rates[0].length
+      ? html`<${Chart} title="Messages per second" names=${['sent', 'received', 'acked']} data=${series.rates} />
+          <${Chart} title="Depth" names=${['messages']} data=${series.depth} height=${140} />`
+      : html`<p class="muted">The figures are recorded every minute: the charts appear after two.</p>`}`}
+    <h2>Messages</h2>
+    <${Messages} name=${name} />
   </${Page}>`;
+}
+
+// A look at the messages, oldest first (GET /v1/queues/{name}/messages: nothing is received).
+function Messages({ name }) {
+  const [pages, setPages] = useState(1);
+  const list = useData(async () => {
+    let items = [];
+    let cursor = '';
+    for (let p = 0; p < pages; p++) {
+      const page = await get(`/v1/queues/${enc(name)}/messages?limit=20${cursor ? `&cursor=${enc(cursor)}` : ''}`);
+      items = items.concat(page.items);
+      cursor = page.next_cursor;
+      if (!cursor) break;
+    }
+    return { items, more: !!cursor };
+  }, ['queue'], [name, pages]);
+  const short = (b) => (b.length > 200 ? `${b.slice(0, 200)}…` : b);
+  return html`<div>
+    <${ErrorBox} error=${list.error} />
+    <${Table} label="Messages" head=${['Id', 'State', 'Receives', 'From', 'Sent', 'Body']}
+      rows=${list.data && list.data.items.map((m) => [m.id, m.state, m.receive_count, m.source || '—',
+        html`<${Time} at=${m.sent_at} />`,
+        m.body.length > 200
+          ? html`<details><summary><code class="value">${short(m.body)}</code></summary><pre class="json" tabindex="0">${m.body}</pre></details>`
+          : html`<code class="value">${m.body}</code>`])}
+      empty="No messages." />
+    ${list.data && list.data.more && html`<button onClick=${() => setPages((n) => n + 1)}>More</button>`}
+  </div>`;
 }

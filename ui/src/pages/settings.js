@@ -78,9 +78,10 @@ export function Routes() {
     <${ErrorBox} error=${list.error} />
     <${Table} label="Routes" head=${['Route', 'Target', 'Auth', 'Upstream health']}
       rows=${list.data && list.data.map((r) => [html`<code>/svc/${r.name}/</code>`,
-        r.spec.environment ? `environment ${r.spec.environment}` : (r.spec.upstreams || []).join(', '),
-        r.spec.auth || 'key',
-        ((r.status && r.status.upstreams) || []).map((u) => html`<span>${u.address} <${Badge} value=${u.healthy ? 'ready' : 'unhealthy'} /> </span>`)])}
+        r.spec.environment ? `environment ${r.spec.environment}` : (r.spec.upstreams || []).map((u) => (typeof u === 'string' ? u : u.url)).join(', '),
+        r.spec.auth || 'required',
+        r.status ? r.status.upstreams.map((u) => html`<span class="upstream">${u.url} <${Badge} value=${u.ejected ? 'ejected' : u.ready ? 'ready' : 'unhealthy'} /> </span>`)
+          : r.spec.environment ? html`<span class="muted">its running instances</span>` : '—'])}
       empty="No routes yet." />
   </${Page}>`;
 }

@@ -53,6 +53,11 @@ function Timeline({ steps }) {
 
 export function Execution({ id, caller }) {
   const ex = useData(() => get(`/v1/executions/${enc(id)}`), ['execution'], [id]);
+  // The definition it runs (its own version): which steps each step waits for.
+  const def = useData(async () => (ex.data ? get(`/v1/workflows/${enc(ex.data.workflow)}?version=${ex.data.version}`) : null),
+    [], [ex.data && `${ex.data.workflow}@${ex.data.version}`]);
+  const needs = {};
+  for (const st of (def.data && def.data.spec && def.data.spec.steps) || []) needs[st.name] = st.needs || [];
   const [events, setEvents] = useState([]);
   const [signal, setSignal] = useState('');
   const [error, setError] = useState(null);
@@ -112,8 +117,8 @@ export function Execution({ id, caller }) {
       </dl>
       <h2>Steps</h2>
       <${Timeline} steps=${e.steps || []} />
-      <${Table} label="Steps" head=${['Step', 'Status', 'Attempt', 'Output / error']}
-        rows=${(e.steps || []).map((s) => [s.name, html`<${Badge} value=${s.status} />`, s.attempt || '',
+      <${Table} label="Steps" head=${['Step', 'After', 'Type', 'Status', 'Attempt', 'Output / error']}
+        rows=${(e.steps || []).map((s) => [s.name, (needs[s.name] || []).join(', ') || '—', s.type, html`<${Badge} value=${s.status} />`, s.attempt || '',
           html`<code class="json">${JSON.stringify(s.error || s.output || null)}</code>`])} />
       <h2>Input and output</h2>
       <pre class="json" tabindex="0">${JSON.stringify({ input: e.input, output: e.output, error: e.error }, null, 2)}</pre>
