@@ -109,7 +109,7 @@ fuzz: build-fuzz
 
 bench: build
 	bench/http.sh && bench/writes.sh && bench/writes.sh --db postgres && bench/scale_out.sh && \
-	  bench/cc.sh && bench/agent.sh && bench/fleet.sh && bench/fleet_scale.sh && bench/schedules.sh && bench/stream.sh && bench/logs.sh && build/src/alerts_bench
+	  bench/cc.sh && bench/agent.sh && bench/fleet.sh && bench/fleet_scale.sh && bench/schedules.sh && bench/stream.sh && bench/logs.sh && build/src/alerts_bench && bench/ui.sh
 
 format:
 	find src testing tests fuzz -name '*.h' -o -name '*.cc' | xargs clang-format -i

@@ -18,6 +18,24 @@ const median = (a) => [...a].sort((x, y) => x - y)[Math.floor((a.length - 1) / 2
 
 const server = await new Server(process.env.DROVER_BIN, ['--access-log', 'false', '--rate-limit', '0']).start();
 try {
+  // The floor: the same page on an empty server, in the same browser.
+  const overview = async (context, envs) => {
+    const page = await context.newPage();
+    await page.goto(`${server.url}/ui/`);
+    const ms = await page.waitForFunction((n) => {
+      const card = document.querySelector('section[aria-label=Environments]');
+      return card && card.innerText.includes(`in ${n} environments`) && performance.now();
+    }, envs, { timeout: 120000, polling: 'raf' });
+    const v = await ms.jsonValue();
+    await page.close();
+    return v;
+  };
+  const browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.addInitScript((key) => sessionStorage.setItem('drover.key', key), ADMIN);
+  const empty = [];
+  for (let r = 0; r < REPS; r++) empty.push(await overview(context, 0));
+  console.log(`empty server: overview rendered in ${median(empty).toFixed(0)} ms (median of ${REPS})`);
   const t0 = Date.now();
   const name = (i) => `env-${String(i).padStart(4, '0')}`;
   // Environments, then their instances (static: each a join), a few requests at a time.
@@ -41,20 +59,10 @@ try {
   });
   console.log(`# seeded ${ENVS} environments and ${ENVS * PER} instances in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
-  const browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await context.addInitScript((key) => sessionStorage.setItem('drover.key', key), ADMIN);
   const loads = [];
   for (let r = 0; r < REPS; r++) {
-    const page = await context.newPage();
-    await page.goto(`${server.url}/ui/`);
-    const ms = await page.waitForFunction((envs) => {
-      const card = document.querySelector('section[aria-label=Environments]');
-      return card && card.innerText.includes(`in ${envs} environments`) && performance.now();
-    }, ENVS, { timeout: 120000, polling: 'raf' });
-    loads.push(await ms.jsonValue());
+    loads.push(await overview(context, ENVS));
     console.log(`overview rendered: ${loads.at(-1).toFixed(0)} ms`);
-    await page.close();
   }
 
   const page = await context.newPage();
@@ -70,7 +78,7 @@ try {
     console.log(`change shown after ${shows.at(-1)} ms`);
   }
   await browser.close();
-  console.log(`median: overview with ${ENVS} environments and ${ENVS * PER} instances rendered in ${median(loads).toFixed(0)} ms (of ${REPS} loads); a change shown in ${median(shows)} ms (max ${Math.max(...shows)} ms, ${CHANGES} changes)`);
+  console.log(`median: overview with ${ENVS} environments and ${ENVS * PER} instances rendered in ${median(loads).toFixed(0)} ms (of ${REPS} loads; ${median(empty).toFixed(0)} ms on an empty server, ratio ${(median(empty) / median(loads)).toFixed(2)}); a change shown in ${median(shows)} ms (max ${Math.max(...shows)} ms, ${CHANGES} changes)`);
 } finally {
   await server.stopAndClean();
 }

@@ -7,9 +7,10 @@ import { useChanges } from './live.js';
 
 export const html = htm.bind(h);
 
-// Loads `load()` now and again when a change of one of `kinds` arrives (at most every 300 ms),
-// keeping the last good data while it re-reads.
-export function useData(load, kinds = [], deps = []) {
+// Loads `load()` now and again when a change of one of `kinds` arrives — at once for the first,
+// then at most every `quietMs` while changes keep coming (a storm of changes costs a read per
+// window, not one per change) — keeping the last good data while it re-reads.
+export function useData(load, kinds = [], deps = [], quietMs = 100) {
   const [state, setState] = useState({ data: null, error: null, loading: true });
   const timer = useRef(null);
   const seq = useRef(0);
@@ -27,13 +28,25 @@ export function useData(load, kinds = [], deps = []) {
     run();
     return () => clearTimeout(timer.current);
   }, [run]);
+  const pending = useRef(false);
   const onChange = useCallback(() => {
-    if (timer.current) return;
-    timer.current = setTimeout(() => {
-      timer.current = null;
-      run();
-    }, 300);
-  }, [run]);
+    if (timer.current) {
+      pending.current = true;  // read again when the quiet time ends
+      return;
+    }
+    run();
+    const quiet = () => {
+      timer.current = setTimeout(() => {
+        timer.current = null;
+        if (pending.current) {
+          pending.current = false;
+          run();
+          quiet();
+        }
+      }, quietMs);
+    };
+    quiet();
+  }, [run, quietMs]);
   useChanges(kinds, onChange);
   return { ...state, reload: run };
 }

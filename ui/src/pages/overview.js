@@ -12,25 +12,26 @@ function Counts({ counts, href }) {
   )}</ul>`;
 }
 
+// Whole lists: a second between reads while changes keep coming.
 export function Overview() {
-  const envs = useData(() => getAll('/v1/environments'), ['environment', 'instance']);
+  const envs = useData(() => getAll('/v1/environments'), ['environment', 'instance'], [], 1000);
   const queues = useData(async () => {
     const list = (await getAll('/v1/queues')).slice(0, 50);
     return Promise.all(list.map((q) => get(`/v1/queues/${enc(q.name)}`)));
-  }, ['queue', 'topic']);
+  }, ['queue', 'topic'], [], 1000);
   const executions = useData(async () => {
     const page = await get('/v1/executions?limit=500');
     const hour = Date.now() - 3600e3;
     return (page.items || []).filter((e) => new Date(e.created_at).getTime() >= hour);
-  }, ['execution', 'workflow']);
+  }, ['execution', 'workflow'], [], 1000);
   const alerts = useData(async () => {
     const rules = (await getAll('/v1/alerts')).slice(0, 100);
     const full = await Promise.all(rules.map((r) => get(`/v1/alerts/${enc(r.name)}`)));
     return full.flatMap((r) =>
       ((r.status && r.status.alerts) || []).filter((a) => a.state === 'firing').map((a) => ({ rule: r, alert: a })),
     );
-  }, ['alert']);
-  const changes = useData(() => get('/v1/audit?limit=12'), ['*']);
+  }, ['alert'], [], 1000);
+  const changes = useData(() => get('/v1/audit?limit=12'), ['*'], [], 1000);
 
   const envItems = envs.data || [];
   const running = envItems.reduce((n, e) => n + ((e.status && e.status.running) || 0), 0);
