@@ -256,7 +256,9 @@ TEST_P(Events, AClientThatGoesAwayEndsItsStreamAndItsParkedRead) {
   int stream = OpenStream("?heartbeat=5m", server_->admin_key());
   std::string got;
   ASSERT_TRUE(ReadUntil(stream, &got, "retry: "));
-  int64_t index = PutVariable("cc-parked");
+  // An index far ahead: the read stays parked whatever else the server writes meanwhile (a
+  // write passing the variable's own index would release it early, as blocking reads may).
+  int64_t index = PutVariable("cc-parked") + 1000000;
   int parked = ConnectTo(PortOf(*server_));
   ASSERT_TRUE(WriteAll(parked, "GET /v1/variables/cc-parked?index=" + std::to_string(index) +
                                    "&wait=10m HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
