@@ -76,6 +76,9 @@ TEST_P(Server, TheDashboardIsServedFromTheBinary) {
   EXPECT_EQ(gz->Header("Content-Encoding"), "gzip");
   EXPECT_LT(gz->body.size(), js->body.size() / 2);
   EXPECT_EQ(gz->body.substr(0, 2), "\x1f\x8b");
+  auto refused = anon.Do("GET", script, "", {{"Accept-Encoding", "br, gzip;q=0"}});
+  EXPECT_TRUE(refused->Header("Content-Encoding").empty()) << "gzip;q=0 refuses it";
+  EXPECT_EQ(refused->body, js->body);
   auto again = anon.Do("GET", script, "", {{"If-None-Match", js->Header("ETag")}});
   EXPECT_EQ(again->status, 304);
   EXPECT_TRUE(again->body.empty());

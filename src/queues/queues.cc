@@ -54,6 +54,20 @@ Status NoQueue(std::string_view name) {
   return Status::NotFound(fmt::format("queue '{}' does not exist", name));
 }
 
+// Runs `fn` in one read of the store if the queue exists; NotFound when it does not.
+Status ReadQueueRows(store::Store& store, const std::string& tenant, const std::string& queue,
+                     const std::function<Status(store::Tx&)>& fn) {
+  bool found = false;
+  Status s = store.Read([&](store::Tx& tx) -> Status {
+    auto q = FindQueue(tx, tenant, queue);
+    if (!q.ok()) return q.status();
+    found = q->has_value();
+    return found ? fn(tx) : Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return found ? Status::Ok() : NoQueue(queue);
+}
+
 // A message's row is inserted from the queue's own row, so a send needs no read first: no row
 // comes back when the queue is missing or refuses the message (kind, size), and WhyRefused then
 // says which. FIFO: a message behind others of its group waits (visible_at NULL).
@@ -578,12 +592,7 @@ void QueueService::Delete(std::string tenant, std::string name, std::function<vo
 Result<Page<PeekedMessage>> QueueService::Peek(const std::string& tenant, const std::string& queue,
                                                int64_t after, int limit) {
   Page<PeekedMessage> page;
-  bool found = false;
-  Status s = impl_->store.Read([&](store::Tx& tx) -> Status {
-    auto q = FindQueue(tx, tenant, queue);
-    if (!q.ok()) return q.status();
-    found = q->has_value();
-    if (!found) return Status::Ok();
+  Status s = ReadQueueRows(impl_->store, tenant, queue, [&](store::Tx& tx) -> Status {
     auto now = tx.QueryInt("SELECT drover_now_ms()");
     if (!now.ok()) return now.status();
     return tx.Query(
@@ -604,7 +613,6 @@ Result<Page<PeekedMessage>> QueueService::Peek(const std::string& tenant, const 
         });
   });
   if (!s.ok()) return s;
-  if (!found) return NoQueue(queue);
   page.Trim(limit, [](const PeekedMessage& m) { return std::to_string(m.id); });
   return page;
 }
@@ -1053,12 +1061,7 @@ Result<std::vector<HistoryPoint>> QueueService::History(const std::string& tenan
                                                         const std::string& queue,
                                                         int64_t since_ms) {
   std::vector<HistoryPoint> points;
-  bool found = false;
-  Status s = impl_->store.Read([&](store::Tx& tx) -> Status {
-    auto q = FindQueue(tx, tenant, queue);
-    if (!q.ok()) return q.status();
-    found = q->has_value();
-    if (!found) return Status::Ok();
+  Status s = ReadQueueRows(impl_->store, tenant, queue, [&](store::Tx& tx) -> Status {
     return tx.Query(
         "SELECT at, depth, sent, received, acked, dead_lettered FROM queue_history WHERE"
         " tenant = ? AND queue = ? AND at >= ? ORDER BY at LIMIT 1500",
@@ -1067,7 +1070,6 @@ Result<std::vector<HistoryPoint>> QueueService::History(const std::string& tenan
         });
   });
   if (!s.ok()) return s;
-  if (!found) return NoQueue(queue);
   return points;
 }
 

@@ -18,13 +18,18 @@ const Asset* Find(std::string_view path) {
   return nullptr;
 }
 
+// Whether the client takes gzip: named in Accept-Encoding and not refused with "q=0" (a
+// browser always takes it; a careful client may refuse it).
 bool AcceptsGzip(std::string_view accept_encoding) {
-  // "gzip" as a coding, unless refused with q=0 (a browser never does; a careful client may).
   size_t at = accept_encoding.find("gzip");
   if (at == std::string_view::npos) return false;
-  std::string_view rest = accept_encoding.substr(at + 4);
-  rest = rest.substr(0, rest.find(','));
-  return rest.find("q=0") == std::string_view::npos || rest.find("q=0.") != std::string_view::npos;
+  std::string_view params = accept_encoding.substr(at + 4);
+  params = params.substr(0, params.find(','));
+  size_t q = params.find("q=");
+  if (q == std::string_view::npos) return true;
+  std::string_view v = params.substr(q + 2);
+  v = v.substr(0, v.find_first_of(" ;"));
+  return v.find_first_not_of("0.") != std::string_view::npos;  // "0", "0.0": refused
 }
 
 Response Serve(const Request& req, const Asset& a) {
