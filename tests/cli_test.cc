@@ -164,6 +164,23 @@ TEST_P(Cli, StatusJson) {
   EXPECT_TRUE(v.at("index").is_int64());
 }
 
+// `drover ui`: a login URL on this server that works once in a browser.
+TEST_P(Cli, UiPrintsALoginUrlThatWorksOnce) {
+  std::string out;
+  ASSERT_EQ(Run({"ui"}, &out), 0) << out;
+  std::string prefix = server_.addr() + "/ui/?drover_code=";
+  ASSERT_EQ(out.find(prefix), 0u) << out;
+  std::string path = out.substr(out.find("/ui/"));
+  path = path.substr(0, path.find('\n'));
+  client::Client browser({server_.addr(), ""});
+  EXPECT_EQ(browser.Do("GET", path)->status, 303);
+  EXPECT_EQ(browser.Do("GET", path)->status, 401);
+  ASSERT_EQ(Run({"ui", "-o", "json"}, &out), 0) << out;
+  auto v = boost::json::parse(out);
+  EXPECT_TRUE(v.at("url").as_string().starts_with(prefix)) << out;
+  EXPECT_TRUE(v.at("expires_at").is_string());
+}
+
 TEST_P(Cli, ApplyEnvironmentsAndVariablesThenEnvCommands) {
   testing::TempDir dir;
   std::ofstream(dir.File("10-env.yaml")) << R"(kind: Environment

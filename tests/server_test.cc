@@ -89,6 +89,66 @@ TEST_P(Server, TheDashboardIsServedFromTheBinary) {
   EXPECT_EQ(anon.Do("POST", "/ui/")->status, 405);
 }
 
+// `drover ui`: a single-use code traded for an HttpOnly cookie for /v1/ that acts as the key
+// that opened it, and only on requests with the page's header (a cross-site form cannot send
+// one); signing out ends it on the server.
+TEST_P(Server, TheDashboardSessionActsAsItsKeyOnlyWithThePagesHeader) {
+  TestServer s(DbArgs());
+  ASSERT_TRUE(s.Start());
+  auto admin = s.NewClient();
+  auto made = admin.Do("POST", "/v1/keys", R"({"name":"watcher","role":"viewer"})");
+  ASSERT_EQ(made->status, 201) << made->body;
+  auto viewer = s.NewClient(std::string(Json(*made).at("key").as_string()));
+  auto open = viewer.Do("POST", "/v1/ui/open");
+  ASSERT_EQ(open->status, 201) << open->body;
+  std::string url(Json(*open).at("url").as_string());
+  ASSERT_TRUE(url.starts_with("/ui/?drover_code=")) << url;
+
+  client::Client browser({s.addr(), ""});
+  auto login = browser.Do("GET", url);
+  ASSERT_EQ(login->status, 303) << login->body;
+  EXPECT_EQ(login->Header("Location"), "/ui/");
+  std::string cookie = login->Header("Set-Cookie");
+  for (std::string part : {"drover_ui=", "Path=/v1/", "HttpOnly", "SameSite=Strict"}) {
+    EXPECT_NE(cookie.find(part), std::string::npos) << cookie;
+  }
+  std::string session = cookie.substr(0, cookie.find(';'));
+  EXPECT_EQ(browser.Do("GET", url)->status, 401) << "a code is used once";
+  auto active = [&](std::vector<std::pair<std::string, std::string>> headers) {
+    auto r = browser.Do("GET", "/v1/ui/session", "", std::move(headers));
+    EXPECT_EQ(r->status, 200) << r->body;
+    return r->status == 200 && Json(*r).at("active").as_bool();
+  };
+  EXPECT_TRUE(active({{"Cookie", session}, {"X-Drover-UI", "1"}}));
+  EXPECT_FALSE(active({{"Cookie", session}}));
+  EXPECT_FALSE(active({{"X-Drover-UI", "1"}}));
+
+  std::vector<std::pair<std::string, std::string>> page{{"Cookie", "theme=dark; " + session},
+                                                        {"X-Drover-UI", "1"}};
+  auto status = browser.Do("GET", "/v1/status", "", page);
+  ASSERT_EQ(status->status, 200) << status->body;
+  EXPECT_EQ(Json(*status).at("caller").at("name").as_string(), "watcher");
+  EXPECT_EQ(browser.Do("PUT", "/v1/variables/x", R"({"value":"1"})", page)->status, 403)
+      << "the session has its key's role";
+  // The cookie alone, as a cross-site form would send it, opens nothing.
+  auto bare = browser.Do("GET", "/v1/status", "", {{"Cookie", session}});
+  EXPECT_EQ(bare->status, 401) << bare->body;
+  EXPECT_EQ(
+      browser.Do("GET", "/v1/status", "", {{"Cookie", "drover_ui=forged"}, {"X-Drover-UI", "1"}})
+          ->status,
+      401);
+  EXPECT_EQ(browser.Do("GET", "/ui/?drover_code=nonsense")->status, 401);
+
+  EXPECT_EQ(browser.Do("DELETE", "/v1/ui/session", "", {{"Cookie", session}})->status, 403);
+  auto out = browser.Do("DELETE", "/v1/ui/session", "", page);
+  ASSERT_EQ(out->status, 204) << out->body;
+  EXPECT_NE(out->Header("Set-Cookie").find("Max-Age=0"), std::string::npos);
+  EXPECT_EQ(browser.Do("GET", "/v1/status", "", page)->status, 401) << "signed out";
+  EXPECT_FALSE(active(page));
+  EXPECT_EQ(browser.Do("DELETE", "/v1/ui/session", "", page)->status, 204) << "twice is fine";
+  EXPECT_EQ(s.Stop(), 0);
+}
+
 TEST_P(Server, VariablesCrudWithIndex) {
   TestServer s(DbArgs());
   ASSERT_TRUE(s.Start());

@@ -31,7 +31,7 @@ ALLOWED = {
     "alerts": {"client", "coord", "events", "http", "metrics", "runtime", "store"},
     "client": set(),
     "agent": {"client", "control"},
-    "ui": {"http", "metrics", "runtime", "store"},
+    "ui": {"gateway", "http", "metrics", "runtime", "store"},
     "common": set(),
 }
 INCLUDE = re.compile(r'^#include "([a-z_]+)/', re.M)

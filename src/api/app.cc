@@ -136,10 +136,10 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
       alert_options);
   alerts::AddAlertRoutes(router_, *alerts_, *alert_runner_);
   logs::AddLogRoutes(router_, *logs_, env_, waiters_);
-  ui::AddUiRoutes(router_);
   logs_->Start();
   routes_ = std::make_unique<gateway::RouteService>(store_);
   sessions_ = std::make_unique<gateway::SessionService>(store_, clock_);
+  ui::AddUiRoutes(router_, sessions_.get());
   gateway::AddRouteRoutes(router_, *routes_, *sessions_, env_);
   proxy_ =
       std::make_unique<gateway::Proxy>(*routes_, keys_, &env_, sessions_.get(), store_, registry_);
@@ -150,6 +150,9 @@ App::App(store::Store& store, const Clock& clock, http::PipelineOptions options,
   }
   metrics_ = std::make_unique<http::Metrics>(std::move(names));
   RegisterMetrics();
+  options.dashboard_session = [this](const std::string& token) {
+    return sessions_->Check(token, std::string(gateway::kDashboardScope));
+  };
   options.on_refused = [this](const Request& req, const http::Route* route, const Response& resp) {
     RecordRefusal(req, route, resp);
   };

@@ -248,6 +248,20 @@ int Deleted(const ClientFlags& flags, std::string_view kind, const std::string& 
   return 0;
 }
 
+int PrintLoginUrl(const ClientFlags& flags, const boost::json::value& opened) {
+  std::string url = flags.addr;
+  while (url.ends_with('/')) url.pop_back();
+  url += Text(opened, "url");
+  if (flags.structured()) {
+    PrintData(flags, boost::json::object{{"url", url}, {"expires_at", opened.at("expires_at")}});
+    return 0;
+  }
+  std::cout << url << "\n";
+  std::cerr << "(open it within a minute; it works once, then the browser keeps a session for"
+               " 12 hours)\n";
+  return 0;
+}
+
 std::optional<std::string> TimeArg(const std::string& v) {
   if (ParseRfc3339(v)) return v;
   if (auto d = ParseDuration(v)) return FormatRfc3339(SystemClock::Get().Now() - *d);

@@ -73,6 +73,10 @@ std::optional<std::chrono::milliseconds> WaitLimit(const CLI::App* cmd, const CL
 // What a delete prints: "deleted KIND NAME", or with -o json/yaml the same as data. Returns 0.
 int Deleted(const ClientFlags& flags, std::string_view kind, const std::string& name);
 
+// Prints the login URL of an `open` answer ({url, expires_at}; url relative to the server) made
+// absolute, with how long it lasts, or as data with -o json/yaml. Returns 0.
+int PrintLoginUrl(const ClientFlags& flags, const boost::json::value& opened);
+
 // A field of an object as display text ("" for null/absent; numbers and bools as text).
 std::string Text(const boost::json::value& obj, std::string_view field);
 

@@ -26,6 +26,7 @@ void AddServerCommand(CLI::App& app, Run& run);
 void AddKeyCommands(CLI::App& app, ClientFlags& flags, Run& run);
 void AddVarCommands(CLI::App& app, ClientFlags& flags, Run& run);
 void AddStatusCommand(CLI::App& app, ClientFlags& flags, Run& run);
+void AddUiCommand(CLI::App& app, ClientFlags& flags, Run& run);
 void AddAgentCommand(CLI::App& app, Run& run);
 void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run);
 void AddScheduleCommands(CLI::App& app, ClientFlags& flags, Run& run);

@@ -431,18 +431,7 @@ void AddEnvCommands(CLI::App& app, ClientFlags& flags, Run& run) {
     run = [&] {
       auto v = Call(flags, "POST", "/v1/environments/" + UrlEncode(name) + "/open");
       if (!v) return 1;
-      std::string url = flags.addr;
-      while (url.ends_with('/')) url.pop_back();
-      url += Text(*v, "url");
-      if (flags.structured()) {
-        boost::json::object out{{"url", url}, {"expires_at", v->at("expires_at")}};
-        PrintData(flags, out);
-        return 0;
-      }
-      std::cout << url << "\n";
-      std::cerr << "(open it within a minute; it works once, then the browser keeps a session for"
-                   " 12 hours)\n";
-      return 0;
+      return PrintLoginUrl(flags, *v);
     };
   });
 

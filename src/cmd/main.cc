@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   drover::cmd::AddKeyCommands(app, flags, run);
   drover::cmd::AddVarCommands(app, flags, run);
   drover::cmd::AddStatusCommand(app, flags, run);
+  drover::cmd::AddUiCommand(app, flags, run);
   drover::cmd::AddAgentCommand(app, run);
   drover::cmd::AddEnvCommands(app, flags, run);
   drover::cmd::AddScheduleCommands(app, flags, run);

@@ -1,4 +1,4 @@
-// `drover status`
+// `drover status`, `drover ui`
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 #include <iostream>
@@ -22,6 +22,18 @@ void AddStatusCommand(CLI::App& app, ClientFlags& flags, Run& run) {
                 << "\nuptime:   " << Text(*v, "uptime_seconds")
                 << "s\nindex:    " << Text(*v, "index") << "\n";
       return 0;
+    };
+  });
+}
+
+void AddUiCommand(CLI::App& app, ClientFlags& flags, Run& run) {
+  auto* ui = app.add_subcommand(
+      "ui", "Print a login URL for the dashboard: a browser session that acts as this key.");
+  ui->callback([&] {
+    run = [&] {
+      auto v = Call(flags, "POST", "/v1/ui/open");
+      if (!v) return 1;
+      return PrintLoginUrl(flags, *v);
     };
   });
 }

@@ -111,20 +111,6 @@ bool IsWebSocket(const Request& req) {
          ContainsIgnoreCase(req.Header("Connection"), "upgrade");
 }
 
-// A cookie's value from a Cookie header ("a=1; b=2"); empty when absent.
-std::string_view CookieValue(std::string_view header, std::string_view name) {
-  while (!header.empty()) {
-    size_t semi = header.find(';');
-    std::string_view pair = header.substr(0, semi);
-    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
-    size_t eq = pair.find('=');
-    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
-    if (semi == std::string_view::npos) break;
-    header.remove_prefix(semi + 1);
-  }
-  return {};
-}
-
 // A Cookie header value without the cookie `name` ("" when nothing else is left).
 std::string WithoutCookie(std::string_view header, std::string_view name) {
   std::string out;
@@ -868,7 +854,7 @@ asio::awaitable<std::shared_ptr<const http::Principal>> Caller(
 std::string HashKey(const RouteSpec& spec, const Request& req, const http::Principal* caller) {
   if (!spec.hash_header.empty()) return std::string(req.Header(spec.hash_header));
   if (!spec.hash_cookie.empty()) {
-    return std::string(CookieValue(req.Header("Cookie"), spec.hash_cookie));
+    return std::string(http::CookieValue(req.Header("Cookie"), spec.hash_cookie));
   }
   return caller ? caller->key_id : req.peer;
 }
@@ -1245,7 +1231,7 @@ static asio::awaitable<void> ServeEnvironment(Proxy::Impl& im, Exchange& ex) {
     co_return;
   }
   std::shared_ptr<const http::Principal> caller;
-  std::string_view cookie = CookieValue(req.Header("Cookie"), kSessionCookie);
+  std::string_view cookie = http::CookieValue(req.Header("Cookie"), kSessionCookie);
   if (http::BearerToken(req.Header("Authorization")).empty() && !cookie.empty() && im.sessions) {
     Result<std::shared_ptr<const http::Principal>> found = Status::Unavailable("");
     std::string token(cookie);

@@ -10,11 +10,17 @@ namespace drover::gateway {
 namespace {
 
 constexpr auto kCacheFor = std::chrono::seconds(5);
-constexpr std::string_view kKeysTopic = "keys";  // auth/keys.h: every write that deletes keys
+constexpr std::string_view kKeysTopic = "keys";       // auth/keys.h: every write that deletes keys
+constexpr std::string_view kEndedTopic = "sessions";  // a session ended before its time
 
-Status BadCode() {
-  return Status::Unauthenticated(
-      "the login code is unknown, used or expired: run `drover env open` again");
+// What to run for a new login code on `scope`.
+std::string_view OpenCommand(std::string_view scope) {
+  return scope == kDashboardScope ? "drover ui" : "drover env open";
+}
+
+Status BadCode(std::string_view scope) {
+  return Status::Unauthenticated(fmt::format(
+      "the login code is unknown, used or expired: run `{}` again", OpenCommand(scope)));
 }
 
 }  // namespace
@@ -23,7 +29,10 @@ SessionService::SessionService(store::Store& store, const Clock& clock)
     : store_(store), clock_(clock) {
   // A deleted key ends its sessions at once on every server (not only after the cache).
   subscription_ = store_.Subscribe([this](const store::Change& c) {
-    if (c.resync || std::find(c.topics.begin(), c.topics.end(), kKeysTopic) != c.topics.end()) {
+    auto named = [&c](std::string_view t) {
+      return std::find(c.topics.begin(), c.topics.end(), t) != c.topics.end();
+    };
+    if (c.resync || named(kKeysTopic) || named(kEndedTopic)) {
       std::lock_guard lock(mu_);
       cache_.clear();
     }
@@ -58,6 +67,7 @@ void SessionService::Redeem(std::string code, std::string environment,
                             std::function<void(Result<std::string>)> done) {
   auto token = std::make_shared<std::string>(RandomHex(32));
   auto made = std::make_shared<bool>(false);
+  std::string scope = environment;
   int64_t now = ToUnixMillis(clock_.Now());
   store_.Write(
       [token, made, code = std::move(code), env = std::move(environment),
@@ -73,7 +83,7 @@ void SessionService::Redeem(std::string code, std::string environment,
                        owner.emplace(r.String(0), r.String(1));
                        expires = r.Int(2);
                      }));
-        if (!owner) return BadCode();
+        if (!owner) return BadCode(env);
         // Single use: gone whether or not it was still valid.
         DROVER_RETURN_IF_ERROR(
             tx.Exec("DELETE FROM env_sessions WHERE token_hash = ?", {hash}).status());
@@ -87,9 +97,9 @@ void SessionService::Redeem(std::string code, std::string environment,
                  now + std::chrono::milliseconds(kSessionLifetime).count()})
             .status();
       },
-      [token, made, done = std::move(done)](Status s) {
+      [token, made, scope = std::move(scope), done = std::move(done)](Status s) {
         if (!s.ok()) return done(s);
-        if (!*made) return done(BadCode());  // expired: spent, and no session
+        if (!*made) return done(BadCode(scope));  // expired: spent, and no session
         done(*token);
       });
 }
@@ -127,8 +137,31 @@ Result<std::shared_ptr<const http::Principal>> SessionService::Check(
   std::lock_guard lock(mu_);
   if (cache_.size() > 10000) cache_.clear();  // bounded
   cache_[key] = {p, steady + kCacheFor};
-  if (!p) return Status::Unauthenticated("the session has ended: run `drover env open` again");
+  if (!p) {
+    return Status::Unauthenticated(
+        fmt::format("the session has ended: run `{}` again", OpenCommand(environment)));
+  }
   return std::shared_ptr<const http::Principal>(std::move(p));
+}
+
+void SessionService::End(const std::string& token, const std::string& environment,
+                         std::function<void(Status)> done) {
+  std::string hash = Sha256Hex(token);
+  {
+    std::lock_guard lock(mu_);
+    cache_.erase(hash + "\n" + environment);
+  }
+  store_.Write(
+      [hash, environment](store::Tx& tx) -> Status {
+        auto gone = tx.Exec(
+            "DELETE FROM env_sessions WHERE token_hash = ? AND kind = 'session' AND"
+            " environment = ?",
+            {hash, environment});
+        if (!gone.ok()) return gone.status();
+        // Every server forgets what it cached of it now, not after the cache's seconds.
+        return *gone > 0 ? tx.Notify(kEndedTopic) : Status::Ok();
+      },
+      std::move(done));
 }
 
 Result<int64_t> SessionService::Prune() {

@@ -3,7 +3,8 @@
 // keys, so `drover env open NAME` asks for a single-use login code (valid a minute); the
 // browser's first visit to /env/NAME/?drover_code=CODE trades it for a session cookie scoped to
 // /env/NAME/ (HttpOnly, SameSite=Strict, 12 hours). A session acts as the key that opened it
-// and ends when that key is deleted. Secrets are stored as SHA-256 hashes only. Thread-safe.
+// and ends when that key is deleted. The dashboard's sessions are the same, scoped to
+// kDashboardScope. Secrets are stored as SHA-256 hashes only. Thread-safe.
 #include <chrono>
 #include <functional>
 #include <map>
@@ -22,6 +23,9 @@ inline constexpr std::string_view kSessionCookie = "drover_session";
 inline constexpr std::string_view kCodeParameter = "drover_code";
 inline constexpr auto kCodeLifetime = std::chrono::minutes(1);
 inline constexpr auto kSessionLifetime = std::chrono::hours(12);
+// The scope of dashboard sessions (`drover ui`, docs/dashboard.md) where environment sessions
+// name their environment: no environment name has a slash.
+inline constexpr std::string_view kDashboardScope = "/ui";
 
 class SessionService {
  public:
@@ -44,6 +48,9 @@ class SessionService {
   // such session (expired, or its key deleted). Cached for a few seconds.
   Result<std::shared_ptr<const http::Principal>> Check(const std::string& token,
                                                        const std::string& environment);
+  // Ends the session `token` on `environment` (nothing when there is none).
+  void End(const std::string& token, const std::string& environment,
+           std::function<void(Status)> done);
   // Removes expired codes and sessions; how many.
   Result<int64_t> Prune();
 

@@ -35,6 +35,19 @@ std::string_view BearerToken(std::string_view auth) {
   return auth;
 }
 
+std::string_view CookieValue(std::string_view header, std::string_view name) {
+  while (!header.empty()) {
+    size_t semi = header.find(';');
+    std::string_view pair = header.substr(0, semi);
+    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+    size_t eq = pair.find('=');
+    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
+    if (semi == std::string_view::npos) break;
+    header.remove_prefix(semi + 1);
+  }
+  return {};
+}
+
 Pipeline::Pipeline(const Router& router, Metrics& metrics, Authenticator& keys,
                    http::RateLimiter& limiter, const Clock& clock, PipelineOptions options)
     : router_(router),
@@ -122,12 +135,16 @@ std::optional<Response> Pipeline::Admit(Request& req, Match& m) {
     // Already known when RunsFromMemory found the key cached: not looked up twice.
     if (!req.principal) {
       std::string_view token = BearerToken(req.Header("Authorization"));
-      if (token.empty()) {
+      std::string_view session = CookieValue(req.Header("Cookie"), kDashboardCookie);
+      bool from_dashboard = token.empty() && !session.empty() && options_.dashboard_session &&
+                            !req.Header(kDashboardHeader).empty();
+      if (token.empty() && !from_dashboard) {
         auto r = Response::Problem(401, "", "missing API key: send 'Authorization: Bearer <key>'");
         r.AddHeader("WWW-Authenticate", "Bearer");
         return r;
       }
-      auto principal = keys_.Authenticate(token);
+      auto principal = from_dashboard ? options_.dashboard_session(std::string(session))
+                                      : keys_.Authenticate(token);
       if (!principal.ok()) {
         auto r = Response::Problem(principal.status());
         if (r.status == 401) r.AddHeader("WWW-Authenticate", "Bearer error=\"invalid_token\"");
@@ -144,7 +161,7 @@ std::optional<Response> Pipeline::Admit(Request& req, Match& m) {
     if (route.access == Access::kAdmin && role != http::Role::kAdmin) {
       return Response::Problem(403, "", "this endpoint needs an admin key");
     }
-    if (role == http::Role::kViewer && !read) {
+    if (role == http::Role::kViewer && !read && route.access != Access::kSignIn) {
       return Response::Problem(403, "", "viewer keys are read-only");
     }
     double rps = caller.rate_rps.value_or(role == http::Role::kAdmin ? 0 : options_.default_rps);

@@ -23,10 +23,21 @@ struct PipelineOptions {
   // Called for a mutating call (not GET/HEAD/OPTIONS) refused with 401, 403, 404, 409 or 422:
   // the audit log records it. `route` is null when no route matched.
   std::function<void(const Request&, const Route* route, const Response&)> on_refused;
+  // The caller behind a dashboard session cookie (docs/dashboard.md); unset: no sessions.
+  std::function<Result<std::shared_ptr<const Principal>>(const std::string& token)>
+      dashboard_session;
 };
+
+// The dashboard's session: a cookie taken in place of a key only on a request that also
+// carries kDashboardHeader. A cross-site form cannot send a header, and a cross-site script
+// may not without a CORS preflight this server never grants: the cookie alone opens nothing.
+inline constexpr std::string_view kDashboardCookie = "drover_ui";
+inline constexpr std::string_view kDashboardHeader = "X-Drover-UI";
 
 // The token of an `Authorization: Bearer TOKEN` header value; empty when there is none.
 std::string_view BearerToken(std::string_view authorization);
+// A cookie's value from a Cookie header ("a=1; b=2"); empty when absent.
+std::string_view CookieValue(std::string_view cookie_header, std::string_view name);
 
 class Pipeline {
  public:

@@ -198,7 +198,11 @@ TEST_P(PipelineTest, PerKeyRateLimitAnswers429WithRetryAfter) {
 }
 
 TEST_P(PipelineTest, ServerDefaultRateLimitAppliesToNonAdminKeys) {
-  Init({.default_rps = 0.001, .default_burst = 1, .access_log = false, .on_refused = nullptr},
+  Init({.default_rps = 0.001,
+        .default_burst = 1,
+        .access_log = false,
+        .on_refused = nullptr,
+        .dashboard_session = nullptr},
        "limited.db");
   std::string user = NewKey("user");
   EXPECT_EQ(Call(Method::kGet, "/v1/status", user).status, 200);

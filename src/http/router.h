@@ -16,6 +16,7 @@ namespace drover::http {
 enum class Access {
   kPublic,  // no key needed (healthz, readyz, metrics)
   kAny,     // any valid key of a role other than agent; viewers only for GET/HEAD
+  kSignIn,  // as kAny, viewers for every method: it changes no resource (a dashboard login)
   kAgent,   // also agent keys (the handler checks which instance)
   kAdmin,   // admin keys only
 };

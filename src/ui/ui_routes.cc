@@ -1,6 +1,12 @@
 #include "ui/ui_routes.h"
 
+#include <fmt/format.h>
+
+#include "common/json.h"
+#include "gateway/sessions.h"
 #include "http/blocking.h"
+#include "http/handler_util.h"
+#include "http/pipeline.h"
 #include "ui/assets.h"
 
 namespace drover::ui {
@@ -10,6 +16,7 @@ using http::Access;
 using http::Method;
 using http::Request;
 using http::Response;
+namespace json = boost::json;
 
 const Asset* Find(std::string_view path) {
   for (const auto& a : Assets()) {
@@ -59,11 +66,94 @@ Response Serve(const Request& req, const Asset& a) {
   return r;
 }
 
+// The dashboard session's cookie: only ever sent to the API (never to /env/ or /svc/ services),
+// never readable by a script.
+std::string SessionCookie(std::string_view token, std::chrono::seconds max_age) {
+  return fmt::format("{}={}; Path=/v1/; HttpOnly; SameSite=Strict; Max-Age={}",
+                     http::kDashboardCookie, token, max_age.count());
+}
+
+// GET /ui/...?drover_code=CODE: the code traded for a session, then 303 to the same page
+// without the code (it stays in no history).
+void Redeem(gateway::SessionService& sessions, const Request& req, std::string code,
+            http::Responder respond) {
+  std::string_view rest = req.Param("rest");
+  std::string location = "/ui" + std::string(rest.empty() ? "/" : rest);
+  sessions.Redeem(std::move(code), std::string(gateway::kDashboardScope),
+                  [respond, location](Result<std::string> token) {
+                    if (!token.ok()) return respond(Response::Problem(token.status()));
+                    Response r;
+                    r.status = 303;
+                    r.content_type = "";
+                    r.AddHeader("Location", location);
+                    r.AddHeader("Set-Cookie", SessionCookie(*token, gateway::kSessionLifetime));
+                    r.AddHeader("Cache-Control", "no-store");
+                    respond(std::move(r));
+                  });
+}
+
+void AddSessionRoutes(http::Router& router, gateway::SessionService& sessions) {
+  router.Add(Method::kPost, "/v1/ui/open", Access::kSignIn,
+             [&sessions](Request& req, http::Responder respond) {
+               const http::Principal& caller = req.caller();
+               sessions.Open(
+                   caller, caller.tenant, std::string(gateway::kDashboardScope),
+                   [respond](Result<gateway::SessionService::Code> c) {
+                     if (!c.ok()) return http::SendError(respond, c.status());
+                     json::object body{
+                         {"url", fmt::format("/ui/?{}={}", gateway::kCodeParameter, c->code)},
+                         {"expires_at", JsonTime(c->expires_at_ms)}};
+                     respond(http::JsonResponse(201, body));
+                   });
+             });
+  // Public, so that a page without a session learns it without a 401 (which a browser reports
+  // as an error): whether this browser's cookie is a live session.
+  router.Add(
+      Method::kGet, "/v1/ui/session", Access::kPublic,
+      [&sessions](Request& req, http::Responder respond) {
+        std::string_view token = http::CookieValue(req.Header("Cookie"), http::kDashboardCookie);
+        bool active = false;
+        if (!token.empty() && !req.Header(http::kDashboardHeader).empty()) {
+          auto found = sessions.Check(std::string(token), std::string(gateway::kDashboardScope));
+          if (!found.ok() && found.status().code() != Status::Code::kUnauthenticated) {
+            return http::SendError(respond, found.status());
+          }
+          active = found.ok();
+        }
+        respond(http::JsonResponse(200, json::object{{"active", active}}));
+      });
+  router.MarkMayBlock();  // a session is checked in the store
+  // Public: a session that has already ended must still be able to clear its cookie.
+  router.Add(
+      Method::kDelete, "/v1/ui/session", Access::kPublic,
+      [&sessions](Request& req, http::Responder respond) {
+        if (req.Header(http::kDashboardHeader).empty()) {
+          return respond(Response::Problem(
+              403, "", fmt::format("send the {} header", http::kDashboardHeader)));
+        }
+        auto done = [respond](Status s) {
+          if (!s.ok()) return http::SendError(respond, s);
+          Response r;
+          r.status = 204;
+          r.content_type = "";
+          r.AddHeader("Set-Cookie", SessionCookie("", std::chrono::seconds(0)));
+          respond(std::move(r));
+        };
+        std::string_view token = http::CookieValue(req.Header("Cookie"), http::kDashboardCookie);
+        if (token.empty()) return done(Status::Ok());
+        sessions.End(std::string(token), std::string(gateway::kDashboardScope), std::move(done));
+      });
+}
+
 }  // namespace
 
-void AddUiRoutes(http::Router& router) {
+void AddUiRoutes(http::Router& router, gateway::SessionService* sessions) {
+  if (sessions) AddSessionRoutes(router, *sessions);
   router.Add(Method::kGet, "/ui/{*rest}", Access::kPublic,
-             [](Request& req, http::Responder respond) {
+             [sessions](Request& req, http::Responder respond) {
+               if (auto code = req.Query(gateway::kCodeParameter); code && sessions) {
+                 return Redeem(*sessions, req, std::string(*code), std::move(respond));
+               }
                std::string_view rest = req.Param("rest");  // "/app.js"; "" or "/" for the page
                if (rest.starts_with('/')) rest.remove_prefix(1);
                if (rest.empty()) rest = "index.html";

@@ -1,5 +1,7 @@
-// The public API, as the CLI calls it: a bearer key (kept in sessionStorage, never in a URL),
-// JSON in and out, problems (RFC 9457) as ApiError.
+// The public API, as the CLI calls it: a bearer key (kept in sessionStorage, never in a URL) or
+// the dashboard session's cookie (`drover ui`; HttpOnly, taken by the server only with the
+// X-Drover-UI header, which a page of another site cannot send). JSON in and out, problems
+// (RFC 9457) as ApiError.
 const KEY = 'drover.key';
 
 export const session = {
@@ -7,6 +9,11 @@ export const session = {
   set: (k) => sessionStorage.setItem(KEY, k),
   clear: () => sessionStorage.removeItem(KEY),
 };
+
+function authHeaders() {
+  const key = session.key();
+  return key ? { 'X-Drover-UI': '1', Authorization: `Bearer ${key}` } : { 'X-Drover-UI': '1' };
+}
 
 export class ApiError extends Error {
   constructor(status, problem) {
@@ -22,7 +29,7 @@ export function setUnauthorizedHandler(fn) {
 }
 
 export async function api(method, path, body, extraHeaders = {}) {
-  const headers = { Authorization: `Bearer ${session.key()}`, ...extraHeaders };
+  const headers = { ...authHeaders(), ...extraHeaders };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const r = await fetch(path, {
     method,
@@ -47,6 +54,16 @@ export async function api(method, path, body, extraHeaders = {}) {
 
 export const get = (path) => api('GET', path);
 
+// Forgets the key and ends the dashboard session (its cookie cleared by the server).
+export async function signOut() {
+  session.clear();
+  try {
+    await api('DELETE', '/v1/ui/session');
+  } catch {
+    // Signed out here either way; a server out of reach ends the session at its expiry.
+  }
+}
+
 // Every item of a paged list (items + next_cursor), up to `max`.
 export async function getAll(path, max = 5000) {
   const items = [];
@@ -63,7 +80,7 @@ export async function getAll(path, max = 5000) {
 // Reads a server-sent event stream with the key in a header (EventSource cannot send one):
 // calls onEvent({id, event, data}) for each event until `signal` aborts or the stream ends.
 export async function readEventStream(path, { lastEventId, onEvent, onOpen, signal }) {
-  const headers = { Authorization: `Bearer ${session.key()}`, Accept: 'text/event-stream' };
+  const headers = { ...authHeaders(), Accept: 'text/event-stream' };
   if (lastEventId) headers['Last-Event-ID'] = lastEventId;
   const r = await fetch(path, { headers, signal, cache: 'no-store' });
   if (r.status === 401) onUnauthorized();

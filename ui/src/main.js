@@ -2,7 +2,7 @@
 // the change feed.
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { get, session, setUnauthorizedHandler } from './api.js';
+import { get, session, setUnauthorizedHandler, signOut } from './api.js';
 import { html, ErrorBox } from './components.js';
 import { startLive, stopLive, useLiveState } from './live.js';
 import { navigate, onLinkClick, usePath } from './router.js';
@@ -62,7 +62,8 @@ function Login({ onLogin }) {
   return html`<main class="login">
     <form onSubmit=${submit} aria-labelledby="login-title">
       <h1 id="login-title">drover</h1>
-      <p>Sign in with an API key (<code>drover key create</code>). It is kept in this tab only.</p>
+      <p>Sign in with an API key (<code>drover key create</code>). It is kept in this tab only.
+        Or run <code>drover ui</code> for a login link.</p>
       <label for="key">API key</label>
       <input id="key" type="password" autocomplete="off" value=${key} onInput=${(e) => setKey(e.target.value)} required autofocus />
       <${ErrorBox} error=${error} />
@@ -78,7 +79,7 @@ function LiveDot() {
 
 function App() {
   const [status, setStatus] = useState(null);
-  const [checking, setChecking] = useState(!!session.key());
+  const [checking, setChecking] = useState(true);
   const full = usePath();
   const path = full.split('?')[0];
   useEffect(() => {
@@ -87,9 +88,11 @@ function App() {
       stopLive();
       setStatus(null);
     });
-    if (session.key()) {
-      get('/v1/status').then(setStatus).catch(() => session.clear()).finally(() => setChecking(false));
-    }
+    // A key of this tab, or a dashboard session's cookie (drover ui), asked about first so that
+    // a browser without one sees no 401.
+    (async () => {
+      if (session.key() || (await get('/v1/ui/session')).active) setStatus(await get('/v1/status'));
+    })().catch(() => session.clear()).finally(() => setChecking(false));
   }, []);
   useEffect(() => {
     if (status) startLive();
@@ -100,9 +103,9 @@ function App() {
   const c = status.caller || {};
   const caller = { ...c, canWrite: c.role === 'admin' || c.role === 'user' };
   const [Page, props] = route(path);
-  const logout = () => {
-    session.clear();
+  const logout = async () => {
     stopLive();
+    await signOut();
     setStatus(null);
     navigate('/');
   };

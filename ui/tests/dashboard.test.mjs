@@ -213,3 +213,33 @@ test('signing out forgets the key', async () => {
   assert.ok(!page.url().includes(ADMIN));
   await context.close();
 });
+
+test('a drover ui link signs the browser in, and signing out ends that session', async () => {
+  const { url } = await server.api('POST', '/v1/ui/open', undefined, viewerKey);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
+  page.on('response', (r) => r.status() >= 400 && problems.push(`HTTP ${r.status()}: ${r.url()}`));
+  await page.goto(server.url + url);
+  await page.waitForSelector('nav[aria-label=Main]');
+  assert.equal(new URL(page.url()).search, '', 'the code leaves the address bar');
+  assert.ok((await page.textContent('.who')).includes('watcher · viewer'));
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('drover.key')), null, 'no key in the page');
+  assert.equal(await page.evaluate(() => document.cookie), '', 'the session cookie is not readable by scripts');
+  const [cookie] = await context.cookies(server.url + '/v1/status');
+  assert.equal(cookie?.name, 'drover_ui');
+  // A new tab of the same browser is signed in too (the cookie, not the tab, holds it).
+  const second = await context.newPage();
+  await second.goto(`${server.url}/ui/queues`);
+  await second.waitForSelector('nav[aria-label=Main]');
+  await second.close();
+  await page.click('text=Sign out');
+  await page.waitForSelector('#key');
+  const replay = await fetch(`${server.url}/v1/status`, { headers: { Cookie: `drover_ui=${cookie.value}`, 'X-Drover-UI': '1' } });
+  assert.equal(replay.status, 401, 'the ended session opens nothing, even with its old cookie');
+  await page.goto(`${server.url}/ui/`);
+  await page.waitForSelector('#key');
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, get, getAll } from '../api.js';
 import { Chart } from '../chart.js';
-import { html, useData, Ago, ConfirmButton, ErrorBox, Page, Table, Time, enc } from '../components.js';
+import { html, useData, ConfirmButton, ErrorBox, Page, Table, Time, enc } from '../components.js';
 
 export function Queues() {
   const queues = useData(async () => {
