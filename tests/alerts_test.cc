@@ -397,5 +397,73 @@ TEST(PrometheusContrib, RulesPassPromtoolAndNameOnlyMetricsDroverHas) {
   for (const auto& name : missing) ADD_FAILURE() << name << " is not in drover's /metrics";
 }
 
+// The dashboard's charts: each step the leader records what the step added to the API's
+// requests (by route and status class), the API's latency quantiles and the executions
+// started and ended (by tenant, which only that tenant sees).
+TEST_P(Alerts, TheMetricHistoryRecordsEachStepForTheCharts) {
+  TestServer s(DbArgs({"--alert-interval", "200ms", "--history-step", "1s"}));
+  ASSERT_TRUE(s.Start());
+  auto c = s.NewClient();
+  ASSERT_EQ(c.Do("PUT", "/v1/workflows/nap",
+                 R"({"steps":[{"name":"a","type":"sleep","duration":"10ms"}]})")
+                ->status,
+            201);
+  auto kr = c.Do("POST", "/v1/keys", R"({"name":"other","role":"user","tenant":"other"})");
+  ASSERT_EQ(kr->status, 201);
+  auto other = s.NewClient(std::string(Json(*kr).at("key").as_string()));
+  // Summed over every series of `name` whose labels include `match`.
+  auto total = [](const boost::json::value& v, std::string_view name,
+                  std::map<std::string, std::string> match) {
+    int64_t n = 0;
+    for (const auto& series : v.at("series").as_array()) {
+      if (series.at("name").as_string() != name) continue;
+      bool all = true;
+      for (const auto& [k, want] : match) {
+        auto* got = series.at("labels").as_object().if_contains(k);
+        all = all && got && got->as_string() == want;
+      }
+      if (!all) continue;
+      for (const auto& p : series.at("points").as_array()) n += p.at("value").as_int64();
+    }
+    return n;
+  };
+  int sent = 0;
+  boost::json::value seen;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        // Requests and executions keep coming until a recorded step holds them.
+        ++sent;
+        EXPECT_EQ(c.Do("GET", "/v1/queues")->status, 200);
+        EXPECT_EQ(c.Do("GET", "/v1/queues/missing")->status, 404);
+        EXPECT_EQ(c.Do("POST", "/v1/workflows/nap/executions", "{}")->status, 201);
+        auto h = c.Do("GET", "/v1/metrics/history?range=10m");
+        if (!h.ok() || h->status != 200) return false;
+        seen = Json(*h);
+        return total(seen, "api_requests", {{"route", "/v1/queues"}, {"class", "2xx"}}) >= 3 &&
+               total(seen, "api_requests", {{"route", "/v1/queues/{name}"}, {"class", "4xx"}}) >=
+                   3 &&
+               total(seen, "executions_started", {{"workflow", "nap"}}) >= 3 &&
+               total(seen, "executions_ended", {{"status", "succeeded"}}) >= 1 &&
+               total(seen, "api_latency_us", {{"quantile", "0.99"}}) > 0;
+      },
+      60000))
+      << boost::json::serialize(seen);
+  EXPECT_EQ(seen.at("step_seconds").as_int64(), 1);
+  EXPECT_LE(total(seen, "api_requests", {{"route", "/v1/queues"}, {"class", "2xx"}}), sent)
+      << "a request is counted once";
+  // Another tenant sees the server's own series, never this tenant's executions.
+  auto theirs = other.Do("GET", "/v1/metrics/history?range=10m");
+  ASSERT_EQ(theirs->status, 200);
+  EXPECT_GT(total(Json(*theirs), "api_requests", {}), 0);
+  EXPECT_EQ(total(Json(*theirs), "executions_started", {}), 0);
+  auto only = Json(*c.Do("GET", "/v1/metrics/history?range=10m&name=executions_started"));
+  EXPECT_FALSE(only.at("series").as_array().empty());
+  for (const auto& series : only.at("series").as_array()) {
+    EXPECT_EQ(series.at("name").as_string(), "executions_started");
+  }
+  EXPECT_EQ(c.Do("GET", "/v1/metrics/history?range=25h")->status, 400);
+  EXPECT_EQ(c.Do("GET", "/v1/metrics/history?range=soon")->status, 400);
+}
+
 }  // namespace
 }  // namespace drover

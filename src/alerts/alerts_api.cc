@@ -102,6 +102,43 @@ void AddAlertRoutes(http::Router& router, AlertService& alerts, AlertRunner& run
                                                              : json::value(page->next_cursor)}};
                respond(http::JsonResponse(200, body));
              });
+  // The dashboard's charts of the server's own metrics (alerts/history.h).
+  router.Add(
+      Method::kGet, "/v1/metrics/history", Access::kAny,
+      [&runner](Request& req, Responder respond) {
+        auto tenant = http::RequestTenant(req);
+        if (!tenant.ok()) return http::SendError(respond, tenant.status());
+        auto since = http::ReadRangeStart(req);
+        if (!since.ok()) return http::SendError(respond, since.status());
+        std::string name = req.Query("name").value_or("");
+        if (name.size() > 64) {
+          return http::SendError(respond,
+                                 Status::InvalidArgument("query parameter 'name' is too long"));
+        }
+        constexpr int64_t kMaxPoints = 100000;
+        auto points = runner.MetricHistory(*tenant, *since, name, kMaxPoints + 1);
+        if (!points.ok()) return http::SendError(respond, points.status());
+        bool truncated = static_cast<int64_t>(points->size()) > kMaxPoints;
+        if (truncated) points->pop_back();
+        json::array series;
+        const MetricPoint* prev = nullptr;
+        for (const auto& p : *points) {
+          if (!prev || prev->name != p.name || prev->labels != p.labels) {
+            series.push_back(json::object{{"name", p.name},
+                                          {"labels", ParseJsonOrNull(p.labels)},
+                                          {"points", json::array()}});
+          }
+          series.back().as_object()["points"].as_array().push_back(
+              json::object{{"at", JsonTime(p.at_ms)}, {"value", p.value}});
+          prev = &p;
+        }
+        json::object body{
+            {"step_seconds",
+             std::chrono::duration_cast<std::chrono::seconds>(runner.history_step()).count()},
+            {"series", std::move(series)},
+            {"truncated", truncated}};
+        respond(http::JsonResponse(200, body));
+      });
   router.Add(Method::kGet, "/v1/alerts", Access::kAny, [&alerts](Request& req, Responder respond) {
     http::RespondList(req, respond, alerts, [](const AlertRule& r) { return RuleJson(r); });
   });

@@ -12,6 +12,7 @@
 
 #include "alerts/evaluator.h"
 #include "alerts/exposition.h"
+#include "alerts/history.h"
 #include "alerts/shared_metrics.h"
 #include "client/client.h"
 #include "common/clock.h"
@@ -73,6 +74,7 @@ int64_t NowMillis() {
 }
 
 constexpr int64_t kGiveUpAfterMs = 24LL * 3600 * 1000;
+constexpr int64_t kHistoryKeptMs = 24LL * 3600 * 1000;
 constexpr int64_t kMaxBackoffMs = 5 * 60 * 1000;
 constexpr int kDeliveriesPerRound = 50;
 constexpr auto kDeliveryBudget = std::chrono::seconds(5);
@@ -109,6 +111,8 @@ struct AlertRunner::Impl {
   std::mutex eval_mu;  // one evaluation at a time
   Evaluator evaluator;
   bool leading = false;  // the evaluator's states are this leadership's
+  HistoryRecorder history;
+  int64_t history_slot = 0;  // the step last recorded (its start, Unix ms)
 
   // Every tenant's rules (a store read); the ones that do not parse are skipped.
   Result<std::vector<Rule>> LoadRules() {
@@ -279,6 +283,28 @@ struct AlertRunner::Impl {
     return out;
   }
 
+  // Once per history step: what the step added to the kept series, written with the step's
+  // start as its time; a day is kept.
+  void RecordHistory(const std::vector<MetricSample>& samples) {
+    int64_t now = NowMillis();
+    int64_t step = std::max<int64_t>(options.history_step.count(), 1);
+    int64_t slot = now - now % step;
+    if (slot == history_slot) return;
+    history_slot = slot;
+    auto points = history.Record(samples);
+    Status s = store::WriteSync(store, [&](store::Tx& tx) -> Status {
+      for (const auto& p : points) {
+        DROVER_RETURN_IF_ERROR(
+            tx.Exec("INSERT INTO metric_history (tenant, name, labels, at, value)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    {p.tenant, p.name, p.labels, slot, p.value})
+                .status());
+      }
+      return tx.Exec("DELETE FROM metric_history WHERE at < ?", {now - kHistoryKeptMs}).status();
+    });
+    if (!s.ok()) LogWarn("alerts: recording the metric history: {}", s.message());
+  }
+
   void Evaluate() {
     std::lock_guard one(eval_mu);
     std::string text = metrics_text();
@@ -291,9 +317,14 @@ struct AlertRunner::Impl {
     }
     if (!leading) {
       evaluator = Evaluator();
+      history = HistoryRecorder();
+      history_slot = 0;
       Restore();
       leading = true;
     }
+    auto samples = ParseExposition(text);
+    for (auto& m : OthersShared()) samples.push_back(std::move(m));
+    RecordHistory(samples);
     if (Status s = store::WriteSync(store, SeedDefaultRules); !s.ok()) {
       LogWarn("alerts: giving tenants the built-in rules: {}", s.message());
     }
@@ -302,8 +333,6 @@ struct AlertRunner::Impl {
       LogWarn("alerts: reading the rules: {}", rules.status().message());
       return;
     }
-    auto samples = ParseExposition(text);
-    for (auto& m : OthersShared()) samples.push_back(std::move(m));
     auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::system_clock::now().time_since_epoch())
                    .count();
@@ -526,6 +555,32 @@ Result<Page<HistoryEntry>> AlertRunner::History(const std::string& tenant, const
   if (!s.ok()) return s;
   page.Trim(limit, [](const HistoryEntry& h) { return std::to_string(h.seq); });
   return page;
+}
+
+std::chrono::milliseconds AlertRunner::history_step() const { return impl_->options.history_step; }
+
+Result<std::vector<MetricPoint>> AlertRunner::MetricHistory(const std::string& tenant,
+                                                            int64_t since_ms,
+                                                            const std::string& name, int64_t max) {
+  std::vector<MetricPoint> out;
+  Status s = impl_->store.Read([&](store::Tx& tx) {
+    auto add = [&](const store::Row& r) {
+      out.push_back({r.String(0), r.String(1), r.Int(2), r.Int(3)});
+    };
+    // The server's own series ('') and the tenant's; by series, then time.
+    if (name.empty()) {
+      return tx.Query(
+          "SELECT name, labels, at, value FROM metric_history WHERE tenant IN ('', ?) AND"
+          " at >= ? ORDER BY name, labels, at LIMIT ?",
+          {tenant, since_ms, max}, add);
+    }
+    return tx.Query(
+        "SELECT name, labels, at, value FROM metric_history WHERE tenant IN ('', ?) AND"
+        " name = ? AND at >= ? ORDER BY labels, at LIMIT ?",
+        {tenant, name, since_ms, max}, add);
+  });
+  if (!s.ok()) return s;
+  return out;
 }
 
 }  // namespace drover::alerts

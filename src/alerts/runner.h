@@ -26,6 +26,16 @@ struct RunnerOptions {
   // This server's id among those sharing the database: its counters are published under it
   // for the leader (alerts/shared_metrics.h).
   std::string server_id{};
+  // How often the metric history is recorded (alerts/history.h): a point per series per step.
+  std::chrono::milliseconds history_step{60000};
+};
+
+// A point of the metric history (alerts/history.h).
+struct MetricPoint {
+  std::string name;
+  std::string labels;  // a JSON object
+  int64_t at_ms = 0;
+  int64_t value = 0;
 };
 
 // An alert (one rule and label set) as stored.
@@ -70,6 +80,12 @@ class AlertRunner {
   // A rule's transitions, newest first.
   Result<Page<HistoryEntry>> History(const std::string& tenant, const std::string& rule,
                                      const std::string& cursor, int limit);
+
+  // The metric history of `tenant` and of the server itself since `since_ms` (of one series
+  // name when `name` is not empty), by name, labels and time; at most `max` points.
+  Result<std::vector<MetricPoint>> MetricHistory(const std::string& tenant, int64_t since_ms,
+                                                 const std::string& name, int64_t max);
+  std::chrono::milliseconds history_step() const;
 
   // Silences the rule's notifications for `for_ms` from now (replacing a silence it has);
   // NotFound when there is no such rule.

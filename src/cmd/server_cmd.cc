@@ -65,6 +65,7 @@ struct ServerFlags {
   std::string instance_retention = "24h";
   std::string audit_retention = "90d";
   std::string alert_interval = "15s";
+  std::string history_step = "1m";
   std::string log_retention = "7d";
   int64_t log_max_bytes = int64_t{1} << 30;
 };
@@ -144,6 +145,12 @@ int RunServer() {
   if (!alert_interval || alert_interval->count() < 100 || alert_interval->count() > 3600 * 1000) {
     std::fprintf(stderr, "error: --alert-interval must be a duration from 100ms to 1h; got '%s'\n",
                  f.alert_interval.c_str());
+    return 2;
+  }
+  auto history_step = ParseDuration(f.history_step);
+  if (!history_step || history_step->count() < 1000 || history_step->count() > 3600 * 1000) {
+    std::fprintf(stderr, "error: --history-step must be a duration from 1s to 1h; got '%s'\n",
+                 f.history_step.c_str());
     return 2;
   }
   auto log_retention = ParseDuration(f.log_retention);
@@ -256,6 +263,7 @@ int RunServer() {
   sched_opts.audit_retention = *audit_retention;
   alerts::RunnerOptions alert_opts;
   alert_opts.interval = std::chrono::duration_cast<std::chrono::milliseconds>(*alert_interval);
+  alert_opts.history_step = std::chrono::duration_cast<std::chrono::milliseconds>(*history_step);
   logs::LogOptions log_opts;
   log_opts.retention_ms = log_retention->count();
   log_opts.max_bytes_per_tenant = f.log_max_bytes;
@@ -467,6 +475,10 @@ void AddServerCommand(CLI::App& app, Run& run) {
       ->capture_default_str();
   s->add_option("--alert-interval", f.alert_interval,
                 "how often the leader evaluates the alert rules")
+      ->capture_default_str();
+  s->add_option("--history-step", f.history_step,
+                "how often the leader records the metric history the dashboard charts (kept a "
+                "day; recorded at most once per alert interval)")
       ->capture_default_str();
   s->add_option("--log-retention", f.log_retention,
                 "log lines older than this are removed by the cleanup (every minute)")

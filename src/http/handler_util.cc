@@ -6,6 +6,8 @@
 #include <cctype>
 #include <charconv>
 
+#include "common/clock.h"
+#include "common/duration.h"
 #include "common/json.h"
 #include "common/names.h"
 #include "common/text.h"
@@ -54,6 +56,19 @@ Result<int> ReadLimit(const Request& req, int def, int max) {
     return Status::InvalidArgument(fmt::format("query parameter 'limit' must be 1..{}", max));
   }
   return n;
+}
+
+Result<int64_t> ReadRangeStart(const Request& req) {
+  std::chrono::milliseconds range = std::chrono::hours(1);
+  if (auto v = req.Query("range"); v && !v->empty()) {
+    auto d = ParseDuration(*v);
+    if (!d || d->count() <= 0 || *d > std::chrono::hours(24)) {
+      return Status::InvalidArgument(
+          "query parameter 'range' must be a duration up to 24h, like 1h");
+    }
+    range = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+  }
+  return ToUnixMillis(SystemClock::Get().Now()) - range.count();
 }
 
 Result<bool> ReadBool(const Request& req, std::string_view name) {

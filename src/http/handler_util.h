@@ -16,6 +16,10 @@ Result<boost::json::object> ReadJsonBody(const Request& req);
 // Parses ?limit= (default `def`, 1..max); InvalidArgument names the parameter.
 Result<int> ReadLimit(const Request& req, int def, int max);
 
+// The start of a history's window, Unix ms: `?range=` (a duration up to 24h; default 1h)
+// before now. InvalidArgument names the parameter.
+Result<int64_t> ReadRangeStart(const Request& req);
+
 // Parses a boolean query parameter (true/false/yes/no/1/0; present without a value: true);
 // false when absent. InvalidArgument names the parameter.
 Result<bool> ReadBool(const Request& req, std::string_view name);

@@ -295,19 +295,9 @@ void AddQueueRoutes(http::Router& router, QueueService& queues, TopicService& to
              [&queues](Request& req, Responder respond) {
                auto addr = http::TenantAndName(req, "queue");
                if (!addr.ok()) return http::SendError(respond, addr.status());
-               std::chrono::milliseconds range = std::chrono::hours(1);
-               if (auto v = req.Query("range"); v && !v->empty()) {
-                 auto d = ParseDuration(*v);
-                 if (!d || d->count() <= 0 || *d > std::chrono::hours(24)) {
-                   return http::SendError(
-                       respond,
-                       Status::InvalidArgument(
-                           "query parameter 'range' must be a duration up to 24h, like 1h"));
-                 }
-                 range = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
-               }
-               int64_t since = ToUnixMillis(SystemClock::Get().Now()) - range.count();
-               auto points = queues.History(addr->first, addr->second, since);
+               auto since = http::ReadRangeStart(req);
+               if (!since.ok()) return http::SendError(respond, since.status());
+               auto points = queues.History(addr->first, addr->second, *since);
                if (!points.ok()) return http::SendError(respond, points.status());
                boost::json::array items;
                for (const auto& p : *points) {

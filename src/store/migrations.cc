@@ -489,6 +489,20 @@ std::span<const Migration> AllMigrations() {
            " dead_lettered BIGINT NOT NULL,"
            " PRIMARY KEY (tenant, queue, at))",
        }},
+      {19,
+       "a day of the server's own metrics",
+       {
+           // Written each minute by the alert runner on the leader (alerts/history.h): what the
+           // minute added to a few counters, and a few latency quantiles, for the charts.
+           "CREATE TABLE metric_history ("
+           " tenant TEXT {{bytes}} NOT NULL,"  // '' for the server's own series
+           " name TEXT {{bytes}} NOT NULL,"
+           " labels TEXT {{bytes}} NOT NULL,"  // a JSON object, keys sorted
+           " at BIGINT NOT NULL,"
+           " value BIGINT NOT NULL,"
+           " PRIMARY KEY (tenant, name, labels, at))",
+           "CREATE INDEX metric_history_at ON metric_history (at)",
+       }},
   };
   return kMigrations;
 }

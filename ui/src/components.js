@@ -69,7 +69,7 @@ export function Ago({ at }) {
   return html`<time datetime=${at} title=${new Date(at).toISOString() + ' (UTC)'}>${text}</time>`;
 }
 
-const tone = {
+export const tone = {
   ready: 'ok', running: 'ok', succeeded: 'ok', completed: 'ok', inactive: 'ok', resolved: 'ok', live: 'ok',
   pending: 'warn', starting: 'warn', scaling: 'warn', degraded: 'bad', unhealthy: 'bad', failed: 'bad',
   firing: 'bad', broken: 'bad', ejected: 'bad', stopped: 'muted', terminated: 'muted', cancelled: 'muted', closed: 'muted',

@@ -21,7 +21,8 @@ mkdirSync(shots, { recursive: true });
 let server, browser, viewerKey, executionId;
 
 before(async () => {
-  server = await new Server(process.env.DROVER_BIN).start();
+  // The metric history is recorded every second here (a minute by default), for the charts.
+  server = await new Server(process.env.DROVER_BIN, ['--history-step', '1s', '--alert-interval', '250ms']).start();
   const repo = makeRepo(join(server.dir, 'repo'));
   await server.api('PUT', '/v1/environments/web', {
     provider: 'local', capacity: 2,
@@ -60,6 +61,15 @@ before(async () => {
   viewerKey = (await server.api('POST', '/v1/keys', { name: 'watcher', role: 'viewer' })).key;
   await waitFor(async () => (await server.api('GET', '/v1/environments/web')).status.running === 2, { what: 'two running instances' });
   await waitFor(() => server.api('GET', '/v1/alerts/dead-letters'), { what: 'the built-in alert rules' });
+  // Traffic for the charts: API calls, requests through a route (its upstream refuses: 502s)
+  // and executions, until the history holds each.
+  await server.api('PUT', '/v1/workflows/tick', { steps: [{ name: 'a', type: 'sleep', duration: '1ms' }] });
+  await waitFor(async () => {
+    await fetch(`${server.url}/svc/shop/`, { headers: { Authorization: `Bearer ${ADMIN}` } });
+    await server.api('POST', '/v1/workflows/tick/executions', {});
+    const names = new Set((await server.api('GET', '/v1/metrics/history?range=1h')).series.map((x) => x.name));
+    return ['api_requests', 'api_latency_us', 'gateway_requests', 'executions_started'].every((n) => names.has(n));
+  }, { what: 'the metric history' });
   browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
 });
 
@@ -146,6 +156,19 @@ test('every page renders without errors and passes axe-core', async () => {
   await context.close();
 });
 
+test('the overview and the routes chart the metrics of the last hour', async () => {
+  const { context, page, problems } = await signedIn(ADMIN);
+  for (const title of ['API requests per second', 'API latency (ms)', 'Executions per minute']) {
+    await page.waitForSelector(`figure[aria-label="${title}"] canvas`);
+  }
+  assert.match(await page.textContent('figure[aria-label="API latency (ms)"]'), /p95/);
+  await page.goto(`${server.url}/ui/routes`);
+  await page.waitForSelector('figure[aria-label="Requests per second, busiest routes"] canvas');
+  assert.match(await page.textContent('figure[aria-label="Requests per second, busiest routes"]'), /shop/);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test('scaling an environment from the page changes the fleet', async () => {
   const { context, page, problems } = await signedIn(ADMIN);
   await page.goto(`${server.url}/ui/environments/web`);
@@ -184,8 +207,13 @@ test("an execution's page follows it live", async () => {
   await page.goto(`${server.url}/ui/executions/${executionId}`);
   await settle(page);
   await page.waitForSelector('dd .badge:has-text("running")');
+  // The graph: extract → approve → load, each box in its step's status.
+  await page.waitForSelector('.dag a[aria-label="approve: waiting"], .dag a[aria-label="approve: running"]');
+  assert.equal(await page.locator('.dag a').count(), 3);
+  assert.equal(await page.locator('.dag path.dag-edge').count(), 2);
   await server.api('POST', `/v1/executions/${executionId}/signals/go`, { payload: {} });
   await page.waitForSelector('dd .badge:has-text("succeeded")', { timeout: 30000 });
+  await page.waitForSelector('.dag a[aria-label="load: succeeded"]');
   assert.ok((await page.textContent('table[aria-label="Execution events"]')).includes('execution_succeeded'));
   assert.deepEqual(problems, []);
   await context.close();

@@ -1,6 +1,7 @@
 // What is going on, at a glance: each count links to its page.
 import { get, getAll } from '../api.js';
 import { html, useData, Badge, Card, ErrorBox, Page, Table, Ago, enc } from '../components.js';
+import { ServerCharts } from '../metrics.js';
 
 const count = (items, key) => items.reduce((m, x) => ((m[key(x)] = (m[key(x)] || 0) + 1), m), {});
 
@@ -76,5 +77,7 @@ export function Overview() {
           empty="No changes yet." />
       </${Card}>
     </div>
+    <h2>The last hour</h2>
+    <${ServerCharts} />
   </${Page}>`;
 }

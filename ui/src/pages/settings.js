@@ -3,6 +3,7 @@
 import { useState } from 'preact/hooks';
 import { api, get, getAll } from '../api.js';
 import { html, useData, Ago, Badge, ConfirmButton, ErrorBox, Page, Table, Time, enc } from '../components.js';
+import { RouteCharts } from '../metrics.js';
 
 export function Variables() {
   const vars = useData(() => getAll('/v1/variables'), ['variable']);
@@ -83,6 +84,8 @@ export function Routes() {
         r.status ? r.status.upstreams.map((u) => html`<span class="upstream">${u.url} <${Badge} value=${u.ejected ? 'ejected' : u.ready ? 'ready' : 'unhealthy'} /> </span>`)
           : r.spec.environment ? html`<span class="muted">its running instances</span>` : '—'])}
       empty="No routes yet." />
+    <h2>The last hour</h2>
+    <${RouteCharts} />
   </${Page}>`;
 }
 

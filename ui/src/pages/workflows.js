@@ -3,6 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, get, getAll, readEventStream } from '../api.js';
 import { html, useData, Ago, Badge, ConfirmButton, ErrorBox, Page, Table, Time, enc } from '../components.js';
+import { Dag } from '../dag.js';
 
 export function Workflows() {
   const wfs = useData(() => getAll('/v1/workflows'), ['workflow']);
@@ -116,9 +117,10 @@ export function Execution({ id, caller }) {
         ${e.trace_id && html`<dt>Trace</dt><dd><code>${e.trace_id}</code></dd>`}
       </dl>
       <h2>Steps</h2>
+      <${Dag} steps=${e.steps || []} needs=${needs} />
       <${Timeline} steps=${e.steps || []} />
       <${Table} label="Steps" head=${['Step', 'After', 'Type', 'Status', 'Attempt', 'Output / error']}
-        rows=${(e.steps || []).map((s) => [s.name, (needs[s.name] || []).join(', ') || '—', s.type, html`<${Badge} value=${s.status} />`, s.attempt || '',
+        rows=${(e.steps || []).map((s) => [html`<span id=${`step-${s.name}`}>${s.name}</span>`, (needs[s.name] || []).join(', ') || '—', s.type, html`<${Badge} value=${s.status} />`, s.attempt || '',
           html`<code class="json">${JSON.stringify(s.error || s.output || null)}</code>`])} />
       <h2>Input and output</h2>
       <pre class="json" tabindex="0">${JSON.stringify({ input: e.input, output: e.output, error: e.error }, null, 2)}</pre>
