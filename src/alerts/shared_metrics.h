@@ -1,5 +1,5 @@
 #pragma once
-// Per-server signals seen cluster-wide (docs/alerts.md#several-servers): every server publishes
+// Per-server signals seen cluster-wide (docs/alerts.md#evaluation): every server publishes
 // its counters and histograms (request counts, latencies, sends, executions — what each server
 // counts for itself) to the store each round; the leader evaluates them beside its own (each
 // server's series transformed, then summed: MetricSample::origin), so a rule on a request rate
