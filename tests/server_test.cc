@@ -107,6 +107,7 @@ TEST_P(Server, TheDashboardSessionActsAsItsKeyOnlyWithThePagesHeader) {
   client::Client browser({s.addr(), ""});
   auto login = browser.Do("GET", url);
   ASSERT_EQ(login->status, 303) << login->body;
+  EXPECT_EQ(login->Header("Set-Cookie").find("Secure"), std::string::npos) << "plain HTTP";
   EXPECT_EQ(login->Header("Location"), "/ui/");
   std::string cookie = login->Header("Set-Cookie");
   for (std::string part : {"drover_ui=", "Path=/v1/", "HttpOnly", "SameSite=Strict"}) {
@@ -146,6 +147,12 @@ TEST_P(Server, TheDashboardSessionActsAsItsKeyOnlyWithThePagesHeader) {
   EXPECT_EQ(browser.Do("GET", "/v1/status", "", page)->status, 401) << "signed out";
   EXPECT_FALSE(active(page));
   EXPECT_EQ(browser.Do("DELETE", "/v1/ui/session", "", page)->status, 204) << "twice is fine";
+  // Behind an HTTPS proxy that says so, the cookie is Secure.
+  auto again = viewer.Do("POST", "/v1/ui/open");
+  std::string code_url(Json(*again).at("url").as_string());
+  auto tls = browser.Do("GET", code_url, "", {{"X-Forwarded-Proto", "https"}});
+  ASSERT_EQ(tls->status, 303);
+  EXPECT_NE(tls->Header("Set-Cookie").find("; Secure"), std::string::npos);
   EXPECT_EQ(s.Stop(), 0);
 }
 

@@ -123,6 +123,12 @@ Result<Response> Client::Do(std::string_view method, std::string_view target, st
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(64 * 1024 * 1024);
     if (method == "HEAD") parser.skip(true);
+    // Interrupt's cancel may have run while the connection was made, with nothing to cancel
+    // yet: a blocking request sent now would wait out its whole time.
+    if (im.interrupted) {
+      im.stream.reset();
+      return Status::Unavailable("interrupted");
+    }
     im.ioc.restart();
     im.stream->expires_after(options_.timeout);
     bhttp::async_write(*im.stream, req, [&](beast::error_code e, size_t) {

@@ -68,9 +68,13 @@ Response Serve(const Request& req, const Asset& a) {
 
 // The dashboard session's cookie: only ever sent to the API (never to /env/ or /svc/ services),
 // never readable by a script.
-std::string SessionCookie(std::string_view token, std::chrono::seconds max_age) {
-  return fmt::format("{}={}; Path=/v1/; HttpOnly; SameSite=Strict; Max-Age={}",
-                     http::kDashboardCookie, token, max_age.count());
+bool Https(const Request& req) { return req.Header("X-Forwarded-Proto") == "https"; }
+
+// Secure when the request came over HTTPS through a proxy that says so (X-Forwarded-Proto;
+// the server itself speaks plain HTTP).
+std::string SessionCookie(bool https, std::string_view token, std::chrono::seconds max_age) {
+  return fmt::format("{}={}; Path=/v1/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+                     http::kDashboardCookie, token, max_age.count(), https ? "; Secure" : "");
 }
 
 // GET /ui/...?drover_code=CODE: the code traded for a session, then 303 to the same page
@@ -79,14 +83,16 @@ void Redeem(gateway::SessionService& sessions, const Request& req, std::string c
             http::Responder respond) {
   std::string_view rest = req.Param("rest");
   std::string location = "/ui" + std::string(rest.empty() ? "/" : rest);
+  bool https = Https(req);
   sessions.Redeem(std::move(code), std::string(gateway::kDashboardScope),
-                  [respond, location](Result<std::string> token) {
+                  [respond, location, https](Result<std::string> token) {
                     if (!token.ok()) return respond(Response::Problem(token.status()));
                     Response r;
                     r.status = 303;
                     r.content_type = "";
                     r.AddHeader("Location", location);
-                    r.AddHeader("Set-Cookie", SessionCookie(*token, gateway::kSessionLifetime));
+                    r.AddHeader("Set-Cookie",
+                                SessionCookie(https, *token, gateway::kSessionLifetime));
                     r.AddHeader("Cache-Control", "no-store");
                     respond(std::move(r));
                   });
@@ -124,25 +130,27 @@ void AddSessionRoutes(http::Router& router, gateway::SessionService& sessions) {
       });
   router.MarkMayBlock();  // a session is checked in the store
   // Public: a session that has already ended must still be able to clear its cookie.
-  router.Add(
-      Method::kDelete, "/v1/ui/session", Access::kPublic,
-      [&sessions](Request& req, http::Responder respond) {
-        if (req.Header(http::kDashboardHeader).empty()) {
-          return respond(Response::Problem(
-              403, "", fmt::format("send the {} header", http::kDashboardHeader)));
-        }
-        auto done = [respond](Status s) {
-          if (!s.ok()) return http::SendError(respond, s);
-          Response r;
-          r.status = 204;
-          r.content_type = "";
-          r.AddHeader("Set-Cookie", SessionCookie("", std::chrono::seconds(0)));
-          respond(std::move(r));
-        };
-        std::string_view token = http::CookieValue(req.Header("Cookie"), http::kDashboardCookie);
-        if (token.empty()) return done(Status::Ok());
-        sessions.End(std::string(token), std::string(gateway::kDashboardScope), std::move(done));
-      });
+  router.Add(Method::kDelete, "/v1/ui/session", Access::kPublic,
+             [&sessions](Request& req, http::Responder respond) {
+               if (req.Header(http::kDashboardHeader).empty()) {
+                 return respond(Response::Problem(
+                     403, "", fmt::format("send the {} header", http::kDashboardHeader)));
+               }
+               auto done = [respond, https = Https(req)](Status s) {
+                 if (!s.ok()) return http::SendError(respond, s);
+                 Response r;
+                 r.status = 204;
+                 r.content_type = "";
+                 r.AddHeader("Set-Cookie", SessionCookie(https, "", std::chrono::seconds(0)));
+                 respond(std::move(r));
+               };
+               std::string token(http::CookieValue(req.Header("Cookie"), http::kDashboardCookie));
+               std::string scope(gateway::kDashboardScope);
+               // Anyone may call this with any cookie: only a live session costs a write.
+               if (token.empty() || !sessions.Check(token, scope).ok()) return done(Status::Ok());
+               sessions.End(token, scope, std::move(done));
+             });
+  router.MarkMayBlock();  // the session is checked in the store
 }
 
 }  // namespace
