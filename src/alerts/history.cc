@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "alerts/series.h"
+#include "common/json.h"
 
 namespace drover::alerts {
 namespace {
@@ -60,22 +61,6 @@ std::string Identity(const MetricSample& m) {
   return id;
 }
 
-// Labels as a JSON object with its keys sorted (a std::map's order): one spelling per series.
-std::string LabelsJson(const std::map<std::string, std::string>& labels) {
-  json::object o;
-  for (const auto& [k, v] : labels) o[k] = v;
-  return json::serialize(o);
-}
-
-std::map<std::string, std::string> Parsed(const std::string& labels_json) {
-  std::map<std::string, std::string> out;
-  json::value parsed = json::parse(labels_json);  // kept: the loop reads into it
-  for (const auto& [k, v] : parsed.as_object()) {
-    out[std::string(k)] = std::string(v.as_string());
-  }
-  return out;
-}
-
 double Bound(const std::string& le) {
   if (le == "+Inf") return std::numeric_limits<double>::infinity();
   return std::strtod(le.c_str(), nullptr);
@@ -85,7 +70,8 @@ double Bound(const std::string& le) {
 
 std::vector<HistoryPoint> HistoryRecorder::Record(const std::vector<MetricSample>& samples) {
   // (tenant, name, kept labels) -> the minute's count; histograms: -> (le -> count).
-  using Group = std::tuple<std::string, std::string, std::string>;
+  using Labels = std::map<std::string, std::string>;
+  using Group = std::tuple<std::string, std::string, Labels>;
   std::map<Group, double> counts;
   std::map<Group, std::map<double, double>> buckets;
   std::map<std::string, double> now;
@@ -102,12 +88,12 @@ std::vector<HistoryPoint> HistoryRecorder::Record(const std::vector<MetricSample
     } else if (m.origin.empty()) {
       added = m.value;  // this server's series, first counted in this minute
     }  // else: a server that just began to share its figures: its past is not this minute's
-    std::map<std::string, std::string> kept;
+    Labels kept;
     for (auto label : k->keep) {
       std::string key(label);
       kept[key] = key == "class" ? StatusClass(m.labels) : Get(m.labels, key);
     }
-    Group g{Get(m.labels, "tenant"), std::string(k->name), LabelsJson(kept)};
+    Group g{Get(m.labels, "tenant"), std::string(k->name), std::move(kept)};
     if (k->histogram) {
       buckets[g][Bound(Get(m.labels, "le"))] += added;
     } else {
@@ -122,7 +108,7 @@ std::vector<HistoryPoint> HistoryRecorder::Record(const std::vector<MetricSample
   for (const auto& [g, n] : counts) {
     if (n <= 0) continue;
     const auto& [tenant, name, labels] = g;
-    out.push_back({tenant, name, labels, std::llround(n)});
+    out.push_back({tenant, name, json::serialize(JsonStrings(labels)), std::llround(n)});
   }
   for (const auto& [g, by_bound] : buckets) {
     std::vector<std::pair<double, double>> cumulative(by_bound.begin(), by_bound.end());
@@ -130,9 +116,9 @@ std::vector<HistoryPoint> HistoryRecorder::Record(const std::vector<MetricSample
     for (double q : {0.5, 0.95, 0.99}) {
       auto v = HistogramQuantile(q, cumulative);
       if (!v) break;  // nothing observed in the minute
-      std::map<std::string, std::string> with = Parsed(labels);
+      Labels with = labels;
       with["quantile"] = fmt::format("{}", q);
-      out.push_back({tenant, name, LabelsJson(with), std::llround(*v * 1e6)});
+      out.push_back({tenant, name, json::serialize(JsonStrings(with)), std::llround(*v * 1e6)});
     }
   }
   return out;

@@ -25,10 +25,9 @@ namespace {
 
 namespace json = boost::json;
 
+// Labels as stored: a JSON object, keys sorted (one spelling per label set).
 std::string LabelsJson(const std::map<std::string, std::string>& labels) {
-  json::object o;
-  for (const auto& [k, v] : labels) o[k] = v;
-  return json::serialize(o);
+  return json::serialize(JsonStrings(labels));
 }
 
 std::map<std::string, std::string> ReadLabels(const std::string& text) {

@@ -135,9 +135,12 @@ std::optional<Response> Pipeline::Admit(Request& req, Match& m) {
     // Already known when RunsFromMemory found the key cached: not looked up twice.
     if (!req.principal) {
       std::string_view token = BearerToken(req.Header("Authorization"));
-      std::string_view session = CookieValue(req.Header("Cookie"), kDashboardCookie);
-      bool from_dashboard = token.empty() && !session.empty() && options_.dashboard_session &&
-                            !req.Header(kDashboardHeader).empty();
+      // The dashboard's cookie only in place of a key, and only with the page's header.
+      std::string_view session;
+      if (token.empty() && options_.dashboard_session && !req.Header(kDashboardHeader).empty()) {
+        session = CookieValue(req.Header("Cookie"), kDashboardCookie);
+      }
+      bool from_dashboard = !session.empty();
       if (token.empty() && !from_dashboard) {
         auto r = Response::Problem(401, "", "missing API key: send 'Authorization: Bearer <key>'");
         r.AddHeader("WWW-Authenticate", "Bearer");
