@@ -66,12 +66,11 @@ Response Serve(const Request& req, const Asset& a) {
   return r;
 }
 
-// The dashboard session's cookie: only ever sent to the API (never to /env/ or /svc/ services),
-// never readable by a script.
 bool Https(const Request& req) { return req.Header("X-Forwarded-Proto") == "https"; }
 
-// Secure when the request came over HTTPS through a proxy that says so (X-Forwarded-Proto;
-// the server itself speaks plain HTTP).
+// The dashboard session's cookie: only ever sent to the API (never to /env/ or /svc/ services),
+// never readable by a script; Secure when the request came over HTTPS through a proxy that
+// says so (X-Forwarded-Proto; the server itself speaks plain HTTP).
 std::string SessionCookie(bool https, std::string_view token, std::chrono::seconds max_age) {
   return fmt::format("{}={}; Path=/v1/; HttpOnly; SameSite=Strict; Max-Age={}{}",
                      http::kDashboardCookie, token, max_age.count(), https ? "; Secure" : "");
